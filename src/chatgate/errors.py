@@ -1,0 +1,260 @@
+"""Every exception chatgate raises, in one tree that mirrors the ``openai`` SDK's.
+
+```
+ChatgateError
+├── InvalidRequestError (also a ValueError)   bad input caught before any network call
+│   ├── MissingAPIKeyError                    no key argument and no key in the env var
+│   └── UnsupportedParamsError                the provider cannot honour a parameter
+├── TruncatedResponseError                    finish_reason "length" with raise_on_truncation
+└── APIError                                  anything that came from talking to a provider
+    ├── APIConnectionError                    connect failed, connection dropped, bad stream
+    │   └── APITimeoutError
+    └── APIStatusError                        the provider answered with an error status
+        ├── BadRequestError              400
+        │   ├── ContextWindowExceededError
+        │   └── ContentPolicyViolationError
+        ├── AuthenticationError          401
+        ├── PermissionDeniedError        403
+        ├── NotFoundError                404
+        ├── ConflictError                409
+        ├── UnprocessableEntityError     422
+        ├── RateLimitError               429
+        └── InternalServerError          >= 500
+```
+
+Every error carries ``provider``, ``model``, ``status_code``, ``request_id``, ``body`` (the
+provider's parsed error body), ``retryable`` and ``retry_after`` (seconds or None). Errors are
+classified by HTTP status and structured error codes, never by guessing from message text.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatgateError",
+    "ConflictError",
+    "ContentPolicyViolationError",
+    "ContextWindowExceededError",
+    "InternalServerError",
+    "InvalidRequestError",
+    "MissingAPIKeyError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "TruncatedResponseError",
+    "UnprocessableEntityError",
+    "UnsupportedParamsError",
+    "error_for_status",
+    "parse_retry_after",
+]
+
+# Longest wait we will take from a provider's header; beyond it the number is not trusted.
+MAX_RETRY_AFTER_S = 300.0
+
+
+class ChatgateError(Exception):
+    status_code: int | None = None
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.model = model
+        if status_code is not None:
+            self.status_code = status_code
+        self.request_id = request_id
+        self.body = body
+        if retryable is not None:
+            self.retryable = retryable
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        where = "/".join(p for p in (self.provider, self.model) if p)
+        parts = [self.message]
+        if where:
+            parts.append(f"[{where}]")
+        if self.status_code is not None:
+            parts.append(f"(status {self.status_code})")
+        if self.request_id:
+            parts.append(f"(request id {self.request_id})")
+        return " ".join(parts)
+
+
+class InvalidRequestError(ChatgateError, ValueError):
+    """The request is wrong before it leaves this process; ``param`` names the field."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, param: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.param = param
+
+
+class MissingAPIKeyError(InvalidRequestError):
+    status_code = 401
+
+
+class UnsupportedParamsError(InvalidRequestError):
+    pass
+
+
+class TruncatedResponseError(ChatgateError):
+    """The answer stopped at max_tokens and the caller asked for that to raise."""
+
+
+class APIError(ChatgateError):
+    pass
+
+
+class APIConnectionError(APIError):
+    retryable = True
+
+
+class APITimeoutError(APIConnectionError):
+    pass
+
+
+class APIStatusError(APIError):
+    status_code: int = 0
+
+
+class BadRequestError(APIStatusError):
+    status_code = 400
+
+
+class ContextWindowExceededError(BadRequestError):
+    pass
+
+
+class ContentPolicyViolationError(BadRequestError):
+    pass
+
+
+class AuthenticationError(APIStatusError):
+    status_code = 401
+
+
+class PermissionDeniedError(APIStatusError):
+    status_code = 403
+
+
+class NotFoundError(APIStatusError):
+    status_code = 404
+
+
+class ConflictError(APIStatusError):
+    status_code = 409
+    retryable = True  # lock contention on the provider's side; the openai SDK retries it too
+
+
+class UnprocessableEntityError(APIStatusError):
+    status_code = 422
+
+
+class RateLimitError(APIStatusError):
+    status_code = 429
+    retryable = True
+
+
+class InternalServerError(APIStatusError):
+    status_code = 500
+    retryable = True
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: BadRequestError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def error_for_status(
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    cls: type[APIStatusError] | None = None,
+    **kw: Any,
+) -> APIStatusError:
+    """The error class for an HTTP status, with retryable and retry_after read from headers."""
+    if cls is None:
+        cls = InternalServerError if status >= 500 else _BY_STATUS.get(status, APIStatusError)
+    retryable = cls.retryable or status == 408
+    retry_after = None
+    if headers is not None:
+        hint = headers.get("x-should-retry")
+        if hint in ("true", "false"):
+            retryable = hint == "true"
+        retry_after = parse_retry_after(headers, status)
+    return cls(message, status_code=status, retryable=retryable, retry_after=retry_after, **kw)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _parse_duration(value: str) -> float | None:
+    """OpenAI's x-ratelimit-reset-* format: '1s', '6m0s', '20ms', '1h2m3.5s'."""
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value.replace(" ", ""):
+        return None
+    return sum(float(n) * _UNIT_S[u] for n, u in parts)
+
+
+def parse_retry_after(
+    headers: Mapping[str, str], status: int = 429, now: float | None = None
+) -> float | None:
+    """Seconds to wait, from retry-after-ms, Retry-After (seconds or HTTP date) or, on a 429,
+    OpenAI's x-ratelimit-reset-* headers. None when absent, unparseable or absurd."""
+    seconds: float | None = None
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            seconds = float(ms) / 1000.0
+        except ValueError:
+            seconds = None
+    if seconds is None and (ra := headers.get("retry-after")) is not None:
+        try:
+            seconds = float(ra)
+        except ValueError:
+            parsed = email.utils.parsedate_tz(ra)
+            if parsed is not None:
+                current = time.time() if now is None else now
+                seconds = float(email.utils.mktime_tz(parsed)) - current
+    if seconds is None and status == 429:
+        resets = [
+            d
+            for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+            if (v := headers.get(name)) is not None and (d := _parse_duration(v)) is not None
+        ]
+        seconds = max(resets) if resets else None
+    if seconds is None or seconds > MAX_RETRY_AFTER_S:
+        return None
+    return max(seconds, 0.0)

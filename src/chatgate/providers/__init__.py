@@ -1,0 +1,1 @@
+"""Provider adapters (pure translation functions) and the registry of model-string prefixes."""

@@ -1,0 +1,171 @@
+"""OpenAI Chat Completions, and every server that speaks it (Groq, vLLM, Ollama, ...).
+
+The canonical format *is* this wire format, so translation is mostly pass-through: the work
+here is headers, stream usage, unsupported parameters and reading errors exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import pydantic
+
+from chatgate.errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    ContentPolicyViolationError,
+    ContextWindowExceededError,
+    error_for_status,
+)
+from chatgate.providers.base import Deployment, HttpRequest
+from chatgate.providers.params import drop_or_reject
+from chatgate.transport.sse import SSEDecoder, SSEEvent
+from chatgate.types import ChatChunk, ChatRequest, ChatResponse
+
+__all__ = ["ADAPTER", "OpenAIAdapter", "OpenAIStreamTranslator", "error_from_body"]
+
+_CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
+_POLICY_CODES = frozenset({"content_policy_violation", "content_filter"})
+_MAX_MESSAGE_CHARS = 2000
+
+
+def error_from_body(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    deployment: Deployment,
+    request_id: str | None = None,
+) -> APIStatusError:
+    """Map an OpenAI-shaped error body ({"error": {message, type, param, code}}) to our tree.
+
+    Compatible servers vary: ``error`` may be a string, or the body ``{"detail": ...}``
+    (FastAPI) or plain text; each is read, never guessed from the message wording."""
+    parsed: Any = None
+    try:
+        parsed = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    code: str | None = None
+    if isinstance(error, dict):
+        message = str(error.get("message") or error.get("type") or "")
+        code = error.get("code") if isinstance(error.get("code"), str) else None
+        code = code or (error.get("type") if isinstance(error.get("type"), str) else None)
+    elif isinstance(error, str):
+        message = error
+    elif isinstance(parsed, dict) and "detail" in parsed:
+        message = str(parsed["detail"])
+    else:
+        message = body.decode("utf-8", "replace")
+    message = message[:_MAX_MESSAGE_CHARS] or f"HTTP {status} with no error message"
+    cls: type[APIStatusError] | None = None
+    if code in _CONTEXT_CODES:
+        cls = ContextWindowExceededError
+    elif code in _POLICY_CODES:
+        cls = ContentPolicyViolationError
+    return error_for_status(
+        status,
+        message,
+        headers,
+        cls=cls,
+        provider=deployment.provider,
+        model=deployment.model,
+        request_id=request_id,
+        body=parsed if parsed is not None else body.decode("utf-8", "replace"),
+    )
+
+
+class OpenAIStreamTranslator:
+    """SSE events of an OpenAI-format stream -> chunks. Complete only at ``[DONE]`` (or when
+    every choice has finished and the server then closed the stream cleanly)."""
+
+    __slots__ = ("_deployment", "_done", "_finished")
+
+    def __init__(self, deployment: Deployment) -> None:
+        self._deployment = deployment
+        self._done = False
+        self._finished = False
+
+    def feed(self, event: SSEEvent) -> list[ChatChunk]:
+        data = event.data
+        if data == "[DONE]":
+            self._done = True
+            return []
+        if self._done or not data:
+            return []
+        try:
+            chunk = ChatChunk.model_validate_json(data)
+        except pydantic.ValidationError as exc:
+            raise APIConnectionError(
+                f"malformed stream chunk: {exc.errors()[0]['msg']}",
+                provider=self._deployment.provider,
+                model=self._deployment.model,
+            ) from exc
+        extra = chunk.model_extra
+        if extra and "error" in extra:
+            raise error_from_body(500, {}, data.encode(), self._deployment)
+        for choice in chunk.choices:
+            if choice.finish_reason is not None:
+                self._finished = True
+        return [chunk]
+
+    def finish(self) -> list[ChatChunk]:
+        if not (self._done or self._finished):
+            raise APIConnectionError(
+                "the stream ended before the answer was complete (no finish_reason, no [DONE])",
+                provider=self._deployment.provider,
+                model=self._deployment.model,
+            )
+        return []
+
+
+class OpenAIAdapter:
+    name = "openai"
+    request_id_headers = ("x-request-id",)
+    path = "/chat/completions"
+
+    def build_request(self, request: ChatRequest, deployment: Deployment) -> HttpRequest:
+        wire = request.wire()
+        wire["model"] = deployment.model
+        drop_or_reject(wire, deployment.unsupported_params, deployment)
+        if wire.get("stream") and deployment.stream_usage:
+            options = wire.get("stream_options") or {}
+            wire["stream_options"] = {**options, "include_usage": True}
+        headers = {"Content-Type": "application/json", **deployment.headers}
+        if deployment.api_key:
+            headers["Authorization"] = f"Bearer {deployment.api_key}"
+        url = deployment.api_base + self.path
+        return HttpRequest("POST", url, headers, orjson.dumps(wire))
+
+    def parse_response(
+        self, body: bytes, request: ChatRequest, deployment: Deployment
+    ) -> ChatResponse:
+        try:
+            response = ChatResponse.model_validate_json(body)
+        except pydantic.ValidationError as exc:
+            raise APIConnectionError(
+                f"the provider's answer is not a chat completion: {exc.errors()[0]['msg']}",
+                provider=deployment.provider,
+                model=deployment.model,
+                body=body[:_MAX_MESSAGE_CHARS].decode("utf-8", "replace"),
+            ) from exc
+        extra = response.model_extra
+        if extra and "error" in extra and not response.choices:
+            raise error_from_body(500, {}, body, deployment)
+        return response
+
+    def new_stream(
+        self, request: ChatRequest, deployment: Deployment
+    ) -> tuple[SSEDecoder, OpenAIStreamTranslator]:
+        return SSEDecoder(), OpenAIStreamTranslator(deployment)
+
+    def map_error(
+        self, status: int, headers: Mapping[str, str], body: bytes, deployment: Deployment
+    ) -> APIError:
+        return error_from_body(status, headers, body, deployment)
+
+
+ADAPTER = OpenAIAdapter()

@@ -1,0 +1,142 @@
+"""The provider table: model-string prefix -> adapter, default base URL, key env var, quirks.
+
+An OpenAI-compatible service is one row here; it needs no code of its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from chatgate.errors import InvalidRequestError, MissingAPIKeyError
+from chatgate.providers.base import Adapter, Deployment
+
+__all__ = ["PROVIDERS", "ProviderSpec", "get_adapter", "resolve_deployment", "split_model"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    name: str
+    base_url: str | None  # None: the caller must give api_base (self-hosted servers)
+    key_env: str | None  # None: no key needed
+    adapter: str = "openai"  # module under chatgate.providers exposing ADAPTER
+    base_env: str | None = None  # env var that may override base_url
+    key_required: bool = True
+    unsupported_params: frozenset[str] = frozenset()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    stream_usage: bool = True
+
+
+_GROQ_REJECTS = frozenset({"logprobs", "top_logprobs", "logit_bias"})
+
+PROVIDERS: dict[str, ProviderSpec] = {
+    spec.name: spec
+    for spec in (
+        ProviderSpec(
+            "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", base_env="OPENAI_BASE_URL"
+        ),
+        ProviderSpec(
+            "groq",
+            "https://api.groq.com/openai/v1",
+            "GROQ_API_KEY",
+            unsupported_params=_GROQ_REJECTS,
+        ),
+        ProviderSpec("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
+        ProviderSpec("together_ai", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
+        ProviderSpec("fireworks_ai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
+        ProviderSpec("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+        ProviderSpec("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+        ProviderSpec("xai", "https://api.x.ai/v1", "XAI_API_KEY"),
+        ProviderSpec("perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY"),
+        ProviderSpec("holysheep", "https://api.holysheep.ai/v1", "HOLYSHEEP_API_KEY"),
+        ProviderSpec(
+            "ollama",
+            "http://localhost:11434/v1",
+            None,
+            base_env="OLLAMA_API_BASE",
+            key_required=False,
+        ),
+        ProviderSpec("vllm", None, "VLLM_API_KEY", base_env="VLLM_API_BASE", key_required=False),
+        ProviderSpec(
+            "llamacpp", None, "LLAMACPP_API_KEY", base_env="LLAMACPP_API_BASE", key_required=False
+        ),
+    )
+}
+
+
+def split_model(model: str) -> tuple[ProviderSpec, str]:
+    """'groq/llama-3.1-8b' -> (groq spec, 'llama-3.1-8b'); a bare name means OpenAI."""
+    if not model or not model.strip():
+        raise InvalidRequestError(
+            "model must be a non-empty string like 'openai/gpt-4o-mini'", param="model"
+        )
+    prefix, sep, rest = model.partition("/")
+    if not sep:
+        return PROVIDERS["openai"], model
+    spec = PROVIDERS.get(prefix)
+    if spec is None:
+        known = ", ".join(sorted(PROVIDERS))
+        raise InvalidRequestError(
+            f"unknown provider prefix {prefix!r} in model {model!r}; known prefixes: {known}. "
+            f"For an OpenAI model whose name contains '/', write 'openai/{model}'.",
+            param="model",
+        )
+    if not rest:
+        raise InvalidRequestError(
+            f"model {model!r} names no model after '{prefix}/'", param="model"
+        )
+    return spec, rest
+
+
+def resolve_deployment(
+    model: str,
+    *,
+    api_key: str | None = None,
+    api_base: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    api_version: str | None = None,
+    drop_params: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Deployment:
+    """Everything needed to reach the model, checked before any network call."""
+    environ = os.environ if env is None else env
+    spec, upstream_model = split_model(model)
+    base = api_base or (spec.base_env and environ.get(spec.base_env)) or spec.base_url
+    if not base:
+        raise InvalidRequestError(
+            f"provider {spec.name!r} has no default address: pass api_base='http://host:port/v1'"
+            + (f" or set {spec.base_env}" if spec.base_env else ""),
+            param="api_base",
+        )
+    key = api_key or (spec.key_env and environ.get(spec.key_env)) or None
+    if key is None and spec.key_required:
+        raise MissingAPIKeyError(
+            f"no API key for provider {spec.name!r}: pass api_key=... or set {spec.key_env}",
+            param="api_key",
+            provider=spec.name,
+            model=upstream_model,
+        )
+    return Deployment(
+        provider=spec.name,
+        model=upstream_model,
+        api_base=base.rstrip("/"),
+        api_key=key,
+        headers={**spec.headers, **(headers or {})},
+        api_version=api_version,
+        drop_params=drop_params,
+        unsupported_params=spec.unsupported_params,
+        stream_usage=spec.stream_usage,
+    )
+
+
+_ADAPTERS: dict[str, Adapter] = {}
+
+
+def get_adapter(provider: str) -> Adapter:
+    adapter = _ADAPTERS.get(provider)
+    if adapter is None:
+        module = importlib.import_module(f"chatgate.providers.{PROVIDERS[provider].adapter}")
+        adapter = _ADAPTERS[provider] = module.ADAPTER
+    return adapter

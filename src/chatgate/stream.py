@@ -1,0 +1,310 @@
+"""ChatStream: the chunks of one streamed answer, for ``for`` and ``async for`` alike.
+
+``StreamAccumulator`` is the I/O-free part: it folds chunks into the final ChatResponse
+(content, reasoning, tool calls reassembled from fragments by index, finish_reason, usage).
+``ChatStream`` owns the connection: leaving the loop early, ``close()``, or cancelling the task
+closes the upstream connection at once, and a stream that breaks off raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from chatgate.errors import ChatgateError, TruncatedResponseError
+from chatgate.transport import http
+from chatgate.transport.loop_thread import run_sync, sync_loop
+from chatgate.types import (
+    ChatChunk,
+    ChatResponse,
+    Choice,
+    FunctionCall,
+    ResponseMessage,
+    ToolCall,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from chatgate.providers.base import Deployment, EventFramer, HttpRequest, StreamTranslator
+
+__all__ = ["ChatStream", "StreamAccumulator"]
+
+log = logging.getLogger("chatgate")
+
+
+class _ChoiceState:
+    __slots__ = ("content", "finish_reason", "reasoning", "refusal", "tool_calls")
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.refusal: list[str] = []
+        self.tool_calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument parts]]
+        self.finish_reason: str | None = None
+
+
+class StreamAccumulator:
+    """Folds chunks into one ChatResponse; no I/O."""
+
+    __slots__ = ("_choices", "created", "id", "model", "system_fingerprint", "usage")
+
+    def __init__(self) -> None:
+        self._choices: dict[int, _ChoiceState] = {}
+        self.id = ""
+        self.model = ""
+        self.created = 0
+        self.system_fingerprint: str | None = None
+        self.usage: Usage | None = None
+
+    def add(self, chunk: ChatChunk) -> None:
+        self.id = self.id or chunk.id
+        self.model = self.model or chunk.model
+        self.created = self.created or chunk.created
+        self.system_fingerprint = self.system_fingerprint or chunk.system_fingerprint
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        for choice in chunk.choices:
+            state = self._choices.get(choice.index)
+            if state is None:
+                state = self._choices[choice.index] = _ChoiceState()
+            delta = choice.delta
+            if delta.content:
+                state.content.append(delta.content)
+            if delta.reasoning_content:
+                state.reasoning.append(delta.reasoning_content)
+            if delta.refusal:
+                state.refusal.append(delta.refusal)
+            for call in delta.tool_calls or ():
+                slot = state.tool_calls.setdefault(call.index, [None, None, []])
+                slot[0] = slot[0] or call.id
+                if call.function is not None:
+                    slot[1] = slot[1] or call.function.name
+                    if call.function.arguments:
+                        slot[2].append(call.function.arguments)
+            if choice.finish_reason is not None:
+                state.finish_reason = choice.finish_reason
+
+    @property
+    def finish_reason(self) -> str | None:
+        first = self._choices.get(0)
+        return first.finish_reason if first else None
+
+    def response(self) -> ChatResponse:
+        choices = []
+        for index in sorted(self._choices):
+            state = self._choices[index]
+            calls = [
+                ToolCall(
+                    id=cid or f"call_{index}_{i}",
+                    function=FunctionCall(name=name or "", arguments="".join(args)),
+                )
+                for i, (cid, name, args) in sorted(state.tool_calls.items())
+            ]
+            message = ResponseMessage(
+                content="".join(state.content) if state.content else None,
+                reasoning_content="".join(state.reasoning) if state.reasoning else None,
+                refusal="".join(state.refusal) if state.refusal else None,
+                tool_calls=calls or None,
+            )
+            choices.append(Choice(index=index, message=message, finish_reason=state.finish_reason))
+        return ChatResponse(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            system_fingerprint=self.system_fingerprint,
+            choices=choices,
+            usage=self.usage,
+        )
+
+
+class ChatStream:
+    """A streamed answer. Iterate it (sync or async) for ``ChatChunk``s; ``final()`` gives the
+    accumulated ChatResponse; ``ttft_ms`` is the time to the first content-bearing chunk."""
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        request: HttpRequest,
+        framer: EventFramer,
+        translator: StreamTranslator,
+        deployment: Deployment,
+        *,
+        request_id_headers: tuple[str, ...],
+        started: float,
+        sync: bool = False,
+        show_usage_chunk: bool = True,
+        raise_on_truncation: bool = False,
+        on_complete: Callable[[ChatResponse], None] | None = None,
+    ) -> None:
+        self._resp = response
+        self._request = request
+        self._framer = framer
+        self._translator = translator
+        self._deployment = deployment
+        self._started = started
+        self._sync = sync
+        self._show_usage_chunk = show_usage_chunk
+        self._raise_on_truncation = raise_on_truncation
+        self._on_complete = on_complete
+        self._acc = StreamAccumulator()
+        self._final: ChatResponse | None = None
+        self._iterating = False
+        self.ttft_ms: float | None = None
+        self.request_id = next(
+            (response.headers[h] for h in request_id_headers if h in response.headers),
+            None,
+        )
+
+    # --- iteration -----------------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[ChatChunk]:
+        if self._sync:
+            return self._hop_to_sync_loop()
+        return self._chunks()
+
+    def __iter__(self) -> Iterator[ChatChunk]:
+        if not self._sync:
+            raise RuntimeError("this stream came from acompletion(): use `async for`")
+        agen = self._chunks()
+        try:
+            while True:
+                try:
+                    yield run_sync(_next(agen))
+                except StopAsyncIteration:
+                    return
+        finally:  # runs when the loop is left early, too: the generator is closed at once
+            run_sync(_aclose(agen))
+
+    async def _hop_to_sync_loop(self) -> AsyncIterator[ChatChunk]:
+        agen = self._chunks()
+        loop = sync_loop()
+        try:
+            while True:
+                future = asyncio.run_coroutine_threadsafe(_next(agen), loop)
+                try:
+                    yield await asyncio.wrap_future(future)
+                except StopAsyncIteration:
+                    return
+        finally:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_aclose(agen), loop))
+
+    async def _chunks(self) -> AsyncGenerator[ChatChunk, None]:
+        if self._iterating or self._final is not None:
+            raise RuntimeError("a ChatStream can be iterated only once; use final() afterwards")
+        self._iterating = True
+        complete = False
+        try:
+            async for data in http.read_chunks(self._resp, self._request):
+                for event in self._framer.feed(data):
+                    for chunk in self._translator.feed(event):
+                        if self._take(chunk):
+                            yield chunk
+            tail = [c for e in self._framer.flush() for c in self._translator.feed(e)]
+            for chunk in tail + self._translator.finish():
+                if self._take(chunk):
+                    yield chunk
+            complete = True
+            self._complete()
+        except ChatgateError as exc:
+            self._attach(exc)
+            raise
+        finally:
+            if complete:
+                self._resp.release()
+            else:  # left early, cancelled or failed: drop the connection, never reuse it
+                self._resp.close()
+
+    def _take(self, chunk: ChatChunk) -> bool:
+        """Accumulate the chunk; say whether the caller should see it."""
+        if self.ttft_ms is None and chunk.choices:
+            self.ttft_ms = (time.perf_counter() - self._started) * 1000.0
+        self._acc.add(chunk)
+        return bool(chunk.choices) or self._show_usage_chunk
+
+    def _complete(self) -> None:
+        response = self._acc.response()
+        meta = response.meta
+        meta.provider = self._deployment.provider
+        meta.model = response.model or self._deployment.model
+        meta.request_id = self.request_id
+        meta.latency_ms = (time.perf_counter() - self._started) * 1000.0
+        meta.ttft_ms = self.ttft_ms
+        self._final = response
+        if self._on_complete is not None:
+            self._on_complete(response)
+        if response.truncated:
+            log.warning(
+                "answer truncated at max tokens (provider=%s model=%s)", meta.provider, meta.model
+            )
+            if self._raise_on_truncation:
+                raise TruncatedResponseError(
+                    "the answer stopped at the output token limit (finish_reason 'length')",
+                    provider=meta.provider,
+                    model=meta.model,
+                    request_id=meta.request_id,
+                )
+
+    def _attach(self, exc: ChatgateError) -> None:
+        exc.provider = exc.provider or self._deployment.provider
+        exc.model = exc.model or self._deployment.model
+        exc.request_id = exc.request_id or self.request_id
+
+    # --- results and cleanup -------------------------------------------------------------------
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._acc.usage
+
+    def final(self) -> ChatResponse:
+        """The accumulated answer. A sync stream is read to its end first if need be."""
+        if self._final is None:
+            if not self._sync:
+                raise RuntimeError("the stream is not finished: `await stream.afinal()`")
+            for _ in self:
+                pass
+        assert self._final is not None
+        return self._final
+
+    async def afinal(self) -> ChatResponse:
+        if self._final is None:
+            async for _ in self:
+                pass
+        assert self._final is not None
+        return self._final
+
+    def close(self) -> None:
+        """Abort the stream and its upstream connection (safe to call more than once)."""
+        if self._final is not None:
+            return
+        if self._sync:  # the connection lives on the private loop's thread
+            sync_loop().call_soon_threadsafe(self._resp.close)
+        else:
+            self._resp.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+async def _next(agen: AsyncIterator[ChatChunk]) -> ChatChunk:
+    return await agen.__anext__()
+
+
+async def _aclose(agen: AsyncGenerator[ChatChunk, None]) -> None:
+    await agen.aclose()

@@ -1,0 +1,1 @@
+"""HTTP transport: pooled client, timeouts, SSE decoding, the sync API's loop thread."""
