@@ -20,7 +20,7 @@ from chatgate.errors import (
     TruncatedResponseError,
 )
 from chatgate.providers.base import Adapter, Deployment
-from chatgate.providers.registry import get_adapter, resolve_deployment
+from chatgate.providers.registry import get_adapter, prepare_deployment, resolve_deployment
 from chatgate.stream import ChatStream
 from chatgate.transport import http
 from chatgate.transport.http import Timeouts
@@ -87,6 +87,7 @@ async def send(
 ) -> ChatResponse:
     """One non-streaming attempt against one deployment."""
     adapter = get_adapter(deployment.provider)
+    deployment = await prepare_deployment(deployment)
     http_request = adapter.build_request(request, deployment)
     started = time.perf_counter()
     request_id: str | None = None
@@ -121,6 +122,7 @@ async def open_stream(
     """One streaming attempt: returns once the upstream accepted (status 2xx), so that an
     error status raises here, before any chunk reached the caller."""
     adapter = get_adapter(deployment.provider)
+    deployment = await prepare_deployment(deployment)
     http_request = adapter.build_request(request, deployment)
     started = time.perf_counter()
     try:

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from chatgate.errors import InvalidRequestError, MissingAPIKeyError
 from chatgate.providers.base import Adapter, Deployment
 
-__all__ = ["PROVIDERS", "ProviderSpec", "get_adapter", "resolve_deployment", "split_model"]
+__all__ = [
+    "PROVIDERS",
+    "ProviderSpec",
+    "get_adapter",
+    "prepare_deployment",
+    "resolve_deployment",
+    "split_model",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +34,11 @@ class ProviderSpec:
     unsupported_params: frozenset[str] = frozenset()
     headers: Mapping[str, str] = field(default_factory=dict)
     stream_usage: bool = True
+    version_env: str | None = None  # env var for api_version (Azure)
+    default_version: str | None = None
+    # Module with ``async def prepare(deployment) -> Deployment`` for what can only be found at
+    # run time: start a managed local server, load cloud credentials. Adapters stay pure.
+    prepare: str | None = None
 
 
 _GROQ_REJECTS = frozenset({"logprobs", "top_logprobs", "logit_bias"})
@@ -104,7 +116,7 @@ def resolve_deployment(
     environ = os.environ if env is None else env
     spec, upstream_model = split_model(model)
     base = api_base or (spec.base_env and environ.get(spec.base_env)) or spec.base_url
-    if not base:
+    if not base and spec.prepare is None:
         raise InvalidRequestError(
             f"provider {spec.name!r} has no default address: pass api_base='http://host:port/v1'"
             + (f" or set {spec.base_env}" if spec.base_env else ""),
@@ -121,10 +133,12 @@ def resolve_deployment(
     return Deployment(
         provider=spec.name,
         model=upstream_model,
-        api_base=base.rstrip("/"),
+        api_base=(base or "").rstrip("/"),
         api_key=key,
         headers={**spec.headers, **(headers or {})},
-        api_version=api_version,
+        api_version=api_version
+        or (spec.version_env and environ.get(spec.version_env))
+        or spec.default_version,
         drop_params=drop_params,
         unsupported_params=spec.unsupported_params,
         stream_usage=spec.stream_usage,
@@ -140,3 +154,13 @@ def get_adapter(provider: str) -> Adapter:
         module = importlib.import_module(f"chatgate.providers.{PROVIDERS[provider].adapter}")
         adapter = _ADAPTERS[provider] = module.ADAPTER
     return adapter
+
+
+async def prepare_deployment(deployment: Deployment) -> Deployment:
+    """Run the provider's run-time preparation step, if it has one (see ProviderSpec.prepare)."""
+    spec = PROVIDERS[deployment.provider]
+    if spec.prepare is None:
+        return deployment
+    module = importlib.import_module(spec.prepare)
+    prepared: Deployment = await module.prepare(deployment)
+    return prepared
