@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from chatgate.stream import StreamAccumulator
+from chatgate.types import ChatChunk
+
+
+def chunk(delta: dict[str, object], finish: str | None = None, index: int = 0) -> ChatChunk:
+    return ChatChunk.model_validate(
+        {
+            "id": "c",
+            "model": "m",
+            "created": 5,
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
+        }
+    )
+
+
+def test_accumulates_text_reasoning_and_multiple_choices() -> None:
+    acc = StreamAccumulator()
+    for c in (
+        chunk({"role": "assistant", "reasoning_content": "hm"}),
+        chunk({"content": "Hel"}),
+        chunk({"content": "Hi"}, index=1),
+        chunk({"content": "lo"}),
+        chunk({}, "stop"),
+        chunk({}, "length", index=1),
+    ):
+        acc.add(c)
+    response = acc.response()
+    assert [(ch.index, ch.message.content, ch.finish_reason) for ch in response.choices] == [
+        (0, "Hello", "stop"),
+        (1, "Hi", "length"),
+    ]
+    assert response.choices[0].message.reasoning_content == "hm"
+    assert response.id == "c"
+    assert response.created == 5
+
+
+def test_tool_calls_reassembled_by_index_even_interleaved() -> None:
+    acc = StreamAccumulator()
+    acc.add(
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 1,
+                        "id": "b",
+                        "type": "function",
+                        "function": {"name": "g", "arguments": "[1"},
+                    }
+                ]
+            }
+        )
+    )
+    acc.add(
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "a",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": ""},
+                    }
+                ]
+            }
+        )
+    )
+    acc.add(
+        chunk(
+            {
+                "tool_calls": [
+                    {"index": 1, "function": {"arguments": ",2]"}},
+                    {"index": 0, "function": {"arguments": "{}"}},
+                ]
+            }
+        )
+    )
+    acc.add(chunk({}, "tool_calls"))
+    calls = acc.response().choices[0].message.tool_calls
+    assert calls is not None
+    assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [
+        ("a", "f", "{}"),
+        ("b", "g", "[1,2]"),
+    ]
+    assert acc.response().choices[0].message.content is None
