@@ -56,18 +56,20 @@ class _Open(BaseModel):
 
 
 class _Tagged(_Open):
-    """A model whose ``role`` / ``type`` discriminator must always be sent, even when it was
-    filled in by default (``exclude_unset`` would otherwise drop it from the wire)."""
+    """A model some of whose fields must always be on the wire, even when filled in by default:
+    the ``role`` / ``type`` discriminators, and the keys OpenAI always sends (``_always``).
+    ``exclude_unset`` serialization would otherwise drop them."""
 
-    _tags: ClassVar[tuple[str, ...]] = ()
+    _always: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        cls._tags = tuple(t for t in ("role", "type") if t in cls.model_fields)
+        tags = tuple(t for t in ("role", "type") if t in cls.model_fields)
+        cls._always = tuple(dict.fromkeys(tags + cls._always))
 
     def model_post_init(self, context: Any, /) -> None:
-        self.__pydantic_fields_set__.update(self._tags)
+        self.__pydantic_fields_set__.update(self._always)
 
 
 # --- content parts -----------------------------------------------------------------------------
@@ -252,7 +254,9 @@ class Usage(_Open):
     completion_tokens_details: CompletionTokensDetails | None = None
 
 
-class ResponseMessage(_Open):
+class ResponseMessage(_Tagged):
+    _always = ("content",)
+
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     refusal: str | None = None
@@ -263,7 +267,9 @@ class ResponseMessage(_Open):
 FinishReason = str  # stop | length | tool_calls | content_filter | function_call (+ passthrough)
 
 
-class Choice(_Open):
+class Choice(_Tagged):
+    _always = ("index", "finish_reason")
+
     index: int = 0
     message: ResponseMessage
     finish_reason: FinishReason | None = None
@@ -281,7 +287,9 @@ class ResponseMeta(BaseModel):
     ttft_ms: float | None = None
 
 
-class ChatResponse(_Open):
+class ChatResponse(_Tagged):
+    _always = ("id", "object", "created", "model", "choices")
+
     id: str = ""
     object: str = "chat.completion"
     created: int = 0
@@ -334,14 +342,18 @@ class Delta(_Open):
     reasoning_content: str | None = None
 
 
-class ChunkChoice(_Open):
+class ChunkChoice(_Tagged):
+    _always = ("index", "delta", "finish_reason")
+
     index: int = 0
     delta: Delta = Field(default_factory=Delta)
     finish_reason: FinishReason | None = None
     logprobs: dict[str, Any] | None = None
 
 
-class ChatChunk(_Open):
+class ChatChunk(_Tagged):
+    _always = ("id", "object", "created", "model", "choices")
+
     id: str = ""
     object: str = "chat.completion.chunk"
     created: int = 0
