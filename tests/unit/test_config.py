@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chatgate.cli import main
+from chatgate.config import ConfigError, load, parse
+
+
+def test_litellm_params_alias_and_env_references() -> None:
+    config = parse(
+        {
+            "model_list": [
+                {
+                    "model_name": "m",
+                    "litellm_params": {"model": "groq/llama", "api_key": "os.environ/K"},
+                }
+            ],
+            "general_settings": {"master_key": "os.environ/MK"},
+        },
+        env={"K": "key-1", "MK": "master-1"},
+    )
+    assert config.model_list[0].params.model == "groq/llama"
+    assert config.model_list[0].params.api_key == "key-1"
+    assert config.general_settings.master_key == "master-1"
+    assert "key-1" not in repr(config)
+
+
+def test_missing_env_var_is_named() -> None:
+    with pytest.raises(ConfigError, match="NOPE is not set") as info:
+        parse(
+            {
+                "model_list": [
+                    {"model_name": "m", "params": {"model": "x", "api_key": "os.environ/NOPE"}}
+                ]
+            },
+            env={},
+        )
+    assert info.value.param == "config.model_list[0].params.api_key"
+
+
+def test_unknown_keys_are_named_with_their_place() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(
+            {"model_list": [{"model_name": "m", "params": {"modle": "x"}}], "extra_thing": 1},
+            env={},
+        )
+    message = info.value.message
+    assert "model_list.0.params.modle: unknown key" in message
+    assert "extra_thing: unknown key" in message
+    assert "model_list.0.params.model: Field required" in message
+
+
+def test_config_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("model_list:\n  - model_name: a\n    params: {model: openai/gpt-4o}\n")
+    assert main(["config", "check", str(good)]) == 0
+    assert "1 model entries" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_list:\n  - model_name: a\n    params: {model: x, rpmm: 5}\n")
+    assert main(["config", "check", str(bad)]) == 1
+    assert "model_list.0.params.rpmm: unknown key" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model_list: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(broken)
