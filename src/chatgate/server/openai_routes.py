@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import uuid
 from typing import Any
@@ -12,12 +10,13 @@ import orjson
 
 from chatgate.client import build_request, open_stream, send
 from chatgate.errors import ChatgateError
-from chatgate.server.asgi import Receive, Scope, Send, send_json, start_stream
+from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.errors import GatewayError, openai_error
+from chatgate.server.relay import relay
 from chatgate.server.state import GatewayState
-from chatgate.stream import ChatStream
+from chatgate.types import ChatChunk
 
-__all__ = ["chat_completions", "list_models", "parse_json_body"]
+__all__ = ["OpenAIFrames", "chat_completions", "list_models", "parse_json_body"]
 
 _DONE = b"data: [DONE]\n\n"
 
@@ -67,47 +66,21 @@ async def chat_completions(
     chat_stream = await open_stream(request, target.deployment, timeouts=target.timeouts)
     overhead = (time.perf_counter() - started) * 1000.0
     headers += [("x-chatgate-attempts", "1"), ("x-chatgate-overhead-ms", f"{overhead:.2f}")]
-    await _relay(chat_stream, receive, send_, headers)
+    await relay(chat_stream, receive, send_, headers, OpenAIFrames())
 
 
-async def _relay(
-    chat_stream: ChatStream, receive: Receive, send_: Send, headers: list[tuple[str, str]]
-) -> None:
-    """Forward chunks as they come; a client that goes away cancels the upstream at once."""
+class OpenAIFrames:
+    def chunk(self, chunk: ChatChunk) -> bytes:
+        return (
+            b"data: " + chunk.__pydantic_serializer__.to_json(chunk, exclude_unset=True) + b"\n\n"
+        )
 
-    async def pump() -> None:
-        await start_stream(send_, headers)
-        try:
-            async for chunk in chat_stream:
-                data = chunk.__pydantic_serializer__.to_json(chunk, exclude_unset=True)
-                await send_(
-                    {
-                        "type": "http.response.body",
-                        "body": b"data: " + data + b"\n\n",
-                        "more_body": True,
-                    }
-                )
-            tail = _DONE
-        except ChatgateError as exc:  # mid-stream failure: an error event, then close
-            _, error_body, _ = openai_error(exc)
-            tail = b"data: " + orjson.dumps(error_body) + b"\n\n"
-        await send_({"type": "http.response.body", "body": tail, "more_body": False})
+    def end(self) -> bytes:
+        return _DONE
 
-    async def client_gone() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    pump_task = asyncio.ensure_future(pump())
-    gone_task = asyncio.ensure_future(client_gone())
-    try:
-        await asyncio.wait({pump_task, gone_task}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone_task.cancel()
-        if not pump_task.done():
-            pump_task.cancel()
-            chat_stream.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump_task
+    def error(self, exc: ChatgateError) -> bytes:
+        _, body, _ = openai_error(exc)
+        return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
 async def list_models(scope: Scope, receive: Receive, send_: Send, state: GatewayState) -> None:
