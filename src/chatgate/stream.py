@@ -44,7 +44,7 @@ class _ChoiceState:
         self.content: list[str] = []
         self.reasoning: list[str] = []
         self.refusal: list[str] = []
-        self.tool_calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument parts]]
+        self.tool_calls: dict[int, list[Any]] = {}  # index -> [id, name, [arg parts], extras]
         self.finish_reason: str | None = None
 
 
@@ -80,8 +80,10 @@ class StreamAccumulator:
             if delta.refusal:
                 state.refusal.append(delta.refusal)
             for call in delta.tool_calls or ():
-                slot = state.tool_calls.setdefault(call.index, [None, None, []])
+                slot = state.tool_calls.setdefault(call.index, [None, None, [], {}])
                 slot[0] = slot[0] or call.id
+                if call.model_extra:  # provider fields, e.g. Gemini's thought signature
+                    slot[3].update(call.model_extra)
                 if call.function is not None:
                     slot[1] = slot[1] or call.function.name
                     if call.function.arguments:
@@ -102,8 +104,9 @@ class StreamAccumulator:
                 ToolCall(
                     id=cid or f"call_{index}_{i}",
                     function=FunctionCall(name=name or "", arguments="".join(args)),
+                    **extra,
                 )
-                for i, (cid, name, args) in sorted(state.tool_calls.items())
+                for i, (cid, name, args, extra) in sorted(state.tool_calls.items())
             ]
             message = ResponseMessage(
                 content="".join(state.content) if state.content else None,

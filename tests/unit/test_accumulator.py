@@ -84,3 +84,26 @@ def test_tool_calls_reassembled_by_index_even_interleaved() -> None:
         ("b", "g", "[1,2]"),
     ]
     assert acc.response().choices[0].message.content is None
+
+
+def test_tool_call_provider_extras_survive_accumulation() -> None:
+    acc = StreamAccumulator()
+    acc.add(
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "a",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": "{}"},
+                        "extra_content": {"google": {"thought_signature": "sig"}},
+                    }
+                ]
+            }
+        )
+    )
+    acc.add(chunk({}, "tool_calls"))
+    calls = acc.response().choices[0].message.tool_calls
+    assert calls is not None
+    assert calls[0].model_extra == {"extra_content": {"google": {"thought_signature": "sig"}}}

@@ -20,6 +20,7 @@ __all__ = [
     "prepare_deployment",
     "resolve_deployment",
     "split_model",
+    "stop_prepared",
 ]
 
 
@@ -55,6 +56,13 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "GROQ_API_KEY",
             unsupported_params=_GROQ_REJECTS,
         ),
+        ProviderSpec(
+            "anthropic",
+            "https://api.anthropic.com",
+            "ANTHROPIC_API_KEY",
+            adapter="anthropic",
+            base_env="ANTHROPIC_BASE_URL",
+        ),
         ProviderSpec("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
         ProviderSpec("together_ai", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
         ProviderSpec("fireworks_ai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
@@ -63,6 +71,13 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec("xai", "https://api.x.ai/v1", "XAI_API_KEY"),
         ProviderSpec("perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY"),
         ProviderSpec("holysheep", "https://api.holysheep.ai/v1", "HOLYSHEEP_API_KEY"),
+        ProviderSpec(
+            "gemini",
+            "https://generativelanguage.googleapis.com/v1beta",
+            "GEMINI_API_KEY",
+            adapter="gemini",
+            base_env="GEMINI_API_BASE",
+        ),
         ProviderSpec(
             "ollama",
             "http://localhost:11434/v1",
@@ -73,6 +88,35 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec("vllm", None, "VLLM_API_KEY", base_env="VLLM_API_BASE", key_required=False),
         ProviderSpec(
             "llamacpp", None, "LLAMACPP_API_KEY", base_env="LLAMACPP_API_BASE", key_required=False
+        ),
+        ProviderSpec(
+            "local",
+            None,
+            None,
+            adapter="local",
+            key_required=False,
+            stream_usage=False,
+            prepare="chatgate.providers.local.server",
+        ),
+        ProviderSpec(
+            "azure",
+            None,
+            "AZURE_API_KEY",
+            adapter="azure",
+            base_env="AZURE_API_BASE",
+            key_required=False,  # an Entra ID token may stand in: checked by prepare
+            version_env="AZURE_API_VERSION",
+            default_version="2024-10-21",
+            prepare="chatgate.providers.azure",
+        ),
+        ProviderSpec(
+            "bedrock",
+            None,  # https://bedrock-runtime.{region}.amazonaws.com, filled in by prepare
+            None,
+            adapter="bedrock",
+            base_env="AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+            key_required=False,  # AWS credentials come from botocore's chain in prepare
+            prepare="chatgate.providers.bedrock.auth",
         ),
     )
 }
@@ -164,3 +208,14 @@ async def prepare_deployment(deployment: Deployment) -> Deployment:
     module = importlib.import_module(spec.prepare)
     prepared: Deployment = await module.prepare(deployment)
     return prepared
+
+
+async def stop_prepared() -> None:
+    """Stop what ``prepare`` steps started (managed local servers), for a clean shutdown."""
+    import sys
+
+    for name in sorted({spec.prepare for spec in PROVIDERS.values() if spec.prepare}):
+        module = sys.modules.get(name)
+        stop = getattr(module, "stop", None)
+        if stop is not None:
+            await stop()

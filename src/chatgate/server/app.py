@@ -11,6 +11,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from chatgate.config import Config
+from chatgate.errors import ChatgateError
+from chatgate.providers.registry import prepare_deployment, stop_prepared
+from chatgate.server.anthropic_routes import anthropic_error, messages
 from chatgate.server.asgi import (
     BodyTooLarge,
     ClientGone,
@@ -52,6 +55,7 @@ _GET: dict[str, Handler] = {
 _POST: dict[str, BodyHandler] = {
     "/v1/chat/completions": chat_completions,
     "/chat/completions": chat_completions,
+    "/v1/messages": messages,
 }
 _PUBLIC = frozenset({"/health/liveness", "/health/readiness"})
 
@@ -95,7 +99,7 @@ def create_app(
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(receive, send, state)
             return
         if scope["type"] != "http":
             return
@@ -114,26 +118,40 @@ def create_app(
         except ClientGone:
             return
         except BodyTooLarge:
-            await _answer_error(send, GatewayError(413, f"the body is larger than {limit} bytes"))
+            too_large = GatewayError(413, f"the body is larger than {limit} bytes")
+            await _answer_error(scope, send, too_large)
         except Exception as exc:  # the one place every error becomes an HTTP answer
-            await _answer_error(send, exc)
+            await _answer_error(scope, send, exc)
 
     return app
 
 
-async def _answer_error(send: Send, exc: Exception) -> None:
-    status, body, headers = openai_error(exc)
+async def _answer_error(scope: Scope, send: Send, exc: Exception) -> None:
+    shape = anthropic_error if scope["path"] == "/v1/messages" else openai_error
+    status, body, headers = shape(exc)
     if status >= 500 and not isinstance(exc, GatewayError):
         log.warning("request failed: %s: %s", type(exc).__name__, exc)
     await send_json(send, status, body, headers.items())
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _warm_up(state: GatewayState) -> None:
+    """Start managed upstreams (the local model) now, so the first request is not the slow one.
+    A failure is logged, not fatal: the other models keep serving and the request retries it."""
+    for name in state.models.names:
+        try:
+            await prepare_deployment(state.models.resolve(name).deployment)
+        except ChatgateError as exc:
+            log.warning("could not start model %s: %s", name, exc)
+
+
+async def _lifespan(receive: Receive, send: Send, state: GatewayState) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            await _warm_up(state)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await stop_prepared()
             await http.aclose()
             await send({"type": "lifespan.shutdown.complete"})
             return

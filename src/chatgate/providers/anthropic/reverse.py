@@ -1,0 +1,267 @@
+"""The reverse direction, for the gateway's /v1/messages: an Anthropic Messages request ->
+ChatRequest, and a ChatResponse -> an Anthropic message. Pure functions; the streaming half is
+``reverse_stream.ChunksToAnthropicEvents``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import pydantic
+
+from chatgate.errors import APIError, InvalidRequestError
+from chatgate.providers.anthropic.messages import THINKING_BLOCKS
+from chatgate.types import ChatRequest, ChatResponse, Usage
+
+__all__ = [
+    "STOP_REASONS",
+    "anthropic_message",
+    "anthropic_usage",
+    "chat_request_from_anthropic",
+]
+
+STOP_REASONS: dict[str, str] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+_TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
+_FIELDS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens"}
+_HANDLED = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "stop_sequences", "metadata", "stream"}
+)
+
+
+def _bad(where: str, message: str) -> InvalidRequestError:
+    return InvalidRequestError(f"{where}: {message}", param=where)
+
+
+def _text_part(block: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in block.items() if k != "citations"}
+
+
+def _image_part(block: Mapping[str, Any], where: str) -> dict[str, Any]:
+    source = block.get("source") or {}
+    if source.get("type") == "base64":
+        url = f"data:{source.get('media_type')};base64,{source.get('data')}"
+    elif source.get("type") == "url":
+        url = str(source.get("url"))
+    else:
+        raise _bad(where, "an image source must be of type 'base64' or 'url'")
+    part: dict[str, Any] = {"type": "image_url", "image_url": {"url": url}}
+    if "cache_control" in block:
+        part["cache_control"] = block["cache_control"]
+    return part
+
+
+def _document_part(block: Mapping[str, Any], where: str) -> dict[str, Any]:
+    source = block.get("source") or {}
+    if source.get("type") != "base64":
+        raise _bad(where, "only base64 documents can be translated")
+    data = f"data:{source.get('media_type')};base64,{source.get('data')}"
+    return {"type": "file", "file": {"file_data": data}}
+
+
+def _tool_result(block: Mapping[str, Any], where: str) -> dict[str, Any]:
+    content = block.get("content", "")
+    if isinstance(content, list):
+        if any(b.get("type") != "text" for b in content):
+            raise _bad(where, "tool_result content can hold only text blocks here")
+        content = [_text_part(b) for b in content]
+    return {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": content}
+
+
+def _user_messages(content: Any, where: str) -> list[dict[str, Any]]:
+    """One Anthropic user turn -> tool messages (in order) then one user message."""
+    if isinstance(content, str):
+        return [{"role": "user", "content": content}]
+    out: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        here, kind = f"{where}.content[{j}]", block.get("type")
+        if kind == "tool_result":
+            out.append(_tool_result(block, here))
+        elif kind == "text":
+            parts.append(_text_part(block))
+        elif kind == "image":
+            parts.append(_image_part(block, here))
+        elif kind == "document":
+            parts.append(_document_part(block, here))
+        else:
+            raise _bad(here, f"content block type {kind!r} cannot be translated")
+    if parts:
+        out.append({"role": "user", "content": parts})
+    return out
+
+
+def _assistant_message(content: Any, where: str) -> dict[str, Any]:
+    if isinstance(content, str):
+        return {"role": "assistant", "content": content}
+    text: list[str] = []
+    reasoning: list[str] = []
+    thinking: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        kind = block.get("type")
+        if kind == "text":
+            text.append(block.get("text", ""))
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking.append(dict(block))
+            reasoning.append(block.get("thinking", ""))
+        elif kind == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            function = {"name": block.get("name"), "arguments": arguments}
+            calls.append({"id": block.get("id"), "type": "function", "function": function})
+        else:
+            raise _bad(f"{where}.content[{j}]", f"content block type {kind!r} cannot be translated")
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text else None}
+    if calls:
+        message["tool_calls"] = calls
+    if thinking:
+        message["reasoning_content"] = "".join(reasoning)
+        message[THINKING_BLOCKS] = thinking
+    return message
+
+
+def _system(system: Any) -> dict[str, Any]:
+    if isinstance(system, str):
+        return {"role": "system", "content": system}
+    return {"role": "system", "content": [_text_part(b) for b in system]}
+
+
+def _tools(body: Mapping[str, Any], wire: dict[str, Any]) -> None:
+    tools = body.get("tools")
+    if tools:
+        wire["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.get("name"),
+                    **({"description": t["description"]} if "description" in t else {}),
+                    "parameters": t.get("input_schema"),
+                },
+                **({"cache_control": t["cache_control"]} if "cache_control" in t else {}),
+            }
+            for t in tools
+        ]
+    choice = body.get("tool_choice")
+    if not isinstance(choice, Mapping):
+        return
+    kind = choice.get("type")
+    if kind == "tool":
+        wire["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
+    elif kind in _TOOL_CHOICE:
+        wire["tool_choice"] = _TOOL_CHOICE[kind]
+    else:
+        raise _bad("tool_choice", f"unknown tool_choice type {kind!r}")
+    if choice.get("disable_parallel_tool_use"):
+        wire["parallel_tool_calls"] = False
+
+
+def chat_request_from_anthropic(body: Mapping[str, Any]) -> ChatRequest:
+    """An Anthropic Messages request body -> ChatRequest. Fields with no OpenAI name
+    (thinking, top_k, ...) are kept as extras, so they reach an Anthropic upstream intact."""
+    messages: list[dict[str, Any]] = []
+    if body.get("system"):
+        messages.append(_system(body["system"]))
+    for i, turn in enumerate(body.get("messages") or ()):
+        where = f"messages[{i}]"
+        role, content = turn.get("role"), turn.get("content")
+        if role == "user":
+            messages += _user_messages(content, where)
+        elif role == "assistant":
+            messages.append(_assistant_message(content, where))
+        else:
+            raise _bad(f"{where}.role", "role must be 'user' or 'assistant'")
+    wire: dict[str, Any] = {"model": body.get("model"), "messages": messages}
+    for theirs, ours in _FIELDS.items():
+        if theirs in body:
+            wire[ours] = body[theirs]
+    if body.get("stop_sequences"):
+        wire["stop"] = body["stop_sequences"]
+    user_id = (body.get("metadata") or {}).get("user_id")
+    if user_id is not None:
+        wire["user"] = user_id
+    if body.get("stream"):
+        wire["stream"] = True
+        wire["stream_options"] = {"include_usage": True}
+    _tools(body, wire)
+    wire.update({k: v for k, v in body.items() if k not in _HANDLED and k not in _FIELDS})
+    try:
+        return ChatRequest.model_validate(wire)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "request"
+        raise InvalidRequestError(f"invalid {where}: {first['msg']}", param=where) from None
+
+
+def anthropic_usage(usage: Usage | None) -> dict[str, int]:
+    """OpenAI usage -> Anthropic's, where input_tokens excludes cache reads and writes."""
+    if usage is None:
+        return {"input_tokens": 0, "output_tokens": 0}
+    details = usage.prompt_tokens_details
+    read = (details.cached_tokens if details else None) or 0
+    write = (details.cache_creation_tokens if details else None) or 0
+    return {
+        "input_tokens": max(usage.prompt_tokens - read - write, 0),
+        "output_tokens": usage.completion_tokens,
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": write,
+    }
+
+
+def tool_input(arguments: str) -> dict[str, Any]:
+    """A tool call's JSON arguments as Anthropic's ``input`` object."""
+    try:
+        value = orjson.loads(arguments) if arguments.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise APIError(f"the model produced tool arguments that are not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise APIError("the model produced tool arguments that are not a JSON object")
+    return value
+
+
+def anthropic_message(response: ChatResponse) -> dict[str, Any]:
+    """A ChatResponse (first choice) -> an Anthropic Message object."""
+    content: list[dict[str, Any]] = []
+    stop_reason: str | None = "end_turn"
+    stop_sequence = None
+    if response.choices:
+        choice = response.choices[0]
+        message = choice.message
+        extra = message.model_extra or {}
+        if extra.get(THINKING_BLOCKS):
+            content += [dict(b) for b in extra[THINKING_BLOCKS]]
+        elif message.reasoning_content:
+            content.append(
+                {"type": "thinking", "thinking": message.reasoning_content, "signature": ""}
+            )
+        if message.content:
+            content.append({"type": "text", "text": message.content})
+        for call in message.tool_calls or ():
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": call.id,
+                    "name": call.function.name,
+                    "input": tool_input(call.function.arguments),
+                }
+            )
+        reason = choice.finish_reason
+        stop_reason = STOP_REASONS.get(reason, "end_turn") if reason else "end_turn"
+        stop_sequence = (choice.model_extra or {}).get("stop_sequence")
+        if stop_sequence is not None:
+            stop_reason = "stop_sequence"
+    return {
+        "id": response.id,
+        "type": "message",
+        "role": "assistant",
+        "model": response.model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
+        "usage": anthropic_usage(response.usage),
+    }

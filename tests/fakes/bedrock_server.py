@@ -1,0 +1,302 @@
+"""A fake AWS Bedrock Runtime: a real HTTP server on 127.0.0.1 speaking Converse (JSON) and
+ConverseStream (the binary ``application/vnd.amazon.eventstream``) exactly, scriptable per
+test and recording what it received.
+
+It checks every request's SigV4 signature the way AWS does: it rebuilds the canonical request
+from the raw path, the signed headers and the body as they arrived, and answers 403
+``UnrecognizedClientException`` / ``InvalidSignatureException`` when they do not match. With
+nothing scripted it echoes the last user text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import struct
+import threading
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import ReadOnlyCredentials
+
+ACCESS_KEY = "AKIDEXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+_AUTH = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
+    r"(?P<service>[^/]+)/aws4_request, SignedHeaders=(?P<signed>[a-z0-9;-]+), "
+    r"Signature=(?P<signature>[0-9a-f]{64})$"
+)
+_PAD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0"  # Bedrock's "p" padding field
+
+
+# -- the event-stream encoder -------------------------------------------------------------------
+
+
+def frame(headers: dict[str, str], payload: bytes) -> bytes:
+    """One event-stream message: prelude (total length, headers length, CRC32), headers (all
+    of string type 7), payload, message CRC32."""
+    encoded = b"".join(
+        bytes([len(k)]) + k.encode() + b"\x07" + struct.pack(">H", len(v.encode())) + v.encode()
+        for k, v in headers.items()
+    )
+    total = 12 + len(encoded) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(encoded))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def event(name: str, payload: dict[str, Any]) -> bytes:
+    body = orjson.dumps({**payload, "p": _PAD[: 1 + len(name) % 20]})
+    headers = {":event-type": name, ":content-type": "application/json", ":message-type": "event"}
+    return frame(headers, body)
+
+
+def exception(name: str, message: str) -> bytes:
+    """A stream exception event, e.g. ``throttlingException`` (lowerCamelCase, as AWS sends)."""
+    headers = {
+        ":exception-type": name,
+        ":content-type": "application/json",
+        ":message-type": "exception",
+    }
+    return frame(headers, orjson.dumps({"message": message}))
+
+
+# -- reply builders -----------------------------------------------------------------------------
+
+
+def usage_json(inputs: int = 9, outputs: int = 3, **cache: int) -> dict[str, Any]:
+    return {
+        "inputTokens": inputs,
+        "outputTokens": outputs,
+        "totalTokens": inputs + outputs,
+        **cache,
+    }
+
+
+def converse_json(
+    content: list[dict[str, Any]] | str = "Hello!",
+    *,
+    stop_reason: str = "end_turn",
+    usage: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    blocks = [{"text": content}] if isinstance(content, str) else content
+    return {
+        "output": {"message": {"role": "assistant", "content": blocks}},
+        "stopReason": stop_reason,
+        "usage": usage or usage_json(),
+        "metrics": {"latencyMs": 321},
+        **extra,
+    }
+
+
+def text_events(
+    words: list[str], *, stop_reason: str = "end_turn", usage: dict[str, Any] | None = None
+) -> list[bytes]:
+    out = [event("messageStart", {"role": "assistant"})]
+    out += [
+        event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": w}}) for w in words
+    ]
+    out += [
+        event("contentBlockStop", {"contentBlockIndex": 0}),
+        event("messageStop", {"stopReason": stop_reason}),
+        event("metadata", {"usage": usage or usage_json(), "metrics": {"latencyMs": 99}}),
+    ]
+    return out
+
+
+def tool_events(block: int, tool_use_id: str, name: str, fragments: list[str]) -> list[bytes]:
+    start = {
+        "contentBlockIndex": block,
+        "start": {"toolUse": {"toolUseId": tool_use_id, "name": name}},
+    }
+    out = [event("contentBlockStart", start)]
+    out += [
+        event("contentBlockDelta", {"contentBlockIndex": block, "delta": {"toolUse": {"input": f}}})
+        for f in fragments
+    ]
+    return [*out, event("contentBlockStop", {"contentBlockIndex": block})]
+
+
+def error_reply(status: int, error_type: str, message: str, **headers: str) -> Reply:
+    return Reply(
+        status=status,
+        json={"message": message},
+        headers={
+            "x-amzn-ErrorType": f"{error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/",
+            **headers,
+        },
+    )
+
+
+@dataclass
+class Reply:
+    """``json`` for a Converse answer; ``events`` (encoded frames) for a ConverseStream;
+    ``split`` writes the stream in pieces of that many bytes; ``drop_after`` cuts the
+    connection after that many frames."""
+
+    status: int = 200
+    json: Any = None
+    events: list[bytes] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    split: int | None = None
+    drop_after: int | None = None
+
+
+@dataclass
+class Received:
+    method: str
+    raw_path: str
+    headers: dict[str, str]
+    body: Any
+    region: str = ""
+    service: str = ""
+
+
+def _last_user_text(body: Any) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            return " ".join(b["text"] for b in message.get("content", []) if "text" in b)
+    return ""
+
+
+class FakeBedrock:
+    """Start with ``with FakeBedrock() as fake:``; point clients at ``fake.url``."""
+
+    def __init__(self, credentials: dict[str, str] | None = None) -> None:
+        self.credentials = credentials or {ACCESS_KEY: SECRET_KEY}
+        self.requests: list[Received] = []
+        self.replies: deque[Reply] = deque()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def script(self, *replies: Reply) -> FakeBedrock:
+        self.replies.extend(replies)
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def last(self) -> Received:
+        return self.requests[-1]
+
+    def __enter__(self) -> FakeBedrock:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    async def _start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("POST", "/model/{model_id}/{action}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- SigV4, checked as AWS checks it --------------------------------------------------------
+
+    def _check_signature(self, request: web.Request, raw: bytes) -> tuple[Reply | None, Any]:
+        match = _AUTH.match(request.headers.get("Authorization", ""))
+        amz_date = request.headers.get("X-Amz-Date", "")
+        if match is None or not amz_date.startswith(match["date"]):
+            return error_reply(403, "IncompleteSignatureException", "bad Authorization"), None
+        secret = self.credentials.get(match["key"])
+        if secret is None:
+            return error_reply(
+                403,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ), match
+        signed = match["signed"].split(";")
+        if "host" not in signed or "x-amz-date" not in signed:
+            return error_reply(
+                403, "IncompleteSignatureException", "host/x-amz-date unsigned"
+            ), match
+        headers = {name: request.headers.get(name, "") for name in signed}
+        aws = AWSRequest(
+            method=request.method, url=self.url + request.raw_path, data=raw, headers=headers
+        )
+        aws.context["timestamp"] = amz_date
+        token = request.headers.get("X-Amz-Security-Token")
+        signer = SigV4Auth(
+            ReadOnlyCredentials(match["key"], secret, token), match["service"], match["region"]
+        )
+        expected = signer.signature(signer.string_to_sign(aws, signer.canonical_request(aws)), aws)
+        if expected != match["signature"]:
+            return error_reply(
+                403,
+                "InvalidSignatureException",
+                "The request signature we calculated does not match the signature you provided.",
+            ), match
+        return None, match
+
+    # -- serving --------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body: Any = orjson.loads(raw) if raw else None
+        denied, match = self._check_signature(request, raw)
+        self.requests.append(
+            Received(
+                request.method,
+                request.raw_path,
+                dict(request.headers),
+                body,
+                match["region"] if match else "",
+                match["service"] if match else "",
+            )
+        )
+        stream = request.match_info["action"] == "converse-stream"
+        if denied is not None:
+            reply = denied
+        elif self.replies:
+            reply = self.replies.popleft()
+        else:
+            text = f"echo: {_last_user_text(body or {})}"
+            words = text.split(" ")
+            pieces = [w + " " for w in words[:-1]] + words[-1:]
+            reply = Reply(events=text_events(pieces)) if stream else Reply(json=converse_json(text))
+        headers = {"x-amzn-RequestId": f"req-bedrock-{len(self.requests)}", **reply.headers}
+        if reply.events is None:
+            return web.Response(
+                status=reply.status,
+                body=orjson.dumps(reply.json),
+                headers=headers,
+                content_type="application/json",
+            )
+        resp = web.StreamResponse(status=reply.status, headers=headers)
+        resp.content_type = "application/vnd.amazon.eventstream"
+        await resp.prepare(request)
+        for n, data in enumerate(reply.events):
+            if reply.drop_after is not None and n >= reply.drop_after:
+                assert request.transport is not None
+                request.transport.close()
+                return resp
+            step = reply.split or len(data)
+            for i in range(0, len(data), step):
+                await resp.write(data[i : i + step])
+        await resp.write_eof()
+        return resp
