@@ -24,7 +24,18 @@ def _no_real_network(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_connect(sock, address)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "GROQ_API_KEY"):
+    for var in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "GROQ_API_KEY",
+        "GEMINI_API_KEY",
+        "GEMINI_API_BASE",
+        "AZURE_API_KEY",
+        "AZURE_API_BASE",
+        "AZURE_API_VERSION",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 

@@ -38,7 +38,7 @@ log = logging.getLogger("chatgate")
 
 
 class _ChoiceState:
-    __slots__ = ("content", "finish_reason", "reasoning", "refusal", "tool_calls")
+    __slots__ = ("content", "extras", "finish_reason", "reasoning", "refusal", "tool_calls")
 
     def __init__(self) -> None:
         self.content: list[str] = []
@@ -46,6 +46,18 @@ class _ChoiceState:
         self.refusal: list[str] = []
         self.tool_calls: dict[int, list[Any]] = {}  # index -> [id, name, [arg parts], extras]
         self.finish_reason: str | None = None
+        self.extras: dict[str, Any] = {}  # provider delta fields, e.g. Anthropic thinking_blocks
+
+    def add_extras(self, extra: dict[str, Any]) -> None:
+        """Lists are extended and strings concatenated across chunks; anything else replaced."""
+        for key, value in extra.items():
+            before = self.extras.get(key)
+            if isinstance(value, list) and isinstance(before, list):
+                before.extend(value)
+            elif isinstance(value, str) and isinstance(before, str):
+                self.extras[key] = before + value
+            else:
+                self.extras[key] = list(value) if isinstance(value, list) else value
 
 
 class StreamAccumulator:
@@ -79,6 +91,8 @@ class StreamAccumulator:
                 state.reasoning.append(delta.reasoning_content)
             if delta.refusal:
                 state.refusal.append(delta.refusal)
+            if delta.model_extra:
+                state.add_extras(delta.model_extra)
             for call in delta.tool_calls or ():
                 slot = state.tool_calls.setdefault(call.index, [None, None, [], {}])
                 slot[0] = slot[0] or call.id
@@ -113,6 +127,7 @@ class StreamAccumulator:
                 reasoning_content="".join(state.reasoning) if state.reasoning else None,
                 refusal="".join(state.refusal) if state.refusal else None,
                 tool_calls=calls or None,
+                **state.extras,
             )
             choices.append(Choice(index=index, message=message, finish_reason=state.finish_reason))
         return ChatResponse(

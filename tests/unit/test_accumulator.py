@@ -107,3 +107,17 @@ def test_tool_call_provider_extras_survive_accumulation() -> None:
     calls = acc.response().choices[0].message.tool_calls
     assert calls is not None
     assert calls[0].model_extra == {"extra_content": {"google": {"thought_signature": "sig"}}}
+
+
+def test_delta_extras_are_accumulated_onto_the_message() -> None:
+    acc = StreamAccumulator()
+    acc.add(chunk({"thinking_blocks": [{"type": "thinking", "thinking": "a", "signature": "s1"}]}))
+    acc.add(chunk({"thinking_blocks": [{"type": "thinking", "thinking": "b", "signature": "s2"}]}))
+    acc.add(chunk({"content": "x"}, "stop"))
+    message = acc.response().choices[0].message
+    assert message.model_extra == {
+        "thinking_blocks": [
+            {"type": "thinking", "thinking": "a", "signature": "s1"},
+            {"type": "thinking", "thinking": "b", "signature": "s2"},
+        ]
+    }

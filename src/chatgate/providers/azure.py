@@ -80,7 +80,7 @@ def _policy_violation(body: bytes) -> bool:
 class AzureOpenAIAdapter(OpenAIAdapter):
     name = "azure"
     # OpenAIAdapter annotates this as tuple[str] (inferred); Azure sends two id headers.
-    request_id_headers = ("apim-request-id", "x-request-id")  # type: ignore[assignment]
+    request_id_headers = ("apim-request-id", "x-request-id")
 
     def build_request(self, request: ChatRequest, deployment: Deployment) -> HttpRequest:
         # The OpenAI adapter builds the body; Azure differs only in URL and auth header.

@@ -124,7 +124,7 @@ class OpenAIStreamTranslator:
 
 class OpenAIAdapter:
     name = "openai"
-    request_id_headers = ("x-request-id",)
+    request_id_headers: tuple[str, ...] = ("x-request-id",)
     path = "/chat/completions"
 
     def build_request(self, request: ChatRequest, deployment: Deployment) -> HttpRequest:

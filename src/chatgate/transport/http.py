@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 
 import aiohttp
+import yarl
 
 from chatgate.errors import APIConnectionError, APITimeoutError
 from chatgate.providers.base import HttpRequest
@@ -89,6 +90,12 @@ async def aclose() -> None:
         await state.closer.aclose()
 
 
+def _url(request: HttpRequest) -> yarl.URL:
+    """Send the path exactly as the adapter encoded it: signed requests (AWS SigV4) sign the
+    encoded path, and yarl would otherwise re-quote it (e.g. %3A back to ':')."""
+    return yarl.URL(request.url, encoded=True)
+
+
 def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_read=timeouts.read)
 
@@ -113,7 +120,7 @@ async def send(request: HttpRequest, timeouts: Timeouts) -> Response:
         async with asyncio.timeout(timeouts.total):
             async with session.request(
                 request.method,
-                request.url,
+                _url(request),
                 data=request.body,
                 headers=request.headers,
                 timeout=_client_timeout(timeouts),
@@ -132,7 +139,7 @@ async def open_response(request: HttpRequest, timeouts: Timeouts) -> aiohttp.Cli
         async with asyncio.timeout(timeouts.total):
             return await session.request(
                 request.method,
-                request.url,
+                _url(request),
                 data=request.body,
                 headers=request.headers,
                 timeout=_client_timeout(timeouts),

@@ -35,7 +35,7 @@ def _utc_now() -> datetime.datetime:
 
 class BedrockAdapter:
     name = "bedrock"
-    request_id_headers = ("x-amzn-requestid", "x-amzn-RequestId")
+    request_id_headers = ("x-amzn-requestid",)  # aiohttp headers are case-insensitive
 
     def __init__(self, clock: Clock = _utc_now) -> None:
         self._clock = clock  # signing time and ``created``; tests pin it
