@@ -1,0 +1,52 @@
+"""`chatgate serve` with no config and no keys answers from the embedded local model, and the
+official openai SDK works against it unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from tests.fakes.gateway import run_gateway
+
+pytest.importorskip(
+    "llama_cpp", reason="llama-cpp-python is not installed: run scripts/install_local_model.sh"
+)
+
+pytestmark = pytest.mark.real_model
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
+    with run_gateway(None, tmp_path_factory.mktemp("zero"), ready_timeout_s=60) as url:
+        yield openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+
+def test_zero_config_lists_the_local_model(client: openai.OpenAI) -> None:
+    assert "smollm2-135m" in [m.id for m in client.models.list()]
+
+
+def test_zero_config_chat_non_stream(client: openai.OpenAI) -> None:
+    out = client.chat.completions.create(
+        model="smollm2-135m", messages=[{"role": "user", "content": "Say hi."}], max_tokens=8
+    )
+    assert out.choices[0].finish_reason in ("stop", "length")
+    assert out.usage is not None
+    assert 0 < out.usage.completion_tokens <= 8
+
+
+def test_zero_config_chat_stream_with_usage(client: openai.OpenAI) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model="smollm2-135m",
+            messages=[{"role": "user", "content": "Say hi."}],
+            max_tokens=8,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.prompt_tokens > 0
