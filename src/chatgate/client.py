@@ -167,6 +167,7 @@ async def _acompletion(
     raise_on_truncation: bool,
     extra_headers: Mapping[str, str] | None,
     api_version: str | None,
+    provider_options: Mapping[str, Any] | None,
     params: dict[str, Any],
     sync: bool,
 ) -> ChatResponse | ChatStream:
@@ -177,6 +178,7 @@ async def _acompletion(
         headers=extra_headers,
         api_version=api_version,
         drop_params=drop_params,
+        options=provider_options,
     )
     if stream:
         params["stream"] = True
@@ -215,12 +217,14 @@ async def acompletion(
     raise_on_truncation: bool = False,
     extra_headers: Mapping[str, str] | None = None,
     api_version: str | None = None,
+    provider_options: Mapping[str, Any] | None = None,
     **params: Any,
 ) -> ChatResponse | ChatStream:
     """One Chat Completions call to any provider: ``model="provider/model"``.
 
     ``params`` are OpenAI's request fields (temperature, tools, response_format, ...);
-    ``api_base`` is what the provider's official SDK calls base_url."""
+    ``api_base`` is what the provider's official SDK calls base_url; ``provider_options`` are
+    a provider's own settings (e.g. Azure ``azure_ad_token``, Bedrock ``region``)."""
     return await _acompletion(
         model,
         messages,
@@ -232,6 +236,7 @@ async def acompletion(
         raise_on_truncation=raise_on_truncation,
         extra_headers=extra_headers,
         api_version=api_version,
+        provider_options=provider_options,
         params=params,
         sync=False,
     )
@@ -257,6 +262,7 @@ def completion(
     raise_on_truncation: bool = False,
     extra_headers: Mapping[str, str] | None = None,
     api_version: str | None = None,
+    provider_options: Mapping[str, Any] | None = None,
     **params: Any,
 ) -> ChatResponse | ChatStream:
     """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
@@ -272,6 +278,7 @@ def completion(
             raise_on_truncation=raise_on_truncation,
             extra_headers=extra_headers,
             api_version=api_version,
+            provider_options=provider_options,
             params=params,
             sync=True,
         )

@@ -181,3 +181,9 @@ def test_rate_limit_is_retryable_with_retry_after(azure: FakeAzure) -> None:
         ask()
     assert info.value.retryable
     assert info.value.retry_after == 7.0
+
+
+def test_provider_options_reach_the_adapter(azure: FakeAzure) -> None:
+    ask(provider_options={"azure_ad_token": "token-from-argument"})
+    assert azure.last.headers["Authorization"] == "Bearer token-from-argument"
+    assert "api-key" not in azure.last.headers

@@ -9,6 +9,7 @@ import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from chatgate.errors import InvalidRequestError, MissingAPIKeyError
 from chatgate.providers.base import Adapter, Deployment
@@ -154,6 +155,7 @@ def resolve_deployment(
     headers: Mapping[str, str] | None = None,
     api_version: str | None = None,
     drop_params: bool = False,
+    options: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Deployment:
     """Everything needed to reach the model, checked before any network call."""
@@ -186,6 +188,7 @@ def resolve_deployment(
         drop_params=drop_params,
         unsupported_params=spec.unsupported_params,
         stream_usage=spec.stream_usage,
+        options=dict(options or {}),
     )
 
 
