@@ -10,7 +10,6 @@ text, streamed when the request asks for it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
@@ -152,21 +151,12 @@ class FakeAnthropic(FakeOpenAI):
                 error_body("not_found_error", f"Not found: {request.path}"), status=404
             )
         reply = self.replies.popleft() if self.replies else echo_reply(body or {})
-        if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
         headers = {"request-id": f"req_fake_{len(self.requests)}", **reply.headers}
-        if reply.raw is not None:
-            return web.Response(status=reply.status, body=reply.raw, headers=headers)
-        if reply.chunks is None:
-            return web.Response(
-                status=reply.status,
-                body=orjson.dumps(reply.json),
-                headers=headers,
-                content_type="application/json",
-            )
-        # Anthropic's named events, pre-encoded; the base class streams them (no [DONE]).
-        events = [e if isinstance(e, str) else sse(e).decode() for e in reply.chunks]
-        return await self._stream(request, replace(reply, chunks=events, done=False), headers)
+        if reply.chunks is not None:
+            # Anthropic's named events, pre-encoded; the base class streams them (no [DONE]).
+            events = [e if isinstance(e, str) else sse(e).decode() for e in reply.chunks]
+            reply = replace(reply, chunks=events, done=False)
+        return await self._respond(request, reply, headers)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ nothing scripted it answers "echo: <last user text>", streamed word by word when
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
 from typing import Any
@@ -151,19 +150,7 @@ class FakeGemini(FakeOpenAI):
                 status=403,
             )
         reply = self.replies.popleft() if self.replies else echo_reply(body or {}, stream)
-        if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
-        headers = dict(reply.headers)
-        if reply.raw is not None:
-            return web.Response(status=reply.status, body=reply.raw, headers=headers)
-        if reply.chunks is None:
-            return web.Response(
-                status=reply.status,
-                body=orjson.dumps(reply.json),
-                headers=headers,
-                content_type="application/json",
-            )
-        return await self._stream(request, reply, headers)
+        return await self._respond(request, reply, dict(reply.headers))
 
 
 @contextlib.contextmanager

@@ -236,9 +236,15 @@ class FakeOpenAI:
                 }
             )
         reply = self.replies.popleft() if self.replies else echo_reply(body or {})
+        headers = {"x-request-id": f"req_fake_{len(self.requests)}", **reply.headers}
+        return await self._respond(request, reply, headers)
+
+    async def _respond(
+        self, request: web.Request, reply: Reply, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """Send a scripted reply: after its delay, raw bytes, a JSON body, or an SSE stream."""
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
-        headers = {"x-request-id": f"req_fake_{len(self.requests)}", **reply.headers}
         if reply.raw is not None:
             return web.Response(status=reply.status, body=reply.raw, headers=headers)
         if reply.chunks is None:
