@@ -67,18 +67,31 @@ class AdmissionGate:
         started = time.perf_counter()
         queue_ms = f"{(started - queued) * 1000.0:.1f}".encode()
 
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                running.release()
+                elapsed = time.perf_counter() - started
+                self._service_s = 0.8 * self._service_s + 0.2 * elapsed
+
         async def send_with_queue_time(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [*message.get("headers", []), (b"x-queue-time-ms", queue_ms)]
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Free the slot before the client can see the end of its answer: the app's
+                # own teardown runs after this, and a client that sends its next request at
+                # once must not be told the model is busy with the one it already has.
+                release()
             await send(message)
 
         try:
             await self._app(scope, receive, send_with_queue_time)
         finally:
-            running.release()
-            elapsed = time.perf_counter() - started
-            self._service_s = 0.8 * self._service_s + 0.2 * elapsed
+            release()
 
     async def _reject(self, send: Send) -> None:
         retry_after = max(1, math.ceil(self._service_s * (self._waiting + 1)))
