@@ -8,12 +8,14 @@ Which fields the caller actually set is known from ``model_fields_set``: a field
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 __all__ = [
     "AssistantMessage",
+    "Attempt",
     "AudioPart",
     "ChatChunk",
     "ChatRequest",
@@ -276,6 +278,16 @@ class Choice(_Tagged):
     logprobs: dict[str, Any] | None = None
 
 
+class Attempt(BaseModel):
+    """One try in a routed call: which deployment, how it ended, how long we waited after."""
+
+    deployment: str  # the deployment's id in the router ("smart#0", or its configured id)
+    model: str  # the provider/model string tried
+    error: str | None = None  # the error class name; None for the attempt that answered
+    status_code: int | None = None
+    wait_s: float = 0.0  # backoff slept after this attempt, before the next
+
+
 class ResponseMeta(BaseModel):
     """How the answer was obtained. Not part of the wire format."""
 
@@ -285,6 +297,11 @@ class ResponseMeta(BaseModel):
     latency_ms: float = 0.0
     attempts: int = 1
     ttft_ms: float | None = None
+    model_name: str | None = None  # the name the caller asked a router for
+    deployment: str | None = None  # the router deployment that answered
+    attempt_log: list[Attempt] = Field(default_factory=list)  # every try, in order
+    cost: Decimal | None = None  # USD; None when the model's price is unknown
+    cache_hit: bool = False
 
 
 class ChatResponse(_Tagged):
@@ -317,6 +334,11 @@ class ChatResponse(_Tagged):
     def content(self) -> str | None:
         """The first choice's text, the common case in one attribute."""
         return self.choices[0].message.content if self.choices else None
+
+    @property
+    def cost(self) -> Decimal | None:
+        """What this answer cost in USD (exact), or None when the price is unknown."""
+        return self._meta.cost
 
 
 # --- stream chunks -----------------------------------------------------------------------------
