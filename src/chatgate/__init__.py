@@ -27,6 +27,7 @@ from chatgate.errors import (
     InternalServerError,
     InvalidRequestError,
     MissingAPIKeyError,
+    NoDeploymentAvailableError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -37,6 +38,7 @@ from chatgate.errors import (
 
 if TYPE_CHECKING:
     from chatgate.client import acompletion, completion
+    from chatgate.router import Router
     from chatgate.stream import ChatStream
     from chatgate.transport.http import Timeouts, aclose
     from chatgate.types import ChatChunk, ChatRequest, ChatResponse, Usage
@@ -47,6 +49,7 @@ _LAZY = {
     "completion": "chatgate.client",
     "acompletion": "chatgate.client",
     "ChatStream": "chatgate.stream",
+    "Router": "chatgate.router",
     "Timeouts": "chatgate.transport.http",
     "aclose": "chatgate.transport.http",
     "ChatChunk": "chatgate.types",
@@ -73,9 +76,11 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "MissingAPIKeyError",
+    "NoDeploymentAvailableError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "Router",
     "Timeouts",
     "TruncatedResponseError",
     "UnprocessableEntityError",

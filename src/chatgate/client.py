@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
 
 import pydantic
@@ -118,6 +118,7 @@ async def open_stream(
     timeouts: Timeouts,
     sync: bool = False,
     raise_on_truncation: bool = False,
+    on_finish: Callable[[ChatResponse | None, BaseException | None], None] | None = None,
 ) -> ChatStream:
     """One streaming attempt: returns once the upstream accepted (status 2xx), so that an
     error status raises here, before any chunk reached the caller."""
@@ -152,6 +153,7 @@ async def open_stream(
         sync=sync,
         show_usage_chunk=bool(options and options.include_usage),
         raise_on_truncation=raise_on_truncation,
+        on_finish=on_finish,
     )
 
 

@@ -16,14 +16,23 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatgate.errors import InvalidRequestError
 
-__all__ = ["Config", "ConfigError", "DeploymentParams", "GeneralSettings", "ModelEntry", "load"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DeploymentParams",
+    "GeneralSettings",
+    "ModelEntry",
+    "RouterSettings",
+    "load",
+    "parse",
+]
 
 
 class ConfigError(InvalidRequestError):
@@ -42,6 +51,18 @@ class DeploymentParams(_Strict):
     timeout: float | None = Field(default=None, gt=0)
     drop_params: bool = False
     extra_headers: dict[str, str] | None = Field(default=None, repr=False)
+    # routing (see docs/routing.md)
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    weight: float = Field(default=1.0, gt=0)
+    max_parallel_requests: int | None = Field(default=None, gt=0)
+    tags: list[str] = Field(default_factory=list)
+    cost: float | None = Field(default=None, ge=0)  # relative, for cost-based routing
+    context_window: int | None = Field(default=None, gt=0)
+
+
+class ModelInfo(_Strict):
+    id: str | None = Field(default=None, min_length=1)
 
 
 class ModelEntry(_Strict):
@@ -49,6 +70,45 @@ class ModelEntry(_Strict):
     params: DeploymentParams = Field(
         validation_alias=pydantic.AliasChoices("params", "litellm_params")
     )
+    model_info: ModelInfo = Field(default_factory=ModelInfo)
+
+
+Strategy = Literal[
+    "simple-shuffle", "round-robin", "least-busy", "latency-based", "cost-based", "usage-based"
+]
+# LiteLLM's names for the same strategies, so its configs load unchanged.
+STRATEGY_ALIASES = {
+    "latency-based-routing": "latency-based",
+    "cost-based-routing": "cost-based",
+    "usage-based-routing": "usage-based",
+    "usage-based-routing-v2": "usage-based",
+}
+
+Fallbacks = list[dict[str, list[str]]]
+
+
+class RouterSettings(_Strict):
+    routing_strategy: Strategy = "simple-shuffle"
+    num_retries: int = Field(default=2, ge=0)
+    timeout: float = Field(default=600.0, gt=0)  # one deadline for the whole call
+    fallbacks: Fallbacks = Field(default_factory=list)
+    context_window_fallbacks: Fallbacks = Field(default_factory=list)
+    content_policy_fallbacks: Fallbacks = Field(default_factory=list)
+    cooldown_time: float = Field(default=30.0, ge=0)
+    allowed_fails: int = Field(default=3, ge=1)
+    failure_window: float = Field(default=60.0, gt=0)
+    retry_base_delay: float = Field(default=0.5, ge=0)
+    retry_max_delay: float = Field(default=8.0, ge=0)
+    limit_wait: float = Field(default=1.0, ge=0)  # longest wait for an RPM/TPM/parallel slot
+    max_parallel_requests: int | None = Field(default=None, gt=0)  # admission, per process
+    max_queue: int = Field(default=0, ge=0)
+    latency_exploration: float = Field(default=0.05, ge=0, le=1)
+    enable_pre_call_checks: bool = True
+
+    @pydantic.field_validator("routing_strategy", mode="before")
+    @classmethod
+    def _alias(cls, value: Any) -> Any:
+        return STRATEGY_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
 class GeneralSettings(_Strict):
@@ -58,6 +118,7 @@ class GeneralSettings(_Strict):
 
 class Config(_Strict):
     model_list: list[ModelEntry] = Field(default_factory=list)
+    router_settings: RouterSettings = Field(default_factory=RouterSettings)
     general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
 
 

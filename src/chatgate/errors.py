@@ -19,7 +19,8 @@ ChatgateError
         ├── ConflictError                409
         ├── UnprocessableEntityError     422
         ├── RateLimitError               429
-        └── InternalServerError          >= 500
+        ├── InternalServerError          >= 500
+        └── NoDeploymentAvailableError   503, from the Router: every deployment cooling/full
 ```
 
 Every error carries ``provider``, ``model``, ``status_code``, ``request_id``, ``body`` (the
@@ -49,6 +50,7 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "MissingAPIKeyError",
+    "NoDeploymentAvailableError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -90,6 +92,7 @@ class ChatgateError(Exception):
         if retryable is not None:
             self.retryable = retryable
         self.retry_after = retry_after
+        self.attempt_log: list[Any] = []  # a Router's tries before giving up (types.Attempt)
 
     def __str__(self) -> str:
         where = "/".join(p for p in (self.provider, self.model) if p)
@@ -181,6 +184,14 @@ class RateLimitError(APIStatusError):
 
 class InternalServerError(APIStatusError):
     status_code = 500
+    retryable = True
+
+
+class NoDeploymentAvailableError(APIStatusError):
+    """The Router found no deployment it may send to (all cooling down, at their limits, or
+    filtered out by tags); the message names each deployment's state. No request was sent."""
+
+    status_code = 503
     retryable = True
 
 

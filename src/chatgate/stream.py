@@ -9,6 +9,7 @@ closes the upstream connection at once, and a stream that breaks off raises.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
@@ -158,6 +159,7 @@ class ChatStream:
         show_usage_chunk: bool = True,
         raise_on_truncation: bool = False,
         on_complete: Callable[[ChatResponse], None] | None = None,
+        on_finish: Callable[[ChatResponse | None, BaseException | None], None] | None = None,
     ) -> None:
         self._resp = response
         self._request = request
@@ -169,6 +171,10 @@ class ChatStream:
         self._show_usage_chunk = show_usage_chunk
         self._raise_on_truncation = raise_on_truncation
         self._on_complete = on_complete
+        self._on_finish = on_finish
+        self._agen: AsyncGenerator[ChatChunk, None] | None = None  # started by prefetch()
+        self._first: ChatChunk | None = None
+        self._resumed = False
         self._acc = StreamAccumulator()
         self._final: ChatResponse | None = None
         self._iterating = False
@@ -180,15 +186,40 @@ class ChatStream:
 
     # --- iteration -----------------------------------------------------------------------------
 
+    async def prefetch(self) -> None:
+        """Read up to the first chunk the caller will see, so that a failure before it raises
+        here, where a router can still retry elsewhere, and not in the caller's loop."""
+        self._agen = self._chunks()
+        with contextlib.suppress(StopAsyncIteration):
+            self._first = await self._agen.__anext__()
+
+    def _iterate(self) -> AsyncGenerator[ChatChunk, None]:
+        return self._chunks() if self._agen is None else self._resume(self._agen)
+
+    async def _resume(
+        self, agen: AsyncGenerator[ChatChunk, None]
+    ) -> AsyncGenerator[ChatChunk, None]:
+        if self._resumed:
+            raise RuntimeError("a ChatStream can be iterated only once; use final() afterwards")
+        self._resumed = True
+        try:
+            if self._first is not None:
+                first, self._first = self._first, None
+                yield first
+            async for chunk in agen:
+                yield chunk
+        finally:
+            await agen.aclose()
+
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
         if self._sync:
             return self._hop_to_sync_loop()
-        return self._chunks()
+        return self._iterate()
 
     def __iter__(self) -> Iterator[ChatChunk]:
         if not self._sync:
             raise RuntimeError("this stream came from acompletion(): use `async for`")
-        agen = self._chunks()
+        agen = self._iterate()
         try:
             while True:
                 try:
@@ -199,7 +230,7 @@ class ChatStream:
             run_sync(_aclose(agen))
 
     async def _hop_to_sync_loop(self) -> AsyncIterator[ChatChunk]:
-        agen = self._chunks()
+        agen = self._iterate()
         loop = sync_loop()
         try:
             while True:
@@ -216,6 +247,7 @@ class ChatStream:
             raise RuntimeError("a ChatStream can be iterated only once; use final() afterwards")
         self._iterating = True
         complete = False
+        error: BaseException | None = None
         try:
             async for data in http.read_chunks(self._resp, self._request):
                 for event in self._framer.feed(data):
@@ -230,12 +262,23 @@ class ChatStream:
             self._complete()
         except ChatgateError as exc:
             self._attach(exc)
+            error = exc
+            raise
+        except BaseException as exc:
+            error = exc
             raise
         finally:
             if complete:
                 self._resp.release()
             else:  # left early, cancelled or failed: drop the connection, never reuse it
                 self._resp.close()
+            self._notify_finish(error)
+
+    def _notify_finish(self, error: BaseException | None) -> None:
+        """Tell the owner (a router's bookkeeping) once that the stream is over, however."""
+        on_finish, self._on_finish = self._on_finish, None
+        if on_finish is not None:
+            on_finish(self._final, error)
 
     def _take(self, chunk: ChatChunk) -> bool:
         """Accumulate the chunk; say whether the caller should see it."""
@@ -300,9 +343,13 @@ class ChatStream:
         if self._final is not None:
             return
         if self._sync:  # the connection lives on the private loop's thread
-            sync_loop().call_soon_threadsafe(self._resp.close)
+            sync_loop().call_soon_threadsafe(self._abort)
         else:
-            self._resp.close()
+            self._abort()
+
+    def _abort(self) -> None:
+        self._resp.close()
+        self._notify_finish(None)
 
     async def aclose(self) -> None:
         self.close()

@@ -1,0 +1,265 @@
+"""Router: one model name, many deployments; retries, cooldowns, limits and fallbacks.
+
+A call has one deadline (``timeout``) that covers every attempt, wait and fallback together.
+Within a model group a retryable failure is retried (preferring another healthy deployment,
+else after a full-jitter backoff that honours Retry-After) up to ``num_retries`` times; then
+the call moves down the group's ``fallbacks``. A stream is retried only until its first chunk
+is ready: after that a failure is raised on the stream, never a silent switch mid-answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from chatgate import config as config_module
+from chatgate.client import MessageLike, build_request
+from chatgate.config import Config, ModelEntry, RouterSettings
+from chatgate.errors import ChatgateError, InvalidRequestError
+from chatgate.router.admission import Admission
+from chatgate.router.attempt import CallContext, GroupRunner
+from chatgate.router.deployments import RoutedDeployment, build_groups
+from chatgate.router.policy import Fault, classify
+from chatgate.router.state import Health, MemoryState, RouterState
+from chatgate.router.strategies import pick_for
+from chatgate.stream import ChatStream
+from chatgate.transport.loop_thread import run_sync
+from chatgate.types import ChatRequest, ChatResponse
+
+__all__ = ["Router"]
+
+_UNSET: Any = None
+
+
+class Router:
+    """``Router(model_list=[...], routing_strategy="latency-based", fallbacks=[{"smart":
+    ["cheap"]}], num_retries=2, timeout=30)``; then ``await router.acompletion("smart", msgs)``.
+
+    Settings not given take RouterSettings' defaults (see docs/routing.md). ``clock``,
+    ``sleep`` and ``rng`` exist so tests can drive time and chance deterministically.
+    One Router serves one event loop (or only the sync API, which runs on chatgate's own).
+    """
+
+    def __init__(
+        self,
+        model_list: Sequence[ModelEntry | Mapping[str, Any]] = (),
+        *,
+        routing_strategy: str | None = None,
+        num_retries: int | None = None,
+        timeout: float | None = None,
+        fallbacks: list[dict[str, list[str]]] | None = None,
+        context_window_fallbacks: list[dict[str, list[str]]] | None = None,
+        content_policy_fallbacks: list[dict[str, list[str]]] | None = None,
+        cooldown_time: float | None = None,
+        allowed_fails: int | None = None,
+        settings: RouterSettings | Mapping[str, Any] | None = None,
+        state: RouterState | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+        rng: random.Random | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        given = {
+            "routing_strategy": routing_strategy,
+            "num_retries": num_retries,
+            "timeout": timeout,
+            "fallbacks": fallbacks,
+            "context_window_fallbacks": context_window_fallbacks,
+            "content_policy_fallbacks": content_policy_fallbacks,
+            "cooldown_time": cooldown_time,
+            "allowed_fails": allowed_fails,
+        }
+        base = (
+            settings.model_dump() if isinstance(settings, RouterSettings) else dict(settings or {})
+        )
+        base.update({k: v for k, v in given.items() if v is not None})
+        self.settings = config_module.parse({"router_settings": base}, env={}).router_settings
+        self.groups: dict[str, list[RoutedDeployment]] = build_groups(model_list, env)
+        s = self.settings
+        self._fallbacks = _fallback_table(s.fallbacks, self.groups, "fallbacks")
+        self._cw_fallbacks = _fallback_table(
+            s.context_window_fallbacks, self.groups, "context_window_fallbacks"
+        )
+        self._cp_fallbacks = _fallback_table(
+            s.content_policy_fallbacks, self.groups, "content_policy_fallbacks"
+        )
+        self.state: RouterState = state or MemoryState()
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._admission = Admission(s.max_parallel_requests, s.max_queue)
+        self._health = Health(s.allowed_fails, s.failure_window, s.cooldown_time)
+        self._runners = {
+            name: GroupRunner(
+                name,
+                deployments,
+                pick_for(s.routing_strategy, exploration=s.latency_exploration),
+                self,
+            )
+            for name, deployments in self.groups.items()
+        }
+
+    @classmethod
+    def from_config(
+        cls, source: str | Path | Config, *, env: Mapping[str, str] | None = None, **kw: Any
+    ) -> Router:
+        """From a YAML file (``os.environ/NAME`` values resolved) or a parsed Config."""
+        config = source if isinstance(source, Config) else config_module.load(source, env)
+        return cls(config.model_list, settings=config.router_settings, env=env, **kw)
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self.groups)
+
+    # -- calls ------------------------------------------------------------------------------
+
+    async def acompletion(
+        self,
+        model: str,
+        messages: Sequence[MessageLike],
+        *,
+        stream: bool = False,
+        tags: Sequence[str] | None = None,
+        priority: int = 0,
+        timeout: float | None = None,
+        num_retries: int | None = None,
+        disable_fallbacks: bool = False,
+        raise_on_truncation: bool = False,
+        **params: Any,
+    ) -> Any:
+        """Like ``chatgate.acompletion`` with ``model`` a model_list name. ``tags``: only
+        deployments carrying all of them; ``priority``: lower is admitted first when queued."""
+        if stream:
+            params["stream"] = True
+        request = build_request(model, messages, params)
+        return await self.aroute(
+            request,
+            tags=tags,
+            priority=priority,
+            timeout=timeout,
+            num_retries=num_retries,
+            disable_fallbacks=disable_fallbacks,
+            raise_on_truncation=raise_on_truncation,
+        )
+
+    def completion(self, model: str, messages: Sequence[MessageLike], **kw: Any) -> Any:
+        """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
+        stream = bool(kw.pop("stream", False))
+        if stream:
+            kw["stream"] = True
+        request = build_request(model, messages, {k: v for k, v in kw.items() if k not in _CALL})
+        options = {k: v for k, v in kw.items() if k in _CALL}
+        return run_sync(self.aroute(request, sync=True, **options))
+
+    async def aroute(
+        self,
+        request: ChatRequest,
+        *,
+        sync: bool = False,
+        tags: Sequence[str] | None = None,
+        priority: int = 0,
+        timeout: float | None = None,
+        num_retries: int | None = None,
+        disable_fallbacks: bool = False,
+        raise_on_truncation: bool = False,
+    ) -> ChatResponse | ChatStream:
+        """Route a validated request whose ``model`` is a model_list name (what the gateway
+        calls). Returns a ChatResponse, or a ChatStream whose first chunk is already in."""
+        if request.model not in self.groups:
+            raise InvalidRequestError(
+                f"model {request.model!r} is not in the router's model_list; "
+                f"known names: {', '.join(self.groups) or 'none'}",
+                param="model",
+            )
+        now = self._clock()
+        call = CallContext(
+            deadline=now + (timeout or self.settings.timeout),
+            timeout=timeout or self.settings.timeout,
+            num_retries=self.settings.num_retries if num_retries is None else num_retries,
+            tags=frozenset(tags or ()),
+            sync=sync,
+            raise_on_truncation=raise_on_truncation,
+        )
+        admitted = await self._admission.enter(priority, max(0.0, call.deadline - now))
+        try:
+            result = await self._through_fallbacks(request, call, disable_fallbacks)
+        except BaseException:
+            self._admission.leave(admitted)
+            raise
+        if isinstance(result, ChatStream):
+            call.on_stream_end(lambda: self._admission.leave(admitted))
+        else:
+            self._admission.leave(admitted)
+        return result
+
+    async def _through_fallbacks(
+        self, request: ChatRequest, call: CallContext, disable_fallbacks: bool
+    ) -> ChatResponse | ChatStream:
+        chain = [request.model]
+        if not disable_fallbacks:
+            chain += self._fallbacks.get(request.model, [])
+        visited: set[str] = set()
+        index = 0
+        while True:
+            name = chain[index]
+            visited.add(name)
+            more = index + 1 < len(chain)
+            try:
+                return await self._runners[name].run(request, call, can_fall_back=more)
+            except ChatgateError as exc:
+                exc.attempt_log = list(call.log)
+                fault = classify(exc)
+                extra: list[str] = []
+                if not disable_fallbacks and fault is Fault.CONTEXT_WINDOW:
+                    extra = self._cw_fallbacks.get(name, [])
+                elif not disable_fallbacks and fault is Fault.CONTENT_POLICY:
+                    extra = self._cp_fallbacks.get(name, [])
+                elif fault in (Fault.RETRYABLE, Fault.DEPLOYMENT) and call.time_left(self) > 0:
+                    extra = []
+                else:
+                    raise
+                chain[index + 1 : index + 1] = [n for n in extra if n not in visited]
+                if index + 1 >= len(chain):
+                    raise
+                index += 1
+
+    # -- plumbing the runners use -------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep(seconds)
+
+    @property
+    def rng(self) -> random.Random:
+        return self._rng
+
+    @property
+    def health(self) -> Health:
+        return self._health
+
+
+_CALL = frozenset(
+    {"tags", "priority", "timeout", "num_retries", "disable_fallbacks", "raise_on_truncation"}
+)
+
+
+def _fallback_table(
+    rules: list[dict[str, list[str]]], groups: Mapping[str, Any], where: str
+) -> dict[str, list[str]]:
+    table: dict[str, list[str]] = {}
+    for rule in rules:
+        for source, targets in rule.items():
+            for name in [source, *targets]:
+                if name not in groups:
+                    raise config_module.ConfigError(
+                        f"router_settings.{where}: {name!r} is not a model_name in model_list",
+                        param=where,
+                    )
+            table.setdefault(source, []).extend(t for t in targets if t != source)
+    return table

@@ -1,0 +1,108 @@
+"""MemoryState: cooldowns, half-open probes, token buckets, parallel limits, on a driven clock."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from chatgate.router.state import Health, Limits, MemoryState
+
+HEALTH = Health(allowed_fails=3, window=10.0, cooldown=30.0)
+FREE = Limits()
+
+
+async def test_failures_within_the_window_cool_a_deployment_down() -> None:
+    state = MemoryState()
+    assert await state.record_failure("a", "InternalServerError", HEALTH, 0.0) is None
+    assert await state.record_failure("a", "InternalServerError", HEALTH, 1.0) is None
+    assert await state.record_failure("a", "InternalServerError", HEALTH, 2.0) == 32.0
+    [stats] = await state.view(["a"], 5.0)
+    assert stats.cooldown_until == 32.0
+    assert stats.last_error == "InternalServerError"
+    assert await state.reserve("a", FREE, 0, 5.0) == pytest.approx(27.0)
+
+
+async def test_failures_older_than_the_window_do_not_count() -> None:
+    state = MemoryState()
+    await state.record_failure("a", "E", HEALTH, 0.0)
+    await state.record_failure("a", "E", HEALTH, 1.0)
+    assert await state.record_failure("a", "E", HEALTH, 11.5) is None  # the first two expired
+    [stats] = await state.view(["a"], 11.5)
+    assert stats.cooldown_until == 0.0
+
+
+async def test_success_clears_the_failure_count() -> None:
+    state = MemoryState()
+    await state.record_failure("a", "E", HEALTH, 0.0)
+    await state.record_failure("a", "E", HEALTH, 1.0)
+    await state.record_success("a", 0.1, 1.5)
+    assert await state.record_failure("a", "E", HEALTH, 2.0) is None
+
+
+async def test_cool_for_starts_a_cooldown_at_once() -> None:
+    state = MemoryState()
+    assert await state.record_failure("a", "RateLimitError", HEALTH, 100.0, cool_for=2.5) == 102.5
+
+
+async def test_half_open_lets_one_probe_through_and_a_failed_probe_cools_again() -> None:
+    state = MemoryState()
+    await state.record_failure("a", "E", HEALTH, 0.0, cool_for=5.0)
+    [stats] = await state.view(["a"], 6.0)
+    assert stats.half_open
+    assert stats.cooldown_until == 0.0
+    assert await state.reserve("a", FREE, 0, 6.0) == 0.0  # the probe
+    assert math.isinf(await state.reserve("a", FREE, 0, 6.1))  # nobody else meanwhile
+    assert await state.record_failure("a", "E", HEALTH, 6.2) == pytest.approx(36.2)  # one fail
+    await state.release("a", FREE, 0, 6.2)
+    [stats] = await state.view(["a"], 40.0)
+    assert stats.half_open
+    assert await state.reserve("a", FREE, 0, 40.0) == 0.0
+    await state.record_success("a", 0.2, 40.1)
+    await state.release("a", FREE, 0, 40.1)
+    [stats] = await state.view(["a"], 40.1)
+    assert not stats.half_open
+    assert not stats.probing
+    assert await state.reserve("a", FREE, 0, 40.1) == 0.0
+    assert await state.reserve("a", FREE, 0, 40.1) == 0.0  # healthy: no limit on requests
+
+
+async def test_rpm_bucket_refills_over_a_minute() -> None:
+    state = MemoryState()
+    limits = Limits(rpm=2)
+    assert await state.reserve("a", limits, 0, 0.0) == 0.0
+    assert await state.reserve("a", limits, 0, 0.0) == 0.0
+    assert await state.reserve("a", limits, 0, 0.0) == pytest.approx(30.0)
+    assert await state.reserve("a", limits, 0, 30.0) == 0.0
+    [stats] = await state.view(["a"], 30.0)
+    assert stats.rpm_left == pytest.approx(0.0)
+    assert stats.in_flight == 3
+
+
+async def test_tpm_reservation_is_corrected_by_actual_usage() -> None:
+    state = MemoryState()
+    limits = Limits(tpm=1000)
+    assert await state.reserve("a", limits, 800, 0.0) == 0.0
+    assert await state.reserve("a", limits, 800, 0.0) == pytest.approx(36.0)  # 600 missing
+    await state.release("a", limits, -700, 0.0)  # it used 100, not 800
+    [stats] = await state.view(["a"], 0.0)
+    assert stats.tpm_left == pytest.approx(900.0)
+    assert await state.reserve("a", limits, 800, 0.0) == 0.0
+
+
+async def test_max_parallel_limits_in_flight_requests() -> None:
+    state = MemoryState()
+    limits = Limits(max_parallel=1)
+    assert await state.reserve("a", limits, 0, 0.0) == 0.0
+    assert math.isinf(await state.reserve("a", limits, 0, 0.0))
+    await state.release("a", limits, 0, 0.1)
+    assert await state.reserve("a", limits, 0, 0.1) == 0.0
+
+
+async def test_latency_is_an_ewma() -> None:
+    state = MemoryState()
+    await state.record_success("a", 1.0, 0.0)
+    await state.record_success("a", 2.0, 0.0)
+    [stats] = await state.view(["a"], 0.0)
+    assert stats.latency_s == pytest.approx(1.3)
+    assert stats.samples == 2
