@@ -409,3 +409,37 @@ def test_from_config_reads_yaml_and_env(tmp_path: Path, fake: FakeOpenAI) -> Non
     response = router.completion("smart", HI)
     assert response.meta.deployment == "primary"
     assert fake.last.headers["Authorization"] == "Bearer sk-from-env"
+
+
+class DrivenClock:
+    """Time that moves only when the router sleeps: waits are exact and instant."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_waits_follow_the_injected_clock_exactly(fake: FakeOpenAI) -> None:
+    clock = DrivenClock()
+    fake.script(err(429, "rate_limit_exceeded", **{"retry-after": "40"}))
+    router = Router(
+        [entry("solo", fake)], timeout=100, clock=clock, sleep=clock.sleep, settings=FAST
+    )
+    started = time.monotonic()
+    response = await router.acompletion("solo", HI)
+    assert time.monotonic() - started < 1.0
+    assert clock.slept == [40.0]  # exactly the Retry-After, never less
+    assert response.meta.attempt_log[0].wait_s == 40.0
+
+    fake.script(err(429, "rate_limit_exceeded", **{"retry-after": "40"}))
+    with pytest.raises(RateLimitError):  # 40 s would pass a 30 s deadline: fail now
+        await router.acompletion("solo", HI, timeout=30)
+    assert clock.slept == [40.0]
