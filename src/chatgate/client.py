@@ -20,7 +20,12 @@ from chatgate.errors import (
     TruncatedResponseError,
 )
 from chatgate.providers.base import Adapter, Deployment
-from chatgate.providers.registry import get_adapter, prepare_deployment, resolve_deployment
+from chatgate.providers.registry import (
+    PROVIDERS,
+    get_adapter,
+    prepare_deployment,
+    resolve_deployment,
+)
 from chatgate.stream import ChatStream
 from chatgate.transport import http
 from chatgate.transport.http import Timeouts
@@ -157,6 +162,15 @@ async def open_stream(
     )
 
 
+async def inline_images_for(request: ChatRequest, deployment: Deployment) -> ChatRequest:
+    """Download http(s) image URLs when this provider cannot fetch them itself."""
+    if PROVIDERS[deployment.provider].fetches_image_urls:
+        return request
+    from chatgate.images import inline_image_urls  # only callers who opted in pay the import
+
+    return await inline_image_urls(request)
+
+
 async def _acompletion(
     model: str,
     messages: Sequence[MessageLike],
@@ -170,6 +184,7 @@ async def _acompletion(
     extra_headers: Mapping[str, str] | None,
     api_version: str | None,
     provider_options: Mapping[str, Any] | None,
+    download_images: bool,
     params: dict[str, Any],
     sync: bool,
 ) -> ChatResponse | ChatStream:
@@ -185,6 +200,8 @@ async def _acompletion(
     if stream:
         params["stream"] = True
     request = build_request(deployment.model, messages, params)
+    if download_images:
+        request = await inline_images_for(request, deployment)
     timeouts = Timeouts.of(timeout)
     if stream:
         return await open_stream(
@@ -220,13 +237,16 @@ async def acompletion(
     extra_headers: Mapping[str, str] | None = None,
     api_version: str | None = None,
     provider_options: Mapping[str, Any] | None = None,
+    download_images: bool = False,
     **params: Any,
 ) -> ChatResponse | ChatStream:
     """One Chat Completions call to any provider: ``model="provider/model"``.
 
     ``params`` are OpenAI's request fields (temperature, tools, response_format, ...);
     ``api_base`` is what the provider's official SDK calls base_url; ``provider_options`` are
-    a provider's own settings (e.g. Azure ``azure_ad_token``, Bedrock ``region``)."""
+    a provider's own settings (e.g. Azure ``azure_ad_token``, Bedrock ``region``);
+    ``download_images=True`` lets chatgate fetch http(s) image URLs for providers that take
+    images only as bytes (Gemini, Bedrock) — off by default, so nothing is fetched unasked."""
     return await _acompletion(
         model,
         messages,
@@ -239,6 +259,7 @@ async def acompletion(
         extra_headers=extra_headers,
         api_version=api_version,
         provider_options=provider_options,
+        download_images=download_images,
         params=params,
         sync=False,
     )
@@ -265,6 +286,7 @@ def completion(
     extra_headers: Mapping[str, str] | None = None,
     api_version: str | None = None,
     provider_options: Mapping[str, Any] | None = None,
+    download_images: bool = False,
     **params: Any,
 ) -> ChatResponse | ChatStream:
     """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
@@ -281,6 +303,7 @@ def completion(
             extra_headers=extra_headers,
             api_version=api_version,
             provider_options=provider_options,
+            download_images=download_images,
             params=params,
             sync=True,
         )

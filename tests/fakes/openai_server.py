@@ -162,6 +162,7 @@ class FakeOpenAI:
         self.requests: list[Received] = []
         self.replies: deque[Reply] = deque()
         self.disconnects = 0  # streams whose client went away before the end
+        self.files: dict[str, tuple[bytes, str]] = {}  # GET path -> (body, content type)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -226,6 +227,11 @@ class FakeOpenAI:
         except orjson.JSONDecodeError:
             body = raw.decode("utf-8", "replace")
         self.requests.append(Received(request.method, request.path, dict(request.headers), body))
+        if request.method == "GET" and request.path in self.files:
+            data, content_type = self.files[request.path]
+            return web.Response(body=data, content_type=content_type)
+        if request.method == "GET" and not request.path.endswith("/models"):
+            return web.json_response(error_json("no such file", "not_found"), status=404)
         if request.path.endswith("/models"):
             return web.json_response(
                 {

@@ -41,6 +41,7 @@ class ProviderSpec:
     # Module with ``async def prepare(deployment) -> Deployment`` for what can only be found at
     # run time: start a managed local server, load cloud credentials. Adapters stay pure.
     prepare: str | None = None
+    fetches_image_urls: bool = True  # False: http(s) image URLs must be sent as bytes
 
 
 _GROQ_REJECTS = frozenset({"logprobs", "top_logprobs", "logit_bias"})
@@ -78,6 +79,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "GEMINI_API_KEY",
             adapter="gemini",
             base_env="GEMINI_API_BASE",
+            fetches_image_urls=False,
         ),
         ProviderSpec(
             "ollama",
@@ -118,6 +120,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             base_env="AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
             key_required=False,  # AWS credentials come from botocore's chain in prepare
             prepare="chatgate.providers.bedrock.auth",
+            fetches_image_urls=False,
         ),
     )
 }

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from chatgate.client import open_stream, send
+from chatgate.client import inline_images_for, open_stream, send
 from chatgate.errors import (
     APITimeoutError,
     ChatgateError,
@@ -44,6 +44,7 @@ class CallContext:
     tags: frozenset[str]
     sync: bool
     raise_on_truncation: bool
+    download_images: bool = False
     log: list[Attempt] = field(default_factory=list)
     stream_ended: bool = False
     _on_stream_end: list[Callable[[], None]] = field(default_factory=list)
@@ -253,6 +254,8 @@ class GroupRunner:
     ) -> ChatResponse | ChatStream:
         router = self._router
         upstream = request.model_copy(update={"model": d.deployment.model})
+        if call.download_images:
+            upstream = await inline_images_for(upstream, d.deployment)
         timeouts = _bounded(d.timeouts, left)
         started = time.perf_counter()
         if not request.stream:

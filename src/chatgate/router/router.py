@@ -129,6 +129,7 @@ class Router:
         num_retries: int | None = None,
         disable_fallbacks: bool = False,
         raise_on_truncation: bool = False,
+        download_images: bool = False,
         **params: Any,
     ) -> Any:
         """Like ``chatgate.acompletion`` with ``model`` a model_list name. ``tags``: only
@@ -144,6 +145,7 @@ class Router:
             num_retries=num_retries,
             disable_fallbacks=disable_fallbacks,
             raise_on_truncation=raise_on_truncation,
+            download_images=download_images,
         )
 
     def completion(self, model: str, messages: Sequence[MessageLike], **kw: Any) -> Any:
@@ -166,6 +168,7 @@ class Router:
         num_retries: int | None = None,
         disable_fallbacks: bool = False,
         raise_on_truncation: bool = False,
+        download_images: bool = False,
     ) -> ChatResponse | ChatStream:
         """Route a validated request whose ``model`` is a model_list name (what the gateway
         calls). Returns a ChatResponse, or a ChatStream whose first chunk is already in."""
@@ -183,6 +186,7 @@ class Router:
             tags=frozenset(tags or ()),
             sync=sync,
             raise_on_truncation=raise_on_truncation,
+            download_images=download_images,
         )
         admitted = await self._admission.enter(priority, max(0.0, call.deadline - now))
         try:
@@ -245,7 +249,15 @@ class Router:
 
 
 _CALL = frozenset(
-    {"tags", "priority", "timeout", "num_retries", "disable_fallbacks", "raise_on_truncation"}
+    {
+        "tags",
+        "priority",
+        "timeout",
+        "num_retries",
+        "disable_fallbacks",
+        "raise_on_truncation",
+        "download_images",
+    }
 )
 
 

@@ -115,7 +115,8 @@ def _image(part: ImagePart, where: str) -> Json:
     fix = "pass the image inline as a data URL: 'data:image/png;base64,<bytes>'"
     if not url.startswith("data:"):
         raise InvalidRequestError(
-            f"Bedrock takes images only as bytes, not URLs ({where}): download it and {fix}",
+            f"Bedrock takes images only as bytes, not URLs ({where}): {fix}, "
+            "or let chatgate download it: download_images=True",
             param=where,
         )
     header, _, data = url[5:].partition(",")

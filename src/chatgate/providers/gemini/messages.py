@@ -70,7 +70,8 @@ def _image(part: ImagePart, where: str) -> dict[str, Any]:
         return {"fileData": data}
     raise InvalidRequestError(
         f"{where}: Gemini cannot fetch images from arbitrary URLs ({url[:80]!r}); pass the "
-        "image as a base64 data URL (data:image/png;base64,...), or a gs:// or Files API URI",
+        "image as a base64 data URL (data:image/png;base64,...) or a gs:// or Files API URI, "
+        "or let chatgate download it: download_images=True",
         param=where,
     )
 
