@@ -21,7 +21,7 @@ from chatgate.errors import (
 )
 from chatgate.providers.base import Adapter, Deployment
 from chatgate.providers.registry import get_adapter, prepare_deployment, resolve_deployment
-from chatgate.stream import ChatStream
+from chatgate.stream import ChatStream, HttpChunkSource
 from chatgate.transport import http
 from chatgate.transport.http import Timeouts
 from chatgate.transport.loop_thread import run_sync
@@ -141,13 +141,11 @@ async def open_stream(
         raise _scrub(exc, deployment) from exc.__cause__
     framer, translator = adapter.new_stream(request, deployment)
     options = request.stream_options
+    source = HttpChunkSource(
+        resp, http_request, framer, translator, deployment, adapter.request_id_headers
+    )
     return ChatStream(
-        resp,
-        http_request,
-        framer,
-        translator,
-        deployment,
-        request_id_headers=adapter.request_id_headers,
+        source,
         started=started,
         sync=sync,
         show_usage_chunk=bool(options and options.include_usage),

@@ -5,7 +5,7 @@
 ``ChatStream`` owns its chunk source: leaving the loop early, ``close()``, or cancelling the
 task closes the upstream connection at once, and a stream that breaks off raises. The source is
 a live HTTP response (``HttpChunkSource``) or anything else that yields chunks, such as a cache
-replay (``ChatStream.from_source``): callers cannot tell the two apart.
+replay: callers cannot tell the two apart.
 """
 
 from __future__ import annotations
@@ -209,27 +209,6 @@ class ChatStream:
 
     def __init__(
         self,
-        response: aiohttp.ClientResponse,
-        request: HttpRequest,
-        framer: EventFramer,
-        translator: StreamTranslator,
-        deployment: Deployment,
-        *,
-        request_id_headers: tuple[str, ...],
-        started: float,
-        sync: bool = False,
-        show_usage_chunk: bool = True,
-        raise_on_truncation: bool = False,
-        on_complete: Callable[[ChatResponse], None] | None = None,
-    ) -> None:
-        source = HttpChunkSource(
-            response, request, framer, translator, deployment, request_id_headers
-        )
-        self._setup(source, started, sync, show_usage_chunk, raise_on_truncation, on_complete)
-
-    @classmethod
-    def from_source(
-        cls,
         source: ChunkSource,
         *,
         started: float,
@@ -237,20 +216,6 @@ class ChatStream:
         show_usage_chunk: bool = True,
         raise_on_truncation: bool = False,
         on_complete: Callable[[ChatResponse], None] | None = None,
-    ) -> ChatStream:
-        """A stream over any chunk source, e.g. a cache replay."""
-        stream = cls.__new__(cls)
-        stream._setup(source, started, sync, show_usage_chunk, raise_on_truncation, on_complete)
-        return stream
-
-    def _setup(
-        self,
-        source: ChunkSource,
-        started: float,
-        sync: bool,
-        show_usage_chunk: bool,
-        raise_on_truncation: bool,
-        on_complete: Callable[[ChatResponse], None] | None,
     ) -> None:
         self._source = source
         self._started = started
