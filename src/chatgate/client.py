@@ -13,6 +13,7 @@ from typing import Any, Literal, overload
 
 import pydantic
 
+from chatgate.cache.default import CacheArg, resolve_cache
 from chatgate.errors import (
     APIError,
     ChatgateError,
@@ -166,6 +167,7 @@ async def _acompletion(
     extra_headers: Mapping[str, str] | None,
     api_version: str | None,
     provider_options: Mapping[str, Any] | None,
+    cache: CacheArg,
     params: dict[str, Any],
     sync: bool,
 ) -> ChatResponse | ChatStream:
@@ -182,6 +184,23 @@ async def _acompletion(
         params["stream"] = True
     request = build_request(deployment.model, messages, params)
     timeouts = Timeouts.of(timeout)
+    if (cached := resolve_cache(cache)) is not None:
+        layer, control = cached
+
+        async def call() -> ChatResponse | ChatStream:
+            if stream:
+                return await open_stream(request, deployment, timeouts=timeouts)
+            return await send(request, deployment, timeouts=timeouts)
+
+        return await layer.get_or_call(
+            request,
+            f"{deployment.provider}/{deployment.model}",
+            call,
+            control=control,
+            partition=deployment.api_base,
+            sync=sync,
+            raise_on_truncation=raise_on_truncation,
+        )
     if stream:
         return await open_stream(
             request,
@@ -216,13 +235,16 @@ async def acompletion(
     extra_headers: Mapping[str, str] | None = None,
     api_version: str | None = None,
     provider_options: Mapping[str, Any] | None = None,
+    cache: CacheArg = None,
     **params: Any,
 ) -> ChatResponse | ChatStream:
     """One Chat Completions call to any provider: ``model="provider/model"``.
 
     ``params`` are OpenAI's request fields (temperature, tools, response_format, ...);
     ``api_base`` is what the provider's official SDK calls base_url; ``provider_options`` are
-    a provider's own settings (e.g. Azure ``azure_ad_token``, Bedrock ``region``)."""
+    a provider's own settings (e.g. Azure ``azure_ad_token``, Bedrock ``region``); ``cache``
+    is this call's cache control (True, False, ``{"no-cache": True, "ttl": 600}``, ...) for
+    the cache set by ``configure_cache``, or a Cache to use instead (docs/caching.md)."""
     return await _acompletion(
         model,
         messages,
@@ -235,6 +257,7 @@ async def acompletion(
         extra_headers=extra_headers,
         api_version=api_version,
         provider_options=provider_options,
+        cache=cache,
         params=params,
         sync=False,
     )
@@ -261,6 +284,7 @@ def completion(
     extra_headers: Mapping[str, str] | None = None,
     api_version: str | None = None,
     provider_options: Mapping[str, Any] | None = None,
+    cache: CacheArg = None,
     **params: Any,
 ) -> ChatResponse | ChatStream:
     """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
@@ -277,6 +301,7 @@ def completion(
             extra_headers=extra_headers,
             api_version=api_version,
             provider_options=provider_options,
+            cache=cache,
             params=params,
             sync=True,
         )
