@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.redis_server import RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -42,4 +43,11 @@ def _no_real_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def fake() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the whole run; tests keep apart by key prefix or flushdb."""
+    with RedisServer() as server:
         yield server

@@ -13,6 +13,7 @@ from typing import Any, Literal, overload
 
 import pydantic
 
+from chatgate.cache.default import CacheArg, resolve_cache
 from chatgate.errors import (
     APIError,
     ChatgateError,
@@ -26,7 +27,7 @@ from chatgate.providers.registry import (
     prepare_deployment,
     resolve_deployment,
 )
-from chatgate.stream import ChatStream
+from chatgate.stream import ChatStream, HttpChunkSource
 from chatgate.transport import http
 from chatgate.transport.http import Timeouts
 from chatgate.transport.loop_thread import run_sync
@@ -147,13 +148,11 @@ async def open_stream(
         raise _scrub(exc, deployment) from exc.__cause__
     framer, translator = adapter.new_stream(request, deployment)
     options = request.stream_options
+    source = HttpChunkSource(
+        resp, http_request, framer, translator, deployment, adapter.request_id_headers
+    )
     return ChatStream(
-        resp,
-        http_request,
-        framer,
-        translator,
-        deployment,
-        request_id_headers=adapter.request_id_headers,
+        source,
         started=started,
         sync=sync,
         show_usage_chunk=bool(options and options.include_usage),
@@ -185,6 +184,7 @@ async def _acompletion(
     api_version: str | None,
     provider_options: Mapping[str, Any] | None,
     download_images: bool,
+    cache: CacheArg,
     params: dict[str, Any],
     sync: bool,
 ) -> ChatResponse | ChatStream:
@@ -203,6 +203,23 @@ async def _acompletion(
     if download_images:
         request = await inline_images_for(request, deployment)
     timeouts = Timeouts.of(timeout)
+    if (cached := resolve_cache(cache)) is not None:
+        layer, control = cached
+
+        async def call() -> ChatResponse | ChatStream:
+            if stream:
+                return await open_stream(request, deployment, timeouts=timeouts)
+            return await send(request, deployment, timeouts=timeouts)
+
+        return await layer.get_or_call(
+            request,
+            f"{deployment.provider}/{deployment.model}",
+            call,
+            control=control,
+            partition=deployment.api_base,
+            sync=sync,
+            raise_on_truncation=raise_on_truncation,
+        )
     if stream:
         return await open_stream(
             request,
@@ -238,13 +255,16 @@ async def acompletion(
     api_version: str | None = None,
     provider_options: Mapping[str, Any] | None = None,
     download_images: bool = False,
+    cache: CacheArg = None,
     **params: Any,
 ) -> ChatResponse | ChatStream:
     """One Chat Completions call to any provider: ``model="provider/model"``.
 
     ``params`` are OpenAI's request fields (temperature, tools, response_format, ...);
     ``api_base`` is what the provider's official SDK calls base_url; ``provider_options`` are
-    a provider's own settings (e.g. Azure ``azure_ad_token``, Bedrock ``region``);
+    a provider's own settings (e.g. Azure ``azure_ad_token``, Bedrock ``region``); ``cache``
+    is this call's cache control (True, False, ``{"no-cache": True, "ttl": 600}``, ...) for
+    the cache set by ``configure_cache``, or a Cache to use instead (docs/caching.md);
     ``download_images=True`` lets chatgate fetch http(s) image URLs for providers that take
     images only as bytes (Gemini, Bedrock) — off by default, so nothing is fetched unasked."""
     return await _acompletion(
@@ -260,6 +280,7 @@ async def acompletion(
         api_version=api_version,
         provider_options=provider_options,
         download_images=download_images,
+        cache=cache,
         params=params,
         sync=False,
     )
@@ -287,6 +308,7 @@ def completion(
     api_version: str | None = None,
     provider_options: Mapping[str, Any] | None = None,
     download_images: bool = False,
+    cache: CacheArg = None,
     **params: Any,
 ) -> ChatResponse | ChatStream:
     """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
@@ -304,6 +326,7 @@ def completion(
             api_version=api_version,
             provider_options=provider_options,
             download_images=download_images,
+            cache=cache,
             params=params,
             sync=True,
         )

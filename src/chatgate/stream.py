@@ -2,8 +2,10 @@
 
 ``StreamAccumulator`` is the I/O-free part: it folds chunks into the final ChatResponse
 (content, reasoning, tool calls reassembled from fragments by index, finish_reason, usage).
-``ChatStream`` owns the connection: leaving the loop early, ``close()``, or cancelling the task
-closes the upstream connection at once, and a stream that breaks off raises.
+``ChatStream`` owns its chunk source: leaving the loop early, ``close()``, or cancelling the
+task closes the upstream connection at once, and a stream that breaks off raises. The source is
+a live HTTP response (``HttpChunkSource``) or anything else that yields chunks, such as a cache
+replay: callers cannot tell the two apart.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatgate.errors import ChatgateError, TruncatedResponseError
 from chatgate.transport import http
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 
     from chatgate.providers.base import Deployment, EventFramer, HttpRequest, StreamTranslator
 
-__all__ = ["ChatStream", "StreamAccumulator"]
+__all__ = ["ChatStream", "ChunkSource", "HttpChunkSource", "StreamAccumulator"]
 
 log = logging.getLogger("chatgate")
 
@@ -141,9 +143,25 @@ class StreamAccumulator:
         )
 
 
-class ChatStream:
-    """A streamed answer. Iterate it (sync or async) for ``ChatChunk``s; ``final()`` gives the
-    accumulated ChatResponse; ``ttft_ms`` is the time to the first content-bearing chunk."""
+class ChunkSource(Protocol):
+    """Where a ChatStream's chunks come from. ``chunks()`` is iterated at most once; ``end``
+    is called once when that iteration stops (``complete`` False: left early, cancelled or
+    failed); ``abort`` may come at any time, before or during iteration, and must be safe to
+    call more than once."""
+
+    provider: str
+    model: str
+    request_id: str | None
+
+    def chunks(self) -> AsyncGenerator[ChatChunk, None]: ...
+
+    def end(self, complete: bool) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class HttpChunkSource:
+    """A live upstream response: bytes -> events (framer) -> canonical chunks (translator)."""
 
     def __init__(
         self,
@@ -152,8 +170,47 @@ class ChatStream:
         framer: EventFramer,
         translator: StreamTranslator,
         deployment: Deployment,
-        *,
         request_id_headers: tuple[str, ...],
+    ) -> None:
+        self._resp = response
+        self._request = request
+        self._framer = framer
+        self._translator = translator
+        self.provider = deployment.provider
+        self.model = deployment.model
+        self.request_id = next(
+            (response.headers[h] for h in request_id_headers if h in response.headers),
+            None,
+        )
+
+    async def chunks(self) -> AsyncGenerator[ChatChunk, None]:
+        async for data in http.read_chunks(self._resp, self._request):
+            for event in self._framer.feed(data):
+                for chunk in self._translator.feed(event):
+                    yield chunk
+        tail = [c for e in self._framer.flush() for c in self._translator.feed(e)]
+        for chunk in tail + self._translator.finish():
+            yield chunk
+
+    def end(self, complete: bool) -> None:
+        if complete:
+            self._resp.release()
+        else:  # left early, cancelled or failed: drop the connection, never reuse it
+            self._resp.close()
+
+    def abort(self) -> None:
+        self._resp.close()
+
+
+class ChatStream:
+    """A streamed answer. Iterate it (sync or async) for ``ChatChunk``s; ``final()`` gives the
+    accumulated ChatResponse; ``ttft_ms`` is the time to the first content-bearing chunk;
+    ``cache_hit`` says whether the chunks are a cache replay rather than a live answer."""
+
+    def __init__(
+        self,
+        source: ChunkSource,
+        *,
         started: float,
         sync: bool = False,
         show_usage_chunk: bool = True,
@@ -161,11 +218,7 @@ class ChatStream:
         on_complete: Callable[[ChatResponse], None] | None = None,
         on_finish: Callable[[ChatResponse | None, BaseException | None], None] | None = None,
     ) -> None:
-        self._resp = response
-        self._request = request
-        self._framer = framer
-        self._translator = translator
-        self._deployment = deployment
+        self._source = source
         self._started = started
         self._sync = sync
         self._show_usage_chunk = show_usage_chunk
@@ -179,10 +232,8 @@ class ChatStream:
         self._final: ChatResponse | None = None
         self._iterating = False
         self.ttft_ms: float | None = None
-        self.request_id = next(
-            (response.headers[h] for h in request_id_headers if h in response.headers),
-            None,
-        )
+        self.cache_hit = False
+        self.request_id = source.request_id
 
     # --- iteration -----------------------------------------------------------------------------
 
@@ -249,15 +300,10 @@ class ChatStream:
         complete = False
         error: BaseException | None = None
         try:
-            async for data in http.read_chunks(self._resp, self._request):
-                for event in self._framer.feed(data):
-                    for chunk in self._translator.feed(event):
-                        if self._take(chunk):
-                            yield chunk
-            tail = [c for e in self._framer.flush() for c in self._translator.feed(e)]
-            for chunk in tail + self._translator.finish():
-                if self._take(chunk):
-                    yield chunk
+            async with contextlib.aclosing(self._source.chunks()) as chunks:
+                async for chunk in chunks:
+                    if self._take(chunk):
+                        yield chunk
             complete = True
             self._complete()
         except ChatgateError as exc:
@@ -268,10 +314,7 @@ class ChatStream:
             error = exc
             raise
         finally:
-            if complete:
-                self._resp.release()
-            else:  # left early, cancelled or failed: drop the connection, never reuse it
-                self._resp.close()
+            self._source.end(complete)
             self._notify_finish(error)
 
     def _notify_finish(self, error: BaseException | None) -> None:
@@ -290,8 +333,8 @@ class ChatStream:
     def _complete(self) -> None:
         response = self._acc.response()
         meta = response.meta
-        meta.provider = self._deployment.provider
-        meta.model = response.model or self._deployment.model
+        meta.provider = self._source.provider
+        meta.model = response.model or self._source.model
         meta.request_id = self.request_id
         meta.latency_ms = (time.perf_counter() - self._started) * 1000.0
         meta.ttft_ms = self.ttft_ms
@@ -311,8 +354,8 @@ class ChatStream:
                 )
 
     def _attach(self, exc: ChatgateError) -> None:
-        exc.provider = exc.provider or self._deployment.provider
-        exc.model = exc.model or self._deployment.model
+        exc.provider = exc.provider or self._source.provider
+        exc.model = exc.model or self._source.model
         exc.request_id = exc.request_id or self.request_id
 
     # --- results and cleanup -------------------------------------------------------------------
@@ -348,7 +391,7 @@ class ChatStream:
             self._abort()
 
     def _abort(self) -> None:
-        self._resp.close()
+        self._source.abort()
         self._notify_finish(None)
 
     async def aclose(self) -> None:

@@ -302,6 +302,8 @@ class ResponseMeta(BaseModel):
     attempt_log: list[Attempt] = Field(default_factory=list)  # every try, in order
     cost: Decimal | None = None  # USD; None when the model's price is unknown
     cache_hit: bool = False
+    cache_saved_cost: Decimal | None = None  # on a hit: what the answer cost when it was made
+    cache_similarity: float | None = None  # on a semantic hit: cosine of the matched question
 
 
 class ChatResponse(_Tagged):
