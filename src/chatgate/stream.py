@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from chatgate.cost.calc import response_cost
 from chatgate.errors import ChatgateError, TruncatedResponseError
 from chatgate.transport import http
 from chatgate.transport.loop_thread import run_sync, sync_loop
@@ -252,6 +253,7 @@ class ChatStream:
         meta.request_id = self.request_id
         meta.latency_ms = (time.perf_counter() - self._started) * 1000.0
         meta.ttft_ms = self.ttft_ms
+        meta.cost = response_cost(response, self._deployment)
         self._final = response
         if self._on_complete is not None:
             self._on_complete(response)
@@ -277,6 +279,10 @@ class ChatStream:
     @property
     def usage(self) -> Usage | None:
         return self._acc.usage
+
+    def snapshot(self) -> ChatResponse:
+        """What has arrived so far, as a response: for billing a stream cut off early."""
+        return self._final if self._final is not None else self._acc.response()
 
     def final(self) -> ChatResponse:
         """The accumulated answer. A sync stream is read to its end first if need be."""
