@@ -9,6 +9,7 @@ user and every pg_* command runs through ``runuser``. Binaries are looked up on 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -72,8 +73,6 @@ class PostgresServer:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # already stopped
             self.stop()
-        except RuntimeError:
-            pass  # already stopped
         shutil.rmtree(self.root, ignore_errors=True)

@@ -53,7 +53,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 
 async def _applied(conn: AsyncConnection) -> set[int]:
-    await conn.run_sync(lambda c: SCHEMA_MIGRATIONS.create(c, checkfirst=True))
+    await conn.run_sync(SCHEMA_MIGRATIONS.create, checkfirst=True)
     rows = await conn.execute(select(SCHEMA_MIGRATIONS.c.version))
     return {row[0] for row in rows}
 
@@ -74,7 +74,7 @@ async def migrate(engine: AsyncEngine, migrations: tuple[Migration, ...] = MIGRA
             if step.version in applied:
                 continue
             for table in step.tables:
-                await conn.run_sync(lambda c, t=table: t.create(c, checkfirst=True))
+                await conn.run_sync(table.create, checkfirst=True)
             if step.extra is not None:
                 await step.extra(conn)
             await conn.execute(
