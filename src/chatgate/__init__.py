@@ -20,6 +20,7 @@ from chatgate.errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BudgetExceededError,
     ChatgateError,
     ConflictError,
     ContentPolicyViolationError,
@@ -38,6 +39,9 @@ from chatgate.errors import (
 
 if TYPE_CHECKING:
     from chatgate.client import acompletion, completion
+    from chatgate.cost.calc import completion_cost, estimate_cost
+    from chatgate.cost.prices import register_price
+    from chatgate.cost.tokens import TokenCount, acount_tokens, count_tokens
     from chatgate.router import Router
     from chatgate.stream import ChatStream
     from chatgate.transport.http import Timeouts, aclose
@@ -56,6 +60,12 @@ _LAZY = {
     "ChatRequest": "chatgate.types",
     "ChatResponse": "chatgate.types",
     "Usage": "chatgate.types",
+    "TokenCount": "chatgate.cost.tokens",
+    "acount_tokens": "chatgate.cost.tokens",
+    "count_tokens": "chatgate.cost.tokens",
+    "completion_cost": "chatgate.cost.calc",
+    "estimate_cost": "chatgate.cost.calc",
+    "register_price": "chatgate.cost.prices",
 }
 
 __all__ = [
@@ -65,6 +75,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -82,13 +93,19 @@ __all__ = [
     "RateLimitError",
     "Router",
     "Timeouts",
+    "TokenCount",
     "TruncatedResponseError",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "Usage",
     "aclose",
     "acompletion",
+    "acount_tokens",
     "completion",
+    "completion_cost",
+    "count_tokens",
+    "estimate_cost",
+    "register_price",
 ]
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal, overload
 import pydantic
 
 from chatgate.cache.default import CacheArg, resolve_cache
+from chatgate.cost.calc import response_cost
 from chatgate.errors import (
     APIError,
     ChatgateError,
@@ -113,6 +114,7 @@ async def send(
     meta.model = response.model or deployment.model
     meta.request_id = request_id
     meta.latency_ms = (time.perf_counter() - started) * 1000.0
+    meta.cost = response_cost(response, deployment)
     _check_truncation(response, raise_on_truncation)
     return response
 

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatgate.errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from chatgate.cost.prices import ModelPrice
 
 __all__ = [
     "Config",
@@ -59,6 +63,50 @@ class DeploymentParams(_Strict):
     tags: list[str] = Field(default_factory=list)
     cost: float | None = Field(default=None, ge=0)  # relative, for cost-based routing
     context_window: int | None = Field(default=None, gt=0)
+    # Pricing (USD per token; LiteLLM's names, so LiteLLM configs load as they are).
+    input_cost_per_token: Decimal | None = Field(default=None, ge=0)
+    output_cost_per_token: Decimal | None = Field(default=None, ge=0)
+    cache_read_input_token_cost: Decimal | None = Field(default=None, ge=0)
+    cache_creation_input_token_cost: Decimal | None = Field(default=None, ge=0)
+    output_cost_per_reasoning_token: Decimal | None = Field(default=None, ge=0)
+    base_model: str | None = None  # price this deployment as that model (azure/<deployment>)
+    free: bool = False  # self-hosted: every token costs 0
+
+    def price(self) -> ModelPrice | None:
+        """The configured price, layered over the price table's row for ``base_model`` (or
+        ``model``); None when nothing is configured (the table decides at call time)."""
+        from chatgate.cost.prices import FREE, MissingPriceError, layer_price, lookup_price
+
+        if self.free:
+            return FREE
+        given = {
+            field: value
+            for field, value in (
+                ("input", self.input_cost_per_token),
+                ("output", self.output_cost_per_token),
+                ("cached_input", self.cache_read_input_token_cost),
+                ("cache_write", self.cache_creation_input_token_cost),
+                ("reasoning", self.output_cost_per_reasoning_token),
+            )
+            if value is not None
+        }
+        base = lookup_price(self.base_model or self.model)
+        if self.base_model and base is None:
+            raise ConfigError(
+                f"base_model {self.base_model!r} has no price in the price table; give "
+                "input_cost_per_token and output_cost_per_token instead",
+                param="base_model",
+            )
+        if not given:
+            return base if self.base_model else None
+        try:
+            return layer_price(self.model, base, given, "config")
+        except MissingPriceError as exc:
+            names = " and ".join(f"{n}_cost_per_token" for n in exc.missing)
+            raise ConfigError(
+                f"{self.model} has no price in the price table: set {names}",
+                param=f"{exc.missing[0]}_cost_per_token",
+            ) from None
 
 
 class ModelInfo(_Strict):

@@ -6,6 +6,7 @@ ChatgateError
 │   ├── MissingAPIKeyError                    no key argument and no key in the env var
 │   └── UnsupportedParamsError                the provider cannot honour a parameter
 ├── TruncatedResponseError                    finish_reason "length" with raise_on_truncation
+├── BudgetExceededError              402      a budget cannot cover the call (code budget_exceeded)
 └── APIError                                  anything that came from talking to a provider
     ├── APIConnectionError                    connect failed, connection dropped, bad stream
     │   └── APITimeoutError
@@ -30,10 +31,12 @@ classified by HTTP status and structured error codes, never by guessing from mes
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import re
 import time
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ChatgateError",
     "ConflictError",
     "ContentPolicyViolationError",
@@ -126,6 +130,31 @@ class UnsupportedParamsError(InvalidRequestError):
 
 class TruncatedResponseError(ChatgateError):
     """The answer stopped at max_tokens and the caller asked for that to raise."""
+
+
+class BudgetExceededError(ChatgateError):
+    """A budget cannot cover the call's worst-case cost. 402, not 429: waiting a few seconds
+    does not help, so clients' retry loops must not hammer it. ``remaining`` is what is left
+    (USD) and ``resets_at`` when the window starts over (None for a lifetime budget)."""
+
+    status_code = 402
+    code = "budget_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: str,
+        limit: Decimal,
+        remaining: Decimal,
+        resets_at: datetime.datetime | None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, retryable=False, **kw)
+        self.budget = budget
+        self.limit = limit
+        self.remaining = remaining
+        self.resets_at = resets_at
 
 
 class APIError(ChatgateError):

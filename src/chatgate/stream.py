@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chatgate.cost.calc import response_cost
 from chatgate.errors import ChatgateError, TruncatedResponseError
 from chatgate.transport import http
 from chatgate.transport.loop_thread import run_sync, sync_loop
@@ -152,6 +153,7 @@ class ChunkSource(Protocol):
     provider: str
     model: str
     request_id: str | None
+    deployment: Deployment | None  # prices the answer; None: someone else accounts for it
 
     def chunks(self) -> AsyncGenerator[ChatChunk, None]: ...
 
@@ -178,6 +180,7 @@ class HttpChunkSource:
         self._translator = translator
         self.provider = deployment.provider
         self.model = deployment.model
+        self.deployment: Deployment | None = deployment
         self.request_id = next(
             (response.headers[h] for h in request_id_headers if h in response.headers),
             None,
@@ -338,6 +341,8 @@ class ChatStream:
         meta.request_id = self.request_id
         meta.latency_ms = (time.perf_counter() - self._started) * 1000.0
         meta.ttft_ms = self.ttft_ms
+        if self._source.deployment is not None:
+            meta.cost = response_cost(response, self._source.deployment)
         self._final = response
         if self._on_complete is not None:
             self._on_complete(response)
@@ -363,6 +368,10 @@ class ChatStream:
     @property
     def usage(self) -> Usage | None:
         return self._acc.usage
+
+    def snapshot(self) -> ChatResponse:
+        """What has arrived so far, as a response: for billing a stream cut off early."""
+        return self._final if self._final is not None else self._acc.response()
 
     def final(self) -> ChatResponse:
         """The accumulated answer. A sync stream is read to its end first if need be."""

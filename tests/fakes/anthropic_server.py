@@ -24,6 +24,7 @@ __all__ = [
     "FakeAnthropic",
     "Received",
     "Reply",
+    "count_tokens_of",
     "error_body",
     "events_for",
     "fake_anthropic",
@@ -132,6 +133,11 @@ def echo_reply(body: Any) -> Reply:
     return Reply(json=message)
 
 
+def count_tokens_of(body: Any) -> int:
+    """The fake count_tokens answer: one token per 4 bytes of the request's JSON."""
+    return len(orjson.dumps(body)) // 4
+
+
 class FakeAnthropic(FakeOpenAI):
     """Start with ``with FakeAnthropic() as fake:``; point clients at ``fake.base_url``."""
 
@@ -146,6 +152,8 @@ class FakeAnthropic(FakeOpenAI):
         except orjson.JSONDecodeError:
             body = raw.decode("utf-8", "replace")
         self.requests.append(Received(request.method, request.path, dict(request.headers), body))
+        if request.method == "POST" and request.path == "/v1/messages/count_tokens":
+            return web.json_response({"input_tokens": count_tokens_of(body or {})})
         if request.method != "POST" or request.path != "/v1/messages":
             return web.json_response(
                 error_body("not_found_error", f"Not found: {request.path}"), status=404

@@ -134,6 +134,8 @@ class FakeGemini(FakeOpenAI):
             body = raw.decode("utf-8", "replace")
         self.requests.append(Received(request.method, request.path_qs, dict(request.headers), body))
         _, _, action = request.path.rpartition(":")
+        if request.method == "POST" and action == "countTokens":
+            return web.json_response({"totalTokens": len(orjson.dumps(body)) // 4})
         if request.method != "POST" or action not in ("generateContent", "streamGenerateContent"):
             return web.json_response(
                 error_json(404, "NOT_FOUND", f"no route {request.path}"), status=404

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from chatgate.providers.base import Deployment
 from chatgate.types import (
     ChatChunk,
     ChatResponse,
@@ -81,6 +82,7 @@ class ReplaySource:
         self.provider = response.meta.provider
         self.model = response.meta.model or response.model
         self.request_id: str | None = None
+        self.deployment: Deployment | None = None  # a replay costs nothing: no price applies
 
     async def chunks(self) -> AsyncGenerator[ChatChunk, None]:
         for chunk in response_chunks(self._response):

@@ -27,6 +27,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from decimal import Decimal
 
 from chatgate.cache.replay import response_chunks
+from chatgate.providers.base import Deployment
 from chatgate.types import ChatChunk, ChatResponse
 
 __all__ = ["Flight", "FlightSource", "SingleFlight"]
@@ -98,6 +99,7 @@ class FlightSource:
         self.provider = provider
         self.model = model
         self.request_id: str | None = None
+        self.deployment: Deployment | None = None  # a shared answer is priced by its maker
         self._left = False
 
     async def chunks(self) -> AsyncGenerator[ChatChunk, None]:

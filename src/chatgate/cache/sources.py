@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
+from chatgate.providers.base import Deployment
 from chatgate.stream import ChatStream
 from chatgate.types import ChatChunk, ChatResponse, ResponseMeta
 
@@ -20,6 +21,7 @@ class LiveSource:
         self.provider = ""  # filled from the live answer's meta when it completes
         self.model = ""
         self.request_id = live.request_id
+        self.deployment: Deployment | None = None  # the live stream inside prices the answer
 
     async def chunks(self) -> AsyncGenerator[ChatChunk, None]:
         async for chunk in self._live:

@@ -36,6 +36,9 @@ class Deployment:
     unsupported_params: frozenset[str] = frozenset()
     stream_usage: bool = True  # the upstream accepts stream_options.include_usage
     options: Mapping[str, Any] = field(default_factory=dict)  # provider-specific settings
+    # A configured chatgate.cost.prices.ModelPrice (typed loosely: providers sit below cost);
+    # None: the price table's row for provider/model applies.
+    price: Any = None
 
 
 @dataclass(frozen=True, slots=True)

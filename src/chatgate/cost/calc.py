@@ -1,0 +1,152 @@
+"""What a call cost, in exact Decimal USD: a pure function of Usage and ModelPrice.
+
+Usage follows OpenAI: ``prompt_tokens`` counts every input token, cache reads
+(``prompt_tokens_details.cached_tokens``) and cache writes (``cache_creation_tokens``;
+Anthropic's ``cache_creation_input_tokens``) included; ``completion_tokens`` counts reasoning
+tokens (``completion_tokens_details.reasoning_tokens``) too. So
+
+    cost = fresh x input + cache reads x cached_input + cache writes x cache_write
+         + (completion - reasoning) x output + reasoning x reasoning price
+
+with the long-context tier's prices when the prompt is longer than its threshold, and the
+batch discount for batch jobs. A model with no known price costs None, never a guess: one
+warning per model and process says how to give it a price.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from chatgate.cost.prices import ModelPrice, lookup_price
+from chatgate.types import ChatResponse, Usage
+
+if TYPE_CHECKING:
+    from chatgate.providers.base import Deployment
+
+__all__ = [
+    "completion_cost",
+    "cost_of",
+    "estimate_cost",
+    "price_of",
+    "response_cost",
+    "token_parts",
+    "upper_bound",
+]
+
+log = logging.getLogger("chatgate.cost")
+_warned: set[str] = set()
+
+
+def token_parts(usage: Usage) -> tuple[int, int, int, int, int]:
+    """(fresh input, cache reads, cache writes, visible output, reasoning) of a Usage."""
+    prompt = usage.prompt_tokens
+    details = usage.prompt_tokens_details
+    extra = usage.model_extra or {}
+    cached = (details.cached_tokens if details else None) or int(
+        extra.get("prompt_cache_hit_tokens") or extra.get("cache_read_input_tokens") or 0
+    )
+    written = (details.cache_creation_tokens if details else None) or int(
+        extra.get("cache_creation_input_tokens") or 0
+    )
+    out_details = usage.completion_tokens_details
+    reasoning = (out_details.reasoning_tokens if out_details else None) or 0
+    fresh = max(prompt - cached - written, 0)
+    return fresh, cached, written, max(usage.completion_tokens - reasoning, 0), reasoning
+
+
+def cost_of(usage: Usage, price: ModelPrice, *, batch: bool = False) -> Decimal:
+    """Exact USD cost of ``usage`` at ``price``."""
+    fresh, cached, written, visible, reasoning = token_parts(usage)
+    input_price, output_price = price.input, price.output
+    cached_price, write_price = price.cached_input, price.cache_write
+    tier = price.long_context
+    if tier is not None and usage.prompt_tokens > tier.above:
+        input_price, output_price = tier.input, tier.output
+        cached_price = tier.cached_input if tier.cached_input is not None else cached_price
+        write_price = tier.cache_write if tier.cache_write is not None else write_price
+    reasoning_price = price.reasoning if price.reasoning is not None else output_price
+    total = (
+        fresh * input_price
+        + cached * (input_price if cached_price is None else cached_price)
+        + written * (input_price if write_price is None else write_price)
+        + visible * output_price
+        + reasoning * reasoning_price
+    )
+    if batch and price.batch_discount is not None:
+        total *= price.batch_discount
+    return total
+
+
+def price_of(deployment: Deployment) -> ModelPrice | None:
+    """The deployment's configured price, else the price table's; warns once when unknown."""
+    if isinstance(deployment.price, ModelPrice):
+        return deployment.price
+    name = f"{deployment.provider}/{deployment.model}"
+    price = lookup_price(name)
+    if price is None and name not in _warned:
+        _warned.add(name)
+        log.warning(
+            "no price known for %s: its cost is None. Give it one in the config "
+            "(input_cost_per_token / output_cost_per_token, base_model, or free: true) or "
+            "with chatgate.cost.register_price(%r, input=..., output=...)",
+            name,
+            name,
+        )
+    return price
+
+
+def response_cost(response: ChatResponse, deployment: Deployment) -> Decimal | None:
+    """The cost of an answer from ``deployment``; None without usage or price."""
+    if response.usage is None:
+        return None
+    price = price_of(deployment)
+    return None if price is None else cost_of(response.usage, price)
+
+
+def completion_cost(response: ChatResponse) -> Decimal | None:
+    """The cost of a ChatResponse (from its meta's provider and model), for answers that did
+    not come through chatgate's client, e.g. rebuilt from a log."""
+    if response.meta.cost is not None:
+        return response.meta.cost
+    if response.usage is None or not response.meta.provider:
+        return None
+    price = lookup_price(f"{response.meta.provider}/{response.meta.model or response.model}")
+    return None if price is None else cost_of(response.usage, price)
+
+
+def upper_bound(price: ModelPrice, prompt_tokens: int, max_output_tokens: int) -> Decimal:
+    """The most a call can cost: every prompt token at the (tiered) input price and every
+    allowed output token at the highest output price."""
+    input_price, output_price = price.input, price.output
+    tier = price.long_context
+    if tier is not None and prompt_tokens > tier.above:
+        input_price, output_price = tier.input, tier.output
+    if price.reasoning is not None:
+        output_price = max(output_price, price.reasoning)
+    return prompt_tokens * input_price + max_output_tokens * output_price
+
+
+def estimate_cost(
+    model: str,
+    messages: Sequence[Any],
+    max_output_tokens: int | None = None,
+    *,
+    tools: Sequence[Any] | None = None,
+    price: ModelPrice | None = None,
+) -> Decimal | None:
+    """Before sending: the prompt counted for ``model`` at the input price, plus
+    ``max_output_tokens`` (default: the model's max output) at the output price. None when the
+    price, or the output limit, is unknown."""
+    from chatgate.cost.tokens import count_tokens
+
+    price = price or lookup_price(model)
+    if price is None:
+        return None
+    limit = max_output_tokens if max_output_tokens is not None else price.max_output
+    if limit is None:
+        return None
+    prompt = count_tokens(model, messages, tools).tokens
+    return upper_bound(price, prompt, limit)

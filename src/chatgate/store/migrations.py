@@ -1,0 +1,86 @@
+"""Versioned schema migrations: a small runner over the ``schema_migrations`` table.
+
+Why not Alembic: chatgate must create and upgrade its schema from library code at start-up
+(``await migrate(engine)``), with async engines, inside an installed package, and the
+PostgreSQL partitioning DDL is hand-written either way; Alembic would add a script
+directory, env.py and Mako for what is here an ordered list of steps. Each step runs in one
+transaction (PostgreSQL and SQLite both have transactional DDL) under a lock (an advisory
+lock on PostgreSQL; SQLite's BEGIN IMMEDIATE), so concurrent starters apply it once.
+
+To add a concern: define its tables in ``schema/<concern>.py`` and append a Migration with
+the next version. Never edit a released step; add a new one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Column, Float, Integer, String, Table, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from chatgate.store.schema import METADATA
+from chatgate.store.schema.budgets import BUDGET_COUNTERS, BUDGET_RESERVATIONS
+from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+
+__all__ = ["MIGRATIONS", "Migration", "current_version", "migrate"]
+
+SCHEMA_MIGRATIONS = Table(
+    "schema_migrations",
+    METADATA,
+    Column("version", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("applied_at", Float, nullable=False),
+)
+_LOCK_KEY = 0x63686174  # "chat": the advisory lock migrations hold on PostgreSQL
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """Create ``tables`` (with their indexes), then run ``extra`` (dialect-specific DDL)."""
+
+    version: int
+    name: str
+    tables: tuple[Table, ...] = ()
+    extra: Callable[[AsyncConnection], Awaitable[None]] | None = field(default=None)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "spend log and daily rollup", (SPEND_LOG, SPEND_DAILY)),
+    Migration(2, "budget counters and reservations", (BUDGET_COUNTERS, BUDGET_RESERVATIONS)),
+)
+
+
+async def _applied(conn: AsyncConnection) -> set[int]:
+    await conn.run_sync(SCHEMA_MIGRATIONS.create, checkfirst=True)
+    rows = await conn.execute(select(SCHEMA_MIGRATIONS.c.version))
+    return {row[0] for row in rows}
+
+
+async def current_version(engine: AsyncEngine) -> int:
+    async with engine.begin() as conn:
+        return max(await _applied(conn), default=0)
+
+
+async def migrate(engine: AsyncEngine, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Apply the steps not applied yet, in order; returns their versions."""
+    done: list[int] = []
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        applied = await _applied(conn)
+        for step in sorted(migrations, key=lambda m: m.version):
+            if step.version in applied:
+                continue
+            for table in step.tables:
+                await conn.run_sync(table.create, checkfirst=True)
+            if step.extra is not None:
+                await step.extra(conn)
+            await conn.execute(
+                SCHEMA_MIGRATIONS.insert().values(
+                    version=step.version, name=step.name, applied_at=time.time()
+                )
+            )
+            done.append(step.version)
+    return done

@@ -1,0 +1,80 @@
+"""The spend log (one small row per call) and its daily rollup.
+
+``spend_log`` holds ids and numbers only. On PostgreSQL it is partitioned by ``day`` (range,
+one partition a day), so retention drops whole partitions. ``spend_daily`` sums it per day,
+key, team, user and model; budgets and reports read it instead of scanning raw rows. Money is
+integer picodollars (1e-12 USD): exact for every listed price, summable everywhere, and a
+bigint holds up to $9.2M per value.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+)
+
+from chatgate.store.schema import METADATA
+
+__all__ = ["SPEND_DAILY", "SPEND_LOG"]
+
+SPEND_LOG = Table(
+    "spend_log",
+    METADATA,
+    Column("day", Date, nullable=False),
+    Column("ts", Float, nullable=False),  # unix seconds, UTC
+    Column("request_id", String(128)),
+    Column("key_id", String(128)),
+    Column("user_id", String(128)),
+    Column("team_id", String(128)),
+    Column("tags", String(512)),  # comma-separated
+    Column("model", String(256), nullable=False),  # as requested
+    Column("deployment", String(256)),
+    Column("provider", String(64)),
+    Column("served_model", String(256)),
+    Column("stream", Boolean, nullable=False, default=False),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("cached_tokens", Integer, nullable=False, default=0),
+    Column("cache_write_tokens", Integer, nullable=False, default=0),
+    Column("reasoning_tokens", Integer, nullable=False, default=0),
+    Column("cost_pico", BigInteger),  # NULL: price unknown
+    Column("latency_ms", Float),
+    Column("ttft_ms", Float),
+    Column("finish_reason", String(32)),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("cache_hit", Boolean, nullable=False, default=False),
+    Column("error", String(64)),  # error class name; NULL for a success
+    Index("ix_spend_log_day", "day"),
+    Index("ix_spend_log_key_ts", "key_id", "ts"),
+    Index("ix_spend_log_team_ts", "team_id", "ts"),
+    Index("ix_spend_log_request", "request_id"),
+    postgresql_partition_by="RANGE (day)",
+)
+
+SPEND_DAILY = Table(
+    "spend_daily",
+    METADATA,
+    Column("day", Date, primary_key=True),
+    Column("key_id", String(128), primary_key=True, default=""),
+    Column("team_id", String(128), primary_key=True, default=""),
+    Column("user_id", String(128), primary_key=True, default=""),
+    Column("model", String(256), primary_key=True),
+    Column("requests", BigInteger, nullable=False, default=0),
+    Column("errors", BigInteger, nullable=False, default=0),
+    Column("prompt_tokens", BigInteger, nullable=False, default=0),
+    Column("completion_tokens", BigInteger, nullable=False, default=0),
+    Column("cached_tokens", BigInteger, nullable=False, default=0),
+    Column("cost_pico", BigInteger, nullable=False, default=0),
+    Column("unpriced", BigInteger, nullable=False, default=0),  # calls whose cost was unknown
+    Index("ix_spend_daily_key_day", "key_id", "day"),
+    Index("ix_spend_daily_team_day", "team_id", "day"),
+    Index("ix_spend_daily_model_day", "model", "day"),
+)

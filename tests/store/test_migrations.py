@@ -1,0 +1,53 @@
+"""Schema migrations and day partitions on real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from sqlalchemy import func, inspect, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chatgate.store.engine import create_engine
+from chatgate.store.migrations import MIGRATIONS, current_version, migrate
+from chatgate.store.partitions import drop_days_before, ensure_days, partitions
+from chatgate.store.schema.spend import SPEND_LOG
+
+
+async def test_migrations_apply_once_even_when_started_concurrently(db_url: str) -> None:
+    engines = [create_engine(db_url) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(migrate(e) for e in engines))
+        assert sorted(v for r in results for v in r) == [m.version for m in MIGRATIONS]
+        assert await current_version(engines[0]) == MIGRATIONS[-1].version
+        assert await migrate(engines[0]) == []
+        async with engines[0].connect() as conn:
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            indexes = await conn.run_sync(
+                lambda c: {i["name"] for i in inspect(c).get_indexes("spend_daily")}
+            )
+        assert {"spend_log", "spend_daily", "budget_counters", "schema_migrations"} <= tables
+        assert {"ix_spend_daily_key_day", "ix_spend_daily_team_day"} <= indexes
+    finally:
+        for e in engines:
+            await e.dispose()
+
+
+def row(day: dt.date) -> dict[str, object]:
+    return {"day": day, "ts": 0.0, "model": "m", "stream": False}
+
+
+async def test_retention_drops_old_days(engine: AsyncEngine) -> None:
+    days = [dt.date(2026, 11, d) for d in (1, 2, 3)]
+    async with engine.begin() as conn:
+        await ensure_days(conn, days)
+        await conn.execute(SPEND_LOG.insert(), [row(d) for d in days for _ in range(2)])
+    if engine.dialect.name == "postgresql":
+        assert await partitions(engine) == [f"spend_log_p2026110{d}" for d in (1, 2, 3)]
+        assert await drop_days_before(engine, dt.date(2026, 11, 3)) == 2
+        assert await partitions(engine) == ["spend_log_p20261103"]
+    else:
+        assert await drop_days_before(engine, dt.date(2026, 11, 3)) == 4
+    async with engine.connect() as conn:
+        left = await conn.scalar(select(func.count()).select_from(SPEND_LOG))
+    assert left == 2
