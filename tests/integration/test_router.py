@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from decimal import Decimal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -443,3 +444,62 @@ async def test_waits_follow_the_injected_clock_exactly(fake: FakeOpenAI) -> None
     with pytest.raises(RateLimitError):  # 40 s would pass a 30 s deadline: fail now
         await router.acompletion("solo", HI, timeout=30)
     assert clock.slept == [40.0]
+
+
+async def test_cost_based_uses_the_price_table_and_config_prices_reach_the_cost(
+    fakes: list[FakeOpenAI],
+) -> None:
+    a, b, c = fakes
+    router = Router(
+        [
+            entry("g", a, "gpt-4o"),
+            entry("g", b, "gpt-4o-mini"),
+            entry(
+                "g",
+                c,
+                "my-finetune",
+                input_cost_per_token="0.000001",
+                output_cost_per_token="0.000002",
+            ),
+        ],
+        routing_strategy="cost-based",
+    )
+    response = await router.acompletion("g", HI)
+    assert response.meta.deployment == "g#1"  # gpt-4o-mini is the cheapest by the table
+    usage = response.usage
+    assert usage is not None
+    expected = (
+        Decimal("0.00000015") * usage.prompt_tokens + Decimal("0.0000006") * usage.completion_tokens
+    )
+    assert response.cost == expected
+    only_custom = Router(
+        [
+            entry(
+                "g",
+                c,
+                "my-finetune",
+                input_cost_per_token="0.000001",
+                output_cost_per_token="0.000002",
+            )
+        ]
+    )
+    response = await only_custom.acompletion("g", HI)
+    assert response.usage is not None
+    assert response.cost == (
+        Decimal("0.000001") * response.usage.prompt_tokens
+        + Decimal("0.000002") * response.usage.completion_tokens
+    )
+
+
+async def test_the_price_tables_context_window_drives_the_pre_call_check(
+    fakes: list[FakeOpenAI],
+) -> None:
+    a, b, _ = fakes
+    router = Router(
+        [entry("mini", a, "gpt-4o-mini"), entry("big", b, "big", context_window=1_000_000)],
+        context_window_fallbacks=[{"mini": ["big"]}],
+    )
+    huge = [{"role": "user", "content": "lorem ipsum dolor sit amet " * 30_000}]
+    response = await router.acompletion("mini", huge)
+    assert response.meta.model_name == "big"
+    assert a.requests == []  # 150k counted tokens never went to a 128k model

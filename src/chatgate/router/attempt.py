@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from chatgate.client import inline_images_for, open_stream, send
+from chatgate.cost.tokens import count_tokens
 from chatgate.errors import (
     APITimeoutError,
     ChatgateError,
@@ -125,7 +126,7 @@ class GroupRunner:
                     model=self.name,
                 )
             stats = await router.state.view(self.ids, now)
-            usable = self._usable(stats, call, tokens)
+            usable = self._usable(stats, call, tokens, request)
             ready = [(d, s) for d, s in usable if self._has_room(d, s, tokens, now)]
             if not ready:
                 await self._wait_for_room(usable, now, left, can_fall_back)
@@ -145,7 +146,7 @@ class GroupRunner:
     # -- choosing --------------------------------------------------------------------------
 
     def _usable(
-        self, stats: list[Stats], call: CallContext, tokens: int
+        self, stats: list[Stats], call: CallContext, tokens: int, request: ChatRequest
     ) -> list[tuple[RoutedDeployment, Stats]]:
         usable = [
             (d, s) for d, s in zip(self.deployments, stats, strict=True) if call.tags <= d.tags
@@ -157,18 +158,25 @@ class GroupRunner:
                 model=self.name,
                 retryable=False,
             )
-        if self._router.settings.enable_pre_call_checks and tokens:
+        windows = [d.context_window for d, _ in usable if d.context_window]
+        if self._router.settings.enable_pre_call_checks and windows and tokens > min(windows) // 2:
+            tokens = self._counted(request)  # near a limit: count exactly, not by bytes
             fits = [(d, s) for d, s in usable if not d.context_window or tokens <= d.context_window]
             if not fits:
-                windows = ", ".join(f"{d.id}: {d.context_window}" for d, _ in usable)
+                sizes = ", ".join(f"{d.id}: {d.context_window}" for d, _ in usable)
                 raise ContextWindowExceededError(
-                    f"the request needs about {tokens} tokens (prompt estimate + max_tokens), "
-                    f"more than any context window of {self.name!r} ({windows})",
+                    f"the request needs {tokens} tokens (counted prompt + max_tokens), "
+                    f"more than any context window of {self.name!r} ({sizes})",
                     model=self.name,
                     status_code=400,
                 )
             usable = fits
         return usable
+
+    def _counted(self, request: ChatRequest) -> int:
+        """Prompt tokens as the first deployment's tokenizer counts them, plus max output."""
+        prompt = count_tokens(self.deployments[0].model, request.messages, request.tools).tokens
+        return prompt + (request.output_limit() or 0)
 
     @staticmethod
     def _has_room(d: RoutedDeployment, s: Stats, tokens: int, now: float) -> bool:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pydantic
 
 from chatgate.config import ConfigError, DeploymentParams, ModelEntry
+from chatgate.cost.prices import ModelPrice, lookup_price
 from chatgate.errors import InvalidRequestError
 from chatgate.providers.base import Deployment
 from chatgate.providers.registry import resolve_deployment
@@ -28,7 +29,7 @@ class RoutedDeployment:
     limits: Limits
     weight: float = 1.0
     tags: frozenset[str] = frozenset()
-    cost: float | None = None
+    cost: float | None = None  # for cost-based routing: `cost` param, else the price table
     context_window: int | None = None
 
 
@@ -63,6 +64,20 @@ def _resolve(params: DeploymentParams, where: str, env: Mapping[str, str] | None
         raise ConfigError(f"{where}: {exc.message}", param=exc.param) from None
 
 
+def _price(params: DeploymentParams, where: str) -> ModelPrice | None:
+    try:
+        return params.price()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}", param=exc.param) from None
+
+
+def _blended(price: ModelPrice | None) -> float | None:
+    """USD per million tokens, three input tokens to one output: a typical chat mix."""
+    if price is None:
+        return None
+    return float((price.input * 3 + price.output) / 4 * 1_000_000)
+
+
 def build_groups(
     model_list: Sequence[ModelEntry | Mapping[str, Any]], env: Mapping[str, str] | None = None
 ) -> dict[str, list[RoutedDeployment]]:
@@ -76,18 +91,23 @@ def build_groups(
         if id in seen:
             raise ConfigError(f"model_list[{i}].model_info.id: {id!r} is used twice", param="id")
         seen.add(id)
+        deployment = _resolve(params, f"model_list[{i}].params", env)
+        price = _price(params, f"model_list[{i}].params")
+        if price is not None:
+            deployment = replace(deployment, price=price)
+        table = price or lookup_price(params.model)
         group.append(
             RoutedDeployment(
                 id=id,
                 model_name=entry.model_name,
                 model=params.model,
-                deployment=_resolve(params, f"model_list[{i}].params", env),
+                deployment=deployment,
                 timeouts=Timeouts.of(params.timeout) if params.timeout else None,
                 limits=Limits(params.rpm, params.tpm, params.max_parallel_requests),
                 weight=params.weight,
                 tags=frozenset(params.tags),
-                cost=params.cost,
-                context_window=params.context_window,
+                cost=params.cost if params.cost is not None else _blended(table),
+                context_window=params.context_window or (table.context_window if table else None),
             )
         )
     return groups
