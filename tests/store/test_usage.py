@@ -4,7 +4,6 @@ PostgreSQL, including a PostgreSQL outage in the middle of a run."""
 from __future__ import annotations
 
 import asyncio
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -129,9 +128,8 @@ async def test_records_in_equal_records_out_across_a_database_outage(tmp_path: P
                 if total % 10 == 0:
                     await asyncio.sleep(0.005)
             await asyncio.sleep(0.3)
-        deadline = time.monotonic() + 10
-        while (sink.spilled or sink.written < total) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        assert sink.written == total  # the writer recovered and replayed on its own
+        assert sink.spilled == 0
         await sink.aclose()
         assert sink.written == total
         assert not spill.exists()

@@ -15,6 +15,7 @@ lost; a spill file left by a previous run is replayed at the next start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections import defaultdict
@@ -144,10 +145,8 @@ class SqlSink:
     async def _run(self) -> None:
         backoff = self.interval_s
         while not self._closing:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
             self._wake.clear()
             ok = await self.flush()
             backoff = self.interval_s if ok else min(backoff * 2, self.max_backoff_s)
