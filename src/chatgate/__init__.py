@@ -39,9 +39,12 @@ from chatgate.errors import (
 
 if TYPE_CHECKING:
     from chatgate.client import acompletion, completion
+    from chatgate.cost.budgets import Budget, Budgets
     from chatgate.cost.calc import completion_cost, estimate_cost
-    from chatgate.cost.prices import register_price
+    from chatgate.cost.prices import ModelPrice, register_price
+    from chatgate.cost.report import aspend_report, spend_report
     from chatgate.cost.tokens import TokenCount, acount_tokens, count_tokens
+    from chatgate.cost.usage import UsageRecord
     from chatgate.router import Router
     from chatgate.stream import ChatStream
     from chatgate.transport.http import Timeouts, aclose
@@ -66,6 +69,12 @@ _LAZY = {
     "completion_cost": "chatgate.cost.calc",
     "estimate_cost": "chatgate.cost.calc",
     "register_price": "chatgate.cost.prices",
+    "ModelPrice": "chatgate.cost.prices",
+    "Budget": "chatgate.cost.budgets",
+    "Budgets": "chatgate.cost.budgets",
+    "UsageRecord": "chatgate.cost.usage",
+    "spend_report": "chatgate.cost.report",
+    "aspend_report": "chatgate.cost.report",
 }
 
 __all__ = [
@@ -75,7 +84,9 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Budget",
     "BudgetExceededError",
+    "Budgets",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -87,6 +98,7 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "MissingAPIKeyError",
+    "ModelPrice",
     "NoDeploymentAvailableError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -98,14 +110,17 @@ __all__ = [
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "Usage",
+    "UsageRecord",
     "aclose",
     "acompletion",
     "acount_tokens",
+    "aspend_report",
     "completion",
     "completion_cost",
     "count_tokens",
     "estimate_cost",
     "register_price",
+    "spend_report",
 ]
 
 

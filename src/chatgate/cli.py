@@ -1,4 +1,4 @@
-"""The `chatgate` command: serve | config check."""
+"""The `chatgate` command: serve | config check | spend."""
 
 from __future__ import annotations
 
@@ -91,6 +91,12 @@ def _config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spend(args: argparse.Namespace) -> int:
+    from chatgate.cost.report_cli import run
+
+    return run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chatgate")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = config_sub.add_parser("check", help="validate a config file")
     check.add_argument("path")
     check.set_defaults(run=_config_check)
+    spend = sub.add_parser("spend", help="what was spent, from the spend log")
+    spend.add_argument("--by", choices=["model", "key", "team", "user", "day"], default="model")
+    spend.add_argument("--since", default="7d", help="7d, 2w, 3m or a date (default: 7d)")
+    spend.add_argument("--db", help="database URL (default: the config's, else sqlite)")
+    spend.add_argument("--config", help="YAML config whose general_settings.database_url to use")
+    spend.set_defaults(run=_spend)
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result

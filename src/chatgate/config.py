@@ -162,6 +162,7 @@ class RouterSettings(_Strict):
 class GeneralSettings(_Strict):
     master_key: str | None = Field(default=None, repr=False)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    database_url: str | None = Field(default=None, repr=False)  # spend log, budgets
 
 
 class Config(_Strict):

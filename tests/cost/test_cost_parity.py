@@ -97,3 +97,27 @@ async def test_unpriced_model_costs_none_and_free_local_is_zero(fake: FakeOpenAI
         priced.usage.completion_tokens * Decimal("0.000002")
     )
     assert priced.cost == expected
+
+
+async def test_a_stream_cut_off_early_is_billed_for_what_it_produced(fake: FakeOpenAI) -> None:
+    from chatgate.cost.calc import cost_of, partial_usage
+    from chatgate.cost.prices import lookup_price
+
+    fake.script(
+        Reply(
+            chunks=text_stream(["Hello", " there", " friend"], model="gpt-4o", usage=None),
+            chunk_delay_s=0.05,
+        )
+    )
+    stream = await chatgate.acompletion(
+        "openai/gpt-4o", HI, stream=True, api_key="sk", api_base=fake.base_url
+    )
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content == " there":
+            break  # the client went away
+    await stream.aclose()
+    used = partial_usage("openai/gpt-4o", HI, stream.snapshot())
+    assert (used.prompt_tokens, used.completion_tokens) == (8, 2)  # "Hello there"
+    price = lookup_price("openai/gpt-4o")
+    assert price is not None
+    assert cost_of(used, price) == 8 * Decimal("0.0000025") + 2 * Decimal("0.00001")

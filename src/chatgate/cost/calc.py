@@ -30,6 +30,7 @@ __all__ = [
     "completion_cost",
     "cost_of",
     "estimate_cost",
+    "partial_usage",
     "price_of",
     "response_cost",
     "token_parts",
@@ -150,3 +151,24 @@ def estimate_cost(
         return None
     prompt = count_tokens(model, messages, tools).tokens
     return upper_bound(price, prompt, limit)
+
+
+def partial_usage(model: str, messages: Sequence[Any], response: ChatResponse) -> Usage:
+    """Usage of a stream cut off early (client disconnect): the provider's own figures when
+    it sent any, else the prompt and the text produced so far counted here. Pass
+    ``stream.snapshot()`` as ``response``; bill with ``cost_of(partial_usage(...), price)``."""
+    if response.usage is not None:
+        return response.usage
+    from chatgate.cost.tokens import count_tokens
+
+    prompt = count_tokens(model, messages).tokens
+    produced = []
+    for choice in response.choices:
+        message = choice.message
+        produced += [message.reasoning_content or "", message.content or ""]
+        produced += [c.function.name + c.function.arguments for c in message.tool_calls or ()]
+    text = "".join(produced)
+    completion = count_tokens(model, text=text).tokens if text else 0
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )

@@ -1,0 +1,186 @@
+"""Usage records: one small row per call (ids and numbers), and where they go.
+
+``UsageRecord.of(response, ...)`` builds one from an answer (or ``UsageRecord.failed`` from
+an error); a sink's ``emit(record)`` only appends to memory, so it never delays a response.
+Sinks: ``MemorySink`` (tests, dashboards in-process), ``JsonlSink`` (a local file, written
+off the event loop) and ``usage_sql.SqlSink`` (the spend log, batched, outage-proof).
+``await sink.aclose()`` flushes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from chatgate.cost.calc import token_parts
+from chatgate.types import ChatResponse
+
+__all__ = ["JsonlSink", "MemorySink", "UsageRecord", "UsageSink"]
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    ts: float  # unix seconds when the call ended
+    model: str  # as requested (a router model_name, or provider/model)
+    request_id: str | None = None
+    key_id: str | None = None  # an id or hash of the key, never the key itself
+    user_id: str | None = None
+    team_id: str | None = None
+    tags: tuple[str, ...] = ()
+    deployment: str | None = None
+    provider: str | None = None
+    served_model: str | None = None
+    stream: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: Decimal | None = None  # USD; None when the price is unknown
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    finish_reason: str | None = None
+    attempts: int = 1
+    cache_hit: bool = False
+    error: str | None = None  # the error class for a failed call
+
+    @classmethod
+    def of(
+        cls,
+        response: ChatResponse,
+        *,
+        model: str | None = None,
+        key_id: str | None = None,
+        user_id: str | None = None,
+        team_id: str | None = None,
+        tags: Sequence[str] = (),
+        stream: bool = False,
+    ) -> UsageRecord:
+        meta = response.meta
+        usage = response.usage
+        fresh = cached = written = visible = reasoning = 0
+        if usage is not None:
+            fresh, cached, written, visible, reasoning = token_parts(usage)
+        return cls(
+            ts=time.time(),
+            model=model or meta.model_name or f"{meta.provider}/{meta.model}",
+            request_id=meta.request_id,
+            key_id=key_id,
+            user_id=user_id,
+            team_id=team_id,
+            tags=tuple(tags),
+            deployment=meta.deployment,
+            provider=meta.provider or None,
+            served_model=meta.model or None,
+            stream=stream,
+            prompt_tokens=fresh + cached + written,
+            completion_tokens=visible + reasoning,
+            cached_tokens=cached,
+            cache_write_tokens=written,
+            reasoning_tokens=reasoning,
+            cost=meta.cost,
+            latency_ms=meta.latency_ms,
+            ttft_ms=meta.ttft_ms,
+            finish_reason=response.finish_reason,
+            attempts=meta.attempts,
+            cache_hit=meta.cache_hit,
+        )
+
+    @classmethod
+    def failed(cls, model: str, error: BaseException, **ids: Any) -> UsageRecord:
+        """A call that ended in an error (nothing billed unless ``cost`` is given)."""
+        return cls(ts=time.time(), model=model, error=type(error).__name__, **ids)
+
+    @property
+    def day(self) -> dt.date:
+        return dt.datetime.fromtimestamp(self.ts, dt.UTC).date()
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data["cost"] = None if self.cost is None else str(self.cost)
+        data["tags"] = list(self.tags)
+        return orjson.dumps(data)
+
+    @classmethod
+    def from_json(cls, line: bytes) -> UsageRecord:
+        data = orjson.loads(line)
+        data["cost"] = None if data["cost"] is None else Decimal(data["cost"])
+        data["tags"] = tuple(data["tags"])
+        return cls(**data)
+
+
+class UsageSink(Protocol):
+    def emit(self, record: UsageRecord) -> None:
+        """Take a record; never blocks and never raises for a slow or down store."""
+        ...
+
+    async def flush(self) -> None: ...
+
+    async def aclose(self) -> None:
+        """Flush everything and stop."""
+        ...
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    def emit(self, record: UsageRecord) -> None:
+        self.records.append(record)
+
+    async def flush(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class JsonlSink:
+    """Appends records to a JSON Lines file; the writes run in a worker thread, batched every
+    ``interval_s`` (and on flush/close)."""
+
+    def __init__(self, path: str | Path, *, interval_s: float = 1.0) -> None:
+        self.path = Path(path)
+        self.interval_s = interval_s
+        self._pending: list[UsageRecord] = []
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def emit(self, record: UsageRecord) -> None:
+        self._pending.append(record)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.flush()
+
+    def _append(self, lines: bytes) -> None:
+        with self.path.open("ab") as out:
+            out.write(lines)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            batch, self._pending = self._pending, []
+            if batch:
+                await asyncio.to_thread(self._append, b"".join(r.to_json() + b"\n" for r in batch))
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        await self.flush()
+
+    def read(self) -> list[UsageRecord]:
+        if not self.path.exists():
+            return []
+        return [UsageRecord.from_json(x) for x in self.path.read_bytes().splitlines() if x]

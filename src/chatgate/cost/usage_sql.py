@@ -1,0 +1,221 @@
+"""The SQL spend log: usage records written in batches by a background task.
+
+``emit`` appends to a buffer and returns; the writer wakes every ``interval_s`` (or when a
+batch is full) and writes a batch in one transaction: the raw rows into ``spend_log`` and
+their sums into the ``spend_daily`` rollup (an upsert). A slow database therefore never
+delays a response.
+
+When the database is unreachable, batches go to a local spill file (JSON Lines) and the
+in-memory buffer stays bounded (``max_buffer``: past it, ``emit`` appends straight to the
+file). The writer keeps trying with backoff; once a write succeeds it replays the spill file
+and removes it. ``aclose()`` writes everything, or spills what it cannot, so no record is
+lost; a spill file left by a previous run is replayed at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chatgate.cost.budgets import to_pico
+from chatgate.cost.usage import UsageRecord
+from chatgate.store.engine import create_engine
+from chatgate.store.migrations import migrate
+from chatgate.store.partitions import ensure_days
+from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+
+__all__ = ["SqlSink"]
+
+log = logging.getLogger("chatgate.spend")
+_DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+_SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens")
+
+
+def _row(r: UsageRecord) -> dict[str, Any]:
+    return {
+        "day": r.day,
+        "ts": r.ts,
+        "request_id": r.request_id,
+        "key_id": r.key_id,
+        "user_id": r.user_id,
+        "team_id": r.team_id,
+        "tags": ",".join(r.tags) or None,
+        "model": r.model,
+        "deployment": r.deployment,
+        "provider": r.provider,
+        "served_model": r.served_model,
+        "stream": r.stream,
+        "prompt_tokens": r.prompt_tokens,
+        "completion_tokens": r.completion_tokens,
+        "cached_tokens": r.cached_tokens,
+        "cache_write_tokens": r.cache_write_tokens,
+        "reasoning_tokens": r.reasoning_tokens,
+        "cost_pico": None if r.cost is None else to_pico(r.cost),
+        "latency_ms": r.latency_ms,
+        "ttft_ms": r.ttft_ms,
+        "finish_reason": r.finish_reason,
+        "attempts": r.attempts,
+        "cache_hit": r.cache_hit,
+        "error": r.error,
+    }
+
+
+def _rollup(records: Sequence[UsageRecord]) -> list[dict[str, Any]]:
+    sums: dict[tuple[dt.date, str, str, str, str], dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys((*_SUMS, "cost_pico", "unpriced"), 0)
+    )
+    for r in records:
+        acc = sums[(r.day, r.key_id or "", r.team_id or "", r.user_id or "", r.model)]
+        acc["requests"] += 1
+        acc["errors"] += r.error is not None
+        acc["prompt_tokens"] += r.prompt_tokens
+        acc["completion_tokens"] += r.completion_tokens
+        acc["cached_tokens"] += r.cached_tokens
+        if r.cost is None:
+            acc["unpriced"] += r.error is None
+        else:
+            acc["cost_pico"] += to_pico(r.cost)
+    return [
+        {"day": k[0], "key_id": k[1], "team_id": k[2], "user_id": k[3], "model": k[4], **v}
+        for k, v in sums.items()
+    ]
+
+
+class SqlSink:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        spill_path: str | Path = "chatgate-spend-spill.jsonl",
+        batch_size: int = 500,
+        interval_s: float = 0.5,
+        max_buffer: int = 20_000,
+        max_backoff_s: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.spill_path = Path(spill_path)
+        self.batch_size = batch_size
+        self.interval_s = interval_s
+        self.max_buffer = max_buffer
+        self.max_backoff_s = max_backoff_s
+        self.written = 0  # records stored in the database
+        self.spilled = 0  # records sent to the spill file (and not yet replayed)
+        self._buffer: list[UsageRecord] = []
+        self._days: set[dt.date] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._lock = asyncio.Lock()
+        dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
+        self._insert = dialect.insert
+
+    @classmethod
+    async def open(cls, url: str, **options: Any) -> SqlSink:
+        """Connect, migrate, replay any spill file from an earlier run, start the writer."""
+        engine = create_engine(url)
+        await migrate(engine)
+        sink = cls(engine, **options)
+        sink.start()
+        return sink
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def emit(self, record: UsageRecord) -> None:
+        if len(self._buffer) >= self.max_buffer:  # the database is behind: keep memory bounded
+            self._spill([record])
+            return
+        self._buffer.append(record)
+        if len(self._buffer) >= self.batch_size:
+            self._wake.set()
+
+    # -- the writer -----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = self.interval_s
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            self._wake.clear()
+            ok = await self.flush()
+            backoff = self.interval_s if ok else min(backoff * 2, self.max_backoff_s)
+
+    async def flush(self) -> bool:
+        """Write what is buffered (and replay the spill file); False if the database failed
+        (the records were spilled, nothing is lost)."""
+        async with self._lock:
+            while self._buffer:
+                batch = self._buffer[: self.batch_size]
+                del self._buffer[: self.batch_size]
+                if not await self._write(batch):
+                    self._spill(batch + self._buffer)
+                    self._buffer.clear()
+                    return False
+            return await self._replay()
+
+    async def _write(self, batch: Sequence[UsageRecord]) -> bool:
+        try:
+            async with self.engine.begin() as conn:
+                new_days = {r.day for r in batch} - self._days
+                await ensure_days(conn, new_days)
+                await conn.execute(SPEND_LOG.insert(), [_row(r) for r in batch])
+                stmt = self._insert(SPEND_DAILY).values(_rollup(batch))
+                sums = (*_SUMS, "cost_pico", "unpriced")
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["day", "key_id", "team_id", "user_id", "model"],
+                    set_={c: SPEND_DAILY.c[c] + stmt.excluded[c] for c in sums},
+                )
+                await conn.execute(stmt)
+            self._days |= new_days
+        except _DB_ERRORS as exc:
+            log.warning(
+                "spend log: database write failed (%s); spilling to %s",
+                type(exc).__name__,
+                self.spill_path,
+            )
+            return False
+        self.written += len(batch)
+        return True
+
+    def _spill(self, records: Sequence[UsageRecord]) -> None:
+        with self.spill_path.open("ab") as out:
+            out.write(b"".join(r.to_json() + b"\n" for r in records))
+        self.spilled += len(records)
+
+    async def _replay(self) -> bool:
+        if not self.spill_path.exists():
+            return True
+        lines = [x for x in self.spill_path.read_bytes().splitlines() if x]
+        records = [UsageRecord.from_json(x) for x in lines]
+        for at in range(0, len(records), self.batch_size):
+            if not await self._write(records[at : at + self.batch_size]):
+                rest = b"".join(x + b"\n" for x in lines[at:])
+                self.spill_path.write_bytes(rest)
+                self.spilled = len(lines) - at
+                return False
+        self.spill_path.unlink()
+        if records:
+            log.info("spend log: replayed %d spilled records", len(records))
+        self.spilled = 0
+        return True
+
+    async def aclose(self) -> None:
+        """Stop the writer and write (or spill) every record; dispose of the engine."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        await self.flush()
+        await self.engine.dispose()
