@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatgate.store.schema import METADATA
 from chatgate.store.schema.budgets import BUDGET_COUNTERS, BUDGET_RESERVATIONS
+from chatgate.store.schema.keys import VIRTUAL_KEYS
 from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
 
 __all__ = ["MIGRATIONS", "Migration", "current_version", "migrate"]
@@ -49,6 +50,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spend log and daily rollup", (SPEND_LOG, SPEND_DAILY)),
     Migration(2, "budget counters and reservations", (BUDGET_COUNTERS, BUDGET_RESERVATIONS)),
+    Migration(10, "virtual keys", (VIRTUAL_KEYS,)),
 )
 
 
