@@ -24,12 +24,15 @@ from chatgate.errors import (
     ConflictError,
     ContentPolicyViolationError,
     ContextWindowExceededError,
+    ConversationNotFoundError,
     InternalServerError,
     InvalidRequestError,
+    MessageTooLargeError,
     MissingAPIKeyError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    StructuredOutputError,
     TruncatedResponseError,
     UnprocessableEntityError,
     UnsupportedParamsError,
@@ -38,6 +41,7 @@ from chatgate.errors import (
 if TYPE_CHECKING:
     from chatgate.client import acompletion, completion
     from chatgate.stream import ChatStream
+    from chatgate.structured import Structured, acompletion_structured, completion_structured
     from chatgate.transport.http import Timeouts, aclose
     from chatgate.types import ChatChunk, ChatRequest, ChatResponse, Usage
 
@@ -46,6 +50,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "completion": "chatgate.client",
     "acompletion": "chatgate.client",
+    "Structured": "chatgate.structured",
+    "acompletion_structured": "chatgate.structured",
+    "completion_structured": "chatgate.structured",
     "ChatStream": "chatgate.stream",
     "Timeouts": "chatgate.transport.http",
     "aclose": "chatgate.transport.http",
@@ -70,12 +77,16 @@ __all__ = [
     "ConflictError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
+    "ConversationNotFoundError",
     "InternalServerError",
     "InvalidRequestError",
+    "MessageTooLargeError",
     "MissingAPIKeyError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "Structured",
+    "StructuredOutputError",
     "Timeouts",
     "TruncatedResponseError",
     "UnprocessableEntityError",
@@ -83,7 +94,9 @@ __all__ = [
     "Usage",
     "aclose",
     "acompletion",
+    "acompletion_structured",
     "completion",
+    "completion_structured",
 ]
 
 
