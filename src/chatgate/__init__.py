@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from chatgate.client import acompletion, completion
     from chatgate.stream import ChatStream
     from chatgate.structured import Structured, acompletion_structured, completion_structured
+    from chatgate.tools import ToolContext, ToolResult, ToolRun, arun_tools, run_tools, tool
     from chatgate.transport.http import Timeouts, aclose
     from chatgate.types import ChatChunk, ChatRequest, ChatResponse, Usage
 
@@ -53,6 +54,12 @@ _LAZY = {
     "Structured": "chatgate.structured",
     "acompletion_structured": "chatgate.structured",
     "completion_structured": "chatgate.structured",
+    "tool": "chatgate.tools",
+    "run_tools": "chatgate.tools",
+    "arun_tools": "chatgate.tools",
+    "ToolContext": "chatgate.tools",
+    "ToolResult": "chatgate.tools",
+    "ToolRun": "chatgate.tools",
     "ChatStream": "chatgate.stream",
     "Timeouts": "chatgate.transport.http",
     "aclose": "chatgate.transport.http",
@@ -88,6 +95,9 @@ __all__ = [
     "Structured",
     "StructuredOutputError",
     "Timeouts",
+    "ToolContext",
+    "ToolResult",
+    "ToolRun",
     "TruncatedResponseError",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
@@ -95,8 +105,11 @@ __all__ = [
     "aclose",
     "acompletion",
     "acompletion_structured",
+    "arun_tools",
     "completion",
     "completion_structured",
+    "run_tools",
+    "tool",
 ]
 
 
