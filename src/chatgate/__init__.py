@@ -40,6 +40,7 @@ from chatgate.errors import (
 
 if TYPE_CHECKING:
     from chatgate.client import acompletion, completion
+    from chatgate.memory import Conversation, LastTurns, Summarize, TokenBudget
     from chatgate.stream import ChatStream
     from chatgate.structured import Structured, acompletion_structured, completion_structured
     from chatgate.tools import ToolContext, ToolResult, ToolRun, arun_tools, run_tools, tool
@@ -60,6 +61,10 @@ _LAZY = {
     "ToolContext": "chatgate.tools",
     "ToolResult": "chatgate.tools",
     "ToolRun": "chatgate.tools",
+    "Conversation": "chatgate.memory",
+    "LastTurns": "chatgate.memory",
+    "TokenBudget": "chatgate.memory",
+    "Summarize": "chatgate.memory",
     "ChatStream": "chatgate.stream",
     "Timeouts": "chatgate.transport.http",
     "aclose": "chatgate.transport.http",
@@ -84,9 +89,11 @@ __all__ = [
     "ConflictError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
+    "Conversation",
     "ConversationNotFoundError",
     "InternalServerError",
     "InvalidRequestError",
+    "LastTurns",
     "MessageTooLargeError",
     "MissingAPIKeyError",
     "NotFoundError",
@@ -94,7 +101,9 @@ __all__ = [
     "RateLimitError",
     "Structured",
     "StructuredOutputError",
+    "Summarize",
     "Timeouts",
+    "TokenBudget",
     "ToolContext",
     "ToolResult",
     "ToolRun",

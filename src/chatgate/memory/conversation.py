@@ -1,0 +1,280 @@
+"""``Conversation``: a thread that remembers, trims itself per its policy and persists.
+
+    chat = chatgate.Conversation(model="openai/gpt-4o-mini", system="Be brief.",
+                                 policy=chatgate.TokenBudget(max_tokens=4000))
+    chat.send("Hi, I'm Ada.")
+    again = chatgate.Conversation.load(chat.id)      # resumes exactly, in another process too
+
+Credentials (api_key, api_base, ...) are never stored: pass them again when loading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+import pydantic
+
+from chatgate.accounting import Spend
+from chatgate.client import MessageLike, acompletion
+from chatgate.errors import ChatgateError, ConversationNotFoundError, InvalidRequestError
+from chatgate.memory.policy import KeepAll, LastTurns, Policy, Summarize, TokenBudget
+from chatgate.memory.summarize import fold_point, summarize, summary_block
+from chatgate.memory.tokens import count_message_tokens
+from chatgate.memory.trim import fit_budget, last_turns
+from chatgate.persistence.protocol import ConversationRecord, ConversationStore
+from chatgate.persistence.sqlite import default_store
+from chatgate.stream import ChatStream
+from chatgate.transport.loop_thread import run_sync
+from chatgate.types import AssistantMessage, ChatChunk, ChatResponse, Message, SystemMessage, Usage
+
+__all__ = ["Conversation", "ConversationStream"]
+
+_MESSAGE: pydantic.TypeAdapter[Message] = pydantic.TypeAdapter(Message)
+_POLICY: pydantic.TypeAdapter[Policy] = pydantic.TypeAdapter(Policy)
+_CREDENTIALS = ("api_key", "api_base", "api_version", "extra_headers", "provider_options")
+
+
+def _as_message(message: MessageLike | str) -> Message:
+    if isinstance(message, str):
+        return _MESSAGE.validate_python({"role": "user", "content": message})
+    if isinstance(message, Mapping):
+        return _MESSAGE.validate_python(message)
+    return message
+
+
+class Conversation:
+    def __init__(
+        self,
+        id: str | None = None,  # the issue's public name for it
+        *,
+        model: str,
+        system: str | None = None,
+        policy: Policy | None = None,
+        store: ConversationStore | None = None,
+        persist: bool = True,
+        summarizer: Mapping[str, Any] | None = None,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        **params: Any,
+    ) -> None:
+        """``params`` are request fields sent with every call (temperature, max_tokens...)
+        and are stored; ``summarizer`` holds credentials for a Summarize policy's model."""
+        for name in ("messages", "stream", "tools"):
+            if name in params:
+                raise InvalidRequestError(f"{name} is not a Conversation setting", param=name)
+        self.id = id or uuid.uuid4().hex
+        self.model = model
+        self.system = system
+        self.policy: Policy = policy or KeepAll()
+        self.params = params
+        self.messages: list[Message] = []
+        self.summary: str | None = None
+        self.summary_covers = 0  # how many of the oldest messages the summary stands for
+        self.last_request: list[Message] = []  # what the latest call sent
+        self.spend = Spend()
+        self._store = (store or default_store()) if persist else None
+        self._persisted = 0
+        self._credentials = {k: v for k, v in (("api_key", api_key), ("api_base", api_base)) if v}
+        self._summarizer = dict(summarizer or self._credentials)
+        self._lock = asyncio.Lock()
+
+    # --- loading -------------------------------------------------------------------------
+
+    @classmethod
+    async def aload(
+        cls, id: str, *, store: ConversationStore | None = None, **kw: Any
+    ) -> Conversation:
+        """The stored conversation, exactly as it was saved; ``kw`` gives credentials."""
+        chosen = store or default_store()
+        record = await chosen.load_conversation(id)
+        if record is None:
+            raise ConversationNotFoundError(f"no stored conversation has id {id!r}", param="id")
+        conversation = cls(
+            record.id,
+            model=record.model,
+            system=record.system,
+            policy=_POLICY.validate_python(record.policy),
+            store=chosen,
+            **{**record.params, **kw},
+        )
+        conversation.messages = [_MESSAGE.validate_python(m) for m in record.messages]
+        conversation.summary = record.summary
+        conversation.summary_covers = record.summary_covers
+        conversation._persisted = len(record.messages)
+        return conversation
+
+    @classmethod
+    def load(cls, id: str, **kw: Any) -> Conversation:
+        result: Conversation = run_sync(cls.aload(id, **kw))
+        return result
+
+    # --- totals --------------------------------------------------------------------------
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens of every call this object made (replies and summaries)."""
+        return self.spend.usage
+
+    @property
+    def cost(self) -> Decimal | None:
+        return self.spend.total_cost
+
+    # --- context -------------------------------------------------------------------------
+
+    def _head(self) -> list[Message]:
+        return [SystemMessage(content=self.system)] if self.system else []
+
+    async def _fold(self, new: Message, policy: Summarize) -> None:
+        head_tokens = count_message_tokens(self.model, self._head())
+        until = fold_point(self.model, head_tokens, self.messages, self.summary_covers, new, policy)
+        if until is None:
+            return
+        turns = self.messages[self.summary_covers : until]
+        response = await summarize(policy, self.summary, turns, self._summarizer)
+        self.spend.add(response)
+        if not response.content:
+            raise ChatgateError(f"the summarizer {policy.model} returned no text")
+        self.summary, self.summary_covers = response.content.strip(), until
+
+    async def context(self, new: Message) -> list[Message]:
+        """The messages to send with ``new``, per the policy (may refresh the summary)."""
+        policy, head = self.policy, self._head()
+        if isinstance(policy, KeepAll):
+            return [*head, *self.messages, new]
+        if isinstance(policy, LastTurns):
+            return [*head, *last_turns(self.messages, policy.turns), new]
+        truncate = policy.on_oversize == "truncate"
+        if isinstance(policy, TokenBudget):
+            return fit_budget(self.model, head, self.messages, new, policy.max_tokens, truncate)
+        await self._fold(new, policy)
+        if self.summary:
+            head.append(summary_block(self.summary))
+        rest = self.messages[self.summary_covers :]
+        return fit_budget(self.model, head, rest, new, policy.max_tokens, truncate)
+
+    # --- sending -------------------------------------------------------------------------
+
+    def _call_params(self) -> dict[str, Any]:
+        return {**self._credentials, **self.params}
+
+    async def _commit(self, new: Message, response: ChatResponse) -> None:
+        self.spend.add(response)
+        message = response.choices[0].message if response.choices else None
+        reply = AssistantMessage.model_validate(
+            message.model_dump(exclude_none=True) if message else {"content": ""}
+        )
+        self.messages += [new, reply]
+        await self.save()
+
+    async def asend(self, message: MessageLike | str) -> ChatResponse:
+        """Append the message, call the model with the policy's context, append the reply,
+        persist. On failure nothing is appended."""
+        new = _as_message(message)
+        async with self._lock:
+            self.last_request = await self.context(new)
+            response: ChatResponse = await acompletion(
+                self.model, self.last_request, stream=False, **self._call_params()
+            )
+            await self._commit(new, response)
+            return response
+
+    def send(self, message: MessageLike | str) -> ChatResponse:
+        result: ChatResponse = run_sync(self.asend(message))
+        return result
+
+    async def astream(self, message: MessageLike | str) -> ConversationStream:
+        """The reply as a stream; the turn is kept and saved when the stream completes."""
+        return await self._open(message, sync=False)
+
+    def stream(self, message: MessageLike | str) -> ConversationStream:
+        result: ConversationStream = run_sync(self._open(message, sync=True))
+        return result
+
+    async def _open(self, message: MessageLike | str, sync: bool) -> ConversationStream:
+        new = _as_message(message)
+        await self._lock.acquire()
+        try:
+            self.last_request = await self.context(new)
+            inner = await acompletion(
+                self.model, self.last_request, stream=True, **self._call_params()
+            )
+            inner._sync = sync  # the sync API iterates on the private loop
+        except BaseException:
+            self._lock.release()
+            raise
+
+        async def done(response: ChatResponse | None) -> None:
+            try:
+                if response is not None:
+                    await self._commit(new, response)
+            finally:
+                self._lock.release()
+
+        return ConversationStream(inner, done)
+
+    # --- persistence ---------------------------------------------------------------------
+
+    def record(self) -> ConversationRecord:
+        return ConversationRecord(
+            id=self.id,
+            model=self.model,
+            system=self.system,
+            policy=self.policy.model_dump(mode="json"),
+            params=self.params,
+            summary=self.summary,
+            summary_covers=self.summary_covers,
+            messages=[m.model_dump(mode="json", exclude_unset=True) for m in self.messages],
+        )
+
+    async def save(self) -> None:
+        if self._store is None:
+            return
+        await self._store.save_conversation(self.record(), persisted=self._persisted)
+        self._persisted = len(self.messages)
+
+
+class ConversationStream:
+    """The chunks of a conversation's reply, for ``for`` and ``async for``. The exchange is
+    added to the conversation (and saved) when the stream ends; left early, it is not."""
+
+    def __init__(
+        self, inner: ChatStream, done: Callable[[ChatResponse | None], Coroutine[Any, Any, None]]
+    ) -> None:
+        self._inner = inner
+        self._done = done
+        self._finished = False
+
+    def __iter__(self) -> Iterator[ChatChunk]:
+        complete = False
+        try:
+            yield from self._inner
+            complete = True
+        finally:
+            self._finished = True
+            run_sync(self._done(self._inner.final() if complete else None))
+
+    async def __aiter__(self) -> AsyncIterator[ChatChunk]:
+        complete = False
+        try:
+            async for chunk in self._inner:
+                yield chunk
+            complete = True
+        finally:
+            self._finished = True
+            await self._done(await self._inner.afinal() if complete else None)
+
+    def final(self) -> ChatResponse:
+        if not self._finished:
+            for _ in self:
+                pass
+        return self._inner.final()
+
+    async def afinal(self) -> ChatResponse:
+        if not self._finished:
+            async for _ in self:
+                pass
+        return await self._inner.afinal()
