@@ -42,7 +42,13 @@ if TYPE_CHECKING:
     from chatgate.client import acompletion, completion
     from chatgate.memory import Conversation, LastTurns, Summarize, TokenBudget
     from chatgate.stream import ChatStream
-    from chatgate.structured import Structured, acompletion_structured, completion_structured
+    from chatgate.structured import (
+        Structured,
+        acompletion_structured,
+        astream_structured,
+        completion_structured,
+        stream_structured,
+    )
     from chatgate.tools import ToolContext, ToolResult, ToolRun, arun_tools, run_tools, tool
     from chatgate.transport.http import Timeouts, aclose
     from chatgate.types import ChatChunk, ChatRequest, ChatResponse, Usage
@@ -55,6 +61,8 @@ _LAZY = {
     "Structured": "chatgate.structured",
     "acompletion_structured": "chatgate.structured",
     "completion_structured": "chatgate.structured",
+    "astream_structured": "chatgate.structured",
+    "stream_structured": "chatgate.structured",
     "tool": "chatgate.tools",
     "run_tools": "chatgate.tools",
     "arun_tools": "chatgate.tools",
@@ -115,9 +123,11 @@ __all__ = [
     "acompletion",
     "acompletion_structured",
     "arun_tools",
+    "astream_structured",
     "completion",
     "completion_structured",
     "run_tools",
+    "stream_structured",
     "tool",
 ]
 

@@ -312,3 +312,46 @@ def test_cost_is_summed_when_known(fake: FakeOpenAI) -> None:
     unknown = ChatResponse.model_validate(completion_json("x"))
     spend.add(unknown)
     assert spend.total_cost is None
+
+
+def test_partial_objects_stream_field_by_field(fake: FakeOpenAI) -> None:
+    from tests.fakes.openai_server import text_stream
+
+    text = orjson.dumps(GOOD).decode()
+    pieces = [text[i : i + 7] for i in range(0, len(text), 7)]
+    fake.script(Reply(chunks=text_stream(pieces)))
+    events = list(chatgate.stream_structured("gpt-4o-mini", ASK, Cat, **openai(fake)))
+    assert fake.last.body["stream"] is True
+    assert fake.last.body["response_format"]["json_schema"]["strict"] is True
+    *partials, last = events
+    assert [list(p.fields) for p in partials] == [
+        ["kind"],
+        ["kind", "name"],
+        ["kind", "name", "age"],
+        ["kind", "name", "age", "color"],
+        ["kind", "name", "age", "color", "toys"],
+    ]
+    assert partials[1].fields == {"kind": "cat", "name": "Tom"}
+    assert last.done
+    assert isinstance(last.value, Cat)
+    assert last.fields == GOOD
+    assert last.raw is not None
+    assert last.raw.usage is not None
+
+
+async def test_partial_objects_from_anthropic_forced_tool_stream() -> None:
+    from tests.fakes.anthropic_server import events_for
+
+    block = {"type": "tool_use", "id": "toolu_1", "name": "Cat", "input": GOOD}
+    message = message_json([block], stop_reason="tool_use")
+    with FakeAnthropic() as fake:
+        fake.script(Reply(chunks=events_for(message, pieces=12)))
+        stream = chatgate.astream_structured(
+            "anthropic/claude-sonnet-4-20250514", ASK, Cat, api_key="k", api_base=fake.base_url
+        )
+        events = [e async for e in stream]
+    assert len(events) >= 3
+    assert events[-1].value == Cat.model_validate(GOOD)
+    sizes = [len(e.fields) for e in events[:-1]]
+    assert sizes == sorted(sizes)
+    assert len(set(sizes)) == len(sizes)

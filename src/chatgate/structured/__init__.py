@@ -3,6 +3,7 @@
     person = chatgate.completion(model, messages, response_model=Person)
     result = chatgate.completion_structured(model, messages, Person, max_retries=2)
     result.value, result.raw, result.attempts, result.usage, result.cost
+    for partial in chatgate.stream_structured(model, messages, Person): partial.fields
 
 See docs/structured-outputs.md.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from chatgate.errors import StructuredOutputError
 from chatgate.structured.modes import Mode
+from chatgate.structured.partial import StructuredPartial, astream_structured, stream_structured
 from chatgate.structured.run import (
     Structured,
     StructuredAttempt,
@@ -25,7 +27,10 @@ __all__ = [
     "Structured",
     "StructuredAttempt",
     "StructuredOutputError",
+    "StructuredPartial",
     "acompletion_structured",
+    "astream_structured",
     "completion_structured",
     "output_schema",
+    "stream_structured",
 ]

@@ -100,7 +100,7 @@ class _StrictProblem(Exception):
 
 def _strict(node: Any, path: str, defs: dict[str, Any]) -> Any:
     if isinstance(node, list):
-        return [_strict(v, f"{path}[{i}]", defs) for i, v in enumerate(node)]
+        return [_strict(v, path, defs) for v in node]  # anyOf branches: same field
     if not isinstance(node, dict):
         return node
     if "$ref" in node and len(node) > 1:  # strict mode takes no keywords beside a $ref
