@@ -24,7 +24,7 @@ from chatgate.errors import ChatgateError, ConversationNotFoundError, InvalidReq
 from chatgate.memory.policy import KeepAll, LastTurns, Policy, Summarize, TokenBudget
 from chatgate.memory.summarize import fold_point, summarize, summary_block
 from chatgate.memory.tokens import count_message_tokens
-from chatgate.memory.trim import fit_budget, last_turns
+from chatgate.memory.trim import fit_budget, last_turns, message_tokens
 from chatgate.persistence.protocol import ConversationRecord, ConversationStore
 from chatgate.persistence.sqlite import default_store
 from chatgate.stream import ChatStream
@@ -81,6 +81,7 @@ class Conversation:
         self._credentials = {k: v for k, v in (("api_key", api_key), ("api_base", api_base)) if v}
         self._summarizer = dict(summarizer or self._credentials)
         self._lock = asyncio.Lock()
+        self._costs: dict[int, tuple[Message, int]] = {}
 
     # --- loading -------------------------------------------------------------------------
 
@@ -125,12 +126,21 @@ class Conversation:
 
     # --- context -------------------------------------------------------------------------
 
+    def _cost(self, message: Message) -> int:
+        """message_tokens, remembered per message object (history is never edited)."""
+        cached = self._costs.get(id(message))
+        if cached is None or cached[0] is not message:
+            cached = self._costs[id(message)] = (message, message_tokens(self.model, message))
+        return cached[1]
+
     def _head(self) -> list[Message]:
         return [SystemMessage(content=self.system)] if self.system else []
 
     async def _fold(self, new: Message, policy: Summarize) -> None:
         head_tokens = count_message_tokens(self.model, self._head())
-        until = fold_point(self.model, head_tokens, self.messages, self.summary_covers, new, policy)
+        until = fold_point(
+            self.model, head_tokens, self.messages, self.summary_covers, new, policy, self._cost
+        )
         if until is None:
             return
         turns = self.messages[self.summary_covers : until]
@@ -149,12 +159,14 @@ class Conversation:
             return [*head, *last_turns(self.messages, policy.turns), new]
         truncate = policy.on_oversize == "truncate"
         if isinstance(policy, TokenBudget):
-            return fit_budget(self.model, head, self.messages, new, policy.max_tokens, truncate)
+            return fit_budget(
+                self.model, head, self.messages, new, policy.max_tokens, truncate, self._cost
+            )
         await self._fold(new, policy)
         if self.summary:
             head.append(summary_block(self.summary))
         rest = self.messages[self.summary_covers :]
-        return fit_budget(self.model, head, rest, new, policy.max_tokens, truncate)
+        return fit_budget(self.model, head, rest, new, policy.max_tokens, truncate, self._cost)
 
     # --- sending -------------------------------------------------------------------------
 
@@ -218,7 +230,8 @@ class Conversation:
 
     # --- persistence ---------------------------------------------------------------------
 
-    def record(self) -> ConversationRecord:
+    def record(self, start: int = 0) -> ConversationRecord:
+        """The conversation as stored; ``messages`` from index ``start`` on."""
         return ConversationRecord(
             id=self.id,
             model=self.model,
@@ -227,13 +240,15 @@ class Conversation:
             params=self.params,
             summary=self.summary,
             summary_covers=self.summary_covers,
-            messages=[m.model_dump(mode="json", exclude_unset=True) for m in self.messages],
+            messages=[m.model_dump(mode="json", exclude_unset=True) for m in self.messages[start:]],
         )
 
     async def save(self) -> None:
+        """Write the header and append the messages not yet stored."""
         if self._store is None:
             return
-        await self._store.save_conversation(self.record(), persisted=self._persisted)
+        persisted = self._persisted
+        await self._store.save_conversation(self.record(persisted), persisted=persisted)
         self._persisted = len(self.messages)
 
 

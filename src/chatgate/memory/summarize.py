@@ -6,7 +6,7 @@ the previous summary plus the turns being folded, so it never has to reread the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from chatgate.client import acompletion
@@ -60,11 +60,12 @@ def fold_point(
     covered: int,
     new: Message,
     policy: Summarize,
+    cost: Callable[[Message], int],
 ) -> int | None:
     """The history index up to which turns should be folded into the summary, or None when
     the unsummarized history still fits. ``head_tokens`` counts the system prompt and the
     framing; room for a full-size summary is reserved."""
-    costs = [message_tokens(model, m) for m in history]
+    costs = [0] * covered + [cost(m) for m in history[covered:]]
     reserve = policy.summary_max_tokens + message_tokens(model, summary_block(""))
     base = head_tokens + reserve + message_tokens(model, new)
     if base + sum(costs[covered:]) <= policy.max_tokens:

@@ -7,7 +7,7 @@ additive: a request costs its framing plus each message's own count.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chatgate.errors import MessageTooLargeError
 from chatgate.memory.tokens import count_message_tokens
@@ -68,10 +68,13 @@ def fit_budget(
     new: Message,
     max_tokens: int,
     truncate: bool = False,
+    cost: Callable[[Message], int] | None = None,
 ) -> list[Message]:
     """``head`` (system prompt, summary) + the most recent whole turns that fit + ``new``.
 
-    When not even the last turn fits, its final assistant reply is kept alone."""
+    When not even the last turn fits, its final assistant reply is kept alone. ``cost``
+    may give cached per-message counts (it must equal ``message_tokens``)."""
+    size = cost or (lambda m: message_tokens(model, m))
     framing = count_message_tokens(model, head)
     new_cost = message_tokens(model, new)
     if framing + new_cost > max_tokens:
@@ -80,20 +83,27 @@ def fit_budget(
         new = compress(model, new, max_tokens - framing, "the new message")
         new_cost = message_tokens(model, new)
     base = framing + new_cost
-    costs = [message_tokens(model, m) for m in history]
-    for start in turn_starts(history) if history else ():
-        if base + sum(costs[start:]) <= max_tokens:
-            return [*head, *history[start:], new]
-    replies = [
-        i for i, m in enumerate(history) if isinstance(m, AssistantMessage) and not m.tool_calls
-    ]
-    if not replies:
+    # Walk back from the newest turn, counting only what is kept (plus one turn): the cost
+    # of a send does not grow with the length of the thread.
+    best: int | None = None
+    used = base
+    for i in range(len(history) - 1, -1, -1):
+        used += size(history[i])
+        if used > max_tokens:
+            break
+        if i == 0 or history[i].role == "user":  # a turn starts here: all of it fits
+            best = i
+    if best is not None:
+        return [*head, *history[best:], new]
+    reply = next(
+        (m for m in reversed(history) if isinstance(m, AssistantMessage) and not m.tool_calls),
+        None,
+    )
+    if reply is None:
         return [*head, new]
-    reply = history[replies[-1]]
-    if base + costs[replies[-1]] > max_tokens:
+    reply_cost = size(reply)
+    if base + reply_cost > max_tokens:
         if not truncate:
-            raise _oversize(
-                "the last assistant reply", costs[replies[-1]], max_tokens - base, max_tokens
-            )
-        reply = compress(model, reply, max_tokens - base, "the last assistant reply")
+            raise _oversize("the last assistant reply", reply_cost, max_tokens - base, max_tokens)
+        return [*head, compress(model, reply, max_tokens - base, "the last assistant reply"), new]
     return [*head, reply, new]

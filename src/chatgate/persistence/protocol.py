@@ -45,8 +45,9 @@ class ConversationStore(Protocol):
     async def load_conversation(self, conversation_id: str) -> ConversationRecord | None: ...
 
     async def save_conversation(self, record: ConversationRecord, *, persisted: int) -> None:
-        """Write the header and append ``record.messages[persisted:]``; raise if another
-        writer appended in between (the stored count is not ``persisted``)."""
+        """Write the header and append ``record.messages``, which are the messages from
+        index ``persisted`` on; raise if the store does not hold exactly ``persisted``
+        messages (another writer appended in between)."""
         ...
 
 

@@ -72,6 +72,9 @@ class SQLiteStore:
             conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            # WAL + NORMAL: a commit survives a crash of this process; only a power loss
+            # can undo the last transactions (the file itself is never corrupted).
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
             self._conn = conn
         return self._conn
@@ -123,7 +126,8 @@ class SQLiteStore:
             now = time.time()
             with conn:  # one transaction: header and new messages together, or nothing
                 (stored,) = conn.execute(
-                    "SELECT COUNT(*) FROM chatgate_conversation_messages WHERE conversation_id = ?",
+                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM chatgate_conversation_messages "
+                    "WHERE conversation_id = ?",
                     (record.id,),
                 ).fetchone()
                 if stored != persisted:
@@ -155,9 +159,8 @@ class SQLiteStore:
                     "INSERT INTO chatgate_conversation_messages (conversation_id, seq, message) "
                     "VALUES (?, ?, ?)",
                     [
-                        (record.id, seq, orjson.dumps(message).decode())
-                        for seq, message in enumerate(record.messages)
-                        if seq >= persisted
+                        (record.id, persisted + n, orjson.dumps(message).decode())
+                        for n, message in enumerate(record.messages)
                     ],
                 )
 
