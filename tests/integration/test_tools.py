@@ -77,7 +77,6 @@ def test_tool_schema_from_signature_and_docstring() -> None:
             "unit": {"type": "string", "title": "Unit", "description": '"C" or "F".'},
         },
         "required": ["city"],
-        "additionalProperties": False,
     }
     assert get_weather("Oslo") == {"city": "Oslo", "temp": 21, "unit": "C"}  # still callable
 
@@ -337,3 +336,28 @@ def test_anthropic_tool_use_and_results_with_ids() -> None:
     assert block["tool_use_id"] == "toolu_01"
     assert orjson.loads(block["content"]) == {"status": "ok", "result": ["u1:a", "u1:b"]}
     assert run.usage.total_tokens == 30
+
+
+def test_gemini_function_calls_and_responses() -> None:
+    from tests.fakes.gemini_server import FakeGemini, candidate_json, response_json, usage_json
+
+    call_part = {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}}
+    with FakeGemini() as fake:
+        fake.script(
+            Reply(json=response_json(candidate_json(call_part), usage=usage_json(9, 3))),
+            Reply(json=response_json(candidate_json({"text": "21 C"}), usage=usage_json(20, 2))),
+        )
+        run = chatgate.run_tools(
+            "gemini/gemini-2.5-flash", ASK, tools=[get_weather], api_key="g",
+            api_base=fake.base_url,
+        )  # fmt: skip
+        first, second = (r.body for r in fake.requests)
+    assert run.content == "21 C"
+    (declaration,) = first["tools"][0]["functionDeclarations"]
+    assert declaration["name"] == "get_weather"
+    assert declaration["parameters"]["required"] == ["city"]
+    (decision,) = run.decisions
+    assert decision.status == "ok"
+    response_part = second["contents"][-1]["parts"][0]["functionResponse"]
+    assert response_part["name"] == "get_weather"
+    assert run.usage.total_tokens == 34

@@ -1,10 +1,10 @@
 """The JSON schema of a ``response_model``, in the forms the providers take.
 
 ``OutputSchema.portable`` is pydantic's schema cleaned for every provider's translation
-(``oneOf`` -> ``anyOf``, ``const`` -> one-value ``enum``, no ``default``/``discriminator``, a
-root ``$ref`` inlined). ``OutputSchema.strict`` is that schema made acceptable to OpenAI's
-``json_schema`` strict mode: every object closed (``additionalProperties: false``) and every
-property required; a field that may be absent is already typed ``X | None`` by pydantic, so it
+(``oneOf`` -> ``anyOf``, ``const`` -> one-value ``enum``, no ``default``, ``discriminator``
+or boolean ``additionalProperties``, a root ``$ref`` inlined). ``OutputSchema.strict`` is
+that schema made acceptable to OpenAI's ``json_schema`` strict mode: every object closed
+(``additionalProperties: false``) and every property required; a field that may be absent is already typed ``X | None`` by pydantic, so it
 stays nullable. A field with a non-None default becomes required: the model must give a value.
 A type whose schema is not an object (``list[Item]``, a union, ``int``) is wrapped in an
 envelope ``{"value": ...}`` that is unwrapped before validation.
@@ -67,6 +67,8 @@ def _is_recursive(defs: dict[str, Any]) -> bool:
 def _clean(node: dict[str, Any]) -> dict[str, Any]:
     """The portable rewrite of one schema node (children are rewritten by the caller)."""
     out = {k: v for k, v in node.items() if k not in ("default", "discriminator")}
+    if isinstance(out.get("additionalProperties"), bool):  # validation enforces extra="forbid"
+        del out["additionalProperties"]
     if "oneOf" in out:
         out["anyOf"] = out.pop("oneOf")
     if "const" in out:

@@ -93,9 +93,8 @@ class Tool:
             strict = output_schema(self.args_model).strict
             assert strict is not None  # checked when the tool was made
             schema = dict(strict)
-        else:
-            schema = output_schema(self.args_model).portable
-            schema = {**schema, "additionalProperties": False}
+        else:  # unknown arguments are refused by validation (extra="forbid")
+            schema = dict(output_schema(self.args_model).portable)
         schema.pop("title", None)
         return schema
 
