@@ -4,10 +4,11 @@
 (``oneOf`` -> ``anyOf``, ``const`` -> one-value ``enum``, no ``default``, ``discriminator``
 or boolean ``additionalProperties``, a root ``$ref`` inlined). ``OutputSchema.strict`` is
 that schema made acceptable to OpenAI's ``json_schema`` strict mode: every object closed
-(``additionalProperties: false``) and every property required; a field that may be absent is already typed ``X | None`` by pydantic, so it
-stays nullable. A field with a non-None default becomes required: the model must give a value.
-A type whose schema is not an object (``list[Item]``, a union, ``int``) is wrapped in an
-envelope ``{"value": ...}`` that is unwrapped before validation.
+(``additionalProperties: false``) and every property required; a field that may be absent
+is already typed ``X | None`` by pydantic, so it stays nullable. A field with a non-None
+default becomes required: the model must give a value. A type whose schema is not an object
+(``list[Item]``, a union, ``int``) is wrapped in an envelope ``{"value": ...}`` that is
+unwrapped before validation.
 """
 
 from __future__ import annotations
