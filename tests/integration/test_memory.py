@@ -198,5 +198,25 @@ def test_sync_stream_and_early_exit(fake: FakeOpenAI, store: SQLiteStore) -> Non
         break  # left early: the exchange is not kept
     assert chat.messages == []
     stream = chat.stream("second")
+    with pytest.raises(chatgate.InvalidRequestError, match="still has a streamed reply open"):
+        chat.send("third")
     assert stream.final().content == "echo: second"
     assert [m.content for m in chat.messages] == ["second", "echo: second"]
+    abandoned = chat.stream("fourth")
+    abandoned.close()
+    chat.send("fifth")
+    assert [m.content for m in chat.messages][2:] == ["fifth", "echo: fifth"]
+
+
+def test_two_writers_do_not_interleave(fake: FakeOpenAI, store: SQLiteStore) -> None:
+    chat = conv(fake, store, id="shared")
+    chat.send("one")
+    a = chatgate.Conversation.load("shared", store=store, api_key="k", api_base=fake.base_url)
+    b = chatgate.Conversation.load("shared", store=SQLiteStore(store.path), api_key="k",
+                                   api_base=fake.base_url)  # fmt: skip
+    a.send("from a")
+    with pytest.raises(chatgate.ChatgateError, match="changed by another writer"):
+        b.send("from b")
+    assert len(b.messages) == 2  # nothing kept that was not stored
+    reloaded = chatgate.Conversation.load("shared", store=store)
+    assert [m.content for m in reloaded.messages] == ["one", "echo: one", "from a", "echo: from a"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -22,16 +22,16 @@ from chatgate.accounting import Spend
 from chatgate.client import MessageLike, acompletion
 from chatgate.errors import ChatgateError, ConversationNotFoundError, InvalidRequestError
 from chatgate.memory.policy import KeepAll, LastTurns, Policy, Summarize, TokenBudget
+from chatgate.memory.stream import ConversationStream
 from chatgate.memory.summarize import fold_point, summarize, summary_block
 from chatgate.memory.tokens import count_message_tokens
 from chatgate.memory.trim import fit_budget, last_turns, message_tokens
 from chatgate.persistence.protocol import ConversationRecord, ConversationStore
 from chatgate.persistence.sqlite import default_store
-from chatgate.stream import ChatStream
 from chatgate.transport.loop_thread import run_sync
-from chatgate.types import AssistantMessage, ChatChunk, ChatResponse, Message, SystemMessage, Usage
+from chatgate.types import AssistantMessage, ChatResponse, Message, SystemMessage, Usage
 
-__all__ = ["Conversation", "ConversationStream"]
+__all__ = ["Conversation"]
 
 _MESSAGE: pydantic.TypeAdapter[Message] = pydantic.TypeAdapter(Message)
 _POLICY: pydantic.TypeAdapter[Policy] = pydantic.TypeAdapter(Policy)
@@ -81,6 +81,7 @@ class Conversation:
         self._credentials = {k: v for k, v in (("api_key", api_key), ("api_base", api_base)) if v}
         self._summarizer = dict(summarizer or self._credentials)
         self._lock = asyncio.Lock()
+        self._streaming = False
         self._costs: dict[int, tuple[Message, int]] = {}
 
     # --- loading -------------------------------------------------------------------------
@@ -180,13 +181,18 @@ class Conversation:
             message.model_dump(exclude_none=True) if message else {"content": ""}
         )
         self.messages += [new, reply]
-        await self.save()
+        try:
+            await self.save()
+        except BaseException:  # not stored, so not kept: memory and store never diverge
+            del self.messages[-2:]
+            raise
 
     async def asend(self, message: MessageLike | str) -> ChatResponse:
         """Append the message, call the model with the policy's context, append the reply,
         persist. On failure nothing is appended."""
         new = _as_message(message)
         async with self._lock:
+            self._check_idle()
             self.last_request = await self.context(new)
             response: ChatResponse = await acompletion(
                 self.model, self.last_request, stream=False, **self._call_params()
@@ -206,25 +212,31 @@ class Conversation:
         result: ConversationStream = run_sync(self._open(message, sync=True))
         return result
 
+    def _check_idle(self) -> None:
+        if self._streaming:
+            raise InvalidRequestError(
+                f"conversation {self.id!r} still has a streamed reply open: read it to the "
+                "end or close() it before sending again",
+                param="message",
+            )
+
     async def _open(self, message: MessageLike | str, sync: bool) -> ConversationStream:
         new = _as_message(message)
-        await self._lock.acquire()
-        try:
+        async with self._lock:
+            self._check_idle()
             self.last_request = await self.context(new)
             inner = await acompletion(
                 self.model, self.last_request, stream=True, **self._call_params()
             )
             inner._sync = sync  # the sync API iterates on the private loop
-        except BaseException:
-            self._lock.release()
-            raise
+            self._streaming = True
 
         async def done(response: ChatResponse | None) -> None:
             try:
                 if response is not None:
                     await self._commit(new, response)
             finally:
-                self._lock.release()
+                self._streaming = False
 
         return ConversationStream(inner, done)
 
@@ -250,46 +262,3 @@ class Conversation:
         persisted = self._persisted
         await self._store.save_conversation(self.record(persisted), persisted=persisted)
         self._persisted = len(self.messages)
-
-
-class ConversationStream:
-    """The chunks of a conversation's reply, for ``for`` and ``async for``. The exchange is
-    added to the conversation (and saved) when the stream ends; left early, it is not."""
-
-    def __init__(
-        self, inner: ChatStream, done: Callable[[ChatResponse | None], Coroutine[Any, Any, None]]
-    ) -> None:
-        self._inner = inner
-        self._done = done
-        self._finished = False
-
-    def __iter__(self) -> Iterator[ChatChunk]:
-        complete = False
-        try:
-            yield from self._inner
-            complete = True
-        finally:
-            self._finished = True
-            run_sync(self._done(self._inner.final() if complete else None))
-
-    async def __aiter__(self) -> AsyncIterator[ChatChunk]:
-        complete = False
-        try:
-            async for chunk in self._inner:
-                yield chunk
-            complete = True
-        finally:
-            self._finished = True
-            await self._done(await self._inner.afinal() if complete else None)
-
-    def final(self) -> ChatResponse:
-        if not self._finished:
-            for _ in self:
-                pass
-        return self._inner.final()
-
-    async def afinal(self) -> ChatResponse:
-        if not self._finished:
-            async for _ in self:
-                pass
-        return await self._inner.afinal()
