@@ -220,3 +220,15 @@ def test_two_writers_do_not_interleave(fake: FakeOpenAI, store: SQLiteStore) -> 
     assert len(b.messages) == 2  # nothing kept that was not stored
     reloaded = chatgate.Conversation.load("shared", store=store)
     assert [m.content for m in reloaded.messages] == ["one", "echo: one", "from a", "echo: from a"]
+
+
+def test_connection_settings_are_used_but_never_stored(
+    fake: FakeOpenAI, store: SQLiteStore
+) -> None:
+    chat = conv(fake, store, extra_headers={"X-Tenant-Token": "tok-secret"}, temperature=0)
+    chat.send("hi")
+    assert fake.last.headers["X-Tenant-Token"] == "tok-secret"
+    record = chat.record()
+    assert record.params == {"temperature": 0}
+    assert "tok-secret" not in str(record)
+    assert "sk-test" not in str(record)

@@ -70,6 +70,8 @@ class Conversation:
         self.model = model
         self.system = system
         self.policy: Policy = policy or KeepAll()
+        # Connection settings may carry secrets (keys, tokens in headers): used, never stored.
+        secret = {n: params.pop(n) for n in _CREDENTIALS if n in params}
         self.params = params
         self.messages: list[Message] = []
         self.summary: str | None = None
@@ -79,6 +81,7 @@ class Conversation:
         self._store = (store or default_store()) if persist else None
         self._persisted = 0
         self._credentials = {k: v for k, v in (("api_key", api_key), ("api_base", api_base)) if v}
+        self._credentials.update(secret)
         self._summarizer = dict(summarizer or self._credentials)
         self._lock = asyncio.Lock()
         self._streaming = False
