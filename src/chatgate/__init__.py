@@ -25,13 +25,16 @@ from chatgate.errors import (
     ConflictError,
     ContentPolicyViolationError,
     ContextWindowExceededError,
+    ConversationNotFoundError,
     InternalServerError,
     InvalidRequestError,
+    MessageTooLargeError,
     MissingAPIKeyError,
     NoDeploymentAvailableError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    StructuredOutputError,
     TruncatedResponseError,
     UnprocessableEntityError,
     UnsupportedParamsError,
@@ -45,8 +48,17 @@ if TYPE_CHECKING:
     from chatgate.cost.report import aspend_report, spend_report
     from chatgate.cost.tokens import TokenCount, acount_tokens, count_tokens
     from chatgate.cost.usage import UsageRecord
+    from chatgate.memory import Conversation, LastTurns, Summarize, TokenBudget
     from chatgate.router import Router
     from chatgate.stream import ChatStream
+    from chatgate.structured import (
+        Structured,
+        acompletion_structured,
+        astream_structured,
+        completion_structured,
+        stream_structured,
+    )
+    from chatgate.tools import ToolContext, ToolResult, ToolRun, arun_tools, run_tools, tool
     from chatgate.transport.http import Timeouts, aclose
     from chatgate.types import ChatChunk, ChatRequest, ChatResponse, Usage
 
@@ -55,6 +67,21 @@ __version__ = "0.1.0"
 _LAZY = {
     "completion": "chatgate.client",
     "acompletion": "chatgate.client",
+    "Structured": "chatgate.structured",
+    "acompletion_structured": "chatgate.structured",
+    "completion_structured": "chatgate.structured",
+    "astream_structured": "chatgate.structured",
+    "stream_structured": "chatgate.structured",
+    "tool": "chatgate.tools",
+    "run_tools": "chatgate.tools",
+    "arun_tools": "chatgate.tools",
+    "ToolContext": "chatgate.tools",
+    "ToolResult": "chatgate.tools",
+    "ToolRun": "chatgate.tools",
+    "Conversation": "chatgate.memory",
+    "LastTurns": "chatgate.memory",
+    "TokenBudget": "chatgate.memory",
+    "Summarize": "chatgate.memory",
     "ChatStream": "chatgate.stream",
     "Router": "chatgate.router",
     "Timeouts": "chatgate.transport.http",
@@ -95,8 +122,12 @@ __all__ = [
     "ConflictError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
+    "Conversation",
+    "ConversationNotFoundError",
     "InternalServerError",
     "InvalidRequestError",
+    "LastTurns",
+    "MessageTooLargeError",
     "MissingAPIKeyError",
     "ModelPrice",
     "NoDeploymentAvailableError",
@@ -104,8 +135,15 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "Router",
+    "Structured",
+    "StructuredOutputError",
+    "Summarize",
     "Timeouts",
+    "TokenBudget",
     "TokenCount",
+    "ToolContext",
+    "ToolResult",
+    "ToolRun",
     "TruncatedResponseError",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
@@ -113,14 +151,21 @@ __all__ = [
     "UsageRecord",
     "aclose",
     "acompletion",
+    "acompletion_structured",
     "acount_tokens",
+    "arun_tools",
     "aspend_report",
+    "astream_structured",
     "completion",
     "completion_cost",
+    "completion_structured",
     "count_tokens",
     "estimate_cost",
     "register_price",
+    "run_tools",
     "spend_report",
+    "stream_structured",
+    "tool",
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 import pydantic
 
@@ -39,6 +39,10 @@ __all__ = ["acompletion", "build_request", "completion", "open_stream", "send"]
 log = logging.getLogger("chatgate")
 
 MessageLike = Message | Mapping[str, Any]
+T = TypeVar("T")
+
+# Arguments of the response_model loop (chatgate.structured), meaningless without it.
+_STRUCTURED_ONLY = ("max_retries", "retry_budget_tokens", "retry_budget_usd", "structured_mode")
 
 
 def build_request(
@@ -189,7 +193,26 @@ async def _acompletion(
     cache: CacheArg,
     params: dict[str, Any],
     sync: bool,
-) -> ChatResponse | ChatStream:
+    response_model: Any = None,
+) -> Any:
+    if response_model is not None:
+        if stream:
+            raise InvalidRequestError(
+                "stream=True cannot be combined with response_model: use "
+                "chatgate.astream_structured for partial objects",
+                param="stream",
+            )
+        from chatgate.structured.run import acompletion_structured  # built on this module
+
+        named: dict[str, Any] = dict(api_key=api_key, api_base=api_base, timeout=timeout)
+        named.update(drop_params=drop_params, raise_on_truncation=raise_on_truncation)
+        named.update(extra_headers=extra_headers, api_version=api_version)
+        named.update(provider_options=provider_options)
+        result = await acompletion_structured(model, messages, response_model, **named, **params)
+        return result.value
+    for name in _STRUCTURED_ONLY:
+        if name in params:
+            raise InvalidRequestError(f"{name} needs response_model=...", param=name)
     deployment = resolve_deployment(
         model,
         api_key=api_key,
@@ -237,6 +260,10 @@ async def _acompletion(
 
 @overload
 async def acompletion(
+    model: str, messages: Sequence[MessageLike], *, response_model: type[T], **kw: Any
+) -> T: ...
+@overload
+async def acompletion(
     model: str, messages: Sequence[MessageLike], *, stream: Literal[True], **kw: Any
 ) -> ChatStream: ...
 @overload
@@ -258,8 +285,9 @@ async def acompletion(
     provider_options: Mapping[str, Any] | None = None,
     download_images: bool = False,
     cache: CacheArg = None,
+    response_model: Any = None,
     **params: Any,
-) -> ChatResponse | ChatStream:
+) -> Any:
     """One Chat Completions call to any provider: ``model="provider/model"``.
 
     ``params`` are OpenAI's request fields (temperature, tools, response_format, ...);
@@ -268,7 +296,9 @@ async def acompletion(
     is this call's cache control (True, False, ``{"no-cache": True, "ttl": 600}``, ...) for
     the cache set by ``configure_cache``, or a Cache to use instead (docs/caching.md);
     ``download_images=True`` lets chatgate fetch http(s) image URLs for providers that take
-    images only as bytes (Gemini, Bedrock) — off by default, so nothing is fetched unasked."""
+    images only as bytes (Gemini, Bedrock) — off by default, so nothing is fetched unasked.
+    With ``response_model=Model`` the answer is a validated ``Model`` instance (see
+    docs/structured-outputs.md: max_retries, retry_budget_tokens, retry_budget_usd)."""
     return await _acompletion(
         model,
         messages,
@@ -285,9 +315,14 @@ async def acompletion(
         cache=cache,
         params=params,
         sync=False,
+        response_model=response_model,
     )
 
 
+@overload
+def completion(
+    model: str, messages: Sequence[MessageLike], *, response_model: type[T], **kw: Any
+) -> T: ...
 @overload
 def completion(
     model: str, messages: Sequence[MessageLike], *, stream: Literal[True], **kw: Any
@@ -311,8 +346,9 @@ def completion(
     provider_options: Mapping[str, Any] | None = None,
     download_images: bool = False,
     cache: CacheArg = None,
+    response_model: Any = None,
     **params: Any,
-) -> ChatResponse | ChatStream:
+) -> Any:
     """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
     return run_sync(
         _acompletion(
@@ -331,5 +367,6 @@ def completion(
             cache=cache,
             params=params,
             sync=True,
+            response_model=response_model,
         )
     )

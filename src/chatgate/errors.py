@@ -4,9 +4,12 @@
 ChatgateError
 ├── InvalidRequestError (also a ValueError)   bad input caught before any network call
 │   ├── MissingAPIKeyError                    no key argument and no key in the env var
-│   └── UnsupportedParamsError                the provider cannot honour a parameter
+│   ├── UnsupportedParamsError                the provider cannot honour a parameter
+│   ├── MessageTooLargeError                  one message exceeds a conversation's token budget
+│   └── ConversationNotFoundError             no stored conversation has that id
 ├── TruncatedResponseError                    finish_reason "length" with raise_on_truncation
 ├── BudgetExceededError              402      a budget cannot cover the call (code budget_exceeded)
+├── StructuredOutputError                     no attempt matched response_model (all attempts)
 └── APIError                                  anything that came from talking to a provider
     ├── APIConnectionError                    connect failed, connection dropped, bad stream
     │   └── APITimeoutError
@@ -51,13 +54,16 @@ __all__ = [
     "ConflictError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
+    "ConversationNotFoundError",
     "InternalServerError",
     "InvalidRequestError",
+    "MessageTooLargeError",
     "MissingAPIKeyError",
     "NoDeploymentAvailableError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "StructuredOutputError",
     "TruncatedResponseError",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
@@ -128,6 +134,14 @@ class UnsupportedParamsError(InvalidRequestError):
     pass
 
 
+class MessageTooLargeError(InvalidRequestError):
+    """One message alone is larger than the conversation's token budget."""
+
+
+class ConversationNotFoundError(InvalidRequestError):
+    status_code = 404
+
+
 class TruncatedResponseError(ChatgateError):
     """The answer stopped at max_tokens and the caller asked for that to raise."""
 
@@ -155,6 +169,28 @@ class BudgetExceededError(ChatgateError):
         self.limit = limit
         self.remaining = remaining
         self.resets_at = resets_at
+
+
+class StructuredOutputError(ChatgateError):
+    """No answer validated against the response_model. ``attempts`` holds every attempt (its
+    raw answer and validation errors), ``reason`` why retrying stopped ("retries",
+    "budget", "refusal"), ``usage`` and ``cost`` what all attempts took together."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: list[Any],
+        reason: str,
+        usage: Any = None,
+        cost: Any = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.attempts = attempts
+        self.reason = reason
+        self.usage = usage
+        self.cost = cost
 
 
 class APIError(ChatgateError):

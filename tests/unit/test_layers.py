@@ -30,6 +30,17 @@ FORBIDDEN = {
     "errors.py": ("chatgate.",),
     "client.py": ("chatgate.server", "chatgate.router"),
     "router": ("chatgate.server",),
+    "persistence": (
+        "chatgate.server",
+        "chatgate.router",
+        "chatgate.client",
+        "chatgate.memory",
+        "chatgate.tools",
+        "chatgate.structured",
+    ),
+    "structured": ("chatgate.server", "chatgate.router", "chatgate.memory", "chatgate.tools"),
+    "tools": ("chatgate.server", "chatgate.router"),
+    "memory": ("chatgate.server", "chatgate.router", "chatgate.tools"),
 }
 
 

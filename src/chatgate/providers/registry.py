@@ -42,6 +42,10 @@ class ProviderSpec:
     # run time: start a managed local server, load cloud credentials. Adapters stay pure.
     prepare: str | None = None
     fetches_image_urls: bool = True  # False: http(s) image URLs must be sent as bytes
+    # How response_model output is constrained (chatgate.structured): "strict" (json_schema
+    # strict), "json_schema" (translated by the adapter: forced tool, responseSchema, grammar),
+    # "json_object" (JSON mode, schema in the prompt) or "prompt" (no constraint support).
+    structured_output: str = "json_schema"
 
 
 _GROQ_REJECTS = frozenset({"logprobs", "top_logprobs", "logit_bias"})
@@ -50,7 +54,11 @@ PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
         ProviderSpec(
-            "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", base_env="OPENAI_BASE_URL"
+            "openai",
+            "https://api.openai.com/v1",
+            "OPENAI_API_KEY",
+            base_env="OPENAI_BASE_URL",
+            structured_output="strict",
         ),
         ProviderSpec(
             "groq",
@@ -65,7 +73,12 @@ PROVIDERS: dict[str, ProviderSpec] = {
             adapter="anthropic",
             base_env="ANTHROPIC_BASE_URL",
         ),
-        ProviderSpec("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
+        ProviderSpec(
+            "deepseek",
+            "https://api.deepseek.com/v1",
+            "DEEPSEEK_API_KEY",
+            structured_output="json_object",
+        ),
         ProviderSpec("together_ai", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
         ProviderSpec("fireworks_ai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
         ProviderSpec("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
@@ -111,6 +124,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             version_env="AZURE_API_VERSION",
             default_version="2024-10-21",
             prepare="chatgate.providers.azure",
+            structured_output="strict",
         ),
         ProviderSpec(
             "bedrock",
