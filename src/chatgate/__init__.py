@@ -36,6 +36,15 @@ from chatgate.errors import (
 )
 
 if TYPE_CHECKING:
+    from chatgate.cache import (
+        Cache,
+        CacheControl,
+        CachePolicy,
+        MemoryBackend,
+        RedisBackend,
+        SQLiteBackend,
+        configure_cache,
+    )
     from chatgate.client import acompletion, completion
     from chatgate.stream import ChatStream
     from chatgate.transport.http import Timeouts, aclose
@@ -44,6 +53,13 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Cache": "chatgate.cache",
+    "CacheControl": "chatgate.cache",
+    "CachePolicy": "chatgate.cache",
+    "MemoryBackend": "chatgate.cache",
+    "RedisBackend": "chatgate.cache",
+    "SQLiteBackend": "chatgate.cache",
+    "configure_cache": "chatgate.cache",
     "completion": "chatgate.client",
     "acompletion": "chatgate.client",
     "ChatStream": "chatgate.stream",
@@ -62,6 +78,9 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Cache",
+    "CacheControl",
+    "CachePolicy",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -72,10 +91,13 @@ __all__ = [
     "ContextWindowExceededError",
     "InternalServerError",
     "InvalidRequestError",
+    "MemoryBackend",
     "MissingAPIKeyError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RedisBackend",
+    "SQLiteBackend",
     "Timeouts",
     "TruncatedResponseError",
     "UnprocessableEntityError",
@@ -84,6 +106,7 @@ __all__ = [
     "aclose",
     "acompletion",
     "completion",
+    "configure_cache",
 ]
 
 
