@@ -9,7 +9,7 @@ import asyncio
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import orjson
@@ -36,25 +36,21 @@ class LocalEmbedder:
     def __init__(self, model_dir: str | Path | None = None) -> None:
         self._model_dir = model_dir
         self._model: MiniLM | None = None
-        self._blas: Any = None
         self._lock = threading.Lock()
 
     def model(self) -> MiniLM:
         with self._lock:
             if self._model is None:
-                from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]  # no types shipped
-
                 from chatgate.cache.semantic.minilm import MiniLM
 
                 self._model = MiniLM(self._model_dir)
-                self._blas = ThreadpoolController()
             return self._model
 
     def embed_now(self, texts: list[str]) -> Array:
+        from chatgate.cache.semantic.minilm import single_blas_thread
+
         model = self.model()
-        # One BLAS thread: these matrices are small, and OpenBLAS's spinning worker threads
-        # made a query 5-10x slower on a busy 2-core machine (measured: 12-18 ms vs 117-221 ms).
-        with self._blas.limit(limits=1, user_api="blas"):
+        with single_blas_thread():
             return model.encode(texts)
 
     async def embed(self, texts: list[str]) -> Array:
