@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import chatgate
-from chatgate.cache import Cache
+from chatgate.cache import Cache, configure_cache
 from chatgate.cache.semantic import (
     EndpointEmbedder,
     LocalEmbedder,
@@ -51,7 +51,7 @@ def test_numpy_minilm_matches_sentence_transformers(embedder: LocalEmbedder) -> 
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
 
-def ask(fake: FakeOpenAI, text: str, cache: Cache, system: str = "be brief", **kw: Any) -> Any:
+def ask(fake: FakeOpenAI, text: str, cache: Any, system: str = "be brief", **kw: Any) -> Any:
     messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
     return chatgate.acompletion(
         "gpt-4o-mini",
@@ -254,3 +254,14 @@ async def test_semantic_cache_over_redis_end_to_end(
     for cache in (a, b):
         await cache.clear()
         await cache.aclose()
+
+
+async def test_a_refreshed_answer_is_indexed_too(fake: FakeOpenAI, embedder: LocalEmbedder) -> None:
+    configure_cache(Cache(semantic=SemanticCache(embedder, threshold=0.95)))
+    try:
+        await ask(fake, "How do I reverse a list in Python?", {"no-cache": True})
+        similar = await ask(fake, "How can I reverse a Python list?", None)
+    finally:
+        configure_cache(False)
+    assert similar.meta.cache_hit
+    assert len(fake.requests) == 1
