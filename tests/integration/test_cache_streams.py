@@ -244,3 +244,18 @@ async def test_a_stream_miss_returns_a_chat_stream(fake: FakeOpenAI, cache: Cach
     assert final.meta.request_id == "req_fake_1"
     assert stream.request_id == "req_fake_1"
     assert not final.meta.cache_hit
+
+
+def test_sync_stream_miss_then_hit(fake: FakeOpenAI, cache: Cache) -> None:
+    kw: dict[str, Any] = {"api_key": "sk", "api_base": fake.base_url, "temperature": 0}
+    with chatgate.completion("gpt-4o-mini", HI, stream=True, **kw) as live:
+        assert not live.cache_hit
+        words = [c.choices[0].delta.content for c in live if c.choices]
+    assert "".join(w or "" for w in words) == "echo: tell me three words"
+    left = chatgate.completion("gpt-4o-mini", HI, stream=True, **kw)
+    assert left.cache_hit
+    for _ in left:
+        break  # leaving a replay early is harmless
+    left.close()
+    assert chatgate.completion("gpt-4o-mini", HI, **kw).meta.cache_hit
+    assert chats(fake) == 1
