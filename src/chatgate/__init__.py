@@ -41,6 +41,15 @@ from chatgate.errors import (
 )
 
 if TYPE_CHECKING:
+    from chatgate.cache import (
+        Cache,
+        CacheControl,
+        CachePolicy,
+        MemoryBackend,
+        RedisBackend,
+        SQLiteBackend,
+        configure_cache,
+    )
     from chatgate.client import acompletion, completion
     from chatgate.cost.budgets import Budget, Budgets
     from chatgate.cost.calc import completion_cost, estimate_cost
@@ -65,6 +74,13 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Cache": "chatgate.cache",
+    "CacheControl": "chatgate.cache",
+    "CachePolicy": "chatgate.cache",
+    "MemoryBackend": "chatgate.cache",
+    "RedisBackend": "chatgate.cache",
+    "SQLiteBackend": "chatgate.cache",
+    "configure_cache": "chatgate.cache",
     "completion": "chatgate.client",
     "acompletion": "chatgate.client",
     "Structured": "chatgate.structured",
@@ -114,6 +130,9 @@ __all__ = [
     "Budget",
     "BudgetExceededError",
     "Budgets",
+    "Cache",
+    "CacheControl",
+    "CachePolicy",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -127,6 +146,7 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "LastTurns",
+    "MemoryBackend",
     "MessageTooLargeError",
     "MissingAPIKeyError",
     "ModelPrice",
@@ -134,7 +154,9 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RedisBackend",
     "Router",
+    "SQLiteBackend",
     "Structured",
     "StructuredOutputError",
     "Summarize",
@@ -159,6 +181,7 @@ __all__ = [
     "completion",
     "completion_cost",
     "completion_structured",
+    "configure_cache",
     "count_tokens",
     "estimate_cost",
     "register_price",

@@ -163,3 +163,46 @@ def test_only_deterministic_errors_are_stored_and_only_when_asked() -> None:
         BadRequestError("retry me", status_code=400, retryable=True),
     ):
         assert not storable_error(exc, on)
+
+
+def test_stored_entries_round_trip_and_garbage_is_a_miss() -> None:
+    from decimal import Decimal
+
+    from chatgate.cache.entry import decode, encode_error, encode_response
+
+    response = answer("stop", "length")
+    response.meta.provider, response.meta.cost = "openai", Decimal("0.5")
+    entry = decode(encode_response(response, now=10.0))
+    assert entry is not None
+    assert entry.response.model_dump() == response.model_dump()
+    assert (entry.cost, entry.created, entry.response.meta.provider) == (
+        Decimal("0.5"),
+        10.0,
+        "openai",
+    )
+    error = decode(encode_error(NotFoundError("no such model", status_code=404, body={"e": 1})))
+    assert error is not None
+    assert isinstance(error.error, NotFoundError)
+    assert (error.error.status_code, error.error.body) == (404, {"e": 1})
+    for junk in (
+        b"",
+        b"not json\n{}",
+        b'{"v": 99, "at": 1}\n{}',
+        b'{"v": 1, "at": 1}\n{"choices": 5}',
+    ):
+        assert decode(junk) is None
+
+
+def test_replay_chunks_fold_back_into_the_answer() -> None:
+    from chatgate.cache.replay import response_chunks
+    from chatgate.stream import StreamAccumulator
+    from chatgate.types import Usage
+
+    response = answer("stop", "length")
+    response.choices[1].message.reasoning_content = "thought"
+    response.usage = Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5)
+    acc = StreamAccumulator()
+    for chunk in response_chunks(response):
+        acc.add(chunk)
+    assert acc.response().choices == response.choices
+    assert acc.response().usage == response.usage

@@ -29,6 +29,7 @@ FORBIDDEN = {
     "types.py": ("chatgate.",),
     "errors.py": ("chatgate.",),
     "client.py": ("chatgate.server", "chatgate.router"),
+    "cache": ("chatgate.server", "chatgate.router", "chatgate.client", "chatgate.cli"),
     "router": ("chatgate.server",),
     "persistence": (
         "chatgate.server",

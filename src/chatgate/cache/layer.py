@@ -14,7 +14,6 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from chatgate.cache import entry as codec
@@ -29,12 +28,11 @@ from chatgate.cache.policy import (
     storable_answer,
     storable_error,
 )
-from chatgate.cache.replay import ReplaySource
 from chatgate.cache.singleflight import Flight, FlightSource, SingleFlight
-from chatgate.cache.sources import LiveSource, finish_meta
-from chatgate.errors import APIStatusError, InvalidRequestError, TruncatedResponseError
-from chatgate.stream import ChatStream, ChunkSource
-from chatgate.types import ChatRequest, ChatResponse, ResponseMeta
+from chatgate.cache.sources import Delivery, LiveSource, finish_meta, raise_if_truncated
+from chatgate.errors import APIStatusError, InvalidRequestError
+from chatgate.stream import ChatStream
+from chatgate.types import ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
     from chatgate.cache.semantic import Probe, SemanticCache
@@ -44,6 +42,7 @@ __all__ = ["Cache", "CacheStats", "Call", "cache_status"]
 log = logging.getLogger("chatgate.cache")
 
 Call = Callable[[], Awaitable[ChatResponse | ChatStream]]
+ProbeOnce = Callable[[], Awaitable["Probe | None"]]
 Result = ChatResponse | ChatStream
 
 
@@ -83,16 +82,6 @@ def cache_status(result: ChatResponse | ChatStream) -> Literal["hit", "miss"]:
     """What the gateway's ``x-chatgate-cache`` header says for this answer."""
     hit = result.cache_hit if isinstance(result, ChatStream) else result.meta.cache_hit
     return "hit" if hit else "miss"
-
-
-def _truncation(response: ChatResponse, raise_on_truncation: bool) -> None:
-    if raise_on_truncation and response.truncated:
-        raise TruncatedResponseError(
-            "the answer stopped at the output token limit (finish_reason 'length'); "
-            "raise max_tokens or pass raise_on_truncation=False",
-            provider=response.meta.provider,
-            model=response.meta.model,
-        )
 
 
 class Cache:
@@ -147,27 +136,41 @@ class Cache:
         started = time.perf_counter()
         policy = policy_for(model_name, self.policy, self.models)
         decision = decide(request, policy, control, self.namespace)
-        opts = _Opts(request, started, sync, raise_on_truncation)
+        opts = Delivery(request, started, sync, raise_on_truncation)
         if not decision.active:
             self.stats.bypassed += 1
             return await self._bypass(call, opts)
         key = cache_key(request, model_name, namespace=decision.namespace, partition=partition)
+        semantic = self.semantic if policy.semantic else None
         probe: Probe | None = None
-        if decision.lookup:
+
+        async def probe_once() -> Probe | None:
+            nonlocal probe
+            if probe is None and semantic is not None:
+                probe = await semantic.probe(request, model_name, decision.namespace, partition)
+            return probe
+
+        flight_key = key if decision.lookup else key + ":fresh"
+        in_flight = flight_key in self._loop_flights()
+        if decision.lookup and not in_flight:  # an identical call in flight is joined at once
             found = await self._get(key)
             similarity = None
-            if found is None and self.semantic is not None and policy.semantic:
-                probe = await self.semantic.probe(
-                    request, model_name, decision.namespace, partition
-                )
-                match = await self.semantic.search(probe) if probe is not None else None
+            if found is None and semantic is not None and (probed := await probe_once()):
+                match = await semantic.search(probed)
                 if match is not None:
                     found, similarity = await self._get(match[0]), match[1]
             if found is not None:
                 self.stats.hits += similarity is None
                 self.stats.semantic_hits += similarity is not None
                 return self._serve(found, opts, similarity)
-        return await self._fly(key, decision, call, probe, opts)
+        return await self._fly(key, flight_key, decision, call, probe_once, opts)
+
+    def _loop_flights(self) -> SingleFlight:
+        loop = asyncio.get_running_loop()
+        flights = self._flights.get(loop)
+        if flights is None:
+            flights = self._flights[loop] = SingleFlight()
+        return flights
 
     # --- lookups and stores ----------------------------------------------------------------
 
@@ -191,31 +194,39 @@ class Cache:
         return True
 
     async def _store(
-        self, key: str, response: ChatResponse, decision: Decision, probe: Probe | None
+        self, key: str, response: ChatResponse, decision: Decision, probe: ProbeOnce
     ) -> None:
         if not (decision.store and storable_answer(response, decision.policy)):
             return
-        stored = await self._put(key, codec.encode_response(response), decision.ttl)
-        if stored and probe is not None and self.semantic is not None:
-            await self.semantic.add(probe, key, decision.ttl)
+        if not await self._put(key, codec.encode_response(response), decision.ttl):
+            return
+        probed = await probe()
+        if probed is not None and self.semantic is not None:
+            await self.semantic.add(probed, key, decision.ttl)
 
     # --- serving ---------------------------------------------------------------------------
 
-    def _serve(self, found: codec.Entry, opts: _Opts, similarity: float | None) -> Result:
+    def _serve(self, found: codec.Entry, opts: Delivery, similarity: float | None) -> Result:
         if found.error is not None:
             raise found.error
         assert found.response is not None
         return opts.hit(found.response, found.cost, similarity)
 
-    async def _bypass(self, call: Call, opts: _Opts) -> Result:
+    async def _bypass(self, call: Call, opts: Delivery) -> Result:
         result = await call()
         if isinstance(result, ChatStream):
             return opts.stream(LiveSource(result), lambda meta: finish_meta(meta, result))
-        _truncation(result, opts.raise_on_truncation)
+        raise_if_truncated(result, opts.raise_on_truncation)
         return result
 
     async def _fly(
-        self, key: str, decision: Decision, call: Call, probe: Probe | None, opts: _Opts
+        self,
+        key: str,
+        flight_key: str,
+        decision: Decision,
+        call: Call,
+        probe: ProbeOnce,
+        opts: Delivery,
     ) -> Result:
         async def work(flight: Flight) -> None:
             if decision.lookup:  # an identical flight may have stored it while we looked
@@ -245,10 +256,7 @@ class Cache:
             flight.cost = result.meta.cost
             await self._store(key, result, decision, probe)
 
-        flights = self._flights.get(asyncio.get_running_loop())
-        if flights is None:
-            flights = self._flights[asyncio.get_running_loop()] = SingleFlight()
-        flight, first = flights.join(key if decision.lookup else key + ":fresh", work)
+        flight, first = self._loop_flights().join(flight_key, work)
         handed_over = False
         try:
             await flight.wait_until(lambda: flight.opened)
@@ -269,7 +277,7 @@ class Cache:
             response = await flight.result()
             if not fresh:
                 return opts.hit(response, flight.cost, None)
-            _truncation(response, opts.raise_on_truncation)
+            raise_if_truncated(response, opts.raise_on_truncation)
             return response
         finally:
             if not handed_over:
@@ -284,71 +292,3 @@ class Cache:
         await self.backend.aclose()
         if self.semantic is not None:
             await self.semantic.aclose()
-
-
-class _Opts:
-    """What the caller asked for, to shape what it gets back."""
-
-    __slots__ = ("raise_on_truncation", "request", "started", "sync")
-
-    def __init__(
-        self, request: ChatRequest, started: float, sync: bool, raise_on_truncation: bool
-    ) -> None:
-        self.request = request
-        self.started = started
-        self.sync = sync
-        self.raise_on_truncation = raise_on_truncation
-
-    def stream(
-        self,
-        source: ChunkSource,
-        fill: Callable[[ResponseMeta], None],
-        request_id: str | None = None,
-    ) -> ChatStream:
-        options = self.request.stream_options
-        stream = ChatStream(
-            source,
-            started=self.started,
-            sync=self.sync,
-            show_usage_chunk=bool(options and options.include_usage),
-            raise_on_truncation=self.raise_on_truncation,
-            on_complete=lambda response: fill(response.meta),
-        )
-        stream.request_id = request_id
-        return stream
-
-    def hit_meta(
-        self, meta: ResponseMeta, made: ResponseMeta, cost: Decimal | None, sim: float | None
-    ) -> None:
-        meta.provider = made.provider
-        meta.model = made.model
-        meta.deployment = made.deployment
-        meta.model_name = made.model_name
-        meta.request_id = None
-        meta.attempts = 0
-        meta.cost = Decimal(0)
-        meta.cache_hit = True
-        meta.cache_saved_cost = cost
-        meta.cache_similarity = sim
-
-    def hit(self, response: ChatResponse, cost: Decimal | None, similarity: float | None) -> Result:
-        if self.request.stream:
-            stream = self.stream(
-                ReplaySource(response),
-                lambda meta: self.hit_meta(meta, response.meta, cost, similarity),
-            )
-            stream.cache_hit = True
-            return stream
-        answer = response.model_copy(deep=True)
-        answer._meta = ResponseMeta(latency_ms=(time.perf_counter() - self.started) * 1000.0)
-        self.hit_meta(answer.meta, response.meta, cost, similarity)
-        _truncation(answer, self.raise_on_truncation)
-        return answer
-
-    def flight_meta(self, meta: ResponseMeta, flight: Flight, fresh: bool) -> None:
-        response = flight.response
-        assert response is not None
-        if fresh:
-            finish_meta(meta, response)
-        else:
-            self.hit_meta(meta, response.meta, flight.cost, None)

@@ -139,6 +139,9 @@ class SingleFlight:
     def __len__(self) -> int:
         return len(self._flights)
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._flights
+
     def join(self, key: str, work: Callable[[Flight], Awaitable[None]]) -> tuple[Flight, bool]:
         """The flight for ``key`` and whether this call started it. ``work`` runs only for a
         new flight; it fills the flight (``open``/``add``/``response``) and may raise. The

@@ -1,18 +1,25 @@
-"""A ChunkSource over a live ChatStream, and the meta a relayed answer inherits from it.
+"""How the cache layer hands an answer to its caller: a hit as a fresh response (or a replayed
+stream) with hit meta, a live or shared answer with the meta of the call that made it, always
+in the caller's sync/async mode and with its truncation setting.
 
-The cache layer hands callers its own ChatStream (for their sync/async mode and truncation
-setting) even when it does not cache: the live stream's chunks pass straight through.
+``LiveSource`` relays a live ChatStream's chunks unchanged, so callers get the cache layer's
+own ChatStream even when nothing is cached.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Callable
+from decimal import Decimal
 
+from chatgate.cache.replay import ReplaySource
+from chatgate.cache.singleflight import Flight
+from chatgate.errors import TruncatedResponseError
 from chatgate.providers.base import Deployment
-from chatgate.stream import ChatStream
-from chatgate.types import ChatChunk, ChatResponse, ResponseMeta
+from chatgate.stream import ChatStream, ChunkSource
+from chatgate.types import ChatChunk, ChatRequest, ChatResponse, ResponseMeta
 
-__all__ = ["LiveSource", "finish_meta"]
+__all__ = ["Delivery", "LiveSource", "finish_meta", "raise_if_truncated"]
 
 
 class LiveSource:
@@ -47,3 +54,83 @@ def finish_meta(meta: ResponseMeta, made: ChatStream | ChatResponse) -> None:
     meta.attempts = source.attempts
     meta.attempt_log = list(source.attempt_log)
     meta.cost = source.cost
+
+
+def raise_if_truncated(response: ChatResponse, raise_on_truncation: bool) -> None:
+    if raise_on_truncation and response.truncated:
+        raise TruncatedResponseError(
+            "the answer stopped at the output token limit (finish_reason 'length'); "
+            "raise max_tokens or pass raise_on_truncation=False",
+            provider=response.meta.provider,
+            model=response.meta.model,
+        )
+
+
+class Delivery:
+    """What the caller asked for, to shape what it gets back."""
+
+    __slots__ = ("raise_on_truncation", "request", "started", "sync")
+
+    def __init__(
+        self, request: ChatRequest, started: float, sync: bool, raise_on_truncation: bool
+    ) -> None:
+        self.request = request
+        self.started = started
+        self.sync = sync
+        self.raise_on_truncation = raise_on_truncation
+
+    def stream(
+        self,
+        source: ChunkSource,
+        fill: Callable[[ResponseMeta], None],
+        request_id: str | None = None,
+    ) -> ChatStream:
+        options = self.request.stream_options
+        stream = ChatStream(
+            source,
+            started=self.started,
+            sync=self.sync,
+            show_usage_chunk=bool(options and options.include_usage),
+            raise_on_truncation=self.raise_on_truncation,
+            on_complete=lambda response: fill(response.meta),
+        )
+        stream.request_id = request_id
+        return stream
+
+    def hit_meta(
+        self, meta: ResponseMeta, made: ResponseMeta, cost: Decimal | None, sim: float | None
+    ) -> None:
+        meta.provider = made.provider
+        meta.model = made.model
+        meta.deployment = made.deployment
+        meta.model_name = made.model_name
+        meta.request_id = None
+        meta.attempts = 0
+        meta.cost = Decimal(0)
+        meta.cache_hit = True
+        meta.cache_saved_cost = cost
+        meta.cache_similarity = sim
+
+    def hit(
+        self, response: ChatResponse, cost: Decimal | None, similarity: float | None
+    ) -> ChatResponse | ChatStream:
+        if self.request.stream:
+            stream = self.stream(
+                ReplaySource(response),
+                lambda meta: self.hit_meta(meta, response.meta, cost, similarity),
+            )
+            stream.cache_hit = True
+            return stream
+        answer = response.model_copy(deep=True)
+        answer._meta = ResponseMeta(latency_ms=(time.perf_counter() - self.started) * 1000.0)
+        self.hit_meta(answer.meta, response.meta, cost, similarity)
+        raise_if_truncated(answer, self.raise_on_truncation)
+        return answer
+
+    def flight_meta(self, meta: ResponseMeta, flight: Flight, fresh: bool) -> None:
+        response = flight.response
+        assert response is not None
+        if fresh:
+            finish_meta(meta, response)
+        else:
+            self.hit_meta(meta, response.meta, flight.cost, None)

@@ -47,7 +47,11 @@ class LocalEmbedder:
             return self._model
 
     def embed_now(self, texts: list[str]) -> Array:
-        return self.model().encode(texts)
+        from chatgate.cache.semantic.minilm import single_blas_thread
+
+        model = self.model()
+        with single_blas_thread():
+            return model.encode(texts)
 
     async def embed(self, texts: list[str]) -> Array:
         return await asyncio.to_thread(self.embed_now, texts)

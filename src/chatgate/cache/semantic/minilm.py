@@ -10,15 +10,31 @@ what sentence-transformers computes for this model (checked against its output i
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["MiniLM", "bundled_model_dir"]
+__all__ = ["MiniLM", "bundled_model_dir", "single_blas_thread"]
 
 Array = npt.NDArray[np.float32]
+
+_blas: Any = None
+
+
+def single_blas_thread() -> AbstractContextManager[object]:
+    """Run numpy's BLAS on one thread inside this block. Our matrices are small, and
+    OpenBLAS's spinning worker threads made them 5-10x slower (p99 up to 100x) on a busy
+    2-core machine; measured in bench/cache.py. Process-wide while the block runs."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]  # untyped
+
+        _blas = ThreadpoolController()
+    limited: AbstractContextManager[object] = _blas.limit(limits=1, user_api="blas")
+    return limited
 
 
 def bundled_model_dir() -> Path:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from chatgate.cache.semantic.minilm import Array
+from chatgate.cache.semantic.minilm import Array, single_blas_thread
 
 __all__ = ["MemoryVectorStore", "ScopeIndex"]
 
@@ -53,7 +53,8 @@ class ScopeIndex:
     def best(self, vector: Array, now: float) -> tuple[str, float] | None:
         if self.n == 0:
             return None
-        scores = self.vectors[: self.n] @ vector
+        with single_blas_thread():
+            scores = self.vectors[: self.n] @ vector
         expires = self.expires[: self.n]
         scores[(expires != 0) & (expires <= now)] = -2.0
         i = int(np.argmax(scores))
