@@ -169,11 +169,14 @@ class Budgets:
         key: str | None = None,
         user: str | None = None,
         team: str | None = None,
+        extra: Sequence[Budget] = (),
     ) -> tuple[Line, ...]:
+        """The budgets that apply to a call; ``extra`` adds the caller's own (e.g. the budget
+        stored on a virtual key)."""
         who = {"key": key, "user": user, "team": team, "model": model}
         now = self.clock()
         lines = []
-        for budget in self.budgets:
+        for budget in (*self.budgets, *extra):
             subject = budget.subject_for(who)
             if subject is None:
                 continue
@@ -227,10 +230,11 @@ class Budgets:
         key: str | None = None,
         user: str | None = None,
         team: str | None = None,
+        extra: Sequence[Budget] = (),
     ) -> Reservation:
         """Hold the call's worst case on every budget that applies, or raise
         BudgetExceededError. Always settle() or release() the result."""
-        lines = self.lines_for(model=model, key=key, user=user, team=team)
+        lines = self.lines_for(model=model, key=key, user=user, team=team, extra=extra)
         if not lines:
             return Reservation(uuid.uuid4().hex, (), 0, model)
         amount = self.worst_case(model, messages, tools=tools, max_tokens=max_tokens, price=price)
@@ -244,9 +248,10 @@ class Budgets:
         key: str | None = None,
         user: str | None = None,
         team: str | None = None,
+        extra: Sequence[Budget] = (),
     ) -> Reservation:
         """Hold a given amount (embeddings, batch jobs: anything priced by the caller)."""
-        lines = self.lines_for(model=model, key=key, user=user, team=team)
+        lines = self.lines_for(model=model, key=key, user=user, team=team, extra=extra)
         return await self._hold(model, lines, amount)
 
     async def _hold(self, model: str, lines: tuple[Line, ...], amount: Decimal) -> Reservation:
@@ -295,8 +300,9 @@ class Budgets:
         key: str | None = None,
         user: str | None = None,
         team: str | None = None,
+        extra: Sequence[Budget] = (),
     ) -> list[BudgetState]:
-        lines = self.lines_for(model=model, key=key, user=user, team=team)
+        lines = self.lines_for(model=model, key=key, user=user, team=team, extra=extra)
         values = await self.backend.read(lines)
         return [
             BudgetState(
