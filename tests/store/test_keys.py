@@ -110,5 +110,5 @@ def test_durations() -> None:
     assert parse_duration("30d") == 30 * 86400
     assert parse_duration("12h") == 12 * 3600
     assert parse_duration("90") == 90
-    with pytest.raises(InvalidRequestError, match="e.g. 30d"):
+    with pytest.raises(InvalidRequestError, match=r"e\.g\. 30d"):
         parse_duration("soon")
