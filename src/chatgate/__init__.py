@@ -37,6 +37,8 @@ from chatgate.errors import (
 
 if TYPE_CHECKING:
     from chatgate.client import acompletion, completion
+    from chatgate.embedding_types import EmbeddingResponse
+    from chatgate.embeddings import aembedding, embedding
     from chatgate.stream import ChatStream
     from chatgate.transport.http import Timeouts, aclose
     from chatgate.types import ChatChunk, ChatRequest, ChatResponse, Usage
@@ -47,6 +49,9 @@ _LAZY = {
     "completion": "chatgate.client",
     "acompletion": "chatgate.client",
     "ChatStream": "chatgate.stream",
+    "embedding": "chatgate.embeddings",
+    "aembedding": "chatgate.embeddings",
+    "EmbeddingResponse": "chatgate.embedding_types",
     "Timeouts": "chatgate.transport.http",
     "aclose": "chatgate.transport.http",
     "ChatChunk": "chatgate.types",
@@ -70,6 +75,7 @@ __all__ = [
     "ConflictError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
+    "EmbeddingResponse",
     "InternalServerError",
     "InvalidRequestError",
     "MissingAPIKeyError",
@@ -83,7 +89,9 @@ __all__ = [
     "Usage",
     "aclose",
     "acompletion",
+    "aembedding",
     "completion",
+    "embedding",
 ]
 
 

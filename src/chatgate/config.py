@@ -54,6 +54,8 @@ class ModelEntry(_Strict):
 class GeneralSettings(_Strict):
     master_key: str | None = Field(default=None, repr=False)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    log_content: bool = False  # put message content in the access log
+    shutdown_grace_s: float = Field(default=30.0, ge=0)  # in-flight time allowed on SIGTERM
 
 
 class Config(_Strict):

@@ -77,7 +77,8 @@ def test_non_stream_round_trip(client: openai.OpenAI, upstream: FakeOpenAI) -> N
     assert out.choices[0].message.content == "echo: ping"
     assert out.usage is not None
     assert out.usage.total_tokens > 0
-    assert raw.headers["x-chatgate-model"] == "fast"
+    assert raw.headers["x-chatgate-model"] == "openai/gpt-4o-mini"
+    assert raw.headers["x-chatgate-attempts"] == "1"
     assert raw.headers["x-chatgate-request-id"].startswith("cg-")
     assert float(raw.headers["x-chatgate-overhead-ms"]) >= 0
     sent = upstream.last
