@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -84,6 +85,9 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         path = os.environ.get(CONFIG_ENV)
         app = create_app(cfg, config_path=path, access_log=access_log)
+        # uvicorn re-raises SIGTERM once its graceful shutdown is over; by then everything has
+        # finished, so the process exits 0 rather than dying of the signal.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
         uvicorn.run(app, **options)
     return 0
 
