@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
+import threading
 from decimal import Decimal
 
 import pytest
 
-from chatgate.server.access_log import DroppingQueueHandler, access_line
+from chatgate.server.access_log import BatchingHandler, access_line
 from chatgate.server.context import MAX_TAGS, RequestContext
 from chatgate.server.pipeline import UsagePipeline
 from chatgate.types import CompletionTokensDetails, PromptTokensDetails, Usage
@@ -123,17 +125,23 @@ async def test_background_task_drains_in_slices_and_stop_flushes() -> None:
     assert len(seen) == 6
 
 
-def test_dropping_queue_handler_never_blocks() -> None:
+def test_batching_handler_writes_batches_and_drops_past_its_bound() -> None:
     drops: list[int] = []
-    handler = DroppingQueueHandler(2, on_drop=lambda: drops.append(1))
-    logger = logging.getLogger("chatgate.test.dropping")
+    handler = BatchingHandler(max_pending=3, on_drop=lambda: drops.append(1))
+    logger = logging.getLogger("chatgate.test.batching")
     logger.addHandler(handler)
     logger.propagate = False
+    out = io.StringIO()
+    writer = threading.Thread(target=handler.write_forever, args=(out,))
+    writer.start()
     try:
         for i in range(5):
             logger.warning("line %d", i)
+        assert out.getvalue() == ""  # nothing is written before the batch is handed over
+        handler.flush()
     finally:
         logger.removeHandler(handler)
-    assert handler.queue.qsize() == 2  # type: ignore[attr-defined]  # a queue.Queue
-    assert handler.dropped == 3
-    assert len(drops) == 3
+        handler.close()
+        writer.join(5)
+    assert out.getvalue() == "line 0\nline 1\nline 2\n"
+    assert (handler.dropped, len(drops)) == (2, 2)

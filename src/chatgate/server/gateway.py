@@ -51,13 +51,15 @@ class Gateway:
         self.config_path = config_path
         self._zero_config = zero_config
         self.metrics = Metrics()
+        self._writer = AccessLogWriter(on_drop=self.metrics.log_dropped.inc) if access_log else None
         self.pipeline = UsagePipeline(
-            [self.metrics.record, self._log_line], on_drop=self.metrics.dropped.inc
+            [self.metrics.record, self._log_line],
+            on_drop=self.metrics.dropped.inc,
+            after_drain=self._writer.flush if self._writer is not None else None,
         )
         self.checks: dict[str, ReadinessCheck] = {"accepting": self._accepting, **(checks or {})}
         self.draining = False
         self._access = logging.getLogger(ACCESS_LOGGER)
-        self._writer = AccessLogWriter(on_drop=self.metrics.log_dropped.inc) if access_log else None
         self._background: set[asyncio.Task[Any]] = set()
 
     # --- per request -----------------------------------------------------------------------

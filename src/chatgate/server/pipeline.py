@@ -32,8 +32,12 @@ class UsagePipeline:
         interval_s: float = 0.02,
         slice_size: int = 64,
         on_drop: Callable[[], None] | None = None,
+        after_drain: Callable[[], None] | None = None,
     ) -> None:
+        """``after_drain`` runs once after each slice (e.g. to hand a batch of log lines to
+        their writer in one piece)."""
         self._sinks = list(sinks)
+        self._after_drain = after_drain
         self._queue: deque[RequestContext] = deque()
         self._maxsize = maxsize
         self._interval_s = interval_s
@@ -87,4 +91,6 @@ class UsagePipeline:
                         self._failed_sinks.add(index)
                         log.exception("usage sink %r failed (reported once)", sink)
             done += 1
+        if done and self._after_drain is not None:
+            self._after_drain()
         return done
