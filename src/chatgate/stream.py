@@ -212,20 +212,34 @@ class ChatStream:
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_aclose(agen), loop))
 
     async def _chunks(self) -> AsyncGenerator[ChatChunk, None]:
+        async for batch in self.batches():
+            for chunk in batch:
+                yield chunk
+
+    async def batches(self) -> AsyncGenerator[list[ChatChunk], None]:
+        """The chunks grouped as they arrived: each list holds what one network read brought
+        (a list is never held back to fill it). A relay writes each list in one piece, which
+        under load saves a write and an event-loop round per chunk."""
         if self._iterating or self._final is not None:
             raise RuntimeError("a ChatStream can be iterated only once; use final() afterwards")
         self._iterating = True
         complete = False
         try:
             async for data in http.read_chunks(self._resp, self._request):
-                for event in self._framer.feed(data):
-                    for chunk in self._translator.feed(event):
-                        if self._take(chunk):
-                            yield chunk
+                batch: list[ChatChunk] = []
+                try:
+                    for event in self._framer.feed(data):
+                        batch += [c for c in self._translator.feed(event) if self._take(c)]
+                except ChatgateError:
+                    if batch:  # what came before the failure still reaches the caller
+                        yield batch
+                    raise
+                if batch:
+                    yield batch
             tail = [c for e in self._framer.flush() for c in self._translator.feed(e)]
-            for chunk in tail + self._translator.finish():
-                if self._take(chunk):
-                    yield chunk
+            batch = [c for c in tail + self._translator.finish() if self._take(c)]
+            if batch:
+                yield batch
             complete = True
             self._complete()
         except ChatgateError as exc:

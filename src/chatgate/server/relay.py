@@ -49,10 +49,10 @@ async def relay(
         await start_stream(send, ctx.headers())
         ctx.status = 200
         try:
-            async for chunk in chat_stream:
-                if ctx.ttft_ms is None and chunk.choices:
+            async for batch in chat_stream.batches():  # one write per network read
+                if ctx.ttft_ms is None and any(chunk.choices for chunk in batch):
                     ctx.ttft_ms = (time.perf_counter() - ctx.started) * 1000.0
-                data = frames.chunk(chunk)
+                data = b"".join([frames.chunk(chunk) for chunk in batch])
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             tail = frames.end()
