@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     from chatgate.cost.report import aspend_report, spend_report
     from chatgate.cost.tokens import TokenCount, acount_tokens, count_tokens
     from chatgate.cost.usage import UsageRecord
+    from chatgate.embedding_types import EmbeddingResponse
+    from chatgate.embeddings import aembedding, embedding
     from chatgate.memory import Conversation, LastTurns, Summarize, TokenBudget
     from chatgate.router import Router
     from chatgate.stream import ChatStream
@@ -100,6 +102,9 @@ _LAZY = {
     "Summarize": "chatgate.memory",
     "ChatStream": "chatgate.stream",
     "Router": "chatgate.router",
+    "embedding": "chatgate.embeddings",
+    "aembedding": "chatgate.embeddings",
+    "EmbeddingResponse": "chatgate.embedding_types",
     "Timeouts": "chatgate.transport.http",
     "aclose": "chatgate.transport.http",
     "ChatChunk": "chatgate.types",
@@ -143,6 +148,7 @@ __all__ = [
     "ContextWindowExceededError",
     "Conversation",
     "ConversationNotFoundError",
+    "EmbeddingResponse",
     "InternalServerError",
     "InvalidRequestError",
     "LastTurns",
@@ -175,6 +181,7 @@ __all__ = [
     "acompletion",
     "acompletion_structured",
     "acount_tokens",
+    "aembedding",
     "arun_tools",
     "aspend_report",
     "astream_structured",
@@ -183,6 +190,7 @@ __all__ = [
     "completion_structured",
     "configure_cache",
     "count_tokens",
+    "embedding",
     "estimate_cost",
     "register_price",
     "run_tools",

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
 import sys
+import tempfile
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["app_factory", "main"]
 
 CONFIG_ENV = "CHATGATE_CONFIG"
+ACCESS_LOG_ENV = "CHATGATE_ACCESS_LOG"
 
 
 def app_factory() -> object:
@@ -18,7 +23,8 @@ def app_factory() -> object:
     from chatgate.server.app import create_app
 
     path = os.environ.get(CONFIG_ENV)
-    return create_app(config_module.load(path) if path else None)
+    cfg = config_module.load(path) if path else None
+    return create_app(cfg, config_path=path, access_log=os.environ.get(ACCESS_LOG_ENV) == "1")
 
 
 def _banner(host: str, port: int, names: list[str], open_providers: list[str], auth: bool) -> str:
@@ -63,7 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
             "port can spend your provider credits",
             file=sys.stderr,
         )
-    options = dict(
+    options: dict[str, Any] = dict(
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -71,12 +77,40 @@ def _serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        timeout_graceful_shutdown=cfg.general_settings.shutdown_grace_s,
     )
+    access_log = not args.no_access_log
     if args.workers > 1:
-        uvicorn.run("chatgate.cli:app_factory", factory=True, workers=args.workers, **options)
+        _run_workers(args.workers, access_log, options)
     else:
-        uvicorn.run(create_app(cfg), **options)
+        path = os.environ.get(CONFIG_ENV)
+        app = create_app(cfg, config_path=path, access_log=access_log)
+        # uvicorn re-raises SIGTERM once its graceful shutdown is over; by then everything has
+        # finished, so the process exits 0 rather than dying of the signal.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        uvicorn.run(app, **options)
     return 0
+
+
+def _run_workers(workers: int, access_log: bool, options: dict[str, Any]) -> None:
+    """Share-nothing worker processes. Each has its own pools and state; metrics are summed
+    through prometheus-client's multiprocess directory (a fresh temp dir unless
+    PROMETHEUS_MULTIPROC_DIR is already set), which must exist before the workers start."""
+    import uvicorn
+
+    from chatgate.server.gateway import WORKERS_ENV
+
+    own_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_dir = tempfile.mkdtemp(prefix="chatgate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    os.environ[WORKERS_ENV] = str(workers)
+    os.environ[ACCESS_LOG_ENV] = "1" if access_log else "0"
+    try:
+        uvicorn.run("chatgate.cli:app_factory", factory=True, workers=workers, **options)
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
 
 
 def _config_check(args: argparse.Namespace) -> int:
@@ -106,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=4000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="warning")
+    serve.add_argument(
+        "--no-access-log", action="store_true", help="do not write the JSON access log to stderr"
+    )
     serve.set_defaults(run=_serve)
     config = sub.add_parser("config", help="config file tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

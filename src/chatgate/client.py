@@ -32,7 +32,7 @@ from chatgate.stream import ChatStream, HttpChunkSource
 from chatgate.transport import http
 from chatgate.transport.http import Timeouts
 from chatgate.transport.loop_thread import run_sync
-from chatgate.types import ChatRequest, ChatResponse, Message
+from chatgate.types import ChatRequest, ChatResponse, Message, ResponseMeta
 
 __all__ = ["acompletion", "build_request", "completion", "open_stream", "send"]
 
@@ -67,7 +67,30 @@ def _scrub(exc: ChatgateError, deployment: Deployment) -> ChatgateError:
     return exc
 
 
-def _request_id(adapter: Adapter, headers: Mapping[str, str]) -> str | None:
+def attributed(
+    exc: APIError, deployment: Deployment, request_id: str | None = None
+) -> ChatgateError:
+    """An upstream error with its provider, model and request id filled in, key scrubbed."""
+    exc.provider = exc.provider or deployment.provider
+    exc.model = exc.model or deployment.model
+    exc.request_id = exc.request_id or request_id
+    return _scrub(exc, deployment)
+
+
+def fill_meta(
+    meta: ResponseMeta,
+    deployment: Deployment,
+    model: str,
+    request_id: str | None,
+    started: float,
+) -> None:
+    meta.provider = deployment.provider
+    meta.model = model or deployment.model
+    meta.request_id = request_id
+    meta.latency_ms = (time.perf_counter() - started) * 1000.0
+
+
+def request_id_of(adapter: Adapter, headers: Mapping[str, str]) -> str | None:
     for name in adapter.request_id_headers:
         if (value := headers.get(name)) is not None:
             return value
@@ -104,21 +127,14 @@ async def send(
     request_id: str | None = None
     try:
         resp = await http.send(http_request, timeouts)
-        request_id = _request_id(adapter, resp.headers)
+        request_id = request_id_of(adapter, resp.headers)
         if resp.status >= 400:
             raise adapter.map_error(resp.status, resp.headers, resp.body, deployment)
         response = adapter.parse_response(resp.body, request, deployment)
     except APIError as exc:
-        exc.provider = exc.provider or deployment.provider
-        exc.model = exc.model or deployment.model
-        exc.request_id = exc.request_id or request_id
-        raise _scrub(exc, deployment) from exc.__cause__
-    meta = response.meta
-    meta.provider = deployment.provider
-    meta.model = response.model or deployment.model
-    meta.request_id = request_id
-    meta.latency_ms = (time.perf_counter() - started) * 1000.0
-    meta.cost = response_cost(response, deployment)
+        raise attributed(exc, deployment, request_id) from exc.__cause__
+    fill_meta(response.meta, deployment, response.model, request_id, started)
+    response.meta.cost = response_cost(response, deployment)
     _check_truncation(response, raise_on_truncation)
     return response
 
@@ -146,12 +162,10 @@ async def open_stream(
             finally:
                 resp.release()
             error = adapter.map_error(resp.status, resp.headers, body, deployment)
-            error.request_id = _request_id(adapter, resp.headers)
+            error.request_id = request_id_of(adapter, resp.headers)
             raise error
     except APIError as exc:
-        exc.provider = exc.provider or deployment.provider
-        exc.model = exc.model or deployment.model
-        raise _scrub(exc, deployment) from exc.__cause__
+        raise attributed(exc, deployment) from exc.__cause__
     framer, translator = adapter.new_stream(request, deployment)
     options = request.stream_options
     source = HttpChunkSource(

@@ -26,6 +26,7 @@ from chatgate.errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from chatgate.cost.prices import ModelPrice
+    from chatgate.yaml_lines import LineFinder
 
 __all__ = [
     "Config",
@@ -163,6 +164,8 @@ class GeneralSettings(_Strict):
     master_key: str | None = Field(default=None, repr=False)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     database_url: str | None = Field(default=None, repr=False)  # spend log, budgets
+    log_content: bool = False  # put message content in the access log
+    shutdown_grace_s: float = Field(default=30.0, ge=0)  # in-flight time allowed on SIGTERM
 
 
 class Config(_Strict):
@@ -171,21 +174,44 @@ class Config(_Strict):
     general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
 
 
-def _resolve_env(value: Any, env: Mapping[str, str], where: str) -> Any:
+Path_ = tuple[str | int, ...]
+
+
+def _resolve_env(
+    value: Any, env: Mapping[str, str], where: str, path: Path_, lines: LineFinder | None
+) -> Any:
     if isinstance(value, str) and value.startswith("os.environ/"):
         name = value.removeprefix("os.environ/")
         if name not in env:
-            raise ConfigError(f"{where}: environment variable {name} is not set", param=where)
+            raise ConfigError(
+                f"{_at(lines, path)}{where}: environment variable {name} is not set", param=where
+            )
         return env[name]
     if isinstance(value, dict):
-        return {k: _resolve_env(v, env, f"{where}.{k}") for k, v in value.items()}
+        return {
+            k: _resolve_env(v, env, f"{where}.{k}", (*path, k), lines) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_resolve_env(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [
+            _resolve_env(v, env, f"{where}[{i}]", (*path, i), lines) for i, v in enumerate(value)
+        ]
     return value
 
 
-def parse(data: Any, env: Mapping[str, str] | None = None, source: str = "config") -> Config:
-    resolved = _resolve_env(data or {}, os.environ if env is None else env, source)
+def _at(lines: LineFinder | None, path: Path_) -> str:
+    line = lines.line(path) if lines is not None else None
+    return f"line {line}: " if line is not None else ""
+
+
+def parse(
+    data: Any,
+    env: Mapping[str, str] | None = None,
+    source: str = "config",
+    lines: LineFinder | None = None,
+) -> Config:
+    """Validate config data; ``lines`` (from ``load``) lets errors name the file's line."""
+    environ = os.environ if env is None else env
+    resolved = _resolve_env(data or {}, environ, source, (), lines)
     try:
         return Config.model_validate(resolved)
     except pydantic.ValidationError as exc:
@@ -193,16 +219,19 @@ def parse(data: Any, env: Mapping[str, str] | None = None, source: str = "config
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"])
             problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-            problems.append(f"{where}: {problem}")
+            problems.append(f"{_at(lines, error['loc'])}{where}: {problem}")
         raise ConfigError(f"{source}: " + "; ".join(problems), param=problems[0]) from None
 
 
 def load(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
     import yaml
 
+    from chatgate.yaml_lines import LineFinder
+
     text = Path(path).read_text()
     try:
         data = yaml.safe_load(text)
+        lines = LineFinder(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse(data, env, str(path))
+    return parse(data, env, str(path), lines)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -23,6 +25,51 @@ def free_port() -> int:
         return port
 
 
+def request_json(
+    url: str, *, method: str = "POST", body: bytes = b"", key: str | None = None
+) -> tuple[int, Any]:
+    """One JSON request with urllib: (status, parsed body), error statuses included."""
+    request = urllib.request.Request(url, data=body, method=method)
+    request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+class Gateway:
+    """A running `chatgate serve`: its URL, process, config file and log file."""
+
+    def __init__(self, url: str, proc: subprocess.Popen[bytes], config: Path, log: Path) -> None:
+        self.url = url
+        self.proc = proc
+        self.config_path = config
+        self.log_path = log
+
+    def log_text(self) -> str:
+        return self.log_path.read_text()
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        """The JSON access-log lines written so far."""
+        lines = []
+        for line in self.log_text().splitlines():
+            if line.startswith("{") and '"request_id"' in line:
+                lines.append(json.loads(line))
+        return lines
+
+    def wait_for_access_line(self, request_id: str, timeout_s: float = 5.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in self.access_lines():
+                if line["request_id"] == request_id:
+                    return line
+            time.sleep(0.02)
+        raise AssertionError(f"no access-log line for {request_id}:\n{self.log_text()}")
+
+
 @contextlib.contextmanager
 def run_gateway(
     config: Mapping[str, Any] | None,
@@ -31,13 +78,28 @@ def run_gateway(
     ready_timeout_s: float = 30.0,
 ) -> Iterator[str]:
     """Yield the gateway's root URL (http://127.0.0.1:PORT) while it runs."""
+    with start_gateway(config, tmp, env, ready_timeout_s) as gateway:
+        yield gateway.url
+
+
+@contextlib.contextmanager
+def start_gateway(
+    config: Mapping[str, Any] | None,
+    tmp: Path,
+    env: Mapping[str, str] | None = None,
+    ready_timeout_s: float = 30.0,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[Gateway]:
+    """Run `chatgate serve` on a free loopback port; yield it once /health/liveness answers.
+    Stopped with SIGTERM (then SIGKILL) at the end, unless the test already stopped it."""
     port = free_port()
-    args = [sys.executable, "-m", "chatgate.cli", "serve", "--port", str(port)]
+    args = [sys.executable, "-m", "chatgate.cli", "serve", "--port", str(port), *extra_args]
+    path = tmp / f"config-{port}.yaml"
     if config is not None:
-        path = tmp / "config.yaml"
         path.write_text(yaml.safe_dump(dict(config)))
         args += ["--config", str(path)]
-    log = (tmp / f"gateway-{port}.log").open("wb")
+    log_path = tmp / f"gateway-{port}.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
     )
@@ -54,7 +116,7 @@ def run_gateway(
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        yield url
+        yield Gateway(url, proc, path, log_path)
     finally:
         proc.terminate()
         try:

@@ -9,7 +9,9 @@ last user message, so every answer depends on the request that produced it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import struct
 import threading
 import time
 from collections import deque
@@ -155,6 +157,29 @@ def echo_reply(body: Any) -> Reply:
     )
 
 
+def embedding_vector(text: str, dimensions: int = 8) -> list[float]:
+    """A deterministic vector for a text: the same text always embeds the same way."""
+    seed = sum(text.encode()) or 1
+    return [round(((seed * (i + 7)) % 97) / 97 - 0.5, 6) for i in range(dimensions)]
+
+
+def embeddings_reply(body: Any) -> Reply:
+    """OpenAI's /embeddings answer for the request's input, floats or base64 float32."""
+    raw = body.get("input", "")
+    texts = [raw] if isinstance(raw, str) else [str(t) for t in raw]
+    dimensions = int(body.get("dimensions") or 8)
+    data = []
+    for index, text in enumerate(texts):
+        vector: Any = embedding_vector(text, dimensions)
+        if body.get("encoding_format") == "base64":
+            vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    tokens = sum(len(t.split()) for t in texts)
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    model = body.get("model", "text-embedding-3-small")
+    return Reply(json={"object": "list", "data": data, "model": model, "usage": usage})
+
+
 class FakeOpenAI:
     """Start with ``with FakeOpenAI() as fake:``; point clients at ``fake.base_url``."""
 
@@ -241,7 +266,8 @@ class FakeOpenAI:
                     ],
                 }
             )
-        reply = self.replies.popleft() if self.replies else echo_reply(body or {})
+        default = embeddings_reply if request.path.endswith("/embeddings") else echo_reply
+        reply = self.replies.popleft() if self.replies else default(body or {})
         headers = {"x-request-id": f"req_fake_{len(self.requests)}", **reply.headers}
         return await self._respond(request, reply, headers)
 

@@ -10,6 +10,7 @@ from tests.fakes.openai_server import (
     Reply,
     chunk_json,
     completion_json,
+    embedding_vector,
     error_json,
     usage_json,
 )
@@ -105,3 +106,25 @@ def test_sdk_maps_fake_errors(fake: FakeOpenAI, status: int, error_class: type) 
         )
     assert info.value.status_code == status
     assert info.value.code == "c1"
+
+
+@pytest.mark.parametrize("encoding", ["float", "base64", None])
+def test_sdk_parses_fake_embeddings(fake: FakeOpenAI, encoding: str | None) -> None:
+    """The SDK asks for base64 by default and decodes it itself: both forms must be exact."""
+    kwargs = {} if encoding is None else {"encoding_format": encoding}
+    with sdk(fake) as client:
+        out = client.embeddings.create(
+            model="text-embedding-3-small",
+            input=["one two", "three"],
+            dimensions=4,
+            **kwargs,  # type: ignore[arg-type]  # the parametrized literal
+        )
+    assert fake.last.path == "/v1/embeddings"
+    assert fake.last.body["encoding_format"] == (encoding or "base64")
+    assert [e.index for e in out.data] == [0, 1]
+    if encoding == "base64":
+        assert isinstance(out.data[0].embedding, str)
+        return
+    assert out.data[0].embedding == pytest.approx(embedding_vector("one two", 4), rel=1e-6)
+    assert out.usage.prompt_tokens == 3
+    assert out.model == "text-embedding-3-small"

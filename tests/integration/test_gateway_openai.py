@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
 
-from tests.fakes.gateway import run_gateway
+from tests.fakes.gateway import request_json, run_gateway
 from tests.fakes.openai_server import (
     FakeOpenAI,
     Reply,
@@ -58,15 +56,7 @@ def client(gateway: str, upstream: FakeOpenAI) -> openai.OpenAI:
 
 
 def post(gateway: str, body: bytes, key: str | None = MASTER) -> tuple[int, dict[str, object]]:
-    request = urllib.request.Request(f"{gateway}/v1/chat/completions", data=body, method="POST")
-    request.add_header("Content-Type", "application/json")
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return request_json(f"{gateway}/v1/chat/completions", body=body, key=key)
 
 
 def test_non_stream_round_trip(client: openai.OpenAI, upstream: FakeOpenAI) -> None:
@@ -77,7 +67,8 @@ def test_non_stream_round_trip(client: openai.OpenAI, upstream: FakeOpenAI) -> N
     assert out.choices[0].message.content == "echo: ping"
     assert out.usage is not None
     assert out.usage.total_tokens > 0
-    assert raw.headers["x-chatgate-model"] == "fast"
+    assert raw.headers["x-chatgate-model"] == "openai/gpt-4o-mini"
+    assert raw.headers["x-chatgate-attempts"] == "1"
     assert raw.headers["x-chatgate-request-id"].startswith("cg-")
     assert float(raw.headers["x-chatgate-overhead-ms"]) >= 0
     sent = upstream.last

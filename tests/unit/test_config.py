@@ -65,3 +65,28 @@ def test_config_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     broken.write_text("model_list: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load(broken)
+
+
+def test_errors_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "model_list:\n"
+        "  - model_name: a\n"
+        "    params:\n"
+        "      model: openai/gpt-4o\n"
+        "      rpmm: 5\n"
+        "  - model_name: b\n"
+        "    params: {api_key: os.environ/CG_TEST_NOPE_VAR}\n"
+        "general_settings:\n"
+        "  shutdown_grace_s: -1\n"
+    )
+    with pytest.raises(ConfigError) as env_error:
+        load(path, env={})
+    assert "line 7: " in env_error.value.message
+    assert "CG_TEST_NOPE_VAR is not set" in env_error.value.message
+    with pytest.raises(ConfigError) as info:
+        load(path, env={"CG_TEST_NOPE_VAR": "x"})
+    message = info.value.message
+    assert "line 5: model_list.0.params.rpmm: unknown key" in message
+    assert "line 7: model_list.1.params.model: Field required" in message
+    assert "line 9: general_settings.shutdown_grace_s: Input should be greater" in message

@@ -27,6 +27,7 @@ FORBIDDEN = {
         "chatgate.cache",
     ),
     "types.py": ("chatgate.",),
+    "embedding_types.py": ("chatgate.server", "chatgate.client", "chatgate.providers"),
     "errors.py": ("chatgate.",),
     "client.py": ("chatgate.server", "chatgate.router"),
     "cache": ("chatgate.server", "chatgate.router", "chatgate.client", "chatgate.cli"),

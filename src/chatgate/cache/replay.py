@@ -84,9 +84,8 @@ class ReplaySource:
         self.request_id: str | None = None
         self.deployment: Deployment | None = None  # a replay costs nothing: no price applies
 
-    async def chunks(self) -> AsyncGenerator[ChatChunk, None]:
-        for chunk in response_chunks(self._response):
-            yield chunk
+    async def batches(self) -> AsyncGenerator[list[ChatChunk], None]:
+        yield list(response_chunks(self._response))  # all there already: one write for a relay
 
     def end(self, complete: bool) -> None:
         pass

@@ -102,24 +102,26 @@ class FlightSource:
         self.deployment: Deployment | None = None  # a shared answer is priced by its maker
         self._left = False
 
-    async def chunks(self) -> AsyncGenerator[ChatChunk, None]:
+    async def batches(self) -> AsyncGenerator[list[ChatChunk], None]:
         flight = self._flight
         sent = 0
         while True:
             await flight.wait_until(functools.partial(flight.has_more, sent))
-            while sent < len(flight.chunks):
-                chunk = flight.chunks[sent]
-                sent += 1
-                if chunk.choices:
-                    yield chunk if chunk.usage is None else chunk.model_copy(update={"usage": None})
+            batch = [
+                chunk if chunk.usage is None else chunk.model_copy(update={"usage": None})
+                for chunk in flight.chunks[sent:]
+                if chunk.choices
+            ]
+            sent = len(flight.chunks)
+            if batch:
+                yield batch
             if flight.done:
                 break
         response = await flight.result()
         if sent == 0:  # not streamed: a stored entry, or a non-streamed call joined
-            for chunk in response_chunks(response):
-                yield chunk
+            yield list(response_chunks(response))
         elif response.usage is not None and flight.chunks:
-            yield flight.chunks[-1].model_copy(update={"choices": [], "usage": response.usage})
+            yield [flight.chunks[-1].model_copy(update={"choices": [], "usage": response.usage})]
 
     def end(self, complete: bool) -> None:
         self.abort()

@@ -8,6 +8,7 @@ own ChatStream even when nothing is cached.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable
 from decimal import Decimal
@@ -30,9 +31,10 @@ class LiveSource:
         self.request_id = live.request_id
         self.deployment: Deployment | None = None  # the live stream inside prices the answer
 
-    async def chunks(self) -> AsyncGenerator[ChatChunk, None]:
-        async for chunk in self._live:
-            yield chunk
+    async def batches(self) -> AsyncGenerator[list[ChatChunk], None]:
+        async with contextlib.aclosing(self._live.batches()) as batches:
+            async for batch in batches:
+                yield batch
 
     def end(self, complete: bool) -> None:
         if not complete:

@@ -32,7 +32,7 @@ from chatgate.providers.base import Deployment, HttpRequest
 from chatgate.providers.openai import OpenAIAdapter, error_from_body
 from chatgate.types import ChatRequest
 
-__all__ = ["ADAPTER", "AzureOpenAIAdapter", "prepare"]
+__all__ = ["ADAPTER", "AzureOpenAIAdapter", "azure_request", "prepare"]
 
 AD_TOKEN_OPTION = "azure_ad_token"
 AD_TOKEN_ENV = "AZURE_AD_TOKEN"
@@ -77,6 +77,25 @@ def _policy_violation(body: bytes) -> bool:
     return isinstance(inner, dict) and inner.get("code") in _POLICY_INNER_CODES
 
 
+def azure_request(base: HttpRequest, deployment: Deployment, operation: str) -> HttpRequest:
+    """An OpenAI-format request (built without a key) sent Azure's way: the deployment URL
+    with api-version, and Azure's auth header. ``operation``: "chat/completions", ...)."""
+    if not deployment.api_version:
+        raise InvalidRequestError(
+            "Azure needs an api-version: pass api_version='2024-10-21' or set AZURE_API_VERSION",
+            param="api_version",
+        )
+    headers = dict(base.headers)
+    token = deployment.options.get(AD_TOKEN_OPTION)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    elif deployment.api_key:
+        headers["api-key"] = deployment.api_key
+    path = f"/openai/deployments/{quote(deployment.model, safe='')}/{operation}"
+    query = urlencode({"api-version": deployment.api_version})
+    return HttpRequest("POST", f"{deployment.api_base}{path}?{query}", headers, base.body)
+
+
 class AzureOpenAIAdapter(OpenAIAdapter):
     name = "azure"
     # OpenAIAdapter annotates this as tuple[str] (inferred); Azure sends two id headers.
@@ -85,21 +104,7 @@ class AzureOpenAIAdapter(OpenAIAdapter):
     def build_request(self, request: ChatRequest, deployment: Deployment) -> HttpRequest:
         # The OpenAI adapter builds the body; Azure differs only in URL and auth header.
         base = super().build_request(request, dataclasses.replace(deployment, api_key=None))
-        if not deployment.api_version:
-            raise InvalidRequestError(
-                "Azure needs an api-version: pass api_version='2024-10-21' or set "
-                "AZURE_API_VERSION",
-                param="api_version",
-            )
-        headers = dict(base.headers)
-        token = deployment.options.get(AD_TOKEN_OPTION)
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        elif deployment.api_key:
-            headers["api-key"] = deployment.api_key
-        path = f"/openai/deployments/{quote(deployment.model, safe='')}/chat/completions"
-        query = urlencode({"api-version": deployment.api_version})
-        return HttpRequest("POST", f"{deployment.api_base}{path}?{query}", headers, base.body)
+        return azure_request(base, deployment, "chat/completions")
 
     def map_error(
         self, status: int, headers: Mapping[str, str], body: bytes, deployment: Deployment

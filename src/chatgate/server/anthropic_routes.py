@@ -4,16 +4,15 @@ the Anthropic adapter's reverse translation."""
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import orjson
 
 from chatgate.client import open_stream, send
-from chatgate.errors import ChatgateError
 from chatgate.providers.anthropic.reverse import anthropic_message, chat_request_from_anthropic
 from chatgate.providers.anthropic.reverse_stream import ChunksToAnthropicEvents, encode
 from chatgate.server.asgi import Receive, Scope, Send, send_json
+from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.openai_routes import parse_json_body
 from chatgate.server.relay import relay
@@ -55,15 +54,19 @@ class AnthropicFrames:
     def end(self) -> bytes:
         return encode(self._events.finish())
 
-    def error(self, exc: ChatgateError) -> bytes:
+    def error(self, exc: BaseException) -> bytes:
         _, body, _ = anthropic_error(exc)
         return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
 
 
 async def messages(
-    scope: Scope, receive: Receive, send_: Send, state: GatewayState, body: bytes
+    scope: Scope,
+    receive: Receive,
+    send_: Send,
+    state: GatewayState,
+    body: bytes,
+    ctx: RequestContext,
 ) -> None:
-    started = time.perf_counter()
     data = parse_json_body(body)
     name = data.get("model")
     if not isinstance(name, str) or not name:
@@ -73,16 +76,17 @@ async def messages(
     target = state.models.resolve(name)
     request = chat_request_from_anthropic(data)
     request.model = target.deployment.model
-    headers = [
-        ("x-chatgate-request-id", f"cg-{uuid.uuid4().hex[:24]}"),
-        ("x-chatgate-model", target.name),
-    ]
+    ctx.served_by(name, target.label, stream=bool(request.stream))
+    if ctx.log_content:
+        ctx.content_in = data.get("messages")
+    began = time.perf_counter()
     if not request.stream:
         response = await send(request, target.deployment, timeouts=target.timeouts)
-        overhead = (time.perf_counter() - started) * 1000.0 - response.meta.latency_ms
-        headers.append(("x-chatgate-overhead-ms", f"{overhead:.2f}"))
-        await send_json(send_, 200, anthropic_message(response), headers)
+        ctx.upstream_answered(began)
+        ctx.take_response(response)
+        ctx.status = 200
+        await send_json(send_, 200, anthropic_message(response), ctx.headers())
         return
     chat_stream = await open_stream(request, target.deployment, timeouts=target.timeouts)
-    headers.append(("x-chatgate-overhead-ms", f"{(time.perf_counter() - started) * 1000.0:.2f}"))
-    await relay(chat_stream, receive, send_, headers, AnthropicFrames(name))
+    ctx.upstream_answered(began)
+    await relay(chat_stream, receive, send_, ctx, AnthropicFrames(name))

@@ -1,18 +1,20 @@
 """The gateway as one pure ASGI app: create_app(config) -> app.
 
-Routing is a dict lookup on (method, path); handlers are thin functions that get the shared
-GatewayState. Every error leaves through ``_answer_error`` in OpenAI's error shape.
+Routing is a dict lookup on (method, path); handlers are thin functions that get the current
+GatewayState and the request's RequestContext. Every error leaves through ``_answer_error`` in
+the route's error shape; every request's context then goes to the usage pipeline (metrics and
+the access log), off the request path.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+import os
+import signal
+from collections.abc import Awaitable, Callable, Mapping
 
 from chatgate.config import Config
-from chatgate.errors import ChatgateError
-from chatgate.providers.registry import prepare_deployment, stop_prepared
 from chatgate.server.anthropic_routes import anthropic_error, messages
 from chatgate.server.asgi import (
     BodyTooLarge,
@@ -24,40 +26,86 @@ from chatgate.server.asgi import (
     read_body,
     send_json,
 )
+from chatgate.server.context import RequestContext
+from chatgate.server.embeddings_route import embeddings
 from chatgate.server.errors import GatewayError, openai_error
-from chatgate.server.models import ModelTable
+from chatgate.server.gateway import WORKERS_ENV, Gateway, ReloadError
+from chatgate.server.health import ReadinessCheck, run_checks
+from chatgate.server.metrics import CONTENT_TYPE_LATEST
 from chatgate.server.openai_routes import chat_completions, list_models
 from chatgate.server.state import GatewayState
-from chatgate.transport import http
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("chatgate.server")
 
-Handler = Callable[[Scope, Receive, Send, GatewayState], Awaitable[None]]
-BodyHandler = Callable[[Scope, Receive, Send, GatewayState, bytes], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Handler = Callable[[Scope, Receive, Send, GatewayState, RequestContext], Awaitable[None]]
+BodyHandler = Callable[[Scope, Receive, Send, GatewayState, bytes, RequestContext], Awaitable[None]]
+PlainHandler = Callable[[Send, Gateway], Awaitable[None]]
 
 
-async def _liveness(scope: Scope, receive: Receive, send: Send, state: GatewayState) -> None:
+async def _liveness(send: Send, gateway: Gateway) -> None:
     await send_json(send, 200, {"status": "ok"})
 
 
-async def _readiness(scope: Scope, receive: Receive, send: Send, state: GatewayState) -> None:
-    await send_json(send, 200, {"status": "ok", "models": len(state.models.names)})
+async def _readiness(send: Send, gateway: Gateway) -> None:
+    ok, report = await run_checks(gateway.checks)
+    models = len(gateway.state.models.names)
+    body = {"status": "ok" if ok else "unavailable", "models": models, "checks": report}
+    await send_json(send, 200 if ok else 503, body)
 
 
-_GET: dict[str, Handler] = {
-    "/v1/models": list_models,
-    "/models": list_models,
-    "/health/liveness": _liveness,
-    "/health/readiness": _readiness,
-}
+async def _metrics(send: Send, gateway: Gateway) -> None:
+    payload = gateway.metrics.exposition()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", CONTENT_TYPE_LATEST.encode()),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _reload(send: Send, gateway: Gateway) -> None:
+    if gateway.state.master_key is None:
+        raise GatewayError(403, "admin endpoints need general_settings.master_key to be set")
+    try:
+        if os.environ.get(WORKERS_ENV):  # check here, then have the supervisor replace workers
+            state = gateway.load_state()
+            os.kill(os.getppid(), signal.SIGHUP)
+            status = "restarting workers"
+        else:
+            state = gateway.reload()
+            status = "reloaded"
+    except ReloadError as exc:
+        raise GatewayError(
+            400, f"config not reloaded, the old one stays in force: {exc}", code="invalid_config"
+        ) from None
+    await send_json(send, 200, {"status": status, "models": state.models.names})
+
+
+_GET: dict[str, Handler] = {"/v1/models": list_models, "/models": list_models}
 _POST: dict[str, BodyHandler] = {
     "/v1/chat/completions": chat_completions,
     "/chat/completions": chat_completions,
     "/v1/messages": messages,
+    "/v1/embeddings": embeddings,
+    "/embeddings": embeddings,
 }
-_PUBLIC = frozenset({"/health/liveness", "/health/readiness"})
+# Probes and scrapes: no usage record, no access-log line.
+_PLAIN: dict[tuple[str, str], PlainHandler] = {
+    ("GET", "/health/liveness"): _liveness,
+    ("GET", "/health/readiness"): _readiness,
+    ("GET", "/metrics"): _metrics,
+    ("POST", "/admin/reload"): _reload,
+}
+_PUBLIC = frozenset({"/health/liveness", "/health/readiness", "/metrics"})
+_KNOWN = frozenset({*_GET, *_POST, *(path for _, path in _PLAIN)})
 
 
 def _presented_key(scope: Scope) -> str | None:
@@ -85,73 +133,110 @@ def _authorize(scope: Scope, state: GatewayState) -> None:
 
 
 def create_app(
-    config: Config | None = None, *, zero_config: bool | None = None
-) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    config = config or Config()
-    if zero_config is None:
-        zero_config = not config.model_list
-    state = GatewayState(
-        config=config,
-        models=ModelTable(config, zero_config=zero_config),
-        master_key=config.general_settings.master_key,
+    config: Config | None = None,
+    *,
+    zero_config: bool | None = None,
+    config_path: str | None = None,
+    checks: Mapping[str, ReadinessCheck] | None = None,
+    access_log: bool = False,
+) -> ASGIApp:
+    """The gateway app. ``config_path`` is what a reload re-reads; ``checks`` are extra named
+    readiness checks; ``access_log`` writes the access log to stderr (``chatgate serve``)."""
+    gateway = Gateway(
+        config or Config(),
+        zero_config=zero_config,
+        config_path=config_path,
+        checks=checks,
+        access_log=access_log,
     )
-    limit = config.general_settings.max_request_bytes
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send, state)
+            await _lifespan(receive, send, gateway)
             return
         if scope["type"] != "http":
             return
-        try:
-            _authorize(scope, state)
-            path, method = scope["path"], scope["method"]
-            if method == "POST" and (body_handler := _POST.get(path)) is not None:
-                body = await read_body(receive, limit)
-                await body_handler(scope, receive, send, state, body)
-            elif method == "GET" and (handler := _GET.get(path)) is not None:
-                await handler(scope, receive, send, state)
-            elif path in _POST or path in _GET:
-                raise GatewayError(405, f"{method} is not allowed on {path}")
-            else:
-                raise GatewayError(404, f"no route {method} {path}", code="not_found")
-        except ClientGone:
+        path, method = scope["path"], scope["method"]
+        plain = _PLAIN.get((method, path))
+        if plain is not None:
+            await _plain(scope, send, gateway, plain)
             return
+        state = gateway.state  # this request runs on this config, even across a reload
+        ctx = RequestContext.from_scope(scope, path if path in _KNOWN else "other")
+        ctx.log_content = state.log_content
+        in_flight = gateway.metrics.in_flight
+        in_flight.inc()
+        try:
+            await _dispatch(scope, receive, send, state, ctx, method, path)
+        except ClientGone:
+            ctx.status = 499
+            ctx.error_class = "ClientDisconnected"
         except BodyTooLarge:
+            limit = state.config.general_settings.max_request_bytes
             too_large = GatewayError(413, f"the body is larger than {limit} bytes")
-            await _answer_error(scope, send, too_large)
+            await _answer_error(scope, send, too_large, ctx)
         except Exception as exc:  # the one place every error becomes an HTTP answer
-            await _answer_error(scope, send, exc)
+            await _answer_error(scope, send, exc, ctx)
+        finally:
+            in_flight.dec()
+            ctx.finish()
+            gateway.pipeline.submit(ctx)
 
     return app
 
 
-async def _answer_error(scope: Scope, send: Send, exc: Exception) -> None:
+async def _dispatch(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    state: GatewayState,
+    ctx: RequestContext,
+    method: str,
+    path: str,
+) -> None:
+    _authorize(scope, state)
+    if method == "POST" and (body_handler := _POST.get(path)) is not None:
+        body = await read_body(receive, state.config.general_settings.max_request_bytes)
+        await body_handler(scope, receive, send, state, body, ctx)
+    elif method == "GET" and (handler := _GET.get(path)) is not None:
+        await handler(scope, receive, send, state, ctx)
+    elif path in _KNOWN:
+        raise GatewayError(405, f"{method} is not allowed on {path}")
+    else:
+        raise GatewayError(404, f"no route {method} {path}", code="not_found")
+
+
+async def _plain(scope: Scope, send: Send, gateway: Gateway, handler: PlainHandler) -> None:
+    try:
+        _authorize(scope, gateway.state)
+        await handler(send, gateway)
+    except Exception as exc:  # as in app(): every error becomes an HTTP answer
+        await _answer_error(scope, send, exc, None)
+
+
+async def _answer_error(
+    scope: Scope, send: Send, exc: Exception, ctx: RequestContext | None
+) -> None:
     shape = anthropic_error if scope["path"] == "/v1/messages" else openai_error
     status, body, headers = shape(exc)
+    extra = list(headers.items())
+    if ctx is not None:
+        code = exc.code if isinstance(exc, GatewayError) else None
+        ctx.fail(exc, status, code)
+        extra += ctx.headers()
     if status >= 500 and not isinstance(exc, GatewayError):
-        log.warning("request failed: %s: %s", type(exc).__name__, exc)
-    await send_json(send, status, body, headers.items())
+        request_id = ctx.request_id if ctx is not None else "-"
+        log.warning("request %s failed: %s: %s", request_id, type(exc).__name__, exc)
+    await send_json(send, status, body, extra)
 
 
-async def _warm_up(state: GatewayState) -> None:
-    """Start managed upstreams (the local model) now, so the first request is not the slow one.
-    A failure is logged, not fatal: the other models keep serving and the request retries it."""
-    for name in state.models.names:
-        try:
-            await prepare_deployment(state.models.resolve(name).deployment)
-        except ChatgateError as exc:
-            log.warning("could not start model %s: %s", name, exc)
-
-
-async def _lifespan(receive: Receive, send: Send, state: GatewayState) -> None:
+async def _lifespan(receive: Receive, send: Send, gateway: Gateway) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            await _warm_up(state)
+            await gateway.startup()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await stop_prepared()
-            await http.aclose()
+            await gateway.shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return

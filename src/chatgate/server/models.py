@@ -26,6 +26,11 @@ class Target:
     deployment: Deployment
     timeouts: Timeouts
 
+    @property
+    def label(self) -> str:
+        """provider/model: what serves this name (x-chatgate-model, metrics, access log)."""
+        return f"{self.deployment.provider}/{self.deployment.model}"
+
 
 class ModelTable:
     def __init__(self, config: Config, *, zero_config: bool, env: Mapping[str, str] | None = None):

@@ -1,22 +1,21 @@
-"""POST /v1/chat/completions in OpenAI's exact wire format, streamed or not."""
+"""POST /v1/chat/completions in OpenAI's exact wire format, streamed or not; GET /v1/models."""
 
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import orjson
 
 from chatgate.client import build_request, open_stream, send
-from chatgate.errors import ChatgateError
 from chatgate.server.asgi import Receive, Scope, Send, send_json
+from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.relay import relay
 from chatgate.server.state import GatewayState
 from chatgate.types import ChatChunk
 
-__all__ = ["OpenAIFrames", "chat_completions", "list_models", "parse_json_body"]
+__all__ = ["OpenAIFrames", "chat_completions", "list_models", "model_name", "parse_json_body"]
 
 _DONE = b"data: [DONE]\n\n"
 
@@ -33,7 +32,8 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _model_name(data: dict[str, Any]) -> str:
+def model_name(data: dict[str, Any]) -> str:
+    """Take 'model' out of the body: the name of a model this gateway serves."""
     name = data.pop("model", None)
     if not isinstance(name, str) or not name:
         raise GatewayError(
@@ -43,30 +43,34 @@ def _model_name(data: dict[str, Any]) -> str:
 
 
 async def chat_completions(
-    scope: Scope, receive: Receive, send_: Send, state: GatewayState, body: bytes
+    scope: Scope,
+    receive: Receive,
+    send_: Send,
+    state: GatewayState,
+    body: bytes,
+    ctx: RequestContext,
 ) -> None:
-    started = time.perf_counter()
     data = parse_json_body(body)
-    target = state.models.resolve(_model_name(data))
+    name = model_name(data)
+    target = state.models.resolve(name)
     stream = bool(data.get("stream"))
+    ctx.served_by(name, target.label, stream=stream)
     messages = data.pop("messages", None)
+    if ctx.log_content:
+        ctx.content_in = messages
     request = build_request(target.deployment.model, messages, data)
-    request_id = f"cg-{uuid.uuid4().hex[:24]}"
-    headers = [("x-chatgate-request-id", request_id), ("x-chatgate-model", target.name)]
+    began = time.perf_counter()
     if not stream:
         response = await send(request, target.deployment, timeouts=target.timeouts)
-        overhead = (time.perf_counter() - started) * 1000.0 - response.meta.latency_ms
-        headers += [
-            ("x-chatgate-attempts", str(response.meta.attempts)),
-            ("x-chatgate-overhead-ms", f"{overhead:.2f}"),
-        ]
+        ctx.upstream_answered(began)
+        ctx.take_response(response)
         payload = response.__pydantic_serializer__.to_json(response, exclude_unset=True)
-        await send_json(send_, 200, payload, headers)
+        ctx.status = 200
+        await send_json(send_, 200, payload, ctx.headers())
         return
     chat_stream = await open_stream(request, target.deployment, timeouts=target.timeouts)
-    overhead = (time.perf_counter() - started) * 1000.0
-    headers += [("x-chatgate-attempts", "1"), ("x-chatgate-overhead-ms", f"{overhead:.2f}")]
-    await relay(chat_stream, receive, send_, headers, OpenAIFrames())
+    ctx.upstream_answered(began)
+    await relay(chat_stream, receive, send_, ctx, OpenAIFrames())
 
 
 class OpenAIFrames:
@@ -78,14 +82,17 @@ class OpenAIFrames:
     def end(self) -> bytes:
         return _DONE
 
-    def error(self, exc: ChatgateError) -> bytes:
+    def error(self, exc: BaseException) -> bytes:
         _, body, _ = openai_error(exc)
         return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
-async def list_models(scope: Scope, receive: Receive, send_: Send, state: GatewayState) -> None:
+async def list_models(
+    scope: Scope, receive: Receive, send_: Send, state: GatewayState, ctx: RequestContext
+) -> None:
     data = [
         {"id": name, "object": "model", "created": 0, "owned_by": "chatgate"}
         for name in state.models.names
     ]
-    await send_json(send_, 200, {"object": "list", "data": data})
+    ctx.status = 200
+    await send_json(send_, 200, {"object": "list", "data": data}, ctx.headers())

@@ -1,4 +1,5 @@
-"""Everything a request handler needs, built once per app by create_app."""
+"""Everything a request handler needs, built from one config. A reload builds a new one and
+swaps it in whole; requests already running keep the one they started with."""
 
 from __future__ import annotations
 
@@ -10,8 +11,22 @@ from chatgate.server.models import ModelTable
 __all__ = ["GatewayState"]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class GatewayState:
     config: Config
     models: ModelTable
     master_key: str | None
+    log_content: bool = False
+
+    @classmethod
+    def build(cls, config: Config, *, zero_config: bool | None = None) -> GatewayState:
+        """Resolve every configured model now: a bad entry fails here, not on a request."""
+        if zero_config is None:
+            zero_config = not config.model_list
+        settings = config.general_settings
+        return cls(
+            config=config,
+            models=ModelTable(config, zero_config=zero_config),
+            master_key=settings.master_key,
+            log_content=settings.log_content,
+        )

@@ -1,0 +1,121 @@
+"""RequestContext: what the gateway knows about one request, filled in as it goes.
+
+It is created when a request arrives, carries the ids and the tags the client sent, gains the
+model, usage, cost and outcome as the handler learns them, gives the ``x-chatgate-*`` response
+headers, and at the end is handed (as is) to the usage pipeline, which turns it into metrics
+and the access-log line off the request path. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from chatgate.server.asgi import Scope
+from chatgate.types import ChatResponse, Usage
+
+__all__ = ["MAX_TAGS", "RequestContext", "new_request_id"]
+
+MAX_TAGS = 16
+_MAX_TAG_CHARS = 64
+_MAX_TRACE_CHARS = 128
+
+
+def new_request_id() -> str:
+    return "cg-" + os.urandom(12).hex()
+
+
+def _tags(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    tags = (t.strip()[:_MAX_TAG_CHARS] for t in value.split(","))
+    return tuple(t for t in tags if t)[:MAX_TAGS]
+
+
+@dataclass(slots=True, eq=False)
+class RequestContext:
+    route: str
+    request_id: str = field(default_factory=new_request_id)
+    started: float = field(default_factory=time.perf_counter)
+    time: float = field(default_factory=time.time)  # wall clock, for the log line
+    trace_id: str | None = None
+    tags: tuple[str, ...] = ()
+    key_id: str | None = None  # the virtual key, once keys land
+    requested_model: str | None = None
+    deployment: str | None = None  # provider/model that served (or was tried)
+    stream: bool = False
+    status: int = 0
+    attempts: int = 0
+    upstream_s: float = 0.0  # time spent waiting for the upstream before the answer began
+    overhead_ms: float | None = None
+    usage: Usage | None = None
+    cost: Decimal | None = None
+    ttft_ms: float | None = None
+    finish_reason: str | None = None
+    cache_hit: bool = False
+    error_class: str | None = None
+    ended: float = 0.0
+    log_content: bool = False  # general_settings.log_content when the request arrived
+    content_in: Any = None  # only kept when log_content is true
+    content_out: Any = None
+
+    @classmethod
+    def from_scope(cls, scope: Scope, route: str) -> RequestContext:
+        trace_id = tags = None
+        for key, value in scope["headers"]:
+            if key == b"x-chatgate-trace-id":
+                trace_id = value.decode("latin-1")[:_MAX_TRACE_CHARS]
+            elif key == b"x-chatgate-tags":
+                tags = value.decode("latin-1")
+        return cls(route=route, trace_id=trace_id, tags=_tags(tags))
+
+    def served_by(self, name: str, deployment: str, *, stream: bool = False) -> None:
+        self.requested_model = name
+        self.deployment = deployment
+        self.stream = stream
+        self.attempts = 1
+
+    def upstream_answered(self, began: float) -> None:
+        self.upstream_s += time.perf_counter() - began
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The x-chatgate-* response headers, as known when the response starts."""
+        overhead = (time.perf_counter() - self.started - self.upstream_s) * 1000.0
+        self.overhead_ms = overhead
+        headers = [("x-chatgate-request-id", self.request_id)]
+        if self.deployment is not None:
+            headers.append(("x-chatgate-model", self.deployment))
+        if self.attempts:
+            headers.append(("x-chatgate-attempts", str(self.attempts)))
+        headers.append(("x-chatgate-overhead-ms", f"{overhead:.2f}"))
+        return headers
+
+    def take_response(self, response: ChatResponse) -> None:
+        """Usage, cost and outcome from a finished answer (non-stream, or a stream's final)."""
+        meta = response.meta
+        self.usage = response.usage
+        self.cost = meta.cost
+        self.cache_hit = meta.cache_hit
+        self.attempts = max(self.attempts, meta.attempts)
+        self.finish_reason = response.finish_reason
+        if self.ttft_ms is None and meta.ttft_ms is not None:
+            self.ttft_ms = meta.ttft_ms
+        if meta.provider:
+            self.deployment = f"{meta.provider}/{meta.model}"
+        if self.log_content:
+            self.content_out = response.content
+
+    def fail(self, exc: BaseException, status: int, code: str | None = None) -> None:
+        """Record the failure: the error's class, or the gateway's own error code."""
+        self.error_class = code or type(exc).__name__
+        self.status = status
+
+    def finish(self) -> None:
+        self.ended = time.perf_counter()
+
+    @property
+    def latency_ms(self) -> float:
+        return ((self.ended or time.perf_counter()) - self.started) * 1000.0

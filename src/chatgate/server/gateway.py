@@ -1,0 +1,149 @@
+"""Gateway: the parts of the app that outlive a config reload — the current GatewayState
+(swapped whole by ``reload``), metrics, the usage pipeline, readiness checks — and the process
+lifecycle: start-up, SIGHUP, draining on SIGTERM, shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any
+
+from chatgate import config as config_module
+from chatgate.errors import ChatgateError
+from chatgate.providers.registry import prepare_deployment, stop_prepared
+from chatgate.server.access_log import ACCESS_LOGGER, AccessLogWriter, access_line
+from chatgate.server.context import RequestContext
+from chatgate.server.health import ReadinessCheck
+from chatgate.server.metrics import Metrics
+from chatgate.server.pipeline import UsagePipeline
+from chatgate.server.state import GatewayState
+from chatgate.transport import http
+
+__all__ = ["WORKERS_ENV", "Gateway", "ReloadError"]
+
+log = logging.getLogger("chatgate.server")
+
+# Set by `chatgate serve --workers N` for its workers: reloads then go through the supervisor.
+WORKERS_ENV = "CHATGATE_WORKERS"
+
+
+class ReloadError(Exception):
+    """The new config is not usable; the old one stays in force."""
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: config_module.Config,
+        *,
+        zero_config: bool | None = None,
+        config_path: str | None = None,
+        checks: Mapping[str, ReadinessCheck] | None = None,
+        access_log: bool = False,
+    ) -> None:
+        self.state = GatewayState.build(config, zero_config=zero_config)
+        self.config_path = config_path
+        self._zero_config = zero_config
+        self.metrics = Metrics()
+        self._writer = AccessLogWriter(on_drop=self.metrics.log_dropped.inc) if access_log else None
+        self.pipeline = UsagePipeline(
+            [self.metrics.record, self._log_line],
+            on_drop=self.metrics.dropped.inc,
+            after_drain=self._writer.flush if self._writer is not None else None,
+        )
+        self.checks: dict[str, ReadinessCheck] = {"accepting": self._accepting, **(checks or {})}
+        self.draining = False
+        self._access = logging.getLogger(ACCESS_LOGGER)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- per request -----------------------------------------------------------------------
+
+    def _log_line(self, ctx: RequestContext) -> None:
+        if self._access.isEnabledFor(logging.INFO):
+            self._access.info(access_line(ctx).decode())
+
+    async def _accepting(self) -> None:
+        if self.draining:
+            raise RuntimeError("shutting down: finishing in-flight requests")
+
+    # --- reload ----------------------------------------------------------------------------
+
+    def load_state(self) -> GatewayState:
+        """Build a state from the config file as it is now; ReloadError says why not."""
+        try:
+            cfg = (
+                config_module.load(self.config_path) if self.config_path else config_module.Config()
+            )
+            return GatewayState.build(cfg, zero_config=self._zero_config)
+        except (ChatgateError, OSError) as exc:
+            raise ReloadError(str(getattr(exc, "message", exc))) from None
+
+    def reload(self) -> GatewayState:
+        """Swap in the new config. Requests already running finish on the state they began
+        with; an invalid config raises ReloadError and changes nothing."""
+        state = self.load_state()
+        self.state = state
+        self._spawn(_warm_up(state))
+        log.warning("config reloaded: %d models", len(state.models.names))
+        return state
+
+    def _on_sighup(self) -> None:
+        try:
+            self.reload()
+        except ReloadError as exc:
+            log.error("SIGHUP: config not reloaded, the old one stays in force: %s", exc)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        if self._writer is not None:
+            self._writer.start()
+        self.pipeline.start()
+        self._install_signals()
+        await _warm_up(self.state)
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if os.environ.get(WORKERS_ENV) is None:  # with workers, the supervisor owns SIGHUP
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+        previous = signal.getsignal(signal.SIGTERM)
+        if callable(previous):  # the server's own handler (uvicorn's) still runs after ours
+
+            def draining(sig: int, frame: FrameType | None) -> None:
+                self.draining = True
+                previous(sig, frame)
+
+            signal.signal(signal.SIGTERM, draining)
+
+    async def shutdown(self) -> None:
+        self.draining = True
+        for task in list(self._background):
+            task.cancel()
+        await self.pipeline.stop()  # the last records go to metrics and the log
+        if self._writer is not None:
+            self._writer.stop()
+        await stop_prepared()
+        await http.aclose()
+        self.metrics.process_exited()
+
+
+async def _warm_up(state: GatewayState) -> None:
+    """Start managed upstreams (the local model) now, so the first request is not the slow one.
+    A failure is logged, not fatal: the other models keep serving and the request retries it."""
+    for name in state.models.names:
+        try:
+            await prepare_deployment(state.models.resolve(name).deployment)
+        except ChatgateError as exc:
+            log.warning("could not start model %s: %s", name, exc)

@@ -1,0 +1,141 @@
+"""Prometheus metrics for GET /metrics.
+
+``Metrics.record(ctx)`` is called by the usage pipeline, off the request path; only the
+in-flight gauge is touched on the request path (one locked add each way).
+
+With ``--workers N`` every worker is its own process: prometheus-client's multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR``, set by ``chatgate serve`` before the workers start) keeps each
+worker's values in a file in that directory and /metrics, answered by any worker, sums them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from chatgate.server.context import RequestContext
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "multiprocess_dir"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+_MODEL = ("model", "deployment")
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    """One set of metrics per app (no module globals), in its own registry."""
+
+    def __init__(self) -> None:
+        self.multiprocess = multiprocess_dir() is not None
+        self.registry = CollectorRegistry(auto_describe=True)
+        # In multiprocess mode the values live in files; collection reads the files instead.
+        reg = None if self.multiprocess else self.registry
+        self.requests = Counter(
+            "chatgate_requests",
+            "Requests by route, model, deployment and HTTP status.",
+            ("route", *_MODEL, "status"),
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "chatgate_request_latency_seconds",
+            "Time from request arrival to the last byte of the answer.",
+            _MODEL,
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.ttft = Histogram(
+            "chatgate_ttft_seconds",
+            "Streams: time from request arrival to the first content chunk.",
+            _MODEL,
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.overhead = Histogram(
+            "chatgate_overhead_seconds",
+            "Gateway time before the answer began, excluding the wait for the upstream.",
+            ("route",),
+            buckets=_OVERHEAD_BUCKETS,
+            registry=reg,
+        )
+        self.tokens = Counter(
+            "chatgate_tokens",
+            "Tokens by direction: input (prompt) and output (completion).",
+            (*_MODEL, "direction"),
+            registry=reg,
+        )
+        self.cost = Counter(
+            "chatgate_cost_usd", "Spend in USD, where the price is known.", _MODEL, registry=reg
+        )
+        self.errors = Counter(
+            "chatgate_errors",
+            "Failed requests by error class.",
+            ("route", "model", "error_class"),
+            registry=reg,
+        )
+        self.cache_hits = Counter(
+            "chatgate_cache_hits", "Answers served from the cache.", _MODEL, registry=reg
+        )
+        self.in_flight = Gauge(
+            "chatgate_in_flight_requests",
+            "Requests being served now.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.dropped = Counter(
+            "chatgate_usage_records_dropped",
+            "Usage records (metrics + access-log line) dropped because the pipeline was full.",
+            registry=reg,
+        )
+        self.log_dropped = Counter(
+            "chatgate_access_log_dropped",
+            "Access-log lines dropped because the log writer fell behind.",
+            registry=reg,
+        )
+
+    def record(self, ctx: RequestContext) -> None:
+        model = ctx.requested_model or ""
+        deployment = ctx.deployment or ""
+        self.requests.labels(ctx.route, model, deployment, str(ctx.status)).inc()
+        self.overhead.labels(ctx.route).observe(max(ctx.overhead_ms or 0.0, 0.0) / 1000.0)
+        if ctx.error_class is not None:
+            self.errors.labels(ctx.route, model, ctx.error_class).inc()
+        if not deployment:
+            return
+        self.latency.labels(model, deployment).observe(ctx.latency_ms / 1000.0)
+        if ctx.ttft_ms is not None and ctx.stream:
+            self.ttft.labels(model, deployment).observe(ctx.ttft_ms / 1000.0)
+        usage = ctx.usage
+        if usage is not None:
+            if usage.prompt_tokens:
+                self.tokens.labels(model, deployment, "input").inc(usage.prompt_tokens)
+            if usage.completion_tokens:
+                self.tokens.labels(model, deployment, "output").inc(usage.completion_tokens)
+        if ctx.cost is not None:
+            self.cost.labels(model, deployment).inc(float(ctx.cost))
+        if ctx.cache_hit:
+            self.cache_hits.labels(model, deployment).inc()
+
+    def exposition(self) -> bytes:
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream
+        return generate_latest(registry)
+
+    def process_exited(self) -> None:
+        """Forget this process's live gauges (in-flight) when it shuts down cleanly."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]  # as above

@@ -1,0 +1,96 @@
+"""The usage pipeline: finished requests go into a bounded queue; a background task feeds them
+to the sinks (metrics, access log) in small slices, off the request path.
+
+The request path pays one ``deque.append``. When the queue is full the record is dropped and
+counted, never waited for. Sinks run on the event loop between requests, at most ``slice_size``
+records at a time, so a burst of records never holds the loop for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from chatgate.server.context import RequestContext
+
+__all__ = ["Sink", "UsagePipeline"]
+
+log = logging.getLogger("chatgate.server")
+
+Sink = Callable[[RequestContext], None]
+
+
+class UsagePipeline:
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        *,
+        maxsize: int = 10_000,
+        interval_s: float = 0.02,
+        slice_size: int = 64,
+        on_drop: Callable[[], None] | None = None,
+        after_drain: Callable[[], None] | None = None,
+    ) -> None:
+        """``after_drain`` runs once after each slice (e.g. to hand a batch of log lines to
+        their writer in one piece)."""
+        self._sinks = list(sinks)
+        self._after_drain = after_drain
+        self._queue: deque[RequestContext] = deque()
+        self._maxsize = maxsize
+        self._interval_s = interval_s
+        self._slice = slice_size
+        self._on_drop = on_drop
+        self._task: asyncio.Task[None] | None = None
+        self._failed_sinks: set[int] = set()
+        self.dropped = 0
+
+    def submit(self, ctx: RequestContext) -> None:
+        if len(self._queue) >= self._maxsize:
+            self.dropped += 1
+            if self._on_drop is not None:
+                self._on_drop()
+            return
+        self._queue.append(ctx)
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop the background task and process what is still queued."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.drain()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            while self._queue:
+                self.drain(self._slice)
+                await asyncio.sleep(0)  # let requests run between slices
+
+    def drain(self, limit: int | None = None) -> int:
+        done = 0
+        queue = self._queue
+        while queue and (limit is None or done < limit):
+            ctx = queue.popleft()
+            for index, sink in enumerate(self._sinks):
+                try:
+                    sink(ctx)
+                except Exception:  # a broken sink must not stop the others or the pipeline
+                    if index not in self._failed_sinks:
+                        self._failed_sinks.add(index)
+                        log.exception("usage sink %r failed (reported once)", sink)
+            done += 1
+        if done and self._after_drain is not None:
+            self._after_drain()
+        return done

@@ -1,0 +1,130 @@
+"""chatgate.embedding / aembedding against the fake OpenAI upstream, and the gateway's
+/v1/embeddings driven by the official openai SDK."""
+
+from __future__ import annotations
+
+import base64
+import struct
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+import chatgate
+from chatgate.errors import InvalidRequestError, RateLimitError
+from tests.fakes.gateway import Gateway, start_gateway
+from tests.fakes.openai_server import FakeOpenAI, Reply, embedding_vector, error_json
+
+MASTER = "sk-master-embed-31337"
+KEY = "sk-upstream-embed-secret-4242"
+
+
+def test_embedding_floats(fake: FakeOpenAI) -> None:
+    out = chatgate.embedding(
+        "openai/text-embedding-3-small", ["a b", "c"], api_key=KEY, api_base=fake.base_url
+    )
+    assert out.vectors == [embedding_vector("a b"), embedding_vector("c")]
+    assert out.usage is not None
+    assert (out.usage.prompt_tokens, out.usage.total_tokens) == (3, 3)
+    assert out.meta.provider == "openai"
+    assert out.meta.request_id == "req_fake_1"
+    assert fake.last.headers["Authorization"] == f"Bearer {KEY}"
+    assert fake.last.body == {"model": "text-embedding-3-small", "input": ["a b", "c"]}
+
+
+async def test_aembedding_base64_passes_through(fake: FakeOpenAI) -> None:
+    out = await chatgate.aembedding(
+        "openai/text-embedding-3-small",
+        "hello",
+        api_key=KEY,
+        api_base=fake.base_url,
+        encoding_format="base64",
+        dimensions=4,
+    )
+    encoded = out.data[0].embedding
+    assert isinstance(encoded, str)
+    decoded = struct.unpack("<4f", base64.b64decode(encoded))
+    assert decoded == pytest.approx(embedding_vector("hello", 4), rel=1e-6)
+    assert fake.last.body["encoding_format"] == "base64"
+    assert fake.last.body["dimensions"] == 4
+
+
+def test_embedding_errors(fake: FakeOpenAI) -> None:
+    fake.script(
+        Reply(status=429, json=error_json(f"slow {KEY}", "rate"), headers={"retry-after": "2"})
+    )
+    with pytest.raises(RateLimitError) as info:
+        chatgate.embedding("openai/m", "x", api_key=KEY, api_base=fake.base_url)
+    assert info.value.retry_after == 2
+    assert KEY not in str(info.value)
+    with pytest.raises(InvalidRequestError, match="'anthropic'") as unsupported:
+        chatgate.embedding("anthropic/claude-3-5-haiku", "x", api_key="k")
+    assert unsupported.value.param == "model"
+    with pytest.raises(InvalidRequestError, match="dimensions"):
+        chatgate.embedding("openai/m", "x", api_key=KEY, api_base=fake.base_url, dimensions=0)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    config = {
+        "model_list": [
+            {
+                "model_name": "embed",
+                "params": {
+                    "model": "openai/text-embedding-3-small",
+                    "api_base": upstream.base_url,
+                    "api_key": KEY,
+                },
+            },
+            {
+                "model_name": "claude",
+                "params": {"model": "anthropic/claude-3-5-haiku", "api_key": "k-anthropic"},
+            },
+        ],
+        "general_settings": {"master_key": MASTER},
+    }
+    with start_gateway(config, tmp_path_factory.mktemp("emb")) as gw:
+        yield gw
+
+
+def test_gateway_embeddings_with_the_openai_sdk(gateway: Gateway, upstream: FakeOpenAI) -> None:
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as client:
+        check_embeddings(client, gateway, upstream)
+
+
+def check_embeddings(client: openai.OpenAI, gateway: Gateway, upstream: FakeOpenAI) -> None:
+    raw = client.embeddings.with_raw_response.create(model="embed", input=["x y z", "w"])
+    out = raw.parse()  # the SDK asked for base64 and decoded what the gateway passed through
+    assert upstream.last.body["encoding_format"] == "base64"
+    assert out.data[1].embedding == pytest.approx(embedding_vector("w"), rel=1e-6)
+    assert out.usage.prompt_tokens == 4
+    assert raw.headers["x-chatgate-model"] == "openai/text-embedding-3-small"
+    line = gateway.wait_for_access_line(raw.headers["x-chatgate-request-id"])
+    assert (line["route"], line["model"], line["prompt_tokens"]) == ("/v1/embeddings", "embed", 4)
+    floats = client.embeddings.create(model="embed", input="w", encoding_format="float")
+    assert floats.data[0].embedding == embedding_vector("w")
+
+
+def test_gateway_embeddings_errors(gateway: Gateway) -> None:
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as client:
+        check_embedding_errors(client, gateway)
+
+
+def check_embedding_errors(client: openai.OpenAI, gateway: Gateway) -> None:
+    with pytest.raises(openai.BadRequestError, match="'anthropic'") as unsupported:
+        client.embeddings.create(model="claude", input="x")
+    assert unsupported.value.param == "model"
+    with pytest.raises(openai.NotFoundError, match="embed"):
+        client.embeddings.create(model="missing", input="x")
+    with (
+        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="bad", max_retries=0) as bad,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        bad.embeddings.create(model="embed", input="x")
+    assert KEY not in gateway.log_text()
