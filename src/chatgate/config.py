@@ -160,12 +160,35 @@ class RouterSettings(_Strict):
         return STRATEGY_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
+class BudgetSettings(_Strict):
+    """A budget in force at the gateway (keys carry their own; see docs/cost.md)."""
+
+    scope: Literal["key", "user", "team", "model", "global"]
+    limit: Decimal = Field(ge=0)  # USD
+    window: Literal["daily", "monthly", "lifetime"] = "monthly"
+    subject: str = "*"  # the key id, user, team or model it caps; "*": each its own
+    alerts: list[Decimal] = Field(default_factory=lambda: [Decimal("0.8")])
+
+
+class CacheSettings(_Strict):
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    mode: Literal["auto", "always", "never"] = "auto"  # auto: temperature 0 or a seed only
+    ttl: float | None = Field(default=3600.0, gt=0)
+    max_bytes: int | None = Field(default=None, gt=0)  # memory backend bound
+    path: str | None = None  # sqlite file
+    url: str | None = Field(default=None, repr=False)  # redis://...
+
+
 class GeneralSettings(_Strict):
     master_key: str | None = Field(default=None, repr=False)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
-    database_url: str | None = Field(default=None, repr=False)  # spend log, budgets
+    # keys, spend log, budgets; default sqlite:///chatgate.db (or CHATGATE_DATABASE_URL)
+    database_url: str | None = Field(default=None, repr=False)
     log_content: bool = False  # put message content in the access log
     shutdown_grace_s: float = Field(default=30.0, ge=0)  # in-flight time allowed on SIGTERM
+    budgets: list[BudgetSettings] = Field(default_factory=list)
+    cache: CacheSettings | None = None  # no response cache unless configured
+    key_cache_ttl_s: float = Field(default=5.0, ge=0)  # how long a key lookup is reused
 
 
 class Config(_Strict):

@@ -245,6 +245,7 @@ class ChatStream:
         self._iterating = False
         self.ttft_ms: float | None = None
         self.cache_hit = False
+        self.attempts = 1  # a router sets how many tries it took to get this stream going
         self.request_id = source.request_id
 
     # --- iteration -----------------------------------------------------------------------------
@@ -387,6 +388,11 @@ class ChatStream:
     @property
     def usage(self) -> Usage | None:
         return self._acc.usage
+
+    @property
+    def deployment(self) -> Deployment | None:
+        """Where the answer comes from (None for a replay: someone else accounts for it)."""
+        return self._source.deployment
 
     def snapshot(self) -> ChatResponse:
         """What has arrived so far, as a response: for billing a stream cut off early."""

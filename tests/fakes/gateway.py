@@ -100,8 +100,12 @@ def start_gateway(
         args += ["--config", str(path)]
     log_path = tmp / f"gateway-{port}.log"
     log = log_path.open("wb")
-    proc = subprocess.Popen(
-        args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    proc = subprocess.Popen(  # in tmp: the default database file lands there
+        args,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        cwd=tmp,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -34,6 +34,7 @@ def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> I
             }
         ],
         "general_settings": {"master_key": MASTER},
+        "router_settings": {"timeout": 10, "cooldown_time": 0},  # a 30 s Retry-After: passed on
     }
     with run_gateway(config, tmp_path_factory.mktemp("gwa")) as url:
         yield url
@@ -129,10 +130,10 @@ def test_errors_in_anthropic_shape(
             model="nope", max_tokens=8, messages=[{"role": "user", "content": "x"}]
         )
     upstream.script(
-        Reply(status=429, json=error_json("slow", "rate"), headers={"retry-after": "2"})
+        Reply(status=429, json=error_json("slow", "rate"), headers={"retry-after": "30"})
     )
     with pytest.raises(anthropic.RateLimitError) as rate:
         client.messages.create(
             model="claude-via-openai", max_tokens=8, messages=[{"role": "user", "content": "x"}]
         )
-    assert rate.value.response.headers["retry-after"] == "2"
+    assert rate.value.response.headers["retry-after"] == "30"

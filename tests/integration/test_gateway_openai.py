@@ -30,18 +30,30 @@ def upstream() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def limited() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    upstream: FakeOpenAI, limited: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     config = {
         "model_list": [
             {
-                "model_name": "fast",
+                "model_name": name,
                 "litellm_params": {
                     "model": "openai/gpt-4o-mini",
-                    "api_base": upstream.base_url,
+                    "api_base": fake.base_url,
                     "api_key": "os.environ/TEST_UPSTREAM_KEY",
                 },
-            },
+            }
+            for name, fake in (("fast", upstream), ("limited", limited))
         ],
+        # a 10 s deadline, so a 30 s Retry-After is passed on, not waited for; no cooldowns,
+        # so one test's failures do not cool the deployment the next test uses
+        "router_settings": {"timeout": 10, "cooldown_time": 0, "retry_base_delay": 0.01},
         "general_settings": {"master_key": "os.environ/TEST_MASTER_KEY", "max_request_bytes": 4096},
     }
     env = {"TEST_UPSTREAM_KEY": UPSTREAM_KEY, "TEST_MASTER_KEY": MASTER}
@@ -166,23 +178,24 @@ def test_json_schema_response_format_passes_through(
 
 
 def test_upstream_rate_limit_passes_status_and_retry_after(
-    client: openai.OpenAI, upstream: FakeOpenAI
+    client: openai.OpenAI, limited: FakeOpenAI
 ) -> None:
-    upstream.script(
+    limited.script(
         Reply(
             status=429,
             json=error_json("slow down", "requests", code="rate_limit"),
-            headers={"retry-after": "3"},
+            headers={"retry-after": "30"},  # past the router's deadline: passed on at once
         )
     )
     with pytest.raises(openai.RateLimitError) as info:
-        client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}])
-    assert info.value.response.headers["retry-after"] == "3"
+        client.chat.completions.create(model="limited", messages=[{"role": "user", "content": "x"}])
+    assert info.value.response.headers["retry-after"] == "30"
+    assert len(limited.requests) == 1
     assert info.value.code == "rate_limit"
 
 
 def test_upstream_500_and_mid_stream_failure(client: openai.OpenAI, upstream: FakeOpenAI) -> None:
-    upstream.script(Reply(status=500, json=error_json("boom", "server_error")))
+    upstream.script(*[Reply(status=500, json=error_json("boom", "server_error"))] * 3)
     with pytest.raises(openai.InternalServerError):
         client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}])
     upstream.script(Reply(chunks=text_stream(["a", "b", "c"]), drop_after=2, chunk_delay_s=0.05))
@@ -229,7 +242,7 @@ def test_sdk_errors_for_bad_key_and_model(gateway: str) -> None:
     good = openai.OpenAI(base_url=f"{gateway}/v1", api_key=MASTER, max_retries=0)
     with pytest.raises(openai.NotFoundError):
         good.chat.completions.create(model="missing", messages=[{"role": "user", "content": "x"}])
-    assert [m.id for m in good.models.list()] == ["fast"]
+    assert [m.id for m in good.models.list()] == ["fast", "limited"]
 
 
 def test_client_disconnect_cancels_upstream_within_a_second(

@@ -106,6 +106,7 @@ class GroupRunner:
         self._pick = pick
         self._router = router
         self._needs_tokens = any(d.limits.tpm or d.context_window for d in deployments)
+        self._tagged = any(d.tags for d in deployments)
         self._waiters: list[asyncio.Future[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -148,11 +149,10 @@ class GroupRunner:
     def _usable(
         self, stats: list[Stats], call: CallContext, tokens: int, request: ChatRequest
     ) -> list[tuple[RoutedDeployment, Stats]]:
-        usable = [
-            (d, s) for d, s in zip(self.deployments, stats, strict=True) if call.tags <= d.tags
-        ]
+        wanted = call.tags if self._tagged else frozenset()  # tags route only where set
+        usable = [(d, s) for d, s in zip(self.deployments, stats, strict=True) if wanted <= d.tags]
         if not usable:
-            tags = ", ".join(sorted(call.tags))
+            tags = ", ".join(sorted(wanted))
             raise NoDeploymentAvailableError(
                 f"no deployment of {self.name!r} carries every requested tag ({tags})",
                 model=self.name,
@@ -302,6 +302,7 @@ class GroupRunner:
         )
         await router.state.record_success(d.id, ttft, router.now())
         call.log.append(Attempt(deployment=d.id, model=d.model))
+        stream.attempts = len(call.log)
         ticket.hand_over()
         return stream
 

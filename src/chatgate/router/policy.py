@@ -44,7 +44,10 @@ def classify(exc: ChatgateError) -> Fault:
 def cooldown_for(exc: ChatgateError, cooldown_time: float) -> float | None:
     """A cooldown this error starts at once, or None to just count it as a failure.
 
-    A bad key or a missing model will not fix itself in the next second; a 429 says how long."""
+    A bad key or a missing model will not fix itself in the next second; a 429 says how long.
+    ``cooldown_time`` 0 turns cooldowns off altogether."""
+    if cooldown_time <= 0:
+        return None
     if isinstance(exc, AuthenticationError | NotFoundError):
         return cooldown_time
     if isinstance(exc, RateLimitError) and exc.retry_after:

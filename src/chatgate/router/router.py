@@ -93,15 +93,26 @@ class Router:
         self._rng = rng or random.Random()
         self._admission = Admission(s.max_parallel_requests, s.max_queue)
         self._health = Health(s.allowed_fails, s.failure_window, s.cooldown_time)
-        self._runners = {
-            name: GroupRunner(
-                name,
-                deployments,
-                pick_for(s.routing_strategy, exploration=s.latency_exploration),
-                self,
-            )
-            for name, deployments in self.groups.items()
-        }
+        self._runners: dict[str, GroupRunner] = {}
+        self._env = env
+        for name, deployments in self.groups.items():
+            self._runners[name] = self._runner(name, deployments)
+
+    def _runner(self, name: str, deployments: list[RoutedDeployment]) -> GroupRunner:
+        s = self.settings
+        pick = pick_for(s.routing_strategy, exploration=s.latency_exploration)
+        return GroupRunner(name, deployments, pick, self)
+
+    def add_deployments(self, model_list: Sequence[ModelEntry | Mapping[str, Any]]) -> None:
+        """Serve more model names (a gateway adds ``openai/<model>`` names on first use).
+        Names already served are an error: groups change only by building a new Router."""
+        groups = build_groups(model_list, self._env)
+        taken = sorted(set(groups) & set(self.groups))
+        if taken:
+            raise config_module.ConfigError(f"already served: {', '.join(taken)}", param="model")
+        for name, deployments in groups.items():
+            self.groups[name] = deployments
+            self._runners[name] = self._runner(name, deployments)
 
     @classmethod
     def from_config(

@@ -3,12 +3,10 @@ the Anthropic adapter's reverse translation."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 
-from chatgate.client import open_stream, send
 from chatgate.providers.anthropic.reverse import anthropic_message, chat_request_from_anthropic
 from chatgate.providers.anthropic.reverse_stream import ChunksToAnthropicEvents, encode
 from chatgate.server.asgi import Receive, Scope, Send, send_json
@@ -16,8 +14,9 @@ from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.openai_routes import parse_json_body
 from chatgate.server.relay import relay
+from chatgate.server.serving import serve_chat, settle
 from chatgate.server.state import GatewayState
-from chatgate.types import ChatChunk
+from chatgate.types import ChatChunk, ChatResponse
 
 __all__ = ["anthropic_error", "messages"]
 
@@ -73,20 +72,18 @@ async def messages(
         raise GatewayError(400, "'model' is required", param="model")
     if not isinstance(data.get("max_tokens"), int):
         raise GatewayError(400, "'max_tokens' is required: an integer", param="max_tokens")
-    target = state.models.resolve(name)
+    state.models.resolve(name)  # an unknown model is a 404 before all else
     request = chat_request_from_anthropic(data)
-    request.model = target.deployment.model
-    ctx.served_by(name, target.label, stream=bool(request.stream))
     if ctx.log_content:
         ctx.content_in = data.get("messages")
-    began = time.perf_counter()
-    if not request.stream:
-        response = await send(request, target.deployment, timeouts=target.timeouts)
-        ctx.upstream_answered(began)
-        ctx.take_response(response)
+    result = await serve_chat(scope, state, ctx, request)
+    if isinstance(result, ChatResponse):
+        await settle(state, ctx, result, request)
+        ctx.take_response(result)
         ctx.status = 200
-        await send_json(send_, 200, anthropic_message(response), ctx.headers())
+        await send_json(send_, 200, anthropic_message(result), ctx.headers())
         return
-    chat_stream = await open_stream(request, target.deployment, timeouts=target.timeouts)
-    ctx.upstream_answered(began)
-    await relay(chat_stream, receive, send_, ctx, AnthropicFrames(name))
+    try:
+        await relay(result, receive, send_, ctx, AnthropicFrames(name))
+    finally:
+        await settle(state, ctx, result, request)

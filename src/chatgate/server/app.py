@@ -15,6 +15,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 
 from chatgate.config import Config
+from chatgate.server.admin import ADMIN_PREFIX, admin
 from chatgate.server.anthropic_routes import anthropic_error, messages
 from chatgate.server.asgi import (
     BodyTooLarge,
@@ -31,6 +32,7 @@ from chatgate.server.embeddings_route import embeddings
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.gateway import WORKERS_ENV, Gateway, ReloadError
 from chatgate.server.health import ReadinessCheck, run_checks
+from chatgate.server.keys import PREFIX, KeyError_
 from chatgate.server.metrics import CONTENT_TYPE_LATEST
 from chatgate.server.openai_routes import chat_completions, list_models
 from chatgate.server.state import GatewayState
@@ -115,21 +117,39 @@ def _presented_key(scope: Scope) -> str | None:
     return header(scope, b"x-api-key")
 
 
-def _authorize(scope: Scope, state: GatewayState) -> None:
-    if state.master_key is None or scope["path"] in _PUBLIC:
+async def _authorize(scope: Scope, state: GatewayState, ctx: RequestContext | None) -> None:
+    """Who is calling: the master key (admin), a virtual key, or, on a gateway with no master
+    key, anyone. A presented ``sk-cg-`` key is always checked, so its limits and budget apply
+    and a revoked key is refused even on an open gateway."""
+    if scope["path"] in _PUBLIC:
         return
-    key = _presented_key(scope)
-    if key is None:
+    presented = _presented_key(scope)
+    master = state.master_key
+    if presented and master and hmac.compare_digest(presented.encode(), master.encode()):
+        if ctx is not None:
+            ctx.admin = True
+        return
+    if presented and presented.startswith(PREFIX) and state.services.keys is not None:
+        try:
+            record = await state.services.keys.authenticate(presented)
+        except KeyError_ as exc:
+            raise GatewayError(
+                401, exc.message, type_="authentication_error", code=f"{exc.reason}_api_key"
+            ) from None
+        if ctx is None:  # probes and /admin/reload: the master key only
+            raise GatewayError(403, "this route needs the master key", type_="permission_error")
+        ctx.authenticated(record)
+        return
+    if master is None:
+        return  # an open gateway (loopback by default): no key needed
+    if presented is None:
         raise GatewayError(
             401,
-            "missing API key: send 'Authorization: Bearer <key>'",
+            "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
             type_="authentication_error",
             code="missing_api_key",
         )
-    if not hmac.compare_digest(key.encode(), state.master_key.encode()):
-        raise GatewayError(
-            401, "invalid API key", type_="authentication_error", code="invalid_api_key"
-        )
+    raise GatewayError(401, "invalid API key", type_="authentication_error", code="invalid_api_key")
 
 
 def create_app(
@@ -162,7 +182,8 @@ def create_app(
             await _plain(scope, send, gateway, plain)
             return
         state = gateway.state  # this request runs on this config, even across a reload
-        ctx = RequestContext.from_scope(scope, path if path in _KNOWN else "other")
+        route = path if path in _KNOWN else "admin" if path.startswith(ADMIN_PREFIX) else "other"
+        ctx = RequestContext.from_scope(scope, route)
         ctx.log_content = state.log_content
         in_flight = gateway.metrics.in_flight
         in_flight.inc()
@@ -194,8 +215,10 @@ async def _dispatch(
     method: str,
     path: str,
 ) -> None:
-    _authorize(scope, state)
-    if method == "POST" and (body_handler := _POST.get(path)) is not None:
+    await _authorize(scope, state, ctx)
+    if path.startswith(ADMIN_PREFIX):
+        await admin(scope, receive, send, state, ctx)
+    elif method == "POST" and (body_handler := _POST.get(path)) is not None:
         body = await read_body(receive, state.config.general_settings.max_request_bytes)
         await body_handler(scope, receive, send, state, body, ctx)
     elif method == "GET" and (handler := _GET.get(path)) is not None:
@@ -208,7 +231,7 @@ async def _dispatch(
 
 async def _plain(scope: Scope, send: Send, gateway: Gateway, handler: PlainHandler) -> None:
     try:
-        _authorize(scope, gateway.state)
+        await _authorize(scope, gateway.state, None)
         await handler(send, gateway)
     except Exception as exc:  # as in app(): every error becomes an HTTP answer
         await _answer_error(scope, send, exc, None)

@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from chatgate.cost.budgets import Reservation
+from chatgate.cost.calc import token_parts
+from chatgate.cost.usage import UsageRecord
 from chatgate.server.asgi import Scope
+from chatgate.server.keys import KeyRecord
 from chatgate.types import ChatResponse, Usage
 
-__all__ = ["MAX_TAGS", "RequestContext", "new_request_id"]
+__all__ = ["MAX_TAGS", "RequestContext", "new_request_id", "usage_record"]
 
 MAX_TAGS = 16
 _MAX_TAG_CHARS = 64
@@ -43,7 +47,14 @@ class RequestContext:
     time: float = field(default_factory=time.time)  # wall clock, for the log line
     trace_id: str | None = None
     tags: tuple[str, ...] = ()
-    key_id: str | None = None  # the virtual key, once keys land
+    admin: bool = False  # came with the master key
+    key: KeyRecord | None = None  # the virtual key the request came with
+    key_id: str | None = None  # its id (never the secret)
+    user_id: str | None = None
+    team_id: str | None = None
+    hold: Reservation | None = None  # the budget hold, until the answer is settled
+    key_tokens: int | None = None  # TPM taken from the key's bucket, until corrected
+    cache_status: str | None = None  # hit | miss, when a cache is configured
     requested_model: str | None = None
     deployment: str | None = None  # provider/model that served (or was tried)
     stream: bool = False
@@ -72,6 +83,12 @@ class RequestContext:
                 tags = value.decode("latin-1")
         return cls(route=route, trace_id=trace_id, tags=_tags(tags))
 
+    def authenticated(self, key: KeyRecord) -> None:
+        self.key = key
+        self.key_id = key.key_id
+        self.user_id = key.user
+        self.team_id = key.team
+
     def served_by(self, name: str, deployment: str, *, stream: bool = False) -> None:
         self.requested_model = name
         self.deployment = deployment
@@ -90,6 +107,10 @@ class RequestContext:
             headers.append(("x-chatgate-model", self.deployment))
         if self.attempts:
             headers.append(("x-chatgate-attempts", str(self.attempts)))
+        if self.cache_status is not None:
+            headers.append(("x-chatgate-cache", self.cache_status))
+        if self.cost is not None:
+            headers.append(("x-chatgate-cost", f"{self.cost:f}"))
         headers.append(("x-chatgate-overhead-ms", f"{overhead:.2f}"))
         return headers
 
@@ -119,3 +140,36 @@ class RequestContext:
     @property
     def latency_ms(self) -> float:
         return ((self.ended or time.perf_counter()) - self.started) * 1000.0
+
+
+def usage_record(ctx: RequestContext) -> UsageRecord:
+    """The spend-log row for a finished request (ids and numbers only, never content)."""
+    fresh = cached = written = visible = reasoning = 0
+    if ctx.usage is not None:
+        fresh, cached, written, visible, reasoning = token_parts(ctx.usage)
+    provider, _, served = (ctx.deployment or "").partition("/")
+    return UsageRecord(
+        ts=time.time(),
+        model=ctx.requested_model or "",
+        request_id=ctx.request_id,
+        key_id=ctx.key_id,
+        user_id=ctx.user_id,
+        team_id=ctx.team_id,
+        tags=ctx.tags,
+        deployment=ctx.deployment,
+        provider=provider or None,
+        served_model=served or None,
+        stream=ctx.stream,
+        prompt_tokens=fresh + cached + written,
+        completion_tokens=visible + reasoning,
+        cached_tokens=cached,
+        cache_write_tokens=written,
+        reasoning_tokens=reasoning,
+        cost=ctx.cost,
+        latency_ms=ctx.latency_ms,
+        ttft_ms=ctx.ttft_ms,
+        finish_reason=ctx.finish_reason,
+        attempts=ctx.attempts,
+        cache_hit=ctx.cache_hit,
+        error=ctx.error_class,
+    )

@@ -9,6 +9,7 @@ from chatgate.errors import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    BudgetExceededError,
     ChatgateError,
     InvalidRequestError,
     MissingAPIKeyError,
@@ -49,6 +50,8 @@ def openai_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str
     are the gateway's problem, not the caller's, so they become 502 rather than 401/403."""
     if isinstance(exc, GatewayError):
         return exc.status, _body(exc.message, exc.type, exc.param, exc.code), exc.headers
+    if isinstance(exc, BudgetExceededError):  # 402: SDKs do not retry it, and must not
+        return 402, _body(exc.message, "budget_error", None, "budget_exceeded"), {}
     if isinstance(exc, MissingAPIKeyError):
         msg = f"the gateway has no credentials for this model: {exc.message}"
         return 500, _body(msg, "server_error", None, "upstream_not_configured"), {}

@@ -14,14 +14,17 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
+from sqlalchemy import text
+
 from chatgate import config as config_module
 from chatgate.errors import ChatgateError
 from chatgate.providers.registry import prepare_deployment, stop_prepared
 from chatgate.server.access_log import ACCESS_LOGGER, AccessLogWriter, access_line
-from chatgate.server.context import RequestContext
+from chatgate.server.context import RequestContext, usage_record
 from chatgate.server.health import ReadinessCheck
 from chatgate.server.metrics import Metrics
 from chatgate.server.pipeline import UsagePipeline
+from chatgate.server.services import Services
 from chatgate.server.state import GatewayState
 from chatgate.transport import http
 
@@ -47,17 +50,22 @@ class Gateway:
         checks: Mapping[str, ReadinessCheck] | None = None,
         access_log: bool = False,
     ) -> None:
-        self.state = GatewayState.build(config, zero_config=zero_config)
+        self.services = Services()
+        self.state = GatewayState.build(config, self.services, zero_config=zero_config)
         self.config_path = config_path
         self._zero_config = zero_config
         self.metrics = Metrics()
         self._writer = AccessLogWriter(on_drop=self.metrics.log_dropped.inc) if access_log else None
         self.pipeline = UsagePipeline(
-            [self.metrics.record, self._log_line],
+            [self.metrics.record, self._log_line, self._spend_record],
             on_drop=self.metrics.dropped.inc,
             after_drain=self._writer.flush if self._writer is not None else None,
         )
-        self.checks: dict[str, ReadinessCheck] = {"accepting": self._accepting, **(checks or {})}
+        self.checks: dict[str, ReadinessCheck] = {
+            "accepting": self._accepting,
+            "database": self._database,
+            **(checks or {}),
+        }
         self.draining = False
         self._access = logging.getLogger(ACCESS_LOGGER)
         self._background: set[asyncio.Task[Any]] = set()
@@ -67,6 +75,16 @@ class Gateway:
     def _log_line(self, ctx: RequestContext) -> None:
         if self._access.isEnabledFor(logging.INFO):
             self._access.info(access_line(ctx).decode())
+
+    def _spend_record(self, ctx: RequestContext) -> None:
+        spend = self.services.spend
+        if spend is not None and ctx.requested_model is not None:
+            spend.emit(usage_record(ctx))
+
+    async def _database(self) -> None:
+        if self.services.engine is not None:
+            async with self.services.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
 
     async def _accepting(self) -> None:
         if self.draining:
@@ -80,7 +98,7 @@ class Gateway:
             cfg = (
                 config_module.load(self.config_path) if self.config_path else config_module.Config()
             )
-            return GatewayState.build(cfg, zero_config=self._zero_config)
+            return GatewayState.build(cfg, self.services, zero_config=self._zero_config)
         except (ChatgateError, OSError) as exc:
             raise ReloadError(str(getattr(exc, "message", exc))) from None
 
@@ -88,6 +106,7 @@ class Gateway:
         """Swap in the new config. Requests already running finish on the state they began
         with; an invalid config raises ReloadError and changes nothing."""
         state = self.load_state()
+        self.services.configure(state.config)
         self.state = state
         self._spawn(_warm_up(state))
         log.warning("config reloaded: %d models", len(state.models.names))
@@ -110,6 +129,7 @@ class Gateway:
         if self._writer is not None:
             self._writer.start()
         self.pipeline.start()
+        await self.services.open(self.state.config)
         self._install_signals()
         await _warm_up(self.state)
 
@@ -131,7 +151,8 @@ class Gateway:
         self.draining = True
         for task in list(self._background):
             task.cancel()
-        await self.pipeline.stop()  # the last records go to metrics and the log
+        await self.pipeline.stop()  # the last records go to metrics, the log, the spend log
+        await self.services.close()
         if self._writer is not None:
             self._writer.stop()
         await stop_prepared()
@@ -142,8 +163,10 @@ class Gateway:
 async def _warm_up(state: GatewayState) -> None:
     """Start managed upstreams (the local model) now, so the first request is not the slow one.
     A failure is logged, not fatal: the other models keep serving and the request retries it."""
-    for name in state.models.names:
+    for deployment in state.models.deployments():
         try:
-            await prepare_deployment(state.models.resolve(name).deployment)
+            await prepare_deployment(deployment)
         except ChatgateError as exc:
-            log.warning("could not start model %s: %s", name, exc)
+            log.warning(
+                "could not start model %s/%s: %s", deployment.provider, deployment.model, exc
+            )

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 
-from chatgate.client import build_request, open_stream, send
+from chatgate.client import build_request
 from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.relay import relay
+from chatgate.server.serving import serve_chat, settle
 from chatgate.server.state import GatewayState
-from chatgate.types import ChatChunk
+from chatgate.types import ChatChunk, ChatResponse
 
 __all__ = ["OpenAIFrames", "chat_completions", "list_models", "model_name", "parse_json_body"]
 
@@ -51,26 +51,23 @@ async def chat_completions(
     ctx: RequestContext,
 ) -> None:
     data = parse_json_body(body)
-    name = model_name(data)
-    target = state.models.resolve(name)
-    stream = bool(data.get("stream"))
-    ctx.served_by(name, target.label, stream=stream)
+    name = state.models.resolve(model_name(data))  # an unknown model is a 404 before all else
     messages = data.pop("messages", None)
     if ctx.log_content:
         ctx.content_in = messages
-    request = build_request(target.deployment.model, messages, data)
-    began = time.perf_counter()
-    if not stream:
-        response = await send(request, target.deployment, timeouts=target.timeouts)
-        ctx.upstream_answered(began)
-        ctx.take_response(response)
-        payload = response.__pydantic_serializer__.to_json(response, exclude_unset=True)
+    request = build_request(name, messages, data)
+    result = await serve_chat(scope, state, ctx, request)
+    if isinstance(result, ChatResponse):
+        await settle(state, ctx, result, request)
+        ctx.take_response(result)
+        payload = result.__pydantic_serializer__.to_json(result, exclude_unset=True)
         ctx.status = 200
         await send_json(send_, 200, payload, ctx.headers())
         return
-    chat_stream = await open_stream(request, target.deployment, timeouts=target.timeouts)
-    ctx.upstream_answered(began)
-    await relay(chat_stream, receive, send_, ctx, OpenAIFrames())
+    try:
+        await relay(result, receive, send_, ctx, OpenAIFrames())
+    finally:
+        await settle(state, ctx, result, request)
 
 
 class OpenAIFrames:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from chatgate.config import Config
 from chatgate.server.models import ModelTable
+from chatgate.server.services import Services
 
 __all__ = ["GatewayState"]
 
@@ -16,10 +17,13 @@ class GatewayState:
     config: Config
     models: ModelTable
     master_key: str | None
+    services: Services
     log_content: bool = False
 
     @classmethod
-    def build(cls, config: Config, *, zero_config: bool | None = None) -> GatewayState:
+    def build(
+        cls, config: Config, services: Services, *, zero_config: bool | None = None
+    ) -> GatewayState:
         """Resolve every configured model now: a bad entry fails here, not on a request."""
         if zero_config is None:
             zero_config = not config.model_list
@@ -28,5 +32,6 @@ class GatewayState:
             config=config,
             models=ModelTable(config, zero_config=zero_config),
             master_key=settings.master_key,
+            services=services,
             log_content=settings.log_content,
         )

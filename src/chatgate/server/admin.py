@@ -1,0 +1,132 @@
+"""The admin API (master key only): virtual keys and spend.
+
+POST   /admin/keys             create: {name, models, budget, budget_period, rpm, tpm,
+                                expires ("30d" or seconds), team, user, metadata}
+                                -> the key's record plus "key": the secret, shown this once
+GET    /admin/keys             list (?team=, ?user=, ?include_revoked=true)
+GET    /admin/keys/{key_id}    one key
+PATCH  /admin/keys/{key_id}    change any of the create fields
+DELETE /admin/keys/{key_id}    revoke (the record stays, for the spend log)
+GET    /admin/spend            ?by=model|key|team|user|day&since=7d
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import asdict
+from typing import Any
+
+from chatgate.cost.report import aspend_report
+from chatgate.errors import InvalidRequestError
+from chatgate.server.asgi import Receive, Scope, Send, read_body, send_json
+from chatgate.server.context import RequestContext
+from chatgate.server.errors import GatewayError
+from chatgate.server.keys import KeyStore
+from chatgate.server.openai_routes import parse_json_body
+from chatgate.server.state import GatewayState
+
+__all__ = ["ADMIN_PREFIX", "admin"]
+
+ADMIN_PREFIX = "/admin/"
+_CREATE_FIELDS = frozenset(
+    {"name", "models", "budget", "budget_period", "rpm", "tpm", "expires", "team", "user",
+     "metadata"}
+)  # fmt: skip
+
+
+def _store(state: GatewayState) -> KeyStore:
+    if state.services.keys is None:
+        raise GatewayError(503, "the key store is not open yet", type_="server_error")
+    return state.services.keys
+
+
+async def admin(
+    scope: Scope, receive: Receive, send: Send, state: GatewayState, ctx: RequestContext
+) -> None:
+    if not ctx.admin:
+        raise GatewayError(
+            403 if ctx.key is not None or state.master_key is None else 401,
+            "the admin API needs the master key (general_settings.master_key)",
+            type_="permission_error",
+            code="admin_only",
+        )
+    method, path = scope["method"], scope["path"]
+    query = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode()))
+    ctx.status = 200
+    try:
+        if path == "/admin/spend" and method == "GET":
+            await _spend(send, state, query)
+        elif path == "/admin/keys":
+            await _keys(scope, receive, send, state, method, query)
+        elif path.startswith("/admin/keys/"):
+            await _key(scope, receive, send, state, method, path.removeprefix("/admin/keys/"))
+        else:
+            raise GatewayError(404, f"no admin route {method} {path}", code="not_found")
+    except InvalidRequestError as exc:
+        raise GatewayError(400, exc.message, param=exc.param) from None
+
+
+async def _json(scope: Scope, receive: Receive, state: GatewayState) -> dict[str, Any]:
+    body = await read_body(receive, state.config.general_settings.max_request_bytes)
+    data = parse_json_body(body) if body else {}
+    unknown = sorted(set(data) - _CREATE_FIELDS)
+    if unknown:
+        raise GatewayError(
+            400,
+            f"unknown field {unknown[0]!r}; fields: {', '.join(sorted(_CREATE_FIELDS))}",
+            param=unknown[0],
+        )
+    return data
+
+
+async def _keys(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    state: GatewayState,
+    method: str,
+    query: dict[str, str],
+) -> None:
+    store = _store(state)
+    if method == "POST":
+        secret, record = await store.create(**await _json(scope, receive, state))
+        await send_json(send, 200, {**record.public(), "key": secret})
+    elif method == "GET":
+        records = await store.list(
+            team=query.get("team"),
+            user=query.get("user"),
+            include_revoked=query.get("include_revoked") == "true",
+        )
+        await send_json(send, 200, {"data": [r.public() for r in records]})
+    else:
+        raise GatewayError(405, f"{method} is not allowed on /admin/keys")
+
+
+async def _key(
+    scope: Scope, receive: Receive, send: Send, state: GatewayState, method: str, key_id: str
+) -> None:
+    store = _store(state)
+    if method == "GET":
+        record = await store.get(key_id)
+        if record is None:
+            raise GatewayError(404, f"no key with id {key_id!r}", param="key_id", code="not_found")
+    elif method == "PATCH":
+        record = await store.update(key_id, **await _json(scope, receive, state))
+    elif method == "DELETE":
+        record = await store.revoke(key_id)
+    else:
+        raise GatewayError(405, f"{method} is not allowed on /admin/keys/{{key_id}}")
+    await send_json(send, 200, record.public())
+
+
+async def _spend(send: Send, state: GatewayState, query: dict[str, str]) -> None:
+    spend = state.services.spend
+    if spend is not None:
+        await spend.flush()  # what was served a moment ago is in the report
+    rows = await aspend_report(
+        query.get("by", "model"),  # type: ignore[arg-type]  # checked by aspend_report
+        query.get("since", "7d"),
+        engine=state.services.engine,
+    )
+    data = [{**asdict(row), "cost": str(row.cost)} for row in rows]
+    await send_json(send, 200, {"data": data})

@@ -1,0 +1,103 @@
+"""What the gateway keeps across config reloads: the database (virtual keys, the spend log,
+budget counters), the budgets in force, the response cache, and per-key rate limits.
+
+Opened once at start-up (migrations included) and closed at shutdown, after the last spend
+record is flushed. A reload keeps the database and the cache (a new ``database_url`` or cache
+backend takes a restart); it does replace the budgets, which are plain config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from chatgate.config import Config, GeneralSettings
+from chatgate.cost.budgets import Budget, Budgets
+from chatgate.router.state import MemoryState
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from chatgate.cache import Cache
+    from chatgate.cost.budgets_sql import SqlBudgetBackend
+    from chatgate.cost.usage_sql import SqlSink
+    from chatgate.server.keys import KeyStore
+
+__all__ = ["DATABASE_ENV", "Services", "database_url"]
+
+log = logging.getLogger("chatgate.server")
+
+DATABASE_ENV = "CHATGATE_DATABASE_URL"
+DEFAULT_DATABASE = "sqlite:///chatgate.db"
+
+
+def database_url(settings: GeneralSettings) -> str:
+    return settings.database_url or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE
+
+
+def budgets_of(settings: GeneralSettings) -> list[Budget]:
+    return [
+        Budget(b.scope, b.limit, b.window, b.subject, tuple(b.alerts)) for b in settings.budgets
+    ]
+
+
+class Services:
+    def __init__(self) -> None:
+        self.engine: AsyncEngine | None = None
+        self.keys: KeyStore | None = None
+        self.spend: SqlSink | None = None
+        self.budgets: Budgets = Budgets([])
+        self.cache: Cache | None = None
+        self.key_limits = MemoryState()  # per key RPM/TPM, per process
+        self._budget_backend: SqlBudgetBackend | None = None
+
+    async def open(self, config: Config) -> None:
+        from chatgate.cost.budgets_sql import SqlBudgetBackend
+        from chatgate.cost.usage_sql import SqlSink
+        from chatgate.server.keys import KeyStore
+        from chatgate.store.engine import create_engine
+        from chatgate.store.migrations import migrate
+
+        settings = config.general_settings
+        url = database_url(settings)
+        self.engine = create_engine(url)
+        await migrate(self.engine)
+        self.keys = KeyStore(self.engine, cache_ttl_s=settings.key_cache_ttl_s)
+        self.spend = SqlSink(self.engine)
+        self.spend.start()
+        self._budget_backend = SqlBudgetBackend(self.engine)
+        self.configure(config)
+        self.cache = _cache(config)
+
+    def configure(self, config: Config) -> None:
+        """Apply a (re)loaded config's budgets; the counters stay where they are."""
+        if self._budget_backend is None:
+            return
+        settings = config.general_settings
+        self.budgets = Budgets(budgets_of(settings), backend=self._budget_backend)
+
+    async def close(self) -> None:
+        if self.spend is not None:
+            await self.spend.aclose()  # every record written, or spilled to disk
+        if self.cache is not None:
+            await self.cache.aclose()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+
+def _cache(config: Config) -> Cache | None:
+    settings = config.general_settings.cache
+    if settings is None:
+        return None
+    from chatgate.cache import Cache, CachePolicy
+
+    options: dict[str, Any] = {}
+    if settings.backend == "memory" and settings.max_bytes:
+        options["max_bytes"] = settings.max_bytes
+    if settings.backend == "sqlite" and settings.path:
+        options["path"] = settings.path
+    if settings.backend == "redis" and settings.url:
+        options["url"] = settings.url
+    policy = CachePolicy(mode=settings.mode, ttl=settings.ttl)
+    return Cache(settings.backend, policy=policy, **options)
