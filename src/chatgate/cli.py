@@ -1,4 +1,4 @@
-"""The `chatgate` command: serve | config check | spend."""
+"""The `chatgate` command: serve | config check | spend | keys."""
 
 from __future__ import annotations
 
@@ -155,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     spend.add_argument("--db", help="database URL (default: the config's, else sqlite)")
     spend.add_argument("--config", help="YAML config whose general_settings.database_url to use")
     spend.set_defaults(run=_spend)
+    from chatgate.server.keys_cli import add_parser
+
+    add_parser(sub)
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result

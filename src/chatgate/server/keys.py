@@ -113,6 +113,11 @@ def parse_duration(text: str) -> float:
     return amount * _DURATION_UNITS[unit or "s"]
 
 
+def _plain(amount: Decimal) -> Decimal:
+    """10.0000000000 (how the column gives it back) -> 10; 2.50 -> 2.5."""
+    return amount.quantize(Decimal(1)) if amount == amount.to_integral() else amount.normalize()
+
+
 def _record(row: Row[Any]) -> KeyRecord:
     m = row._mapping
     return KeyRecord(
@@ -120,7 +125,7 @@ def _record(row: Row[Any]) -> KeyRecord:
         display=m["display"],
         name=m["name"],
         models=tuple(m["models"] or ()),
-        budget_usd=None if m["budget_usd"] is None else Decimal(str(m["budget_usd"])),
+        budget_usd=None if m["budget_usd"] is None else _plain(Decimal(str(m["budget_usd"]))),
         budget_period=m["budget_period"],
         rpm=m["rpm"],
         tpm=m["tpm"],

@@ -1,0 +1,220 @@
+"""Virtual keys, budgets, per-key limits, the spend log and the cache through a real
+`chatgate serve` process, with the official openai and anthropic SDKs as clients."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from tests.fakes.gateway import Gateway, request_json, start_gateway
+from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
+
+MASTER = "sk-master-keys-test-42"
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("keys")
+    params = {"api_base": upstream.base_url, "api_key": "sk-upstream-never-shown-1"}
+    config = {
+        "model_list": [
+            {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **params}},
+            {"model_name": "smart", "params": {"model": "openai/gpt-4o", **params}},
+        ],
+        "router_settings": {"cooldown_time": 0},
+        "general_settings": {
+            "master_key": MASTER,
+            "database_url": f"sqlite:///{tmp / 'gateway.db'}",
+            "key_cache_ttl_s": 0,
+            "budgets": [{"scope": "team", "subject": "capped", "limit": "0.000002"}],
+            "cache": {"backend": "memory"},
+        },
+    }
+    with start_gateway(config, tmp) as gw:
+        yield gw
+
+
+def admin(gw: Gateway, method: str, path: str, body: Any = None, key: str = MASTER) -> Any:
+    data = b"" if body is None else json.dumps(body).encode()
+    return request_json(f"{gw.url}{path}", method=method, body=data, key=key)
+
+
+def new_key(gw: Gateway, **fields: Any) -> tuple[str, dict[str, Any]]:
+    status, body = admin(gw, "POST", "/admin/keys", fields)
+    assert status == 200, body
+    return body.pop("key"), body
+
+
+def client(gw: Gateway, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
+
+
+def test_a_virtual_key_works_with_both_sdks_and_is_never_shown_again(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    secret, record = new_key(gateway, name="bot", models=["fast"], team="search", user="alice")
+    assert secret.startswith("sk-cg-")
+    answer = client(gateway, secret).chat.completions.create(model="fast", messages=HI)
+    assert answer.choices[0].message.content == "echo: hi"
+    claude = anthropic.Anthropic(base_url=gateway.url, api_key=secret, max_retries=0)
+    message = claude.messages.create(model="fast", max_tokens=16, messages=HI)  # x-api-key
+    assert message.content[0].text == "echo: hi"  # type: ignore[union-attr]
+    status, listing = admin(gateway, "GET", "/admin/keys")
+    assert status == 200
+    assert record["key_id"] in {k["key_id"] for k in listing["data"]}
+    assert secret not in json.dumps(listing)
+    assert secret not in gateway.log_text()
+    assert MASTER not in gateway.log_text()
+    assert "sk-upstream-never-shown-1" not in gateway.log_text()
+
+
+def test_model_allowlist_expiry_and_revocation(gateway: Gateway) -> None:
+    secret, record = new_key(gateway, models=["fast"])
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        client(gateway, secret).chat.completions.create(model="smart", messages=HI)
+    assert denied.value.code == "model_not_allowed"
+    assert admin(gateway, "DELETE", f"/admin/keys/{record['key_id']}")[0] == 200
+    with pytest.raises(openai.AuthenticationError) as revoked:
+        client(gateway, secret).chat.completions.create(model="fast", messages=HI)
+    assert revoked.value.code == "revoked_api_key"
+    short, _ = new_key(gateway, expires=1)
+    time.sleep(1.1)
+    with pytest.raises(openai.AuthenticationError) as expired:
+        client(gateway, short).chat.completions.create(model="fast", messages=HI)
+    assert expired.value.code == "expired_api_key"
+    with pytest.raises(openai.AuthenticationError):
+        client(gateway, "sk-cg-made-up").chat.completions.create(model="fast", messages=HI)
+
+
+def test_a_virtual_key_cannot_use_the_admin_api(gateway: Gateway) -> None:
+    secret, _ = new_key(gateway)
+    status, body = admin(gateway, "GET", "/admin/keys", key=secret)
+    assert status == 403
+    assert body["error"]["code"] == "admin_only"
+    status, body = admin(gateway, "POST", "/admin/keys", {"colour": "red"})
+    assert status == 400
+    assert "colour" in body["error"]["message"]
+
+
+def test_key_rpm_limit_is_a_429_with_retry_after(gateway: Gateway, upstream: FakeOpenAI) -> None:
+    secret, _ = new_key(gateway, rpm=2)
+    sdk = client(gateway, secret)
+    sdk.chat.completions.create(model="fast", messages=HI)
+    sdk.chat.completions.create(model="fast", messages=HI)
+    before = len(upstream.requests)
+    with pytest.raises(openai.RateLimitError) as limited:
+        sdk.chat.completions.create(model="fast", messages=HI)
+    assert int(limited.value.response.headers["retry-after"]) >= 1
+    assert len(upstream.requests) == before  # refused before any upstream call
+
+
+def test_key_budget_is_a_402_the_sdk_does_not_retry(gateway: Gateway, upstream: FakeOpenAI) -> None:
+    # gpt-4o-mini: $0.15 / $0.60 per million tokens; max_tokens=10 bounds each call's output
+    secret, record = new_key(gateway, budget="0.00002")
+    sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=secret)  # default retries on
+    spent = 0
+    with pytest.raises(openai.APIStatusError) as refused:
+        for _ in range(50):
+            sdk.chat.completions.create(model="fast", messages=HI, max_tokens=10)
+            spent += 1
+    assert refused.value.status_code == 402
+    assert refused.value.code == "budget_exceeded"
+    assert "left" in refused.value.message
+    assert 1 <= spent < 50
+    requests_before = len(upstream.requests)
+    with pytest.raises(openai.APIStatusError):
+        sdk.chat.completions.create(model="fast", messages=HI, max_tokens=10)
+    assert len(upstream.requests) == requests_before  # refused up front, and not retried
+    rows = spend_rows(gateway, "key", record["key_id"])
+    assert Decimal(rows["cost"]) <= Decimal("0.00002")
+    assert rows["requests"] >= spent
+
+
+def test_a_global_team_budget_applies_to_keys_of_that_team(gateway: Gateway) -> None:
+    secret, _ = new_key(gateway, team="capped")
+    with pytest.raises(openai.APIStatusError) as refused:
+        for _ in range(5):
+            client(gateway, secret).chat.completions.create(model="fast", messages=HI, max_tokens=5)
+    assert refused.value.status_code == 402
+
+
+def spend_rows(gw: Gateway, by: str, group: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The spend report row for ``group`` once the spend log has it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status, body = admin(gw, "GET", f"/admin/spend?by={by}&since=1d")
+        assert status == 200, body
+        rows = {row["group"]: row for row in body["data"]}
+        if group in rows or time.monotonic() > deadline:
+            assert group in rows, body
+            return rows[group]
+        time.sleep(0.1)
+
+
+def test_spend_log_and_headers_carry_the_cost(gateway: Gateway, upstream: FakeOpenAI) -> None:
+    secret, record = new_key(gateway, team="search")
+    upstream.script(
+        Reply(json=completion_json("priced", prompt_tokens=1000, completion_tokens=100))
+    )
+    raw = client(gateway, secret).chat.completions.with_raw_response.create(
+        model="fast", messages=HI
+    )
+    expected = Decimal("0.00000015") * 1000 + Decimal("0.0000006") * 100
+    assert Decimal(raw.headers["x-chatgate-cost"]) == expected
+    assert raw.headers["x-chatgate-model"] == "openai/gpt-4o-mini"
+    row = spend_rows(gateway, "key", record["key_id"])
+    assert Decimal(row["cost"]) == expected
+    assert row["prompt_tokens"] == 1000
+    assert row["completion_tokens"] == 100
+
+
+def test_identical_repeatable_requests_are_served_from_the_cache(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    sdk = client(gateway, MASTER)
+    ask = [{"role": "user", "content": "cache me please"}]
+    first = sdk.chat.completions.with_raw_response.create(model="fast", messages=ask, temperature=0)
+    before = len(upstream.requests)
+    second = sdk.chat.completions.with_raw_response.create(
+        model="fast", messages=ask, temperature=0
+    )
+    assert first.headers["x-chatgate-cache"] == "miss"
+    assert second.headers["x-chatgate-cache"] == "hit"
+    assert second.parse().choices[0].message.content == "echo: cache me please"
+    assert len(upstream.requests) == before
+    assert Decimal(second.headers["x-chatgate-cost"]) == 0
+    fresh = sdk.chat.completions.with_raw_response.create(
+        model="fast", messages=ask, temperature=0, extra_headers={"cache-control": "no-cache"}
+    )
+    assert fresh.headers["x-chatgate-cache"] == "miss"
+    assert len(upstream.requests) == before + 1
+
+
+def test_cli_keys_create_on_the_same_database(gateway: Gateway, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = gateway.config_path
+    done = subprocess.run(
+        [sys.executable, "-m", "chatgate.cli", "keys", "create", "--config", str(config),
+         "--models", "fast", "--budget", "1", "--rpm", "60", "--team", "cli"],
+        capture_output=True, text=True, check=True, cwd=config.parent,
+    )  # fmt: skip
+    secret = done.stdout.split("key: ", 1)[1].split()[0]
+    answer = client(gateway, secret).chat.completions.create(model="fast", messages=HI)
+    assert answer.choices[0].message.content == "echo: hi"
