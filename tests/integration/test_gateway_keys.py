@@ -218,3 +218,23 @@ def test_cli_keys_create_on_the_same_database(gateway: Gateway, tmp_path: Path) 
     secret = done.stdout.split("key: ", 1)[1].split()[0]
     answer = client(gateway, secret).chat.completions.create(model="fast", messages=HI)
     assert answer.choices[0].message.content == "echo: hi"
+
+
+def test_a_disconnected_stream_is_charged_for_what_it_produced(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    from tests.fakes.openai_server import text_stream
+
+    secret, record = new_key(gateway, budget="1")
+    words = [f"word{i} " for i in range(40)]
+    upstream.script(Reply(chunks=text_stream(words), chunk_delay_s=0.05))
+    stream = client(gateway, secret).chat.completions.create(model="fast", messages=HI, stream=True)
+    for n, _ in enumerate(stream):
+        if n == 5:
+            break
+    stream.close()
+    assert upstream.wait_for_disconnect()
+    row = spend_rows(gateway, "key", record["key_id"])
+    assert row["completion_tokens"] > 0  # counted here: the upstream never sent its usage
+    assert Decimal(row["cost"]) > 0
+    assert row["errors"] == 1  # recorded as a client disconnect

@@ -146,8 +146,12 @@ def test_metrics_count_requests_tokens_latency_and_errors(
     )
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="gone", messages=[{"role": "user", "content": "x"}])
+    errors = {"route": "/v1/chat/completions", "model": "", "error_class": "model_not_found"}
     deadline = time.monotonic() + 5
-    while sample(gateway, "chatgate_requests_total", **ok) < before + 4:
+    while (
+        sample(gateway, "chatgate_requests_total", **ok) < before + 4
+        or sample(gateway, "chatgate_errors_total", **errors) < 1
+    ):
         assert time.monotonic() < deadline, "requests were not counted"
         time.sleep(0.02)
     time.sleep(0.1)
@@ -160,7 +164,6 @@ def test_metrics_count_requests_tokens_latency_and_errors(
     assert get("chatgate_tokens_total", **labels, direction="output") == out_before + 4 * 2
     assert get("chatgate_request_latency_seconds_count", **labels) >= 4
     assert get("chatgate_ttft_seconds_count", **labels) >= 1
-    errors = {"route": "/v1/chat/completions", "model": "", "error_class": "model_not_found"}
     assert get("chatgate_errors_total", **errors) >= 1
     assert get("chatgate_overhead_seconds_count", route="/v1/chat/completions") >= 5
     assert get("chatgate_in_flight_requests") == 0

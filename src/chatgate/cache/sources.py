@@ -29,7 +29,7 @@ class LiveSource:
         self.provider = ""  # filled from the live answer's meta when it completes
         self.model = ""
         self.request_id = live.request_id
-        self.deployment: Deployment | None = None  # the live stream inside prices the answer
+        self.deployment: Deployment | None = live.deployment  # it is the live answer
 
     async def batches(self) -> AsyncGenerator[list[ChatChunk], None]:
         async with contextlib.aclosing(self._live.batches()) as batches:

@@ -20,7 +20,7 @@ from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.state import GatewayState
 from chatgate.stream import ChatStream
-from chatgate.types import ChatRequest, ChatResponse
+from chatgate.types import ChatRequest, ChatResponse, Usage
 
 __all__ = [
     "admit_model",
@@ -164,7 +164,10 @@ async def settle(
         cost = result.meta.cost
         usage_total = result.usage.total_tokens if result.usage else 0
     elif isinstance(result, ChatStream):
-        cost, usage_total = _stream_cost(result, request)
+        cost, usage = _stream_cost(result, request)
+        usage_total = usage.total_tokens if usage is not None else 0
+        if ctx.usage is None:  # cut short: what was produced, counted here
+            ctx.usage = usage
         ctx.cost = cost if ctx.cost is None else ctx.cost
     await settle_amount(state, ctx, cost, usage_total)
 
@@ -186,15 +189,15 @@ async def settle_amount(
         ctx.key_tokens = None
 
 
-def _stream_cost(stream: ChatStream, request: ChatRequest) -> tuple[Decimal | None, int]:
+def _stream_cost(stream: ChatStream, request: ChatRequest) -> tuple[Decimal | None, Usage | None]:
     """A finished stream's cost, or for one cut short what the tokens produced so far cost
     (counted here when the provider sent no usage)."""
     answer = stream.snapshot()
     if answer.meta.cost is not None or answer.meta.cache_hit:
-        return answer.meta.cost, answer.usage.total_tokens if answer.usage else 0
+        return answer.meta.cost, answer.usage
     deployment = stream.deployment
     if deployment is None:
-        return None, 0
+        return None, answer.usage
     usage = partial_usage(f"{deployment.provider}/{deployment.model}", request.messages, answer)
     price = price_of(deployment)
-    return (None if price is None else cost_of(usage, price)), usage.total_tokens
+    return (None if price is None else cost_of(usage, price)), usage
