@@ -8,7 +8,9 @@ the access log), off the request path.
 
 from __future__ import annotations
 
+import functools
 import hmac
+import importlib.resources
 import logging
 import os
 import signal
@@ -73,6 +75,30 @@ async def _metrics(send: Send, gateway: Gateway) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+_UI_HEADERS = [
+    (b"content-type", b"text/html; charset=utf-8"),
+    # the page talks only to this gateway; its one script and style are inline
+    (
+        b"content-security-policy",
+        b"default-src 'none'; connect-src 'self'; script-src 'unsafe-inline'; "
+        b"style-src 'unsafe-inline'",
+    ),
+]
+
+
+@functools.cache
+def _ui_page() -> bytes:
+    return importlib.resources.files("chatgate.server").joinpath("ui.html").read_bytes()
+
+
+async def _ui(send: Send, gateway: Gateway) -> None:
+    """The admin UI: one static page over the admin API (it asks for the master key)."""
+    page = _ui_page()
+    headers = [*_UI_HEADERS, (b"content-length", str(len(page)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": page})
+
+
 async def _reload(send: Send, gateway: Gateway) -> None:
     if gateway.state.master_key is None:
         raise GatewayError(403, "admin endpoints need general_settings.master_key to be set")
@@ -105,8 +131,9 @@ _PLAIN: dict[tuple[str, str], PlainHandler] = {
     ("GET", "/health/readiness"): _readiness,
     ("GET", "/metrics"): _metrics,
     ("POST", "/admin/reload"): _reload,
+    ("GET", "/ui"): _ui,
 }
-_PUBLIC = frozenset({"/health/liveness", "/health/readiness", "/metrics"})
+_PUBLIC = frozenset({"/health/liveness", "/health/readiness", "/metrics", "/ui"})
 _KNOWN = frozenset({*_GET, *_POST, *(path for _, path in _PLAIN)})
 
 

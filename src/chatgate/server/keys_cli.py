@@ -97,8 +97,10 @@ async def _run(args: argparse.Namespace) -> int:
                 state = "revoked" if r.revoked_at else "active"
                 models = ",".join(r.models) or "*"
                 budget = f"${r.budget_usd}/{r.budget_period}" if r.budget_usd is not None else "-"
-                print(f"{r.key_id}  {r.display}  {state:7}  models={models}  budget={budget}  "
-                      f"team={r.team or '-'}  user={r.user or '-'}  name={r.name or '-'}")  # fmt: skip
+                who = f"team={r.team or '-'}  user={r.user or '-'}  name={r.name or '-'}"
+                print(
+                    f"{r.key_id}  {r.display}  {state:7}  models={models}  budget={budget}  {who}"
+                )
     finally:
         await engine.dispose()
     return 0
