@@ -251,3 +251,29 @@ def test_the_admin_ui_is_one_static_page_over_the_admin_api(gateway: Gateway) ->
         assert path in page
     assert "innerHTML" not in page  # values are written as text, never as markup
     assert MASTER not in page
+
+
+def test_readiness_checks_the_database_and_a_redis_cache(
+    upstream: FakeOpenAI, redis_server: Any, tmp_path: Path
+) -> None:
+    config = {
+        "model_list": [
+            {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini",
+                                              "api_base": upstream.base_url, "api_key": "sk-x"}}
+        ],
+        "general_settings": {"cache": {"backend": "redis", "url": redis_server.url}},
+    }  # fmt: skip
+    with start_gateway(config, tmp_path) as gw:
+        status, body = request_json(f"{gw.url}/health/readiness", method="GET")
+        assert status == 200, body
+        assert body["checks"]["database"] == {"ok": True}
+        assert body["checks"]["cache"] == {"ok": True}
+        sdk = client(gw, "anything")  # no master key: an open gateway
+        ask = [{"role": "user", "content": "shared cache"}]
+        first = sdk.chat.completions.with_raw_response.create(model="fast", messages=ask, seed=1)
+        second = sdk.chat.completions.with_raw_response.create(model="fast", messages=ask, seed=1)
+        assert (first.headers["x-chatgate-cache"], second.headers["x-chatgate-cache"]) == (
+            "miss",
+            "hit",
+        )
+    assert (tmp_path / "chatgate.db").exists()  # the embedded default database

@@ -64,6 +64,7 @@ class Gateway:
         self.checks: dict[str, ReadinessCheck] = {
             "accepting": self._accepting,
             "database": self._database,
+            "cache": self._cache,
             **(checks or {}),
         }
         self.draining = False
@@ -85,6 +86,16 @@ class Gateway:
         if self.services.engine is not None:
             async with self.services.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+
+    async def _cache(self) -> None:
+        """A Redis-backed cache must answer (memory and SQLite ones always do)."""
+        cache = self.services.cache
+        if cache is None:
+            return
+        from chatgate.cache.redis import RedisBackend
+
+        if isinstance(cache.backend, RedisBackend):
+            await cache.backend.client().ping()
 
     async def _accepting(self) -> None:
         if self.draining:
