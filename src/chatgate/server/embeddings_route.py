@@ -38,7 +38,7 @@ async def embeddings(
         ctx.content_in = data.get("input")
     request = build_embedding(routed.deployment.model, data)
     tokens = _input_tokens(routed.model, request.input)
-    await take_key_limits(state, ctx, tokens)
+    await take_key_limits(state, ctx, lambda: tokens)
     price = price_of(routed.deployment)
     if price is not None:
         await hold_amount(state, ctx, name, price.input * tokens)

@@ -9,6 +9,7 @@ that costs money, and a refused request leaves no hold, no counter and no spend 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from decimal import Decimal
 
 from chatgate.cost.budgets import Budget
@@ -39,7 +40,7 @@ async def serve_chat(
     name = admit_model(state, ctx, request.model, stream=bool(request.stream))
     request.model = name
     services = state.services
-    await take_key_limits(state, ctx, estimate_tokens(request))
+    await take_key_limits(state, ctx, lambda: estimate_tokens(request))
     await _hold_budget(state, ctx, request)
     began = time.perf_counter()
     try:
@@ -92,10 +93,14 @@ def admit_model(state: GatewayState, ctx: RequestContext, name: str, *, stream: 
     return name
 
 
-async def take_key_limits(state: GatewayState, ctx: RequestContext, tokens: int) -> None:
+async def take_key_limits(
+    state: GatewayState, ctx: RequestContext, count: Callable[[], int]
+) -> None:
+    """Take one request (and the estimated tokens) from the key's RPM/TPM buckets, or 429."""
     key = ctx.key
     if key is None or not (key.rpm or key.tpm):
         return
+    tokens = count() if key.tpm else 0
     limits = Limits(rpm=key.rpm, tpm=key.tpm)
     key_limits = state.services.key_limits
     wait = await key_limits.reserve(key.key_id, limits, tokens, time.monotonic())
