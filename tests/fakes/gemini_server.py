@@ -146,7 +146,13 @@ class FakeGemini(FakeOpenAI):
                 error_json(400, "INVALID_ARGUMENT", "this fake streams only with ?alt=sse"),
                 status=400,
             )
-        if not request.headers.get("x-goog-api-key"):
+        vertex = "/publishers/google/models/" in request.path  # Vertex AI: OAuth bearer token
+        authorized = (
+            request.headers.get("Authorization", "").startswith("Bearer ")
+            if vertex
+            else bool(request.headers.get("x-goog-api-key"))
+        )
+        if not authorized:
             return web.json_response(
                 error_json(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers"),
                 status=403,

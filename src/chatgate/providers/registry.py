@@ -95,6 +95,16 @@ PROVIDERS: dict[str, ProviderSpec] = {
             fetches_image_urls=False,
         ),
         ProviderSpec(
+            "vertex_ai",
+            None,  # https://{location}-aiplatform.googleapis.com/..., filled in by prepare
+            None,  # an OAuth access token: api_key, VERTEXAI_ACCESS_TOKEN or ADC, in prepare
+            adapter="gemini",
+            base_env="VERTEXAI_API_BASE",
+            key_required=False,
+            prepare="chatgate.providers.gemini.vertex",
+            fetches_image_urls=False,
+        ),
+        ProviderSpec(
             "ollama",
             "http://localhost:11434/v1",
             None,

@@ -47,11 +47,25 @@ _THINKING_BUDGET = {"none": 0, "low": 1024, "medium": 8192, "high": 24576}
 _MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 
 
+VERTEX = "vertex_ai"
+
+
 def url_for(deployment: Deployment, stream: bool) -> str:
     model = deployment.model.removeprefix("models/")
+    # Vertex AI puts Google's models under publishers/google in the project's location
+    models = "publishers/google/models" if deployment.provider == VERTEX else "models"
     if stream:
-        return f"{deployment.api_base}/models/{model}:streamGenerateContent?alt=sse"
-    return f"{deployment.api_base}/models/{model}:generateContent"
+        return f"{deployment.api_base}/{models}/{model}:streamGenerateContent?alt=sse"
+    return f"{deployment.api_base}/{models}/{model}:generateContent"
+
+
+def auth_headers(deployment: Deployment) -> dict[str, str]:
+    """AI Studio takes an API key; Vertex AI an OAuth access token (found by its prepare)."""
+    if not deployment.api_key:
+        return {}
+    if deployment.provider == VERTEX:
+        return {"Authorization": f"Bearer {deployment.api_key}"}
+    return {"x-goog-api-key": deployment.api_key}
 
 
 def _unsupported(request: ChatRequest, deployment: Deployment) -> None:
@@ -168,9 +182,7 @@ def build_request(request: ChatRequest, deployment: Deployment) -> HttpRequest:
     if config := _generation_config(request, converter):
         body["generationConfig"] = config
     converter.warn(deployment.provider)
-    headers = {"Content-Type": "application/json", **deployment.headers}
-    if deployment.api_key:
-        headers["x-goog-api-key"] = deployment.api_key
+    headers = {"Content-Type": "application/json", **deployment.headers, **auth_headers(deployment)}
     return HttpRequest(
         "POST", url_for(deployment, bool(request.stream)), headers, orjson.dumps(body)
     )
