@@ -130,7 +130,11 @@ async def test_records_in_equal_records_out_across_a_database_outage(tmp_path: P
                 if total % 10 == 0:
                     await asyncio.sleep(0.005)
             await asyncio.sleep(0.3)
-        assert sink.written == total  # the writer recovered and replayed on its own
+        for _ in range(200):  # the writer recovers and replays on its own (backoff <= 0.1 s)
+            if sink.written == total:
+                break
+            await asyncio.sleep(0.05)
+        assert sink.written == total
         assert sink.spilled == 0
         await sink.aclose()
         assert sink.written == total

@@ -16,14 +16,36 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import orjson
 
 from chatgate.cost.calc import token_parts
-from chatgate.types import ChatResponse
+from chatgate.types import ChatResponse, Usage
 
-__all__ = ["JsonlSink", "MemorySink", "UsageRecord", "UsageSink"]
+__all__ = ["JsonlSink", "MemorySink", "UsageRecord", "UsageSink", "token_fields"]
+
+
+class TokenFields(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+
+
+def token_fields(usage: Usage | None) -> TokenFields:
+    """The record's token columns from a Usage (all 0 without one)."""
+    fresh = cached = written = visible = reasoning = 0
+    if usage is not None:
+        fresh, cached, written, visible, reasoning = token_parts(usage)
+    return TokenFields(
+        prompt_tokens=fresh + cached + written,
+        completion_tokens=visible + reasoning,
+        cached_tokens=cached,
+        cache_write_tokens=written,
+        reasoning_tokens=reasoning,
+    )
 
 
 @dataclass(slots=True)
@@ -65,10 +87,6 @@ class UsageRecord:
         stream: bool = False,
     ) -> UsageRecord:
         meta = response.meta
-        usage = response.usage
-        fresh = cached = written = visible = reasoning = 0
-        if usage is not None:
-            fresh, cached, written, visible, reasoning = token_parts(usage)
         return cls(
             ts=time.time(),
             model=model or meta.model_name or f"{meta.provider}/{meta.model}",
@@ -81,11 +99,7 @@ class UsageRecord:
             provider=meta.provider or None,
             served_model=meta.model or None,
             stream=stream,
-            prompt_tokens=fresh + cached + written,
-            completion_tokens=visible + reasoning,
-            cached_tokens=cached,
-            cache_write_tokens=written,
-            reasoning_tokens=reasoning,
+            **token_fields(response.usage),
             cost=meta.cost,
             latency_ms=meta.latency_ms,
             ttft_ms=meta.ttft_ms,

@@ -15,8 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from chatgate.cost.budgets import Reservation
-from chatgate.cost.calc import token_parts
-from chatgate.cost.usage import UsageRecord
+from chatgate.cost.usage import UsageRecord, token_fields
 from chatgate.server.asgi import Scope
 from chatgate.server.keys import KeyRecord
 from chatgate.types import ChatResponse, Usage
@@ -144,9 +143,6 @@ class RequestContext:
 
 def usage_record(ctx: RequestContext) -> UsageRecord:
     """The spend-log row for a finished request (ids and numbers only, never content)."""
-    fresh = cached = written = visible = reasoning = 0
-    if ctx.usage is not None:
-        fresh, cached, written, visible, reasoning = token_parts(ctx.usage)
     provider, _, served = (ctx.deployment or "").partition("/")
     return UsageRecord(
         ts=time.time(),
@@ -160,11 +156,7 @@ def usage_record(ctx: RequestContext) -> UsageRecord:
         provider=provider or None,
         served_model=served or None,
         stream=ctx.stream,
-        prompt_tokens=fresh + cached + written,
-        completion_tokens=visible + reasoning,
-        cached_tokens=cached,
-        cache_write_tokens=written,
-        reasoning_tokens=reasoning,
+        **token_fields(ctx.usage),
         cost=ctx.cost,
         latency_ms=ctx.latency_ms,
         ttft_ms=ctx.ttft_ms,
