@@ -282,6 +282,7 @@ def main() -> None:
     only = args.only.split(",")
     fast_proc, fast = fake_upstream.start(chunks=20)
     paced_proc, paced = fake_upstream.start(chunks=20, delay_ms=10)
+    args.upstreams = (fast, paced)
     for proc in (fast_proc, paced_proc):
         os.sched_setaffinity(proc.pid, {CLIENT_CPU})
     tmp = Path(tempfile.mkdtemp(prefix="chatgate-bench-"))
@@ -292,9 +293,9 @@ def main() -> None:
             print("direct", flush=True)
             measure(targets[0], args)
         if "chatgate" in only:
-            run_chatgate(targets, args, tmp, env, fast, paced)
+            run_gateway("chatgate", targets, args, tmp, env)
         if "litellm" in only and Path(args.litellm).exists():
-            run_litellm(targets, args, tmp, env, fast, paced)
+            run_gateway("litellm", targets, args, tmp, env)
         report([t for t in targets if t.results], args)
     finally:
         for proc in (fast_proc, paced_proc):
@@ -303,71 +304,30 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_chatgate(
-    targets: list[Target],
-    args: argparse.Namespace,
-    tmp: Path,
-    env: dict[str, str],
-    fast: str,
-    paced: str,
+def run_gateway(
+    name: str, targets: list[Target], args: argparse.Namespace, tmp: Path, env: dict[str, str]
 ) -> None:
-    config = tmp / "chatgate.yaml"
-    general = {"master_key": MASTER_KEY}
-    config.write_text(
-        yaml.safe_dump({"model_list": model_list(fast, paced), "general_settings": general})
-    )
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "chatgate.cli",
-        "serve",
-        "--config",
-        str(config),
-        "--port",
-        str(port),
-    ]
-    # the access log stays on (written to the log file), as in production
-    with server(cmd, f"http://127.0.0.1:{port}/health/liveness", tmp / "chatgate.log", env) as pid:
-        print("chatgate", flush=True)
-        target = Target("chatgate", f"http://127.0.0.1:{port}/v1/chat/completions", pid=pid)
-        targets.append(target)
-        measure(target, args)
-
-
-def run_litellm(
-    targets: list[Target],
-    args: argparse.Namespace,
-    tmp: Path,
-    env: dict[str, str],
-    fast: str,
-    paced: str,
-) -> None:
-    config = tmp / "litellm.yaml"
-    settings = {"telemetry": False, "drop_params": True, "set_verbose": False}
-    general = {"master_key": MASTER_KEY}
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "model_list": model_list(fast, paced),
-                "litellm_settings": settings,
-                "general_settings": general,
-            }
-        )
-    )
-    port = free_port()
-    quiet = {
-        **env,
-        "LITELLM_LOG": "ERROR",
-        "LITELLM_TELEMETRY": "False",
-        "DISABLE_SCHEMA_UPDATE": "True",
+    """Start one gateway (same model_list and master key for both), measure it, stop it."""
+    fast, paced = args.upstreams
+    config = tmp / f"{name}.yaml"
+    data: dict[str, object] = {
+        "model_list": model_list(fast, paced),
+        "general_settings": {"master_key": MASTER_KEY},
     }
-    cmd = [args.litellm, "--config", str(config), "--port", str(port), "--num_workers", "1"]
-    with server(
-        cmd, f"http://127.0.0.1:{port}/health/liveliness", tmp / "litellm.log", quiet
-    ) as pid:
-        print("litellm", flush=True)
-        target = Target("litellm", f"http://127.0.0.1:{port}/v1/chat/completions", pid=pid)
+    port = free_port()
+    if name == "chatgate":
+        # the access log stays on (written to the log file), as in production
+        cmd = [sys.executable, "-m", "chatgate.cli", "serve", "--config", str(config)]
+        health = f"http://127.0.0.1:{port}/health/liveness"
+    else:
+        data["litellm_settings"] = {"telemetry": False, "drop_params": True, "set_verbose": False}
+        env = {**env, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+        cmd = [args.litellm, "--config", str(config), "--num_workers", "1"]
+        health = f"http://127.0.0.1:{port}/health/liveliness"
+    config.write_text(yaml.safe_dump(data))
+    with server([*cmd, "--port", str(port)], health, tmp / f"{name}.log", env) as pid:
+        print(name, flush=True)
+        target = Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", pid=pid)
         targets.append(target)
         measure(target, args)
 

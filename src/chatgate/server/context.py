@@ -91,6 +91,10 @@ class RequestContext:
         if self.attempts:
             headers.append(("x-chatgate-attempts", str(self.attempts)))
         headers.append(("x-chatgate-overhead-ms", f"{overhead:.2f}"))
+        if self.cost is not None:  # known up front for whole answers, not for streams
+            headers.append(("x-chatgate-cost", str(self.cost)))
+        if self.cache_hit:
+            headers.append(("x-chatgate-cache", "hit"))
         return headers
 
     def take_response(self, response: ChatResponse) -> None:
