@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import struct
+
 import orjson
 import pytest
 
@@ -33,7 +36,7 @@ def test_azure_request_uses_the_deployment_url_and_api_key_header() -> None:
     assert "Authorization" not in http.headers
 
 
-@pytest.mark.parametrize("model", ["anthropic/claude-3-5-haiku", "gemini/text-embedding-004"])
+@pytest.mark.parametrize("model", ["anthropic/claude-3-5-haiku", "bedrock/amazon.titan-embed"])
 def test_other_providers_are_refused_by_name(model: str) -> None:
     deployment = resolve_deployment(model, api_key="k")
     with pytest.raises(InvalidRequestError, match=f"'{deployment.provider}'") as info:
@@ -56,9 +59,36 @@ def test_response_keeps_base64_and_unknown_fields() -> None:
         }
     )
     deployment = resolve_deployment("openai/m", api_key="k")
-    response = parse_embedding_response(body, deployment)
+    response = parse_embedding_response(body, REQUEST, deployment)
     assert response.vectors == [[0.5, 0.25], "AACAPw=="]
     assert orjson.loads(response.__pydantic_serializer__.to_json(response)) == orjson.loads(body)
     with pytest.raises(APIConnectionError, match="not an embeddings list"):
-        parse_embedding_response(b'{"data": 3}', deployment)
+        parse_embedding_response(b'{"data": 3}', REQUEST, deployment)
     assert EmbeddingResponse().object == "list"
+
+
+def test_gemini_request_and_answer() -> None:
+    deployment = resolve_deployment("gemini/text-embedding-004", api_key="gk")
+    request = EmbeddingRequest(
+        model="text-embedding-004", input=["a", "b"], dimensions=2, task_type="RETRIEVAL_QUERY"
+    )
+    http = build_embedding_request(request, deployment)
+    assert http.url.endswith("/v1beta/models/text-embedding-004:batchEmbedContents")
+    assert http.headers["x-goog-api-key"] == "gk"
+    item = {
+        "model": "models/text-embedding-004",
+        "content": {"parts": [{"text": "a"}]},
+        "outputDimensionality": 2,
+        "taskType": "RETRIEVAL_QUERY",
+    }
+    assert orjson.loads(http.body)["requests"][0] == item
+    answer = orjson.dumps({"embeddings": [{"values": [1.0, 0.5]}, {"values": [0.25, 2.0]}]})
+    floats = parse_embedding_response(answer, request, deployment)
+    assert floats.vectors == [[1.0, 0.5], [0.25, 2.0]]
+    assert floats.usage is None
+    encoded = request.model_copy(update={"encoding_format": "base64"})
+    packed = parse_embedding_response(answer, encoded, deployment).vectors[0]
+    assert isinstance(packed, str)
+    assert struct.unpack("<2f", base64.b64decode(packed)) == (1.0, 0.5)
+    with pytest.raises(InvalidRequestError, match="text only"):
+        build_embedding_request(EmbeddingRequest(model="m", input=[1, 2]), deployment)
