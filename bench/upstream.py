@@ -112,4 +112,5 @@ if __name__ == "__main__":
         port=args.port,
         access_log=None,
         print=None,
+        backlog=4096,
     )

@@ -56,7 +56,7 @@ async def send_embedding(
         request_id = request_id_of(adapter, resp.headers)
         if resp.status >= 400:
             raise adapter.map_error(resp.status, resp.headers, resp.body, deployment)
-        response = parse_embedding_response(resp.body, deployment)
+        response = parse_embedding_response(resp.body, request, deployment)
     except APIError as exc:
         raise attributed(exc, deployment, request_id) from exc.__cause__
     fill_meta(response.meta, deployment, response.model, request_id, started)

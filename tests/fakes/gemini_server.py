@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.openai_server import FakeOpenAI, Received, Reply
+from tests.fakes.openai_server import FakeOpenAI, Received, Reply, embedding_vector
 
 __all__ = [
     "FakeGemini",
@@ -110,6 +110,16 @@ def echo_reply(body: Any, stream: bool) -> Reply:
     return stream_reply(events)
 
 
+def embed_reply(body: Any) -> Reply:
+    """batchEmbedContents: one deterministic vector per request's text."""
+    embeddings = []
+    for item in body.get("requests") or []:
+        text = " ".join(p.get("text", "") for p in item["content"]["parts"])
+        values = embedding_vector(text, int(item.get("outputDimensionality") or 8))
+        embeddings.append({"values": values})
+    return Reply(json={"embeddings": embeddings})
+
+
 class FakeGemini(FakeOpenAI):
     """Start with ``with FakeGemini() as fake:``; chatgate takes ``fake.base_url`` as api_base,
     the google-genai SDK takes ``fake.root_url`` (it appends /v1beta itself)."""
@@ -136,7 +146,8 @@ class FakeGemini(FakeOpenAI):
         _, _, action = request.path.rpartition(":")
         if request.method == "POST" and action == "countTokens":
             return web.json_response({"totalTokens": len(orjson.dumps(body)) // 4})
-        if request.method != "POST" or action not in ("generateContent", "streamGenerateContent"):
+        actions = ("generateContent", "streamGenerateContent", "batchEmbedContents")
+        if request.method != "POST" or action not in actions:
             return web.json_response(
                 error_json(404, "NOT_FOUND", f"no route {request.path}"), status=404
             )
@@ -157,7 +168,12 @@ class FakeGemini(FakeOpenAI):
                 error_json(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers"),
                 status=403,
             )
-        reply = self.replies.popleft() if self.replies else echo_reply(body or {}, stream)
+        if self.replies:
+            reply = self.replies.popleft()
+        elif action == "batchEmbedContents":
+            reply = embed_reply(body or {})
+        else:
+            reply = echo_reply(body or {}, stream)
         return await self._respond(request, reply, dict(reply.headers))
 
 

@@ -13,6 +13,7 @@ import pytest
 import chatgate
 from chatgate.errors import InvalidRequestError, RateLimitError
 from tests.fakes.gateway import Gateway, start_gateway
+from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI, Reply, embedding_vector, error_json
 
 MASTER = "sk-master-embed-31337"
@@ -64,6 +65,16 @@ def test_embedding_errors(fake: FakeOpenAI) -> None:
         chatgate.embedding("openai/m", "x", api_key=KEY, api_base=fake.base_url, dimensions=0)
 
 
+def test_gemini_embeddings_through_batch_embed_contents() -> None:
+    with FakeGemini() as gem:
+        out = chatgate.embedding(
+            "gemini/text-embedding-004", ["a b", "c"], api_key="gk", api_base=gem.base_url
+        )
+        assert out.vectors == [embedding_vector("a b"), embedding_vector("c")]
+        assert gem.last.path == "/v1beta/models/text-embedding-004:batchEmbedContents"
+        assert len(gem.last.body["requests"]) == 2
+
+
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as fake:
@@ -71,7 +82,15 @@ def upstream() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gemini() -> Iterator[FakeGemini]:
+    with FakeGemini() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    upstream: FakeOpenAI, gemini: FakeGemini, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     config = {
         "model_list": [
             {
@@ -80,6 +99,14 @@ def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> I
                     "model": "openai/text-embedding-3-small",
                     "api_base": upstream.base_url,
                     "api_key": KEY,
+                },
+            },
+            {
+                "model_name": "gecko",
+                "params": {
+                    "model": "gemini/text-embedding-004",
+                    "api_base": gemini.base_url,
+                    "api_key": "gk",
                 },
             },
             {
@@ -109,6 +136,9 @@ def check_embeddings(client: openai.OpenAI, gateway: Gateway, upstream: FakeOpen
     assert (line["route"], line["model"], line["prompt_tokens"]) == ("/v1/embeddings", "embed", 4)
     floats = client.embeddings.create(model="embed", input="w", encoding_format="float")
     assert floats.data[0].embedding == embedding_vector("w")
+    # Gemini: the gateway packs the floats as base64 for the SDK, which unpacks them again
+    gecko = client.embeddings.create(model="gecko", input=["p q"], dimensions=4)
+    assert gecko.data[0].embedding == pytest.approx(embedding_vector("p q", 4), rel=1e-6)
 
 
 def test_gateway_embeddings_errors(gateway: Gateway) -> None:

@@ -60,8 +60,21 @@ def new_key(gw: Gateway, **fields: Any) -> tuple[str, dict[str, Any]]:
     return body.pop("key"), body
 
 
-def client(gw: Gateway, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
+_OPEN: list[openai.OpenAI | anthropic.Anthropic] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Every SDK client a test makes is closed after it: no sockets left to the GC."""
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def client(gw: Gateway, key: str, **options: Any) -> openai.OpenAI:
+    sdk = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, **{"max_retries": 0, **options})
+    _OPEN.append(sdk)
+    return sdk
 
 
 def test_a_virtual_key_works_with_both_sdks_and_is_never_shown_again(
@@ -72,6 +85,7 @@ def test_a_virtual_key_works_with_both_sdks_and_is_never_shown_again(
     answer = client(gateway, secret).chat.completions.create(model="fast", messages=HI)
     assert answer.choices[0].message.content == "echo: hi"
     claude = anthropic.Anthropic(base_url=gateway.url, api_key=secret, max_retries=0)
+    _OPEN.append(claude)
     message = claude.messages.create(model="fast", max_tokens=16, messages=HI)  # x-api-key
     assert message.content[0].text == "echo: hi"  # type: ignore[union-attr]
     status, listing = admin(gateway, "GET", "/admin/keys")
@@ -126,7 +140,7 @@ def test_key_rpm_limit_is_a_429_with_retry_after(gateway: Gateway, upstream: Fak
 def test_key_budget_is_a_402_the_sdk_does_not_retry(gateway: Gateway, upstream: FakeOpenAI) -> None:
     # gpt-4o-mini: $0.15 / $0.60 per million tokens; max_tokens=10 bounds each call's output
     secret, record = new_key(gateway, budget="0.00002")
-    sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=secret)  # default retries on
+    sdk = client(gateway, secret, max_retries=2)  # the SDK's default retries on
     spent = 0
     with pytest.raises(openai.APIStatusError) as refused:
         for _ in range(50):

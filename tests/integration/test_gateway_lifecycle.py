@@ -198,6 +198,11 @@ def test_workers_share_nothing_but_metrics(upstream: FakeOpenAI, tmp_path: Path)
             )
 
         wait_until(lambda: counted() == 12)
+        # a reload through any worker restarts them all on the new config, one at a time
+        gw.config_path.write_text(yaml.safe_dump(config_for(upstream, "z")))
+        status, body = http(gw, "POST", "/admin/reload")
+        assert (status, body) == (200, {"status": "restarting workers", "models": ["z"]})
+        wait_until(lambda: all(model_ids(gw) == ["z"] for _ in range(4)), 30)
         gw.proc.send_signal(signal.SIGTERM)
         assert gw.proc.wait(15) == 0
 

@@ -42,6 +42,10 @@ def test_headers_exclude_upstream_wait() -> None:
     assert headers["x-chatgate-model"] == "openai/x"
     assert headers["x-chatgate-attempts"] == "1"
     assert 0.9 < float(headers["x-chatgate-overhead-ms"]) < 50
+    assert "x-chatgate-cost" not in headers
+    ctx.cost, ctx.cache_hit = Decimal("0.0021"), True
+    headers = dict(ctx.headers())
+    assert (headers["x-chatgate-cost"], headers["x-chatgate-cache"]) == ("0.0021", "hit")
 
 
 def finished(**fields: object) -> RequestContext:

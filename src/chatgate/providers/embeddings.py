@@ -1,5 +1,6 @@
-"""Embeddings over OpenAI's /embeddings wire format: OpenAI, every OpenAI-compatible row of
-the registry, and Azure OpenAI. Pure functions, like the chat adapters."""
+"""Embeddings in OpenAI's /embeddings shape: OpenAI, every OpenAI-compatible row of the
+registry and Azure OpenAI over that wire format; Gemini through batchEmbedContents. Pure
+functions, like the chat adapters."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from chatgate.embedding_types import EmbeddingRequest, EmbeddingResponse
 from chatgate.errors import APIConnectionError, InvalidRequestError
 from chatgate.providers.azure import azure_request
 from chatgate.providers.base import Deployment, HttpRequest
+from chatgate.providers.gemini.embeddings import (
+    build_gemini_embedding_request,
+    parse_gemini_embedding_response,
+)
 from chatgate.providers.registry import PROVIDERS
 
 __all__ = [
@@ -18,7 +23,7 @@ __all__ = [
     "parse_embedding_response",
 ]
 
-_WIRE_ADAPTERS = frozenset({"openai", "azure"})
+_WIRE_ADAPTERS = frozenset({"openai", "azure", "gemini"})
 
 
 def check_embeddings_supported(deployment: Deployment) -> None:
@@ -36,6 +41,8 @@ def check_embeddings_supported(deployment: Deployment) -> None:
 
 def build_embedding_request(request: EmbeddingRequest, deployment: Deployment) -> HttpRequest:
     check_embeddings_supported(deployment)
+    if deployment.provider == "gemini":
+        return build_gemini_embedding_request(request, deployment)
     wire = request.wire()
     wire["model"] = deployment.model
     headers = {"Content-Type": "application/json", **deployment.headers}
@@ -48,7 +55,11 @@ def build_embedding_request(request: EmbeddingRequest, deployment: Deployment) -
     return HttpRequest("POST", deployment.api_base + "/embeddings", headers, body)
 
 
-def parse_embedding_response(body: bytes, deployment: Deployment) -> EmbeddingResponse:
+def parse_embedding_response(
+    body: bytes, request: EmbeddingRequest, deployment: Deployment
+) -> EmbeddingResponse:
+    if deployment.provider == "gemini":
+        return parse_gemini_embedding_response(body, request, deployment)
     try:
         response = EmbeddingResponse.model_validate_json(body)
     except pydantic.ValidationError as exc:

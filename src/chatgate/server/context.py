@@ -106,9 +106,10 @@ class RequestContext:
             headers.append(("x-chatgate-model", self.deployment))
         if self.attempts:
             headers.append(("x-chatgate-attempts", str(self.attempts)))
-        if self.cache_status is not None:
-            headers.append(("x-chatgate-cache", self.cache_status))
-        if self.cost is not None:
+        cache = self.cache_status or ("hit" if self.cache_hit else None)
+        if cache is not None:
+            headers.append(("x-chatgate-cache", cache))
+        if self.cost is not None:  # known up front for whole answers, not for streams
             headers.append(("x-chatgate-cost", f"{self.cost:f}"))
         headers.append(("x-chatgate-overhead-ms", f"{overhead:.2f}"))
         return headers

@@ -6,6 +6,7 @@ lifecycle: start-up, SIGHUP, draining on SIGTERM, shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -148,7 +149,8 @@ class Gateway:
         if threading.current_thread() is not threading.main_thread():
             return
         if os.environ.get(WORKERS_ENV) is None:  # with workers, the supervisor owns SIGHUP
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+            with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
         previous = signal.getsignal(signal.SIGTERM)
         if callable(previous):  # the server's own handler (uvicorn's) still runs after ours
 

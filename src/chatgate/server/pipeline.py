@@ -30,7 +30,7 @@ class UsagePipeline:
         *,
         maxsize: int = 10_000,
         interval_s: float = 0.02,
-        slice_size: int = 64,
+        slice_size: int = 16,
         on_drop: Callable[[], None] | None = None,
         after_drain: Callable[[], None] | None = None,
     ) -> None:

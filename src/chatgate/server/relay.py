@@ -9,7 +9,6 @@ time, usage, outcome) is written into the request's context for metrics and the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Protocol
 
@@ -42,10 +41,19 @@ async def relay(
     ctx: RequestContext,
     frames: Frames,
 ) -> None:
-    complete = False
+    gone = False
 
-    async def pump() -> None:
-        nonlocal complete
+    async def watch_client() -> None:
+        """On disconnect, close the upstream stream: the read below ends at once."""
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        chat_stream.close()
+
+    watcher = asyncio.ensure_future(watch_client())
+    complete = False
+    try:
         await start_stream(send, ctx.headers())
         ctx.status = 200
         try:
@@ -61,24 +69,13 @@ async def relay(
             ctx.error_class = type(exc).__name__
             tail = frames.error(exc)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
-
-    async def client_gone() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    pump_task = asyncio.ensure_future(pump())
-    gone_task = asyncio.ensure_future(client_gone())
-    try:
-        await asyncio.wait({pump_task, gone_task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        gone_task.cancel()
-        if not pump_task.done():
-            pump_task.cancel()
+        watcher.cancel()
+        if not complete:
             chat_stream.close()
-            ctx.fail(ClientDisconnected(), 499)
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump_task
-    if complete:
+    if gone and not complete:
+        ctx.fail(ClientDisconnected(), 499)
+    elif complete:
         ctx.take_response(chat_stream.final())
     else:
-        ctx.usage = chat_stream.usage  # what was produced before the end, if the upstream said
+        ctx.usage = chat_stream.usage  # what was produced before the failure, if the upstream said
