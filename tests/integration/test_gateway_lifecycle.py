@@ -147,7 +147,7 @@ def test_sigterm_lets_an_in_flight_stream_finish_then_exits(
     upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
     with start_gateway(config_for(upstream, "a", shutdown_grace_s=10), tmp_path) as gw:
-        upstream.script(slow_stream(30, 0.03))
+        upstream.script(slow_stream(50, 0.03))
         reader = StreamReader(gw)
         reader.start()
         assert reader.first_chunk.wait(5)
@@ -156,7 +156,7 @@ def test_sigterm_lets_an_in_flight_stream_finish_then_exits(
         assert reader.is_alive()  # ... while the stream still runs
         reader.join(10)
         assert (reader.error, reader.done) == (None, True)
-        assert reader.text.count("w") == 30
+        assert reader.text.count("w") == 50
         assert gw.proc.wait(10) == 0
         assert '"status":200' in gw.log_text()  # its access-log line was flushed on the way out
 
