@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,12 @@ def _no_real_network(monkeypatch: pytest.MonkeyPatch) -> None:
         "AZURE_API_VERSION",
     ):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _database_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An app built in-process opens its default database here, not in the checkout."""
+    monkeypatch.setenv("CHATGATE_DATABASE_URL", f"sqlite:///{tmp_path / 'chatgate.db'}")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -88,7 +89,8 @@ def _serve(args: argparse.Namespace) -> int:
         # uvicorn re-raises SIGTERM once its graceful shutdown is over; by then everything has
         # finished, so the process exits 0 rather than dying of the signal.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
-        uvicorn.run(app, **options)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the same, after the drain
+            uvicorn.run(app, **options)
     return 0
 
 

@@ -114,8 +114,8 @@ class FlightSource:
             ]
             sent = len(flight.chunks)
             if batch:
-                yield batch
-            if flight.done:
+                yield batch  # more may arrive (and the flight end) while the caller has it
+            if flight.done and sent == len(flight.chunks):
                 break
         response = await flight.result()
         if sent == 0:  # not streamed: a stored entry, or a non-streamed call joined

@@ -1,0 +1,106 @@
+"""The gateway app in this process (lifespan, pipeline, access logger) over the fake upstream:
+what `create_app` gives someone who embeds it in their own ASGI server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from chatgate.config import parse
+from chatgate.server.app import ASGIApp, create_app
+from tests.fakes.openai_server import FakeOpenAI
+
+
+class Lifespan:
+    """Drive the app's lifespan protocol, as a server would."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def __aenter__(self) -> Lifespan:
+        scope = {"type": "lifespan"}
+        self.task = asyncio.ensure_future(self.app(scope, self.inbox.get, self.outbox.put))
+        await self.inbox.put({"type": "lifespan.startup"})
+        assert (await self.outbox.get())["type"] == "lifespan.startup.complete"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        assert (await self.outbox.get())["type"] == "lifespan.shutdown.complete"
+        await self.task
+
+
+async def post(app: ASGIApp, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(3600)  # the client stays connected
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"x-chatgate-tags", b"inproc")]
+    scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
+    await app(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "chatgate.access"]
+
+
+async def test_log_content_puts_messages_and_answers_in_the_line(
+    fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = parse(
+        {
+            "model_list": [
+                {
+                    "model_name": "m",
+                    "params": {"model": "openai/x", "api_base": fake.base_url, "api_key": "k"},
+                }
+            ],
+            "general_settings": {"log_content": True},
+        }
+    )
+    app = create_app(config)
+    messages = [{"role": "user", "content": "tell me"}]
+    caplog.set_level("INFO", logger="chatgate.access")
+    async with Lifespan(app):
+        status, _ = await post(app, "/v1/chat/completions", {"model": "m", "messages": messages})
+        assert status == 200
+        body = {"model": "m", "messages": messages, "stream": True}
+        status, streamed = await post(app, "/v1/chat/completions", body)
+        assert status == 200
+        assert streamed.endswith(b"data: [DONE]\n\n")
+    plain, stream = lines(caplog)  # shutdown wrote out the last records
+    assert plain["request_content"] == messages
+    assert plain["response_content"] == "echo: tell me"
+    assert plain["tags"] == ["inproc"]
+    assert (stream["stream"], stream["response_content"]) == (True, "echo: tell me")
+
+
+async def test_without_log_content_no_content_and_no_line_unless_someone_listens(
+    fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    params = {"model": "openai/x", "api_base": fake.base_url, "api_key": "k"}
+    app = create_app(parse({"model_list": [{"model_name": "m", "params": params}]}))
+    body = {"model": "m", "messages": [{"role": "user", "content": "quiet"}]}
+    async with Lifespan(app):
+        assert (await post(app, "/v1/chat/completions", body))[0] == 200
+    assert lines(caplog) == []  # the logger is not enabled for INFO: nothing is even built
+    caplog.set_level("INFO", logger="chatgate.access")
+    async with Lifespan(app):
+        assert (await post(app, "/v1/chat/completions", body))[0] == 200
+    (line,) = lines(caplog)
+    assert "request_content" not in line
+    assert "quiet" not in json.dumps(line)
