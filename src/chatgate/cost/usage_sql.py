@@ -18,13 +18,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatgate.cost.budgets import to_pico
@@ -37,8 +37,11 @@ from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
 __all__ = ["SqlSink"]
 
 log = logging.getLogger("chatgate.spend")
-_DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 _SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens")
+
+
+def _count_lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
 def _row(r: UsageRecord) -> dict[str, Any]:
@@ -148,7 +151,11 @@ class SqlSink:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
             self._wake.clear()
-            ok = await self.flush()
+            try:
+                ok = await self.flush()
+            except Exception:  # the writer must outlive anything a write throws
+                log.exception("spend log: flush failed; retrying")
+                ok = False
             backoff = self.interval_s if ok else min(backoff * 2, self.max_backoff_s)
 
     async def flush(self) -> bool:
@@ -178,7 +185,7 @@ class SqlSink:
                 )
                 await conn.execute(stmt)
             self._days |= new_days
-        except _DB_ERRORS as exc:
+        except Exception as exc:  # whatever the driver raises, the batch is spilled, never lost
             log.warning(
                 "spend log: database write failed (%s); spilling to %s",
                 type(exc).__name__,
@@ -194,21 +201,26 @@ class SqlSink:
         self.spilled += len(records)
 
     async def _replay(self) -> bool:
-        if not self.spill_path.exists():
-            return True
-        lines = [x for x in self.spill_path.read_bytes().splitlines() if x]
-        records = [UsageRecord.from_json(x) for x in lines]
-        for at in range(0, len(records), self.batch_size):
-            if not await self._write(records[at : at + self.batch_size]):
-                rest = b"".join(x + b"\n" for x in lines[at:])
-                self.spill_path.write_bytes(rest)
-                self.spilled = len(lines) - at
-                return False
-        self.spill_path.unlink()
-        if records:
-            log.info("spend log: replayed %d spilled records", len(records))
-        self.spilled = 0
-        return True
+        """Write the spilled records back. The spill file is first moved aside, so records
+        spilled while a replay awaits the database land in a fresh file instead of being
+        deleted with the old one; a replay cut short keeps its unwritten rest aside."""
+        replaying = self.spill_path.with_name(self.spill_path.name + ".replaying")
+        while True:
+            if not replaying.exists():
+                if not self.spill_path.exists():
+                    self.spilled = 0
+                    return True
+                os.replace(self.spill_path, replaying)
+            lines = [x for x in replaying.read_bytes().splitlines() if x]
+            records = [UsageRecord.from_json(x) for x in lines]
+            for at in range(0, len(records), self.batch_size):
+                if not await self._write(records[at : at + self.batch_size]):
+                    replaying.write_bytes(b"".join(x + b"\n" for x in lines[at:]))
+                    self.spilled = len(lines) - at + _count_lines(self.spill_path)
+                    return False
+            replaying.unlink()
+            if records:
+                log.info("spend log: replayed %d spilled records", len(records))
 
     async def aclose(self) -> None:
         """Stop the writer and write (or spill) every record; dispose of the engine."""
