@@ -13,8 +13,9 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from chatgate.accounting import Spend
-from chatgate.client import MessageLike, acompletion
+from chatgate.client import MessageLike
 from chatgate.errors import InvalidRequestError, StructuredOutputError
+from chatgate.routed import RouterLike, caller, provider_model
 from chatgate.structured.modes import (
     Mode,
     choose_mode,
@@ -120,13 +121,16 @@ async def acompletion_structured(
     retry_budget_tokens: int | None = None,
     retry_budget_usd: Decimal | float | str | None = None,
     structured_mode: str | None = None,
+    router: RouterLike | None = None,
     **params: Any,
 ) -> Structured[T]:
     """Call until the answer validates against ``response_model`` (up to ``max_retries``
-    retries, within the optional token / dollar budget for all attempts together)."""
+    retries, within the optional token / dollar budget for all attempts together).
+    With ``router=``, ``model`` is one of its model names and every attempt is routed."""
     _check_params(params, max_retries)
+    call = caller(router, params)
     schema = output_schema(response_model)
-    mode: Mode = choose_mode(model, schema, structured_mode)
+    mode: Mode = choose_mode(provider_model(router, model), schema, structured_mode)
     fmt = response_format(schema, mode)
     if fmt is not None:
         params["response_format"] = fmt
@@ -140,7 +144,7 @@ async def acompletion_structured(
     extra: list[MessageLike] = []
     reason, why = "retries", f"no valid answer after {max_retries + 1} attempt(s)"
     for number in range(1, max_retries + 2):
-        response = await acompletion(model, [*base, *extra], **params)
+        response = await call(model, [*base, *extra], **params)
         spend.add(response)
         message = response.choices[0].message if response.choices else None
         text = message.content if message else None

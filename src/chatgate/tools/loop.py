@@ -15,10 +15,11 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from chatgate.accounting import Spend
-from chatgate.client import MessageLike, acompletion
+from chatgate.client import MessageLike
 from chatgate.errors import InvalidRequestError
 from chatgate.persistence.protocol import IdempotencyStore
 from chatgate.persistence.sqlite import default_store
+from chatgate.routed import RouterLike, caller
 from chatgate.tools.definition import Tool, make_tool
 from chatgate.tools.execute import Authorize, CallSettings, ToolDecision, execute_call
 from chatgate.transport.loop_thread import run_sync
@@ -117,6 +118,7 @@ async def arun_tools(
     conversation_id: str | None = None,
     store: IdempotencyStore | None = None,
     context: Mapping[str, Any] | None = None,
+    router: RouterLike | None = None,
     **params: Any,
 ) -> ToolRun:
     """Run the model with ``tools`` until it answers; see docs/tools.md.
@@ -125,6 +127,7 @@ async def arun_tools(
     or raise ToolDenied("why") to refuse it. ``params`` go to every model call."""
     registry = _registry(tools)
     _check(registry, params, max_rounds, conversation_id)
+    call = caller(router, params)  # with router=, model is one of its model names
     if store is None and any(t.side_effect for t in registry.values()):
         store = default_store()
     settings = CallSettings(
@@ -142,7 +145,7 @@ async def arun_tools(
     rounds: list[Round] = []
     spend = Spend()
     for index in range(1, max_rounds + 1):
-        response = await acompletion(model, transcript, tools=definitions, **params)
+        response = await call(model, transcript, tools=definitions, **params)
         spend.add(response)
         message = response.choices[0].message if response.choices else None
         calls = (message.tool_calls or []) if message else []
