@@ -8,6 +8,8 @@ budgets rely on are serialized across processes.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 try:
@@ -41,13 +43,31 @@ def dialect_of(engine: AsyncEngine) -> str:
     return engine.dialect.name  # "sqlite" | "postgresql"
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch a database file to WAL once. The switch takes an exclusive lock and SQLite does
+    not wait for it with the busy timeout: processes opening a new file together (gateway
+    workers, say) can see "database is locked". Once a file is in WAL mode it stays so, and
+    reading the mode takes no lock, so only the first opens ever retry (briefly)."""
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return
+    for attempt in range(100):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 99:
+                raise
+            time.sleep(0.02)  # at connect time only, on a file not yet in WAL mode
+
+
 def _sqlite_setup(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
