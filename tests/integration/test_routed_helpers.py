@@ -3,6 +3,8 @@ fallbacks), and connection arguments belong to the router's model_list, not the 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import chatgate
@@ -63,3 +65,26 @@ async def test_connection_arguments_are_refused_with_a_router() -> None:
         with pytest.raises(chatgate.InvalidRequestError, match="known names: smart"):
             await chatgate.acompletion_structured("nope", ASK, Cat, router=router_over(a))
         assert a.requests == []
+
+
+async def test_conversation_through_a_router(tmp_path: Path) -> None:
+    from chatgate.persistence.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "memory.db")
+    with FakeOpenAI() as a, FakeOpenAI() as b:
+        a.script(Reply(status=503, json=error_json("busy", "server_error")))
+        router = router_over(a, b)
+        chat = chatgate.Conversation(id="routed", model="smart", system="be brief",
+                                     store=store, router=router)  # fmt: skip
+        first = await chat.asend("hello there")
+        second = await chat.asend("and again")
+        assert (first.content, second.content) == ("echo: hello there", "echo: and again")
+        assert [m["role"] for m in b.last.body["messages"]] == [
+            "system", "user", "assistant", "user"
+        ]  # fmt: skip
+        resumed = await chatgate.Conversation.aload("routed", store=store, router=router)
+        assert len(resumed.messages) == 4
+        with pytest.raises(chatgate.InvalidRequestError, match="api_key cannot be combined"):
+            await chatgate.Conversation(model="smart", router=router, api_key="k",
+                                        persist=False).asend("x")  # fmt: skip
+    await chatgate.aclose()

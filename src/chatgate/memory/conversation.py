@@ -19,7 +19,7 @@ from typing import Any
 import pydantic
 
 from chatgate.accounting import Spend
-from chatgate.client import MessageLike, acompletion
+from chatgate.client import MessageLike
 from chatgate.errors import ChatgateError, ConversationNotFoundError, InvalidRequestError
 from chatgate.memory.policy import KeepAll, LastTurns, Policy, Summarize, TokenBudget
 from chatgate.memory.stream import ConversationStream
@@ -28,6 +28,7 @@ from chatgate.memory.tokens import count_message_tokens
 from chatgate.memory.trim import fit_budget, last_turns, message_tokens
 from chatgate.persistence.protocol import ConversationRecord, ConversationStore
 from chatgate.persistence.sqlite import default_store
+from chatgate.routed import RouterLike, caller, provider_model
 from chatgate.transport.loop_thread import run_sync
 from chatgate.types import AssistantMessage, ChatResponse, Message, SystemMessage, Usage
 
@@ -59,6 +60,7 @@ class Conversation:
         summarizer: Mapping[str, Any] | None = None,
         api_key: str | None = None,
         api_base: str | None = None,
+        router: RouterLike | None = None,
         **params: Any,
     ) -> None:
         """``params`` are request fields sent with every call (temperature, max_tokens...)
@@ -67,7 +69,9 @@ class Conversation:
             if name in params:
                 raise InvalidRequestError(f"{name} is not a Conversation setting", param=name)
         self.id = id or uuid.uuid4().hex
-        self.model = model
+        self.model = model  # with router=, one of the router's model names
+        self._router = router  # used, never stored: give it again to load()
+        self._count_model = provider_model(router, model)  # whose tokenizer counts turns
         self.system = system
         self.policy: Policy = policy or KeepAll()
         # Connection settings may carry secrets (keys, tokens in headers): used, never stored.
@@ -134,16 +138,25 @@ class Conversation:
         """message_tokens, remembered per message object (history is never edited)."""
         cached = self._costs.get(id(message))
         if cached is None or cached[0] is not message:
-            cached = self._costs[id(message)] = (message, message_tokens(self.model, message))
+            cached = self._costs[id(message)] = (
+                message,
+                message_tokens(self._count_model, message),
+            )
         return cached[1]
 
     def _head(self) -> list[Message]:
         return [SystemMessage(content=self.system)] if self.system else []
 
     async def _fold(self, new: Message, policy: Summarize) -> None:
-        head_tokens = count_message_tokens(self.model, self._head())
+        head_tokens = count_message_tokens(self._count_model, self._head())
         until = fold_point(
-            self.model, head_tokens, self.messages, self.summary_covers, new, policy, self._cost
+            self._count_model,
+            head_tokens,
+            self.messages,
+            self.summary_covers,
+            new,
+            policy,
+            self._cost,
         )
         if until is None:
             return
@@ -164,13 +177,15 @@ class Conversation:
         truncate = policy.on_oversize == "truncate"
         if isinstance(policy, TokenBudget):
             return fit_budget(
-                self.model, head, self.messages, new, policy.max_tokens, truncate, self._cost
+                self._count_model, head, self.messages, new, policy.max_tokens, truncate, self._cost
             )
         await self._fold(new, policy)
         if self.summary:
             head.append(summary_block(self.summary))
         rest = self.messages[self.summary_covers :]
-        return fit_budget(self.model, head, rest, new, policy.max_tokens, truncate, self._cost)
+        return fit_budget(
+            self._count_model, head, rest, new, policy.max_tokens, truncate, self._cost
+        )
 
     # --- sending -------------------------------------------------------------------------
 
@@ -197,8 +212,9 @@ class Conversation:
         async with self._lock:
             self._check_idle()
             self.last_request = await self.context(new)
-            response: ChatResponse = await acompletion(
-                self.model, self.last_request, stream=False, **self._call_params()
+            params = self._call_params()
+            response: ChatResponse = await caller(self._router, params)(
+                self.model, self.last_request, stream=False, **params
             )
             await self._commit(new, response)
             return response
@@ -228,8 +244,9 @@ class Conversation:
         async with self._lock:
             self._check_idle()
             self.last_request = await self.context(new)
-            inner = await acompletion(
-                self.model, self.last_request, stream=True, **self._call_params()
+            params = self._call_params()
+            inner = await caller(self._router, params)(
+                self.model, self.last_request, stream=True, **params
             )
             inner._sync = sync  # the sync API iterates on the private loop
             self._streaming = True
