@@ -207,3 +207,11 @@ async def test_worst_case_needs_a_price_and_an_output_limit() -> None:
     assert none_apply.lines == ()
     with pytest.raises(chatgate.InvalidRequestError, match="alerts"):
         Budget("global", D("1"), alerts=(D("1.5"),))
+
+
+def test_a_free_model_holds_nothing_even_without_max_tokens() -> None:
+    from chatgate.cost.prices import FREE
+
+    budgets = Budgets([Budget("global", Decimal("1"))])
+    assert budgets.worst_case("local/smollm2-135m", [{"role": "user", "content": "hi"}],
+                              price=FREE) == 0  # fmt: skip

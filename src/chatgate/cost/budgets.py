@@ -207,6 +207,8 @@ class Budgets:
                 "Budgets(unpriced='allow')",
                 param="model",
             )
+        if price.free:  # self-hosted or free: nothing to hold, whatever the output length
+            return Decimal(0)
         limit = max_tokens or price.max_output
         if limit is None:
             raise InvalidRequestError(
