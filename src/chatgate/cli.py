@@ -48,6 +48,8 @@ def _banner(host: str, port: int, names: list[str], open_providers: list[str], a
             "no model is configured: pass --config, set a provider key (e.g. "
             "OPENAI_API_KEY), or install the local model (make serve)"
         )
+    if auth:
+        lines.append(f"admin: {url}/ui (master key); keys: chatgate keys create --help")
     return "\n".join(lines)
 
 
