@@ -316,7 +316,10 @@ def run_gateway(
     }
     port = free_port()
     if name == "chatgate":
-        # the access log stays on (written to the log file), as in production
+        # the access log stays on (written to the log file), and the spend log writes every
+        # request to SQLite, as in production; the database lives in the run's temp dir
+        settings = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{tmp / 'spend.db'}"}
+        data["general_settings"] = settings
         cmd = [sys.executable, "-m", "chatgate.cli", "serve", "--config", str(config)]
         health = f"http://127.0.0.1:{port}/health/liveness"
     else:
