@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["PostgresServer", "find_bin_dir"]
+__all__ = ["PostgresServer", "find_bin_dir", "require_bin_dir"]
 
 
 def find_bin_dir() -> Path | None:
@@ -27,6 +27,18 @@ def find_bin_dir() -> Path | None:
         return Path(os.path.realpath(found)).parent
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
     return Path(candidates[0]).parent if candidates else None
+
+
+def require_bin_dir() -> Path:
+    """The binaries, or a failure that says how to get them: the store tests run on a real
+    PostgreSQL and never pass by skipping (.ci/run installs it)."""
+    found = find_bin_dir()
+    if found is None:
+        raise RuntimeError(
+            "PostgreSQL server binaries not found: apt-get update && apt-get install -y "
+            "postgresql (.ci/run does this)"
+        )
+    return found
 
 
 def _free_port() -> int:

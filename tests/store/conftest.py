@@ -12,15 +12,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatgate.store.engine import create_engine
-from tests.fakes.postgres import PostgresServer, find_bin_dir
+from tests.fakes.postgres import PostgresServer, require_bin_dir
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
-    server = PostgresServer(bin_dir).init()
+    server = PostgresServer(require_bin_dir()).init()
     server.start()
     try:
         yield server

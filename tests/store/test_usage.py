@@ -7,7 +7,6 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 import chatgate
@@ -16,7 +15,7 @@ from chatgate.cost.usage_sql import SqlSink
 from chatgate.store.engine import create_engine
 from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
-from tests.fakes.postgres import PostgresServer, find_bin_dir
+from tests.fakes.postgres import PostgresServer, require_bin_dir
 
 NOV_21 = 1795262400.0  # 2026-11-21 09:20 UTC
 
@@ -101,10 +100,7 @@ async def test_sql_sink_writes_rows_and_rollup(db_url: str, tmp_path: Path) -> N
 
 
 async def test_records_in_equal_records_out_across_a_database_outage(tmp_path: Path) -> None:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
-    server = PostgresServer(bin_dir).init()
+    server = PostgresServer(require_bin_dir()).init()
     server.start()
     spill = tmp_path / "spill.jsonl"
     aside = tmp_path / "spill.jsonl.replaying"
