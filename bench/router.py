@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chatgate
 import upstream
 from chatgate import Router
-from chatgate.router.attempt import CallContext
+from chatgate.router.call import CallContext
 
 MESSAGES = [{"role": "user", "content": "Say something short about benchmarks."}]
 STRATEGIES = ("simple-shuffle", "least-busy", "latency-based", "usage-based")

@@ -173,3 +173,21 @@ def test_router_settings_accept_litellm_names_and_name_unknown_keys() -> None:
         ConfigError, match=r"model_list\.0\.litellm_params\.rpm: Input should be greater than 0"
     ):
         parse({"model_list": [{"model_name": "x", "litellm_params": {"model": "x", "rpm": 0}}]})
+
+
+def test_the_token_estimate_tracks_the_count_and_adds_the_output_limit() -> None:
+    from chatgate.cost.tokens import count_tokens
+    from chatgate.router.call import estimate_tokens
+    from chatgate.types import ChatRequest
+
+    text = "The quick brown fox jumps over the lazy dog. " * 200
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": text}]
+    request = ChatRequest.model_validate({"model": "m", "messages": messages, "max_tokens": 100})
+    counted = count_tokens("openai/gpt-4o-mini", messages).tokens
+    estimate = estimate_tokens(request) - 100
+    assert 0.8 * counted <= estimate <= 1.5 * counted  # a rough bucket figure, never wild
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    with_image = ChatRequest.model_validate(
+        {"model": "m", "messages": [{"role": "user", "content": [image]}]}
+    )
+    assert estimate_tokens(with_image) >= 250

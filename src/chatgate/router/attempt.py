@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from chatgate.client import inline_images_for, open_stream, send
 from chatgate.cost.tokens import count_tokens
@@ -21,79 +18,19 @@ from chatgate.errors import (
     NoDeploymentAvailableError,
     RateLimitError,
 )
+from chatgate.router.call import CallContext, bounded, describe, estimate_tokens
 from chatgate.router.deployments import RoutedDeployment
 from chatgate.router.policy import Fault, backoff, classify, cooldown_for
 from chatgate.router.state import Stats
 from chatgate.router.strategies import Pick
 from chatgate.stream import ChatStream
-from chatgate.transport.http import DEFAULT_TIMEOUTS, Timeouts
+from chatgate.transport.http import Timeouts
 from chatgate.types import Attempt, ChatRequest, ChatResponse, ResponseMeta
 
 if TYPE_CHECKING:
     from chatgate.router.router import Router
 
-__all__ = ["CallContext", "GroupRunner", "estimate_tokens"]
-
-
-@dataclass(slots=True)
-class CallContext:
-    """What one routed call carries across its groups: the deadline and the attempt log."""
-
-    deadline: float
-    timeout: float
-    num_retries: int
-    tags: frozenset[str]
-    sync: bool
-    raise_on_truncation: bool
-    download_images: bool = False
-    log: list[Attempt] = field(default_factory=list)
-    stream_ended: bool = False
-    _on_stream_end: list[Callable[[], None]] = field(default_factory=list)
-
-    def time_left(self, router: Router) -> float:
-        return self.deadline - router.now()
-
-    def on_stream_end(self, callback: Callable[[], None]) -> None:
-        if self.stream_ended:
-            callback()
-        else:
-            self._on_stream_end.append(callback)
-
-    def end_stream(self) -> None:
-        self.stream_ended = True
-        for callback in self._on_stream_end:
-            callback()
-
-
-def estimate_tokens(request: ChatRequest) -> int:
-    """A quick upper-ish estimate for TPM buckets and context checks: 4 bytes of JSON per
-    token for the prompt, plus the output limit. Corrected by the actual usage afterwards."""
-    prompt = len(orjson.dumps([m.model_dump(exclude_none=True) for m in request.messages]))
-    if request.tools:
-        prompt += len(orjson.dumps([t.model_dump(exclude_none=True) for t in request.tools]))
-    return prompt // 4 + (request.output_limit() or 0)
-
-
-def _bounded(timeouts: Timeouts | None, left: float) -> Timeouts:
-    base = timeouts or DEFAULT_TIMEOUTS
-    return replace(base, connect=min(base.connect, left), total=min(base.total, left))
-
-
-def _describe(d: RoutedDeployment, s: Stats, now: float) -> str:
-    if s.cooldown_until > now:
-        why = f" after {s.last_error}" if s.last_error else ""
-        state = f"cooling down {s.cooldown_until - now:.1f}s more{why}"
-    elif s.probing:
-        state = "its recovery probe is in flight"
-    elif d.limits.max_parallel is not None and s.in_flight >= d.limits.max_parallel:
-        state = f"{s.in_flight}/{d.limits.max_parallel} requests in flight (max_parallel_requests)"
-    elif s.rpm_left is not None and s.rpm_left < 1:
-        state = f"RPM limit {d.limits.rpm} reached"
-    elif s.tpm_left is not None:
-        state = f"TPM limit {d.limits.tpm} reached ({s.tpm_left:.0f} left)"
-    else:
-        state = "available"
-    return f"{d.id} ({d.model}): {state}"
+__all__ = ["GroupRunner"]
 
 
 class GroupRunner:
@@ -223,7 +160,7 @@ class GroupRunner:
         all_cooling: bool,
         earliest: float,
     ) -> ChatgateError:
-        states = "; ".join(_describe(d, s, now) for d, s in usable)
+        states = "; ".join(describe(d, s, now) for d, s in usable)
         cls = NoDeploymentAvailableError if all_cooling else RateLimitError
         return cls(
             f"no deployment of {self.name!r} can take the request now: {states}",
@@ -264,7 +201,7 @@ class GroupRunner:
         upstream = request.model_copy(update={"model": d.deployment.model})
         if call.download_images:
             upstream = await inline_images_for(upstream, d.deployment)
-        timeouts = _bounded(d.timeouts, left)
+        timeouts = bounded(d.timeouts, left)
         started = time.perf_counter()
         if not request.stream:
             try:

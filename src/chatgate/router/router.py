@@ -21,7 +21,8 @@ from chatgate.client import MessageLike, build_request
 from chatgate.config import Config, ModelEntry, RouterSettings
 from chatgate.errors import ChatgateError, InvalidRequestError
 from chatgate.router.admission import Admission
-from chatgate.router.attempt import CallContext, GroupRunner
+from chatgate.router.attempt import GroupRunner
+from chatgate.router.call import CallContext
 from chatgate.router.deployments import RoutedDeployment, build_groups
 from chatgate.router.policy import Fault, classify
 from chatgate.router.state import Health, MemoryState, RouterState

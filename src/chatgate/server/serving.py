@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from chatgate.cost.budgets import Budget
 from chatgate.cost.calc import cost_of, partial_usage, price_of
-from chatgate.router.attempt import estimate_tokens
+from chatgate.router.call import estimate_tokens
 from chatgate.router.state import Limits
 from chatgate.server.asgi import Scope
 from chatgate.server.context import RequestContext
