@@ -1,7 +1,7 @@
 """ChatStream: the chunks of one streamed answer, for ``for`` and ``async for`` alike.
 
-``StreamAccumulator`` is the I/O-free part: it folds chunks into the final ChatResponse
-(content, reasoning, tool calls reassembled from fragments by index, finish_reason, usage).
+``StreamAccumulator`` (chatgate.accumulator) is the I/O-free part that folds the chunks into
+the final ChatResponse.
 ``ChatStream`` owns its chunk source: leaving the loop early, ``close()``, or cancelling the
 task closes the upstream connection at once, and a stream that breaks off raises. The source is
 a live HTTP response (``HttpChunkSource``) or anything else that yields chunks, such as a cache
@@ -15,21 +15,14 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from chatgate.accumulator import StreamAccumulator  # re-exported: the stream's own fold
 from chatgate.cost.calc import response_cost
 from chatgate.errors import ChatgateError, TruncatedResponseError
 from chatgate.transport import http
 from chatgate.transport.loop_thread import run_sync, sync_loop
-from chatgate.types import (
-    ChatChunk,
-    ChatResponse,
-    Choice,
-    FunctionCall,
-    ResponseMessage,
-    ToolCall,
-    Usage,
-)
+from chatgate.types import ChatChunk, ChatResponse, Usage
 
 if TYPE_CHECKING:
     import aiohttp
@@ -39,109 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["ChatStream", "ChunkSource", "HttpChunkSource", "StreamAccumulator"]
 
 log = logging.getLogger("chatgate")
-
-
-class _ChoiceState:
-    __slots__ = ("content", "extras", "finish_reason", "reasoning", "refusal", "tool_calls")
-
-    def __init__(self) -> None:
-        self.content: list[str] = []
-        self.reasoning: list[str] = []
-        self.refusal: list[str] = []
-        self.tool_calls: dict[int, list[Any]] = {}  # index -> [id, name, [arg parts], extras]
-        self.finish_reason: str | None = None
-        self.extras: dict[str, Any] = {}  # provider delta fields, e.g. Anthropic thinking_blocks
-
-    def add_extras(self, extra: dict[str, Any]) -> None:
-        """Lists are extended and strings concatenated across chunks; anything else replaced."""
-        for key, value in extra.items():
-            before = self.extras.get(key)
-            if isinstance(value, list) and isinstance(before, list):
-                before.extend(value)
-            elif isinstance(value, str) and isinstance(before, str):
-                self.extras[key] = before + value
-            else:
-                self.extras[key] = list(value) if isinstance(value, list) else value
-
-
-class StreamAccumulator:
-    """Folds chunks into one ChatResponse; no I/O."""
-
-    __slots__ = ("_choices", "created", "id", "model", "system_fingerprint", "usage")
-
-    def __init__(self) -> None:
-        self._choices: dict[int, _ChoiceState] = {}
-        self.id = ""
-        self.model = ""
-        self.created = 0
-        self.system_fingerprint: str | None = None
-        self.usage: Usage | None = None
-
-    def add(self, chunk: ChatChunk) -> None:
-        self.id = self.id or chunk.id
-        self.model = self.model or chunk.model
-        self.created = self.created or chunk.created
-        self.system_fingerprint = self.system_fingerprint or chunk.system_fingerprint
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        for choice in chunk.choices:
-            state = self._choices.get(choice.index)
-            if state is None:
-                state = self._choices[choice.index] = _ChoiceState()
-            delta = choice.delta
-            if delta.content:
-                state.content.append(delta.content)
-            if delta.reasoning_content:
-                state.reasoning.append(delta.reasoning_content)
-            if delta.refusal:
-                state.refusal.append(delta.refusal)
-            if delta.model_extra:
-                state.add_extras(delta.model_extra)
-            for call in delta.tool_calls or ():
-                slot = state.tool_calls.setdefault(call.index, [None, None, [], {}])
-                slot[0] = slot[0] or call.id
-                if call.model_extra:  # provider fields, e.g. Gemini's thought signature
-                    slot[3].update(call.model_extra)
-                if call.function is not None:
-                    slot[1] = slot[1] or call.function.name
-                    if call.function.arguments:
-                        slot[2].append(call.function.arguments)
-            if choice.finish_reason is not None:
-                state.finish_reason = choice.finish_reason
-
-    @property
-    def finish_reason(self) -> str | None:
-        first = self._choices.get(0)
-        return first.finish_reason if first else None
-
-    def response(self) -> ChatResponse:
-        choices = []
-        for index in sorted(self._choices):
-            state = self._choices[index]
-            calls = [
-                ToolCall(
-                    id=cid or f"call_{index}_{i}",
-                    function=FunctionCall(name=name or "", arguments="".join(args)),
-                    **extra,
-                )
-                for i, (cid, name, args, extra) in sorted(state.tool_calls.items())
-            ]
-            message = ResponseMessage(
-                content="".join(state.content) if state.content else None,
-                reasoning_content="".join(state.reasoning) if state.reasoning else None,
-                refusal="".join(state.refusal) if state.refusal else None,
-                tool_calls=calls or None,
-                **state.extras,
-            )
-            choices.append(Choice(index=index, message=message, finish_reason=state.finish_reason))
-        return ChatResponse(
-            id=self.id,
-            created=self.created,
-            model=self.model,
-            system_fingerprint=self.system_fingerprint,
-            choices=choices,
-            usage=self.usage,
-        )
 
 
 class ChunkSource(Protocol):
