@@ -25,7 +25,8 @@ def app_factory() -> object:
 
     path = os.environ.get(CONFIG_ENV)
     cfg = config_module.load(path) if path else None
-    return create_app(cfg, config_path=path, access_log=os.environ.get(ACCESS_LOG_ENV) == "1")
+    access_log = os.environ.get(ACCESS_LOG_ENV) == "1"
+    return create_app(cfg, config_path=path, access_log=access_log, freeze_heap=True)
 
 
 def _banner(host: str, port: int, names: list[str], open_providers: list[str], auth: bool) -> str:
@@ -87,7 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
         _run_workers(args.workers, access_log, options)
     else:
         path = os.environ.get(CONFIG_ENV)
-        app = create_app(cfg, config_path=path, access_log=access_log)
+        app = create_app(cfg, config_path=path, access_log=access_log, freeze_heap=True)
         # uvicorn re-raises SIGTERM once its graceful shutdown is over; by then everything has
         # finished, so the process exits 0 rather than dying of the signal.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)

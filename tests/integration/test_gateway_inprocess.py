@@ -4,6 +4,7 @@ what `create_app` gives someone who embeds it in their own ASGI server."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from typing import Any
 
@@ -104,3 +105,30 @@ async def test_without_log_content_no_content_and_no_line_unless_someone_listens
     (line,) = lines(caplog)
     assert "request_content" not in line
     assert "quiet" not in json.dumps(line)
+
+
+async def test_freeze_heap_hides_the_start_up_heap_from_the_collector(fake: FakeOpenAI) -> None:
+    """`chatgate serve` freezes what start-up built (a full collection over it was the p99 at
+    64 concurrent requests); an app embedded in someone else's process leaves their GC alone."""
+    config = parse(
+        {
+            "model_list": [
+                {
+                    "model_name": "m",
+                    "params": {"model": "openai/x", "api_base": fake.base_url, "api_key": "k"},
+                }
+            ]
+        }
+    )
+    gc.unfreeze()
+    try:
+        async with Lifespan(create_app(config)):
+            assert gc.get_freeze_count() == 0
+        app = create_app(config, freeze_heap=True)
+        async with Lifespan(app):
+            assert gc.get_freeze_count() > 10_000  # the modules, the app, pydantic's schemas
+            hello = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            status, _ = await post(app, "/v1/chat/completions", hello)
+            assert status == 200
+    finally:
+        gc.unfreeze()

@@ -38,6 +38,7 @@ __all__ = ["SqlSink"]
 
 log = logging.getLogger("chatgate.spend")
 _SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens")
+_ADDED = (*_SUMS, "cost_pico", "unpriced")  # what an upsert adds to spend_daily's row
 
 
 def _count_lines(path: Path) -> int:
@@ -75,7 +76,7 @@ def _row(r: UsageRecord) -> dict[str, Any]:
 
 def _rollup(records: Sequence[UsageRecord]) -> list[dict[str, Any]]:
     sums: dict[tuple[dt.date, str, str, str, str], dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys((*_SUMS, "cost_pico", "unpriced"), 0)
+        lambda: dict.fromkeys(_ADDED, 0)
     )
     for r in records:
         acc = sums[(r.day, r.key_id or "", r.team_id or "", r.user_id or "", r.model)]
@@ -120,7 +121,13 @@ class SqlSink:
         self._closing = False
         self._lock = asyncio.Lock()
         dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
-        self._insert = dialect.insert
+        # One row's upsert, executed for many rows: compiled once. A multi-row VALUES statement
+        # is compiled again for every batch (measured: 70 µs per record with 50 keys).
+        stmt = dialect.insert(SPEND_DAILY)
+        self._upsert_daily = stmt.on_conflict_do_update(
+            index_elements=["day", "key_id", "team_id", "user_id", "model"],
+            set_={c: SPEND_DAILY.c[c] + stmt.excluded[c] for c in _ADDED},
+        )
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> SqlSink:
@@ -177,13 +184,7 @@ class SqlSink:
                 new_days = {r.day for r in batch} - self._days
                 await ensure_days(conn, new_days)
                 await conn.execute(SPEND_LOG.insert(), [_row(r) for r in batch])
-                stmt = self._insert(SPEND_DAILY).values(_rollup(batch))
-                sums = (*_SUMS, "cost_pico", "unpriced")
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["day", "key_id", "team_id", "user_id", "model"],
-                    set_={c: SPEND_DAILY.c[c] + stmt.excluded[c] for c in sums},
-                )
-                await conn.execute(stmt)
+                await conn.execute(self._upsert_daily, _rollup(batch))
             self._days |= new_days
         except Exception as exc:  # whatever the driver raises, the batch is spilled, never lost
             log.warning(

@@ -186,15 +186,19 @@ def create_app(
     config_path: str | None = None,
     checks: Mapping[str, ReadinessCheck] | None = None,
     access_log: bool = False,
+    freeze_heap: bool = False,
 ) -> ASGIApp:
     """The gateway app. ``config_path`` is what a reload re-reads; ``checks`` are extra named
-    readiness checks; ``access_log`` writes the access log to stderr (``chatgate serve``)."""
+    readiness checks; ``access_log`` writes the access log to stderr (``chatgate serve``);
+    ``freeze_heap`` hides the start-up heap from the garbage collector (``gc.freeze``), for a
+    process that is only this gateway (``chatgate serve``)."""
     gateway = Gateway(
         config or Config(),
         zero_config=zero_config,
         config_path=config_path,
         checks=checks,
         access_log=access_log,
+        freeze_heap=freeze_heap,
     )
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -50,6 +51,7 @@ class Gateway:
         config_path: str | None = None,
         checks: Mapping[str, ReadinessCheck] | None = None,
         access_log: bool = False,
+        freeze_heap: bool = False,
     ) -> None:
         self.services = Services()
         self.state = GatewayState.build(config, self.services, zero_config=zero_config)
@@ -71,6 +73,7 @@ class Gateway:
         self.draining = False
         self._access = logging.getLogger(ACCESS_LOGGER)
         self._background: set[asyncio.Task[Any]] = set()
+        self._freeze_heap = freeze_heap
 
     # --- per request -----------------------------------------------------------------------
 
@@ -144,6 +147,8 @@ class Gateway:
         await self.services.open(self.state.config)
         self._install_signals()
         await _warm_up(self.state)
+        if self._freeze_heap:
+            _freeze_heap()
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -171,6 +176,14 @@ class Gateway:
         await stop_prepared()
         await http.aclose()
         self.metrics.process_exited()
+
+
+def _freeze_heap() -> None:
+    """Move everything built at start-up (modules, the app, pydantic's schemas) out of the
+    collector's sight. Without it every full collection walks that whole heap: pauses of 50 ms
+    under load, measured, which were the gateway's p99 at 64 concurrent requests."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _warm_up(state: GatewayState) -> None:
