@@ -376,6 +376,12 @@ class ChunkChoice(_Tagged):
 
 
 class ChatChunk(_Tagged):
+    """One chunk of a stream. A chunk read from an OpenAI-format upstream keeps the exact JSON
+    it came as (``wire_json``), so a gateway can forward it without serializing it again; a
+    copy, or assigning to the chunk's fields, drops it. (Changing a nested part in place would
+    not: chatgate never does.)"""
+
+    __slots__ = ("_wire",)  # not a field: equality, copies and dumps ignore it
     _always = ("id", "object", "created", "model", "choices")
 
     id: str = ""
@@ -385,3 +391,14 @@ class ChatChunk(_Tagged):
     system_fingerprint: str | None = None
     choices: list[ChunkChoice] = Field(default_factory=list)
     usage: Usage | None = None
+
+    def keep_wire_json(self, data: bytes) -> None:
+        object.__setattr__(self, "_wire", data)
+
+    @property
+    def wire_json(self) -> bytes | None:
+        return getattr(self, "_wire", None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, "_wire", None)
+        super().__setattr__(name, value)

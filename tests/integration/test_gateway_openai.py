@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,6 +114,40 @@ def test_stream_without_usage_has_no_usage_chunk(client: openai.OpenAI) -> None:
         )
     )
     assert all(c.choices for c in chunks)
+
+
+def test_openai_format_chunks_are_forwarded_as_the_upstream_sent_them(
+    gateway: str, upstream: FakeOpenAI
+) -> None:
+    """Chunks from an OpenAI-format upstream go out byte for byte (key order, spacing, provider
+    fields), not parsed and written again; the usage chunk the gateway asked for on the
+    client's behalf is still held back."""
+    upstream.replies.clear()
+    head = '"id": "c1",  "object": "chat.completion.chunk", "created": 7, "model": "m"'
+    odd = [
+        '{"choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}}], '
+        + head
+        + ', "x_provider": {"b": 2, "a": 1}}',
+        "{" + head + ', "choices":[{"delta":{},"index":0,"finish_reason":"stop"}]}',
+    ]
+    usage = (
+        "{"
+        + head
+        + ', "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1, '
+        + '"total_tokens": 4}}'
+    )
+    upstream.script(Reply(chunks=[f"data: {c}\n\n" for c in [*odd, usage]]))
+    body = json.dumps(
+        {"model": "fast", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    )
+    request = urllib.request.Request(
+        f"{gateway}/v1/chat/completions", data=body.encode(), method="POST"
+    )
+    request.add_header("Authorization", f"Bearer {MASTER}")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        sent = resp.read()
+    assert sent == b"".join(f"data: {c}\n\n".encode() for c in odd) + b"data: [DONE]\n\n"
+    assert upstream.last.body["stream_options"] == {"include_usage": True}
 
 
 def test_tool_calls_stream_through(client: openai.OpenAI, upstream: FakeOpenAI) -> None:

@@ -118,3 +118,17 @@ def test_chunk_with_empty_choices_and_usage() -> None:
     assert chunk.choices == []
     assert chunk.usage is not None
     assert chunk.usage.total_tokens == 3
+
+
+def test_a_chunk_keeps_its_wire_json_until_it_is_copied_or_changed() -> None:
+    raw = b'{"id": "c", "choices": [{"index": 0, "delta": {"content": "hi"}}], "usage": null}'
+    chunk = ChatChunk.model_validate_json(raw)
+    assert chunk.wire_json is None  # only an OpenAI-format stream reader keeps it
+    chunk.keep_wire_json(raw)
+    assert chunk.wire_json == raw
+    assert chunk == ChatChunk.model_validate_json(raw)  # not part of equality
+    assert chunk.model_copy(update={"usage": None}).wire_json is None
+    assert "wire" not in chunk.model_dump_json()
+    chunk.id = "changed"
+    assert chunk.wire_json is None
+    assert chunk.id == "changed"

@@ -107,6 +107,7 @@ class OpenAIStreamTranslator:
         extra = chunk.model_extra
         if extra and "error" in extra:
             raise error_from_body(500, {}, data.encode(), self._deployment)
+        chunk.keep_wire_json(data.encode())
         for choice in chunk.choices:
             if choice.finish_reason is not None:
                 self._finished = True

@@ -72,9 +72,10 @@ async def chat_completions(
 
 class OpenAIFrames:
     def chunk(self, chunk: ChatChunk) -> bytes:
-        return (
-            b"data: " + chunk.__pydantic_serializer__.to_json(chunk, exclude_unset=True) + b"\n\n"
-        )
+        wire = chunk.wire_json  # as an OpenAI-format upstream sent it: already our format
+        if wire is None:
+            wire = chunk.__pydantic_serializer__.to_json(chunk, exclude_unset=True)
+        return b"data: " + wire + b"\n\n"
 
     def end(self) -> bytes:
         return _DONE
