@@ -8,6 +8,7 @@ never leave this module: they become APIConnectionError / APITimeoutError.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, replace
@@ -77,7 +78,11 @@ async def _session() -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30
         )
-        session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        # No cookie jar: an API client has no use for cookies, and aiohttp's jar filters and
+        # stores them on every request and response.
+        session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
+        )
         state = _sessions[loop] = _LoopState(session)
         await state.closer.__anext__()
     return state.session
@@ -93,9 +98,15 @@ async def aclose() -> None:
 def _url(request: HttpRequest) -> yarl.URL:
     """Send the path exactly as the adapter encoded it: signed requests (AWS SigV4) sign the
     encoded path, and yarl would otherwise re-quote it (e.g. %3A back to ':')."""
-    return yarl.URL(request.url, encoded=True)
+    return _parsed_url(request.url)
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of upstream URLs, parsed once each
+def _parsed_url(url: str) -> yarl.URL:
+    return yarl.URL(url, encoded=True)
+
+
+@functools.lru_cache(maxsize=64)
 def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_read=timeouts.read)
 
