@@ -106,9 +106,15 @@ def _parsed_url(url: str) -> yarl.URL:
     return yarl.URL(url, encoded=True)
 
 
-@functools.lru_cache(maxsize=64)
 def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_read=timeouts.read)
+    # Not keyed on Timeouts: a router cuts ``total`` to each call's deadline, so it differs
+    # every time, while connect and read stay the deployment's own.
+    return _aiohttp_timeout(timeouts.connect, timeouts.read)
+
+
+@functools.lru_cache(maxsize=64)
+def _aiohttp_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=connect, sock_read=read)
 
 
 def _translate(exc: BaseException, request: HttpRequest) -> APIConnectionError:
