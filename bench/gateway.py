@@ -100,9 +100,16 @@ async def run_cell(
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        cell.warmup = min(concurrency * 4, 200)
-        for _ in range(cell.warmup):  # warm up the pool and the server
-            await one(session, url, body, stream, Cell())
+        # Warm up at the cell's own concurrency, so every keep-alive connection (client to
+        # gateway, gateway to upstream) exists before the clock starts: opening 256 at once
+        # inside the measured run overflows the listen queues, and a SYN retried after 1 s
+        # was the p99 at c=256.
+        per_worker = max(2, 200 // concurrency)
+        cell.warmup = per_worker * concurrency
+        for _ in range(per_worker):
+            await asyncio.gather(
+                *(one(session, url, body, stream, Cell()) for _ in range(concurrency))
+            )
         remaining = requests
         deadline = time.perf_counter() + max_s
 
@@ -135,8 +142,12 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 120.0
 
 
 def cpu_s(pid: int) -> float:
+    """CPU seconds of the process and its worker processes (``--workers``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = children.read_text().split() if children.exists() else []
+    return own + sum(cpu_s(int(kid)) for kid in kids)
 
 
 def rss_mb(pid: int) -> float:
@@ -147,10 +158,12 @@ def rss_mb(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def server(args: list[str], health: str, log: Path, env: dict[str, str]) -> Iterator[int]:
+def server(
+    args: list[str], health: str, log: Path, env: dict[str, str], cpus: str = GATEWAY_CPU
+) -> Iterator[int]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            ["taskset", "-c", GATEWAY_CPU, *args], stdout=out, stderr=subprocess.STDOUT, env=env
+            ["taskset", "-c", cpus, *args], stdout=out, stderr=subprocess.STDOUT, env=env
         )
         try:
             wait_ready(health, proc)
@@ -274,6 +287,13 @@ def main() -> None:
     parser.add_argument("--rss-requests", type=int, default=20000)
     parser.add_argument("--litellm", default="/work/litellm-venv/bin/litellm")
     parser.add_argument("--only", default="direct,chatgate,litellm")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway worker processes (both gateways); with 2 they run on both cores and the "
+        "load generator shares core 1 with them: figures per machine, not per core",
+    )
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     if args.quick:
@@ -321,14 +341,16 @@ def run_gateway(
         settings = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{tmp / 'spend.db'}"}
         data["general_settings"] = settings
         cmd = [sys.executable, "-m", "chatgate.cli", "serve", "--config", str(config)]
+        cmd += ["--workers", str(args.workers)]
         health = f"http://127.0.0.1:{port}/health/liveness"
     else:
         data["litellm_settings"] = {"telemetry": False, "drop_params": True, "set_verbose": False}
         env = {**env, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
-        cmd = [args.litellm, "--config", str(config), "--num_workers", "1"]
+        cmd = [args.litellm, "--config", str(config), "--num_workers", str(args.workers)]
         health = f"http://127.0.0.1:{port}/health/liveliness"
     config.write_text(yaml.safe_dump(data))
-    with server([*cmd, "--port", str(port)], health, tmp / f"{name}.log", env) as pid:
+    cpus = GATEWAY_CPU if args.workers == 1 else "0,1"
+    with server([*cmd, "--port", str(port)], health, tmp / f"{name}.log", env, cpus) as pid:
         print(name, flush=True)
         target = Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", pid=pid)
         targets.append(target)
