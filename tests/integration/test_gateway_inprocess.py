@@ -121,14 +121,18 @@ async def test_freeze_heap_hides_the_start_up_heap_from_the_collector(fake: Fake
         }
     )
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     try:
         async with Lifespan(create_app(config)):
             assert gc.get_freeze_count() == 0
+            assert gc.get_threshold() == thresholds
         app = create_app(config, freeze_heap=True)
         async with Lifespan(app):
             assert gc.get_freeze_count() > 10_000  # the modules, the app, pydantic's schemas
+            assert gc.get_threshold()[0] == 10_000
             hello = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
             status, _ = await post(app, "/v1/chat/completions", hello)
             assert status == 200
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)

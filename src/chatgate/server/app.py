@@ -190,8 +190,9 @@ def create_app(
 ) -> ASGIApp:
     """The gateway app. ``config_path`` is what a reload re-reads; ``checks`` are extra named
     readiness checks; ``access_log`` writes the access log to stderr (``chatgate serve``);
-    ``freeze_heap`` hides the start-up heap from the garbage collector (``gc.freeze``), for a
-    process that is only this gateway (``chatgate serve``)."""
+    ``freeze_heap`` hides the start-up heap from the garbage collector (``gc.freeze``) and
+    raises its young-generation threshold, for a process that is only this gateway
+    (``chatgate serve``)."""
     gateway = Gateway(
         config or Config(),
         zero_config=zero_config,

@@ -178,12 +178,21 @@ class Gateway:
         self.metrics.process_exited()
 
 
+# A young collection every 10,000 net allocations instead of 700. Under load the default ran
+# ~10 collections a second per thousand requests, each walking the in-flight requests' objects:
+# 35 µs of every request's CPU went to the collector (measured at 64 concurrent requests; 4 µs
+# with this), and a young collection still stays under 2 ms.
+_GC_THRESHOLDS = (10_000, 50, 100)
+
+
 def _freeze_heap() -> None:
     """Move everything built at start-up (modules, the app, pydantic's schemas) out of the
-    collector's sight. Without it every full collection walks that whole heap: pauses of 50 ms
-    under load, measured, which were the gateway's p99 at 64 concurrent requests."""
+    collector's sight, and collect the young generation less often. Without the freeze every
+    full collection walks that whole heap: pauses of 50 ms under load, measured, which were
+    the gateway's p99 at 64 concurrent requests."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
 
 
 async def _warm_up(state: GatewayState) -> None:
