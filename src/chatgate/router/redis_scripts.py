@@ -109,6 +109,7 @@ VIEW = (
     _PRELUDE
     + """
 -- KEYS: leases, entry...  ARGV: now
+-- One string: a line per entry, its fields apart by tabs (one reply to parse, not 9 per entry).
 local now = tonumber(ARGV[1])
 local live = live_leases(KEYS[1])
 local out = {}
@@ -116,13 +117,13 @@ for i = 2, #KEYS do
   local h = hash(KEYS[i])
   settle(h, now)
   local rpm, tpm = refill(h, 'r', now), refill(h, 't', now)
-  out[#out + 1] = {
-    h.cd or '', h.ho or '', (h.pr and live[h.pr]) and '1' or '', tostring(in_flight(h, live)),
+  out[#out + 1] = table.concat({
+    h.cd or '', h.ho or '', (h.pr and live[h.pr]) and '1' or '', in_flight(h, live),
     h.lat or '', h.n or '', rpm and fmt(rpm.level) or '', tpm and fmt(tpm.level) or '',
-    h.err or ''
-  }
+    h.err and string.gsub(h.err, '%s', ' ') or ''
+  }, '\\t')
 end
-return out
+return table.concat(out, '\\n')
 """
 )
 

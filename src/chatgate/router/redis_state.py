@@ -200,15 +200,18 @@ class RedisState:
     # -- RouterState ---------------------------------------------------------------------------
 
     async def view(self, ids: Sequence[str], now: float) -> list[Stats]:
+        if not ids:
+            return []
+
         async def remote(conn: _Conn) -> list[Stats]:
             keys = [self._leases_key, *(self._key(id) for id in ids)]
             rows = await conn.view(keys, [now + self._offset])
-            return [self._stats(row) for row in rows]
+            return [self._stats(row.split("\t")) for row in rows.decode().split("\n")]
 
         stats, _ = await self._call(remote, lambda: self.local.view(ids, now))
         return stats
 
-    def _stats(self, row: list[bytes]) -> Stats:
+    def _stats(self, row: list[str]) -> Stats:
         cd, ho, pr, in_flight, lat, n, rpm, tpm, err = row
         return Stats(
             cooldown_until=float(cd) - self._offset if cd else 0.0,
@@ -219,7 +222,7 @@ class RedisState:
             samples=int(n) if n else 0,
             rpm_left=float(rpm) if rpm else None,
             tpm_left=float(tpm) if tpm else None,
-            last_error=err.decode() if err else None,
+            last_error=err or None,
         )
 
     async def reserve(self, id: str, limits: Limits, tokens: int, now: float) -> float:
