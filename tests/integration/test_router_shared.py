@@ -4,6 +4,7 @@ one cooldown seen by both. With MemoryState each would allow the limit and try t
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 from chatgate import Router
 from chatgate.errors import AuthenticationError, RateLimitError
 from chatgate.router import RedisState
-from tests.fakes.openai_server import FakeOpenAI, Reply, error_json
+from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, error_json
 from tests.fakes.redis_server import RedisServer
 
 HI = [{"role": "user", "content": "hi"}]
@@ -91,3 +92,41 @@ async def test_a_cooldown_set_by_one_router_is_seen_by_the_other(pair: Any) -> N
         [stats, _] = await second.state.view(["smart#0", "smart#1"], second.now())
         assert stats.last_error == "AuthenticationError"
         assert stats.cooldown_until > second.now()
+
+
+def test_the_blocking_api_shares_state_too(fake: FakeOpenAI, redis_server: RedisServer) -> None:
+    """The sync API runs on chatgate's own loop thread: a client of its own, the same state."""
+    namespace = uuid.uuid4().hex
+    settings = {"redis_url": redis_server.url, "redis_namespace": namespace, "limit_wait": 0}
+    blocking = Router([entry("solo", fake, rpm=2)], settings=settings)
+    other = Router([entry("solo", fake, rpm=2)], settings=settings)
+    try:
+        assert blocking.completion("solo", HI).content == "echo: hi"
+        assert asyncio.run(_one(other)) == "echo: hi"
+        with pytest.raises(RateLimitError):
+            blocking.completion("solo", HI)
+        assert len(fake.requests) == 2
+    finally:
+        blocking.close()
+
+
+async def _one(router: Router) -> str | None:
+    """One call on a loop of its own, then its connection closed before that loop ends."""
+    answer = await router.acompletion("solo", HI)
+    await router.aclose()
+    return answer.content  # type: ignore[no-any-return]
+
+
+async def test_a_waiting_call_gets_a_slot_freed_in_another_router(pair: Any) -> None:
+    """max_parallel_requests across routers: the slot frees in the other one, which wakes
+    nobody here; the waiting call finds it by looking again, long before limit_wait."""
+    with FakeOpenAI() as slow:
+        slow.script(Reply(delay_s=0.3, json=completion_json("first")))
+        first, second = pair([entry("g", slow, max_parallel_requests=1)], limit_wait=3)
+        holding = asyncio.create_task(first.acompletion("g", HI))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        answer = await second.acompletion("g", HI)
+        assert time.monotonic() - started < 1.0
+        assert answer.content == "echo: hi"
+        assert (await holding).content == "first"

@@ -131,11 +131,15 @@ class Router:
         return list(self.groups)
 
     async def aclose(self) -> None:
-        """Close the shared-state connection this Router opened (a given ``state`` is the
-        caller's to close)."""
+        """Close the shared-state connection this Router opened on this loop (a given
+        ``state`` is the caller's to close)."""
         close = getattr(self.state, "aclose", None)
         if self._owns_state and close is not None:
             await close()
+
+    def close(self) -> None:
+        """``aclose`` for the blocking API's connection (on chatgate's own loop)."""
+        run_sync(self.aclose())
 
     # -- calls ------------------------------------------------------------------------------
 
