@@ -153,11 +153,39 @@ class RouterSettings(_Strict):
     max_queue: int = Field(default=0, ge=0)
     latency_exploration: float = Field(default=0.05, ge=0, le=1)
     enable_pre_call_checks: bool = True
+    # Shared state (cooldowns, RPM/TPM, in-flight; the gateway's per-key limits) in Redis, for
+    # every worker and instance: redis_url, or LiteLLM's redis_host/_port/_password.
+    redis_url: str | None = Field(default=None, repr=False)
+    redis_host: str | None = None
+    redis_port: int = Field(default=6379, gt=0, lt=65536)
+    redis_password: str | None = Field(default=None, repr=False)
+    redis_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9_.:-]+$")
 
     @pydantic.field_validator("routing_strategy", mode="before")
     @classmethod
     def _alias(cls, value: Any) -> Any:
         return STRATEGY_ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @pydantic.model_validator(mode="after")
+    def _one_redis(self) -> RouterSettings:
+        if self.redis_url and (self.redis_host or self.redis_password):
+            raise ValueError(
+                "give redis_url or redis_host (with redis_port, redis_password), not both; "
+                "a password goes in the URL: redis://:PASSWORD@host:6379/0"
+            )
+        if self.redis_password and not self.redis_host:
+            raise ValueError("redis_password needs redis_host (or put it in redis_url)")
+        return self
+
+    def shared_state_url(self) -> str | None:
+        """The Redis that holds the router's state, as a URL; None: each process its own."""
+        if self.redis_url or not self.redis_host:
+            return self.redis_url or None
+        from urllib.parse import quote
+
+        host = f"[{self.redis_host}]" if ":" in self.redis_host else self.redis_host
+        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+        return f"redis://{auth}{host}:{self.redis_port}/0"
 
 
 class BudgetSettings(_Strict):

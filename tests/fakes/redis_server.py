@@ -21,6 +21,8 @@ def _free_port() -> int:
 
 
 class RedisServer:
+    """``with RedisServer() as server``; ``stop()`` and ``start()`` again on the same port."""
+
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -37,6 +39,9 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def start(self) -> RedisServer:
         self._proc = subprocess.Popen(
             [
                 self._binary,
@@ -63,6 +68,10 @@ class RedisServer:
         raise RuntimeError(f"redis-server did not start on port {self.port}")
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._dir.cleanup()
+
+    def stop(self) -> None:
         if self._proc is not None:
             self._proc.terminate()
             try:
@@ -71,4 +80,3 @@ class RedisServer:
                 self._proc.kill()
                 self._proc.wait(5)
             self._proc = None
-        self._dir.cleanup()

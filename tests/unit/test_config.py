@@ -90,3 +90,38 @@ def test_errors_name_the_line(tmp_path: Path) -> None:
     assert "line 5: model_list.0.params.rpmm: unknown key" in message
     assert "line 7: model_list.1.params.model: Field required" in message
     assert "line 9: general_settings.shutdown_grace_s: Input should be greater" in message
+
+
+def test_shared_state_redis_as_litellm_spells_it() -> None:
+    routing = {
+        "redis_host": "os.environ/REDIS_HOST",
+        "redis_port": "os.environ/REDIS_PORT",
+        "redis_password": "os.environ/REDIS_PASSWORD",
+    }
+    env = {"REDIS_HOST": "cache.internal", "REDIS_PORT": "6380", "REDIS_PASSWORD": "p@ss/w:rd"}
+    settings = parse({"router_settings": routing}, env=env).router_settings
+    assert settings.shared_state_url() == "redis://:p%40ss%2Fw%3Ard@cache.internal:6380/0"
+    assert "p@ss" not in repr(settings)
+    url = parse({"router_settings": {"redis_url": "redis://:s3cret@h:1/2"}}, env={})
+    assert url.router_settings.shared_state_url() == "redis://:s3cret@h:1/2"
+    assert "s3cret" not in repr(url)
+    assert parse({}, env={}).router_settings.shared_state_url() is None
+    ipv6 = parse({"router_settings": {"redis_host": "::1"}}, env={}).router_settings
+    assert ipv6.shared_state_url() == "redis://[::1]:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("routing", "message"),
+    [
+        ({"redis_url": "redis://h", "redis_host": "h"}, "give redis_url or redis_host"),
+        ({"redis_password": "x"}, "redis_password needs redis_host"),
+        ({"redis_host": "h", "redis_port": 0}, "redis_port: Input should be greater than 0"),
+        ({"redis_url": "redis://h", "redis_namespace": "a b"}, "redis_namespace: String should"),
+    ],
+)
+def test_shared_state_settings_that_cannot_work_are_named(
+    routing: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        parse({"router_settings": routing}, env={})
+    assert "router_settings" in info.value.message

@@ -21,7 +21,7 @@ from chatgate.errors import (
 from chatgate.router.call import CallContext, bounded, describe, estimate_tokens
 from chatgate.router.deployments import RoutedDeployment
 from chatgate.router.policy import Fault, backoff, classify, cooldown_for
-from chatgate.router.state import Stats
+from chatgate.router.state import MemoryState, Stats
 from chatgate.router.strategies import Pick
 from chatgate.stream import ChatStream
 from chatgate.transport.http import Timeouts
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from chatgate.router.router import Router
 
 __all__ = ["GroupRunner"]
+
+_SHARED_POLL_S = 0.05  # shared state: how often a waiting call looks for a slot freed elsewhere
 
 
 class GroupRunner:
@@ -54,6 +56,7 @@ class GroupRunner:
         tokens = estimate_tokens(request) if self._needs_tokens else 0
         retries = 0
         tried: set[str] = set()
+        waiting_since: float | None = None  # for room under the limits; limit_wait in total
         while True:
             now = router.now()
             left = call.deadline - now
@@ -67,8 +70,10 @@ class GroupRunner:
             usable = self._usable(stats, call, tokens, request)
             ready = [(d, s) for d, s in usable if self._has_room(d, s, tokens, now)]
             if not ready:
-                await self._wait_for_room(usable, now, left, can_fall_back)
+                waiting_since = now if waiting_since is None else waiting_since
+                await self._wait_for_room(usable, now, left, can_fall_back, now - waiting_since)
                 continue
+            waiting_since = None
             fresh = [c for c in ready if c[0].id not in tried] or ready
             chosen = self._pick(fresh, router.rng)[0]
             if await router.state.reserve(chosen.id, chosen.limits, tokens, now) > 0:
@@ -132,9 +137,11 @@ class GroupRunner:
         now: float,
         left: float,
         can_fall_back: bool,
+        waited: float,
     ) -> None:
         """Wait for the first deployment to come back, or raise if it will not be soon
-        enough (or a fallback group can serve instead of a cooling one)."""
+        enough (or a fallback group can serve instead of a cooling one). ``waited``: how long
+        this call has waited for room already."""
         settings = self._router.settings
         all_cooling = all(s.cooldown_until > now for _, s in usable)
         earliest = math.inf
@@ -145,7 +152,7 @@ class GroupRunner:
                 earliest = min(earliest, (1 - s.rpm_left) * 60.0 / d.limits.rpm)
             elif s.tpm_left is not None and d.limits.tpm and not s.probing:
                 earliest = min(earliest, 1.0)  # TPM refills continuously; look again soon
-        limit = left if all_cooling else min(left, settings.limit_wait)
+        limit = left if all_cooling else min(left, settings.limit_wait - waited)
         if (all_cooling and can_fall_back) or (earliest > limit and not math.isinf(earliest)):
             raise self._unavailable(usable, now, all_cooling, earliest)
         if not math.isinf(earliest):
@@ -170,14 +177,18 @@ class GroupRunner:
         )
 
     async def _capacity_freed(self, timeout: float) -> bool:
-        """Wait until a request of this group ends; False if none did within ``timeout``."""
+        """Wait until a request of this group ends; False if none did within ``timeout``.
+        With shared state a slot may free in another process, which wakes nobody here: then
+        True after each short poll too, so the caller looks again."""
+        shared = not isinstance(self._router.state, MemoryState)
+        wait = min(timeout, _SHARED_POLL_S) if shared else timeout
         future = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(max(0.0, wait)):
                 await future
         except TimeoutError:
-            return False
+            return wait < timeout
         finally:
             self._waiters.remove(future)
         return True

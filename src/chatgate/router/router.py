@@ -43,6 +43,8 @@ class Router:
     Settings not given take RouterSettings' defaults (see docs/routing.md). ``clock``,
     ``sleep`` and ``rng`` exist so tests can drive time and chance deterministically.
     One Router serves one event loop (or only the sync API, which runs on chatgate's own).
+    With ``redis_url`` (or ``redis_host``) in the settings its state is shared through Redis
+    by every Router on that namespace; ``await router.aclose()`` then closes the connection.
     """
 
     def __init__(
@@ -88,7 +90,8 @@ class Router:
         self._cp_fallbacks = _fallback_table(
             s.content_policy_fallbacks, self.groups, "content_policy_fallbacks"
         )
-        self.state: RouterState = state or MemoryState()
+        self._owns_state = state is None
+        self.state: RouterState = state or _state_for(s, clock)
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -126,6 +129,17 @@ class Router:
     @property
     def model_names(self) -> list[str]:
         return list(self.groups)
+
+    async def aclose(self) -> None:
+        """Close the shared-state connection this Router opened on this loop (a given
+        ``state`` is the caller's to close)."""
+        close = getattr(self.state, "aclose", None)
+        if self._owns_state and close is not None:
+            await close()
+
+    def close(self) -> None:
+        """``aclose`` for the blocking API's connection (on chatgate's own loop)."""
+        run_sync(self.aclose())
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -271,6 +285,15 @@ _CALL = frozenset(
         "download_images",
     }
 )
+
+
+def _state_for(settings: RouterSettings, clock: Callable[[], float]) -> RouterState:
+    url = settings.shared_state_url()
+    if url is None:
+        return MemoryState()
+    from chatgate.router.redis_state import RedisState
+
+    return RedisState(url, namespace=settings.redis_namespace, clock=clock)
 
 
 def _fallback_table(

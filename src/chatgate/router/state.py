@@ -4,6 +4,7 @@ latency, and RPM/TPM token buckets.
 ``RouterState`` is the interface; every method is one atomic step, so a shared implementation
 (Redis, one Lua script per method) can replace ``MemoryState`` without changing the router.
 Times are the router clock's seconds (monotonic), passed in so tests can drive them.
+``RedisState`` (redis_state.py) is the shared implementation, tested by the same tests.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Health", "Limits", "MemoryState", "RouterState", "Stats"]
+__all__ = ["EWMA_ALPHA", "Health", "Limits", "MemoryState", "RouterState", "Stats"]
 
-_EWMA_ALPHA = 0.3  # weight of the newest latency sample
+EWMA_ALPHA = 0.3  # weight of the newest latency sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,13 @@ class Stats:
     def available_at(self, now: float) -> float:
         """When it may take a request, ignoring limits: now, or when its cooldown ends."""
         return max(now, self.cooldown_until)
+
+    def settle(self, now: float) -> Stats:
+        """An ended cooldown turns half-open: one probe, then healthy or cooled again."""
+        if self.cooldown_until and now >= self.cooldown_until:
+            self.cooldown_until = 0.0
+            self.half_open = True
+        return self
 
 
 @dataclass(slots=True)
@@ -115,32 +123,27 @@ class MemoryState:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
 
-    def _entry(self, id: str, limits: Limits | None = None, now: float = 0.0) -> _Entry:
+    def _entry(self, id: str, now: float) -> _Entry:
         entry = self._entries.get(id)
         if entry is None:
             entry = self._entries[id] = _Entry()
-        if limits is not None:
-            if limits.rpm and entry.rpm is None:
-                entry.rpm = _Bucket(float(limits.rpm), float(limits.rpm), now)
-            if limits.tpm and entry.tpm is None:
-                entry.tpm = _Bucket(float(limits.tpm), float(limits.tpm), now)
+        entry.stats.settle(now)
         return entry
 
     async def view(self, ids: Sequence[str], now: float) -> list[Stats]:
         out = []
         for id in ids:
-            entry = self._entry(id)
+            entry = self._entry(id, now)
             stats = entry.stats
-            if stats.cooldown_until and now >= stats.cooldown_until:
-                stats.cooldown_until = 0.0
-                stats.half_open = True
             stats.rpm_left = entry.rpm.refill(now) if entry.rpm else None
             stats.tpm_left = entry.tpm.refill(now) if entry.tpm else None
             out.append(stats)
         return out
 
     async def reserve(self, id: str, limits: Limits, tokens: int, now: float) -> float:
-        entry = self._entry(id, limits, now)
+        entry = self._entry(id, now)
+        entry.rpm = _bucket(entry.rpm, limits.rpm, now)
+        entry.tpm = _bucket(entry.tpm, limits.tpm, now)
         stats = entry.stats
         if now < stats.cooldown_until:
             return stats.cooldown_until - now
@@ -167,7 +170,7 @@ class MemoryState:
         return 0.0
 
     async def release(self, id: str, limits: Limits, token_correction: int, now: float) -> None:
-        entry = self._entry(id)
+        entry = self._entry(id, now)
         entry.stats.in_flight = max(0, entry.stats.in_flight - 1)
         entry.stats.probing = False
         if entry.tpm is not None and token_correction:
@@ -175,14 +178,15 @@ class MemoryState:
             entry.tpm.level -= token_correction  # may go negative: usage beyond the estimate
 
     async def record_success(self, id: str, latency_s: float, now: float) -> None:
-        stats = self._entry(id).stats
+        entry = self._entry(id, now)
+        stats = entry.stats
         stats.half_open = False
         stats.last_error = None
-        self._entries[id].failures.clear()
+        entry.failures.clear()
         if stats.latency_s is None:
             stats.latency_s = latency_s
         else:
-            stats.latency_s += _EWMA_ALPHA * (latency_s - stats.latency_s)
+            stats.latency_s += EWMA_ALPHA * (latency_s - stats.latency_s)
         stats.samples += 1
 
     async def record_failure(
@@ -194,7 +198,7 @@ class MemoryState:
         *,
         cool_for: float | None = None,
     ) -> float | None:
-        entry = self._entry(id)
+        entry = self._entry(id, now)
         stats = entry.stats
         stats.last_error = error
         failures = entry.failures
@@ -209,3 +213,16 @@ class MemoryState:
         stats.half_open = False
         failures.clear()
         return stats.cooldown_until
+
+
+def _bucket(bucket: _Bucket | None, limit: int | None, now: float) -> _Bucket | None:
+    """The bucket for ``limit`` as it is now: made full, resized, or gone with the limit."""
+    if not limit:
+        return None
+    if bucket is None:
+        return _Bucket(float(limit), float(limit), now)
+    if bucket.capacity != limit:
+        bucket.refill(now)
+        bucket.capacity = float(limit)
+        bucket.level = min(bucket.level, bucket.capacity)
+    return bucket

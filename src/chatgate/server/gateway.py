@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import text
 
 from chatgate import config as config_module
@@ -53,11 +54,17 @@ class Gateway:
         access_log: bool = False,
         freeze_heap: bool = False,
     ) -> None:
-        self.services = Services()
+        self.metrics = Metrics()
+        fallbacks = Counter(
+            "chatgate_shared_state_fallbacks",
+            "Router and key-limit state operations answered from this process's memory "
+            "because the shared-state Redis was unavailable.",
+            registry=None if self.metrics.multiprocess else self.metrics.registry,
+        )
+        self.services = Services(on_shared_state_fallback=fallbacks.inc)
         self.state = GatewayState.build(config, self.services, zero_config=zero_config)
         self.config_path = config_path
         self._zero_config = zero_config
-        self.metrics = Metrics()
         self._writer = AccessLogWriter(on_drop=self.metrics.log_dropped.inc) if access_log else None
         self.pipeline = UsagePipeline(
             [self.metrics.record, self._log_line, self._spend_record],
@@ -68,6 +75,7 @@ class Gateway:
             "accepting": self._accepting,
             "database": self._database,
             "cache": self._cache,
+            "shared_state": self.services.ping_shared_state,
             **(checks or {}),
         }
         self.draining = False

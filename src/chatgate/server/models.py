@@ -13,7 +13,7 @@ from chatgate.config import Config
 from chatgate.errors import InvalidRequestError
 from chatgate.providers.base import Deployment
 from chatgate.providers.registry import PROVIDERS, split_model
-from chatgate.router import Router
+from chatgate.router import Router, RouterState
 from chatgate.server.errors import GatewayError
 
 __all__ = ["DEFAULT_LOCAL_MODEL", "ModelTable"]
@@ -22,7 +22,14 @@ DEFAULT_LOCAL_MODEL = "smollm2-135m"
 
 
 class ModelTable:
-    def __init__(self, config: Config, *, zero_config: bool, env: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        zero_config: bool,
+        env: Mapping[str, str] | None = None,
+        state: RouterState | None = None,
+    ):
         self._env = dict(os.environ if env is None else env)
         entries: list[Any] = list(config.model_list)
         self.open_providers: list[str] = []
@@ -37,7 +44,7 @@ class ModelTable:
                 if spec.key_env and spec.key_env in self._env
             )
         # every configured deployment is resolved now: a bad entry fails at start, not later
-        self.router = Router(entries, settings=config.router_settings, env=self._env)
+        self.router = Router(entries, settings=config.router_settings, env=self._env, state=state)
 
     @property
     def names(self) -> list[str]:

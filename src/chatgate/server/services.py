@@ -1,5 +1,7 @@
 """What the gateway keeps across config reloads: the database (virtual keys, the spend log,
-budget counters), the budgets in force, the response cache, and per-key rate limits.
+budget counters), the budgets in force, the response cache, per-key rate limits, and the
+connections to the shared-state Redis (``router_settings.redis_url``), which holds the router's
+state and the per-key limits for every worker and instance.
 
 Opened once at start-up (migrations included) and closed at shutdown, after the last spend
 record is flushed. A reload keeps the database and the cache (a new ``database_url`` or cache
@@ -10,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from chatgate.config import Config, GeneralSettings
+from chatgate.config import Config, GeneralSettings, RouterSettings
 from chatgate.cost.budgets import Budget, Budgets
-from chatgate.router.state import MemoryState
+from chatgate.router.redis_state import RedisState
+from chatgate.router.state import MemoryState, RouterState
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,14 +47,17 @@ def budgets_of(settings: GeneralSettings) -> list[Budget]:
 
 
 class Services:
-    def __init__(self) -> None:
+    def __init__(self, on_shared_state_fallback: Callable[[], None] | None = None) -> None:
         self.engine: AsyncEngine | None = None
         self.keys: KeyStore | None = None
         self.spend: SqlSink | None = None
         self.budgets: Budgets = Budgets([])
         self.cache: Cache | None = None
-        self.key_limits = MemoryState()  # per key RPM/TPM, per process
+        self.key_limits: RouterState = MemoryState()  # per key RPM/TPM: in Redis if configured
+        self._memory_limits = self.key_limits
         self._budget_backend: SqlBudgetBackend | None = None
+        self._shared: dict[tuple[str, str], RedisState] = {}
+        self._on_fallback = on_shared_state_fallback
 
     async def open(self, config: Config) -> None:
         from chatgate.cost.budgets_sql import SqlBudgetBackend
@@ -72,8 +79,33 @@ class Services:
         self.configure(config)
         self.cache = _cache(config)
 
+    def router_state(self, settings: RouterSettings) -> RouterState | None:
+        """The shared state for routers built from ``settings`` (None: each its own memory)."""
+        url = settings.shared_state_url()
+        return None if url is None else self._shared_state(url, settings.redis_namespace)
+
+    def _shared_state(self, url: str, namespace: str) -> RedisState:
+        state = self._shared.get((url, namespace))
+        if state is None:
+            state = RedisState(url, namespace=namespace, on_fallback=self._on_fallback)
+            self._shared[(url, namespace)] = state
+        return state
+
+    async def ping_shared_state(self) -> None:
+        """Raise unless the shared-state Redis in use answers (a readiness check)."""
+        if isinstance(self.key_limits, RedisState):
+            await self.key_limits.ping()
+
     def configure(self, config: Config) -> None:
-        """Apply a (re)loaded config's budgets; the counters stay where they are."""
+        """Apply a (re)loaded config's budgets and where per-key limits live; the counters
+        stay where they are."""
+        routing = config.router_settings
+        url = routing.shared_state_url()
+        self.key_limits = (
+            self._memory_limits
+            if url is None
+            else self._shared_state(url, f"{routing.redis_namespace}.keys")
+        )
         if self._budget_backend is None:
             return
         settings = config.general_settings
@@ -84,6 +116,8 @@ class Services:
             await self.spend.aclose()  # every record written, or spilled to disk
         if self.cache is not None:
             await self.cache.aclose()
+        for state in self._shared.values():
+            await state.aclose()
         if self.engine is not None:
             await self.engine.dispose()
 

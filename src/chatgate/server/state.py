@@ -30,7 +30,9 @@ class GatewayState:
         settings = config.general_settings
         return cls(
             config=config,
-            models=ModelTable(config, zero_config=zero_config),
+            models=ModelTable(
+                config, zero_config=zero_config, state=services.router_state(config.router_settings)
+            ),
             master_key=settings.master_key,
             services=services,
             log_content=settings.log_content,
