@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
-from prometheus_client import Counter
 from sqlalchemy import text
 
 from chatgate import config as config_module
@@ -55,13 +54,7 @@ class Gateway:
         freeze_heap: bool = False,
     ) -> None:
         self.metrics = Metrics()
-        fallbacks = Counter(
-            "chatgate_shared_state_fallbacks",
-            "Router and key-limit state operations answered from this process's memory "
-            "because the shared-state Redis was unavailable.",
-            registry=None if self.metrics.multiprocess else self.metrics.registry,
-        )
-        self.services = Services(on_shared_state_fallback=fallbacks.inc)
+        self.services = Services(on_shared_state_fallback=self.metrics.shared_state_fallbacks.inc)
         self.state = GatewayState.build(config, self.services, zero_config=zero_config)
         self.config_path = config_path
         self._zero_config = zero_config

@@ -118,6 +118,12 @@ class Metrics:
             "Usage records (metrics + access-log line) dropped because the pipeline was full.",
             registry=reg,
         )
+        self.shared_state_fallbacks = Counter(
+            "chatgate_shared_state_fallbacks",
+            "Router and key-limit state operations answered from this process's memory "
+            "because the shared-state Redis was unavailable.",
+            registry=reg,
+        )
         self.log_dropped = Counter(
             "chatgate_access_log_dropped",
             "Access-log lines dropped because the log writer fell behind.",
