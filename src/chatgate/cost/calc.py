@@ -100,29 +100,68 @@ def cost_of(usage: Usage, price: ModelPrice, *, batch: bool = False) -> Decimal:
     return total
 
 
-def price_of(deployment: Deployment) -> ModelPrice | None:
-    """The deployment's configured price, else the price table's; warns once when unknown."""
+# Providers whose model names are the operator's deployment names: without a configured price
+# an answer is priced by the model it says served it, at the list price of this provider.
+_PRICED_BY_ANSWER = {"azure": "openai"}
+
+
+def price_of(deployment: Deployment, served: str | None = None) -> ModelPrice | None:
+    """The deployment's configured price, else the price table's; warns once when unknown.
+
+    An Azure deployment is named by its operator (``azure/my-4o``), so without a configured
+    price (``base_model``, ``*_cost_per_token``) its answers are priced by ``served``, the
+    answer's ``model`` (``gpt-4o-2024-08-06``): the table's ``azure/`` row for it if one is
+    registered, else OpenAI's list price (a dated name falls back to the undated row, as
+    every lookup does). Before the answer (``served`` None) such a deployment has no price
+    yet, and no warning is given."""
     if isinstance(deployment.price, ModelPrice):
         return deployment.price
     name = f"{deployment.provider}/{deployment.model}"
     price = lookup_price(name)
-    if price is None and name not in _warned:
-        _warned.add(name)
-        log.warning(
-            "no price known for %s: its cost is None. Give it one in the config "
-            "(input_cost_per_token / output_cost_per_token, base_model, or free: true) or "
-            "with chatgate.cost.register_price(%r, input=..., output=...)",
-            name,
-            name,
-        )
+    if price is not None:
+        return price
+    if deployment.provider not in _PRICED_BY_ANSWER:
+        _warn_unpriced(name, name, "base_model, or free: true", name)
+    elif served is not None:
+        price = _served_price(deployment.provider, served)
+        if price is None:
+            _warn_unpriced(
+                f"{name} (answering as model {served!r})" if served else name,
+                f"{name}|{served}",
+                "or base_model: the price table's model it is billed as",
+                f"{deployment.provider}/{served}" if served else name,
+            )
     return price
+
+
+def _served_price(provider: str, served: str) -> ModelPrice | None:
+    if not served:
+        return None
+    return lookup_price(f"{provider}/{served}") or lookup_price(
+        f"{_PRICED_BY_ANSWER[provider]}/{served}"
+    )
+
+
+def _warn_unpriced(name: str, key: str, options: str, row: str) -> None:
+    """One warning per model and process, saying how to give it a price."""
+    if key in _warned:
+        return
+    _warned.add(key)
+    log.warning(
+        "no price known for %s: its cost is None. Give it one in the config "
+        "(input_cost_per_token / output_cost_per_token, %s) or with "
+        "chatgate.register_price(%r, input=..., output=...)",
+        name,
+        options,
+        row,
+    )
 
 
 def response_cost(response: ChatResponse, deployment: Deployment) -> Decimal | None:
     """The cost of an answer from ``deployment``; None without usage or price."""
     if response.usage is None:
         return None
-    price = price_of(deployment)
+    price = price_of(deployment, response.model)
     return None if price is None else cost_of(response.usage, price)
 
 
@@ -131,9 +170,13 @@ def completion_cost(response: ChatResponse) -> Decimal | None:
     not come through chatgate's client, e.g. rebuilt from a log."""
     if response.meta.cost is not None:
         return response.meta.cost
-    if response.usage is None or not response.meta.provider:
+    provider = response.meta.provider
+    if response.usage is None or not provider:
         return None
-    price = lookup_price(f"{response.meta.provider}/{response.meta.model or response.model}")
+    model = response.meta.model or response.model
+    price = lookup_price(f"{provider}/{model}")
+    if price is None and provider in _PRICED_BY_ANSWER:
+        price = _served_price(provider, model)
     return None if price is None else cost_of(response.usage, price)
 
 
