@@ -11,6 +11,7 @@ import pytest
 import chatgate
 from chatgate import Router
 from chatgate.cost import calc
+from chatgate.cost.calc import completion_cost
 from tests.fakes.openai_server import Reply, chunk_json, completion_json, text_stream
 from tests.integration.test_azure import FakeAzure, azure  # noqa: F401  (the fixture)
 
@@ -51,6 +52,8 @@ async def test_priced_by_the_model_in_the_answer_streamed_or_not(azure: FakeAzur
     final = await stream.afinal()
     assert plain.cost == final.cost == GPT_4O_COST
     assert plain.meta.model == final.meta.model == SERVED
+    plain.meta.cost = None  # rebuilt from a log: priced again from provider and model
+    assert completion_cost(plain) == GPT_4O_COST
 
 
 async def test_unknown_served_model_warns_once_with_the_fix(
