@@ -2,9 +2,10 @@
 
     python scripts/check_prices.py path/to/model_prices_and_context_window.json
 
-Prints every row whose input, output, cache read or cache write price differs (per million
-tokens), and rows LiteLLM does not have. Use it when updating src/chatgate/cost/data/prices.json;
-a difference is a question to settle against the provider's pricing page, not an answer.
+Prints every row whose input, output, cache read or cache write (5-minute, 1-hour) price
+differs (per million tokens), and rows LiteLLM does not have. Use it when updating
+src/chatgate/cost/data/prices.json; a difference is a question to settle against the
+provider's pricing page, not an answer.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ FIELDS = {
     "output": "output_cost_per_token",
     "cached_input": "cache_read_input_token_cost",
     "cache_write": "cache_creation_input_token_cost",
+    "cache_write_1h": "cache_creation_input_token_cost_above_1hr",
 }
 
 

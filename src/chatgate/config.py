@@ -69,6 +69,7 @@ class DeploymentParams(_Strict):
     output_cost_per_token: Decimal | None = Field(default=None, ge=0)
     cache_read_input_token_cost: Decimal | None = Field(default=None, ge=0)
     cache_creation_input_token_cost: Decimal | None = Field(default=None, ge=0)
+    cache_creation_input_token_cost_above_1hr: Decimal | None = Field(default=None, ge=0)
     output_cost_per_reasoning_token: Decimal | None = Field(default=None, ge=0)
     base_model: str | None = None  # price this deployment as that model (azure/<deployment>)
     free: bool = False  # self-hosted: every token costs 0
@@ -87,6 +88,7 @@ class DeploymentParams(_Strict):
                 ("output", self.output_cost_per_token),
                 ("cached_input", self.cache_read_input_token_cost),
                 ("cache_write", self.cache_creation_input_token_cost),
+                ("cache_write_1h", self.cache_creation_input_token_cost_above_1hr),
                 ("reasoning", self.output_cost_per_reasoning_token),
             )
             if value is not None

@@ -13,6 +13,7 @@ ChatgateError
 └── APIError                                  anything that came from talking to a provider
     ├── APIConnectionError                    connect failed, connection dropped, bad stream
     │   └── APITimeoutError
+    ├── MalformedToolCallError                the model's tool call was unusable: no answer
     └── APIStatusError                        the provider answered with an error status
         ├── BadRequestError              400
         │   ├── ContextWindowExceededError
@@ -57,6 +58,7 @@ __all__ = [
     "ConversationNotFoundError",
     "InternalServerError",
     "InvalidRequestError",
+    "MalformedToolCallError",
     "MessageTooLargeError",
     "MissingAPIKeyError",
     "NoDeploymentAvailableError",
@@ -203,6 +205,31 @@ class APIConnectionError(APIError):
 
 class APITimeoutError(APIConnectionError):
     pass
+
+
+class MalformedToolCallError(APIError):
+    """The provider answered, but the model's tool call could not be parsed or used, so there
+    is no answer to return (Gemini's finishReason ``MALFORMED_FUNCTION_CALL`` or
+    ``UNEXPECTED_TOOL_CALL``). ``finish_reason`` is the provider's reason, ``finish_message``
+    its explanation when it sent one, ``usage`` what the call consumed (it is billed) and
+    ``body`` the provider's whole answer. Not retryable for a Router: it is the model's doing,
+    not the deployment's, though asking again often succeeds."""
+
+    code = "malformed_tool_call"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        finish_reason: str,
+        finish_message: str | None = None,
+        usage: Any = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.finish_reason = finish_reason
+        self.finish_message = finish_message
+        self.usage = usage
 
 
 class APIStatusError(APIError):

@@ -238,6 +238,7 @@ class ChatRequest(_Open):
 class PromptTokensDetails(_Open):
     cached_tokens: int | None = None
     cache_creation_tokens: int | None = None  # Anthropic cache writes; not an OpenAI field
+    cache_creation_1h_tokens: int | None = None  # the 1-hour-TTL part of those; not OpenAI's
     audio_tokens: int | None = None
 
 

@@ -40,7 +40,7 @@ def price(model: str) -> ModelPrice:
 
 def test_bundled_table_is_dated_and_covers_the_main_providers() -> None:
     table = default_table()
-    assert table.updated == "2026-11-21"
+    assert table.updated == "2026-11-22"
     assert len(table) >= 60
     for name in (
         "openai/gpt-4o",

@@ -30,19 +30,32 @@ __all__ = [
     "fake_anthropic",
     "message_json",
     "sse",
+    "usage_json",
 ]
 
 
 def usage_json(
-    input_tokens: int = 10, output_tokens: int = 5, cache_read: int = 0, cache_write: int = 0
+    input_tokens: int = 10,
+    output_tokens: int = 5,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    cache_write_1h: int | None = None,
 ) -> dict[str, Any]:
-    return {
+    """Anthropic's usage object; ``cache_write_1h`` adds the ``cache_creation`` split by TTL
+    (that many of the ``cache_write`` tokens written for 1 hour, the rest for 5 minutes)."""
+    usage: dict[str, Any] = {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "cache_creation_input_tokens": cache_write,
         "cache_read_input_tokens": cache_read,
         "service_tier": "standard",
     }
+    if cache_write_1h is not None:
+        usage["cache_creation"] = {
+            "ephemeral_5m_input_tokens": cache_write - cache_write_1h,
+            "ephemeral_1h_input_tokens": cache_write_1h,
+        }
+    return usage
 
 
 def message_json(

@@ -80,9 +80,9 @@ def test_function_calls_get_stable_ids_or_keep_gemini_ids() -> None:
         ("PROHIBITED_CONTENT", "content_filter"),
         ("SPII", "content_filter"),
         ("IMAGE_SAFETY", "content_filter"),
-        ("MALFORMED_FUNCTION_CALL", "stop"),
         ("OTHER", "stop"),
         ("LANGUAGE", "stop"),
+        ("TOO_MANY_TOOL_CALLS", "stop"),
     ],
 )
 def test_finish_reasons(native: str, expected: str) -> None:
@@ -90,6 +90,22 @@ def test_finish_reasons(native: str, expected: str) -> None:
         parse(response_json(candidate_json({"text": "x"}, finish_reason=native))).finish_reason
         == expected
     )
+
+
+@pytest.mark.parametrize("native", ["MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"])
+def test_an_unusable_tool_call_raises_even_with_a_parsed_call(native: str) -> None:
+    call = {"functionCall": {"name": "weather", "args": {}}}
+    second = candidate_json({"text": "fine"}, index=1)
+    body = response_json(
+        candidate_json(call, finish_reason=native), second, usage=usage_json(30, 2)
+    )
+    with pytest.raises(chatgate.MalformedToolCallError) as info:
+        parse(body)
+    assert info.value.finish_reason == native
+    assert info.value.finish_message is None
+    assert info.value.body == body  # the whole answer, the other candidate too
+    assert info.value.usage is not None
+    assert info.value.usage.total_tokens == 32
 
 
 def test_several_candidates_and_logprobs() -> None:

@@ -5,10 +5,14 @@ Usage follows OpenAI: ``prompt_tokens`` counts every input token, cache reads
 Anthropic's ``cache_creation_input_tokens``) included; ``completion_tokens`` counts reasoning
 tokens (``completion_tokens_details.reasoning_tokens``) too. So
 
-    cost = fresh x input + cache reads x cached_input + cache writes x cache_write
+    cost = fresh x input + cache reads x cached_input
+         + 5-minute cache writes x cache_write + 1-hour cache writes x cache_write_1h
          + (completion - reasoning) x output + reasoning x reasoning price
 
-with the long-context tier's prices when the prompt is longer than its threshold, and the
+The 1-hour writes are the part of the writes in ``cache_creation_1h_tokens`` (Anthropic's
+``cache_creation.ephemeral_1h_input_tokens``, Bedrock's ``cacheDetails``); a model with no
+``cache_write_1h`` price bills them at ``cache_write``, and without that at ``input``. The
+long-context tier's prices apply when the prompt is longer than its threshold, and the
 batch discount for batch jobs. A model with no known price costs None, never a guess: one
 warning per model and process says how to give it a price.
 """
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from chatgate.providers.base import Deployment
 
 __all__ = [
+    "cache_writes_1h",
     "completion_cost",
     "cost_of",
     "estimate_cost",
@@ -58,21 +63,35 @@ def token_parts(usage: Usage) -> tuple[int, int, int, int, int]:
     return fresh, cached, written, max(usage.completion_tokens - reasoning, 0), reasoning
 
 
+def cache_writes_1h(usage: Usage) -> int:
+    """How many of the cache writes were written with a 1-hour TTL (0 when not reported)."""
+    details = usage.prompt_tokens_details
+    if details is not None and details.cache_creation_1h_tokens is not None:
+        return details.cache_creation_1h_tokens
+    split = (usage.model_extra or {}).get("cache_creation")  # a raw Anthropic usage object
+    return int(split.get("ephemeral_1h_input_tokens") or 0) if isinstance(split, dict) else 0
+
+
 def cost_of(usage: Usage, price: ModelPrice, *, batch: bool = False) -> Decimal:
     """Exact USD cost of ``usage`` at ``price``."""
     fresh, cached, written, visible, reasoning = token_parts(usage)
+    written_1h = min(cache_writes_1h(usage), written)
     input_price, output_price = price.input, price.output
     cached_price, write_price = price.cached_input, price.cache_write
+    write_1h_price = price.cache_write_1h
     tier = price.long_context
     if tier is not None and usage.prompt_tokens > tier.above:
         input_price, output_price = tier.input, tier.output
         cached_price = tier.cached_input if tier.cached_input is not None else cached_price
         write_price = tier.cache_write if tier.cache_write is not None else write_price
+        write_1h_price = tier.cache_write_1h if tier.cache_write_1h is not None else write_1h_price
+    write_price = input_price if write_price is None else write_price
     reasoning_price = price.reasoning if price.reasoning is not None else output_price
     total = (
         fresh * input_price
         + cached * (input_price if cached_price is None else cached_price)
-        + written * (input_price if write_price is None else write_price)
+        + (written - written_1h) * write_price
+        + written_1h * (write_price if write_1h_price is None else write_1h_price)
         + visible * output_price
         + reasoning * reasoning_price
     )
@@ -81,29 +100,68 @@ def cost_of(usage: Usage, price: ModelPrice, *, batch: bool = False) -> Decimal:
     return total
 
 
-def price_of(deployment: Deployment) -> ModelPrice | None:
-    """The deployment's configured price, else the price table's; warns once when unknown."""
+# Providers whose model names are the operator's deployment names: without a configured price
+# an answer is priced by the model it says served it, at the list price of this provider.
+_PRICED_BY_ANSWER = {"azure": "openai"}
+
+
+def price_of(deployment: Deployment, served: str | None = None) -> ModelPrice | None:
+    """The deployment's configured price, else the price table's; warns once when unknown.
+
+    An Azure deployment is named by its operator (``azure/my-4o``), so without a configured
+    price (``base_model``, ``*_cost_per_token``) its answers are priced by ``served``, the
+    answer's ``model`` (``gpt-4o-2024-08-06``): the table's ``azure/`` row for it if one is
+    registered, else OpenAI's list price (a dated name falls back to the undated row, as
+    every lookup does). Before the answer (``served`` None) such a deployment has no price
+    yet, and no warning is given."""
     if isinstance(deployment.price, ModelPrice):
         return deployment.price
     name = f"{deployment.provider}/{deployment.model}"
     price = lookup_price(name)
-    if price is None and name not in _warned:
-        _warned.add(name)
-        log.warning(
-            "no price known for %s: its cost is None. Give it one in the config "
-            "(input_cost_per_token / output_cost_per_token, base_model, or free: true) or "
-            "with chatgate.cost.register_price(%r, input=..., output=...)",
-            name,
-            name,
-        )
+    if price is not None:
+        return price
+    if deployment.provider not in _PRICED_BY_ANSWER:
+        _warn_unpriced(name, name, "base_model, or free: true", name)
+    elif served is not None:
+        price = _served_price(deployment.provider, served)
+        if price is None:
+            _warn_unpriced(
+                f"{name} (answering as model {served!r})" if served else name,
+                f"{name}|{served}",
+                "or base_model: the price table's model it is billed as",
+                f"{deployment.provider}/{served}" if served else name,
+            )
     return price
+
+
+def _served_price(provider: str, served: str) -> ModelPrice | None:
+    if not served:
+        return None
+    return lookup_price(f"{provider}/{served}") or lookup_price(
+        f"{_PRICED_BY_ANSWER[provider]}/{served}"
+    )
+
+
+def _warn_unpriced(name: str, key: str, options: str, row: str) -> None:
+    """One warning per model and process, saying how to give it a price."""
+    if key in _warned:
+        return
+    _warned.add(key)
+    log.warning(
+        "no price known for %s: its cost is None. Give it one in the config "
+        "(input_cost_per_token / output_cost_per_token, %s) or with "
+        "chatgate.register_price(%r, input=..., output=...)",
+        name,
+        options,
+        row,
+    )
 
 
 def response_cost(response: ChatResponse, deployment: Deployment) -> Decimal | None:
     """The cost of an answer from ``deployment``; None without usage or price."""
     if response.usage is None:
         return None
-    price = price_of(deployment)
+    price = price_of(deployment, response.model)
     return None if price is None else cost_of(response.usage, price)
 
 
@@ -112,9 +170,13 @@ def completion_cost(response: ChatResponse) -> Decimal | None:
     not come through chatgate's client, e.g. rebuilt from a log."""
     if response.meta.cost is not None:
         return response.meta.cost
-    if response.usage is None or not response.meta.provider:
+    provider = response.meta.provider
+    if response.usage is None or not provider:
         return None
-    price = lookup_price(f"{response.meta.provider}/{response.meta.model or response.model}")
+    model = response.meta.model or response.model
+    price = lookup_price(f"{provider}/{model}")
+    if price is None and provider in _PRICED_BY_ANSWER:
+        price = _served_price(provider, model)
     return None if price is None else cost_of(response.usage, price)
 
 

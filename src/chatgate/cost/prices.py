@@ -45,13 +45,16 @@ class Tier:
     output: Decimal
     cached_input: Decimal | None = None
     cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ModelPrice:
     """USD per token. ``cached_input``/``cache_write`` None: billed as plain input;
-    ``reasoning`` None: billed as output; ``batch_discount``: the fraction of the price a
-    batch job pays (0.5 = half price)."""
+    ``cache_write`` is Anthropic's 5-minute cache write, ``cache_write_1h`` its 1-hour one
+    (None: billed at ``cache_write``, and without that at ``input``); ``reasoning`` None:
+    billed as output; ``batch_discount``: the fraction of the price a batch job pays (0.5 =
+    half price)."""
 
     input: Decimal
     output: Decimal
@@ -70,7 +73,13 @@ class ModelPrice:
 
     @property
     def free(self) -> bool:
-        return not (self.input or self.output or self.cached_input or self.cache_write)
+        return not (
+            self.input
+            or self.output
+            or self.cached_input
+            or self.cache_write
+            or self.cache_write_1h
+        )
 
 
 FREE = ModelPrice(Decimal(0), Decimal(0), source="free")
@@ -104,6 +113,7 @@ def _row(row: dict[str, Any], where: str) -> ModelPrice:
             output=_per_token(tier["output"], f"{where}.long_context.output"),
             cached_input=_optional(tier, "cached_input", f"{where}.long_context"),
             cache_write=_optional(tier, "cache_write", f"{where}.long_context"),
+            cache_write_1h=_optional(tier, "cache_write_1h", f"{where}.long_context"),
         ),
         context_window=row.get("context_window"),
         max_output=row.get("max_output"),
@@ -188,7 +198,9 @@ def lookup_price(model: str) -> ModelPrice | None:
     return default_table().lookup(model)
 
 
-_PRICE_FIELDS = frozenset({"input", "output", "cached_input", "cache_write", "reasoning"})
+_PRICE_FIELDS = frozenset(
+    {"input", "output", "cached_input", "cache_write", "cache_write_1h", "reasoning"}
+)
 
 
 class MissingPriceError(ValueError):
@@ -202,8 +214,8 @@ class MissingPriceError(ValueError):
 def layer_price(
     model: str, base: ModelPrice | None, given: dict[str, Decimal], source: str
 ) -> ModelPrice:
-    """``given`` per-token prices (input, output, cached_input, cache_write, reasoning) over
-    ``base``; without a base, input and output are required."""
+    """``given`` per-token prices (input, output, cached_input, cache_write, cache_write_1h,
+    reasoning) over ``base``; without a base, input and output are required."""
     unknown = set(given) - _PRICE_FIELDS
     if unknown:
         raise ValueError(f"unknown price fields {sorted(unknown)}; known: {sorted(_PRICE_FIELDS)}")
@@ -218,6 +230,7 @@ def layer_price(
         output=given.get("output", base.output),
         cached_input=given.get("cached_input", base.cached_input),
         cache_write=given.get("cache_write", base.cache_write),
+        cache_write_1h=given.get("cache_write_1h", base.cache_write_1h),
         reasoning=given.get("reasoning", base.reasoning),
         source=source,
     )

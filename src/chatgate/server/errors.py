@@ -12,6 +12,7 @@ from chatgate.errors import (
     BudgetExceededError,
     ChatgateError,
     InvalidRequestError,
+    MalformedToolCallError,
     MissingAPIKeyError,
     PermissionDeniedError,
 )
@@ -72,6 +73,8 @@ def openai_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str
         return 504, _body(exc.message, "upstream_error", None, "upstream_timeout"), {}
     if isinstance(exc, APIConnectionError):
         return 502, _body(exc.message, "upstream_error", None, "upstream_unreachable"), {}
+    if isinstance(exc, MalformedToolCallError):  # 502: the upstream's answer is unusable
+        return 502, _body(exc.message, "upstream_error", None, exc.code), {}
     if isinstance(exc, ChatgateError):
         return 500, _body(exc.message, "server_error", None, None), {}
     return 500, _body("internal error", "server_error", None, None), {}

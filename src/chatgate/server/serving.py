@@ -204,5 +204,5 @@ def _stream_cost(stream: ChatStream, request: ChatRequest) -> tuple[Decimal | No
     if deployment is None:
         return None, answer.usage
     usage = partial_usage(f"{deployment.provider}/{deployment.model}", request.messages, answer)
-    price = price_of(deployment)
+    price = price_of(deployment, answer.model)
     return (None if price is None else cost_of(usage, price)), usage

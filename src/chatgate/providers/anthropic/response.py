@@ -46,17 +46,28 @@ def finish_reason(stop_reason: str | None, json_mode: bool = False) -> str | Non
 
 def usage_from(usage: Mapping[str, Any]) -> Usage:
     """Anthropic counts cache reads and writes apart from input_tokens; OpenAI's prompt_tokens
-    includes cached tokens, so prompt_tokens = input + cache read + cache write."""
+    includes cached tokens, so prompt_tokens = input + cache read + cache write. The writes'
+    split by TTL (``cache_creation``: 5-minute and 1-hour writes, billed differently) keeps
+    its 1-hour part in ``cache_creation_1h_tokens``, set only when Anthropic sent the split."""
     fresh = int(usage.get("input_tokens") or 0)
     read = int(usage.get("cache_read_input_tokens") or 0)
-    write = int(usage.get("cache_creation_input_tokens") or 0)
+    written = usage.get("cache_creation_input_tokens")
+    split = usage.get("cache_creation")
+    by_ttl: dict[str, int] = {}
+    if isinstance(split, Mapping):
+        by_ttl["cache_creation_1h_tokens"] = hour = int(split.get("ephemeral_1h_input_tokens") or 0)
+        if written is None:  # the total is the sum of the two TTLs
+            written = hour + int(split.get("ephemeral_5m_input_tokens") or 0)
+    write = int(written or 0)
     output = int(usage.get("output_tokens") or 0)
     prompt = fresh + read + write
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=output,
         total_tokens=prompt + output,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=read, cache_creation_tokens=write),
+        prompt_tokens_details=PromptTokensDetails(
+            cached_tokens=read, cache_creation_tokens=write, **by_ttl
+        ),
     )
 
 

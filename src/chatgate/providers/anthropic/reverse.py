@@ -198,19 +198,28 @@ def chat_request_from_anthropic(body: Mapping[str, Any]) -> ChatRequest:
         raise InvalidRequestError(f"invalid {where}: {first['msg']}", param=where) from None
 
 
-def anthropic_usage(usage: Usage | None) -> dict[str, int]:
-    """OpenAI usage -> Anthropic's, where input_tokens excludes cache reads and writes."""
+def anthropic_usage(usage: Usage | None) -> dict[str, Any]:
+    """OpenAI usage -> Anthropic's, where input_tokens excludes cache reads and writes; the
+    writes' split by TTL (``cache_creation``) when the upstream reported it."""
     if usage is None:
         return {"input_tokens": 0, "output_tokens": 0}
     details = usage.prompt_tokens_details
     read = (details.cached_tokens if details else None) or 0
     write = (details.cache_creation_tokens if details else None) or 0
-    return {
+    out: dict[str, Any] = {
         "input_tokens": max(usage.prompt_tokens - read - write, 0),
         "output_tokens": usage.completion_tokens,
         "cache_read_input_tokens": read,
         "cache_creation_input_tokens": write,
     }
+    hour = details.cache_creation_1h_tokens if details else None
+    if hour is not None:
+        hour = min(hour, write)
+        out["cache_creation"] = {
+            "ephemeral_5m_input_tokens": write - hour,
+            "ephemeral_1h_input_tokens": hour,
+        }
+    return out
 
 
 def tool_input(arguments: str) -> dict[str, Any]:

@@ -65,7 +65,7 @@ class ChunksToAnthropicEvents:
         events.append(("message_stop", {"type": "message_stop"}))
         return events
 
-    def _out(self) -> dict[str, int]:
+    def _out(self) -> dict[str, Any]:
         return anthropic_usage(self._usage)
 
     def _message_start(self, chunk: ChatChunk) -> Event:

@@ -51,7 +51,8 @@ def finish_reason(stop_reason: str | None, json_mode: bool) -> str | None:
 
 def usage_from(usage: Any) -> Usage | None:
     """prompt_tokens counts every input token, cached ones included, as OpenAI does;
-    Bedrock's inputTokens leaves out cache reads and writes."""
+    Bedrock's inputTokens leaves out cache reads and writes. ``cacheDetails`` splits the
+    writes by TTL; its 1h part goes to ``cache_creation_1h_tokens`` (billed higher)."""
     if not isinstance(usage, dict):
         return None
     read = int(usage.get("cacheReadInputTokens") or 0)
@@ -61,6 +62,11 @@ def usage_from(usage: Any) -> Usage | None:
     details = None
     if "cacheReadInputTokens" in usage or "cacheWriteInputTokens" in usage:
         details = PromptTokensDetails(cached_tokens=read, cache_creation_tokens=write)
+        split = usage.get("cacheDetails")
+        if isinstance(split, list):
+            details.cache_creation_1h_tokens = sum(
+                int(d.get("inputTokens") or 0) for d in split if d.get("ttl") == "1h"
+            )
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,

@@ -3,7 +3,8 @@
 Each SSE event is ``data: {GenerateContentResponse}`` holding the next parts of each candidate;
 there is no ``[DONE]``: the answer is complete once every candidate seen has a finishReason
 (the server then closes the connection). ``usageMetadata`` is cumulative; the last one becomes
-the final usage chunk. A stream that ends before that raises APIConnectionError.
+the final usage chunk. A stream that ends before that raises APIConnectionError; one whose
+candidate ends with MALFORMED_FUNCTION_CALL / UNEXPECTED_TOOL_CALL raises MalformedToolCallError.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any
 from chatgate.errors import APIConnectionError
 from chatgate.providers.base import Deployment
 from chatgate.providers.gemini.response import (
+    MALFORMED_CALL,
     finish_reason,
     load_event,
     logprobs,
+    malformed_call,
     tool_call,
     usage,
 )
@@ -57,6 +60,8 @@ class GeminiStreamTranslator:
             self._usage = parsed["usageMetadata"]
         out: list[ChatChunk] = []
         for i, candidate in enumerate(parsed.get("candidates") or ()):
+            if candidate.get("finishReason") in MALFORMED_CALL:
+                raise malformed_call(candidate, self._usage, parsed, self._deployment)
             out += self._candidate(candidate, candidate.get("index", i))
         return out
 
