@@ -126,6 +126,30 @@ def test_upper_bound_and_estimate_cost() -> None:
     assert long == 300_000 * D("0.0000025") + 10 * D("0.000015")
 
 
+def test_a_budget_hold_covers_a_prompt_written_to_the_cache_for_an_hour() -> None:
+    """Cache writes cost more than plain input, so the hold prices the prompt at the highest
+    rate: no answer, whatever the provider caches, can cost more than was held."""
+    claude = ModelPrice(
+        D("0.000003"), D("0.000015"), cache_write=D("0.00000375"), cache_write_1h=D("0.000006")
+    )
+    hold = upper_bound(claude, 1000, 10)
+    assert hold == 1000 * D("0.000006") + 10 * D("0.000015")
+    written_1h = Usage(
+        prompt_tokens=1000,
+        completion_tokens=10,
+        total_tokens=1010,
+        prompt_tokens_details=PromptTokensDetails(
+            cache_creation_tokens=1000, cache_creation_1h_tokens=1000
+        ),
+    )
+    assert cost_of(written_1h, claude) == hold
+    assert upper_bound(claude, 1000, 10, cache_writes=False) == 1000 * D("0.000003") + 10 * D(
+        "0.000015"
+    )
+    plain = ModelPrice(D("0.000001"), D("0.000002"))
+    assert upper_bound(plain, 100, 10) == 100 * D("0.000001") + 10 * D("0.000002")
+
+
 def test_unknown_model_costs_none_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     deployment = resolve_deployment("vllm/my-llama", api_base="http://127.0.0.1:9/v1")
     calc._warned.discard("vllm/my-llama")

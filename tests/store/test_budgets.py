@@ -199,7 +199,8 @@ async def test_worst_case_needs_a_price_and_an_output_limit() -> None:
     assert worst == 8 * D("0.0000025") + 100 * D("0.00001")
     assert budgets.worst_case("openai/gpt-4o", HI) == 8 * D("0.0000025") + 16384 * D("0.00001")
     claude = budgets.worst_case("anthropic/claude-sonnet-4-5", HI, max_tokens=10)
-    assert claude == 10 * D("0.000003") + 10 * D("0.000015")  # 8 estimated x 1.2 -> 10
+    # 8 estimated x 1.2 -> 10 prompt tokens, at the 1-hour cache-write rate (2 x input)
+    assert claude == 10 * D("0.000006") + 10 * D("0.000015")
     with pytest.raises(chatgate.InvalidRequestError, match="has no price"):
         await budgets.reserve("vllm/house", HI, max_tokens=10)
     assert Budgets([Budget("global", D("1"))], unpriced="allow").worst_case("vllm/h", HI) == 0

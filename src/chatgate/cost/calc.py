@@ -180,13 +180,21 @@ def completion_cost(response: ChatResponse) -> Decimal | None:
     return None if price is None else cost_of(response.usage, price)
 
 
-def upper_bound(price: ModelPrice, prompt_tokens: int, max_output_tokens: int) -> Decimal:
-    """The most a call can cost: every prompt token at the (tiered) input price and every
-    allowed output token at the highest output price."""
+def upper_bound(
+    price: ModelPrice, prompt_tokens: int, max_output_tokens: int, *, cache_writes: bool = True
+) -> Decimal:
+    """The most a call can cost: every prompt token at the highest (tiered) input price and
+    every allowed output token at the highest output price. A prompt may be written to the
+    provider's cache, which costs more than plain input (Anthropic: 1.25x for 5 minutes, 2x
+    for an hour), so a budget hold counts that rate unless ``cache_writes`` is False."""
     input_price, output_price = price.input, price.output
+    writes = (price.cache_write, price.cache_write_1h)
     tier = price.long_context
     if tier is not None and prompt_tokens > tier.above:
         input_price, output_price = tier.input, tier.output
+        writes = (tier.cache_write or writes[0], tier.cache_write_1h or writes[1])
+    if cache_writes:
+        input_price = max([input_price, *(w for w in writes if w is not None)])
     if price.reasoning is not None:
         output_price = max(output_price, price.reasoning)
     return prompt_tokens * input_price + max_output_tokens * output_price
@@ -212,7 +220,7 @@ def estimate_cost(
     if limit is None:
         return None
     prompt = count_tokens(model, messages, tools).tokens
-    return upper_bound(price, prompt, limit)
+    return upper_bound(price, prompt, limit, cache_writes=False)
 
 
 def partial_usage(model: str, messages: Sequence[Any], response: ChatResponse) -> Usage:
