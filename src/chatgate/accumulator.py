@@ -56,10 +56,11 @@ class StreamAccumulator:
         self.usage: Usage | None = None
 
     def add(self, chunk: ChatChunk) -> None:
-        self.id = self.id or chunk.id
-        self.model = self.model or chunk.model
-        self.created = self.created or chunk.created
-        self.system_fingerprint = self.system_fingerprint or chunk.system_fingerprint
+        if not (self.id and self.model and self.created and self.system_fingerprint):
+            self.id = self.id or chunk.id
+            self.model = self.model or chunk.model
+            self.created = self.created or chunk.created
+            self.system_fingerprint = self.system_fingerprint or chunk.system_fingerprint
         if chunk.usage is not None:
             self.usage = chunk.usage
         for choice in chunk.choices:
@@ -73,13 +74,13 @@ class StreamAccumulator:
                 state.reasoning.append(delta.reasoning_content)
             if delta.refusal:
                 state.refusal.append(delta.refusal)
-            if delta.model_extra:
-                state.add_extras(delta.model_extra)
+            if delta.__pydantic_extra__:  # model_extra, without the property's call
+                state.add_extras(delta.__pydantic_extra__)
             for call in delta.tool_calls or ():
                 slot = state.tool_calls.setdefault(call.index, [None, None, [], {}])
                 slot[0] = slot[0] or call.id
-                if call.model_extra:  # provider fields, e.g. Gemini's thought signature
-                    slot[3].update(call.model_extra)
+                if call.__pydantic_extra__:  # provider fields, e.g. Gemini's thought signature
+                    slot[3].update(call.__pydantic_extra__)
                 if call.function is not None:
                     slot[1] = slot[1] or call.function.name
                     if call.function.arguments:

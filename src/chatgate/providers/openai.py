@@ -104,13 +104,12 @@ class OpenAIStreamTranslator:
                 provider=self._deployment.provider,
                 model=self._deployment.model,
             ) from exc
-        extra = chunk.model_extra
+        extra = chunk.__pydantic_extra__  # model_extra, without the property's call
         if extra and "error" in extra:
             raise error_from_body(500, {}, data.encode(), self._deployment)
         chunk.keep_wire_json(data.encode())
-        for choice in chunk.choices:
-            if choice.finish_reason is not None:
-                self._finished = True
+        if not self._finished:
+            self._finished = any(c.finish_reason is not None for c in chunk.choices)
         return [chunk]
 
     def finish(self) -> list[ChatChunk]:
