@@ -74,6 +74,34 @@ def _row(r: UsageRecord) -> dict[str, Any]:
     }
 
 
+class _DriverInsert:
+    """``INSERT INTO spend_log`` compiled once for the engine's dialect, executed with plain
+    tuples. SQLAlchemy's executemany rebuilds and converts every row's parameters in Python
+    on the event loop (measured: 7 µs of the 12 µs a record cost); here each value goes
+    through its column type's own bind processor and the driver gets the rows as they are.
+    None when the dialect's placeholders are not positional (then SQLAlchemy does it)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        compiled = SPEND_LOG.insert().compile(dialect=engine.dialect)
+        names = compiled.positiontup
+        if not names:
+            raise ValueError("not a positional paramstyle")
+        self.sql = str(compiled)
+        self.names = tuple(names)
+        processors = [SPEND_LOG.c[n].type.bind_processor(engine.dialect) for n in names]
+        self._convert = [(i, f) for i, f in enumerate(processors) if f is not None]
+
+    def rows(self, records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:
+        out = []
+        for r in records:
+            row = _row(r)
+            values = [row[n] for n in self.names]
+            for i, convert in self._convert:
+                values[i] = convert(values[i])
+            out.append(tuple(values))
+        return out
+
+
 def _rollup(records: Sequence[UsageRecord]) -> list[dict[str, Any]]:
     sums: dict[tuple[dt.date, str, str, str, str], dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(_ADDED, 0)
@@ -123,6 +151,10 @@ class SqlSink:
         dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
         # One row's upsert, executed for many rows: compiled once. A multi-row VALUES statement
         # is compiled again for every batch (measured: 70 µs per record with 50 keys).
+        try:
+            self._insert_log: _DriverInsert | None = _DriverInsert(engine)
+        except ValueError:
+            self._insert_log = None
         stmt = dialect.insert(SPEND_DAILY)
         self._upsert_daily = stmt.on_conflict_do_update(
             index_elements=["day", "key_id", "team_id", "user_id", "model"],
@@ -183,7 +215,11 @@ class SqlSink:
             async with self.engine.begin() as conn:
                 new_days = {r.day for r in batch} - self._days
                 await ensure_days(conn, new_days)
-                await conn.execute(SPEND_LOG.insert(), [_row(r) for r in batch])
+                if self._insert_log is not None:
+                    plan = self._insert_log
+                    await conn.exec_driver_sql(plan.sql, plan.rows(batch))
+                else:
+                    await conn.execute(SPEND_LOG.insert(), [_row(r) for r in batch])
                 await conn.execute(self._upsert_daily, _rollup(batch))
             self._days |= new_days
         except Exception as exc:  # whatever the driver raises, the batch is spilled, never lost
