@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from chatgate.server.access_log import BatchingHandler, access_line
+from chatgate.server.access_log import ACCESS_LOGGER, AccessLogWriter, BatchingHandler, access_line
 from chatgate.server.context import MAX_TAGS, RequestContext
 from chatgate.server.pipeline import UsagePipeline
 from chatgate.types import CompletionTokensDetails, PromptTokensDetails, Usage
@@ -149,3 +149,27 @@ def test_batching_handler_writes_batches_and_drops_past_its_bound() -> None:
         writer.join(5)
     assert out.getvalue() == "line 0\nline 1\nline 2\n"
     assert (handler.dropped, len(drops)) == (2, 2)
+
+
+def test_lines_skip_logging_only_while_the_writer_is_all_the_logger_does() -> None:
+    writer = AccessLogWriter()
+    writer.start()
+    logger = logging.getLogger(ACCESS_LOGGER)
+    try:
+        assert writer.direct() is writer.handler
+        extra = logging.NullHandler()
+        logger.addHandler(extra)  # someone else listens too: they must get their records
+        assert writer.direct() is None
+        logger.removeHandler(extra)
+        only_errors = logging.Filter("nothing-matches")
+        logger.addFilter(only_errors)
+        assert writer.direct() is None
+        logger.removeFilter(only_errors)
+        logger.setLevel(logging.WARNING)
+        assert writer.direct() is None
+        logger.setLevel(logging.INFO)
+        assert writer.direct() is writer.handler
+    finally:
+        writer.stop()
+    assert writer.direct() is None
+    assert logger.propagate  # stop() gives the logger back as it was

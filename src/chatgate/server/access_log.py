@@ -80,12 +80,16 @@ class BatchingHandler(logging.Handler):
         self.dropped = 0
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.add(record.getMessage())
+
+    def add(self, line: str) -> None:
+        """What ``emit`` does with a record's message, for a caller that has the line."""
         if self._pending >= self._max:
             self.dropped += 1
             if self._on_drop is not None:
                 self._on_drop()
             return
-        self._lines.append(record.getMessage())
+        self._lines.append(line)
         with self._count_lock:
             self._pending += 1
 
@@ -118,6 +122,7 @@ class AccessLogWriter:
         self._logger = logging.getLogger(ACCESS_LOGGER)
         self.handler: BatchingHandler | None = None
         self._thread: threading.Thread | None = None
+        self._restore = (logging.NOTSET, True)  # the logger's level and propagate before start
 
     def start(self) -> None:
         # Made here, not in __init__: a logging.config.dictConfig call in between (uvicorn
@@ -129,6 +134,7 @@ class AccessLogWriter:
             name="chatgate-access-log",
             daemon=True,
         )
+        self._restore = (self._logger.level, self._logger.propagate)
         self._logger.addHandler(self.handler)
         self._logger.setLevel(logging.INFO)
         self._logger.propagate = False
@@ -138,11 +144,21 @@ class AccessLogWriter:
         if self.handler is not None:
             self.handler.flush()
 
+    def direct(self) -> BatchingHandler | None:
+        """The handler, when it is all the access logger does (no other handler, no filter,
+        as ``serve`` sets it up): a line can then skip logging's LogRecord (~5 µs a line)."""
+        logger, handler = self._logger, self.handler
+        if handler is None or logger.handlers != [handler] or logger.filters or handler.filters:
+            return None
+        return handler if logger.isEnabledFor(logging.INFO) else None
+
     def stop(self) -> None:
         """Write out what is pending, then detach."""
         if self.handler is None or self._thread is None:
             return
         self._logger.removeHandler(self.handler)
+        level, self._logger.propagate = self._restore
+        self._logger.setLevel(level)
         self.handler.close()
         self._thread.join(5)
         self.handler = self._thread = None

@@ -79,7 +79,10 @@ class Gateway:
     # --- per request -----------------------------------------------------------------------
 
     def _log_line(self, ctx: RequestContext) -> None:
-        if self._access.isEnabledFor(logging.INFO):
+        direct = self._writer.direct() if self._writer is not None else None
+        if direct is not None:
+            direct.add(access_line(ctx).decode())
+        elif self._access.isEnabledFor(logging.INFO):
             self._access.info(access_line(ctx).decode())
 
     def _spend_record(self, ctx: RequestContext) -> None:
