@@ -13,6 +13,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from chatgate.meta import Attempt, ResponseMeta  # re-exported: they were defined here
+
 __all__ = [
     "AssistantMessage",
     "Attempt",
@@ -277,34 +279,6 @@ class Choice(_Tagged):
     message: ResponseMessage
     finish_reason: FinishReason | None = None
     logprobs: dict[str, Any] | None = None
-
-
-class Attempt(BaseModel):
-    """One try in a routed call: which deployment, how it ended, how long we waited after."""
-
-    deployment: str  # the deployment's id in the router ("smart#0", or its configured id)
-    model: str  # the provider/model string tried
-    error: str | None = None  # the error class name; None for the attempt that answered
-    status_code: int | None = None
-    wait_s: float = 0.0  # backoff slept after this attempt, before the next
-
-
-class ResponseMeta(BaseModel):
-    """How the answer was obtained. Not part of the wire format."""
-
-    provider: str = ""
-    model: str = ""  # the upstream model that served the answer
-    request_id: str | None = None
-    latency_ms: float = 0.0
-    attempts: int = 1
-    ttft_ms: float | None = None
-    model_name: str | None = None  # the name the caller asked a router for
-    deployment: str | None = None  # the router deployment that answered
-    attempt_log: list[Attempt] = Field(default_factory=list)  # every try, in order
-    cost: Decimal | None = None  # USD; None when the model's price is unknown
-    cache_hit: bool = False
-    cache_saved_cost: Decimal | None = None  # on a hit: what the answer cost when it was made
-    cache_similarity: float | None = None  # on a semantic hit: cosine of the matched question
 
 
 class ChatResponse(_Tagged):
