@@ -30,6 +30,8 @@ __all__ = ["ADAPTER", "OpenAIAdapter", "OpenAIStreamTranslator", "error_from_bod
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 _POLICY_CODES = frozenset({"content_policy_violation", "content_filter"})
 _MAX_MESSAGE_CHARS = 2000
+# model_validate_json without its wrapper: 0.3 µs of ~2 a chunk, ~20 chunks an answer
+_CHUNK = ChatChunk.__pydantic_validator__
 
 
 def error_from_body(
@@ -97,7 +99,7 @@ class OpenAIStreamTranslator:
         if self._done or not data:
             return []
         try:
-            chunk = ChatChunk.model_validate_json(data)
+            chunk: ChatChunk = _CHUNK.validate_json(data)
         except pydantic.ValidationError as exc:
             raise APIConnectionError(
                 f"malformed stream chunk: {exc.errors()[0]['msg']}",
