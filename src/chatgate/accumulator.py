@@ -56,11 +56,10 @@ class StreamAccumulator:
         self.usage: Usage | None = None
 
     def add(self, chunk: ChatChunk) -> None:
-        if not (self.id and self.model and self.created and self.system_fingerprint):
-            self.id = self.id or chunk.id
-            self.model = self.model or chunk.model
-            self.created = self.created or chunk.created
-            self.system_fingerprint = self.system_fingerprint or chunk.system_fingerprint
+        self.id = self.id or chunk.id
+        self.model = self.model or chunk.model
+        self.created = self.created or chunk.created
+        self.system_fingerprint = self.system_fingerprint or chunk.system_fingerprint
         if chunk.usage is not None:
             self.usage = chunk.usage
         for choice in chunk.choices:
