@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic
+
 from chatgate.types import (
     ChatChunk,
     ChatResponse,
@@ -17,6 +19,13 @@ from chatgate.types import (
 )
 
 __all__ = ["StreamAccumulator"]
+
+_DELTA_FIELDS = frozenset({"role", "content", "reasoning_content", "refusal"})
+_TEXT = (str, type(None))
+_EMPTY: dict[str, Any] = {}
+_NO_CHOICES: list[Any] = []
+_DICT_OR_NONE = (dict, type(None))
+_USAGE = Usage.__pydantic_validator__.validate_python
 
 
 class _ChoiceState:
@@ -86,6 +95,70 @@ class StreamAccumulator:
                         slot[2].append(call.function.arguments)
             if choice.finish_reason is not None:
                 state.finish_reason = choice.finish_reason
+
+    def add_wire(self, data: dict[str, Any]) -> bool:
+        """``add`` for a chunk's parsed JSON, without building a ChatChunk (see WireChunk).
+
+        Only the common shape is folded here: every field the fold reads has the type
+        validation would give it, and no delta carries tool calls or provider extras. For
+        anything else this returns False having changed nothing, and the caller folds the
+        validated chunk with ``add`` (which also raises the right error for a broken one)."""
+        header = data.get("id", ""), data.get("model", ""), data.get("created", 0)
+        fingerprint = data.get("system_fingerprint")
+        choices = data.get("choices", _NO_CHOICES)
+        if (
+            type(header[0]) is not str
+            or type(header[1]) is not str
+            or type(header[2]) is not int
+            or type(fingerprint) not in _TEXT
+            or type(data.get("object", "")) is not str
+            or type(choices) is not list
+        ):
+            return False
+        for choice in choices:
+            if type(choice) is not dict:
+                return False
+            delta = choice.get("delta", _EMPTY)
+            if (
+                type(delta) is not dict
+                or type(choice.get("index", 0)) is not int
+                or type(choice.get("finish_reason")) not in _TEXT
+                or type(choice.get("logprobs")) not in _DICT_OR_NONE
+                or not _DELTA_FIELDS.issuperset(delta)
+                or delta.get("role") not in (None, "assistant")
+                or type(delta.get("content")) not in _TEXT
+                or type(delta.get("reasoning_content")) not in _TEXT
+                or type(delta.get("refusal")) not in _TEXT
+            ):
+                return False
+        usage = data.get("usage")
+        if usage is not None:
+            try:
+                usage = _USAGE(usage)
+            except pydantic.ValidationError:
+                return False
+        # checked: now fold, exactly as add() does
+        self.id = self.id or header[0]
+        self.model = self.model or header[1]
+        self.created = self.created or header[2]
+        self.system_fingerprint = self.system_fingerprint or fingerprint
+        if usage is not None:
+            self.usage = usage
+        for choice in choices:
+            index = choice.get("index", 0)
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = _ChoiceState()
+            delta = choice.get("delta", _EMPTY)
+            if content := delta.get("content"):
+                state.content.append(content)
+            if reasoning := delta.get("reasoning_content"):
+                state.reasoning.append(reasoning)
+            if refusal := delta.get("refusal"):
+                state.refusal.append(refusal)
+            if (finish := choice.get("finish_reason")) is not None:
+                state.finish_reason = finish
+        return True
 
     @property
     def finish_reason(self) -> str | None:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from chatgate.accumulator import StreamAccumulator  # re-exported: the stream's own fold
@@ -23,6 +23,7 @@ from chatgate.errors import ChatgateError, TruncatedResponseError
 from chatgate.transport import http
 from chatgate.transport.loop_thread import run_sync, sync_loop
 from chatgate.types import ChatChunk, ChatResponse, Usage
+from chatgate.wire_chunk import StreamItem, WireChunk
 
 if TYPE_CHECKING:
     import aiohttp
@@ -46,7 +47,7 @@ class ChunkSource(Protocol):
     request_id: str | None
     deployment: Deployment | None  # prices the answer; None: someone else accounts for it
 
-    def batches(self) -> AsyncGenerator[list[ChatChunk], None]: ...
+    def batches(self) -> AsyncGenerator[Sequence[StreamItem], None]: ...
 
     def end(self, complete: bool) -> None: ...
 
@@ -77,9 +78,9 @@ class HttpChunkSource:
             None,
         )
 
-    async def batches(self) -> AsyncGenerator[list[ChatChunk], None]:
+    async def batches(self) -> AsyncGenerator[list[StreamItem], None]:
         async for data in http.read_chunks(self._resp, self._request):
-            batch: list[ChatChunk] = []
+            batch: list[StreamItem] = []
             try:
                 for event in self._framer.feed(data):
                     batch += self._translator.feed(event)
@@ -90,7 +91,7 @@ class HttpChunkSource:
             if batch:
                 yield batch
         tail = [c for e in self._framer.flush() for c in self._translator.feed(e)]
-        batch = tail + self._translator.finish()
+        batch = [*tail, *self._translator.finish()]
         if batch:
             yield batch
 
@@ -127,8 +128,8 @@ class ChatStream:
         self._raise_on_truncation = raise_on_truncation
         self._on_complete = on_complete
         self._on_finish = on_finish
-        self._agen: AsyncGenerator[list[ChatChunk], None] | None = None  # started by prefetch
-        self._first: list[ChatChunk] | None = None
+        self._agen: AsyncGenerator[list[StreamItem], None] | None = None  # started by prefetch
+        self._first: list[StreamItem] | None = None
         self._resumed = False
         self._acc = StreamAccumulator()
         self._final: ChatResponse | None = None
@@ -188,11 +189,28 @@ class ChatStream:
         """The chunks grouped as they arrived: each list holds what one network read brought
         (a list is never held back to fill it). A relay writes each list in one piece, which
         under load saves a write and an event-loop round per chunk."""
+        return self._typed(self.wire_batches())
+
+    def wire_batches(self) -> AsyncGenerator[list[StreamItem], None]:
+        """``batches()`` as the source gave them: a chunk from an OpenAI-format upstream is a
+        WireChunk (its bytes and data), already folded, and typed only if asked. For a relay
+        that forwards bytes: it skips validating every chunk into a ChatChunk."""
         return self._batches() if self._agen is None else self._resume(self._agen)
 
-    async def _resume(
-        self, agen: AsyncGenerator[list[ChatChunk], None]
+    async def _typed(
+        self, batches: AsyncGenerator[list[StreamItem], None]
     ) -> AsyncGenerator[list[ChatChunk], None]:
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                try:
+                    yield [c.chunk() if isinstance(c, WireChunk) else c for c in batch]
+                except ChatgateError as exc:  # the upstream sent a chunk that is not one
+                    self._attach(exc)
+                    raise
+
+    async def _resume(
+        self, agen: AsyncGenerator[list[StreamItem], None]
+    ) -> AsyncGenerator[list[StreamItem], None]:
         if self._resumed:
             raise RuntimeError("a ChatStream can be iterated only once; use final() afterwards")
         self._resumed = True
@@ -205,7 +223,7 @@ class ChatStream:
         finally:
             await agen.aclose()
 
-    async def _batches(self) -> AsyncGenerator[list[ChatChunk], None]:
+    async def _batches(self) -> AsyncGenerator[list[StreamItem], None]:
         if self._iterating or self._final is not None:
             raise RuntimeError("a ChatStream can be iterated only once; use final() afterwards")
         self._iterating = True
@@ -236,12 +254,17 @@ class ChatStream:
         if on_finish is not None:
             on_finish(self._final, error)
 
-    def _take(self, chunk: ChatChunk) -> bool:
+    def _take(self, item: StreamItem) -> bool:
         """Accumulate the chunk; say whether the caller should see it."""
-        if self.ttft_ms is None and chunk.choices:
+        if isinstance(item, WireChunk) and self._acc.add_wire(item.data):
+            has_choices = bool(item.data.get("choices"))
+        else:
+            chunk = item.chunk() if isinstance(item, WireChunk) else item
+            self._acc.add(chunk)
+            has_choices = bool(chunk.choices)
+        if self.ttft_ms is None and has_choices:
             self.ttft_ms = (time.perf_counter() - self._started) * 1000.0
-        self._acc.add(chunk)
-        return bool(chunk.choices) or self._show_usage_chunk
+        return has_choices or self._show_usage_chunk
 
     def _complete(self) -> None:
         response = self._acc.response()

@@ -19,6 +19,7 @@ from chatgate.providers.local.models import resolve_model
 from chatgate.providers.registry import resolve_deployment
 from chatgate.transport.sse import SSEDecoder
 from chatgate.types import ChatRequest
+from chatgate.wire_chunk import typed_chunk
 
 DEPLOYMENT = resolve_deployment("local/smollm2-135m")  # as the registry row builds it
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
@@ -151,7 +152,7 @@ def run_stream(text: str, split: int) -> list[Any]:
             chunks += translator.feed(event)
     for event in framer.flush():
         chunks += translator.feed(event)
-    return chunks + translator.finish()
+    return [typed_chunk(c) for c in [*chunks, *translator.finish()]]
 
 
 @pytest.mark.parametrize("split", [1, 7, 10_000])

@@ -18,7 +18,8 @@ from chatgate.cache.singleflight import Flight
 from chatgate.errors import TruncatedResponseError
 from chatgate.providers.base import Deployment
 from chatgate.stream import ChatStream, ChunkSource
-from chatgate.types import ChatChunk, ChatRequest, ChatResponse, ResponseMeta
+from chatgate.types import ChatRequest, ChatResponse, ResponseMeta
+from chatgate.wire_chunk import StreamItem
 
 __all__ = ["Delivery", "LiveSource", "finish_meta", "raise_if_truncated"]
 
@@ -31,8 +32,8 @@ class LiveSource:
         self.request_id = live.request_id
         self.deployment: Deployment | None = live.deployment  # it is the live answer
 
-    async def batches(self) -> AsyncGenerator[list[ChatChunk], None]:
-        async with contextlib.aclosing(self._live.batches()) as batches:
+    async def batches(self) -> AsyncGenerator[list[StreamItem], None]:
+        async with contextlib.aclosing(self._live.wire_batches()) as batches:
             async for batch in batches:
                 yield batch
 

@@ -6,12 +6,13 @@ An adapter never does I/O, holds no HTTP client, logger or global state. ``clien
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chatgate.errors import APIError
-from chatgate.types import ChatChunk, ChatRequest, ChatResponse
+from chatgate.types import ChatRequest, ChatResponse
+from chatgate.wire_chunk import StreamItem
 
 __all__ = [
     "Adapter",
@@ -60,9 +61,9 @@ class EventFramer(Protocol):
 class StreamTranslator(Protocol):
     """Turns one provider's stream events into canonical chunks; pure and I/O-free."""
 
-    def feed(self, event: Any) -> list[ChatChunk]: ...
+    def feed(self, event: Any) -> Sequence[StreamItem]: ...
 
-    def finish(self) -> list[ChatChunk]:
+    def finish(self) -> Sequence[StreamItem]:
         """Called at end of stream: final chunks, or raise if the stream ended incomplete."""
         ...
 

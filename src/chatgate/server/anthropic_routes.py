@@ -16,7 +16,8 @@ from chatgate.server.openai_routes import parse_json_body
 from chatgate.server.relay import relay
 from chatgate.server.serving import serve_chat, settle
 from chatgate.server.state import GatewayState
-from chatgate.types import ChatChunk, ChatResponse
+from chatgate.types import ChatResponse
+from chatgate.wire_chunk import StreamItem, typed_chunk
 
 __all__ = ["anthropic_error", "messages"]
 
@@ -47,8 +48,8 @@ class AnthropicFrames:
     def __init__(self, model: str) -> None:
         self._events = ChunksToAnthropicEvents(model=model)
 
-    def chunk(self, chunk: ChatChunk) -> bytes:
-        return encode(self._events.feed(chunk))
+    def chunk(self, item: StreamItem) -> bytes:
+        return encode(self._events.feed(typed_chunk(item)))
 
     def end(self) -> bytes:
         return encode(self._events.finish())

@@ -13,7 +13,8 @@ from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.relay import relay
 from chatgate.server.serving import serve_chat, settle
 from chatgate.server.state import GatewayState
-from chatgate.types import ChatChunk, ChatResponse
+from chatgate.types import ChatResponse
+from chatgate.wire_chunk import StreamItem, WireChunk
 
 __all__ = ["OpenAIFrames", "chat_completions", "list_models", "model_name", "parse_json_body"]
 
@@ -71,10 +72,11 @@ async def chat_completions(
 
 
 class OpenAIFrames:
-    def chunk(self, chunk: ChatChunk) -> bytes:
-        wire = chunk.wire_json  # as an OpenAI-format upstream sent it: already our format
+    def chunk(self, item: StreamItem) -> bytes:
+        wire = item.wire_json  # as an OpenAI-format upstream sent it: already our format
         if wire is None:
-            wire = chunk.__pydantic_serializer__.to_json(chunk, exclude_unset=True)
+            assert not isinstance(item, WireChunk)
+            wire = item.__pydantic_serializer__.to_json(item, exclude_unset=True)
         return b"data: " + wire + b"\n\n"
 
     def end(self) -> bytes:

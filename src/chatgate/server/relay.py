@@ -15,7 +15,7 @@ from typing import Protocol
 from chatgate.server.asgi import Receive, Send, start_stream
 from chatgate.server.context import RequestContext
 from chatgate.stream import ChatStream
-from chatgate.types import ChatChunk
+from chatgate.wire_chunk import StreamItem
 
 __all__ = ["ClientDisconnected", "Frames", "relay"]
 
@@ -25,9 +25,11 @@ class ClientDisconnected(Exception):
 
 
 class Frames(Protocol):
-    """How one wire format writes a stream: each chunk, the normal end, a failure."""
+    """How one wire format writes a stream: each chunk, the normal end, a failure. A chunk
+    comes as the stream's source gave it (typed, or a WireChunk: see ChatStream.wire_batches);
+    ``typed_chunk`` turns either into a ChatChunk when the frames need one."""
 
-    def chunk(self, chunk: ChatChunk) -> bytes: ...
+    def chunk(self, item: StreamItem) -> bytes: ...
 
     def end(self) -> bytes: ...
 
@@ -57,10 +59,10 @@ async def relay(
         await start_stream(send, ctx.headers())
         ctx.status = 200
         try:
-            async for batch in chat_stream.batches():  # one write per network read
-                if ctx.ttft_ms is None and any(chunk.choices for chunk in batch):
+            async for batch in chat_stream.wire_batches():  # one write per network read
+                if ctx.ttft_ms is None and chat_stream.ttft_ms is not None:
                     ctx.ttft_ms = (time.perf_counter() - ctx.started) * 1000.0
-                data = b"".join([frames.chunk(chunk) for chunk in batch])
+                data = b"".join([frames.chunk(item) for item in batch])
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             tail = frames.end()

@@ -13,6 +13,7 @@ from chatgate.providers.base import Deployment
 from chatgate.providers.openai import OpenAIStreamTranslator
 from chatgate.transport.sse import SSEEvent
 from chatgate.types import ChatChunk, Usage
+from chatgate.wire_chunk import StreamItem, WireChunk
 
 __all__ = ["LocalStreamTranslator", "count_tokens"]
 
@@ -39,16 +40,17 @@ class LocalStreamTranslator:
         self._usage_seen = False
         self._last: ChatChunk | None = None
 
-    def feed(self, event: SSEEvent) -> list[ChatChunk]:
-        chunks = self._inner.feed(event)
-        for chunk in chunks:
+    def feed(self, event: SSEEvent) -> list[WireChunk]:
+        items = self._inner.feed(event)
+        for item in items:  # typed here (kept by the WireChunk): this is not a hot path
+            chunk = item.chunk()
             self._completion_tokens += count_tokens(chunk)
             self._usage_seen = self._usage_seen or chunk.usage is not None
             self._last = chunk
-        return chunks
+        return items
 
-    def finish(self) -> list[ChatChunk]:
-        tail = self._inner.finish()
+    def finish(self) -> list[StreamItem]:
+        tail: list[StreamItem] = [*self._inner.finish()]
         if self._usage_seen or self._last is None:
             return tail
         usage = Usage(
