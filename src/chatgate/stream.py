@@ -40,12 +40,17 @@ class ChunkSource(Protocol):
     brought). ``batches()`` is iterated at most once; ``end``
     is called once when that iteration stops (``complete`` False: left early, cancelled or
     failed); ``abort`` may come at any time, before or during iteration, and must be safe to
-    call more than once."""
+    call more than once. ``drained`` says that nothing more will come from the network: what
+    is left of ``batches()`` ends without waiting (a relay then writes the end with the last
+    batch, one write instead of two)."""
 
     provider: str
     model: str
     request_id: str | None
     deployment: Deployment | None  # prices the answer; None: someone else accounts for it
+
+    @property
+    def drained(self) -> bool: ...
 
     def batches(self) -> AsyncGenerator[Sequence[StreamItem], None]: ...
 
@@ -77,6 +82,10 @@ class HttpChunkSource:
             (response.headers[h] for h in request_id_headers if h in response.headers),
             None,
         )
+
+    @property
+    def drained(self) -> bool:
+        return self._resp.content.at_eof()
 
     async def batches(self) -> AsyncGenerator[list[StreamItem], None]:
         async for data in http.read_chunks(self._resp, self._request):
@@ -301,6 +310,11 @@ class ChatStream:
     @property
     def usage(self) -> Usage | None:
         return self._acc.usage
+
+    @property
+    def drained(self) -> bool:
+        """The upstream has sent everything: the rest of the iteration ends without waiting."""
+        return self._first is None and self._source.drained
 
     @property
     def deployment(self) -> Deployment | None:

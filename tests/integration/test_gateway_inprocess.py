@@ -8,11 +8,12 @@ import gc
 import json
 from typing import Any
 
+import orjson
 import pytest
 
 from chatgate.config import parse
 from chatgate.server.app import ASGIApp, create_app
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, Reply, text_stream
 
 
 class Lifespan:
@@ -136,3 +137,48 @@ async def test_freeze_heap_hides_the_start_up_heap_from_the_collector(fake: Fake
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+async def stream_messages(app: ASGIApp, body: dict[str, Any]) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    request = {"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}
+    messages = [request]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
+    await app(scope, receive, send)
+    return sent[1:]
+
+
+async def test_a_stream_is_written_as_it_arrives_and_its_end_with_the_last_batch(
+    fake: FakeOpenAI,
+) -> None:
+    """Paced chunks go out one write each; when the upstream's last read also ended its body,
+    that batch and the end share one write (a syscall and a send saved per stream)."""
+    params = {"model": "openai/x", "api_base": fake.base_url, "api_key": "k"}
+    app = create_app(parse({"model_list": [{"model_name": "m", "params": params}]}))
+    chunks = text_stream(["a", "b", "c"])
+    frames = [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks]
+    whole = b"".join(frames) + b"data: [DONE]\n\n"
+    fake.script(
+        Reply(chunks=chunks, chunk_delay_s=0.02),
+        Reply(raw=whole, headers={"Content-Type": "text/event-stream"}),
+    )
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    async with Lifespan(app):
+        paced = await stream_messages(app, body)
+        at_once = await stream_messages(app, body)
+    assert len(paced) >= len(chunks)  # nothing held back while the upstream was still sending
+    assert [m["more_body"] for m in at_once] == [False]
+    (only,) = at_once
+    # the upstream's bytes forwarded unchanged (less the usage chunk the client did not ask
+    # for), then the end
+    assert only["body"] == b"".join(frames[:-1]) + b"data: [DONE]\n\n"

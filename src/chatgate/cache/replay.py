@@ -84,6 +84,8 @@ class ReplaySource:
         self.request_id: str | None = None
         self.deployment: Deployment | None = None  # a replay costs nothing: no price applies
 
+    drained = True  # the whole answer is in hand
+
     async def batches(self) -> AsyncGenerator[list[ChatChunk], None]:
         yield list(response_chunks(self._response))  # all there already: one write for a relay
 

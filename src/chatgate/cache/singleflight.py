@@ -102,6 +102,8 @@ class FlightSource:
         self.deployment: Deployment | None = None  # a shared answer is priced by its maker
         self._left = False
 
+    drained = False  # the flight's maker is still reading: chunks come as it gets them
+
     async def batches(self) -> AsyncGenerator[list[ChatChunk], None]:
         flight = self._flight
         sent = 0

@@ -32,6 +32,10 @@ class LiveSource:
         self.request_id = live.request_id
         self.deployment: Deployment | None = live.deployment  # it is the live answer
 
+    @property
+    def drained(self) -> bool:
+        return self._live.drained
+
     async def batches(self) -> AsyncGenerator[list[StreamItem], None]:
         async with contextlib.aclosing(self._live.wire_batches()) as batches:
             async for batch in batches:

@@ -55,6 +55,7 @@ async def relay(
 
     watcher = asyncio.ensure_future(watch_client())
     complete = False
+    held = b""  # the last batch, when the end follows without waiting: one write for both
     try:
         await start_stream(send, ctx.headers())
         ctx.status = 200
@@ -63,13 +64,15 @@ async def relay(
                 if ctx.ttft_ms is None and chat_stream.ttft_ms is not None:
                     ctx.ttft_ms = (time.perf_counter() - ctx.started) * 1000.0
                 data = b"".join([frames.chunk(item) for item in batch])
-                if data:
+                if chat_stream.drained:
+                    held += data
+                elif data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
-            tail = frames.end()
+            tail = held + frames.end()
             complete = True
         except Exception as exc:  # the response has begun: an error event is the only way left
             ctx.error_class = type(exc).__name__
-            tail = frames.error(exc)
+            tail = held + frames.error(exc)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
     finally:
         watcher.cancel()
