@@ -296,7 +296,10 @@ class ChatResponse(_Tagged):
 
     @property
     def meta(self) -> ResponseMeta:
-        return self._meta
+        # the private attribute read without BaseModel.__getattr__: 0.03 µs instead of 1.5,
+        # and a call reads it a dozen times
+        meta: ResponseMeta = self.__pydantic_private__["_meta"]  # type: ignore[index]
+        return meta
 
     @property
     def finish_reason(self) -> str | None:
@@ -315,7 +318,7 @@ class ChatResponse(_Tagged):
     @property
     def cost(self) -> Decimal | None:
         """What this answer cost in USD (exact), or None when the price is unknown."""
-        return self._meta.cost
+        return self.meta.cost
 
 
 # --- stream chunks -----------------------------------------------------------------------------
