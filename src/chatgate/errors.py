@@ -13,7 +13,8 @@ ChatgateError
 └── APIError                                  anything that came from talking to a provider
     ├── APIConnectionError                    connect failed, connection dropped, bad stream
     │   └── APITimeoutError
-    ├── MalformedToolCallError                the model's tool call was unusable: no answer
+    ├── NoAnswerError                         the model stopped without a usable answer
+    │   └── MalformedToolCallError            the model's tool call was unusable: no answer
     └── APIStatusError                        the provider answered with an error status
         ├── BadRequestError              400
         │   ├── ContextWindowExceededError
@@ -61,6 +62,7 @@ __all__ = [
     "MalformedToolCallError",
     "MessageTooLargeError",
     "MissingAPIKeyError",
+    "NoAnswerError",
     "NoDeploymentAvailableError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -207,15 +209,16 @@ class APITimeoutError(APIConnectionError):
     pass
 
 
-class MalformedToolCallError(APIError):
-    """The provider answered, but the model's tool call could not be parsed or used, so there
-    is no answer to return (Gemini's finishReason ``MALFORMED_FUNCTION_CALL`` or
-    ``UNEXPECTED_TOOL_CALL``). ``finish_reason`` is the provider's reason, ``finish_message``
+class NoAnswerError(APIError):
+    """The provider answered, but the model stopped without a usable answer, and its finish
+    reason has no OpenAI equivalent that says so (Gemini's ``OTHER``, ``MALFORMED_RESPONSE``,
+    ``TOO_MANY_TOOL_CALLS``, ...): mapped to "stop", an agent loop would take an empty or cut
+    answer for a finished one. ``finish_reason`` is the provider's reason, ``finish_message``
     its explanation when it sent one, ``usage`` what the call consumed (it is billed) and
-    ``body`` the provider's whole answer. Not retryable for a Router: it is the model's doing,
-    not the deployment's, though asking again often succeeds."""
+    ``body`` the provider's whole answer (any partial text is there). Not retryable for a
+    Router: it is the model's doing, not the deployment's, though asking again often works."""
 
-    code = "malformed_tool_call"
+    code = "no_answer"
 
     def __init__(
         self,
@@ -230,6 +233,13 @@ class MalformedToolCallError(APIError):
         self.finish_reason = finish_reason
         self.finish_message = finish_message
         self.usage = usage
+
+
+class MalformedToolCallError(NoAnswerError):
+    """The model's tool call could not be parsed or used, so there is no answer (Gemini's
+    finishReason ``MALFORMED_FUNCTION_CALL`` or ``UNEXPECTED_TOOL_CALL``)."""
+
+    code = "malformed_tool_call"
 
 
 class APIStatusError(APIError):

@@ -5,12 +5,16 @@ test and recording what it received.
 It checks every request's SigV4 signature the way AWS does: it rebuilds the canonical request
 from the raw path, the signed headers and the body as they arrived, and answers 403
 ``UnrecognizedClientException`` / ``InvalidSignatureException`` when they do not match. With
-nothing scripted it echoes the last user text.
+nothing scripted it echoes the last user text. Document blocks are checked against
+Converse's documented rules (``_document_error``) and refused with 400 ValidationException, as
+AWS does, before any scripted reply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import re
 import struct
 import threading
@@ -159,6 +163,48 @@ class Received:
     service: str = ""
 
 
+_DOCUMENT_FORMATS = frozenset({"pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md"})
+_DOCUMENT_NAME = re.compile(r"^(?!.*\s\s)[A-Za-z0-9\s()\[\]-]{1,200}$")
+
+
+def _document_error(body: Any) -> str | None:
+    """Converse's documented rules for document blocks, checked as the service checks them
+    (AWS's wording where it is known; names compared ignoring case, the cautious reading):
+    the reason a request is refused, or None."""
+    names: list[str] = []
+    for message in body.get("messages") or []:
+        blocks = message.get("content") or []
+        documents = [b["document"] for b in blocks if "document" in b]
+        if documents and message.get("role") != "user":
+            return "Documents are only supported in user messages."
+        if documents and not any("text" in b for b in blocks):
+            return "A message with a document must also contain a text content block."
+        for document in documents:
+            if document.get("format") not in _DOCUMENT_FORMATS:
+                return f"Unsupported document format: {document.get('format')!r}."
+            if not _DOCUMENT_NAME.match(str(document.get("name", ""))):
+                return (
+                    "The document file name can only contain alphanumeric characters, "
+                    "whitespace characters, hyphens, parentheses, and square brackets. The name "
+                    "can't contain more than one consecutive whitespace character."
+                )
+            try:
+                raw = base64.b64decode(document["source"]["bytes"], validate=True)
+            except (KeyError, TypeError, binascii.Error):
+                return "The document source must be base64-encoded bytes."
+            if not 0 < len(raw) <= 4608 * 1024:
+                return "The document size must be between 1 byte and 4.5 MB."
+            names.append(document["name"].lower())
+    if len(names) > 5:
+        return "You can't include more than 5 documents in a request."
+    if len(set(names)) < len(names):
+        return (
+            "Messages can't contain duplicate document names. Rename the document and retry "
+            "your request."
+        )
+    return None
+
+
 def _last_user_text(body: Any) -> str:
     for message in reversed(body.get("messages") or []):
         if message.get("role") == "user":
@@ -270,8 +316,11 @@ class FakeBedrock:
             )
         )
         stream = request.match_info["action"] == "converse-stream"
+        invalid = _document_error(body) if denied is None and isinstance(body, dict) else None
         if denied is not None:
             reply = denied
+        elif invalid is not None:
+            reply = error_reply(400, "ValidationException", invalid)
         elif self.replies:
             reply = self.replies.popleft()
         else:

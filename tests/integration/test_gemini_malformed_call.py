@@ -87,12 +87,6 @@ async def test_stream_raises_after_what_came_before(gem: FakeGemini) -> None:
     assert info.value.usage.prompt_tokens == 40
 
 
-def test_other_finish_reasons_still_map_as_before(gem: FakeGemini) -> None:
-    gem.script(Reply(json=response_json(candidate_json({"text": "ok"}, finish_reason="OTHER"))))
-    response = chatgate.completion(MODEL, HI, api_key="gk-test", api_base=gem.base_url)
-    assert (response.content, response.finish_reason) == ("ok", "stop")
-
-
 def sdk_clients(gem: FakeGemini) -> list[genai.Client]:
     """The SDK on the Gemini API and on Vertex AI (whose converter keeps finishMessage)."""
     return [

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import pytest
+from google.genai import types as genai_types
 
 import chatgate
 from chatgate.providers.base import Deployment
@@ -80,16 +81,70 @@ def test_function_calls_get_stable_ids_or_keep_gemini_ids() -> None:
         ("PROHIBITED_CONTENT", "content_filter"),
         ("SPII", "content_filter"),
         ("IMAGE_SAFETY", "content_filter"),
-        ("OTHER", "stop"),
-        ("LANGUAGE", "stop"),
-        ("TOO_MANY_TOOL_CALLS", "stop"),
+        ("IMAGE_PROHIBITED_CONTENT", "content_filter"),
+        ("IMAGE_RECITATION", "content_filter"),
+        ("LANGUAGE", "content_filter"),
+        ("ESCALATION", "content_filter"),
+        ("MODEL_ARMOR", "content_filter"),
+        ("CONTINUATION", "length"),
     ],
 )
 def test_finish_reasons(native: str, expected: str) -> None:
-    assert (
-        parse(response_json(candidate_json({"text": "x"}, finish_reason=native))).finish_reason
-        == expected
-    )
+    out = parse(response_json(candidate_json({"text": "x"}, finish_reason=native)))
+    assert out.finish_reason == expected
+    assert out.choices[0].model_extra == {"native_finish_reason": native}
+
+
+# Every value of the installed google-genai's FinishReason, decided one by one: a new value in
+# a newer SDK fails here until someone decides what it means for a caller.
+DECIDED: dict[str, str | type[Exception]] = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "CONTINUATION": "length",
+    **dict.fromkeys(
+        [
+            "SAFETY",
+            "RECITATION",
+            "BLOCKLIST",
+            "PROHIBITED_CONTENT",
+            "SPII",
+            "IMAGE_SAFETY",
+            "IMAGE_PROHIBITED_CONTENT",
+            "IMAGE_RECITATION",
+            "LANGUAGE",
+            "ESCALATION",
+            "MODEL_ARMOR",
+        ],
+        "content_filter",
+    ),
+    "MALFORMED_FUNCTION_CALL": chatgate.MalformedToolCallError,
+    "UNEXPECTED_TOOL_CALL": chatgate.MalformedToolCallError,
+    **dict.fromkeys(
+        [
+            "TOO_MANY_TOOL_CALLS",
+            "MALFORMED_RESPONSE",
+            "NO_IMAGE",
+            "OTHER",
+            "IMAGE_OTHER",
+            "FINISH_REASON_UNSPECIFIED",
+        ],
+        chatgate.NoAnswerError,
+    ),
+    "MISSING_THOUGHT_SIGNATURE": chatgate.BadRequestError,
+    "PUP_LIMITED_DISABLED": chatgate.PermissionDeniedError,
+}
+
+
+@pytest.mark.parametrize("native", [reason.value for reason in genai_types.FinishReason])
+def test_every_sdk_finish_reason_is_decided(native: str) -> None:
+    decided = DECIDED[native]
+    body = response_json(candidate_json({"text": "x"}, finish_reason=native))
+    if isinstance(decided, str):
+        assert parse(body).finish_reason == decided
+        return
+    with pytest.raises(decided) as info:
+        parse(body)
+    assert type(info.value) is decided
 
 
 @pytest.mark.parametrize("native", ["MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"])

@@ -12,8 +12,8 @@ from chatgate.errors import (
     BudgetExceededError,
     ChatgateError,
     InvalidRequestError,
-    MalformedToolCallError,
     MissingAPIKeyError,
+    NoAnswerError,
     PermissionDeniedError,
 )
 
@@ -73,7 +73,7 @@ def openai_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str
         return 504, _body(exc.message, "upstream_error", None, "upstream_timeout"), {}
     if isinstance(exc, APIConnectionError):
         return 502, _body(exc.message, "upstream_error", None, "upstream_unreachable"), {}
-    if isinstance(exc, MalformedToolCallError):  # 502: the upstream's answer is unusable
+    if isinstance(exc, NoAnswerError):  # 502: the upstream's answer is unusable
         return 502, _body(exc.message, "upstream_error", None, exc.code), {}
     if isinstance(exc, ChatgateError):
         return 500, _body(exc.message, "server_error", None, None), {}

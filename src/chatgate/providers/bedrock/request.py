@@ -3,14 +3,13 @@
 Translation (docs/providers/bedrock.md has the full table): system and developer messages
 become ``system``; user, assistant and tool messages become ``messages`` of content blocks,
 consecutive same-role turns merged (tool results join the user turn that follows them);
+image and file parts become ``image`` / ``document`` blocks in place (``content.py``);
 sampling settings go to ``inferenceConfig``, tools to ``toolConfig``; a ``json_schema`` /
 ``json_object`` response format is a forced tool whose input comes back as the content.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 from collections.abc import Mapping
 from typing import Any
@@ -23,11 +22,13 @@ from botocore.credentials import ReadOnlyCredentials
 
 from chatgate.errors import InvalidRequestError, UnsupportedParamsError
 from chatgate.providers.base import Deployment, HttpRequest
+from chatgate.providers.bedrock.content import DocumentNames, document_block, image_block
 from chatgate.providers.params import drop_or_reject
 from chatgate.types import (
     AssistantMessage,
     ChatRequest,
     DeveloperMessage,
+    FilePart,
     ImagePart,
     SystemMessage,
     TextPart,
@@ -41,13 +42,6 @@ Json = dict[str, Any]
 SERVICE = "bedrock"
 DEFAULT_JSON_TOOL = "json_response"
 _EVENT_STREAM = "application/vnd.amazon.eventstream"
-_IMAGE_FORMATS = {
-    "image/png": "png",
-    "image/jpeg": "jpeg",
-    "image/jpg": "jpeg",
-    "image/gif": "gif",
-    "image/webp": "webp",
-}
 # OpenAI parameters Converse has no field for: dropped on request, otherwise an error.
 _UNSUPPORTED = frozenset(
     {
@@ -110,32 +104,7 @@ def _text(content: str | list[TextPart], where: str) -> list[Json]:
     return [{"text": part.text} for part in content if part.text]
 
 
-def _image(part: ImagePart, where: str) -> Json:
-    url = part.image_url.url
-    fix = "pass the image inline as a data URL: 'data:image/png;base64,<bytes>'"
-    if not url.startswith("data:"):
-        raise InvalidRequestError(
-            f"Bedrock takes images only as bytes, not URLs ({where}): {fix}, "
-            "or let chatgate download it: download_images=True",
-            param=where,
-        )
-    header, _, data = url[5:].partition(",")
-    mime, _, encoding = header.partition(";")
-    fmt = _IMAGE_FORMATS.get(mime.lower())
-    if fmt is None or encoding != "base64":
-        raise InvalidRequestError(
-            f"unsupported image {header!r} at {where}: Bedrock takes png, jpeg, gif or webp, "
-            "base64-encoded",
-            param=where,
-        )
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except binascii.Error as exc:
-        raise InvalidRequestError(f"invalid base64 image data at {where}", param=where) from exc
-    return {"image": {"format": fmt, "source": {"bytes": base64.b64encode(raw).decode()}}}
-
-
-def _user_blocks(message: UserMessage, where: str) -> list[Json]:
+def _user_blocks(message: UserMessage, where: str, names: DocumentNames) -> list[Json]:
     if isinstance(message.content, str):
         return _text(message.content, where)
     blocks: list[Json] = []
@@ -144,10 +113,13 @@ def _user_blocks(message: UserMessage, where: str) -> list[Json]:
         if isinstance(part, TextPart):
             blocks.extend(_text(part.text, at))
         elif isinstance(part, ImagePart):
-            blocks.append(_image(part, at))
+            blocks.append(image_block(part, at))
+        elif isinstance(part, FilePart):
+            blocks.append(document_block(part, at, names))
         else:
             raise InvalidRequestError(
-                f"Bedrock Converse cannot take {part.type!r} content ({at}): send text or images",
+                f"Bedrock Converse cannot take {part.type!r} content ({at}): send text, images "
+                "or files",
                 param=at,
             )
     return blocks
@@ -178,9 +150,24 @@ def _tool_result(message: ToolMessage, where: str) -> Json:
     return {"toolResult": {"toolUseId": message.tool_call_id, "content": [{"text": text}]}}
 
 
+def _check_documents_have_text(turns: list[Json], starts: list[int]) -> None:
+    """Converse wants a text block beside any document in a message."""
+    for turn, start in zip(turns, starts, strict=True):
+        blocks = turn["content"]
+        if any("document" in b for b in blocks) and not any("text" in b for b in blocks):
+            where = f"messages.{start}"
+            raise InvalidRequestError(
+                f"{where}: Bedrock needs a text part in a message that carries a document: add "
+                "one saying what to do with it",
+                param=where,
+            )
+
+
 def _messages(request: ChatRequest) -> tuple[list[Json], list[Json]]:
     system: list[Json] = []
     turns: list[Json] = []
+    starts: list[int] = []  # per turn, the index of its first message
+    names = DocumentNames()
     for i, message in enumerate(request.messages):
         where = f"messages.{i}"
         if isinstance(message, SystemMessage | DeveloperMessage):
@@ -191,7 +178,7 @@ def _messages(request: ChatRequest) -> tuple[list[Json], list[Json]]:
         elif isinstance(message, ToolMessage):
             role, blocks = "user", [_tool_result(message, where)]
         else:
-            role, blocks = "user", _user_blocks(message, where)
+            role, blocks = "user", _user_blocks(message, where, names)
         if not blocks:
             raise InvalidRequestError(
                 f"{where} is empty: Bedrock rejects messages with no content", param=where
@@ -200,6 +187,9 @@ def _messages(request: ChatRequest) -> tuple[list[Json], list[Json]]:
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
+            starts.append(i)
+    if names.count:
+        _check_documents_have_text(turns, starts)
     return system, turns
 
 

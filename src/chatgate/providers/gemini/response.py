@@ -1,9 +1,9 @@
 """A Gemini ``GenerateContentResponse`` -> ChatResponse, and the pieces the stream shares.
 
-Finish reasons: STOP -> "stop" ("tool_calls" when the candidate called functions), MAX_TOKENS
--> "length", the safety family -> "content_filter", MALFORMED_FUNCTION_CALL and
-UNEXPECTED_TOOL_CALL (the model's tool call was unusable: there is no answer) raise
-MalformedToolCallError, anything else (OTHER, LANGUAGE, ...) -> "stop". Usage follows OpenAI:
+Finish reasons (``finish.py`` has the table): STOP -> "stop" ("tool_calls" when the candidate
+called functions), MAX_TOKENS / CONTINUATION -> "length", the filter family -> "content_filter";
+a candidate that ended without a usable answer raises (MalformedToolCallError, NoAnswerError,
+...). Each choice keeps Gemini's own value as ``native_finish_reason``. Usage follows OpenAI:
 completion_tokens includes thinking tokens, which are also reported in
 completion_tokens_details.reasoning_tokens.
 """
@@ -16,9 +16,10 @@ from typing import Any
 
 import orjson
 
-from chatgate.errors import APIConnectionError, MalformedToolCallError
+from chatgate.errors import APIConnectionError
 from chatgate.providers.base import Deployment
 from chatgate.providers.gemini.errors import blocked_prompt_error, error_from_body
+from chatgate.providers.gemini.finish import finish_error, finish_reason
 from chatgate.providers.gemini.messages import THOUGHT_SIGNATURE_KEY
 from chatgate.types import (
     ChatResponse,
@@ -32,39 +33,14 @@ from chatgate.types import (
 )
 
 __all__ = [
-    "MALFORMED_CALL",
-    "finish_reason",
     "load_event",
     "logprobs",
-    "malformed_call",
     "parse_response",
     "tool_call",
     "usage",
 ]
 
-_FILTERED = frozenset(
-    {
-        "SAFETY",
-        "RECITATION",
-        "BLOCKLIST",
-        "PROHIBITED_CONTENT",
-        "SPII",
-        "IMAGE_SAFETY",
-        "IMAGE_PROHIBITED_CONTENT",
-        "IMAGE_RECITATION",
-    }
-)
 _MAX_BODY_CHARS = 2000
-# The model tried a function call Gemini could not parse, or one it may not make.
-MALFORMED_CALL = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"})
-
-
-def finish_reason(native: str, called_functions: bool) -> str:
-    if native == "MAX_TOKENS":
-        return "length"
-    if native in _FILTERED:
-        return "content_filter"
-    return "tool_calls" if called_functions and native == "STOP" else "stop"
 
 
 def usage(meta: Mapping[str, Any]) -> Usage:
@@ -79,30 +55,6 @@ def usage(meta: Mapping[str, Any]) -> Usage:
             cached_tokens=meta.get("cachedContentTokenCount", 0)
         ),
         completion_tokens_details=CompletionTokensDetails(reasoning_tokens=thoughts),
-    )
-
-
-def malformed_call(
-    candidate: Mapping[str, Any],
-    meta: Mapping[str, Any] | None,
-    body: Mapping[str, Any],
-    deployment: Deployment,
-) -> MalformedToolCallError:
-    """The error for a candidate finished with a MALFORMED_CALL reason: an empty answer that
-    looks finished would end a tool loop as if the model had nothing to say."""
-    native = str(candidate.get("finishReason"))
-    detail = candidate.get("finishMessage")
-    detail = detail if isinstance(detail, str) and detail else None
-    return MalformedToolCallError(
-        f"the model produced a tool call Gemini could not use (finishReason {native}"
-        + (f": {detail}" if detail else "")
-        + "); there is no answer. Asking again often works; simpler tool schemas help",
-        finish_reason=native,
-        finish_message=detail,
-        usage=usage(meta) if meta is not None else None,
-        provider=deployment.provider,
-        model=deployment.model,
-        body=dict(body),
     )
 
 
@@ -192,6 +144,7 @@ def _choice(candidate: Mapping[str, Any], index: int, response_id: str) -> Choic
         ),
         finish_reason=finish_reason(native, bool(calls)) if native else None,
         logprobs=logprobs(candidate),
+        **({"native_finish_reason": native} if native else {}),
     )
 
 
@@ -200,10 +153,10 @@ def parse_response(body: bytes, deployment: Deployment) -> ChatResponse:
     response_id = parsed.get("responseId") or ""
     meta = parsed.get("usageMetadata")
     candidates = parsed.get("candidates") or ()
+    spent = usage(meta) if isinstance(meta, Mapping) else None
     for candidate in candidates:
-        if candidate.get("finishReason") in MALFORMED_CALL:
-            meta_map = meta if isinstance(meta, Mapping) else None
-            raise malformed_call(candidate, meta_map, parsed, deployment)
+        if (error := finish_error(candidate, spent, parsed, deployment)) is not None:
+            raise error
     choices = [
         _choice(candidate, candidate.get("index", i), response_id)
         for i, candidate in enumerate(candidates)
@@ -213,5 +166,5 @@ def parse_response(body: bytes, deployment: Deployment) -> ChatResponse:
         created=int(time.time()),
         model=parsed.get("modelVersion") or deployment.model,
         choices=choices,
-        usage=usage(meta) if isinstance(meta, Mapping) else None,
+        usage=spent,
     )

@@ -3,8 +3,10 @@
 Each SSE event is ``data: {GenerateContentResponse}`` holding the next parts of each candidate;
 there is no ``[DONE]``: the answer is complete once every candidate seen has a finishReason
 (the server then closes the connection). ``usageMetadata`` is cumulative; the last one becomes
-the final usage chunk. A stream that ends before that raises APIConnectionError; one whose
-candidate ends with MALFORMED_FUNCTION_CALL / UNEXPECTED_TOOL_CALL raises MalformedToolCallError.
+the final usage chunk. A stream that ends before that raises APIConnectionError. A candidate
+that ends without a usable answer (``finish.py``: MalformedToolCallError, NoAnswerError, ...)
+raises once the chunks of the event that said so are out, exactly as the whole answer would
+(its partial text reaches the caller first); finishing chunks carry ``native_finish_reason``.
 """
 
 from __future__ import annotations
@@ -13,17 +15,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from chatgate.errors import APIConnectionError
+from chatgate.errors import APIConnectionError, ChatgateError
 from chatgate.providers.base import Deployment
-from chatgate.providers.gemini.response import (
-    MALFORMED_CALL,
-    finish_reason,
-    load_event,
-    logprobs,
-    malformed_call,
-    tool_call,
-    usage,
-)
+from chatgate.providers.gemini.finish import finish_error, finish_reason
+from chatgate.providers.gemini.response import load_event, logprobs, tool_call, usage
 from chatgate.transport.sse import SSEEvent
 from chatgate.types import ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta
 
@@ -31,7 +26,16 @@ __all__ = ["GeminiStreamTranslator"]
 
 
 class GeminiStreamTranslator:
-    __slots__ = ("_calls", "_created", "_deployment", "_finished", "_id", "_model", "_usage")
+    __slots__ = (
+        "_calls",
+        "_created",
+        "_deployment",
+        "_failure",
+        "_finished",
+        "_id",
+        "_model",
+        "_usage",
+    )
 
     def __init__(self, deployment: Deployment) -> None:
         self._deployment = deployment
@@ -41,6 +45,7 @@ class GeminiStreamTranslator:
         self._calls: dict[int, int] = {}  # candidate index -> function calls so far
         self._finished: dict[int, bool] = {}  # candidate index -> finishReason seen
         self._usage: Mapping[str, Any] | None = None
+        self._failure: ChatgateError | None = None  # raised once its event's chunks are out
 
     def _chunk(self, index: int, delta: Delta, **fields: Any) -> ChatChunk:
         return ChatChunk(
@@ -51,6 +56,8 @@ class GeminiStreamTranslator:
         )
 
     def feed(self, event: SSEEvent) -> list[ChatChunk]:
+        if self._failure is not None:
+            raise self._failure
         if not event.data:
             return []
         parsed = load_event(event.data, self._deployment)
@@ -60,12 +67,15 @@ class GeminiStreamTranslator:
             self._usage = parsed["usageMetadata"]
         out: list[ChatChunk] = []
         for i, candidate in enumerate(parsed.get("candidates") or ()):
-            if candidate.get("finishReason") in MALFORMED_CALL:
-                raise malformed_call(candidate, self._usage, parsed, self._deployment)
-            out += self._candidate(candidate, candidate.get("index", i))
+            spent = usage(self._usage) if self._usage is not None else None
+            failure = finish_error(candidate, spent, parsed, self._deployment)
+            self._failure = self._failure or failure
+            out += self._candidate(candidate, candidate.get("index", i), failure is None)
         return out
 
-    def _candidate(self, candidate: Mapping[str, Any], index: int) -> list[ChatChunk]:
+    def _candidate(
+        self, candidate: Mapping[str, Any], index: int, answered: bool
+    ) -> list[ChatChunk]:
         out: list[ChatChunk] = []
         if index not in self._finished:
             self._finished[index] = False
@@ -82,8 +92,13 @@ class GeminiStreamTranslator:
         native = candidate.get("finishReason")
         if native:
             self._finished[index] = True
+        if native and answered:
             reason = finish_reason(native, self._calls[index] > 0)
-            out.append(self._chunk(index, Delta(), finish_reason=reason, logprobs=lp))
+            out.append(
+                self._chunk(
+                    index, Delta(), finish_reason=reason, logprobs=lp, native_finish_reason=native
+                )
+            )
         return out
 
     def _tool_call(self, part: Mapping[str, Any], index: int) -> list[ChatChunk]:
@@ -106,6 +121,8 @@ class GeminiStreamTranslator:
         ]
 
     def finish(self) -> list[ChatChunk]:
+        if self._failure is not None:
+            raise self._failure
         if not self._finished or not all(self._finished.values()):
             raise APIConnectionError(
                 "the stream ended before the answer was complete (no finishReason)",
