@@ -21,15 +21,24 @@ from chatgate.types import (
 __all__ = ["StreamAccumulator"]
 
 _DELTA_FIELDS = frozenset({"role", "content", "reasoning_content", "refusal"})
+_CHOICE_FIELDS = frozenset({"index", "delta", "finish_reason", "logprobs"})
 _TEXT = (str, type(None))
 _EMPTY: dict[str, Any] = {}
 _NO_CHOICES: list[Any] = []
-_DICT_OR_NONE = (dict, type(None))
 _USAGE = Usage.__pydantic_validator__.validate_python
 
 
 class _ChoiceState:
-    __slots__ = ("content", "extras", "finish_reason", "reasoning", "refusal", "tool_calls")
+    __slots__ = (
+        "choice_extras",
+        "content",
+        "extras",
+        "finish_reason",
+        "logprobs",
+        "reasoning",
+        "refusal",
+        "tool_calls",
+    )
 
     def __init__(self) -> None:
         self.content: list[str] = []
@@ -38,17 +47,28 @@ class _ChoiceState:
         self.tool_calls: dict[int, list[Any]] = {}  # index -> [id, name, [arg parts], extras]
         self.finish_reason: str | None = None
         self.extras: dict[str, Any] = {}  # provider delta fields, e.g. Anthropic thinking_blocks
+        self.choice_extras: dict[str, Any] = {}  # provider choice fields (native_finish_reason)
+        self.logprobs: dict[str, Any] | None = None  # {"content": [...], "refusal": [...]}
 
     def add_extras(self, extra: dict[str, Any]) -> None:
-        """Lists are extended and strings concatenated across chunks; anything else replaced."""
-        for key, value in extra.items():
-            before = self.extras.get(key)
-            if isinstance(value, list) and isinstance(before, list):
-                before.extend(value)
-            elif isinstance(value, str) and isinstance(before, str):
-                self.extras[key] = before + value
-            else:
-                self.extras[key] = list(value) if isinstance(value, list) else value
+        _merge(self.extras, extra)
+
+    def add_logprobs(self, logprobs: dict[str, Any]) -> None:
+        if self.logprobs is None:
+            self.logprobs = {}
+        _merge(self.logprobs, logprobs)
+
+
+def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Lists are extended and strings concatenated across chunks; anything else replaced."""
+    for key, value in extra.items():
+        before = into.get(key)
+        if isinstance(value, list) and isinstance(before, list):
+            before.extend(value)
+        elif isinstance(value, str) and isinstance(before, str):
+            into[key] = before + value
+        elif value is not None or key not in into:
+            into[key] = list(value) if isinstance(value, list) else value
 
 
 class StreamAccumulator:
@@ -95,12 +115,17 @@ class StreamAccumulator:
                         slot[2].append(call.function.arguments)
             if choice.finish_reason is not None:
                 state.finish_reason = choice.finish_reason
+            if choice.logprobs is not None:
+                state.add_logprobs(choice.logprobs)
+            if choice.__pydantic_extra__:
+                state.choice_extras.update(choice.__pydantic_extra__)
 
     def add_wire(self, data: dict[str, Any]) -> bool:
         """``add`` for a chunk's parsed JSON, without building a ChatChunk (see WireChunk).
 
         Only the common shape is folded here: every field the fold reads has the type
-        validation would give it, and no delta carries tool calls or provider extras. For
+        validation would give it, and no choice carries logprobs, tool calls or provider
+        extras. For
         anything else this returns False having changed nothing, and the caller folds the
         validated chunk with ``add`` (which also raises the right error for a broken one)."""
         header = data.get("id", ""), data.get("model", ""), data.get("created", 0)
@@ -123,7 +148,8 @@ class StreamAccumulator:
                 type(delta) is not dict
                 or type(choice.get("index", 0)) is not int
                 or type(choice.get("finish_reason")) not in _TEXT
-                or type(choice.get("logprobs")) not in _DICT_OR_NONE
+                or choice.get("logprobs") is not None
+                or not _CHOICE_FIELDS.issuperset(choice)
                 or not _DELTA_FIELDS.issuperset(delta)
                 or delta.get("role") not in (None, "assistant")
                 or type(delta.get("content")) not in _TEXT
@@ -184,7 +210,16 @@ class StreamAccumulator:
                 tool_calls=calls or None,
                 **state.extras,
             )
-            choices.append(Choice(index=index, message=message, finish_reason=state.finish_reason))
+            if state.logprobs is not None:
+                state.choice_extras["logprobs"] = state.logprobs
+            choices.append(
+                Choice(
+                    index=index,
+                    message=message,
+                    finish_reason=state.finish_reason,
+                    **state.choice_extras,
+                )
+            )
         return ChatResponse(
             id=self.id,
             created=self.created,

@@ -121,3 +121,21 @@ def test_delta_extras_are_accumulated_onto_the_message() -> None:
             {"type": "thinking", "thinking": "b", "signature": "s2"},
         ]
     }
+
+
+def test_streamed_logprobs_and_choice_extras_reach_the_final_choice() -> None:
+    def with_choice(**choice: object) -> ChatChunk:
+        return ChatChunk.model_validate({"choices": [{"index": 0, "delta": {}, **choice}]})
+
+    first = {"content": [{"token": "Hi", "logprob": -0.1}], "refusal": None}
+    second = {"content": [{"token": "!", "logprob": -0.2}], "refusal": None}
+    acc = StreamAccumulator()
+    acc.add(with_choice(logprobs=first))
+    acc.add(with_choice(logprobs=second))
+    acc.add(with_choice(finish_reason="stop", native_finish_reason="STOP"))
+    (choice,) = acc.response().choices
+    assert choice.logprobs == {"content": [*first["content"], *second["content"]], "refusal": None}
+    assert choice.model_extra == {"native_finish_reason": "STOP"}
+    plain = StreamAccumulator()
+    plain.add(with_choice(finish_reason="stop"))
+    assert "logprobs" not in plain.response().choices[0].model_fields_set  # not sent as null
