@@ -20,7 +20,7 @@ from chatgate.types import (
 
 __all__ = ["StreamAccumulator"]
 
-_DELTA_FIELDS = frozenset({"role", "content", "reasoning_content", "refusal"})
+_DELTA_TEXT = frozenset({"content", "reasoning_content", "refusal"})
 _CHOICE_FIELDS = frozenset({"index", "delta", "finish_reason", "logprobs"})
 _TEXT = (str, type(None))
 _EMPTY: dict[str, Any] = {}
@@ -125,9 +125,9 @@ class StreamAccumulator:
 
         Only the common shape is folded here: every field the fold reads has the type
         validation would give it, and no choice carries logprobs, tool calls or provider
-        extras. For
-        anything else this returns False having changed nothing, and the caller folds the
-        validated chunk with ``add`` (which also raises the right error for a broken one)."""
+        extras. For anything else this returns False having changed nothing, and the caller
+        folds the validated chunk with ``add`` (which also raises the right error for a
+        broken one)."""
         header = data.get("id", ""), data.get("model", ""), data.get("created", 0)
         fingerprint = data.get("system_fingerprint")
         choices = data.get("choices", _NO_CHOICES)
@@ -141,7 +141,7 @@ class StreamAccumulator:
         ):
             return False
         for choice in choices:
-            if type(choice) is not dict:
+            if type(choice) is not dict or not _CHOICE_FIELDS.issuperset(choice):
                 return False
             delta = choice.get("delta", _EMPTY)
             if (
@@ -149,14 +149,14 @@ class StreamAccumulator:
                 or type(choice.get("index", 0)) is not int
                 or type(choice.get("finish_reason")) not in _TEXT
                 or choice.get("logprobs") is not None
-                or not _CHOICE_FIELDS.issuperset(choice)
-                or not _DELTA_FIELDS.issuperset(delta)
-                or delta.get("role") not in (None, "assistant")
-                or type(delta.get("content")) not in _TEXT
-                or type(delta.get("reasoning_content")) not in _TEXT
-                or type(delta.get("refusal")) not in _TEXT
             ):
                 return False
+            for key, value in delta.items():
+                if key == "role":
+                    if value is not None and value != "assistant":
+                        return False
+                elif key not in _DELTA_TEXT or type(value) not in _TEXT:
+                    return False
         usage = data.get("usage")
         if usage is not None:
             try:
