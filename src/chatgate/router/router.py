@@ -19,12 +19,15 @@ from typing import Any, TypeVar
 from chatgate import config as config_module
 from chatgate.client import MessageLike, build_request
 from chatgate.config import Config, ModelEntry, RouterSettings
+from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest, EmbeddingResponse
+from chatgate.embeddings import build_embedding
 from chatgate.errors import ChatgateError, InvalidRequestError
 from chatgate.router.admission import Admission
 from chatgate.router.attempt import GroupRunner, Job
 from chatgate.router.call import CallContext
 from chatgate.router.chat import ChatJob
 from chatgate.router.deployments import RoutedDeployment, build_groups
+from chatgate.router.embed import EmbeddingJob
 from chatgate.router.policy import Fault, classify
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
@@ -210,6 +213,49 @@ class Router:
             download_images=download_images,
         )
         return await self._run(ChatJob(request), call, priority, disable_fallbacks)
+
+    async def aembedding(
+        self,
+        model: str,
+        input: EmbeddingInput,
+        *,
+        tags: Sequence[str] | None = None,
+        priority: int = 0,
+        timeout: float | None = None,
+        num_retries: int | None = None,
+        disable_fallbacks: bool = False,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Like ``chatgate.aembedding`` with ``model`` a model_list name, routed as chat is:
+        strategy, limits, retries, cooldowns and fallbacks. ``params``: the OpenAI fields
+        (``encoding_format``, ``dimensions``, ``user``, ...)."""
+        request = build_embedding(model, {**params, "input": input})
+        return await self.aroute_embedding(
+            request,
+            tags=tags,
+            priority=priority,
+            timeout=timeout,
+            num_retries=num_retries,
+            disable_fallbacks=disable_fallbacks,
+        )
+
+    def embedding(self, model: str, input: EmbeddingInput, **kw: Any) -> EmbeddingResponse:
+        """The blocking form of ``aembedding``; runs on chatgate's private loop thread."""
+        return run_sync(self.aembedding(model, input, **kw))
+
+    async def aroute_embedding(
+        self,
+        request: EmbeddingRequest,
+        *,
+        tags: Sequence[str] | None = None,
+        priority: int = 0,
+        timeout: float | None = None,
+        num_retries: int | None = None,
+        disable_fallbacks: bool = False,
+    ) -> EmbeddingResponse:
+        """Route a validated embeddings request whose ``model`` is a model_list name."""
+        call = self._call(request.model, tags, timeout, num_retries)
+        return await self._run(EmbeddingJob(request), call, priority, disable_fallbacks)
 
     def _call(
         self,
