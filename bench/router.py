@@ -27,6 +27,7 @@ import chatgate
 import upstream
 from chatgate import Router
 from chatgate.router.call import CallContext
+from chatgate.router.chat import ChatJob
 from chatgate.types import ChatRequest
 
 MESSAGES = [{"role": "user", "content": "Say something short about benchmarks."}]
@@ -53,7 +54,7 @@ async def bookkeeping_us(router: Router, calls: int) -> float:
     """The decision and bookkeeping path of GroupRunner.run, minus the network."""
     runner = router._runners["bench"]
     state = router.state
-    request = ChatRequest.model_validate({"model": "bench", "messages": MESSAGES})
+    job = ChatJob(ChatRequest.model_validate({"model": "bench", "messages": MESSAGES}))
     call = CallContext(
         deadline=1e12,
         timeout=1e12,
@@ -66,7 +67,7 @@ async def bookkeeping_us(router: Router, calls: int) -> float:
     for _ in range(calls):
         now = router.now()
         stats = await state.view(runner.ids, now)
-        usable = runner._usable(stats, call, 50, request)
+        usable = runner._usable(stats, call, 50, job)
         ready = [(d, s) for d, s in usable if runner._has_room(d, s, 50, now)]
         chosen = runner._pick(ready, router.rng)[0]
         await state.reserve(chosen.id, chosen.limits, 50, now)

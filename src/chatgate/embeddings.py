@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, Literal
 
 import pydantic
 
 from chatgate.client import attributed, fill_meta, request_id_of
+from chatgate.cost.calc import cost_of, price_of
 from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest, EmbeddingResponse
 from chatgate.errors import APIError, InvalidRequestError
 from chatgate.providers.base import Deployment
@@ -27,8 +29,9 @@ from chatgate.providers.registry import get_adapter, prepare_deployment, resolve
 from chatgate.transport import http
 from chatgate.transport.http import Timeouts
 from chatgate.transport.loop_thread import run_sync
+from chatgate.types import Usage
 
-__all__ = ["aembedding", "build_embedding", "embedding", "send_embedding"]
+__all__ = ["aembedding", "build_embedding", "embedding", "embedding_cost", "send_embedding"]
 
 
 def build_embedding(model: str, params: Mapping[str, Any]) -> EmbeddingRequest:
@@ -60,7 +63,19 @@ async def send_embedding(
     except APIError as exc:
         raise attributed(exc, deployment, request_id) from exc.__cause__
     fill_meta(response.meta, deployment, response.model, request_id, started)
+    response.meta.cost = embedding_cost(response, deployment)
     return response
+
+
+def embedding_cost(response: EmbeddingResponse, deployment: Deployment) -> Decimal | None:
+    """The input tokens at the deployment's input price; None without usage or price."""
+    usage = response.usage
+    if usage is None:
+        return None
+    price = price_of(deployment, response.model)
+    if price is None:
+        return None
+    return cost_of(Usage(prompt_tokens=usage.prompt_tokens, total_tokens=usage.total_tokens), price)
 
 
 async def aembedding(

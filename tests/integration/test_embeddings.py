@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
 
 import openai
 import pytest
@@ -15,8 +17,9 @@ from chatgate.errors import InvalidRequestError, RateLimitError
 from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI, Reply, embedding_vector, error_json
+from tests.integration.test_gateway_keys import MASTER, new_key, spend_rows
+from tests.integration.test_router import dead_base
 
-MASTER = "sk-master-embed-31337"
 KEY = "sk-upstream-embed-secret-4242"
 
 
@@ -88,11 +91,31 @@ def gemini() -> Iterator[FakeGemini]:
 
 
 @pytest.fixture(scope="module")
+def flaky() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+PRICE = {"input_cost_per_token": "0.000001", "output_cost_per_token": "0"}
+
+
+@pytest.fixture(scope="module")
 def gateway(
-    upstream: FakeOpenAI, gemini: FakeGemini, tmp_path_factory: pytest.TempPathFactory
+    upstream: FakeOpenAI,
+    gemini: FakeGemini,
+    flaky: FakeOpenAI,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
+    def on(fake: FakeOpenAI | str, model: str, **params: Any) -> dict[str, Any]:
+        base = fake if isinstance(fake, str) else fake.base_url
+        return {"model": f"openai/{model}", "api_base": base, "api_key": KEY, **params}
+
     config = {
         "model_list": [
+            {"model_name": "pair", "params": on(flaky, "e-flaky", **PRICE)},
+            {"model_name": "pair", "params": on(upstream, "e-steady", **PRICE)},
+            {"model_name": "lonely", "params": on(dead_base(), "e-dead")},
+            {"model_name": "priced", "params": on(upstream, "e-priced", **PRICE)},
             {
                 "model_name": "embed",
                 "params": {
@@ -114,6 +137,11 @@ def gateway(
                 "params": {"model": "anthropic/claude-3-5-haiku", "api_key": "k-anthropic"},
             },
         ],
+        "router_settings": {
+            "routing_strategy": "round-robin",  # "pair" tries flaky first
+            "fallbacks": [{"lonely": ["embed"]}],
+            "retry_base_delay": 0.01,
+        },
         "general_settings": {"master_key": MASTER},
     }
     with start_gateway(config, tmp_path_factory.mktemp("emb")) as gw:
@@ -158,3 +186,44 @@ def check_embedding_errors(client: openai.OpenAI, gateway: Gateway) -> None:
     ):
         bad.embeddings.create(model="embed", input="x")
     assert KEY not in gateway.log_text()
+
+
+def test_gateway_embeddings_fail_over_like_chat(
+    gateway: Gateway, flaky: FakeOpenAI, upstream: FakeOpenAI
+) -> None:
+    flaky.script(Reply(status=500, json=error_json("boom", "server_error")))
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as client:
+        raw = client.embeddings.with_raw_response.create(model="pair", input=["x y z"])
+        out = raw.parse()
+        assert out.data[0].embedding == pytest.approx(embedding_vector("x y z"), rel=1e-6)
+        assert raw.headers["x-chatgate-attempts"] == "2"
+        assert raw.headers["x-chatgate-model"] == "openai/e-steady"
+        assert Decimal(raw.headers["x-chatgate-cost"]) == Decimal("0.000003")  # 3 tokens
+        assert (len(flaky.requests), upstream.last.body["model"]) == (1, "e-steady")
+        line = gateway.wait_for_access_line(raw.headers["x-chatgate-request-id"])
+        assert (line["model"], line["attempts"]) == ("pair", 2)
+        # a group with no live deployment falls back to "embed" after its retries
+        fell = client.embeddings.with_raw_response.create(model="lonely", input="w")
+        assert fell.parse().data[0].embedding == pytest.approx(embedding_vector("w"), rel=1e-6)
+        assert fell.headers["x-chatgate-attempts"] == "4"
+        assert fell.headers["x-chatgate-model"] == "openai/text-embedding-3-small"
+        ids = client.embeddings.create(model="embed", input=[1, 2, 3], encoding_format="float")
+        assert len(ids.data) == 3  # token ids are counted as they are, not as text
+
+
+def test_gateway_embeddings_settle_the_budget_with_the_actual_cost(gateway: Gateway) -> None:
+    # The hold counts 8 tokens (tiktoken) at $1/M; the fake reports 1 (one word): each call
+    # holds $0.000008 and costs $0.000001, so a $0.0000105 budget pays for three calls.
+    secret, record = new_key(gateway, budget="0.0000105")
+    word = "Pneumonoultramicroscopic"
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=secret, max_retries=0) as client:
+        costs = []
+        with pytest.raises(openai.APIStatusError) as refused:
+            for _ in range(6):
+                raw = client.embeddings.with_raw_response.create(model="priced", input=word)
+                costs.append(Decimal(raw.headers["x-chatgate-cost"]))
+    assert refused.value.status_code == 402
+    assert costs == [Decimal("0.000001")] * 3
+    row = spend_rows(gateway, "key", record["key_id"], requests=4)
+    assert Decimal(row["cost"]) == Decimal("0.000003")
+    assert row["prompt_tokens"] == 3

@@ -96,3 +96,17 @@ def test_providers_that_fetch_urls_themselves_get_the_url(host: FakeOpenAI) -> N
     )
     assert host.last.body["messages"][0]["content"][1]["image_url"]["url"] == url
     assert [r.method for r in host.requests] == ["POST"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_failed_download_in_a_routed_call_frees_its_slot(
+    gem: FakeGemini, host: FakeOpenAI, stream: bool
+) -> None:
+    params = {"model": "gemini/gemini-2.0-flash", "api_key": "gk", "api_base": gem.base_url}
+    router = chatgate.Router([{"model_name": "g", "params": params}])
+    missing = ask(f"http://127.0.0.1:{host.port}/missing.png")
+    with pytest.raises(chatgate.InvalidRequestError, match="status 404"):
+        await router.acompletion("g", missing, stream=stream, download_images=True)
+    [stats] = await router.state.view(["g#0"], router.now())
+    assert stats.in_flight == 0
+    assert gem.requests == []

@@ -1,16 +1,17 @@
 """One model group's share of a routed call: pick a deployment, try it, and on failure decide
-between another deployment, a backoff, a wait for a cooldown, or giving up."""
+between another deployment, a backoff, a wait for a cooldown, or giving up.
+
+What one attempt sends is the call's ``Job`` (a chat request, an embedding request): the
+runner knows deployments, limits, cooldowns and retries, the job knows its payload."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import time
-from collections.abc import Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from chatgate.client import inline_images_for, open_stream, send
-from chatgate.cost.tokens import count_tokens
 from chatgate.errors import (
     APITimeoutError,
     ChatgateError,
@@ -18,21 +19,62 @@ from chatgate.errors import (
     NoDeploymentAvailableError,
     RateLimitError,
 )
-from chatgate.router.call import CallContext, bounded, describe, estimate_tokens
+from chatgate.router.call import CallContext, describe
 from chatgate.router.deployments import RoutedDeployment
 from chatgate.router.policy import Fault, backoff, classify, cooldown_for
 from chatgate.router.state import MemoryState, Stats
 from chatgate.router.strategies import Pick
-from chatgate.stream import ChatStream
-from chatgate.transport.http import Timeouts
-from chatgate.types import Attempt, ChatRequest, ChatResponse, ResponseMeta
+from chatgate.types import Attempt, ResponseMeta
 
 if TYPE_CHECKING:
     from chatgate.router.router import Router
 
-__all__ = ["GroupRunner"]
+__all__ = ["Answer", "GroupRunner", "Job", "correction"]
 
 _SHARED_POLL_S = 0.05  # shared state: how often a waiting call looks for a slot freed elsewhere
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+A = TypeVar("A", bound="Answer")
+
+
+class _Counted(Protocol):
+    @property
+    def total_tokens(self) -> int: ...
+
+
+class Answer(Protocol):
+    """A whole answer: its meta is stamped, its usage corrects the TPM estimate."""
+
+    @property
+    def meta(self) -> ResponseMeta: ...
+
+    @property
+    def usage(self) -> _Counted | None: ...
+
+
+class Job(Protocol[R_co]):
+    """What a routed call sends. ``attempt`` runs with a slot reserved on ``d`` and must
+    release it (``runner.release``) once, however it ends; ``runner.whole`` does all that
+    for an answer that arrives whole."""
+
+    @property
+    def model(self) -> str:
+        """The model_list name asked for."""
+        ...
+
+    def estimate(self) -> int:
+        """Tokens to reserve from TPM buckets (and to compare with context windows)."""
+        ...
+
+    def counted(self, model: str) -> int | None:
+        """The exact count with ``model``'s tokenizer when near a context window; None when
+        context windows do not apply (no pre-call check)."""
+        ...
+
+    def attempt(
+        self, runner: GroupRunner, d: RoutedDeployment, call: CallContext, tokens: int, left: float
+    ) -> Awaitable[R_co]: ...
 
 
 class GroupRunner:
@@ -43,17 +85,15 @@ class GroupRunner:
         self.deployments = deployments
         self.ids = [d.id for d in deployments]
         self._pick = pick
-        self._router = router
+        self.router = router
         self._needs_tokens = any(d.limits.tpm or d.context_window for d in deployments)
         self._tagged = any(d.tags for d in deployments)
         self._waiters: list[asyncio.Future[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def run(
-        self, request: ChatRequest, call: CallContext, *, can_fall_back: bool
-    ) -> ChatResponse | ChatStream:
-        router = self._router
-        tokens = estimate_tokens(request) if self._needs_tokens else 0
+    async def run(self, job: Job[R], call: CallContext, *, can_fall_back: bool) -> R:
+        router = self.router
+        tokens = job.estimate() if self._needs_tokens else 0
         retries = 0
         tried: set[str] = set()
         waiting_since: float | None = None  # for room under the limits; limit_wait in total
@@ -67,7 +107,7 @@ class GroupRunner:
                     model=self.name,
                 )
             stats = await router.state.view(self.ids, now)
-            usable = self._usable(stats, call, tokens, request)
+            usable = self._usable(stats, call, tokens, job)
             ready = [(d, s) for d, s in usable if self._has_room(d, s, tokens, now)]
             if not ready:
                 waiting_since = now if waiting_since is None else waiting_since
@@ -79,7 +119,7 @@ class GroupRunner:
             if await router.state.reserve(chosen.id, chosen.limits, tokens, now) > 0:
                 continue  # another caller took the last slot meanwhile: look again
             try:
-                return await self._attempt(chosen, request, call, tokens, left)
+                return await job.attempt(self, chosen, call, tokens, left)
             except ChatgateError as exc:
                 wait = await self._after_failure(chosen, exc, call, retries, tried, usable)
                 retries += 1
@@ -89,7 +129,7 @@ class GroupRunner:
     # -- choosing --------------------------------------------------------------------------
 
     def _usable(
-        self, stats: list[Stats], call: CallContext, tokens: int, request: ChatRequest
+        self, stats: list[Stats], call: CallContext, tokens: int, job: Job[Any]
     ) -> list[tuple[RoutedDeployment, Stats]]:
         wanted = call.tags if self._tagged else frozenset()  # tags route only where set
         usable = [(d, s) for d, s in zip(self.deployments, stats, strict=True) if wanted <= d.tags]
@@ -101,24 +141,22 @@ class GroupRunner:
                 retryable=False,
             )
         windows = [d.context_window for d, _ in usable if d.context_window]
-        if self._router.settings.enable_pre_call_checks and windows and tokens > min(windows) // 2:
-            tokens = self._counted(request)  # near a limit: count exactly, not by bytes
-            fits = [(d, s) for d, s in usable if not d.context_window or tokens <= d.context_window]
-            if not fits:
-                sizes = ", ".join(f"{d.id}: {d.context_window}" for d, _ in usable)
-                raise ContextWindowExceededError(
-                    f"the request needs {tokens} tokens (counted prompt + max_tokens), "
-                    f"more than any context window of {self.name!r} ({sizes})",
-                    model=self.name,
-                    status_code=400,
-                )
-            usable = fits
-        return usable
-
-    def _counted(self, request: ChatRequest) -> int:
-        """Prompt tokens as the first deployment's tokenizer counts them, plus max output."""
-        prompt = count_tokens(self.deployments[0].model, request.messages, request.tools).tokens
-        return prompt + (request.output_limit() or 0)
+        checks = self.router.settings.enable_pre_call_checks
+        if not (checks and windows) or tokens <= min(windows) // 2:
+            return usable
+        counted = job.counted(self.deployments[0].model)  # near a limit: exactly, not by bytes
+        if counted is None:
+            return usable
+        fits = [(d, s) for d, s in usable if not d.context_window or counted <= d.context_window]
+        if not fits:
+            sizes = ", ".join(f"{d.id}: {d.context_window}" for d, _ in usable)
+            raise ContextWindowExceededError(
+                f"the request needs {counted} tokens (counted prompt + max_tokens), "
+                f"more than any context window of {self.name!r} ({sizes})",
+                model=self.name,
+                status_code=400,
+            )
+        return fits
 
     @staticmethod
     def _has_room(d: RoutedDeployment, s: Stats, tokens: int, now: float) -> bool:
@@ -142,7 +180,7 @@ class GroupRunner:
         """Wait for the first deployment to come back, or raise if it will not be soon
         enough (or a fallback group can serve instead of a cooling one). ``waited``: how long
         this call has waited for room already."""
-        settings = self._router.settings
+        settings = self.router.settings
         all_cooling = all(s.cooldown_until > now for _, s in usable)
         earliest = math.inf
         for d, s in usable:
@@ -156,7 +194,7 @@ class GroupRunner:
         if (all_cooling and can_fall_back) or (earliest > limit and not math.isinf(earliest)):
             raise self._unavailable(usable, now, all_cooling, earliest)
         if not math.isinf(earliest):
-            await self._router.sleep(earliest)
+            await self.router.sleep(earliest)
         elif not await self._capacity_freed(limit):  # a slot frees when a request ends
             raise self._unavailable(usable, now, all_cooling, earliest)
 
@@ -180,7 +218,7 @@ class GroupRunner:
         """Wait until a request of this group ends; False if none did within ``timeout``.
         With shared state a slot may free in another process, which wakes nobody here: then
         True after each short poll too, so the caller looks again."""
-        shared = not isinstance(self._router.state, MemoryState)
+        shared = not isinstance(self.router.state, MemoryState)
         wait = min(timeout, _SHARED_POLL_S) if shared else timeout
         future = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
@@ -200,83 +238,26 @@ class GroupRunner:
 
     # -- trying ----------------------------------------------------------------------------
 
-    async def _attempt(
-        self,
-        d: RoutedDeployment,
-        request: ChatRequest,
-        call: CallContext,
-        tokens: int,
-        left: float,
-    ) -> ChatResponse | ChatStream:
-        router = self._router
-        upstream = request.model_copy(update={"model": d.deployment.model})
-        if call.download_images:
-            upstream = await inline_images_for(upstream, d.deployment)
-        timeouts = bounded(d.timeouts, left)
+    async def whole(
+        self, d: RoutedDeployment, call: CallContext, tokens: int, answer: Awaitable[A]
+    ) -> A:
+        """One attempt whose answer arrives whole: wait for it, then free the slot, correct
+        the TPM estimate by its usage, record its latency, log and stamp it."""
         started = time.perf_counter()
-        if not request.stream:
-            try:
-                response = await send(
-                    upstream,
-                    d.deployment,
-                    timeouts=timeouts,
-                    raise_on_truncation=call.raise_on_truncation,
-                )
-            except BaseException:
-                await self._release(d, 0)
-                raise
-            await router.state.record_success(d.id, time.perf_counter() - started, router.now())
-            await self._release(d, _correction(response, tokens))
-            call.log.append(Attempt(deployment=d.id, model=d.model))
-            self._stamp(response.meta, d, call)
-            return response
-        ticket = _StreamTicket(self, d, call, tokens)
-        stream = await self._open(upstream, d, call, timeouts, ticket)
         try:
-            async with asyncio.timeout(left):
-                await stream.prefetch()
-        except TimeoutError:
-            stream.close()
-            await self._release(d, 0)
-            raise APITimeoutError(
-                "no first chunk before the call's deadline", model=d.model
-            ) from None
+            result = await answer
         except BaseException:
-            stream.close()
-            await self._release(d, 0)
+            await self.release(d, 0)
             raise
-        ttft = (
-            stream.ttft_ms / 1000.0 if stream.ttft_ms is not None else time.perf_counter() - started
-        )
-        await router.state.record_success(d.id, ttft, router.now())
+        router = self.router
+        await router.state.record_success(d.id, time.perf_counter() - started, router.now())
+        await self.release(d, correction(result, tokens))
         call.log.append(Attempt(deployment=d.id, model=d.model))
-        stream.attempts = len(call.log)
-        ticket.hand_over()
-        return stream
+        self.stamp(result.meta, d, call)
+        return result
 
-    async def _open(
-        self,
-        upstream: ChatRequest,
-        d: RoutedDeployment,
-        call: CallContext,
-        timeouts: Timeouts,
-        ticket: _StreamTicket,
-    ) -> ChatStream:
-        try:
-            return await open_stream(
-                upstream,
-                d.deployment,
-                timeouts=timeouts,
-                sync=call.sync,
-                raise_on_truncation=call.raise_on_truncation,
-                on_finish=ticket.finished,
-            )
-        except BaseException:
-            await self._release(d, 0)
-            raise
-
-    async def _release(self, d: RoutedDeployment, correction: int) -> None:
-        await self._router.state.release(d.id, d.limits, correction, self._router.now())
+    async def release(self, d: RoutedDeployment, correction: int) -> None:
+        await self.router.state.release(d.id, d.limits, correction, self.router.now())
         self._wake()
 
     async def _after_failure(
@@ -289,7 +270,7 @@ class GroupRunner:
         usable: Sequence[tuple[RoutedDeployment, Stats]],
     ) -> float:
         """Record the failure; return how long to wait before the next try, or raise."""
-        router = self._router
+        router = self.router
         now = router.now()
         fault = classify(exc)
         attempt = Attempt(
@@ -323,7 +304,7 @@ class GroupRunner:
         attempt.wait_s = wait
         return wait
 
-    def _stamp(self, meta: ResponseMeta, d: RoutedDeployment, call: CallContext) -> None:
+    def stamp(self, meta: ResponseMeta, d: RoutedDeployment, call: CallContext) -> None:
         meta.attempts = len(call.log)
         meta.attempt_log = list(call.log)
         meta.deployment = d.id
@@ -335,48 +316,11 @@ class GroupRunner:
         task.add_done_callback(self._tasks.discard)
 
 
-class _StreamTicket:
-    """Bookkeeping for a stream that ends long after the routing call returned: release its
-    slot, correct the TPM estimate, record a mid-stream failure, stamp the final meta."""
-
-    def __init__(self, runner: GroupRunner, d: RoutedDeployment, call: CallContext, tokens: int):
-        self._runner = runner
-        self._d = d
-        self._call = call
-        self._tokens = tokens
-        self._handed_over = False
-        self._pending: tuple[ChatResponse | None, BaseException | None] | None = None
-
-    def hand_over(self) -> None:
-        """The stream now belongs to the caller; settle an end that came during prefetch."""
-        self._handed_over = True
-        if self._pending is not None:
-            self.finished(*self._pending)
-
-    def finished(self, response: ChatResponse | None, error: BaseException | None) -> None:
-        if not self._handed_over:  # a failure in prefetch is the router's to handle
-            self._pending = (response, error)
-            return
-        runner, d, call = self._runner, self._d, self._call
-        if response is not None:
-            runner._stamp(response.meta, d, call)
-        runner.spawn(self._settle(response, error))
-        call.end_stream()
-
-    async def _settle(self, response: ChatResponse | None, error: BaseException | None) -> None:
-        router = self._runner._router
-        if isinstance(error, ChatgateError) and error.retryable:
-            await router.state.record_failure(
-                self._d.id, type(error).__name__, router.health, router.now()
-            )
-        correction = _correction(response, self._tokens) if response is not None else 0
-        await self._runner._release(self._d, correction)
-
-
-def _correction(response: ChatResponse, estimated: int) -> int:
-    if not estimated or response.usage is None:
+def correction(answer: Answer, estimated: int) -> int:
+    """Actual minus estimated tokens, for the TPM bucket (0 when either is unknown)."""
+    if not estimated or answer.usage is None:
         return 0
-    return (response.usage.total_tokens or 0) - estimated
+    return (answer.usage.total_tokens or 0) - estimated
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

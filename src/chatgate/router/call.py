@@ -32,8 +32,8 @@ class CallContext:
     timeout: float
     num_retries: int
     tags: frozenset[str]
-    sync: bool
-    raise_on_truncation: bool
+    sync: bool = False
+    raise_on_truncation: bool = False
     download_images: bool = False
     log: list[Attempt] = field(default_factory=list)
     stream_ended: bool = False

@@ -14,16 +14,20 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from chatgate import config as config_module
 from chatgate.client import MessageLike, build_request
 from chatgate.config import Config, ModelEntry, RouterSettings
+from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest, EmbeddingResponse
+from chatgate.embeddings import build_embedding
 from chatgate.errors import ChatgateError, InvalidRequestError
 from chatgate.router.admission import Admission
-from chatgate.router.attempt import GroupRunner
+from chatgate.router.attempt import GroupRunner, Job
 from chatgate.router.call import CallContext
+from chatgate.router.chat import ChatJob
 from chatgate.router.deployments import RoutedDeployment, build_groups
+from chatgate.router.embed import EmbeddingJob
 from chatgate.router.policy import Fault, classify
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
@@ -34,6 +38,7 @@ from chatgate.types import ChatRequest, ChatResponse
 __all__ = ["Router"]
 
 _UNSET: Any = None
+R = TypeVar("R")
 
 
 class Router:
@@ -198,25 +203,94 @@ class Router:
     ) -> ChatResponse | ChatStream:
         """Route a validated request whose ``model`` is a model_list name (what the gateway
         calls). Returns a ChatResponse, or a ChatStream whose first chunk is already in."""
-        if request.model not in self.groups:
+        call = self._call(
+            request.model,
+            tags,
+            timeout,
+            num_retries,
+            sync=sync,
+            raise_on_truncation=raise_on_truncation,
+            download_images=download_images,
+        )
+        return await self._run(ChatJob(request), call, priority, disable_fallbacks)
+
+    async def aembedding(
+        self,
+        model: str,
+        input: EmbeddingInput,
+        *,
+        tags: Sequence[str] | None = None,
+        priority: int = 0,
+        timeout: float | None = None,
+        num_retries: int | None = None,
+        disable_fallbacks: bool = False,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Like ``chatgate.aembedding`` with ``model`` a model_list name, routed as chat is:
+        strategy, limits, retries, cooldowns and fallbacks. ``params``: the OpenAI fields
+        (``encoding_format``, ``dimensions``, ``user``, ...)."""
+        request = build_embedding(model, {**params, "input": input})
+        return await self.aroute_embedding(
+            request,
+            tags=tags,
+            priority=priority,
+            timeout=timeout,
+            num_retries=num_retries,
+            disable_fallbacks=disable_fallbacks,
+        )
+
+    def embedding(self, model: str, input: EmbeddingInput, **kw: Any) -> EmbeddingResponse:
+        """The blocking form of ``aembedding``; runs on chatgate's private loop thread."""
+        return run_sync(self.aembedding(model, input, **kw))
+
+    async def aroute_embedding(
+        self,
+        request: EmbeddingRequest,
+        *,
+        tags: Sequence[str] | None = None,
+        priority: int = 0,
+        timeout: float | None = None,
+        num_retries: int | None = None,
+        disable_fallbacks: bool = False,
+    ) -> EmbeddingResponse:
+        """Route a validated embeddings request whose ``model`` is a model_list name."""
+        call = self._call(request.model, tags, timeout, num_retries)
+        return await self._run(EmbeddingJob(request), call, priority, disable_fallbacks)
+
+    def _call(
+        self,
+        model: str,
+        tags: Sequence[str] | None,
+        timeout: float | None,
+        num_retries: int | None,
+        *,
+        sync: bool = False,
+        raise_on_truncation: bool = False,
+        download_images: bool = False,
+    ) -> CallContext:
+        if model not in self.groups:
             raise InvalidRequestError(
-                f"model {request.model!r} is not in the router's model_list; "
+                f"model {model!r} is not in the router's model_list; "
                 f"known names: {', '.join(self.groups) or 'none'}",
                 param="model",
             )
-        now = self._clock()
-        call = CallContext(
-            deadline=now + (timeout or self.settings.timeout),
-            timeout=timeout or self.settings.timeout,
+        timeout = timeout or self.settings.timeout
+        return CallContext(
+            deadline=self._clock() + timeout,
+            timeout=timeout,
             num_retries=self.settings.num_retries if num_retries is None else num_retries,
             tags=frozenset(tags or ()),
             sync=sync,
             raise_on_truncation=raise_on_truncation,
             download_images=download_images,
         )
-        admitted = await self._admission.enter(priority, max(0.0, call.deadline - now))
+
+    async def _run(self, job: Job[R], call: CallContext, priority: int, no_fallbacks: bool) -> R:
+        """Admission, then the job through its group and fallbacks. A stream keeps its
+        admission slot until it ends."""
+        admitted = await self._admission.enter(priority, max(0.0, call.time_left(self)))
         try:
-            result = await self._through_fallbacks(request, call, disable_fallbacks)
+            result = await self._through_fallbacks(job, call, no_fallbacks)
         except BaseException:
             self._admission.leave(admitted)
             raise
@@ -226,12 +300,10 @@ class Router:
             self._admission.leave(admitted)
         return result
 
-    async def _through_fallbacks(
-        self, request: ChatRequest, call: CallContext, disable_fallbacks: bool
-    ) -> ChatResponse | ChatStream:
-        chain = [request.model]
-        if not disable_fallbacks:
-            chain += self._fallbacks.get(request.model, [])
+    async def _through_fallbacks(self, job: Job[R], call: CallContext, disable: bool) -> R:
+        chain = [job.model]
+        if not disable:
+            chain += self._fallbacks.get(job.model, [])
         visited: set[str] = set()
         index = 0
         while True:
@@ -239,14 +311,14 @@ class Router:
             visited.add(name)
             more = index + 1 < len(chain)
             try:
-                return await self._runners[name].run(request, call, can_fall_back=more)
+                return await self._runners[name].run(job, call, can_fall_back=more)
             except ChatgateError as exc:
                 exc.attempt_log = list(call.log)
                 fault = classify(exc)
                 extra: list[str] = []
-                if not disable_fallbacks and fault is Fault.CONTEXT_WINDOW:
+                if not disable and fault is Fault.CONTEXT_WINDOW:
                     extra = self._cw_fallbacks.get(name, [])
-                elif not disable_fallbacks and fault is Fault.CONTENT_POLICY:
+                elif not disable and fault is Fault.CONTENT_POLICY:
                     extra = self._cp_fallbacks.get(name, [])
                 elif fault in (Fault.RETRYABLE, Fault.DEPLOYMENT) and call.time_left(self) > 0:
                     extra = []

@@ -1,4 +1,5 @@
-"""POST /v1/embeddings in OpenAI's wire format, for OpenAI and OpenAI-compatible upstreams.
+"""POST /v1/embeddings in OpenAI's wire format, for OpenAI and OpenAI-compatible upstreams,
+routed like chat (strategy, limits, retries, cooldowns, fallbacks, admission control).
 
 ``encoding_format: "base64"`` (what the openai SDK asks for by default) is passed through:
 the upstream's base64 strings reach the client untouched."""
@@ -7,17 +8,16 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from typing import Any
 
 from chatgate.cost.calc import price_of
 from chatgate.cost.tokens import count_tokens
-from chatgate.embeddings import build_embedding, send_embedding
+from chatgate.embedding_types import EmbeddingInput
+from chatgate.embeddings import build_embedding
 from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.openai_routes import model_name, parse_json_body
 from chatgate.server.serving import admit_model, hold_amount, settle_amount, take_key_limits
 from chatgate.server.state import GatewayState
-from chatgate.transport.http import DEFAULT_TIMEOUTS
 from chatgate.types import Usage
 
 __all__ = ["embeddings"]
@@ -33,20 +33,19 @@ async def embeddings(
 ) -> None:
     data = parse_json_body(body)
     name = admit_model(state, ctx, model_name(data), stream=False)
-    routed = state.models.router.groups[name][0]  # embeddings are not routed (yet): the first
+    router = state.models.router
     if ctx.log_content:
         ctx.content_in = data.get("input")
-    request = build_embedding(routed.deployment.model, data)
-    tokens = _input_tokens(routed.model, request.input)
+    request = build_embedding(name, data)
+    group = router.groups[name]
+    tokens = _input_tokens(group[0].model, request.input)
     await take_key_limits(state, ctx, lambda: tokens)
-    price = price_of(routed.deployment)
-    if price is not None:
-        await hold_amount(state, ctx, name, price.input * tokens)
+    prices = [p.input for d in group if (p := price_of(d.deployment)) is not None]
+    if prices:  # the dearest deployment that may serve (fallbacks aside): the router picks later
+        await hold_amount(state, ctx, name, max(prices) * tokens)
     began = time.perf_counter()
     try:
-        response = await send_embedding(
-            request, routed.deployment, timeouts=routed.timeouts or DEFAULT_TIMEOUTS
-        )
+        response = await router.aroute_embedding(request, tags=ctx.tags)
     except BaseException:
         await settle_amount(state, ctx, Decimal(0), 0)
         raise
@@ -66,8 +65,12 @@ async def embeddings(
     await send_json(send_, 200, payload, ctx.headers())
 
 
-def _input_tokens(model: str, given: Any) -> int:
-    texts = [given] if isinstance(given, str) else given
-    if not isinstance(texts, list):
-        return 0
-    return sum(count_tokens(model, text=t).tokens if isinstance(t, str) else len(t) for t in texts)
+def _input_tokens(model: str, given: EmbeddingInput) -> int:
+    items = [given] if isinstance(given, str) else given
+    return sum(_tokens(model, item) for item in items)
+
+
+def _tokens(model: str, item: str | int | list[int]) -> int:
+    if isinstance(item, str):
+        return count_tokens(model, text=item).tokens
+    return len(item) if isinstance(item, list) else 1  # token ids count as they are

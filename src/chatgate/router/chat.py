@@ -1,0 +1,144 @@
+"""A chat request as a routed job: one attempt sends it to a deployment, whole or as a stream
+whose slot is held until the stream ends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from chatgate.client import inline_images_for, open_stream, send
+from chatgate.cost.tokens import count_tokens
+from chatgate.errors import APITimeoutError, ChatgateError
+from chatgate.router.attempt import GroupRunner, correction
+from chatgate.router.call import CallContext, bounded, estimate_tokens
+from chatgate.router.deployments import RoutedDeployment
+from chatgate.stream import ChatStream
+from chatgate.transport.http import Timeouts
+from chatgate.types import Attempt, ChatRequest, ChatResponse
+
+__all__ = ["ChatJob"]
+
+
+class ChatJob:
+    def __init__(self, request: ChatRequest) -> None:
+        self.request = request
+
+    @property
+    def model(self) -> str:
+        return self.request.model
+
+    def estimate(self) -> int:
+        return estimate_tokens(self.request)
+
+    def counted(self, model: str) -> int:
+        """Prompt tokens as ``model``'s tokenizer counts them, plus the output limit."""
+        request = self.request
+        prompt = count_tokens(model, request.messages, request.tools).tokens
+        return prompt + (request.output_limit() or 0)
+
+    async def attempt(
+        self, runner: GroupRunner, d: RoutedDeployment, call: CallContext, tokens: int, left: float
+    ) -> ChatResponse | ChatStream:
+        timeouts = bounded(d.timeouts, left)
+        if not self.request.stream:
+            return await runner.whole(d, call, tokens, self._send(d, call, timeouts))
+        started = time.perf_counter()
+        ticket = _StreamTicket(runner, d, call, tokens)
+        stream = await self._open(runner, d, call, timeouts, ticket)
+        try:
+            async with asyncio.timeout(left):
+                await stream.prefetch()
+        except TimeoutError:
+            stream.close()
+            await runner.release(d, 0)
+            raise APITimeoutError(
+                "no first chunk before the call's deadline", model=d.model
+            ) from None
+        except BaseException:
+            stream.close()
+            await runner.release(d, 0)
+            raise
+        ttft = (
+            stream.ttft_ms / 1000.0 if stream.ttft_ms is not None else time.perf_counter() - started
+        )
+        router = runner.router
+        await router.state.record_success(d.id, ttft, router.now())
+        call.log.append(Attempt(deployment=d.id, model=d.model))
+        stream.attempts = len(call.log)
+        ticket.hand_over()
+        return stream
+
+    async def _upstream(self, d: RoutedDeployment, call: CallContext) -> ChatRequest:
+        upstream = self.request.model_copy(update={"model": d.deployment.model})
+        if call.download_images:
+            upstream = await inline_images_for(upstream, d.deployment)
+        return upstream
+
+    async def _send(
+        self, d: RoutedDeployment, call: CallContext, timeouts: Timeouts
+    ) -> ChatResponse:
+        return await send(
+            await self._upstream(d, call),
+            d.deployment,
+            timeouts=timeouts,
+            raise_on_truncation=call.raise_on_truncation,
+        )
+
+    async def _open(
+        self,
+        runner: GroupRunner,
+        d: RoutedDeployment,
+        call: CallContext,
+        timeouts: Timeouts,
+        ticket: _StreamTicket,
+    ) -> ChatStream:
+        try:
+            return await open_stream(
+                await self._upstream(d, call),
+                d.deployment,
+                timeouts=timeouts,
+                sync=call.sync,
+                raise_on_truncation=call.raise_on_truncation,
+                on_finish=ticket.finished,
+            )
+        except BaseException:
+            await runner.release(d, 0)
+            raise
+
+
+class _StreamTicket:
+    """Bookkeeping for a stream that ends long after the routing call returned: release its
+    slot, correct the TPM estimate, record a mid-stream failure, stamp the final meta."""
+
+    def __init__(self, runner: GroupRunner, d: RoutedDeployment, call: CallContext, tokens: int):
+        self._runner = runner
+        self._d = d
+        self._call = call
+        self._tokens = tokens
+        self._handed_over = False
+        self._pending: tuple[ChatResponse | None, BaseException | None] | None = None
+
+    def hand_over(self) -> None:
+        """The stream now belongs to the caller; settle an end that came during prefetch."""
+        self._handed_over = True
+        if self._pending is not None:
+            self.finished(*self._pending)
+
+    def finished(self, response: ChatResponse | None, error: BaseException | None) -> None:
+        if not self._handed_over:  # a failure in prefetch is the router's to handle
+            self._pending = (response, error)
+            return
+        runner, d, call = self._runner, self._d, self._call
+        if response is not None:
+            runner.stamp(response.meta, d, call)
+        runner.spawn(self._settle(response, error))
+        call.end_stream()
+
+    async def _settle(self, response: ChatResponse | None, error: BaseException | None) -> None:
+        router = self._runner.router
+        if isinstance(error, ChatgateError) and error.retryable:
+            await router.state.record_failure(
+                self._d.id, type(error).__name__, router.health, router.now()
+            )
+        fix = correction(response, self._tokens) if response is not None else 0
+        await self._runner.release(self._d, fix)
