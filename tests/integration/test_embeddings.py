@@ -34,6 +34,23 @@ def test_embedding_floats(fake: FakeOpenAI) -> None:
     assert out.meta.request_id == "req_fake_1"
     assert fake.last.headers["Authorization"] == f"Bearer {KEY}"
     assert fake.last.body == {"model": "text-embedding-3-small", "input": ["a b", "c"]}
+    assert out.meta.cost == Decimal("0.00000006")  # 3 tokens at the list $0.02 / 1M
+
+
+@pytest.mark.parametrize(
+    ("model", "per_million"),
+    [
+        ("openai/text-embedding-3-large", "0.13"),
+        ("openai/text-embedding-ada-002", "0.1"),
+        ("mistral/mistral-embed", "0.1"),
+    ],
+)
+def test_embedding_models_are_priced_out_of_the_box(
+    fake: FakeOpenAI, model: str, per_million: str
+) -> None:
+    out = chatgate.embedding(model, "a b c d", api_key=KEY, api_base=fake.base_url)
+    assert out.usage is not None
+    assert out.meta.cost == out.usage.prompt_tokens * Decimal(per_million) / 1_000_000
 
 
 async def test_aembedding_base64_passes_through(fake: FakeOpenAI) -> None:

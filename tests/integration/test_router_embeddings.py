@@ -198,7 +198,8 @@ def test_blocking_embedding_and_the_plain_library_call(fakes: list[FakeOpenAI]) 
     plain = chatgate.embedding(
         "openai/text-embedding-3-small", "x", api_key="sk-test", api_base=b.base_url
     )
-    assert (plain.meta.attempts, plain.meta.deployment, plain.meta.cost) == (1, None, None)
+    assert (plain.meta.attempts, plain.meta.deployment) == (1, None)
+    assert plain.meta.cost == Decimal("0.02") / 1_000_000  # 1 token at the list price
 
 
 async def test_two_routers_on_redis_share_an_embedding_deployments_rpm(
