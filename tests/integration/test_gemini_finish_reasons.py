@@ -101,8 +101,7 @@ async def test_answered_reasons_map_and_keep_the_native_value(
             expected,
             {"native_finish_reason": native},
         )
-    else:
-        assert response.choices[0].model_extra == {"native_finish_reason": native}
+    assert response.choices[0].model_extra == {"native_finish_reason": native}
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -152,3 +152,13 @@ def test_error_event_and_blocked_prompt_raise_mapped_errors() -> None:
         run([b"data: " + orjson.dumps(blocked) + b"\n\n"])
     with pytest.raises(chatgate.APIConnectionError):
         run([b"data: {not json\n\n"])
+
+
+def test_a_streamed_calls_thought_signature_reaches_the_final_answer() -> None:
+    call = {"functionCall": {"name": "get", "args": {}}, "thoughtSignature": "c2ln"}
+    wire = b"data: " + orjson.dumps(response_json(candidate_json(call))) + b"\r\n\r\n"
+    acc = StreamAccumulator()
+    for chunk in run([wire]):
+        acc.add(chunk)
+    (tool_call,) = acc.response().choices[0].message.tool_calls or []
+    assert tool_call.model_extra == {"extra_content": {"google": {"thought_signature": "c2ln"}}}
