@@ -132,6 +132,7 @@ def gateway(
             {"model_name": "pair", "params": on(flaky, "e-flaky", **PRICE)},
             {"model_name": "pair", "params": on(upstream, "e-steady", **PRICE)},
             {"model_name": "lonely", "params": on(dead_base(), "e-dead")},
+            {"model_name": "dead-end", "params": on(dead_base(), "e-dead")},
             {"model_name": "priced", "params": on(upstream, "e-priced", **PRICE)},
             {
                 "model_name": "embed",
@@ -226,6 +227,11 @@ def test_gateway_embeddings_fail_over_like_chat(
         assert fell.headers["x-chatgate-model"] == "openai/text-embedding-3-small"
         ids = client.embeddings.create(model="embed", input=[1, 2, 3], encoding_format="float")
         assert len(ids.data) == 3  # token ids are counted as they are, not as text
+        # no deployment answers and nothing to fall back to: the error says how often it tried
+        with pytest.raises(openai.APIStatusError) as failed:
+            client.embeddings.create(model="dead-end", input="w")
+        assert failed.value.status_code == 502
+        assert failed.value.response.headers["x-chatgate-attempts"] == "3"
 
 
 def test_gateway_embeddings_settle_the_budget_with_the_actual_cost(gateway: Gateway) -> None:

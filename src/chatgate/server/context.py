@@ -132,9 +132,13 @@ class RequestContext:
             self.content_out = response.content
 
     def fail(self, exc: BaseException, status: int, code: str | None = None) -> None:
-        """Record the failure: the error's class, or the gateway's own error code."""
+        """Record the failure: the error's class, or the gateway's own error code, and how
+        many upstream attempts a Router made before giving up."""
         self.error_class = code or type(exc).__name__
         self.status = status
+        tried = getattr(exc, "attempt_log", None)
+        if tried:
+            self.attempts = max(self.attempts, len(tried))
 
     def finish(self) -> None:
         self.ended = time.perf_counter()
