@@ -17,6 +17,7 @@ import chatgate
 from chatgate.config import DeploymentParams
 from chatgate.cost.calc import cost_of
 from chatgate.cost.prices import ModelPrice, Tier, default_table, lookup_price
+from chatgate.cost.usage import UsageRecord, token_fields
 from chatgate.providers.anthropic.reverse import anthropic_usage
 from chatgate.types import PromptTokensDetails, Usage
 from tests.fakes import anthropic_server as anth
@@ -162,6 +163,9 @@ async def test_anthropic_stream_and_non_stream_cost_the_same() -> None:
     assert (details.cached_tokens, details.cache_creation_tokens) == (2000, 1500)
     assert details.cache_creation_1h_tokens == 1000
     assert plain.usage.prompt_tokens == 3600
+    for answer in (plain, streamed):
+        record = UsageRecord.of(answer)  # the spend-log row
+        assert (record.cache_write_tokens, record.cache_write_1h_tokens) == (1500, 1000)
 
 
 def test_sdk_reads_the_fakes_ttl_split() -> None:
@@ -215,6 +219,26 @@ async def test_bedrock_cache_details_stream_and_non_stream(bedrock: bed.FakeBedr
     assert plain.usage is not None
     assert plain.usage.prompt_tokens_details is not None
     assert plain.usage.prompt_tokens_details.cache_creation_1h_tokens == 1000
+    for answer in (plain, streamed):
+        record = UsageRecord.of(answer)  # the spend-log row
+        assert (record.cache_write_tokens, record.cache_write_1h_tokens) == (1500, 1000)
+
+
+@pytest.mark.parametrize(
+    ("used", "split"),
+    [
+        (MIXED, (1500, 1000)),
+        (usage(3600, 300, read=2000, written=1500, hour=None), (1500, 0)),  # not reported
+        (usage(3600, 300, read=2000, written=1500, hour=9000), (1500, 1500)),  # as cost_of caps
+        (usage(3600, 300, read=2000, written=0, hour=None), (0, 0)),
+        (None, (0, 0)),
+    ],
+)
+def test_usage_record_token_fields_split_cache_writes(
+    used: Usage | None, split: tuple[int, int]
+) -> None:
+    fields = token_fields(used)
+    assert (fields["cache_write_tokens"], fields["cache_write_1h_tokens"]) == split
 
 
 @pytest.fixture

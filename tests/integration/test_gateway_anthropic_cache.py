@@ -1,15 +1,22 @@
 """The official anthropic SDK against a real `chatgate serve` whose upstream is the Anthropic
 fake: prompt-cache usage (reads, 5-minute and 1-hour writes) survives the trip through the
-canonical format and back out of /v1/messages, and the answer is priced with each TTL's rate."""
+canonical format and back out of /v1/messages, the answer is priced with each TTL's rate, and
+its spend-log row carries the split that explains that cost."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import anthropic
 import pytest
 
+from chatgate.cost.budgets import to_pico
+from chatgate.cost.prices import lookup_price
 from tests.fakes import anthropic_server as anth
 from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import Reply
@@ -28,8 +35,13 @@ def upstream() -> Iterator[anth.FakeAnthropic]:
 
 
 @pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gwc-db") / "gateway.db"
+
+
+@pytest.fixture(scope="module")
 def gateway(
-    upstream: anth.FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
+    upstream: anth.FakeAnthropic, tmp_path_factory: pytest.TempPathFactory, database: Path
 ) -> Iterator[Gateway]:
     config = {
         "model_list": [
@@ -42,7 +54,7 @@ def gateway(
                 },
             }
         ],
-        "general_settings": {"master_key": MASTER},
+        "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{database}"},
     }
     with start_gateway(config, tmp_path_factory.mktemp("gwc")) as gateway:
         yield gateway
@@ -94,3 +106,51 @@ def test_stream_usage_split_and_cost(
     }
     line = gateway.wait_for_access_line(request_id)
     assert Decimal(line["cost_usd"]) == COST
+
+
+def spend_row(database: Path, request_id: str, timeout_s: float = 5.0) -> sqlite3.Row:
+    """A request's spend-log row (written off the request path, a moment after the answer)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            conn.row_factory = sqlite3.Row
+            query = "SELECT * FROM spend_log WHERE request_id = ?"
+            row: sqlite3.Row | None = conn.execute(query, (request_id,)).fetchone()
+        if row is not None:
+            return row
+        assert time.monotonic() < deadline, f"no spend-log row for {request_id}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_spend_log_row_has_the_split_that_explains_its_cost(
+    client: anthropic.Anthropic, upstream: anth.FakeAnthropic, database: Path, stream: bool
+) -> None:
+    upstream.script(Reply(chunks=anth.events_for(message())) if stream else Reply(json=message()))
+    raw = client.messages.with_raw_response.create(
+        model="sonnet", max_tokens=64, messages=HI, stream=stream
+    )
+    if stream:
+        with raw.parse() as events:
+            list(events)
+    row = spend_row(database, raw.headers["x-chatgate-request-id"])
+    assert (row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (1500, 1000)
+    assert (row["prompt_tokens"], row["cached_tokens"], row["completion_tokens"]) == (
+        3600,
+        2000,
+        300,
+    )
+    assert row["cost_pico"] == to_pico(COST)
+    price = lookup_price("anthropic/claude-sonnet-4-5")
+    assert price is not None
+    assert price.cache_write is not None
+    fresh = row["prompt_tokens"] - row["cached_tokens"] - row["cache_write_tokens"]
+    hour = row["cache_write_1h_tokens"]
+    explained = (
+        fresh * price.input
+        + row["cached_tokens"] * price.cached_input
+        + (row["cache_write_tokens"] - hour) * price.cache_write
+        + hour * price.cache_write_1h
+        + row["completion_tokens"] * price.output
+    )
+    assert to_pico(explained) == row["cost_pico"]

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypedDict
 
 import orjson
 
-from chatgate.cost.calc import token_parts
+from chatgate.cost.calc import cache_writes_1h, token_parts
 from chatgate.types import ChatResponse, Usage
 
 __all__ = ["JsonlSink", "MemorySink", "UsageRecord", "UsageSink", "token_fields"]
@@ -31,19 +31,23 @@ class TokenFields(TypedDict):
     completion_tokens: int
     cached_tokens: int
     cache_write_tokens: int
+    cache_write_1h_tokens: int
     reasoning_tokens: int
 
 
 def token_fields(usage: Usage | None) -> TokenFields:
-    """The record's token columns from a Usage (all 0 without one)."""
-    fresh = cached = written = visible = reasoning = 0
+    """The record's token columns from a Usage (all 0 without one). The 1-hour writes are
+    counted as ``cost_of`` bills them: at most all the writes."""
+    fresh = cached = written = hour = visible = reasoning = 0
     if usage is not None:
         fresh, cached, written, visible, reasoning = token_parts(usage)
+        hour = min(cache_writes_1h(usage), written) if written else 0
     return TokenFields(
         prompt_tokens=fresh + cached + written,
         completion_tokens=visible + reasoning,
         cached_tokens=cached,
         cache_write_tokens=written,
+        cache_write_1h_tokens=hour,
         reasoning_tokens=reasoning,
     )
 
@@ -64,7 +68,8 @@ class UsageRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
-    cache_write_tokens: int = 0
+    cache_write_tokens: int = 0  # all cache writes, both TTLs
+    cache_write_1h_tokens: int = 0  # the 1-hour part of those (billed higher)
     reasoning_tokens: int = 0
     cost: Decimal | None = None  # USD; None when the price is unknown
     latency_ms: float | None = None
@@ -125,6 +130,8 @@ class UsageRecord:
 
     @classmethod
     def from_json(cls, line: bytes) -> UsageRecord:
+        """A line of ``to_json``; a field added since the line was written takes its default
+        (a spill file left by an older version replays)."""
         data = orjson.loads(line)
         data["cost"] = None if data["cost"] is None else Decimal(data["cost"])
         data["tags"] = tuple(data["tags"])

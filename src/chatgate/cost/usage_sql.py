@@ -63,6 +63,7 @@ def _row(r: UsageRecord) -> dict[str, Any]:
         "completion_tokens": r.completion_tokens,
         "cached_tokens": r.cached_tokens,
         "cache_write_tokens": r.cache_write_tokens,
+        "cache_write_1h_tokens": r.cache_write_1h_tokens,
         "reasoning_tokens": r.reasoning_tokens,
         "cost_pico": None if r.cost is None else to_pico(r.cost),
         "latency_ms": r.latency_ms,

@@ -8,7 +8,10 @@ transaction (PostgreSQL and SQLite both have transactional DDL) under a lock (an
 lock on PostgreSQL; SQLite's BEGIN IMMEDIATE), so concurrent starters apply it once.
 
 To add a concern: define its tables in ``schema/<concern>.py`` and append a Migration with
-the next version. Never edit a released step; add a new one.
+the next version. To add a column: add it to the table's definition (with a server default
+when NOT NULL) and append a step whose ``extra`` is ``add_columns(table, name)``; a database
+created since has the column from its CREATE, and the step then skips it. Never edit a
+released step; add a new one.
 """
 
 from __future__ import annotations
@@ -17,15 +20,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Column, Float, Integer, String, Table, select, text
+from sqlalchemy import Column, Float, Integer, String, Table, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.schema import CreateColumn
 
 from chatgate.store.schema import METADATA
 from chatgate.store.schema.budgets import BUDGET_COUNTERS, BUDGET_RESERVATIONS
 from chatgate.store.schema.keys import VIRTUAL_KEYS
 from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
 
-__all__ = ["MIGRATIONS", "Migration", "current_version", "migrate"]
+__all__ = ["MIGRATIONS", "Migration", "add_columns", "current_version", "migrate"]
 
 SCHEMA_MIGRATIONS = Table(
     "schema_migrations",
@@ -47,10 +51,41 @@ class Migration:
     extra: Callable[[AsyncConnection], Awaitable[None]] | None = field(default=None)
 
 
+def add_columns(table: Table, *names: str) -> Callable[[AsyncConnection], Awaitable[None]]:
+    """A step's ``extra`` that adds ``table``'s columns ``names``, as the table defines them,
+    where they are missing. Existing rows take the server default, so a NOT NULL column must
+    have one. On PostgreSQL the ALTER reaches every partition; with a constant default it
+    rewrites no rows."""
+    for name in names:
+        column = table.c[name]
+        if not column.nullable and column.server_default is None:
+            raise ValueError(
+                f"{table.name}.{name}: a NOT NULL column added to an existing table needs a "
+                "server_default (the value its existing rows take)"
+            )
+
+    async def extra(conn: AsyncConnection) -> None:
+        present = await conn.run_sync(
+            lambda sync: {c["name"] for c in inspect(sync).get_columns(table.name)}
+        )
+        quoted = conn.dialect.identifier_preparer.format_table(table)
+        for name in names:
+            if name not in present:
+                ddl = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+                await conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD COLUMN {ddl}")
+
+    return extra
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spend log and daily rollup", (SPEND_LOG, SPEND_DAILY)),
     Migration(2, "budget counters and reservations", (BUDGET_COUNTERS, BUDGET_RESERVATIONS)),
     Migration(10, "virtual keys", (VIRTUAL_KEYS,)),
+    Migration(
+        11,
+        "spend_log.cache_write_1h_tokens",
+        extra=add_columns(SPEND_LOG, "cache_write_1h_tokens"),
+    ),
 )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    text,
 )
 
 from chatgate.store.schema import METADATA
@@ -43,7 +44,10 @@ SPEND_LOG = Table(
     Column("prompt_tokens", Integer, nullable=False, default=0),
     Column("completion_tokens", Integer, nullable=False, default=0),
     Column("cached_tokens", Integer, nullable=False, default=0),
-    Column("cache_write_tokens", Integer, nullable=False, default=0),
+    Column("cache_write_tokens", Integer, nullable=False, default=0),  # both TTLs
+    # the 1-hour part of the writes (added by migration 11); the server default lets an
+    # older writer, which does not name it, keep inserting during a rolling upgrade
+    Column("cache_write_1h_tokens", Integer, nullable=False, default=0, server_default=text("0")),
     Column("reasoning_tokens", Integer, nullable=False, default=0),
     Column("cost_pico", BigInteger),  # NULL: price unknown
     Column("latency_ms", Float),

@@ -1,0 +1,196 @@
+"""Upgrading a database in place: what chatgate 0.1.0 (schema v10, commit 8968bb1) left behind,
+restored from its dumps (tests/fixtures/store, made by scripts/freeze_store.py with that
+version's own SqlSink) into real SQLite files and PostgreSQL databases, migrated by this
+version; and spill files written by either version, replayed."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import sqlite3
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chatgate.cost.usage import UsageRecord
+from chatgate.cost.usage_sql import SqlSink
+from chatgate.store.engine import create_engine
+from chatgate.store.migrations import add_columns, current_version, migrate
+from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "store"
+V10_TABLES = ("spend_log", "spend_daily", "budget_counters", "budget_reservations", "virtual_keys")
+NEW = "cache_write_1h_tokens"
+V10_LOG_COLUMNS = [c.name for c in SPEND_LOG.c if c.name != NEW]
+NOV_20 = 1795176000.0  # 2026-11-20 09:20 UTC, a day the v10 database has rows (and a partition)
+
+
+async def restore_v10(url: str) -> None:
+    """Load the v10 dump into the empty database at ``url``."""
+    if url.startswith("sqlite"):
+        dump = (FIXTURES / "v10.sqlite.sql").read_text()
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            conn.executescript(dump)
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute((FIXTURES / "v10.postgres.sql").read_text())
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def v10(db_url: str) -> str:
+    """``db_url`` holding the v10 database, not migrated yet."""
+    await restore_v10(db_url)
+    return db_url
+
+
+async def snapshot(engine: AsyncEngine) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the v10 tables, as the database has them now (sorted)."""
+
+    def read(sync: Any) -> dict[str, list[dict[str, Any]]]:
+        meta = MetaData()
+        meta.reflect(sync, only=V10_TABLES)
+        out = {}
+        for name in V10_TABLES:
+            rows = [dict(r._mapping) for r in sync.execute(select(meta.tables[name]))]
+            out[name] = sorted(rows, key=repr)
+        return out
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(read)
+
+
+async def test_a_v10_database_upgrades_in_place_with_every_row_kept(v10: str) -> None:
+    engine = create_engine(v10)
+    try:
+        assert await current_version(engine) == 10
+        before = await snapshot(engine)
+        assert len(before["spend_log"]) == 9
+        assert len(before["spend_daily"]) == 3
+        assert await migrate(engine) == [11]
+        assert await migrate(engine) == []
+        after = await snapshot(engine)
+        async with engine.connect() as conn:
+            columns = await conn.run_sync(lambda c: inspect(c).get_columns("spend_log"))
+    finally:
+        await engine.dispose()
+    assert after["spend_log"][0].keys() == set(SPEND_LOG.c.keys())
+    assert [r.pop(NEW) for r in after["spend_log"]] == [0] * 9
+    assert after == before
+    added = next(c for c in columns if c["name"] == NEW)
+    assert not added["nullable"]
+    assert "0" in str(added["default"])
+
+
+async def test_after_the_upgrade_this_version_and_a_v10_writer_both_write(
+    v10: str, tmp_path: Path
+) -> None:
+    engine = create_engine(v10)
+    await migrate(engine)
+    sink = SqlSink(engine, spill_path=tmp_path / "spill.jsonl")
+    ids = {"key_id": "key0", "team_id": "red", "model": "gpt"}  # v10's Nov 20 rollup row
+    sink.emit(UsageRecord(ts=NOV_20 + 60, request_id="new_1", **ids, cache_write_tokens=1500))
+    sink.emit(
+        UsageRecord(
+            ts=NOV_20 + 2 * 86_400,  # a day v10 never saw: a new partition on PostgreSQL
+            request_id="new_2",
+            **ids,
+            cache_write_tokens=1500,
+            cache_write_1h_tokens=1000,
+        )
+    )
+    await sink.flush()
+    assert sink.written == 2
+    # a v10 process still running during a rolling upgrade names only the columns it knows
+    tokens = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens")
+    v10_row = dict.fromkeys(V10_LOG_COLUMNS) | dict.fromkeys((*tokens, "reasoning_tokens"), 0)
+    v10_row |= {"day": dt.date(2026, 11, 20), "ts": NOV_20 + 61, "request_id": "old_1"}
+    v10_row |= {"model": "gpt", "stream": False, "attempts": 1, "cache_hit": False}
+    names = ", ".join(V10_LOG_COLUMNS)
+    values = ", ".join(f":{c}" for c in V10_LOG_COLUMNS)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"INSERT INTO spend_log ({names}) VALUES ({values})"), v10_row)
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(SPEND_LOG.c.request_id, SPEND_LOG.c.cache_write_tokens, SPEND_LOG.c[NEW])
+            .where(SPEND_LOG.c.request_id.in_(["new_1", "new_2", "old_1"]))
+            .order_by(SPEND_LOG.c.request_id)
+        )
+        assert rows.all() == [("new_1", 1500, 0), ("new_2", 1500, 1000), ("old_1", 0, 0)]
+        daily = await conn.execute(
+            select(SPEND_DAILY.c.day, SPEND_DAILY.c.requests)
+            .where(SPEND_DAILY.c.key_id == "key0", SPEND_DAILY.c.team_id == "red")
+            .order_by(SPEND_DAILY.c.day)
+        )
+        # v10's rollup row for Nov 20 (4 calls) took the new call; Nov 22 is a new row
+        assert daily.all() == [(dt.date(2026, 11, 20), 5), (dt.date(2026, 11, 22), 1)]
+    await sink.aclose()
+
+
+async def test_a_spill_file_written_by_v10_replays_with_no_1h_writes(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    spill = tmp_path / "spill.jsonl"
+    shutil.copy(FIXTURES / "v10.spill.jsonl", spill)
+    assert b'"cache_write_tokens":1500' in spill.read_bytes()
+    assert NEW.encode() not in spill.read_bytes()
+    sink = await SqlSink.open(sqlite_url, spill_path=spill, interval_s=0.01)
+    await sink.aclose()
+    assert sink.written == 9
+    assert not spill.exists()
+    engine = create_engine(sqlite_url)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(SPEND_LOG.c.cache_write_tokens, SPEND_LOG.c[NEW], SPEND_LOG.c.cost_pico)
+            )
+        ).all()
+    await engine.dispose()
+    # 7 priced calls, the unpriced one and the failed one: every value as v10 wrote it
+    assert Counter(tuple(r) for r in rows) == {
+        (1500, 0, 13_275_000_000): 7,
+        (1500, 0, None): 1,
+        (0, 0, None): 1,
+    }
+
+
+async def test_a_record_spilled_by_this_version_keeps_its_1h_writes(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    spill = tmp_path / "spill.jsonl"
+    unreachable = create_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}")
+    down = SqlSink(unreachable, spill_path=spill)
+    record = UsageRecord(
+        ts=NOV_20,
+        model="sonnet",
+        cache_write_tokens=1500,
+        cache_write_1h_tokens=1000,
+        cost=Decimal("0.013275"),
+    )
+    down.emit(record)
+    await down.aclose()
+    assert (down.written, down.spilled) == (0, 1)
+    assert UsageRecord.from_json(spill.read_bytes().strip()) == record
+    sink = await SqlSink.open(sqlite_url, spill_path=spill)
+    await sink.aclose()
+    assert sink.written == 1
+    engine = create_engine(sqlite_url)
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(SPEND_LOG.c.cache_write_tokens, SPEND_LOG.c[NEW]))).one()
+    await engine.dispose()
+    assert tuple(row) == (1500, 1000)
+
+
+def test_a_not_null_column_without_a_server_default_cannot_be_added() -> None:
+    table = Table("t", MetaData(), Column("n", Integer, nullable=False, default=0))
+    with pytest.raises(ValueError, match=r"t\.n: .*needs a server_default"):
+        add_columns(table, "n")
