@@ -35,6 +35,7 @@ __all__ = [
     "GeneralSettings",
     "ModelEntry",
     "RouterSettings",
+    "SharedStateFailure",
     "load",
     "parse",
 ]
@@ -136,6 +137,7 @@ STRATEGY_ALIASES = {
 }
 
 Fallbacks = list[dict[str, list[str]]]
+SharedStateFailure = Literal["open", "closed"]
 
 
 class RouterSettings(_Strict):
@@ -162,6 +164,9 @@ class RouterSettings(_Strict):
     redis_port: int = Field(default=6379, gt=0, lt=65536)
     redis_password: str | None = Field(default=None, repr=False)
     redis_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9_.:-]+$")
+    # While that Redis is unreachable: "open" serves with per-process limits, "closed"
+    # refuses routed calls and key-limited requests (SharedStateUnavailableError, 503).
+    shared_state_failure: SharedStateFailure = "open"
 
     @pydantic.field_validator("routing_strategy", mode="before")
     @classmethod

@@ -27,6 +27,7 @@ ChatgateError
         ├── RateLimitError               429
         ├── InternalServerError          >= 500
         └── NoDeploymentAvailableError   503, from the Router: every deployment cooling/full
+            └── SharedStateUnavailableError   shared state (Redis) down, shared_state_failure closed
 ```
 
 Every error carries ``provider``, ``model``, ``status_code``, ``request_id``, ``body`` (the
@@ -67,6 +68,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "SharedStateUnavailableError",
     "StructuredOutputError",
     "TruncatedResponseError",
     "UnprocessableEntityError",
@@ -295,6 +297,14 @@ class NoDeploymentAvailableError(APIStatusError):
 
     status_code = 503
     retryable = True
+
+
+class SharedStateUnavailableError(NoDeploymentAvailableError):
+    """The shared limit state (Redis) cannot be reached and ``shared_state_failure`` is
+    ``closed``: the call is refused rather than let a limit go unenforced. No request was
+    sent; ``retry_after`` is when Redis is tried again."""
+
+    code = "shared_state_unavailable"
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

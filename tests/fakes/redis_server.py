@@ -4,6 +4,7 @@ persistence, and stopped at the end. Install it with `apt-get install -y redis-s
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -21,7 +22,8 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """``with RedisServer() as server``; ``stop()`` and ``start()`` again on the same port."""
+    """``with RedisServer() as server``; ``stop()`` and ``start()`` again on the same port,
+    or ``pause()`` and ``resume()`` it."""
 
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
@@ -70,6 +72,15 @@ class RedisServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self._dir.cleanup()
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections open, nothing answers, data kept."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self._proc is not None:

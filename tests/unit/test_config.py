@@ -125,3 +125,20 @@ def test_shared_state_settings_that_cannot_work_are_named(
     with pytest.raises(ConfigError, match=message) as info:
         parse({"router_settings": routing}, env={})
     assert "router_settings" in info.value.message
+
+
+def test_shared_state_failure_is_open_or_closed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert parse({}, env={}).router_settings.shared_state_failure == "open"
+    closed = parse({"router_settings": {"shared_state_failure": "closed"}}, env={})
+    assert closed.router_settings.shared_state_failure == "closed"
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "router_settings:\n  redis_url: redis://127.0.0.1:6379/0\n  shared_state_failure: shut\n"
+    )
+    assert main(["config", "check", str(path)]) == 1
+    assert (
+        "line 3: router_settings.shared_state_failure: Input should be 'open' or 'closed'"
+        in capsys.readouterr().err
+    )

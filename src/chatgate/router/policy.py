@@ -14,6 +14,7 @@ from chatgate.errors import (
     InvalidRequestError,
     NotFoundError,
     RateLimitError,
+    SharedStateUnavailableError,
 )
 
 __all__ = ["Fault", "backoff", "classify", "cooldown_for"]
@@ -25,9 +26,12 @@ class Fault(enum.Enum):
     CONTEXT_WINDOW = "context_window"  # context_window_fallbacks, else raise
     CONTENT_POLICY = "content_policy"  # content_policy_fallbacks, else raise
     REQUEST = "request"  # the request is wrong (400, 422): no other deployment will help
+    REFUSED = "refused"  # shared state down, fail closed: every group would refuse it too
 
 
 def classify(exc: ChatgateError) -> Fault:
+    if isinstance(exc, SharedStateUnavailableError):
+        return Fault.REFUSED
     if isinstance(exc, ContextWindowExceededError):
         return Fault.CONTEXT_WINDOW
     if isinstance(exc, ContentPolicyViolationError):

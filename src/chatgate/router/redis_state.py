@@ -23,14 +23,12 @@ tag: a namespace's keys share one slot, as multi-key scripts need). A deployment
 failure window. An entry that expires is a healthy deployment with full buckets, as it would
 be after an idle hour anyway.
 
-Redis down. Fail open, to this process's memory: a call that finds Redis unavailable (refused,
-timed out, read-only) is answered by a MemoryState kept for the purpose, with one warning in
-the log per outage and ``on_fallback`` called per call (the gateway counts them in
-``chatgate_shared_state_fallbacks``). Limits and cooldowns then hold per process, as without
-Redis. Every ``retry_s`` one call tries Redis again; when it answers, shared state resumes
-under a fresh lease, so a slot taken in a reply that was lost cannot leak for longer than a
-lease (the same on a cancelled call: the lease changes; the old one lives on only while slots
-taken under it are held). Other Redis errors (a script bug) are raised, not hidden.
+Redis down. ``outage.py`` decides what a call gets while Redis is unavailable (refused,
+timed out, read-only): ``failure="open"``, the answer of a MemoryState kept for the purpose;
+``"closed"``, a refusal (``view``, ``reserve``) or nothing (``release``, ``record_*``). Every
+``retry_s`` one call tries Redis again, under a fresh lease; when Redis answers, what the
+outage left is settled (``leases.py``). A cancelled call changes the lease too: the old one
+lives on only while slots taken under it are held. Other Redis errors (a script bug) raise.
 """
 
 from __future__ import annotations
@@ -39,13 +37,16 @@ import asyncio
 import logging
 import math
 import time
-import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+from chatgate.config import SharedStateFailure
 from chatgate.router import redis_scripts
+from chatgate.router.leases import LOCAL, Holds, Unsent, new_lease
+from chatgate.router.outage import Outage
 from chatgate.router.state import EWMA_ALPHA, Health, Limits, MemoryState, Stats
 
 __all__ = ["RedisState"]
@@ -53,8 +54,15 @@ __all__ = ["RedisState"]
 log = logging.getLogger("chatgate.router")
 
 T = TypeVar("T")
-_LOCAL = ""  # the lease of a slot taken in the fallback MemoryState
 _RESYNC_S = 60.0
+
+
+async def _nothing() -> None:
+    pass
+
+
+def _dropped() -> None:
+    """What ``release`` and ``record_*`` do while Redis is unavailable and failure is closed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +90,9 @@ class RedisState:
         ttl_s: float = 3600.0,
         retry_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        failure: SharedStateFailure = "open",
         on_fallback: Callable[[], None] | None = None,
+        on_refusal: Callable[[str], None] | None = None,
         **client_options: Any,
     ) -> None:
         try:
@@ -99,9 +109,7 @@ class RedisState:
         self._leases_key = self._prefix + "leases"
         self._lease_ms = max(1, round(lease_s * 1000))
         self._ttl_ms = max(1, round(ttl_s * 1000))
-        self._retry_s = retry_s
         self._clock = clock
-        self._on_fallback = on_fallback
         self._unavailable = (ConnectionError, TimeoutError, ReadOnlyError, OSError)
         # One immediate retry on a dropped connection (a restarted Redis); redis-py's default
         # (10 retries with backoff) would hold every request for seconds while Redis is down.
@@ -116,11 +124,11 @@ class RedisState:
         )
         self._offset = 0.0
         self._resync_at = -math.inf
-        self.lease = uuid.uuid4().hex[:16]
-        self._holds: dict[str, dict[str, int]] = {}  # id -> lease (or _LOCAL) -> slots held
-        self._beat: asyncio.Task[None] | None = None
-        self.local = MemoryState()  # answers while Redis is unavailable
-        self._down_until: float | None = None
+        self.lease = new_lease()
+        self._holds = Holds(self._extend, lease_s / 3, self._unavailable)
+        self.local = MemoryState()  # answers while Redis is unavailable (failure="open")
+        secrets = (urlsplit(url).password or "", str(client_options.get("password") or ""))
+        self.outage = Outage(namespace, retry_s, failure, on_fallback, on_refusal, secrets)
 
     # -- connection, clock, fallback ---------------------------------------------------------
 
@@ -153,46 +161,70 @@ class RedisState:
         return conn
 
     async def _call(
-        self, remote: Callable[[_Conn], Awaitable[T]], local: Callable[[], Awaitable[T]]
+        self,
+        remote: Callable[[_Conn], Awaitable[T]],
+        local: Callable[[], Awaitable[T]],
+        closed: Callable[[], T],
     ) -> tuple[T, bool]:
-        """``remote`` on Redis, or ``local`` in memory while Redis is unavailable. The flag
-        says which answered."""
-        if self._down_until is not None:
-            if time.monotonic() < self._down_until:
-                return await self._locally(local), False
-            self._down_until = time.monotonic() + self._retry_s  # this call probes; others wait
+        """``remote`` on Redis; while Redis is unavailable ``local`` in memory (open) or
+        ``closed`` (refuse, or drop). The flag says whether Redis answered."""
+        outage = self.outage
+        if outage.skip():
+            return await outage.answer(local, closed), False
+        probing = outage.down
+        if probing:
+            self.lease = new_lease()  # see the module docstring
         try:
-            result = await remote(await self._ready())
+            conn = await self._ready()
+            if probing:
+                await self._recover(conn)
+            result = await remote(conn)
         except asyncio.CancelledError:
-            self.lease = uuid.uuid4().hex[:16]  # the script may have run: see the docstring
+            self.lease = new_lease()  # the script may have run: see the docstring
             raise
         except self._unavailable as exc:
-            if self._down_until is None:
-                log.warning(
-                    "shared router state: Redis unavailable (%s: %s); limits and cooldowns "
-                    "hold per process until it is back",
-                    type(exc).__name__,
-                    exc,
-                )
-                if not any(_LOCAL in held for held in self._holds.values()):
-                    self.local = MemoryState()  # not what an earlier outage left behind
-            self._down_until = time.monotonic() + self._retry_s
-            return await self._locally(local), False
-        if self._down_until is not None:
-            self._down_until = None
-            self.lease = uuid.uuid4().hex[:16]  # see the module docstring
-            log.warning("shared router state: Redis is back; limits are shared again")
+            if not probing:  # a reply lost as the outage began: its slot may count
+                self._holds.orphans.add(self.lease)
+            if outage.failed(exc) and not self._holds.any_local:
+                self.local = MemoryState()  # not what an earlier outage left behind
+            return await outage.answer(local, closed), False
+        if probing:
+            outage.recovered()
         return result, True
 
-    async def _locally(self, local: Callable[[], Awaitable[T]]) -> T:
-        if self._on_fallback is not None:
-            self._on_fallback()
-        return await local()
+    async def _recover(self, conn: _Conn) -> None:
+        """Settle what an outage left (leases.py): replay the releases never sent, then end
+        the orphan leases no slot is held under."""
+        unsent = self._holds.unsent
+        while unsent:
+            u = unsent.pop()
+            args = [self._clock() + self._offset, u.lease, u.token_correction, self._ttl_ms]
+            try:
+                await conn.release([self._leases_key, self._key(u.id)], args)
+            except BaseException:  # it may have run: never replay it, orphan its lease
+                self._holds.orphans.add(u.lease)
+                raise
+        await self._end_orphans(conn)
+
+    async def _end_orphans(self, conn: _Conn) -> None:
+        ended = self._holds.to_end()
+        if ended:
+            await conn.client.hdel(self._leases_key, *ended)
+        self._holds.orphans -= ended
 
     @property
     def degraded(self) -> bool:
-        """True while calls are answered from this process's memory."""
-        return self._down_until is not None
+        """True while Redis is unavailable (calls answered from memory, or refused)."""
+        return self.outage.down
+
+    @property
+    def failure(self) -> SharedStateFailure:
+        """``open`` or ``closed``: what calls get while Redis is unavailable (settable)."""
+        return self.outage.failure
+
+    @failure.setter
+    def failure(self, value: SharedStateFailure) -> None:
+        self.outage.failure = value
 
     def _key(self, id: str) -> str:
         return f"{self._prefix}d:{id}"
@@ -208,7 +240,7 @@ class RedisState:
             rows = await conn.view(keys, [now + self._offset])
             return [self._stats(row.split("\t")) for row in rows.decode().split("\n")]
 
-        stats, _ = await self._call(remote, lambda: self.local.view(ids, now))
+        stats, _ = await self._call(remote, lambda: self.local.view(ids, now), self.outage.refuse)
         return stats
 
     def _stats(self, row: list[str]) -> Stats:
@@ -226,12 +258,13 @@ class RedisState:
         )
 
     async def reserve(self, id: str, limits: Limits, tokens: int, now: float) -> float:
-        lease = self.lease
+        taken = [self.lease]  # the lease the script ran under (a probe takes a fresh one)
 
         async def remote(conn: _Conn) -> float:
+            taken[0] = self.lease
             args = [
                 now + self._offset,
-                lease,
+                taken[0],
                 self._lease_ms,
                 self._ttl_ms,
                 *(_opt(x) for x in (limits.rpm, limits.tpm, limits.max_parallel)),
@@ -239,42 +272,47 @@ class RedisState:
             ]
             return float(await conn.reserve([self._leases_key, self._key(id)], args))
 
-        wait, shared = await self._call(remote, lambda: self.local.reserve(id, limits, tokens, now))
+        wait, shared = await self._call(
+            remote, lambda: self.local.reserve(id, limits, tokens, now), self.outage.refuse
+        )
         if wait == 0.0:
-            held = self._holds.setdefault(id, {})
-            key = lease if shared else _LOCAL
-            held[key] = held.get(key, 0) + 1
+            self._holds.take(id, taken[0] if shared else LOCAL)
             if shared:
-                self._keep_leases()
+                self._holds.keep_alive()
         return wait
 
     async def release(self, id: str, limits: Limits, token_correction: int, now: float) -> None:
-        held = self._holds.get(id, {})
-        lease = _LOCAL if _LOCAL in held else next(iter(held), self.lease)
-        if lease in held:
-            held[lease] -= 1
-            if not held[lease]:
-                del held[lease]
-                if not held:
-                    self._holds.pop(id, None)
-        if lease == _LOCAL:
+        holds = self._holds
+        lease = holds.give_back(id, self.lease)
+        if lease == LOCAL:
             await self.local.release(id, limits, token_correction, now)
             return
+        sent = False
 
         async def remote(conn: _Conn) -> None:
+            nonlocal sent
+            sent = True
             args = [now + self._offset, lease, token_correction, self._ttl_ms]
             await conn.release([self._leases_key, self._key(id)], args)
 
-        await self._call(remote, lambda: self.local.release(id, limits, token_correction, now))
-        if not self._leases_held() and self._beat is not None:
-            self._stop_beat()
+        _, shared = await self._call(
+            remote, lambda: self.local.release(id, limits, token_correction, now), _dropped
+        )
+        if not shared and sent:
+            holds.orphans.add(lease)  # its reply was lost: see leases.py
+        elif not shared:
+            holds.unsent.append(Unsent(id, lease, token_correction))  # replayed when back
+        elif lease in holds.orphans and lease not in holds.leases():
+            await self._call(self._end_orphans, _nothing, _dropped)
+        if not holds.leases():
+            holds.stop_beat()
 
     async def record_success(self, id: str, latency_s: float, now: float) -> None:
         async def remote(conn: _Conn) -> None:
             keys = [self._key(id), f"{self._prefix}f:{id}"]
             await conn.success(keys, [now + self._offset, latency_s, EWMA_ALPHA, self._ttl_ms])
 
-        await self._call(remote, lambda: self.local.record_success(id, latency_s, now))
+        await self._call(remote, lambda: self.local.record_success(id, latency_s, now), _dropped)
 
     async def record_failure(
         self,
@@ -300,32 +338,14 @@ class RedisState:
             return float(until) - self._offset if until else None
 
         until, _ = await self._call(
-            remote, lambda: self.local.record_failure(id, error, health, now, cool_for=cool_for)
+            remote,
+            lambda: self.local.record_failure(id, error, health, now, cool_for=cool_for),
+            _dropped,
         )
         return until
 
-    # -- leases ------------------------------------------------------------------------------
-
-    def _leases_held(self) -> list[str]:
-        return sorted({lease for held in self._holds.values() for lease in held} - {_LOCAL})
-
-    def _keep_leases(self) -> None:
-        """Keep a heartbeat running while this process holds slots in Redis."""
-        if self._beat is None or self._beat.done():
-            self._beat = asyncio.get_running_loop().create_task(self._heartbeat())
-
-    async def _heartbeat(self) -> None:
-        while leases := self._leases_held():
-            await asyncio.sleep(self._lease_ms / 3000)
-            try:
-                await self._conn().lease([self._leases_key], [self._lease_ms, *leases])
-            except self._unavailable as exc:  # the calls themselves fall back and warn
-                log.debug("shared router state: lease not extended: %s", exc)
-
-    def _stop_beat(self) -> None:
-        beat, self._beat = self._beat, None
-        if beat is not None and not beat.done() and not beat.get_loop().is_closed():
-            beat.get_loop().call_soon_threadsafe(beat.cancel)
+    async def _extend(self, leases: list[str]) -> None:
+        await self._conn().lease([self._leases_key], [self._lease_ms, *leases])
 
     # -- health, lifecycle -------------------------------------------------------------------
 
@@ -336,14 +356,13 @@ class RedisState:
     async def aclose(self) -> None:
         """End this process's lease (its slots stop counting at once) and close this loop's
         client. Other loops' clients close with their loops."""
-        beat = self._beat
-        self._stop_beat()
+        beat = self._holds.stop_beat()
         if beat is not None and beat.get_loop() is asyncio.get_running_loop():
             await asyncio.gather(beat, return_exceptions=True)
         conn = self._conns.pop(asyncio.get_running_loop(), None)
         if conn is None:
             return
-        leases = [self.lease, *self._leases_held()]
+        leases = [self.lease, *self._holds.leases()]
         try:
             await conn.client.hdel(self._leases_key, *leases)
         except self._unavailable as exc:

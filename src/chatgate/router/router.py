@@ -49,7 +49,8 @@ class Router:
     ``sleep`` and ``rng`` exist so tests can drive time and chance deterministically.
     One Router serves one event loop (or only the sync API, which runs on chatgate's own).
     With ``redis_url`` (or ``redis_host``) in the settings its state is shared through Redis
-    by every Router on that namespace; ``await router.aclose()`` then closes the connection.
+    by every Router on that namespace (``shared_state_failure``: what calls get while Redis is
+    unreachable); ``await router.aclose()`` then closes the connection.
     """
 
     def __init__(
@@ -365,7 +366,12 @@ def _state_for(settings: RouterSettings, clock: Callable[[], float]) -> RouterSt
         return MemoryState()
     from chatgate.router.redis_state import RedisState
 
-    return RedisState(url, namespace=settings.redis_namespace, clock=clock)
+    return RedisState(
+        url,
+        namespace=settings.redis_namespace,
+        clock=clock,
+        failure=settings.shared_state_failure,
+    )
 
 
 def _fallback_table(

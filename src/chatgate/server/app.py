@@ -17,6 +17,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 
 from chatgate.config import Config
+from chatgate.errors import SharedStateUnavailableError
 from chatgate.server.admin import ADMIN_PREFIX, admin
 from chatgate.server.anthropic_routes import anthropic_error, messages
 from chatgate.server.asgi import (
@@ -279,7 +280,8 @@ async def _answer_error(
         code = exc.code if isinstance(exc, GatewayError) else None
         ctx.fail(exc, status, code)
         extra += ctx.headers()
-    if status >= 500 and not isinstance(exc, GatewayError):
+    # A refusal while the shared state is down is counted and logged once per outage.
+    if status >= 500 and not isinstance(exc, GatewayError | SharedStateUnavailableError):
         request_id = ctx.request_id if ctx is not None else "-"
         log.warning("request %s failed: %s: %s", request_id, type(exc).__name__, exc)
     await send_json(send, status, body, extra)

@@ -15,6 +15,7 @@ from chatgate.errors import (
     MissingAPIKeyError,
     NoAnswerError,
     PermissionDeniedError,
+    SharedStateUnavailableError,
 )
 
 __all__ = ["GatewayError", "openai_error"]
@@ -61,10 +62,10 @@ def openai_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str
     if isinstance(exc, AuthenticationError | PermissionDeniedError):
         msg = f"the upstream provider rejected the gateway's credentials: {exc.message}"
         return 502, _body(msg, "upstream_error", None, "upstream_auth"), {}
+    if isinstance(exc, SharedStateUnavailableError):  # fail closed: the gateway's own Redis
+        return 503, _body(exc.message, "server_error", None, exc.code), _retry_after(exc)
     if isinstance(exc, APIStatusError):
-        headers = {}
-        if exc.retry_after is not None:
-            headers["retry-after"] = str(max(1, round(exc.retry_after)))
+        headers = _retry_after(exc)
         status = exc.status_code if exc.status_code >= 400 else 502
         code = _upstream_code(exc)
         type_ = "invalid_request_error" if status < 500 else "upstream_error"
@@ -78,6 +79,12 @@ def openai_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str
     if isinstance(exc, ChatgateError):
         return 500, _body(exc.message, "server_error", None, None), {}
     return 500, _body("internal error", "server_error", None, None), {}
+
+
+def _retry_after(exc: ChatgateError) -> dict[str, str]:
+    if exc.retry_after is None:
+        return {}
+    return {"retry-after": str(max(1, round(exc.retry_after)))}
 
 
 def _upstream_code(exc: APIStatusError) -> str | None:

@@ -54,7 +54,10 @@ class Gateway:
         freeze_heap: bool = False,
     ) -> None:
         self.metrics = Metrics()
-        self.services = Services(on_shared_state_fallback=self.metrics.shared_state_fallbacks.inc)
+        self.services = Services(
+            on_shared_state_fallback=self.metrics.shared_state_fallbacks.inc,
+            on_shared_state_refusal=self.metrics.shared_state_refused,
+        )
         self.state = GatewayState.build(config, self.services, zero_config=zero_config)
         self.config_path = config_path
         self._zero_config = zero_config

@@ -124,11 +124,21 @@ class Metrics:
             "because the shared-state Redis was unavailable.",
             registry=reg,
         )
+        self.shared_state_refusals = Counter(
+            "chatgate_shared_state_refusals",
+            "Calls refused because the shared-state Redis was unavailable and "
+            "shared_state_failure is closed, by scope (router, key) and reason.",
+            ("scope", "reason"),
+            registry=reg,
+        )
         self.log_dropped = Counter(
             "chatgate_access_log_dropped",
             "Access-log lines dropped because the log writer fell behind.",
             registry=reg,
         )
+
+    def shared_state_refused(self, scope: str, reason: str) -> None:
+        self.shared_state_refusals.labels(scope, reason).inc()
 
     def record(self, ctx: RequestContext) -> None:
         model = ctx.requested_model or ""

@@ -10,6 +10,7 @@ backend takes a restart); it does replace the budgets, which are plain config.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -47,7 +48,11 @@ def budgets_of(settings: GeneralSettings) -> list[Budget]:
 
 
 class Services:
-    def __init__(self, on_shared_state_fallback: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_shared_state_fallback: Callable[[], None] | None = None,
+        on_shared_state_refusal: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.engine: AsyncEngine | None = None
         self.keys: KeyStore | None = None
         self.spend: SqlSink | None = None
@@ -58,6 +63,7 @@ class Services:
         self._budget_backend: SqlBudgetBackend | None = None
         self._shared: dict[tuple[str, str], RedisState] = {}
         self._on_fallback = on_shared_state_fallback
+        self._on_refusal = on_shared_state_refusal  # (scope: router or key, reason)
 
     async def open(self, config: Config) -> None:
         from chatgate.cost.budgets_sql import SqlBudgetBackend
@@ -82,12 +88,25 @@ class Services:
     def router_state(self, settings: RouterSettings) -> RouterState | None:
         """The shared state for routers built from ``settings`` (None: each its own memory)."""
         url = settings.shared_state_url()
-        return None if url is None else self._shared_state(url, settings.redis_namespace)
+        if url is None:
+            return None
+        return self._shared_state(url, settings.redis_namespace, settings, "router")
 
-    def _shared_state(self, url: str, namespace: str) -> RedisState:
+    def _shared_state(
+        self, url: str, namespace: str, settings: RouterSettings, scope: str
+    ) -> RedisState:
         state = self._shared.get((url, namespace))
         if state is None:
-            state = RedisState(url, namespace=namespace, on_fallback=self._on_fallback)
+            refused = None
+            if self._on_refusal is not None:
+                refused = functools.partial(self._on_refusal, scope)
+            state = RedisState(
+                url,
+                namespace=namespace,
+                failure=settings.shared_state_failure,
+                on_fallback=self._on_fallback,
+                on_refusal=refused,
+            )
             self._shared[(url, namespace)] = state
         return state
 
@@ -97,15 +116,17 @@ class Services:
             await self.key_limits.ping()
 
     def configure(self, config: Config) -> None:
-        """Apply a (re)loaded config's budgets and where per-key limits live; the counters
-        stay where they are."""
+        """Apply a (re)loaded config's budgets, where per-key limits live and what shared
+        state does while Redis is down; the counters stay where they are."""
         routing = config.router_settings
         url = routing.shared_state_url()
         self.key_limits = (
             self._memory_limits
             if url is None
-            else self._shared_state(url, f"{routing.redis_namespace}.keys")
+            else self._shared_state(url, f"{routing.redis_namespace}.keys", routing, "key")
         )
+        for state in self._shared.values():
+            state.failure = routing.shared_state_failure
         if self._budget_backend is None:
             return
         settings = config.general_settings
