@@ -8,7 +8,8 @@ Writes ``<name>.sqlite.sql`` (SQLite's own dump), ``<name>.postgres.sql`` (``pg_
 --column-inserts`` of a real server, less its comments, session settings and psql-only
 lines, so any client can run it) and ``<name>.spill.jsonl`` (spill-file lines). Everything
 goes through that version's own SqlSink; the records are fixed (no clock, no random ids), so
-a test knows what each row holds.
+a test knows what each row holds. With a version whose records have the 1-hour part of the
+cache writes (v11 on), the Nov 21 calls have 1000 of them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from dataclasses import fields
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from chatgate.cost.usage_sql import SqlSink
 
 NOV_20 = 1795176000.0  # 2026-11-20 09:20 UTC
 _DROPPED = ("--", "SET ", "SELECT pg_catalog.set_config", "\\")
+HOUR_SPLIT = "cache_write_1h_tokens" in {f.name for f in fields(UsageRecord)}  # v11 on
 
 
 def records() -> list[UsageRecord]:
@@ -53,6 +56,7 @@ def records() -> list[UsageRecord]:
                 completion_tokens=300,
                 cached_tokens=2000,
                 cache_write_tokens=1500,
+                **({"cache_write_1h_tokens": 1000 * (n % 2)} if HOUR_SPLIT else {}),
                 cost=Decimal("0.013275") if n != 5 else None,
                 latency_ms=120.5 + n,
                 ttft_ms=30.25 if n % 2 else None,

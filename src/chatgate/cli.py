@@ -159,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spend.add_argument("--since", default="7d", help="7d, 2w, 3m or a date (default: 7d)")
     spend.add_argument("--db", help="database URL (default: the config's, else sqlite)")
     spend.add_argument("--config", help="YAML config whose general_settings.database_url to use")
+    spend.add_argument("--json", action="store_true", help="every number exact, as JSON")
     spend.set_defaults(run=_spend)
     from chatgate.server.keys_cli import add_parser
 

@@ -1,13 +1,18 @@
 """The official anthropic SDK against a real `chatgate serve` whose upstream is the Anthropic
 fake: prompt-cache usage (reads, 5-minute and 1-hour writes) survives the trip through the
-canonical format and back out of /v1/messages, the answer is priced with each TTL's rate, and
-its spend-log row carries the split that explains that cost."""
+canonical format and back out of /v1/messages, the answer is priced with each TTL's rate, its
+spend-log row carries the split that explains that cost, and so do the daily rollup, the
+`chatgate spend` report and the admin API."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -16,9 +21,10 @@ import anthropic
 import pytest
 
 from chatgate.cost.budgets import to_pico
-from chatgate.cost.prices import lookup_price
+from chatgate.cost.prices import ModelPrice, lookup_price
+from chatgate.cost.report_cli import compact
 from tests.fakes import anthropic_server as anth
-from tests.fakes.gateway import Gateway, start_gateway
+from tests.fakes.gateway import Gateway, request_json, start_gateway
 from tests.fakes.openai_server import Reply
 
 MASTER = "sk-master-cache-ttl-7"
@@ -141,9 +147,16 @@ def test_the_spend_log_row_has_the_split_that_explains_its_cost(
         300,
     )
     assert row["cost_pico"] == to_pico(COST)
+    assert explained_pico(row) == row["cost_pico"]
+
+
+def explained_pico(row: sqlite3.Row) -> int:
+    """The cost of a spend_log or spend_daily row's tokens at Claude Sonnet 4.5's prices."""
     price = lookup_price("anthropic/claude-sonnet-4-5")
-    assert price is not None
+    assert isinstance(price, ModelPrice)
+    assert price.cached_input is not None
     assert price.cache_write is not None
+    assert price.cache_write_1h is not None
     fresh = row["prompt_tokens"] - row["cached_tokens"] - row["cache_write_tokens"]
     hour = row["cache_write_1h_tokens"]
     explained = (
@@ -153,4 +166,63 @@ def test_the_spend_log_row_has_the_split_that_explains_its_cost(
         + hour * price.cache_write_1h
         + row["completion_tokens"] * price.output
     )
-    assert to_pico(explained) == row["cost_pico"]
+    return to_pico(explained)
+
+
+def test_the_report_cli_admin_api_and_rollup_show_the_cache_tokens_that_explain_the_cost(
+    client: anthropic.Anthropic, upstream: anth.FakeAnthropic, gateway: Gateway, database: Path
+) -> None:
+    upstream.script(Reply(json=message()))
+    raw = client.messages.with_raw_response.create(model="sonnet", max_tokens=64, messages=HI)
+    spend_row(database, raw.headers["x-chatgate-request-id"])  # its record is written
+    url = f"{gateway.url}/admin/spend?by=model&since=1d"
+    status, body = request_json(url, method="GET", key=MASTER)
+    assert status == 200, body
+    api = {r["group"]: r for r in body["data"]}["sonnet"]
+    n = api["requests"]  # this module's earlier tests called it too, with the same usage
+    assert n >= 1
+    tokens = ("prompt_tokens", "cached_tokens", "cache_write_tokens", "cache_write_1h_tokens")
+    assert [api[name] for name in (*tokens, "completion_tokens")] == [
+        3600 * n,
+        2000 * n,
+        1500 * n,
+        1000 * n,
+        300 * n,
+    ]
+    assert Decimal(api["cost"]) == COST * n
+    command = [sys.executable, "-m", "chatgate.cli", "spend", "--config", str(gateway.config_path)]
+    command += ["--since", "1d"]
+    table = subprocess.run(command, capture_output=True, text=True, check=True, timeout=30)
+    lines = table.stdout.splitlines()
+    assert lines[1].split() == ["model", "(errors)", "tokens", "read", "(1h)", "tokens", "(USD)"]
+    assert lines[3].split() == [
+        "sonnet",
+        str(n),
+        compact(3600 * n),
+        compact(2000 * n),
+        compact(1500 * n),
+        f"({compact(1000 * n)})",
+        compact(300 * n),
+        f"{COST * n:.6f}",
+    ]
+    assert max(map(len, lines)) <= 100
+    exact = subprocess.run([*command, "--json"], capture_output=True, check=True, timeout=30)
+    assert json.loads(exact.stdout)["data"] == body["data"]
+    with urllib.request.urlopen(f"{gateway.url}/ui", timeout=5) as page:
+        ui = page.read().decode()  # the admin page's spend table has a column for each
+    assert all(f"r.{name}" in ui for name in tokens)
+    # each day's rollup row, priced from its token columns, costs what the calls cost
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        conn.row_factory = sqlite3.Row
+        days = conn.execute(
+            "SELECT day, SUM(requests) AS requests, SUM(cost_pico) AS cost_pico,"
+            " SUM(prompt_tokens) AS prompt_tokens, SUM(cached_tokens) AS cached_tokens,"
+            " SUM(cache_write_tokens) AS cache_write_tokens,"
+            " SUM(cache_write_1h_tokens) AS cache_write_1h_tokens,"
+            " SUM(completion_tokens) AS completion_tokens"
+            " FROM spend_daily WHERE model = 'sonnet' GROUP BY day"
+        ).fetchall()
+    assert sum(day["requests"] for day in days) == n
+    for day in days:
+        assert day["cost_pico"] == to_pico(COST) * day["requests"]
+        assert explained_pico(day) == day["cost_pico"]

@@ -1,92 +1,51 @@
 """Upgrading a database in place: what chatgate 0.1.0 (schema v10, commit 8968bb1) left behind,
 restored from its dumps (tests/fixtures/store, made by scripts/freeze_store.py with that
 version's own SqlSink) into real SQLite files and PostgreSQL databases, migrated by this
-version; and spill files written by either version, replayed."""
+version; and spill files written by either version, replayed. (From v11: test_upgrade_v11.)"""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import shutil
-import sqlite3
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, inspect, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Column, Integer, MetaData, Table, select, text
 
 from chatgate.cost.usage import UsageRecord
 from chatgate.cost.usage_sql import SqlSink
 from chatgate.store.engine import create_engine
-from chatgate.store.migrations import add_columns, current_version, migrate
+from chatgate.store.migrations import add_columns
 from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+from tests.store.dumps import FIXTURES, migrated_sink, replay_spill, restore, upgrade
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "store"
-V10_TABLES = ("spend_log", "spend_daily", "budget_counters", "budget_reservations", "virtual_keys")
 NEW = "cache_write_1h_tokens"
+WRITES = "cache_write_tokens"
 V10_LOG_COLUMNS = [c.name for c in SPEND_LOG.c if c.name != NEW]
 NOV_20 = 1795176000.0  # 2026-11-20 09:20 UTC, a day the v10 database has rows (and a partition)
-
-
-async def restore_v10(url: str) -> None:
-    """Load the v10 dump into the empty database at ``url``."""
-    if url.startswith("sqlite"):
-        dump = (FIXTURES / "v10.sqlite.sql").read_text()
-        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
-            conn.executescript(dump)
-        return
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute((FIXTURES / "v10.postgres.sql").read_text())
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
 async def v10(db_url: str) -> str:
     """``db_url`` holding the v10 database, not migrated yet."""
-    await restore_v10(db_url)
+    await restore(db_url, "v10")
     return db_url
 
 
-async def snapshot(engine: AsyncEngine) -> dict[str, list[dict[str, Any]]]:
-    """Every row of the v10 tables, as the database has them now (sorted)."""
-
-    def read(sync: Any) -> dict[str, list[dict[str, Any]]]:
-        meta = MetaData()
-        meta.reflect(sync, only=V10_TABLES)
-        out = {}
-        for name in V10_TABLES:
-            rows = [dict(r._mapping) for r in sync.execute(select(meta.tables[name]))]
-            out[name] = sorted(rows, key=repr)
-        return out
-
-    async with engine.connect() as conn:
-        return await conn.run_sync(read)
-
-
 async def test_a_v10_database_upgrades_in_place_with_every_row_kept(v10: str) -> None:
-    engine = create_engine(v10)
-    try:
-        assert await current_version(engine) == 10
-        before = await snapshot(engine)
-        assert len(before["spend_log"]) == 9
-        assert len(before["spend_daily"]) == 3
-        assert await migrate(engine) == [11]
-        assert await migrate(engine) == []
-        after = await snapshot(engine)
-        async with engine.connect() as conn:
-            columns = await conn.run_sync(lambda c: inspect(c).get_columns("spend_log"))
-    finally:
-        await engine.dispose()
+    before, after, columns = await upgrade(v10, 10, [11, 12])
+    assert len(before["spend_log"]) == 9
+    assert len(before["spend_daily"]) == 3
     assert after["spend_log"][0].keys() == set(SPEND_LOG.c.keys())
     assert [r.pop(NEW) for r in after["spend_log"]] == [0] * 9
+    # migration 12 filled the rollup's cache writes in from the log (v10 had no 1-hour part)
+    writes = {
+        (r["day"].day, r["team_id"]): (r.pop(WRITES), r.pop(NEW)) for r in after["spend_daily"]
+    }
+    assert writes == {(20, "red"): (6000, 0), (21, "red"): (6000, 0), (20, ""): (0, 0)}
     assert after == before
-    added = next(c for c in columns if c["name"] == NEW)
+    added = next(c for c in columns["spend_log"] if c["name"] == NEW)
     assert not added["nullable"]
     assert "0" in str(added["default"])
 
@@ -94,9 +53,8 @@ async def test_a_v10_database_upgrades_in_place_with_every_row_kept(v10: str) ->
 async def test_after_the_upgrade_this_version_and_a_v10_writer_both_write(
     v10: str, tmp_path: Path
 ) -> None:
-    engine = create_engine(v10)
-    await migrate(engine)
-    sink = SqlSink(engine, spill_path=tmp_path / "spill.jsonl")
+    sink = await migrated_sink(v10, tmp_path)
+    engine = sink.engine
     ids = {"key_id": "key0", "team_id": "red", "model": "gpt"}  # v10's Nov 20 rollup row
     sink.emit(UsageRecord(ts=NOV_20 + 60, request_id="new_1", **ids, cache_write_tokens=1500))
     sink.emit(
@@ -139,14 +97,10 @@ async def test_after_the_upgrade_this_version_and_a_v10_writer_both_write(
 async def test_a_spill_file_written_by_v10_replays_with_no_1h_writes(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    spill = tmp_path / "spill.jsonl"
-    shutil.copy(FIXTURES / "v10.spill.jsonl", spill)
-    assert b'"cache_write_tokens":1500' in spill.read_bytes()
-    assert NEW.encode() not in spill.read_bytes()
-    sink = await SqlSink.open(sqlite_url, spill_path=spill, interval_s=0.01)
-    await sink.aclose()
-    assert sink.written == 9
-    assert not spill.exists()
+    lines = (FIXTURES / "v10.spill.jsonl").read_bytes()
+    assert b'"cache_write_tokens":1500' in lines
+    assert NEW.encode() not in lines
+    assert await replay_spill(sqlite_url, "v10", tmp_path) == 9
     engine = create_engine(sqlite_url)
     async with engine.connect() as conn:
         rows = (

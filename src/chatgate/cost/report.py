@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Literal
 
@@ -39,10 +39,30 @@ class SpendRow:
     group: str
     requests: int
     errors: int
-    prompt_tokens: int
+    prompt_tokens: int  # every input token: fresh, cache reads and cache writes
     completion_tokens: int
     cost: Decimal  # USD, of the calls whose price was known
     unpriced: int  # successful calls whose price was unknown (not in cost)
+    cached_tokens: int = 0  # cache reads (part of prompt_tokens)
+    cache_write_tokens: int = 0  # cache writes, both TTLs (part of prompt_tokens)
+    cache_write_1h_tokens: int = 0  # the 1-hour part of the writes
+
+    def to_json(self) -> dict[str, object]:
+        """The row as the admin API and ``chatgate spend --json`` give it (cost a string)."""
+        return {**asdict(self), "cost": str(self.cost)}
+
+
+_SUMMED = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_pico",
+    "unpriced",
+    "cached_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+)
 
 
 def parse_since(since: str | dt.date, today: dt.date | None = None) -> dt.date:
@@ -74,17 +94,7 @@ async def aspend_report(
         raise InvalidRequestError(f"by={by!r}: one of {', '.join(GROUPS)}", param="by")
     start = parse_since(since)
     column = SPEND_DAILY.c[GROUPS[by]]
-    sums = [
-        func.sum(SPEND_DAILY.c[name])
-        for name in (
-            "requests",
-            "errors",
-            "prompt_tokens",
-            "completion_tokens",
-            "cost_pico",
-            "unpriced",
-        )
-    ]
+    sums = [func.sum(SPEND_DAILY.c[name]) for name in _SUMMED]
     query = select(column, *sums).where(SPEND_DAILY.c.day >= start).group_by(column)
     owned = engine is None
     engine = engine or create_engine(database_url or DEFAULT_URL)
@@ -96,18 +106,12 @@ async def aspend_report(
     finally:
         if owned:
             await engine.dispose()
-    report = [
-        SpendRow(
-            str(r[0]) if r[0] not in (None, "") else "(none)",
-            int(r[1]),
-            int(r[2]),
-            int(r[3]),
-            int(r[4]),
-            from_pico(int(r[5])),
-            int(r[6]),
-        )
-        for r in rows
-    ]
+    report = []
+    for group, *values in rows:
+        totals = dict(zip(_SUMMED, map(int, values), strict=True))
+        cost = from_pico(totals.pop("cost_pico"))
+        name = str(group) if group not in (None, "") else "(none)"
+        report.append(SpendRow(name, cost=cost, **totals))
     if by == "day":
         return sorted(report, key=lambda row: row.group)
     return sorted(report, key=lambda row: (-row.cost, row.group))

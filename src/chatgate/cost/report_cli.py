@@ -1,73 +1,126 @@
-"""`chatgate spend`: a spend report as a table (rich when installed, plain text otherwise)."""
+"""`chatgate spend`: a spend report as a table (rich when installed, plain text otherwise), or
+as JSON with ``--json``.
+
+The table explains a cost, so it shows the prompt's cache reads and writes next to the
+tokens: the same prompt token costs 0.1x (read), 1x, 1.25x (5-minute write) or 2x (1-hour
+write) the input price. To fit 100 columns, headers take two lines and token counts from
+100,000 up are shortened to three digits (``2.31M``); ``--json`` has every number exact.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from dataclasses import fields
 from decimal import Decimal
+
+import orjson
 
 from chatgate.cost.report import SpendRow, spend_report
 from chatgate.errors import InvalidRequestError
 
-__all__ = ["format_plain", "run"]
+__all__ = ["compact", "format_plain", "run"]
 
-HEADERS = ("requests", "errors", "prompt tok", "completion tok", "cost (USD)")
+HEADERS = (  # (top line, bottom line) of each column after the group's; "total (part)"
+    ("requests", "(errors)"),
+    ("prompt", "tokens"),
+    ("cache", "read"),
+    ("cache write", "(1h)"),
+    ("completion", "tokens"),
+    ("cost", "(USD)"),
+)
 DATABASE_ENV = "CHATGATE_DATABASE_URL"
+UNPRICED_NOTE = "(+N): N successful calls had no price and are not in the cost"
+_UNITS = (("k", 10**3), ("M", 10**6), ("B", 10**9))
+
+
+def compact(n: int) -> str:
+    """``n`` in at most 6 characters: exact below 100,000 (``12,345``), else three digits
+    and a unit (``312k``, ``2.31M``, ``12.3B``)."""
+    if n < 100_000:
+        return f"{n:,}"
+    for unit, size in _UNITS:
+        value = n / size
+        if value < 999.5 or unit == "B":
+            digits = 2 if value < 9.995 else 1 if value < 99.95 else 0
+            return f"{value:.{digits}f}{unit}"
+    raise AssertionError("unreachable")  # the loop returns at "B"
+
+
+def _with_part(total: str, part: int, shown: str) -> str:
+    return f"{total} ({shown})" if part else total
 
 
 def _cells(row: SpendRow) -> list[str]:
-    cost = f"{row.cost:.6f}" + (f" (+{row.unpriced} unpriced)" if row.unpriced else "")
     return [
-        f"{row.requests:,}",
-        f"{row.errors:,}",
-        f"{row.prompt_tokens:,}",
-        f"{row.completion_tokens:,}",
-        cost,
+        _with_part(f"{row.requests:,}", row.errors, f"{row.errors:,}"),
+        compact(row.prompt_tokens),
+        compact(row.cached_tokens),
+        _with_part(
+            compact(row.cache_write_tokens),
+            row.cache_write_1h_tokens,
+            compact(row.cache_write_1h_tokens),
+        ),
+        compact(row.completion_tokens),
+        _with_part(f"{row.cost:.6f}", row.unpriced, f"+{row.unpriced}"),
     ]
 
 
 def _total(rows: list[SpendRow]) -> SpendRow:
-    return SpendRow(
-        "TOTAL",
-        sum(r.requests for r in rows),
-        sum(r.errors for r in rows),
-        sum(r.prompt_tokens for r in rows),
-        sum(r.completion_tokens for r in rows),
-        sum((r.cost for r in rows), Decimal(0)),
-        sum(r.unpriced for r in rows),
-    )
+    counts = {
+        f.name: sum(getattr(r, f.name) for r in rows)
+        for f in fields(SpendRow)
+        if f.name not in ("group", "cost")
+    }
+    return SpendRow("TOTAL", cost=sum((r.cost for r in rows), Decimal(0)), **counts)
 
 
 def format_plain(by: str, rows: list[SpendRow]) -> str:
-    table = [[by, *HEADERS]] + [[r.group, *_cells(r)] for r in [*rows, _total(rows)]]
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    out = []
-    for n, line in enumerate(table):
-        cells = [line[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True)
-        ]
-        out.append("  ".join(cells).rstrip())
-        if n == 0 or n == len(table) - 2:
-            out.append("  ".join("-" * w for w in widths))
+    heads = [("", by), *HEADERS]
+    body = [[r.group, *_cells(r)] for r in [*rows, _total(rows)]]
+    widths = [
+        max(len(h[1]), len(h[0]), *(len(line[i]) for line in body)) for i, h in enumerate(heads)
+    ]
+
+    def line(cells: list[str]) -> str:
+        padded = [cells[0].ljust(widths[0])]
+        padded += [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join(padded).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    out = [line([h[0] for h in heads]), line([h[1] for h in heads]), rule]
+    out += [line(cells) for cells in body[:-1]]
+    out += [rule, line(body[-1])]
+    if any(r.unpriced for r in rows):
+        out.append(UNPRICED_NOTE)
     return "\n".join(out)
 
 
 def _print_rich(by: str, since: str, rows: list[SpendRow]) -> bool:
     try:
+        from rich import box
         from rich.console import Console
         from rich.table import Table
     except ImportError:
         return False
-    table = Table(title=f"spend by {by} since {since}", show_footer=False)
-    table.add_column(by)
-    for header in HEADERS:
-        table.add_column(header, justify="right")
+    table = Table(
+        title=f"spend by {by} since {since}",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column(by, overflow="fold")  # a long name wraps rather than losing its end
+    for top, bottom in HEADERS:
+        table.add_column(f"{top}\n{bottom}".strip(), justify="right", overflow="fold")
     for row in rows:
         table.add_row(row.group, *_cells(row))
     table.add_section()
     table.add_row(*[f"[bold]{c}[/bold]" for c in ["TOTAL", *_cells(_total(rows))]])
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if any(r.unpriced for r in rows):
+        console.print(UNPRICED_NOTE, style="dim")
     return True
 
 
@@ -87,6 +140,10 @@ def run(args: argparse.Namespace) -> int:
     except InvalidRequestError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
+    if args.json:
+        data = {"by": args.by, "since": args.since, "data": [r.to_json() for r in rows]}
+        print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return 0
     if not rows:
         print(f"no spend recorded since {args.since}")
         return 0

@@ -37,8 +37,18 @@ from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
 __all__ = ["SqlSink"]
 
 log = logging.getLogger("chatgate.spend")
-_SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens")
-_ADDED = (*_SUMS, "cost_pico", "unpriced")  # what an upsert adds to spend_daily's row
+# what an upsert adds to spend_daily's row
+_ADDED = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "cost_pico",
+    "unpriced",
+)
 
 
 def _count_lines(path: Path) -> int:
@@ -114,6 +124,8 @@ def _rollup(records: Sequence[UsageRecord]) -> list[dict[str, Any]]:
         acc["prompt_tokens"] += r.prompt_tokens
         acc["completion_tokens"] += r.completion_tokens
         acc["cached_tokens"] += r.cached_tokens
+        acc["cache_write_tokens"] += r.cache_write_tokens
+        acc["cache_write_1h_tokens"] += r.cache_write_1h_tokens
         if r.cost is None:
             acc["unpriced"] += r.error is None
         else:

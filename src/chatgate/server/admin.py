@@ -13,7 +13,6 @@ GET    /admin/spend            ?by=model|key|team|user|day&since=7d
 from __future__ import annotations
 
 import urllib.parse
-from dataclasses import asdict
 from typing import Any
 
 from chatgate.cost.report import aspend_report
@@ -128,5 +127,4 @@ async def _spend(send: Send, state: GatewayState, query: dict[str, str]) -> None
         query.get("since", "7d"),
         engine=state.services.engine,
     )
-    data = [{**asdict(row), "cost": str(row.cost)} for row in rows]
-    await send_json(send, 200, {"data": data})
+    await send_json(send, 200, {"data": [row.to_json() for row in rows]})

@@ -24,6 +24,7 @@ from sqlalchemy import Column, Float, Integer, String, Table, inspect, select, t
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.schema import CreateColumn
 
+from chatgate.store.rollup import fill_cache_writes
 from chatgate.store.schema import METADATA
 from chatgate.store.schema.budgets import BUDGET_COUNTERS, BUDGET_RESERVATIONS
 from chatgate.store.schema.keys import VIRTUAL_KEYS
@@ -77,6 +78,11 @@ def add_columns(table: Table, *names: str) -> Callable[[AsyncConnection], Awaita
     return extra
 
 
+async def _rollup_cache_writes(conn: AsyncConnection) -> None:
+    await add_columns(SPEND_DAILY, "cache_write_tokens", "cache_write_1h_tokens")(conn)
+    await fill_cache_writes(conn)  # the days spend_log still has; the older ones keep 0
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spend log and daily rollup", (SPEND_LOG, SPEND_DAILY)),
     Migration(2, "budget counters and reservations", (BUDGET_COUNTERS, BUDGET_RESERVATIONS)),
@@ -85,6 +91,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         11,
         "spend_log.cache_write_1h_tokens",
         extra=add_columns(SPEND_LOG, "cache_write_1h_tokens"),
+    ),
+    Migration(
+        12,
+        "spend_daily.cache_write_tokens, cache_write_1h_tokens (filled in from spend_log)",
+        extra=_rollup_cache_writes,
     ),
 )
 

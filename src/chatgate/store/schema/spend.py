@@ -75,7 +75,13 @@ SPEND_DAILY = Table(
     Column("errors", BigInteger, nullable=False, default=0),
     Column("prompt_tokens", BigInteger, nullable=False, default=0),
     Column("completion_tokens", BigInteger, nullable=False, default=0),
-    Column("cached_tokens", BigInteger, nullable=False, default=0),
+    Column("cached_tokens", BigInteger, nullable=False, default=0),  # cache reads
+    # the cache writes and their 1-hour part, as in spend_log (added by migration 12, which
+    # fills them in from spend_log for the days it still has; server defaults as above)
+    Column("cache_write_tokens", BigInteger, nullable=False, default=0, server_default=text("0")),
+    Column(
+        "cache_write_1h_tokens", BigInteger, nullable=False, default=0, server_default=text("0")
+    ),
     Column("cost_pico", BigInteger, nullable=False, default=0),
     Column("unpriced", BigInteger, nullable=False, default=0),  # calls whose cost was unknown
     Index("ix_spend_daily_key_day", "key_id", "day"),
