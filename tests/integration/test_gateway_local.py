@@ -9,12 +9,9 @@ import openai
 import pytest
 
 from tests.fakes.gateway import run_gateway
+from tests.markers import REAL_MODEL
 
-pytest.importorskip(
-    "llama_cpp", reason="llama-cpp-python is not installed: run scripts/install_local_model.sh"
-)
-
-pytestmark = pytest.mark.real_model
+pytestmark = REAL_MODEL
 
 
 @pytest.fixture(scope="module")

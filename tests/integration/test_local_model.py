@@ -19,12 +19,9 @@ import chatgate
 from chatgate.errors import RateLimitError, UnsupportedParamsError
 from chatgate.providers.local import server
 from chatgate.providers.local.models import resolve_model
+from tests.markers import REAL_MODEL
 
-pytest.importorskip(
-    "llama_cpp", reason="llama-cpp-python is not installed: run scripts/install_local_model.sh"
-)
-
-pytestmark = pytest.mark.real_model
+pytestmark = REAL_MODEL
 
 MODEL = "local/smollm2-135m"
 HI = [{"role": "user", "content": "Say hi."}]

@@ -12,12 +12,9 @@ from pydantic import BaseModel
 
 import chatgate
 from chatgate.providers.local import server
+from tests.markers import REAL_MODEL
 
-pytest.importorskip(
-    "llama_cpp", reason="llama-cpp-python is not installed: run scripts/install_local_model.sh"
-)
-
-pytestmark = pytest.mark.real_model
+pytestmark = REAL_MODEL
 
 
 class Verdict(BaseModel):
