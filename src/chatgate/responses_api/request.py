@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pydantic
-
+from chatgate.client import build_request
 from chatgate.errors import InvalidRequestError
 from chatgate.responses_api.items import messages_from_input
 from chatgate.types import ChatRequest
@@ -134,12 +133,12 @@ def _text(body: Mapping[str, Any], wire: dict[str, Any]) -> None:
         raise _bad("text.format.type", "must be 'text', 'json_object' or 'json_schema'")
 
 
-def chat_request_from_responses(body: Mapping[str, Any]) -> ChatRequest:
-    """A Responses request body -> ChatRequest; a 400 (InvalidRequestError) naming the
-    parameter for anything that cannot be served faithfully."""
+def chat_request_from_responses(body: Mapping[str, Any], model: str) -> ChatRequest:
+    """A Responses request body -> ChatRequest for ``model``; a 400 (InvalidRequestError)
+    naming the parameter for anything that cannot be served faithfully."""
     _check_supported(body)
     messages = messages_from_input(body.get("input"), body.get("instructions"))
-    wire: dict[str, Any] = {"model": body.get("model"), "messages": messages}
+    wire: dict[str, Any] = {}
     for name in (*_SAME, *_EXTRAS):
         if body.get(name) is not None:
             wire[name] = body[name]
@@ -153,12 +152,7 @@ def chat_request_from_responses(body: Mapping[str, Any]) -> ChatRequest:
         wire["stream_options"] = {"include_usage": True}
     _tools(body, wire)
     _text(body, wire)
-    try:
-        return ChatRequest.model_validate(wire)
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "request"
-        raise InvalidRequestError(f"invalid {where}: {first['msg']}", param=where) from None
+    return build_request(model, messages, wire)
 
 
 def echo_fields(body: Mapping[str, Any]) -> Echo:

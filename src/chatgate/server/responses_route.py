@@ -10,8 +10,8 @@ from chatgate.responses_api.request import echo_fields
 from chatgate.responses_api.response import new_id, response_object
 from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
-from chatgate.server.errors import GatewayError, openai_error
-from chatgate.server.openai_routes import parse_json_body
+from chatgate.server.errors import openai_error
+from chatgate.server.openai_routes import model_name, parse_json_body
 from chatgate.server.relay import relay
 from chatgate.server.serving import serve_chat, settle
 from chatgate.server.state import GatewayState
@@ -46,13 +46,9 @@ async def responses(
     ctx: RequestContext,
 ) -> None:
     data = parse_json_body(body)
-    name = data.get("model")
-    if not isinstance(name, str) or not name:
-        raise GatewayError(
-            400, "'model' is required: the name of a model this gateway serves", param="model"
-        )
+    name = model_name(data)
     state.models.resolve(name)  # an unknown model is a 404 before all else
-    request = chat_request_from_responses(data)
+    request = chat_request_from_responses(data, name)
     echo = echo_fields(data)
     if ctx.log_content:
         ctx.content_in = data.get("input")
