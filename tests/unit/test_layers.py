@@ -33,6 +33,13 @@ FORBIDDEN = {
     "client.py": ("chatgate.server", "chatgate.router"),
     "cache": ("chatgate.server", "chatgate.router", "chatgate.client", "chatgate.cli"),
     "router": ("chatgate.server",),
+    "responses_api": (
+        "chatgate.server",
+        "chatgate.router",
+        "chatgate.stream",
+        "chatgate.cost",
+        "chatgate.cache",
+    ),
     "persistence": (
         "chatgate.server",
         "chatgate.router",

@@ -38,6 +38,7 @@ from chatgate.server.health import ReadinessCheck, run_checks
 from chatgate.server.keys import PREFIX, KeyError_
 from chatgate.server.metrics import CONTENT_TYPE_LATEST
 from chatgate.server.openai_routes import chat_completions, list_models
+from chatgate.server.responses_route import responses
 from chatgate.server.state import GatewayState
 
 __all__ = ["create_app"]
@@ -123,6 +124,8 @@ _POST: dict[str, BodyHandler] = {
     "/v1/chat/completions": chat_completions,
     "/chat/completions": chat_completions,
     "/v1/messages": messages,
+    "/v1/responses": responses,
+    "/responses": responses,
     "/v1/embeddings": embeddings,
     "/embeddings": embeddings,
 }

@@ -1,0 +1,67 @@
+"""POST /v1/responses: the OpenAI Responses API in and out (stateless), served from any backend
+through the canonical Chat Completions types (chatgate.responses_api)."""
+
+from __future__ import annotations
+
+import time
+
+from chatgate.responses_api import ChunksToResponseEvents, chat_request_from_responses, encode
+from chatgate.responses_api.request import echo_fields
+from chatgate.responses_api.response import new_id, response_object
+from chatgate.server.asgi import Receive, Scope, Send, send_json
+from chatgate.server.context import RequestContext
+from chatgate.server.errors import openai_error
+from chatgate.server.openai_routes import model_name, parse_json_body
+from chatgate.server.relay import relay
+from chatgate.server.serving import serve_chat, settle
+from chatgate.server.state import GatewayState
+from chatgate.types import ChatResponse
+from chatgate.wire_chunk import StreamItem, typed_chunk
+
+__all__ = ["ResponsesFrames", "responses"]
+
+
+class ResponsesFrames:
+    def __init__(self, events: ChunksToResponseEvents) -> None:
+        self._events = events
+
+    def chunk(self, item: StreamItem) -> bytes:
+        return encode(self._events.feed(typed_chunk(item)))
+
+    def end(self) -> bytes:
+        return encode(self._events.finish())
+
+    def error(self, exc: BaseException) -> bytes:
+        status, body, _ = openai_error(exc)
+        code = "rate_limit_exceeded" if status == 429 else "server_error"
+        return encode(self._events.fail(body["error"]["message"], code))
+
+
+async def responses(
+    scope: Scope,
+    receive: Receive,
+    send_: Send,
+    state: GatewayState,
+    body: bytes,
+    ctx: RequestContext,
+) -> None:
+    data = parse_json_body(body)
+    name = model_name(data)
+    state.models.resolve(name)  # an unknown model is a 404 before all else
+    request = chat_request_from_responses(data, name)
+    echo = echo_fields(data)
+    if ctx.log_content:
+        ctx.content_in = data.get("input")
+    result = await serve_chat(scope, state, ctx, request)
+    if isinstance(result, ChatResponse):
+        await settle(state, ctx, result, request)
+        ctx.take_response(result)
+        ctx.status = 200
+        out = response_object(result, echo, response_id=new_id("resp"), created_at=int(time.time()))
+        await send_json(send_, 200, out, ctx.headers())
+        return
+    try:
+        events = ChunksToResponseEvents(echo, model=name)
+        await relay(result, receive, send_, ctx, ResponsesFrames(events))
+    finally:
+        await settle(state, ctx, result, request)
