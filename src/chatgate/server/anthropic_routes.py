@@ -9,14 +9,12 @@ import orjson
 
 from chatgate.providers.anthropic.reverse import anthropic_message, chat_request_from_anthropic
 from chatgate.providers.anthropic.reverse_stream import ChunksToAnthropicEvents, encode
-from chatgate.server.asgi import Receive, Scope, Send, send_json
+from chatgate.server.asgi import Receive, Scope, Send
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.openai_routes import parse_json_body
-from chatgate.server.relay import relay
-from chatgate.server.serving import serve_chat, settle
+from chatgate.server.serving import respond
 from chatgate.server.state import GatewayState
-from chatgate.types import ChatResponse
 from chatgate.wire_chunk import StreamItem, typed_chunk
 
 __all__ = ["anthropic_error", "messages"]
@@ -77,14 +75,7 @@ async def messages(
     request = chat_request_from_anthropic(data)
     if ctx.log_content:
         ctx.content_in = data.get("messages")
-    result = await serve_chat(scope, state, ctx, request)
-    if isinstance(result, ChatResponse):
-        await settle(state, ctx, result, request)
-        ctx.take_response(result)
-        ctx.status = 200
-        await send_json(send_, 200, anthropic_message(result), ctx.headers())
-        return
-    try:
-        await relay(result, receive, send_, ctx, AnthropicFrames(name))
-    finally:
-        await settle(state, ctx, result, request)
+    frames = AnthropicFrames(name)
+    await respond(
+        scope, receive, send_, state, ctx, request, whole=anthropic_message, frames=frames
+    )

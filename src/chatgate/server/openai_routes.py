@@ -10,8 +10,7 @@ from chatgate.client import build_request
 from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError, openai_error
-from chatgate.server.relay import relay
-from chatgate.server.serving import serve_chat, settle
+from chatgate.server.serving import respond
 from chatgate.server.state import GatewayState
 from chatgate.types import ChatResponse
 from chatgate.wire_chunk import StreamItem, WireChunk
@@ -57,18 +56,11 @@ async def chat_completions(
     if ctx.log_content:
         ctx.content_in = messages
     request = build_request(name, messages, data)
-    result = await serve_chat(scope, state, ctx, request)
-    if isinstance(result, ChatResponse):
-        await settle(state, ctx, result, request)
-        ctx.take_response(result)
-        payload = result.__pydantic_serializer__.to_json(result, exclude_unset=True)
-        ctx.status = 200
-        await send_json(send_, 200, payload, ctx.headers())
-        return
-    try:
-        await relay(result, receive, send_, ctx, OpenAIFrames())
-    finally:
-        await settle(state, ctx, result, request)
+    await respond(scope, receive, send_, state, ctx, request, whole=_json, frames=OpenAIFrames())
+
+
+def _json(response: ChatResponse) -> bytes:
+    return response.__pydantic_serializer__.to_json(response, exclude_unset=True)
 
 
 class OpenAIFrames:

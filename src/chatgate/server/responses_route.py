@@ -4,16 +4,16 @@ through the canonical Chat Completions types (chatgate.responses_api)."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from chatgate.responses_api import ChunksToResponseEvents, chat_request_from_responses, encode
 from chatgate.responses_api.request import echo_fields
 from chatgate.responses_api.response import new_id, response_object
-from chatgate.server.asgi import Receive, Scope, Send, send_json
+from chatgate.server.asgi import Receive, Scope, Send
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import openai_error
 from chatgate.server.openai_routes import model_name, parse_json_body
-from chatgate.server.relay import relay
-from chatgate.server.serving import serve_chat, settle
+from chatgate.server.serving import respond
 from chatgate.server.state import GatewayState
 from chatgate.types import ChatResponse
 from chatgate.wire_chunk import StreamItem, typed_chunk
@@ -52,16 +52,10 @@ async def responses(
     echo = echo_fields(data)
     if ctx.log_content:
         ctx.content_in = data.get("input")
-    result = await serve_chat(scope, state, ctx, request)
-    if isinstance(result, ChatResponse):
-        await settle(state, ctx, result, request)
-        ctx.take_response(result)
-        ctx.status = 200
-        out = response_object(result, echo, response_id=new_id("resp"), created_at=int(time.time()))
-        await send_json(send_, 200, out, ctx.headers())
-        return
-    try:
-        events = ChunksToResponseEvents(echo, model=name)
-        await relay(result, receive, send_, ctx, ResponsesFrames(events))
-    finally:
-        await settle(state, ctx, result, request)
+
+    def whole(response: ChatResponse) -> dict[str, Any]:
+        created = int(time.time())
+        return response_object(response, echo, response_id=new_id("resp"), created_at=created)
+
+    frames = ResponsesFrames(ChunksToResponseEvents(echo, model=name))
+    await respond(scope, receive, send_, state, ctx, request, whole=whole, frames=frames)

@@ -11,14 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from chatgate.cost.budgets import Budget
 from chatgate.cost.calc import cost_of, partial_usage, price_of
 from chatgate.router.call import estimate_tokens
 from chatgate.router.state import Limits
-from chatgate.server.asgi import Scope
+from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
+from chatgate.server.relay import Frames, relay
 from chatgate.server.state import GatewayState
 from chatgate.stream import ChatStream
 from chatgate.types import ChatRequest, ChatResponse, Usage
@@ -26,6 +28,7 @@ from chatgate.types import ChatRequest, ChatResponse, Usage
 __all__ = [
     "admit_model",
     "hold_amount",
+    "respond",
     "serve_chat",
     "settle",
     "settle_amount",
@@ -58,6 +61,32 @@ async def serve_chat(
 
         ctx.cache_status = cache_status(result)
     return result
+
+
+async def respond(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    state: GatewayState,
+    ctx: RequestContext,
+    request: ChatRequest,
+    *,
+    whole: Callable[[ChatResponse], Any],
+    frames: Frames,
+) -> None:
+    """Serve ``request`` and answer in the route's wire format: ``whole`` renders a complete
+    answer as the JSON body, ``frames`` write a stream. Settled either way."""
+    result = await serve_chat(scope, state, ctx, request)
+    if isinstance(result, ChatResponse):
+        await settle(state, ctx, result, request)
+        ctx.take_response(result)
+        ctx.status = 200
+        await send_json(send, 200, whole(result), ctx.headers())
+        return
+    try:
+        await relay(result, receive, send, ctx, frames)
+    finally:
+        await settle(state, ctx, result, request)
 
 
 async def _route(
