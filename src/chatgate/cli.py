@@ -1,4 +1,4 @@
-"""The `chatgate` command: serve | config check | spend | keys."""
+"""The `chatgate` command: serve | config check | spend | keys | chat."""
 
 from __future__ import annotations
 
@@ -161,9 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     spend.add_argument("--config", help="YAML config whose general_settings.database_url to use")
     spend.add_argument("--json", action="store_true", help="every number exact, as JSON")
     spend.set_defaults(run=_spend)
-    from chatgate.server.keys_cli import add_parser
+    from chatgate import chat_cli
+    from chatgate.server import keys_cli
 
-    add_parser(sub)
+    keys_cli.add_parser(sub)
+    chat_cli.add_parser(sub)
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result
