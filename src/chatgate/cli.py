@@ -1,4 +1,4 @@
-"""The `chatgate` command: serve | config check | spend | keys."""
+"""The `chatgate` command: serve | config check | spend | keys | batch."""
 
 from __future__ import annotations
 
@@ -164,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from chatgate.server.keys_cli import add_parser
 
     add_parser(sub)
+    from chatgate.batching.cli import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result
