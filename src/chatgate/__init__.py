@@ -44,6 +44,7 @@ from chatgate.errors import (
 )
 
 if TYPE_CHECKING:
+    from chatgate.batching import BatchSummary, abatch, batch
     from chatgate.cache import (
         Cache,
         CacheControl,
@@ -79,6 +80,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "BatchSummary": "chatgate.batching",
+    "abatch": "chatgate.batching",
+    "batch": "chatgate.batching",
     "Cache": "chatgate.cache",
     "CacheControl": "chatgate.cache",
     "CachePolicy": "chatgate.cache",
@@ -135,6 +139,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchSummary",
     "Budget",
     "BudgetExceededError",
     "Budgets",
@@ -183,6 +188,7 @@ __all__ = [
     "UnsupportedParamsError",
     "Usage",
     "UsageRecord",
+    "abatch",
     "aclose",
     "acompletion",
     "acompletion_structured",
@@ -191,6 +197,7 @@ __all__ = [
     "arun_tools",
     "aspend_report",
     "astream_structured",
+    "batch",
     "completion",
     "completion_cost",
     "completion_structured",

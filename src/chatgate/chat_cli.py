@@ -18,11 +18,13 @@ import os
 import sys
 import time
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from chatgate.errors import ChatgateError
-from chatgate.stream import ChatStream
-from chatgate.types import ChatResponse
+
+if TYPE_CHECKING:  # the library loads when the command runs: other commands do not pay
+    from chatgate.stream import ChatStream
+    from chatgate.types import ChatResponse
 
 __all__ = ["add_parser"]
 

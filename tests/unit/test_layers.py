@@ -51,6 +51,7 @@ FORBIDDEN = {
     "structured": ("chatgate.server", "chatgate.router", "chatgate.memory", "chatgate.tools"),
     "tools": ("chatgate.server", "chatgate.router"),
     "memory": ("chatgate.server", "chatgate.router", "chatgate.tools"),
+    "batching": ("chatgate.server",),
 }
 
 
