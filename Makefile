@@ -5,7 +5,7 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 4000
 
-.PHONY: setup system-deps local-model serve test check lint bench-core
+.PHONY: setup system-deps local-model serve test unit check lint bench-core e2e-clients
 
 setup: $(VENV)/.installed
 
@@ -31,14 +31,31 @@ serve: local-model
 	$(VENV)/bin/chatgate serve --host $(HOST) --port $(PORT)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench e2e
+	$(VENV)/bin/ruff format --check src tests bench e2e
 	$(VENV)/bin/mypy
 
 test: system-deps lint local-model
 	$(VENV)/bin/pytest
 
+# The quick tests alone: pure functions, no servers, no llama.cpp build.
+unit: setup
+	$(VENV)/bin/pytest -q tests/unit tests/cost
+
 check: test
+
+# Real coding agents from npm (versions pinned) against `chatgate serve` and scripted fake
+# upstreams, all inside a network namespace with loopback only: whatever else the CLIs try to
+# reach is refused. Not part of `make test` (it downloads the CLIs). Tests: e2e/.
+E2E_DIR := .e2e-clients
+CODEX_VERSION ?= 0.171.0
+CLAUDE_CODE_VERSION ?= 2.1.332
+e2e-clients: setup
+	mkdir -p $(E2E_DIR)
+	npm install --silent --no-audit --no-fund --prefix $(E2E_DIR) \
+	  @openai/codex@$(CODEX_VERSION) @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	CHATGATE_E2E_BIN=$(abspath $(E2E_DIR))/node_modules/.bin unshare -n -- \
+	  sh -c 'ip link set lo up && exec $(VENV)/bin/pytest -q -p no:cacheprovider e2e'
 
 bench-core: setup
 	$(PY) bench/overhead.py
