@@ -1,0 +1,1 @@
+"""The official SDKs through a real `chatgate serve`, endpoint by endpoint."""

@@ -1,0 +1,1 @@
+"""Fault tests: real servers and processes stopped, killed, starved or flooded mid-traffic."""
