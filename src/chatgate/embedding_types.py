@@ -48,6 +48,9 @@ class EmbeddingUsage(_Open):
 
 
 class EmbeddingResponse(_Open):
+    """Embeddings in OpenAI's shape (``data[i].embedding``), with ``usage``, ``cost`` and
+    ``meta`` as on a chat answer."""
+
     object: Literal["list"] = "list"
     data: list[Embedding] = Field(default_factory=list)
     model: str = ""

@@ -82,6 +82,9 @@ MAX_RETRY_AFTER_S = 300.0
 
 
 class ChatgateError(Exception):
+    """Every error chatgate raises; carries ``retryable``, ``retry_after``, ``provider``,
+    ``model`` and ``request_id``."""
+
     status_code: int | None = None
     retryable: bool = False
 
@@ -133,11 +136,13 @@ class InvalidRequestError(ChatgateError, ValueError):
 
 
 class MissingAPIKeyError(InvalidRequestError):
+    """No key for the provider: the message names the environment variable to set."""
+
     status_code = 401
 
 
 class UnsupportedParamsError(InvalidRequestError):
-    pass
+    """The provider does not take a parameter the request set; ``param`` names it."""
 
 
 class MessageTooLargeError(InvalidRequestError):
@@ -145,6 +150,8 @@ class MessageTooLargeError(InvalidRequestError):
 
 
 class ConversationNotFoundError(InvalidRequestError):
+    """``Conversation.load`` found no conversation stored under that id."""
+
     status_code = 404
 
 
@@ -200,15 +207,17 @@ class StructuredOutputError(ChatgateError):
 
 
 class APIError(ChatgateError):
-    pass
+    """The provider could not be reached or answered with an error."""
 
 
 class APIConnectionError(APIError):
+    """No answer from the provider: the connection failed or broke. Retryable."""
+
     retryable = True
 
 
 class APITimeoutError(APIConnectionError):
-    pass
+    """The provider did not answer within the timeout. Retryable."""
 
 
 class NoAnswerError(APIError):
@@ -245,48 +254,66 @@ class MalformedToolCallError(NoAnswerError):
 
 
 class APIStatusError(APIError):
+    """The provider answered with an error status; ``status_code`` and ``body`` say which."""
+
     status_code: int = 0
 
 
 class BadRequestError(APIStatusError):
+    """400: the provider refused the request as malformed. Not retryable."""
+
     status_code = 400
 
 
 class ContextWindowExceededError(BadRequestError):
-    pass
+    """The prompt (plus max_tokens) does not fit the model's context window."""
 
 
 class ContentPolicyViolationError(BadRequestError):
-    pass
+    """The provider refused the request or the answer under its content policy."""
 
 
 class AuthenticationError(APIStatusError):
+    """401: the provider rejected the API key."""
+
     status_code = 401
 
 
 class PermissionDeniedError(APIStatusError):
+    """403: the key is valid but may not use this model or feature."""
+
     status_code = 403
 
 
 class NotFoundError(APIStatusError):
+    """404: the model or endpoint does not exist at the provider."""
+
     status_code = 404
 
 
 class ConflictError(APIStatusError):
+    """409: the provider reports a conflict with the resource's state. Retryable."""
+
     status_code = 409
     retryable = True  # lock contention on the provider's side; the openai SDK retries it too
 
 
 class UnprocessableEntityError(APIStatusError):
+    """422: the provider understood the request but cannot process it."""
+
     status_code = 422
 
 
 class RateLimitError(APIStatusError):
+    """429: a rate or quota limit; ``retry_after`` says when to try again. Retryable."""
+
     status_code = 429
     retryable = True
 
 
 class InternalServerError(APIStatusError):
+    """5xx: the provider failed or is overloaded. Retryable."""
+
     status_code = 500
     retryable = True
 

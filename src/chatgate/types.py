@@ -252,6 +252,9 @@ class CompletionTokensDetails(_Open):
 
 
 class Usage(_Open):
+    """Token counts as the provider reported them, in OpenAI's shape: cached and cache-write
+    input tokens in ``prompt_tokens_details``, reasoning tokens in ``completion_tokens_details``."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
@@ -282,6 +285,14 @@ class Choice(_Tagged):
 
 
 class ChatResponse(_Tagged):
+    """A whole answer in OpenAI's Chat Completions shape, whichever provider served it.
+
+    ``content``, ``finish_reason`` and ``truncated`` read the first choice; ``cost`` is the exact
+    USD price from the bundled table (None when the model has no price); ``meta`` holds what
+    chatgate measured: latency, the deployment that answered, every routed attempt, cache status.
+    Unknown provider fields are kept and sent back as they came.
+    """
+
     _always = ("id", "object", "created", "model", "choices")
 
     id: str = ""

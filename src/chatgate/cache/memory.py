@@ -18,6 +18,8 @@ ENTRY_OVERHEAD = 120  # bytes: the dict slot, the tuple and the two object heade
 
 
 class MemoryBackend:
+    """An in-process LRU cache backend bounded by ``max_bytes``; entries expire by TTL."""
+
     def __init__(
         self, max_bytes: int = 64 * 1024 * 1024, *, clock: Callable[[], float] = time.monotonic
     ) -> None:

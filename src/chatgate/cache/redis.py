@@ -29,6 +29,9 @@ def translated_errors() -> Iterator[None]:
 
 
 class RedisBackend:
+    """A cache backend in Redis, shared by every process that uses the same ``url`` and
+    ``prefix``; entries expire by Redis TTL. Needs ``chatgate[redis]``."""
+
     def __init__(
         self,
         url: str = "redis://127.0.0.1:6379/0",

@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS chatgate_cache (
 
 
 class SQLiteBackend:
+    """A cache backend in a local SQLite file that survives restarts; expired entries are purged
+    every ``purge_every`` writes."""
+
     def __init__(
         self,
         path: str | Path = "chatgate-cache.db",

@@ -90,6 +90,8 @@ async def aspend_report(
     database_url: str | None = None,
     engine: AsyncEngine | None = None,
 ) -> list[SpendRow]:
+    """Spend from the daily rollup grouped ``by`` model, key, team, user or day, since
+    ``since`` (``"7d"``, ``"4w"``, ``"3m"`` or a date), from ``database_url`` or ``engine``."""
     if by not in GROUPS:
         raise InvalidRequestError(f"by={by!r}: one of {', '.join(GROUPS)}", param="by")
     start = parse_since(since)

@@ -48,6 +48,15 @@ def _as_message(message: MessageLike | str) -> Message:
 
 
 class Conversation:
+    """A multi-turn chat with one model that remembers its turns.
+
+    ``send`` / ``asend`` add a user message and the answer; ``stream`` / ``astream`` do the same
+    streamed. The ``policy`` keeps each request inside the context (``LastTurns``,
+    ``TokenBudget``, ``Summarize``); turns persist in ``store`` (SQLite by default) under ``id``,
+    so ``Conversation.load(id, ...)`` picks a conversation up again. ``usage`` and ``cost`` add up
+    every call made for it, summaries included.
+    """
+
     def __init__(
         self,
         id: str | None = None,  # the issue's public name for it
