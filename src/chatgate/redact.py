@@ -107,7 +107,8 @@ class Redactor:
         if self._literal is not None:
             text = self._literal.sub(MASK, text)
             if self._cut_tails:
-                for secret in self._secrets:
+                # "Bearer x": x is a secret of its own; "Bear" at the end of a text is not.
+                for secret in (s for s in self._secrets if " " not in s):
                     text = _cut_tail(text, secret)
         return KEY_SHAPES.sub(MASK, text)
 

@@ -165,6 +165,48 @@ async def test_token_count_errors_carry_no_key(openai_fake: FakeOpenAI) -> None:
     check(caught.value)
 
 
+def test_the_blocking_api_raises_the_same_scrubbed_errors(openai_fake: FakeOpenAI) -> None:
+    key, base = KEYS["openai"], openai_fake.base_url
+    openai_fake.script(refused("openai"), broken_stream("openai"))
+    with pytest.raises(ChatgateError) as whole:
+        chatgate.completion(MODELS["openai"], HI, api_base=base, api_key=key)
+    check(whole.value)
+    with pytest.raises(ChatgateError) as streamed:
+        for _ in chatgate.completion(MODELS["openai"], HI, stream=True, api_base=base, api_key=key):
+            pass
+    check(streamed.value)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_router_that_tried_and_fell_back_raises_no_key(
+    upstreams: dict[str, FakeOpenAI], stream: bool
+) -> None:
+    """Each failed attempt (a retry, then the fallback's) is scrubbed; the one raised and the
+    ones it was raised during hold no key of either deployment."""
+    entries = [
+        {"model_name": name, "params": {"model": MODELS[name], "api_key": KEYS[name]}}
+        for name in ("openai", "anthropic")
+    ]
+    for item, name in zip(entries, ("openai", "anthropic"), strict=True):
+        item["params"]["api_base"] = upstreams[name].base_url
+        upstreams[name].script(refused(name), refused(name))
+    router = chatgate.Router(
+        entries,
+        fallbacks=[{"openai": ["anthropic"]}],
+        num_retries=1,
+        settings={"retry_base_delay": 0.01, "retry_max_delay": 0.02},
+    )
+    with pytest.raises(ChatgateError) as caught:
+        if stream:
+            async for _ in await router.acompletion("openai", HI, stream=True):
+                pass
+        else:
+            await router.acompletion("openai", HI)
+    tried = {name: 2 - len(fake.replies) for name, fake in upstreams.items()}
+    assert tried == {"openai": 2, "anthropic": 2}  # a try and a retry each
+    check(caught.value)
+
+
 # -- Gemini: the key travels in x-goog-api-key -------------------------------------------------
 
 

@@ -129,3 +129,11 @@ async def test_a_running_gateway_logs_none_of_its_credentials(
     assert "debugging *** and ***" in caplog.text
     assert key not in caplog.text
     assert master not in caplog.text
+
+
+def test_only_a_secret_cut_at_the_end_counts_as_one() -> None:
+    redactor = Redactor(["key-0123456789", "Bearer tok-0123456789", "tok-0123456789"])
+    assert redactor.text("cut here: key-0123") == f"cut here: {MASK}"
+    assert redactor.text("cut here: tok-01") == f"cut here: {MASK}"
+    assert redactor.text("key-0123 in the middle") == "key-0123 in the middle"
+    assert redactor.text("the scheme is Bearer") == "the scheme is Bearer"
