@@ -134,6 +134,20 @@ def test_no_key_in_answer_log_or_spend_row(
     assert leaks(repr(tuple(row))) == []  # ... without the key
 
 
+def test_no_key_in_a_refused_embeddings_answer(
+    gateway: Gateway, upstreams: dict[str, FakeOpenAI], database: Path
+) -> None:
+    upstreams["openai"].script(refused("openai"))
+    body = json.dumps({"model": "openai", "input": "hi"}).encode()
+    status, headers, answer = post(gateway.url, "/v1/embeddings", body)
+    assert status >= 500, answer
+    assert "Incorrect API key provided: ***" in answer, answer
+    assert leaks(headers + answer) == [], headers + answer
+    request_id = request_id_in(headers)
+    gateway.wait_for_access_line(request_id)
+    assert leaks(gateway.log_text()) == []
+
+
 def test_a_failure_the_gateway_logs_is_logged_scrubbed(
     gateway: Gateway, upstreams: dict[str, FakeOpenAI]
 ) -> None:
