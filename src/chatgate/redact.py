@@ -151,9 +151,13 @@ class Redactor:
 
 def _cut_tail(text: str, secret: str) -> str:
     """A text cut to a maximum length may end in the first characters of a secret."""
-    for size in range(min(len(secret) - 1, len(text)), _MIN_TAIL - 1, -1):
-        if text.endswith(secret[:size]):
-            return text[:-size] + MASK
+    # Only where the secret's first character appears in the last len(secret) characters:
+    # usually nowhere or once, so this costs a find or two, not a comparison per length.
+    at = text.find(secret[0], max(0, len(text) - len(secret) + 1))
+    while at != -1 and len(text) - at >= _MIN_TAIL:
+        if secret.startswith(text[at:]):
+            return text[:at] + MASK
+        at = text.find(secret[0], at + 1)
     return text
 
 
