@@ -7,8 +7,9 @@ or the transport, and leaves chatgate only through that exception: a library cal
 ``except``, the gateway's error JSON and SSE error events (built from ``exc.message`` and
 ``exc.body``), log lines (``%s`` of the exception) and the spend log (the class name only).
 So it is scrubbed once, where it crosses from the provider layer into the core and the
-deployment's credentials are known: ``client.attributed`` (a refused request or stream) and
-``ChatStream._attach`` (an error mid-stream) both end in ``scrub_error``. Nothing downstream
+deployment's credentials are known: ``client.attributed`` (a refused request, stream or
+embedding), ``ChatStream._attach`` (an error mid-stream) and ``count_tokens(use_api=True)``
+(the one call that sends its own request) all end in ``scrub_error``. Nothing downstream
 ever holds the raw text, and nothing downstream scrubs again. ``RedactingFilter`` is the
 second line for log records, in case a future log call formats something else.
 
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "KEY_SHAPES",
+    "LOGGERS",
     "MASK",
     "RedactingFilter",
     "Redactor",
@@ -130,11 +132,14 @@ class Redactor:
         """Scrub an exception in place: its args, every attribute, and the exceptions it was
         raised from or during."""
         seen: set[int] = set()
-        current: BaseException | None = exc
-        while current is not None and id(current) not in seen:
+        todo: list[BaseException | None] = [exc]
+        while todo:
+            current = todo.pop()
+            if current is None or id(current) in seen:
+                continue
             seen.add(id(current))
             self._one(current)
-            current = current.__cause__ or current.__context__
+            todo += [current.__cause__, current.__context__]
 
     def _one(self, exc: BaseException) -> None:
         args = self.value(exc.args)
@@ -176,7 +181,10 @@ class RedactingFilter(logging.Filter):
         self._redactor = Redactor(secrets, cut_tails=False)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a broken format: logging reports it when it emits
+            return True
         scrubbed = self._redactor.text(message)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None

@@ -13,7 +13,7 @@ from botocore.credentials import ReadOnlyCredentials
 from chatgate.config import parse
 from chatgate.errors import APIConnectionError, InternalServerError
 from chatgate.providers.base import Deployment
-from chatgate.redact import MASK, Redactor, credentials, scrub_error
+from chatgate.redact import MASK, RedactingFilter, Redactor, credentials, scrub_error
 from chatgate.server.app import create_app
 from tests.faults.secret_echo import FOREIGN, leaks
 from tests.integration.test_gateway_inprocess import Lifespan
@@ -137,3 +137,24 @@ def test_only_a_secret_cut_at_the_end_counts_as_one() -> None:
     assert redactor.text("cut here: tok-01") == f"cut here: {MASK}"
     assert redactor.text("key-0123 in the middle") == "key-0123 in the middle"
     assert redactor.text("the scheme is Bearer") == "the scheme is Bearer"
+
+
+def test_both_the_cause_and_the_context_are_scrubbed() -> None:
+    key = "custom-secret-0123456789"
+    exc = InternalServerError(f"outer {key}")
+    exc.__cause__ = ValueError(f"cause {key}")
+    exc.__context__ = KeyError(f"context {key}")
+    scrub_error(exc, Deployment(provider="openai", model="m", api_base="", api_key=key))
+    assert [str(e) for e in (exc.__cause__, exc.__context__)] == [
+        f"cause {MASK}",
+        repr(f"context {MASK}"),
+    ]
+
+
+def test_a_broken_log_format_is_left_to_logging() -> None:
+    """The filter must not turn a bad format string into an exception in the caller: the
+    record goes on, and logging reports the format error when a handler emits it."""
+    record = logging.LogRecord(
+        "chatgate", logging.WARNING, __file__, 1, "two %s %s", ("one",), None
+    )
+    assert RedactingFilter().filter(record) is True
