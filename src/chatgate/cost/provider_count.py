@@ -17,6 +17,7 @@ from chatgate.cost.tokens import TokenCount
 from chatgate.errors import APIError, InvalidRequestError
 from chatgate.providers.base import HttpRequest
 from chatgate.providers.registry import get_adapter, prepare_deployment, resolve_deployment
+from chatgate.redact import scrub_error
 from chatgate.transport import http
 from chatgate.transport.http import Timeouts
 
@@ -77,6 +78,7 @@ async def count_via_api(
     if resp.status >= 400:
         error: APIError = adapter.map_error(resp.status, resp.headers, resp.body, deployment)
         error.provider, error.model = deployment.provider, deployment.model
+        scrub_error(error, deployment)  # chatgate.redact: a provider error entering the core
         raise error
     data = orjson.loads(resp.body)
     return TokenCount(int(data.get(field, 0)), True, method)

@@ -24,6 +24,7 @@ from chatgate.providers.registry import prepare_deployment, stop_prepared
 from chatgate.server.access_log import ACCESS_LOGGER, AccessLogWriter, access_line
 from chatgate.server.context import RequestContext, usage_record
 from chatgate.server.health import ReadinessCheck
+from chatgate.server.log_secrets import install_gateway_log_filter
 from chatgate.server.metrics import Metrics
 from chatgate.server.pipeline import UsagePipeline
 from chatgate.server.services import Services
@@ -130,6 +131,7 @@ class Gateway:
         state = self.load_state()
         self.services.configure(state.config)
         self.state = state
+        install_gateway_log_filter(state)
         self._spawn(_warm_up(state))
         log.warning("config reloaded: %d models", len(state.models.names))
         return state
@@ -148,6 +150,7 @@ class Gateway:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def startup(self) -> None:
+        install_gateway_log_filter(self.state)
         if self._writer is not None:
             self._writer.start()
         self.pipeline.start()
