@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from chatgate import config as config_module
 from chatgate.errors import ChatgateError
@@ -152,10 +153,32 @@ class Gateway:
             self._writer.start()
         self.pipeline.start()
         await self.services.open(self.state.config)
+        self._spawn(self._keep_budget_holds())
         self._install_signals()
         await _warm_up(self.state)
         if self._freeze_heap:
             _freeze_heap()
+
+    async def _keep_budget_holds(self) -> None:
+        """Every process, for as long as it runs: renew the budget holds of its calls still
+        running, and release the holds of processes that died mid-call. An unreachable
+        database is logged when it starts and when it ends, and tried again next period."""
+        failing = False
+        while True:
+            budgets = self.services.budgets  # the current config's (a reload replaces it)
+            await asyncio.sleep(budgets.maintain_every_s)
+            try:
+                _, released = await budgets.maintain()
+            except (SQLAlchemyError, OSError) as exc:
+                if not failing:
+                    log.warning("budget holds cannot be renewed or swept: %s", type(exc).__name__)
+                failing = True
+                continue
+            if failing:
+                log.warning("budget holds are renewed and swept again")
+            failing = False
+            if released:
+                log.warning("released %d budget hold(s) of calls whose process ended", released)
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
