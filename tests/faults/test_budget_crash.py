@@ -1,7 +1,7 @@
 """A gateway killed (SIGKILL) with budgeted calls in flight leaves their holds in the database;
-the next gateway on that database releases them within the hold TTL plus one sweep period,
-and the key can spend again. While a gateway lives, its holds outlast the TTL (it renews
-them). On SQLite and PostgreSQL, through real `chatgate serve` processes."""
+the next gateway on that database (two workers, both sweeping) releases them within the hold
+TTL plus one sweep period, and the key can spend again. While a gateway lives, its holds
+outlast the TTL (it renews them). On SQLite and PostgreSQL, through real `chatgate serve`."""
 
 from __future__ import annotations
 
@@ -92,9 +92,9 @@ def test_holds_of_a_killed_gateway_come_back_within_the_ttl(
     assert held() == holding  # nothing released them: the process is gone
     dear.replies.clear()
     dear.script(Reply(json=completion_json("ok", model="dear-model", prompt_tokens=8)))
-    with start_gateway(config, tmp_path) as second:
-        # at most the TTL and one period after start (less: the TTL ran from the kill on);
-        # 1 s more for the sweep's own transaction and this poll
+    with start_gateway(config, tmp_path, extra_args=("--workers", "2")) as second:
+        # both workers sweep; at most the TTL and one period after start (less: the TTL ran
+        # from the kill on); 1 s more for the sweep's own transaction and this poll
         wait_for(lambda: held() == 0, TTL_S + EVERY_S + 1, "the dead gateway's holds released")
         assert status_of(second, secret) == 200
 

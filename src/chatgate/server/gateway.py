@@ -166,19 +166,19 @@ class Gateway:
         failing = False
         while True:
             budgets = self.services.budgets  # the current config's (a reload replaces it)
-            await asyncio.sleep(budgets.maintain_every_s)
             try:
                 _, released = await budgets.maintain()
             except (SQLAlchemyError, OSError) as exc:
                 if not failing:
                     log.warning("budget holds cannot be renewed or swept: %s", type(exc).__name__)
                 failing = True
-                continue
-            if failing:
-                log.warning("budget holds are renewed and swept again")
-            failing = False
-            if released:
-                log.warning("released %d budget hold(s) of calls whose process ended", released)
+            else:
+                if failing:
+                    log.warning("budget holds are renewed and swept again")
+                failing = False
+                if released:
+                    log.warning("released %d budget hold(s) of calls whose process ended", released)
+            await asyncio.sleep(budgets.maintain_every_s)
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -197,8 +197,10 @@ class Gateway:
 
     async def shutdown(self) -> None:
         self.draining = True
-        for task in list(self._background):
+        background = list(self._background)
+        for task in background:
             task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)  # out of the database first
         await self.pipeline.stop()  # the last records go to metrics, the log, the spend log
         await self.services.close()
         if self._writer is not None:
