@@ -18,6 +18,7 @@ from chatgate.cost.budgets import HOLD_TTL_MARGIN_S
 from chatgate.store.engine import create_engine
 from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
+from tests.fakes.postgres import PostgresServer
 from tests.faults.budget_support import (
     MAX_TOKENS,
     counters,
@@ -121,3 +122,19 @@ async def hold_expiries(url: str) -> list[float]:
             return [float(r[0]) for r in rows]
     finally:
         await engine.dispose()
+
+
+def test_the_keeper_survives_a_database_outage_and_logs_it_once(
+    pg_url: str, postgres: PostgresServer, flaky: FakeOpenAI, dear: FakeOpenAI, tmp_path: Path
+) -> None:
+    config = gateway_config(pg_url, flaky, dear, budget_hold_ttl_s=TTL_S)
+    with start_gateway(config, tmp_path) as gw:
+        postgres.stop()
+        try:
+            time.sleep(EVERY_S * 6)
+        finally:
+            postgres.start()
+        wait_for(lambda: "swept again" in gw.log_text(), 10, "the keeper back at work")
+        log = gw.log_text()
+    assert log.count("budget holds cannot be renewed or swept") == 1
+    assert log.count("budget holds are renewed and swept again") == 1

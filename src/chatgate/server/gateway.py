@@ -17,7 +17,6 @@ from types import FrameType
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from chatgate import config as config_module
 from chatgate.errors import ChatgateError
@@ -168,7 +167,10 @@ class Gateway:
             budgets = self.services.budgets  # the current config's (a reload replaces it)
             try:
                 _, released = await budgets.maintain()
-            except (SQLAlchemyError, OSError) as exc:
+            # The top of a background task that must outlive any outage: drivers raise their
+            # own errors at connect time, unwrapped (ConnectionRefusedError, asyncpg's
+            # CannotConnectNowError while PostgreSQL starts), and the loop must not die of one.
+            except Exception as exc:
                 if not failing:
                     log.warning("budget holds cannot be renewed or swept: %s", type(exc).__name__)
                 failing = True
