@@ -200,6 +200,8 @@ def test_gateway_a_key_never_reaches_a_fallback_it_may_not_use(
     with start_gateway(gateway_config(db_url, flaky, dear), tmp_path) as gw:
         secret, key_id = new_key(gw, models=["flaky"])
         statuses = asyncio.run(post_many(gw.url, secret, [body()] * CALLS))
+        embedding = {"model": "flaky", "input": "hi"}
+        statuses += asyncio.run(post_many(gw.url, secret, [embedding], "/v1/embeddings"))
         spent, reserved = asyncio.run(counters(db_url, key_id))
     assert dear.requests == []
     assert set(statuses) == {500}
