@@ -35,7 +35,7 @@ from chatgate.server.embeddings_route import embeddings
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.gateway import WORKERS_ENV, Gateway, ReloadError
 from chatgate.server.health import ReadinessCheck, run_checks
-from chatgate.server.keys import PREFIX, KeyError_
+from chatgate.server.keys import PREFIX, KeyError_, KeyStoreUnavailable
 from chatgate.server.metrics import CONTENT_TYPE_LATEST
 from chatgate.server.openai_routes import chat_completions, list_models
 from chatgate.server.responses_route import responses
@@ -166,6 +166,11 @@ async def _authorize(scope: Scope, state: GatewayState, ctx: RequestContext | No
         except KeyError_ as exc:
             raise GatewayError(
                 401, exc.message, type_="authentication_error", code=f"{exc.reason}_api_key"
+            ) from None
+        except KeyStoreUnavailable as exc:
+            retry = {"retry-after": str(exc.retry_after)}
+            raise GatewayError(
+                503, exc.message, type_="server_error", code=exc.code, headers=retry
             ) from None
         if ctx is None:  # probes and /admin/reload: the master key only
             raise GatewayError(403, "this route needs the master key", type_="permission_error")
