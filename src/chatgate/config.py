@@ -224,6 +224,10 @@ class GeneralSettings(_Strict):
     budgets: list[BudgetSettings] = Field(default_factory=list)
     cache: CacheSettings | None = None  # no response cache unless configured
     key_cache_ttl_s: float = Field(default=5.0, ge=0)  # how long a key lookup is reused
+    # zero-config: provider/<model> names added on first use, least recently used dropped past it
+    max_open_models: int = Field(default=1000, gt=0)
+    metrics_max_models: int = Field(default=500, gt=0)  # label values; past it: "other"
+    metrics_require_key: bool = False  # GET /metrics needs the master key
 
 
 class Config(_Strict):

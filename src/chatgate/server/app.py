@@ -152,7 +152,10 @@ async def _authorize(scope: Scope, state: GatewayState, ctx: RequestContext | No
     """Who is calling: the master key (admin), a virtual key, or, on a gateway with no master
     key, anyone. A presented ``sk-cg-`` key is always checked, so its limits and budget apply
     and a revoked key is refused even on an open gateway."""
-    if scope["path"] in _PUBLIC:
+    path = scope["path"]
+    if path in _PUBLIC and not (
+        path == "/metrics" and state.config.general_settings.metrics_require_key
+    ):
         return
     presented = _presented_key(scope)
     master = state.master_key
