@@ -70,12 +70,13 @@ def test_key_store_outage_gives_503_keeps_recent_keys_and_logs_transitions(
         }
         with start_gateway(config, tmp_path) as gw:
             keys = []
-            for _ in range(2):
-                status, created, _ = call(gw, "/admin/keys", {}, MASTER)
+            for fields in ({}, {}, {"budget": "10"}):
+                status, created, _ = call(gw, "/admin/keys", fields, MASTER)
                 assert status == 200, created
                 keys.append(created["key"])
-            recent, unseen = keys
-            assert call(gw, "/v1/chat/completions", CHAT, recent)[0] == 200  # verified now
+            recent, unseen, budgeted = keys
+            for key in (recent, budgeted):  # verified now
+                assert call(gw, "/v1/chat/completions", CHAT, key)[0] == 200
 
             postgres.stop()
             started = time.monotonic()
@@ -93,6 +94,11 @@ def test_key_store_outage_gives_503_keeps_recent_keys_and_logs_transitions(
             assert "retry-after" in {k.lower() for k in headers}
             status, body, _ = call(gw, "/v1/chat/completions", CHAT, recent)
             assert status == 200, body  # verified within key_cache_ttl_s: still served
+            for key, path in ((budgeted, "/v1/chat/completions"), (MASTER, "/admin/keys")):
+                status, body, headers = call(gw, path, CHAT if key == budgeted else {}, key)
+                assert status == 503, body  # the budget hold and the admin API need the store
+                assert body["error"]["code"] == "database_unavailable", body
+                assert int(headers["retry-after"]) >= 1
 
             lines = server_lines(gw)
             outage_lines = [line for line in lines if "key store" in line]

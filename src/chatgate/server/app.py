@@ -40,6 +40,7 @@ from chatgate.server.metrics import CONTENT_TYPE_LATEST
 from chatgate.server.openai_routes import chat_completions, list_models
 from chatgate.server.responses_route import responses
 from chatgate.server.state import GatewayState
+from chatgate.server.store_outage import STORE_ERRORS
 
 __all__ = ["create_app"]
 
@@ -241,7 +242,7 @@ def create_app(
             too_large = GatewayError(413, f"the body is larger than {limit} bytes")
             await _answer_error(scope, send, too_large, ctx)
         except Exception as exc:  # the one place every error becomes an HTTP answer
-            await _answer_error(scope, send, exc, ctx)
+            await _answer_error(scope, send, _database_down(exc, state), ctx)
         finally:
             in_flight.dec()
             ctx.finish()
@@ -271,6 +272,23 @@ async def _dispatch(
         raise GatewayError(405, f"{method} is not allowed on {path}")
     else:
         raise GatewayError(404, f"no route {method} {path}", code="not_found")
+
+
+def _database_down(exc: Exception, state: GatewayState) -> Exception:
+    """The database failing on a request's path (a budget hold, say) is a 503 naming it,
+    counted in the key store's outage (logged per transition), never a 500 and a log line."""
+    keys = state.services.keys
+    if keys is None or not isinstance(exc, STORE_ERRORS):
+        return exc
+    keys.outage.failed(exc)
+    retry = keys.outage.refuse()
+    return GatewayError(
+        503,
+        f"the gateway's database is unavailable; retry in {retry}s",
+        type_="server_error",
+        code="database_unavailable",
+        headers={"retry-after": str(retry)},
+    )
 
 
 async def _plain(scope: Scope, send: Send, gateway: Gateway, handler: PlainHandler) -> None:

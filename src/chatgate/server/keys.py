@@ -26,12 +26,11 @@ from typing import Any, Literal
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatgate.errors import ChatgateError, InvalidRequestError
 from chatgate.server.key_fields import FIELDS, KeyFields, key_fields, parse_duration
-from chatgate.server.store_outage import StoreOutage
+from chatgate.server.store_outage import STORE_ERRORS, StoreOutage
 from chatgate.store.schema.keys import VIRTUAL_KEYS
 
 __all__ = [
@@ -253,7 +252,7 @@ class KeyStore:
             async with asyncio.timeout(self._lookup_timeout_s):
                 async with self._engine.connect() as conn:
                     found = (await conn.execute(query)).first()
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        except STORE_ERRORS as exc:
             outage.failed(exc)
             raise KeyStoreUnavailable(outage.refuse()) from None
         outage.recovered()

@@ -13,7 +13,13 @@ import math
 import time
 from collections.abc import Callable
 
-__all__ = ["StoreOutage"]
+from sqlalchemy.exc import SQLAlchemyError
+
+__all__ = ["STORE_ERRORS", "StoreOutage"]
+
+# What the database raises when it is unreachable: SQLAlchemy's errors, and the driver's own
+# connection errors (asyncpg raises OSError subclasses at connect, TimeoutError among them).
+STORE_ERRORS = (SQLAlchemyError, OSError)
 
 log = logging.getLogger("chatgate.server")
 
