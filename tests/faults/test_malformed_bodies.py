@@ -334,6 +334,20 @@ def test_admin_key_fields_refused_before_any_write(
     assert (status, answer["error"]["param"]) == (400, field), answer
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_tokens", True), ("temperature", False), ("n", True), ("stream", "yes"), ("stream", 1)],
+)
+def test_chat_booleans_and_numbers_are_not_coerced(
+    gateway: Gateway, field: str, value: Any
+) -> None:
+    """JSON true is not max_tokens 1, nor "yes" a stream: 400 naming the field, as OpenAI."""
+    body = {**VALID["/v1/chat/completions"], field: value}
+    status, answer, _ = call(gateway, "POST", "/v1/chat/completions", body)
+    assert status == 400, answer
+    assert answer["error"]["param"] == field, answer
+
+
 def test_sql_parameters_never_reach_the_log(gateway: Gateway) -> None:
     """The binding errors once logged every parameter, the secret's hash among them."""
     for body in ({"name": {"a": 1}}, {"user": [1]}, {"budget": "abc"}):
