@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.gateway import Gateway, start_gateway
@@ -213,6 +213,9 @@ SETTINGS = settings(
 )
 
 
+# A 500 this test found in code another change owns: always tried first (so the xfail is
+# certain, not up to the draw), and the marker fails (strict) once it is fixed: remove both.
+KNOWN_500 = {"/v1/responses": {**VALID["/v1/responses"], "tools": True}}
 RESPONSES_TOOLS_500 = pytest.mark.xfail(
     strict=True,
     reason="responses_api/request.py iterates a non-list 'tools' (true, 1.5): a TypeError, "
@@ -221,21 +224,28 @@ RESPONSES_TOOLS_500 = pytest.mark.xfail(
 
 
 @pytest.mark.parametrize(
-    "route",
+    ("route", "stream"),
     [
-        "/v1/chat/completions",
-        pytest.param("/v1/responses", marks=RESPONSES_TOOLS_500),
-        "/v1/embeddings",
+        ("/v1/chat/completions", False),
+        ("/v1/chat/completions", True),
+        pytest.param("/v1/responses", False, marks=RESPONSES_TOOLS_500),
+        pytest.param("/v1/responses", True, marks=RESPONSES_TOOLS_500),
+        ("/v1/embeddings", False),
     ],
 )
-def test_proxy_routes_never_answer_5xx(gateway: Gateway, budget_key: str, route: str) -> None:
-    @SETTINGS
-    @given(body=mutated(VALID[route], keep=frozenset({"model"})))
+def test_proxy_routes_never_answer_5xx(
+    gateway: Gateway, budget_key: str, route: str, stream: bool
+) -> None:
+    valid = {**VALID[route], "stream": True} if stream else VALID[route]
+
     def run(body: Any) -> None:
         status, answer, _ = call(gateway, "POST", route, body, key=budget_key)
         assert_sound(status, answer, body)
 
-    run()
+    test = given(body=mutated(valid, keep=frozenset({"model"})))(run)
+    if route in KNOWN_500:
+        test = example(body={**KNOWN_500[route], "stream": stream})(test)
+    SETTINGS(test)()
 
 
 def test_admin_create_never_answers_5xx(gateway: Gateway) -> None:
