@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -380,3 +383,20 @@ def test_expiry_bounds_are_usable(gateway: Gateway) -> None:
         urllib.request.urlopen(request, timeout=TIMEOUT_S)
     with refused.value as answer:
         assert answer.code == 400
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [(["--budget", "NaN"], "budget"), (["--expires", "1e400d"], "expires"),
+     (["--rpm", "99999999999"], "rpm"), (["--metadata", "[1]"], "metadata")],
+)  # fmt: skip
+def test_cli_refuses_the_same_fields_before_writing(
+    tmp_path: Path, args: list[str], field: str
+) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 'keys.db'}"]
+    keys = [sys.executable, "-m", "chatgate.cli", "keys"]
+    done = subprocess.run([*keys, "create", *args, *db], capture_output=True, text=True)
+    assert done.returncode == 2, done
+    assert done.stderr.startswith(f"error: {field}: "), done.stderr
+    listed = subprocess.run([*keys, "list", *db], capture_output=True, text=True, check=True)
+    assert listed.stdout == ""

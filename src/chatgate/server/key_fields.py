@@ -72,7 +72,12 @@ def _not_bool(value: Any) -> Any:
 
 def _seconds(value: Any) -> Any:
     value = _not_bool(value)
-    return parse_duration(value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_duration(value)
+    except InvalidRequestError:
+        raise ValueError(f"{value[:40]!r} is not a duration") from None
 
 
 Text = Annotated[str, StringConstraints(max_length=200)]
@@ -141,7 +146,8 @@ def key_fields(data: Mapping[str, Any]) -> KeyFields:
         field = str(first["loc"][0]) if first["loc"] else "body"
         where = ".".join(str(p) for p in first["loc"]) or field
         hint = _HINTS.get(field, "")
+        msg = first["msg"].removeprefix("Value error, ")
         raise InvalidRequestError(
-            f"{where}: {hint} ({first['msg']})" if hint else f"{where}: {first['msg']}",
+            f"{where}: {hint} ({msg})" if hint else f"{where}: {msg}",
             param=field,
         ) from None
