@@ -370,6 +370,25 @@ def test_sql_parameters_never_reach_the_log(gateway: Gateway) -> None:
     assert "secret_hash" not in log, log[-3000:]
 
 
+async def test_a_failed_statement_never_shows_its_parameters(tmp_path: Path) -> None:
+    """hide_parameters on every engine: a binding error names no value (a hash, a body)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from chatgate.store.engine import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (a TEXT)"))
+            with pytest.raises(SQLAlchemyError) as failed:
+                await conn.execute(text("INSERT INTO t VALUES (:a)"), {"a": {"sk-secret": 1}})
+    finally:
+        await engine.dispose()
+    assert "sk-secret" not in str(failed.value)
+    assert "parameters hidden" in str(failed.value)
+
+
 def test_expiry_bounds_are_usable(gateway: Gateway) -> None:
     """The longest expiry accepted is shown back; a literal NaN is a 400, not a 500."""
     status, answer, _ = call(gateway, "POST", "/admin/keys", {"expires": "100y"})

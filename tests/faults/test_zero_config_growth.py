@@ -99,5 +99,10 @@ def test_metrics_can_require_the_master_key(gateway: Gateway) -> None:
     assert status == 401, body
     assert json.loads(body)["error"]["code"] == "missing_api_key"
     assert get(gateway, "/metrics", key="sk-wrong")[0] == 401
+    request = urllib.request.Request(gateway.url + "/admin/keys", data=b"{}", method="POST")
+    request.add_header("Authorization", f"Bearer {MASTER}")
+    with urllib.request.urlopen(request, timeout=15) as resp:
+        virtual = json.loads(resp.read())["key"]
+    assert get(gateway, "/metrics", key=virtual)[0] == 403
     assert get(gateway, "/metrics")[0] == 200
     assert get(gateway, "/health/liveness", key=None)[0] == 200  # probes stay open
