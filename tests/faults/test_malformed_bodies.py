@@ -86,12 +86,26 @@ JUNK_SCALARS = st.one_of(
     st.sampled_from(["", "abc", "NaN", "Infinity", "-Infinity", "1e400", "1e400d", "-5", "0"]),
     st.text(max_size=12),
 )
-JUNK = st.recursive(
-    JUNK_SCALARS,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+CHAT = VALID["/v1/chat/completions"]
+
+
+def nest(depth: int, key: str | None = "a") -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value] if key is None else {key: value}
+    return value
+
+
+DEEP = st.builds(nest, st.integers(50, 400), st.sampled_from(["a", None]))
+JUNK = st.one_of(
+    st.recursive(
+        JUNK_SCALARS,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+        ),
+        max_leaves=8,
     ),
-    max_leaves=8,
+    DEEP,
 )
 
 
@@ -359,6 +373,39 @@ def test_chat_booleans_and_numbers_are_not_coerced(
     status, answer, _ = call(gateway, "POST", "/v1/chat/completions", body)
     assert status == 400, answer
     assert answer["error"]["param"] == field, answer
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "body"),
+    [
+        ("/v1/chat/completions", "tools", {**CHAT, "tools": [
+            {"type": "function", "function": {"name": "f", "parameters": nest(300)}}]}),
+        ("/v1/chat/completions", "x_extra", {**CHAT, "x_extra": nest(300, None)}),
+        ("/v1/chat/completions", "tool_choice", {**CHAT, "tool_choice": nest(70)}),
+        ("/v1/embeddings", "x", {**VALID["/v1/embeddings"], "x": nest(300)}),
+        ("/v1/responses", "metadata", {**VALID["/v1/responses"], "metadata": nest(300)}),
+        ("/v1/messages", "metadata", {"model": "fast", "max_tokens": 5, "metadata": nest(300),
+                                      "messages": [{"role": "user", "content": "hi"}]}),
+        ("/admin/keys", "metadata", {"metadata": nest(300)}),
+    ],
+)  # fmt: skip
+def test_deep_nesting_is_a_400_naming_the_field(
+    gateway: Gateway, path: str, field: str, body: Any
+) -> None:
+    """300 levels once passed validation and broke the serializers after: a 500."""
+    status, answer, _ = call(gateway, "POST", path, body)
+    assert status == 400, answer
+    error = answer["error"]
+    assert error.get("param", field) == field, error  # Anthropic's shape has no param
+    assert error["message"].startswith(field), error
+    assert "deeper than 64 levels" in error["message"]
+
+
+def test_a_deep_but_reasonable_schema_is_served(gateway: Gateway) -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": nest(40)}}
+    body = {**VALID["/v1/chat/completions"], "tools": [tool]}
+    status, answer, _ = call(gateway, "POST", "/v1/chat/completions", body)
+    assert status == 200, answer
 
 
 def test_sql_parameters_never_reach_the_log(gateway: Gateway) -> None:
