@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import urllib.error
@@ -434,6 +435,20 @@ async def test_a_failed_statement_never_shows_its_parameters(tmp_path: Path) -> 
         await engine.dispose()
     assert "sk-secret" not in str(failed.value)
     assert "parameters hidden" in str(failed.value)
+
+
+def test_rows_written_before_the_bounds_still_list(gateway: Gateway) -> None:
+    """Before the schema, `expires: 1e308` was stored and every later listing failed."""
+    status, created, _ = call(gateway, "POST", "/admin/keys", {"name": "old-row"})
+    assert status == 200
+    with sqlite3.connect(gateway.config_path.parent / "gateway.db") as db:
+        db.execute(
+            "UPDATE virtual_keys SET expires_at = 1e308 WHERE key_id = ?", (created["key_id"],)
+        )
+    status, listed, _ = call(gateway, "GET", "/admin/keys")
+    assert status == 200, listed
+    row = next(k for k in listed["data"] if k["key_id"] == created["key_id"])
+    assert row["expires_at"].startswith("9999-12-31")
 
 
 def test_expiry_bounds_are_usable(gateway: Gateway) -> None:

@@ -119,7 +119,12 @@ class KeyRecord:
 
 
 def _iso(ts: float | None) -> str | None:
-    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+    if ts is None:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+    except (OverflowError, OSError, ValueError):  # a row written before expires was bounded
+        return dt.datetime.max.replace(tzinfo=dt.UTC).isoformat() if ts > 0 else None
 
 
 def hash_secret(secret: str) -> str:
