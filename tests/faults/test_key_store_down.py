@@ -5,12 +5,16 @@ a line per transition rather than one per request, and service comes back by its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,7 +58,7 @@ def server_lines(gw: Gateway) -> list[str]:
 
 
 def test_key_store_outage_gives_503_keeps_recent_keys_and_logs_transitions(
-    postgres: PostgresServer, tmp_path: Any
+    postgres: PostgresServer, tmp_path: Path
 ) -> None:
     with FakeOpenAI() as upstream:
         params = {"api_base": upstream.base_url, "api_key": "sk-upstream-never-shown-5"}
@@ -133,3 +137,52 @@ def test_a_long_outage_is_reported_periodically_not_per_request(
     assert "unavailable (ConnectionRefusedError" in messages[0]
     assert "refused in the last 60s" in messages[1]
     assert "available again after 150.0s; 1000 requests" in messages[3]
+
+
+def _postgres_pids(server: PostgresServer) -> list[int]:
+    """The postmaster (first line of postmaster.pid) and its children: the test's own cluster."""
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == postmaster:
+                pids.append(int(stat.parent.name))
+    return pids
+
+
+def test_a_hung_database_is_a_503_within_the_lookup_timeout(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """A database that accepts connections but never answers (SIGSTOP): the lookup gives up
+    after 5 s instead of holding the request, and later requests are refused at once."""
+    with FakeOpenAI() as upstream:
+        params = {"api_base": upstream.base_url, "api_key": "sk-upstream-never-shown-6"}
+        config = {
+            "model_list": [
+                {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **params}}
+            ],
+            "general_settings": {"master_key": MASTER, "database_url": postgres.url},
+        }
+        with start_gateway(config, tmp_path) as gw:
+            status, created, _ = call(gw, "/admin/keys", {}, MASTER)
+            assert status == 200, created
+            pids = _postgres_pids(postgres)
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                status, body, _ = call(gw, "/v1/chat/completions", CHAT, created["key"])
+                waited = time.monotonic() - started
+                assert (status, body["error"]["code"]) == (503, "key_store_unavailable"), body
+                assert 4 < waited < 8, waited
+                started = time.monotonic()
+                assert call(gw, "/v1/chat/completions", CHAT, created["key"])[0] == 503
+                assert time.monotonic() - started < 1  # not the probe: answered at once
+            finally:
+                for pid in pids:
+                    os.kill(pid, signal.SIGCONT)
+            deadline = time.monotonic() + 15
+            while call(gw, "/v1/chat/completions", CHAT, created["key"])[0] != 200:
+                assert time.monotonic() < deadline, "the gateway did not come back"
+                time.sleep(0.2)
