@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -186,3 +187,27 @@ def test_a_hung_database_is_a_503_within_the_lookup_timeout(
             while call(gw, "/v1/chat/completions", CHAT, created["key"])[0] != 200:
                 assert time.monotonic() < deadline, "the gateway did not come back"
                 time.sleep(0.2)
+
+
+async def test_only_the_databases_own_errors_count_as_an_outage(tmp_path: Path) -> None:
+    """An OSError raised by the driver is the database's; one from anywhere else is not."""
+    from sqlalchemy import text
+
+    from chatgate.server.store_outage import is_store_error
+    from chatgate.store.engine import create_engine
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    engine = create_engine(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    try:
+        with pytest.raises(ConnectionRefusedError) as refused:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+    assert is_store_error(refused.value)
+    with pytest.raises(ConnectionRefusedError) as elsewhere:
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+    assert not is_store_error(elsewhere.value)
+    assert not is_store_error(ValueError("no"))

@@ -40,7 +40,7 @@ from chatgate.server.metrics import CONTENT_TYPE_LATEST
 from chatgate.server.openai_routes import chat_completions, list_models
 from chatgate.server.responses_route import responses
 from chatgate.server.state import GatewayState
-from chatgate.server.store_outage import STORE_ERRORS
+from chatgate.server.store_outage import is_store_error
 
 __all__ = ["create_app"]
 
@@ -278,7 +278,7 @@ def _database_down(exc: Exception, state: GatewayState) -> Exception:
     """The database failing on a request's path (a budget hold, say) is a 503 naming it,
     counted in the key store's outage (logged per transition), never a 500 and a log line."""
     keys = state.services.keys
-    if keys is None or not isinstance(exc, STORE_ERRORS):
+    if keys is None or not is_store_error(exc):
         return exc
     keys.outage.failed(exc)
     retry = keys.outage.refuse()

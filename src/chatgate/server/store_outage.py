@@ -11,15 +11,32 @@ from __future__ import annotations
 import logging
 import math
 import time
+import traceback
 from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-__all__ = ["STORE_ERRORS", "StoreOutage"]
+__all__ = ["STORE_ERRORS", "StoreOutage", "is_store_error"]
 
 # What the database raises when it is unreachable: SQLAlchemy's errors, and the driver's own
 # connection errors (asyncpg raises OSError subclasses at connect, TimeoutError among them).
 STORE_ERRORS = (SQLAlchemyError, OSError)
+_DRIVERS = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "sqlite3"})
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database's: a SQLAlchemy error, or an OSError the driver raised
+    (judged by where it was raised, so an OSError from anywhere else is not taken for a
+    database outage)."""
+    if isinstance(exc, SQLAlchemyError):
+        return True
+    if not isinstance(exc, OSError):
+        return False
+    return any(
+        str(frame.f_globals.get("__name__", "")).partition(".")[0] in _DRIVERS
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+    )
+
 
 log = logging.getLogger("chatgate.server")
 
