@@ -229,6 +229,10 @@ class GeneralSettings(_Strict):
     # A budget hold its process stopped renewing (it died) is released after this long;
     # None: router_settings.timeout plus a margin (docs/cost.md).
     budget_hold_ttl_s: float | None = Field(default=None, ge=1)
+    # zero-config: provider/<model> names added on first use, least recently used dropped past it
+    max_open_models: int = Field(default=1000, gt=0)
+    metrics_max_models: int = Field(default=500, gt=0)  # label values; past it: "other"
+    metrics_require_key: bool = False  # GET /metrics needs the master key
 
 
 class Config(_Strict):

@@ -35,11 +35,12 @@ from chatgate.server.embeddings_route import embeddings
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.gateway import WORKERS_ENV, Gateway, ReloadError
 from chatgate.server.health import ReadinessCheck, run_checks
-from chatgate.server.keys import PREFIX, KeyError_
+from chatgate.server.keys import PREFIX, KeyError_, KeyStoreUnavailable
 from chatgate.server.metrics import CONTENT_TYPE_LATEST
 from chatgate.server.openai_routes import chat_completions, list_models
 from chatgate.server.responses_route import responses
 from chatgate.server.state import GatewayState
+from chatgate.server.store_outage import is_store_error
 
 __all__ = ["create_app"]
 
@@ -152,7 +153,10 @@ async def _authorize(scope: Scope, state: GatewayState, ctx: RequestContext | No
     """Who is calling: the master key (admin), a virtual key, or, on a gateway with no master
     key, anyone. A presented ``sk-cg-`` key is always checked, so its limits and budget apply
     and a revoked key is refused even on an open gateway."""
-    if scope["path"] in _PUBLIC:
+    path = scope["path"]
+    if path in _PUBLIC and not (
+        path == "/metrics" and state.config.general_settings.metrics_require_key
+    ):
         return
     presented = _presented_key(scope)
     master = state.master_key
@@ -166,6 +170,11 @@ async def _authorize(scope: Scope, state: GatewayState, ctx: RequestContext | No
         except KeyError_ as exc:
             raise GatewayError(
                 401, exc.message, type_="authentication_error", code=f"{exc.reason}_api_key"
+            ) from None
+        except KeyStoreUnavailable as exc:
+            retry = {"retry-after": str(exc.retry_after)}
+            raise GatewayError(
+                503, exc.message, type_="server_error", code=exc.code, headers=retry
             ) from None
         if ctx is None:  # probes and /admin/reload: the master key only
             raise GatewayError(403, "this route needs the master key", type_="permission_error")
@@ -233,7 +242,7 @@ def create_app(
             too_large = GatewayError(413, f"the body is larger than {limit} bytes")
             await _answer_error(scope, send, too_large, ctx)
         except Exception as exc:  # the one place every error becomes an HTTP answer
-            await _answer_error(scope, send, exc, ctx)
+            await _answer_error(scope, send, _database_down(exc, state), ctx)
         finally:
             in_flight.dec()
             ctx.finish()
@@ -263,6 +272,23 @@ async def _dispatch(
         raise GatewayError(405, f"{method} is not allowed on {path}")
     else:
         raise GatewayError(404, f"no route {method} {path}", code="not_found")
+
+
+def _database_down(exc: Exception, state: GatewayState) -> Exception:
+    """The database failing on a request's path (a budget hold, say) is a 503 naming it,
+    counted in the key store's outage (logged per transition), never a 500 and a log line."""
+    keys = state.services.keys
+    if keys is None or not is_store_error(exc):
+        return exc
+    keys.outage.failed(exc)
+    retry = keys.outage.refuse()
+    return GatewayError(
+        503,
+        f"the gateway's database is unavailable; retry in {retry}s",
+        type_="server_error",
+        code="database_unavailable",
+        headers={"retry-after": str(retry)},
+    )
 
 
 async def _plain(scope: Scope, send: Send, gateway: Gateway, handler: PlainHandler) -> None:

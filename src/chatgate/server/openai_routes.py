@@ -20,6 +20,11 @@ __all__ = ["OpenAIFrames", "chat_completions", "list_models", "model_name", "par
 _DONE = b"data: [DONE]\n\n"
 
 
+# A JSON schema rarely nests past 20 levels; the serializers between here and the upstream
+# give up near 255 (orjson, pydantic-core), which was a 500 after the request was accepted.
+MAX_DEPTH = 64
+
+
 def parse_json_body(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
@@ -29,7 +34,30 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise GatewayError(400, "the body must be a JSON object")
+    # fewer brackets than the limit cannot nest past it: most bodies skip the walk
+    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and (path := _too_deep(data, 1)):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)[1:]
+        raise GatewayError(
+            400,
+            f"{where[:120]}: nested deeper than {MAX_DEPTH} levels; flatten it",
+            param=str(path[0]),
+        )
     return data
+
+
+def _too_deep(value: dict[str, Any] | list[Any], depth: int) -> list[str | int] | None:
+    """The path to the first container nested deeper than MAX_DEPTH, or None."""
+    if depth > MAX_DEPTH:
+        return []
+    if isinstance(value, list):
+        kinds = set(map(type, value))  # at C speed: a long list of numbers is not walked
+        if dict not in kinds and list not in kinds:
+            return None
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(item, dict | list) and (found := _too_deep(item, depth + 1)) is not None:
+            return [key, *found]
+    return None
 
 
 def model_name(data: dict[str, Any]) -> str:
