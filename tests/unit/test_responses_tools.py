@@ -231,3 +231,27 @@ def test_streamed_calls_come_back_in_their_tools_kinds() -> None:
     assert done[1]["namespace"] == "multi_agent_v1"
     final = out[-1]["response"]["output"]
     assert [i["type"] for i in final] == ["custom_tool_call", "function_call"]
+
+
+@pytest.mark.parametrize(
+    ("family", "effort", "limit", "sent"),
+    [
+        ("openai", "medium", None, {"reasoning_effort": "medium"}),
+        ("gemini", "minimal", None, {"reasoning_effort": "low"}),
+        ("gemini", "xhigh", None, {"reasoning_effort": "high"}),
+        ("anthropic", "medium", None, {"thinking": {"type": "enabled", "budget_tokens": 8192}}),
+        ("anthropic", "high", 4000, {"thinking": {"type": "enabled", "budget_tokens": 3999}}),
+        ("anthropic", "low", 1000, {}),  # no room for Anthropic's smallest budget
+        ("anthropic", "none", None, {}),
+        ("bedrock", "high", None, {}),
+    ],
+)
+def test_reasoning_effort_in_each_backends_form(
+    family: str, effort: str, limit: int | None, sent: dict[str, Any]
+) -> None:
+    body = {"input": "x", "reasoning": {"effort": effort}, "max_output_tokens": limit}
+    served = translate(body, "m", family=family, openai_upstream=family == "openai")
+    wire = served.request.wire()
+    got = {k: wire[k] for k in ("reasoning_effort", "thinking") if k in wire}
+    assert got == sent
+    assert ("reasoning.effort" in served.ignored) == (family == "bedrock")

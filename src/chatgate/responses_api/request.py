@@ -127,6 +127,29 @@ def _text(body: Mapping[str, Any], wire: dict[str, Any], openai: bool, ignored: 
         raise _bad("text.format.type", "must be 'text', 'json_object' or 'json_schema'")
 
 
+# reasoning.effort -> a thinking budget in tokens, for the backends that take budgets.
+_BUDGET = {"minimal": 1024, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32000}
+_ANTHROPIC_MIN_BUDGET = 1024
+_GEMINI_EFFORT = {"minimal": "low", "xhigh": "high"}  # the efforts Gemini's table lacks
+
+
+def _effort(effort: Any, family: str, wire: dict[str, Any], ignored: list[str]) -> None:
+    """reasoning.effort in the form the backend kind takes (Codex always sends one)."""
+    if family in ("openai", "azure", ""):
+        wire["reasoning_effort"] = effort
+    elif family == "gemini":
+        wire["reasoning_effort"] = _GEMINI_EFFORT.get(effort, effort)
+    elif family == "anthropic":
+        budget = _BUDGET.get(effort, 0)
+        limit = wire.get("max_completion_tokens")
+        if isinstance(limit, int):
+            budget = min(budget, limit - 1)  # Anthropic: the budget must stay under max_tokens
+        if budget >= _ANTHROPIC_MIN_BUDGET:
+            wire["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    else:
+        ignored.append("reasoning.effort")
+
+
 def translate(
     body: Mapping[str, Any],
     model: str,
@@ -159,7 +182,7 @@ def translate(
         wire["max_completion_tokens"] = body["max_output_tokens"]
     reasoning = body.get("reasoning")
     if isinstance(reasoning, Mapping) and reasoning.get("effort") is not None:
-        wire["reasoning_effort"] = reasoning["effort"]
+        _effort(reasoning["effort"], family, wire, ignored)
     if body.get("stream"):
         wire["stream"] = True
         wire["stream_options"] = {"include_usage": True}
