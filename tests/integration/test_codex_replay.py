@@ -20,42 +20,31 @@ import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from tests.fakes import anthropic_server as anth
+from tests.clients.backends import BACKENDS, model_list, upstreams_of_every_kind
 from tests.fakes.gateway import Gateway, start_gateway
-from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "clients"
 CAPTURED = sorted(FIXTURES.glob("codex-*/*.json"))
 MASTER = "sk-e2e-codex-master-1"  # the key the sealed-thinking fixture was captured with
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
-BACKENDS = ("openai", "anthropic", "gemini")
 
 
 @pytest.fixture(scope="module")
 def upstreams() -> Iterator[dict[str, FakeOpenAI]]:
-    with FakeOpenAI() as openai_fake, anth.FakeAnthropic() as claude, FakeGemini() as gemini:
-        yield {"openai": openai_fake, "anthropic": claude, "gemini": gemini}
+    with upstreams_of_every_kind() as fakes:
+        yield fakes
 
 
 @pytest.fixture(scope="module")
 def gateway(
     upstreams: dict[str, FakeOpenAI], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    models = {
-        "openai": "openai/gpt-4o-mini",
-        "anthropic": "anthropic/claude-sonnet-4-5",
-        "gemini": "gemini/gemini-2.5-flash",
-    }
     config = {
-        "model_list": [
-            {"model_name": kind, "params": {
-                "model": models[kind], "api_base": upstreams[kind].base_url, "api_key": "up"}}
-            for kind in BACKENDS
-        ],
+        "model_list": model_list(upstreams),
         "router_settings": {"num_retries": 0, "timeout": 10},
         "general_settings": {"master_key": MASTER},
-    }  # fmt: skip
+    }
     with start_gateway(config, tmp_path_factory.mktemp("codex-replay")) as gw:
         yield gw
 
