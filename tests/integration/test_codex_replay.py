@@ -40,8 +40,11 @@ def upstreams() -> Iterator[dict[str, FakeOpenAI]]:
 def gateway(
     upstreams: dict[str, FakeOpenAI], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
+    openai_entry, anthropic_entry, _ = model_list(upstreams)
+    # Anthropic first: its kind must not decide for the OpenAI deployment of the same name
+    mixed = [{**entry, "model_name": "mixed"} for entry in (anthropic_entry, openai_entry)]
     config = {
-        "model_list": model_list(upstreams),
+        "model_list": [*model_list(upstreams), *mixed],
         "router_settings": {"num_retries": 0, "timeout": 10},
         "general_settings": {"master_key": MASTER},
     }
@@ -159,3 +162,16 @@ def test_what_each_upstream_gets_is_its_own_format(
             names = [d["name"] for d in decls]
         assert "apply_patch" in names
         assert "multi_agent_v1__close_agent" in names
+
+
+def test_a_model_of_mixed_backend_kinds_gets_no_sealed_reasoning(
+    gateway: Gateway, upstreams: dict[str, FakeOpenAI]
+) -> None:
+    path = next(p for p in CAPTURED if p.stem == "shell-tool-output-sealed-thinking")
+    before = {kind: len(upstreams[kind].requests) for kind in ("openai", "anthropic")}
+    for _ in range(4):  # both deployments of "mixed" get some: simple-shuffle
+        response = post(gateway, captured(path, "mixed", stream=False))
+        assert response.status_code == 200, response.text
+    for kind, count in before.items():
+        for request in upstreams[kind].requests[count:]:
+            assert "sig-e2e-1" not in orjson.dumps(request.body).decode()

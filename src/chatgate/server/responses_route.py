@@ -62,9 +62,14 @@ def _strict_tools(state: GatewayState, ctx: RequestContext, name: str) -> bool:
     return any(e.params.strict_tools for e in entries if e.model_name == name)
 
 
-def _openai_upstream(state: GatewayState, name: str) -> bool:
+def _backends(state: GatewayState, name: str) -> tuple[bool, str]:
+    """(every deployment of the model is OpenAI itself, the one wire format they all share or
+    "mixed"): what may be passed on, and which sealed reasoning may be restored."""
     group = state.models.router.groups.get(name) or ()
-    return bool(group) and all(r.deployment.provider in _OPENAI_ITSELF for r in group)
+    providers = {r.deployment.provider for r in group}
+    families = {family_of(f"{p}/") for p in providers}
+    family = families.pop() if len(families) == 1 else "mixed"
+    return bool(providers) and providers <= _OPENAI_ITSELF, family
 
 
 def _with_headers(send: Send, served: Translated) -> Send:
@@ -96,13 +101,14 @@ async def responses(
     name = model_name(data)
     resolved = state.models.resolve(name)  # an unknown model is a 404 before all else
     sealer = sealer_for(state.master_key)
+    openai_upstream, family = _backends(state, resolved)
     served = translate(
         data,
         name,
         strict_tools=_strict_tools(state, ctx, resolved),
-        openai_upstream=_openai_upstream(state, resolved),
+        openai_upstream=openai_upstream,
         sealer=sealer,
-        family=family_of(state.models.label(resolved)),
+        family=family,
     )
     if ctx.log_content:
         ctx.content_in = data.get("input")
