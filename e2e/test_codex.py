@@ -1,10 +1,11 @@
 """The real Codex CLI (`@openai/codex`, pinned in the Makefile) against `chatgate serve`, with a
-scripted fake upstream of each wire format: `codex exec` answers, and a shell-tool round trip
-(the model asks for `echo hi`, Codex runs it, the model sees its output) completes, on an
-OpenAI-format backend and on an Anthropic one (Responses <-> Messages through the canonical
-types). Codex talks to the gateway through a logging proxy that keeps every request body;
-with CHATGATE_E2E_CAPTURE=<folder> they are written there (the replay fixtures of
-tests/integration/test_codex_replay.py come from it)."""
+scripted fake upstream of each wire format: `codex exec` answers, a shell-tool round trip (the
+model asks for `echo hi`, Codex runs it, the model sees its output) and a freeform apply_patch
+round trip complete, on an OpenAI-format, an Anthropic (Responses <-> Messages through the
+canonical types) and a Gemini backend; the backend's reasoning (Anthropic thinking, Gemini
+thought signatures) goes out sealed and comes back. Codex talks to the gateway through a
+logging proxy that keeps every request body; with CHATGATE_E2E_CAPTURE=<folder> they are
+written there (the replay fixtures of tests/integration/test_codex_replay.py come from it)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import orjson
 import pytest
 from aiohttp import ClientSession, web
 from tests.fakes import anthropic_server as anth
+from tests.fakes import gemini_server as gem
 from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, chunk_json, text_stream
 
@@ -48,6 +50,11 @@ class ScriptedUpstream:
 
 def _tool_result(messages: list[Any]) -> str | None:
     for message in messages:
+        for part in message.get("parts") or ():  # Gemini
+            if "functionResponse" in part:
+                answer = part["functionResponse"]["response"]
+                texts = [v for v in answer.values() if isinstance(v, str)]
+                return texts[0] if texts else orjson.dumps(answer).decode()
         if message.get("role") == "tool":
             return str(message["content"])
         for block in message.get("content") or ():
@@ -61,7 +68,8 @@ PATCH = "*** Begin Patch\n*** Add File: hello.txt\n+hello from apply_patch\n*** 
 
 
 def _asks(body: Any, words: str) -> bool:
-    return words in orjson.dumps(body.get("messages", [])[-1:]).decode()
+    turns = body.get("messages") or body.get("contents") or []
+    return words in orjson.dumps(turns[-1:]).decode()
 
 
 def _call(body: Any) -> tuple[str, dict[str, Any]] | None:
@@ -101,6 +109,22 @@ def anthropic_reply(body: Any) -> Reply:
     else:
         blocks = [{"type": "text", "text": "hi from the fake"}]
     return Reply(chunks=anth.events_for(anth.message_json(blocks, model="claude-sonnet-4-5")))
+
+
+GEMINI_SIGNATURE = "c2lnbmF0dXJlLWUyZQ=="
+
+
+def gemini_reply(body: Any) -> Reply:
+    result = _tool_result(body.get("contents", []))
+    if result is not None:
+        part: dict[str, Any] = {"text": f"the command printed: {result.strip()[-40:]}"}
+    elif (wanted := _call(body)) is not None:
+        call = {"name": wanted[0], "args": wanted[1]}
+        part = {"functionCall": call, "thoughtSignature": GEMINI_SIGNATURE}
+    else:
+        part = {"text": "hi from the fake"}
+    answer = gem.response_json(gem.candidate_json(part), usage=gem.usage_json())
+    return gem.stream_reply([answer])
 
 
 class LoggingProxy:
@@ -159,26 +183,38 @@ class LoggingProxy:
 
 
 @pytest.fixture(scope="module")
-def upstreams() -> Iterator[tuple[FakeOpenAI, anth.FakeAnthropic]]:
-    openai_fake, claude_fake = FakeOpenAI(), anth.FakeAnthropic()
-    ScriptedUpstream(openai_fake, openai_reply)  # before they start: their routes bind _handle
-    ScriptedUpstream(claude_fake, anthropic_reply)
-    with openai_fake, claude_fake:
-        yield openai_fake, claude_fake
+def upstreams() -> Iterator[dict[str, FakeOpenAI]]:
+    """A scripted fake per backend kind, by the gateway model name that reaches it."""
+    fakes = {
+        "gw-openai": FakeOpenAI(),
+        "gw-claude": anth.FakeAnthropic(),
+        "gw-gemini": gem.FakeGemini(),
+    }
+    responders = {
+        "gw-openai": openai_reply,
+        "gw-claude": anthropic_reply,
+        "gw-gemini": gemini_reply,
+    }
+    for name, fake in fakes.items():
+        ScriptedUpstream(fake, responders[name])  # before they start: their routes bind _handle
+    with fakes["gw-openai"], fakes["gw-claude"], fakes["gw-gemini"]:
+        yield fakes
 
 
 @pytest.fixture(scope="module")
 def gateway(
-    upstreams: tuple[FakeOpenAI, anth.FakeAnthropic], tmp_path_factory: pytest.TempPathFactory
+    upstreams: dict[str, FakeOpenAI], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    openai_fake, claude_fake = upstreams
+    models = {
+        "gw-openai": "openai/gpt-4o-mini",
+        "gw-claude": "anthropic/claude-sonnet-4-5",
+        "gw-gemini": "gemini/gemini-2.5-flash",
+    }
     config = {
         "model_list": [
-            {"model_name": "gw-openai", "params": {
-                "model": "openai/gpt-4o-mini", "api_base": openai_fake.base_url, "api_key": "up"}},
-            {"model_name": "gw-claude", "params": {
-                "model": "anthropic/claude-sonnet-4-5", "api_base": claude_fake.base_url,
-                "api_key": "up"}},
+            {"model_name": name, "params": {
+                "model": model, "api_base": upstreams[name].base_url, "api_key": "up"}}
+            for name, model in models.items()
         ],
         "router_settings": {"num_retries": 0, "timeout": 30},
         "general_settings": {"master_key": MASTER},
@@ -289,7 +325,7 @@ class Codex:
 
     bin: Path
     proxy: LoggingProxy
-    claude: anth.FakeAnthropic
+    upstream: FakeOpenAI  # the fake behind ``model``
     tmp: Path
     model: str
 
@@ -310,15 +346,15 @@ class Codex:
         return last, bodies
 
 
-@pytest.fixture(params=["gw-openai", "gw-claude"])
+@pytest.fixture(params=["gw-openai", "gw-claude", "gw-gemini"])
 def codex(
     request: pytest.FixtureRequest,
     e2e_bin: Path,
     proxy: LoggingProxy,
-    upstreams: tuple[FakeOpenAI, anth.FakeAnthropic],
+    upstreams: dict[str, FakeOpenAI],
     tmp_path: Path,
 ) -> Iterator[Codex]:
-    run = Codex(e2e_bin, proxy, upstreams[1], tmp_path, request.param)
+    run = Codex(e2e_bin, proxy, upstreams[request.param], tmp_path, request.param)
     yield run
     capture(proxy, f"{request.node.originalname}-{run.model}")
 
@@ -340,16 +376,17 @@ def test_codex_shell_round_trip(codex: Codex) -> None:
     assert "function_call_output" in kinds
     output = next(i for i in second["input"] if i.get("type") == "function_call_output")
     assert "hi" in orjson.dumps(output["output"]).decode()
-    if codex.model == "gw-claude":  # the thinking block went out sealed and came back
-        assert any(
-            i.get("type") == "reasoning" and i.get("encrypted_content") for i in second["input"]
-        )
-        turn = codex.claude.last.body["messages"][1]
-        assert turn["content"][0] == {
-            "type": "thinking",
-            "thinking": "run it",
-            "signature": "sig-e2e-1",
-        }
+    if codex.model == "gw-openai":
+        return
+    # The backend's reasoning went out sealed, and came back to it on its turn.
+    assert any(i.get("type") == "reasoning" and i.get("encrypted_content") for i in second["input"])
+    sent = codex.upstream.last.body
+    if codex.model == "gw-claude":
+        thinking = {"type": "thinking", "thinking": "run it", "signature": "sig-e2e-1"}
+        assert sent["messages"][1]["content"][0] == thinking
+    else:
+        model_turn = next(c for c in sent["contents"] if c["role"] == "model")
+        assert model_turn["parts"][0]["thoughtSignature"] == GEMINI_SIGNATURE
 
 
 def test_codex_apply_patch_custom_tool_round_trip(codex: Codex) -> None:
@@ -363,5 +400,5 @@ def test_codex_apply_patch_custom_tool_round_trip(codex: Codex) -> None:
     assert any(i.get("type") == "custom_tool_call_output" for i in second["input"])
     assert first["reasoning"]["effort"] == "medium"  # this model's Codex metadata asks for it
     if codex.model == "gw-claude":  # ... which Anthropic takes as a thinking budget
-        thinking = codex.claude.last.body["thinking"]
+        thinking = codex.upstream.last.body["thinking"]
         assert thinking == {"type": "enabled", "budget_tokens": 8192}
