@@ -75,6 +75,7 @@ def test_items_tools_and_options_translate() -> None:
     [
         ({"input": "x", "previous_response_id": "resp_1"}, "previous_response_id"),
         ({"input": "x", "include": "reasoning.encrypted_content"}, "include"),
+        ({"input": "x", "tools": [{"name": "f"}]}, "tools[0].type"),
         ({"input": "x", "truncation": "middle"}, "truncation"),
         ({"input": "x", "frobnicate": 1}, "frobnicate"),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),

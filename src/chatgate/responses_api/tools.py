@@ -21,7 +21,7 @@ import orjson
 
 from chatgate.errors import InvalidRequestError
 
-__all__ = ["CallTarget", "ToolMap", "tools_to_chat"]
+__all__ = ["CallTarget", "ToolMap", "custom_arguments", "shell_arguments", "tools_to_chat"]
 
 Wire = dict[str, Any]
 Kind = Literal["function", "custom", "local_shell"]
@@ -138,12 +138,14 @@ class ToolMap:
                 function["description"] = tool["description"]
             self._add(CallTarget("custom", name), function, where, out)
         elif kind == LOCAL_SHELL:
-            function = {  # the one tool the model knows by this name
+            function = {
                 "description": _LOCAL_SHELL_DESCRIPTION,
                 "parameters": _LOCAL_SHELL_PARAMETERS,
             }
             self._add(CallTarget("local_shell", LOCAL_SHELL), function, where, out)
-        elif isinstance(kind, str) and not strict:
+        elif not isinstance(kind, str):
+            raise _bad(f"{where}.type", "each tool must be an object with a 'type'")
+        elif not strict:
             self.dropped.append(kind)
         else:
             raise _bad(
