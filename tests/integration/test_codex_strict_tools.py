@@ -91,3 +91,14 @@ def test_a_strict_key_refuses_them_on_any_model(gateway: Gateway) -> None:
         assert bad.value.param == "tools[1].type"
         plain = client.responses.create(model="open", input="hi", tools=TOOLS[:1])
     assert plain.output_text == "echo: hi"
+
+
+def test_client_given_names_cannot_write_headers(gateway: Gateway) -> None:
+    tools = [{"type": "web_search\r\nx-evil: 1"}]
+    with sdk(gateway) as client:
+        raw = client.responses.with_raw_response.create(
+            model="open", input="hi", tools=tools, include=["file_search_call.results\nx: y"]
+        )
+    assert raw.headers["x-chatgate-dropped-tools"] == "web_searchx-evil1"
+    assert raw.headers["x-chatgate-ignored-params"] == "include=file_search_call.resultsxy"
+    assert "x-evil" not in raw.headers

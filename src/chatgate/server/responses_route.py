@@ -8,6 +8,7 @@ than a stateless gateway can do (Codex) is served instead of refused:
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = ["ResponsesFrames", "responses"]
 
 # Backends that take OpenAI's own request metadata (prompt_cache_key, service_tier, ...).
 _OPENAI_ITSELF = frozenset({"openai", "azure"})
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.=-]")
 
 
 class ResponsesFrames:
@@ -72,12 +74,18 @@ def _backends(state: GatewayState, name: str) -> tuple[bool, str]:
     return bool(providers) and providers <= _OPENAI_ITSELF, family
 
 
+def _header_value(names: list[str]) -> bytes:
+    """Client-given names (tool types, include values) as one header value: only the
+    characters such names have, so a request cannot write headers of its own."""
+    return ",".join(_UNSAFE.sub("", name)[:64] for name in names).encode()
+
+
 def _with_headers(send: Send, served: Translated) -> Send:
     extra: list[tuple[bytes, bytes]] = []
     if served.tools.dropped:
-        extra.append((b"x-chatgate-dropped-tools", ",".join(served.tools.dropped).encode()))
+        extra.append((b"x-chatgate-dropped-tools", _header_value(served.tools.dropped)))
     if served.ignored:
-        extra.append((b"x-chatgate-ignored-params", ",".join(served.ignored).encode()))
+        extra.append((b"x-chatgate-ignored-params", _header_value(served.ignored)))
     if not extra:
         return send
 
