@@ -77,7 +77,8 @@ def _backends(state: GatewayState, name: str) -> tuple[bool, str]:
 def _header_value(names: list[str]) -> bytes:
     """Client-given names (tool types, include values) as one header value: only the
     characters such names have, so a request cannot write headers of its own."""
-    return ",".join(_UNSAFE.sub("", name)[:64] for name in names).encode()
+    safe = dict.fromkeys(_UNSAFE.sub("", name)[:64] for name in names)  # once each, in order
+    return ",".join(safe).encode()
 
 
 def _with_headers(send: Send, served: Translated) -> Send:
