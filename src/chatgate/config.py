@@ -56,6 +56,8 @@ class DeploymentParams(_Strict):
     api_version: str | None = None
     timeout: float | None = Field(default=None, gt=0)
     drop_params: bool = False
+    # /v1/responses: refuse (400) hosted tools this deployment cannot run instead of dropping
+    strict_tools: bool = False
     extra_headers: dict[str, str] | None = Field(default=None, repr=False)
     # routing (see docs/routing.md)
     rpm: int | None = Field(default=None, gt=0)
