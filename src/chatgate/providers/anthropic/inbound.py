@@ -91,7 +91,7 @@ _KNOWN = frozenset({"text", "image", "document", "tool_use", "tool_result", "thi
 
 def _block_kind(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    if kind in _KNOWN or kind == "redacted_thinking":
+    if isinstance(kind, str) and (kind in _KNOWN or kind == "redacted_thinking"):
         return f"block:{kind}"
     return "block:other"
 

@@ -238,7 +238,7 @@ def translate_request(
     if body.get("stop_sequences"):
         wire["stop"] = body["stop_sequences"]
     user_id = (body.get("metadata") or {}).get("user_id")
-    if user_id is not None:
+    if user_id is not None and (backend.native or backend.user):
         wire["user"] = user_id
     if body.get("stream"):
         wire["stream"] = True

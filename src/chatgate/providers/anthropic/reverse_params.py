@@ -9,6 +9,7 @@ client of the Messages API cannot know which backend serves it:
   ``json_schema``, which the Gemini and Bedrock adapters turn into their own schema modes;
 - ``output_config.effort``, else ``thinking.budget_tokens`` -> ``reasoning_effort``, only for
   a model that takes it (see ``takes_reasoning_effort``): sent to any other model it is a 400;
+- ``metadata.user_id`` -> ``user``, except for Gemini and Bedrock, which have no such field;
 - ``top_k`` is kept (Gemini, Bedrock and most OpenAI-compatible servers take it);
 - everything else not in the Messages API's portable core is dropped and named.
 """
@@ -37,6 +38,8 @@ _REASONING: dict[str, tuple[str, ...]] = {
     "vertex_ai": ("gemini-2.5", "gemini-3"),
 }
 _NOT_REASONING = ("-chat",)  # gpt-5-chat-latest and the like take no reasoning_effort
+# Formats with no end-user id field: metadata.user_id is dropped for them.
+_NO_USER = frozenset({"gemini", "vertex_ai", "bedrock"})
 _EFFORT = {"low": "low", "medium": "medium", "high": "high", "max": "high", "xhigh": "high"}
 _BUDGET_STEPS = ((4096, "low"), (16384, "medium"))
 _KEPT = frozenset({"top_k"})
@@ -46,10 +49,12 @@ _SCHEMA_NAME = "output"
 @dataclass(frozen=True, slots=True)
 class Backend:
     """What serves a /v1/messages call: ``native`` when every deployment it may reach speaks
-    the Messages API (Anthropic), ``reasoning`` when every one takes ``reasoning_effort``."""
+    the Messages API (Anthropic), ``reasoning`` when every one takes ``reasoning_effort``,
+    ``user`` when every one takes OpenAI's ``user`` (for ``metadata.user_id``)."""
 
     native: bool
     reasoning: bool = False
+    user: bool = True
 
     @classmethod
     def of(cls, deployments: Iterable[tuple[str, str]]) -> Backend:
@@ -57,7 +62,8 @@ class Backend:
         pairs = list(deployments)
         native = bool(pairs) and all(provider == "anthropic" for provider, _ in pairs)
         reasoning = bool(pairs) and all(takes_reasoning_effort(p, m) for p, m in pairs)
-        return cls(native=native, reasoning=reasoning)
+        user = not any(provider in _NO_USER for provider, _ in pairs)
+        return cls(native=native, reasoning=reasoning, user=user)
 
 
 def takes_reasoning_effort(provider: str, model: str) -> bool:
