@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from tests.fakes.anthropic_server import count_tokens_of
@@ -137,3 +138,15 @@ def test_zero_config_lists_no_name_resolved_on_the_fly(tmp_path: Path) -> None:
 
 def test_master_key_sees_every_model(fresh: Backends) -> None:
     assert [m["id"] for m in fresh.get("/v1/models", key=MASTER).json()["data"]] == ALL
+
+
+def test_the_openai_sdk_lists_and_retrieves(fresh: Backends) -> None:
+    client = openai.OpenAI(base_url=f"{fresh.url}/v1", api_key=MASTER, max_retries=0)
+    try:
+        assert [m.id for m in client.models.list()] == ALL
+        assert client.models.retrieve("claude").owned_by == "chatgate"
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.models.retrieve("nope")
+        assert missing.value.code == "model_not_found"
+    finally:
+        client.close()
