@@ -186,3 +186,32 @@ def test_bad_bodies_are_400_naming_the_field(
     assert error["error"]["type"] == "invalid_request_error"
     assert error["error"]["message"].startswith(f"{param}:"), error
     assert fresh.openai.requests == []
+
+
+def test_images_in_a_tool_result_follow_it_as_user_content(fresh: Backends) -> None:
+    image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": "AA=="},
+    }
+    turns = [
+        {"role": "user", "content": "read it"},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_r", "name": "Read", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_r", "content": [image]}],
+        },
+    ]
+    resp = fresh.post("/v1/messages", {"model": "gpt", "max_tokens": 50, "messages": turns})
+    assert resp.status_code == 200, resp.text
+    sent = fresh.openai.last.body["messages"]
+    assert sent[-2] == {
+        "role": "tool",
+        "tool_call_id": "toolu_r",
+        "content": "(the result is attached below)",
+    }
+    assert sent[-1]["role"] == "user"
+    assert sent[-1]["content"][0]["text"] == "(attached by the result of tool call toolu_r)"
+    assert sent[-1]["content"][1]["image_url"]["url"] == "data:image/png;base64,AA=="

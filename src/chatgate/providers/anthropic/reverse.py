@@ -78,13 +78,33 @@ def _document_part(block: Mapping[str, Any], where: str) -> dict[str, Any]:
     return {"type": "file", "file": {"file_data": data}}
 
 
-def _tool_result(block: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _tool_result(
+    block: Mapping[str, Any], where: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A tool message, and the images and documents of the result: a tool message holds text
+    only in the OpenAI format, so they travel in the user message that follows (after a line
+    naming the call), which is where Claude Code's Read tool puts an image it read."""
+    call_id = block.get("tool_use_id")
     content = block.get("content", "")
+    media: list[dict[str, Any]] = []
     if isinstance(content, list):
-        if any(b.get("type") != "text" for b in content):
-            raise _bad(where, "tool_result content can hold only text blocks here")
-        content = [_text_part(b) for b in content]
-    return {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": content}
+        texts = []
+        for k, part in enumerate(content):
+            here, kind = f"{where}.content[{k}]", part.get("type")
+            if kind == "text":
+                texts.append(_text_part(part))
+            elif kind == "image":
+                media.append(_image_part(part, here))
+            elif kind == "document":
+                media.append(_document_part(part, here))
+            else:
+                raise _bad(here, f"tool_result content block type {kind!r} cannot be translated")
+        content = texts or ("(the result is attached below)" if media else "")
+    if media:
+        media.insert(
+            0, {"type": "text", "text": f"(attached by the result of tool call {call_id})"}
+        )
+    return {"role": "tool", "tool_call_id": call_id, "content": content}, media
 
 
 def _user_messages(content: Any, where: str) -> list[dict[str, Any]]:
@@ -96,7 +116,9 @@ def _user_messages(content: Any, where: str) -> list[dict[str, Any]]:
     for j, block in enumerate(content):
         here, kind = f"{where}.content[{j}]", block.get("type")
         if kind == "tool_result":
-            out.append(_tool_result(block, here))
+            message, media = _tool_result(block, here)
+            out.append(message)
+            parts += media
         elif kind == "text":
             parts.append(_text_part(block))
         elif kind == "image":
