@@ -78,6 +78,18 @@ def _document_part(block: Mapping[str, Any], where: str) -> dict[str, Any]:
     return {"type": "file", "file": {"file_data": data}}
 
 
+def _part(block: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A text, image or document block as a content part; any other kind is a 400."""
+    kind = block.get("type")
+    if kind == "text":
+        return _text_part(block)
+    if kind == "image":
+        return _image_part(block, where)
+    if kind == "document":
+        return _document_part(block, where)
+    raise _bad(where, f"content block type {kind!r} cannot be translated")
+
+
 def _tool_result(
     block: Mapping[str, Any], where: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -88,17 +100,9 @@ def _tool_result(
     content = block.get("content", "")
     media: list[dict[str, Any]] = []
     if isinstance(content, list):
-        texts = []
-        for k, part in enumerate(content):
-            here, kind = f"{where}.content[{k}]", part.get("type")
-            if kind == "text":
-                texts.append(_text_part(part))
-            elif kind == "image":
-                media.append(_image_part(part, here))
-            elif kind == "document":
-                media.append(_document_part(part, here))
-            else:
-                raise _bad(here, f"tool_result content block type {kind!r} cannot be translated")
+        parts = [_part(p, f"{where}.content[{k}]") for k, p in enumerate(content)]
+        media = [p for p in parts if p["type"] != "text"]
+        texts = [p for p in parts if p["type"] == "text"]
         content = texts or ("(the result is attached below)" if media else "")
     if media:
         media.insert(
@@ -114,19 +118,13 @@ def _user_messages(content: Any, where: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for j, block in enumerate(content):
-        here, kind = f"{where}.content[{j}]", block.get("type")
-        if kind == "tool_result":
+        here = f"{where}.content[{j}]"
+        if block.get("type") == "tool_result":
             message, media = _tool_result(block, here)
             out.append(message)
             parts += media
-        elif kind == "text":
-            parts.append(_text_part(block))
-        elif kind == "image":
-            parts.append(_image_part(block, here))
-        elif kind == "document":
-            parts.append(_document_part(block, here))
         else:
-            raise _bad(here, f"content block type {kind!r} cannot be translated")
+            parts.append(_part(block, here))
     if parts:
         out.append({"role": "user", "content": parts})
     return out
