@@ -12,8 +12,16 @@ import pytest
 
 from tests.fakes.anthropic_server import count_tokens_of
 from tests.fakes.gateway import start_gateway
+from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI
-from tests.integration.messages_support import MASTER, Backends, call, fresh_gateway, module_gateway
+from tests.integration.messages_support import (
+    MASTER,
+    UPSTREAM_KEY,
+    Backends,
+    call,
+    fresh_gateway,
+    module_gateway,
+)
 
 backends = pytest.fixture(scope="module")(module_gateway)
 fresh = pytest.fixture(fresh_gateway)
@@ -150,3 +158,19 @@ def test_the_openai_sdk_lists_and_retrieves(fresh: Backends) -> None:
         assert missing.value.code == "model_not_found"
     finally:
         client.close()
+
+
+def test_a_failing_count_endpoint_gives_a_marked_estimate(tmp_path: Path) -> None:
+    with FakeGemini() as wrong:  # answers an Anthropic count request with a 404
+        params = {"model": "anthropic/claude-sonnet-4-5", "api_base": wrong.root_url,
+                  "api_key": UPSTREAM_KEY}  # fmt: skip
+        config = {"model_list": [{"model_name": "claude", "params": params}]}
+        with start_gateway(config, tmp_path) as gateway:
+            answer = call("POST", f"{gateway.url}/v1/messages/count_tokens", count_body("claude"))
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["x-chatgate-token-count"] == "estimate"
+            assert answer.headers["x-chatgate-token-count-method"] == "estimate:o200k_base"
+            assert answer.json()["input_tokens"] > 10
+            log = gateway.log_text()
+    assert "count endpoint failed (NotFoundError, status 404)" in log
+    assert UPSTREAM_KEY not in log

@@ -46,7 +46,14 @@ async def _count(deployment: Deployment, request: ChatRequest, size: int) -> Tok
                 api_base=deployment.api_base,
             )
         except ChatgateError as exc:  # the count is advisory: estimate rather than fail
-            log.warning("%s count endpoint failed, estimating: %s", deployment.provider, exc)
+            # the class and status only: an upstream's error text may echo the credential
+            status = getattr(exc, "status_code", None)
+            log.warning(
+                "%s count endpoint failed (%s, status %s): estimating",
+                deployment.provider,
+                type(exc).__name__,
+                status,
+            )
     model = f"{deployment.provider}/{deployment.model}"
     if size > _THREAD_ABOVE:
         return await asyncio.to_thread(count_tokens, model, request.messages, request.tools)
