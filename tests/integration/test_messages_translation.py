@@ -215,3 +215,17 @@ def test_images_in_a_tool_result_follow_it_as_user_content(fresh: Backends) -> N
     assert sent[-1]["role"] == "user"
     assert sent[-1]["content"][0]["text"] == "(attached by the result of tool call toolu_r)"
     assert sent[-1]["content"][1]["image_url"]["url"] == "data:image/png;base64,AA=="
+
+
+def test_earlier_thinking_goes_to_anthropic_only(fresh: Backends) -> None:
+    thinking = {"type": "thinking", "thinking": "let me see", "signature": "c2ln"}
+    turns = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [thinking, {"type": "text", "text": "hello"}]},
+        {"role": "user", "content": "again"},
+    ]
+    for model in ("gpt", "claude"):
+        resp = fresh.post("/v1/messages", {"model": model, "max_tokens": 50, "messages": turns})
+        assert resp.status_code == 200, resp.text
+    assert fresh.openai.last.body["messages"][1] == {"role": "assistant", "content": "hello"}
+    assert fresh.anthropic.last.body["messages"][1]["content"][0] == thinking

@@ -130,7 +130,9 @@ def _user_messages(content: Any, where: str) -> list[dict[str, Any]]:
     return out
 
 
-def _assistant_message(content: Any, where: str) -> dict[str, Any]:
+def _assistant_message(content: Any, where: str, native: bool) -> dict[str, Any]:
+    """An assistant turn. Earlier thinking goes only to Anthropic, which checks its signatures
+    and uses it; other formats have no field for it (OpenAI's refuses unknown message keys)."""
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     text: list[str] = []
@@ -153,7 +155,7 @@ def _assistant_message(content: Any, where: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text else None}
     if calls:
         message["tool_calls"] = calls
-    if thinking:
+    if thinking and native:
         message["reasoning_content"] = "".join(reasoning)
         message[THINKING_BLOCKS] = thinking
     return message
@@ -246,7 +248,7 @@ def translate_request(
         if role == "user":
             messages += _user_messages(content, where)
         elif role == "assistant":
-            messages.append(_assistant_message(content, where))
+            messages.append(_assistant_message(content, where, backend.native))
         elif role != "system":
             raise _bad(f"{where}.role", "role must be 'user', 'assistant' or 'system'")
     if all(turn.get("role") == "system" for turn in body.get("messages") or ()):
