@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
 
 from chatgate.cost.provider_count import count_via_api
 from chatgate.cost.tokens import TokenCount, count_tokens
@@ -75,6 +76,7 @@ async def count_tokens_route(
     backend = Backend.of([(deployment.provider, deployment.model)])
     request = chat_request_from_anthropic({**data, "max_tokens": 1}, backend)
     counted = await _count(deployment, request, len(body))
+    ctx.cost = Decimal(0)  # free at every provider: its spend-log row says so
     headers = [
         *ctx.headers(),
         ("x-chatgate-token-count", "exact" if counted.exact else "estimate"),
