@@ -174,6 +174,7 @@ def test_server_tools_are_dropped_for_another_backend(fresh: Backends) -> None:
         ({"thinking": {"type": "sometimes"}}, "thinking.type"),
         ({"output_config": {"format": {"type": "json_schema"}}}, "output_config.format.schema"),
         ({"messages": [{"role": "system", "content": "only"}]}, "messages"),
+        ({"tool_choice": {"type": "tool"}}, "tool_choice"),
     ],
 )
 def test_bad_bodies_are_400_naming_the_field(

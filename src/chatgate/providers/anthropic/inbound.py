@@ -24,6 +24,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     Tag,
+    model_validator,
 )
 
 from chatgate.errors import InvalidRequestError
@@ -152,6 +153,12 @@ class ToolChoice(_Open):
     type: Literal["auto", "any", "tool", "none"]
     name: StrictStr | None = None
     disable_parallel_tool_use: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _named(self) -> ToolChoice:
+        if self.type == "tool" and not self.name:
+            raise ValueError("a tool_choice of type 'tool' needs the tool's name")
+        return self
 
 
 class Thinking(_Open):
