@@ -97,7 +97,7 @@ def test_count_tokens(sdk: anthropic.Anthropic, fresh: Backends) -> None:
 
 def test_models_list_and_retrieve(sdk: anthropic.Anthropic) -> None:
     names = [m.id for m in sdk.models.list(limit=2)]  # pages through has_more / last_id
-    assert names == ["gpt", "reasoner", "claude", "gem", "claude-or-gpt"]
+    assert names == ["gpt", "reasoner", "claude", "gem", "claude-or-gpt", "bedrock"]
     model = sdk.models.retrieve("gem")
     assert (model.id, model.type, model.display_name) == ("gem", "model", "gem")
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.bedrock_server import ACCESS_KEY, SECRET_KEY, FakeBedrock
 from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI
@@ -62,13 +63,14 @@ class Backends:
     openai: FakeOpenAI
     anthropic: FakeAnthropic
     gemini: FakeGemini
+    bedrock: FakeBedrock
 
     @property
     def url(self) -> str:
         return self.gateway.url
 
     def clear(self) -> None:
-        for fake in (self.openai, self.anthropic, self.gemini):
+        for fake in (self.openai, self.anthropic, self.gemini, self.bedrock):
             fake.replies.clear()
             fake.requests.clear()
 
@@ -96,9 +98,22 @@ def _entry(name: str, model: str, base: str) -> dict[str, Any]:
     }
 
 
+def _aws_env(tmp: Path, endpoint: str) -> dict[str, str]:
+    """The gateway process's AWS credentials and endpoint: the fake's, nothing from the host."""
+    return {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_REGION": "eu-west-3",
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": endpoint,
+        "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
 @contextlib.contextmanager
 def backends_gateway(tmp: Path) -> Iterator[Backends]:
-    with FakeOpenAI() as oai, FakeAnthropic() as ant, FakeGemini() as gem:
+    with FakeOpenAI() as oai, FakeAnthropic() as ant, FakeGemini() as gem, FakeBedrock() as bed:
         config = {
             "model_list": [
                 _entry("gpt", "openai/gpt-4o", oai.base_url),
@@ -106,6 +121,10 @@ def backends_gateway(tmp: Path) -> Iterator[Backends]:
                 _entry("claude", "anthropic/claude-sonnet-4-5", ant.base_url),
                 _entry("gem", "gemini/gemini-2.5-flash", gem.base_url),
                 _entry("claude-or-gpt", "anthropic/claude-sonnet-4-5", ant.base_url),
+                {
+                    "model_name": "bedrock",
+                    "params": {"model": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"},
+                },
             ],
             "general_settings": {"master_key": MASTER},
             "router_settings": {
@@ -115,8 +134,8 @@ def backends_gateway(tmp: Path) -> Iterator[Backends]:
                 "fallbacks": [{"claude-or-gpt": ["gpt"]}],
             },
         }
-        with start_gateway(config, tmp) as gateway:
-            yield Backends(gateway, oai, ant, gem)
+        with start_gateway(config, tmp, env=_aws_env(tmp, bed.url)) as gateway:
+            yield Backends(gateway, oai, ant, gem, bed)
 
 
 def module_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:

@@ -19,7 +19,7 @@ import pytest
 from tests.integration.messages_support import Backends, fresh_gateway, module_gateway
 
 FIXTURES = sorted(Path(__file__).parents[1].glob("fixtures/clients/claude-code-*/*.json"))
-BACKENDS = ["gpt", "reasoner", "claude", "gem"]
+BACKENDS = ["gpt", "reasoner", "claude", "gem", "bedrock"]
 
 backends = pytest.fixture(scope="module")(module_gateway)
 fresh = pytest.fixture(fresh_gateway)
@@ -48,11 +48,16 @@ def test_claude_code_requests_are_answered(fresh: Backends, fixture: Path, model
     assert got[-1] == {"type": "message_stop"}
     text = "".join(e["delta"].get("text", "") for e in got if e["type"] == "content_block_delta")
     assert text.startswith("echo:")
-    fake = {"claude": fresh.anthropic, "gem": fresh.gemini}.get(model, fresh.openai)
+    fake = {"claude": fresh.anthropic, "gem": fresh.gemini, "bedrock": fresh.bedrock}.get(
+        model, fresh.openai
+    )
     sent = fake.last.body
     if model == "claude":  # native: the Claude Code fields as they came
         assert sent["thinking"] == captured["body"]["thinking"]
         assert sent["context_management"] == captured["body"]["context_management"]
+    elif model == "bedrock":  # Converse: the system prompt apart, nothing Anthropic-only
+        assert len(sent["system"]) >= 1
+        assert "additionalModelRequestFields" not in sent
     elif model == "gem":  # Gemini 2.5 reasons: effort "high" is its thinking budget
         thinking = {"thinkingBudget": 24576, "includeThoughts": True}
         assert sent["generationConfig"]["thinkingConfig"] == thinking

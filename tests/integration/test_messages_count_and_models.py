@@ -26,7 +26,7 @@ from tests.integration.messages_support import (
 backends = pytest.fixture(scope="module")(module_gateway)
 fresh = pytest.fixture(fresh_gateway)
 
-ALL = ["gpt", "reasoner", "claude", "gem", "claude-or-gpt"]
+ALL = ["gpt", "reasoner", "claude", "gem", "claude-or-gpt", "bedrock"]
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
 
 

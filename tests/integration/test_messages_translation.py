@@ -9,10 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from chatgate.providers.anthropic.reverse import translate_request
-from chatgate.providers.anthropic.reverse_params import Backend
-from chatgate.providers.base import Deployment
-from chatgate.providers.bedrock.request import converse_body
+from tests.fakes.bedrock_server import Reply as BedrockReply
+from tests.fakes.bedrock_server import converse_json
 from tests.fakes.openai_server import Reply, chunk_json, completion_json
 from tests.integration.messages_support import Backends, fresh_gateway, module_gateway
 
@@ -117,15 +115,19 @@ def test_structured_output_becomes_each_backends_schema_mode(fresh: Backends) ->
     assert fresh.anthropic.last.body["output_config"] == fmt
 
 
-def test_structured_output_reaches_bedrock_as_a_forced_tool() -> None:
+def test_structured_output_reaches_bedrock_as_a_forced_tool(fresh: Backends) -> None:
+    tool_use = {"toolUse": {"toolUseId": "t1", "name": "output", "input": {"name": "Cy", "age": 9}}}
+    fresh.bedrock.script(BedrockReply(json=converse_json([tool_use], stop_reason="tool_use")))
     fmt = {"format": {"type": "json_schema", "schema": SCHEMA}}
-    request, _ = translate_request(body("m", output_config=fmt), Backend(native=False))
-    deployment = Deployment("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0", "http://x")
-    converse = converse_body(request, deployment)
-    tool = converse["toolConfig"]["tools"][0]["toolSpec"]
-    assert tool["name"] == "output"
-    assert tool["inputSchema"]["json"] == SCHEMA
-    assert converse["toolConfig"]["toolChoice"] == {"tool": {"name": "output"}}
+    resp = fresh.post("/v1/messages", body("bedrock", output_config=fmt))
+    assert resp.status_code == 200, resp.text
+    message = resp.json()
+    assert message["content"] == [{"type": "text", "text": '{"name":"Cy","age":9}'}]
+    assert message["stop_reason"] == "end_turn"
+    config = fresh.bedrock.last.body["toolConfig"]
+    assert config["tools"][0]["toolSpec"]["name"] == "output"
+    assert config["tools"][0]["toolSpec"]["inputSchema"]["json"] == SCHEMA
+    assert config["toolChoice"] == {"tool": {"name": "output"}}
 
 
 def test_ids_are_anthropic_ids_whole_and_streamed(fresh: Backends) -> None:
