@@ -171,7 +171,7 @@ def _system(body: Mapping[str, Any]) -> dict[str, Any] | None:
     """The system prompt, with every ``role: system`` turn of ``messages`` folded in, in order
     (the Messages API has one system prompt; current Claude Code also sends such turns)."""
     system = body.get("system")
-    folded = [t for t in body["messages"] if t.get("role") == "system"]
+    folded = [t for t in body.get("messages") or () if t.get("role") == "system"]
     if not folded:
         if not system:
             return None
