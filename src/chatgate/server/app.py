@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from chatgate.config import Config
 from chatgate.errors import SharedStateUnavailableError
 from chatgate.server.admin import ADMIN_PREFIX, admin
-from chatgate.server.anthropic_routes import anthropic_error, messages
+from chatgate.server.anthropic_routes import anthropic_error, anthropic_shaped, messages
 from chatgate.server.asgi import (
     BodyTooLarge,
     ClientGone,
@@ -31,13 +31,15 @@ from chatgate.server.asgi import (
     send_json,
 )
 from chatgate.server.context import RequestContext
+from chatgate.server.count_tokens_route import count_tokens_route
 from chatgate.server.embeddings_route import embeddings
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.gateway import WORKERS_ENV, Gateway, ReloadError
 from chatgate.server.health import ReadinessCheck, run_checks
 from chatgate.server.keys import PREFIX, KeyError_, KeyStoreUnavailable
 from chatgate.server.metrics import CONTENT_TYPE_LATEST
-from chatgate.server.openai_routes import chat_completions, list_models
+from chatgate.server.models_route import MODEL_PREFIXES, list_models, retrieve_model
+from chatgate.server.openai_routes import chat_completions
 from chatgate.server.responses_route import responses
 from chatgate.server.state import GatewayState
 from chatgate.server.store_outage import is_store_error
@@ -125,6 +127,7 @@ _POST: dict[str, BodyHandler] = {
     "/v1/chat/completions": chat_completions,
     "/chat/completions": chat_completions,
     "/v1/messages": messages,
+    "/v1/messages/count_tokens": count_tokens_route,
     "/v1/responses": responses,
     "/responses": responses,
     "/v1/embeddings": embeddings,
@@ -228,6 +231,8 @@ def create_app(
             return
         state = gateway.state  # this request runs on this config, even across a reload
         route = path if path in _KNOWN else "admin" if path.startswith(ADMIN_PREFIX) else "other"
+        if path.startswith(MODEL_PREFIXES):
+            route = "/v1/models/{id}"
         ctx = RequestContext.from_scope(scope, route)
         ctx.log_content = state.log_content
         in_flight = gateway.metrics.in_flight
@@ -268,6 +273,8 @@ async def _dispatch(
         await body_handler(scope, receive, send, state, body, ctx)
     elif method == "GET" and (handler := _GET.get(path)) is not None:
         await handler(scope, receive, send, state, ctx)
+    elif method == "GET" and path.startswith(MODEL_PREFIXES):
+        await retrieve_model(scope, receive, send, state, ctx)
     elif path in _KNOWN:
         raise GatewayError(405, f"{method} is not allowed on {path}")
     else:
@@ -302,7 +309,7 @@ async def _plain(scope: Scope, send: Send, gateway: Gateway, handler: PlainHandl
 async def _answer_error(
     scope: Scope, send: Send, exc: Exception, ctx: RequestContext | None
 ) -> None:
-    shape = anthropic_error if scope["path"] == "/v1/messages" else openai_error
+    shape = anthropic_error if anthropic_shaped(scope) else openai_error
     status, body, headers = shape(exc)
     extra = list(headers.items())
     if ctx is not None:

@@ -1,4 +1,5 @@
-"""POST /v1/chat/completions in OpenAI's exact wire format, streamed or not; GET /v1/models."""
+"""POST /v1/chat/completions in OpenAI's exact wire format, streamed or not (GET /v1/models:
+``models_route``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import orjson
 
 from chatgate.client import build_request
-from chatgate.server.asgi import Receive, Scope, Send, send_json
+from chatgate.server.asgi import Receive, Scope, Send
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.serving import respond
@@ -15,7 +16,7 @@ from chatgate.server.state import GatewayState
 from chatgate.types import ChatResponse
 from chatgate.wire_chunk import StreamItem, WireChunk
 
-__all__ = ["OpenAIFrames", "chat_completions", "list_models", "model_name", "parse_json_body"]
+__all__ = ["OpenAIFrames", "chat_completions", "model_name", "parse_json_body"]
 
 _DONE = b"data: [DONE]\n\n"
 
@@ -105,14 +106,3 @@ class OpenAIFrames:
     def error(self, exc: BaseException) -> bytes:
         _, body, _ = openai_error(exc)
         return b"data: " + orjson.dumps(body) + b"\n\n"
-
-
-async def list_models(
-    scope: Scope, receive: Receive, send_: Send, state: GatewayState, ctx: RequestContext
-) -> None:
-    data = [
-        {"id": name, "object": "model", "created": 0, "owned_by": "chatgate"}
-        for name in state.models.names
-    ]
-    ctx.status = 200
-    await send_json(send_, 200, {"object": "list", "data": data}, ctx.headers())
