@@ -224,6 +224,7 @@ class GeneralSettings(_Strict):
     budgets: list[BudgetSettings] = Field(default_factory=list)
     cache: CacheSettings | None = None  # no response cache unless configured
     key_cache_ttl_s: float = Field(default=5.0, ge=0)  # how long a key lookup is reused
+    spend_wal_dir: str | None = None  # default: chatgate-spend-wal beside the SQLite file, or ./
 
 
 class Config(_Strict):

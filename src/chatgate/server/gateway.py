@@ -57,6 +57,7 @@ class Gateway:
         self.services = Services(
             on_shared_state_fallback=self.metrics.shared_state_fallbacks.inc,
             on_shared_state_refusal=self.metrics.shared_state_refused,
+            spend_hooks=self.metrics.spend_hooks(),
         )
         self.state = GatewayState.build(config, self.services, zero_config=zero_config)
         self.config_path = config_path
@@ -72,6 +73,7 @@ class Gateway:
             "database": self._database,
             "cache": self._cache,
             "shared_state": self.services.ping_shared_state,
+            "spend_log": self._spend_log,
             **(checks or {}),
         }
         self.draining = False
@@ -97,6 +99,10 @@ class Gateway:
         if self.services.engine is not None:
             async with self.services.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+
+    async def _spend_log(self) -> None:
+        if self.services.spend is not None:
+            self.services.spend.check()  # fails while unsaved records pile up
 
     async def _cache(self) -> None:
         """A Redis-backed cache must answer (memory and SQLite ones always do)."""

@@ -24,6 +24,7 @@ from prometheus_client import (
 )
 
 from chatgate.server.context import RequestContext
+from chatgate.server.services import SpendHooks
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "multiprocess_dir"]
 
@@ -131,11 +132,25 @@ class Metrics:
             ("scope", "reason"),
             registry=reg,
         )
+        self.spend_pending = Gauge(
+            "chatgate_spend_records_pending",
+            "Spend records taken but not in the database yet (in memory or in the WAL).",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.spend_dropped = Counter(
+            "chatgate_spend_records_dropped",
+            "Spend records lost: held in memory past the cap, the WAL and database failing.",
+            registry=reg,
+        )
         self.log_dropped = Counter(
             "chatgate_access_log_dropped",
             "Access-log lines dropped because the log writer fell behind.",
             registry=reg,
         )
+
+    def spend_hooks(self) -> SpendHooks:
+        return {"on_pending": self.spend_pending.set, "on_dropped": self.spend_dropped.inc}
 
     def shared_state_refused(self, scope: str, reason: str) -> None:
         self.shared_state_refusals.labels(scope, reason).inc()
