@@ -117,6 +117,7 @@ class SqlSink:
         self._adopted = {path: path.read_bytes().count(b"\n") for path in adopted}
         if adopted:
             log.warning("spend log: replaying %d records left by an earlier run", self._backlog)
+        self._report_pending()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run()), loop.create_task(self._log_loop())]
 
@@ -178,12 +179,17 @@ class SqlSink:
     # -- the WAL loop -----------------------------------------------------------------------
 
     async def _log_loop(self) -> None:
-        delay = self.wal_window_s
+        backoff, retry_at = 0.1, 0.0
         while True:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(self.wal_window_s)
             self._report_pending()
-            ok = await self._log_once()
-            delay = self.wal_window_s if ok else min(max(delay * 2, 0.1), self.max_backoff_s)
+            if time.monotonic() < retry_at:
+                continue
+            if await self._log_once():
+                backoff, retry_at = 0.1, 0.0
+            else:
+                retry_at = time.monotonic() + backoff
+                backoff = min(backoff * 2, self.max_backoff_s)
 
     async def _log_once(self) -> bool:
         start = max(self._logged, self._head - 1)
