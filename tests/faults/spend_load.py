@@ -41,11 +41,13 @@ def gateway_config(upstream: FakeOpenAI, database_url: str, **general: Any) -> d
 @dataclass
 class Load:
     """``threads`` clients on keep-alive connections, each sending chat completions one
-    after another until ``stop()`` (or the gateway dies, or ``max_s`` passes)."""
+    after another (``pause_s`` apart) until ``stop()``, the gateway dies or ``max_s``
+    passes."""
 
     url: str
     threads: int = 6
     max_s: float = 60.0
+    pause_s: float = 0.0  # between one thread's requests
     answered: dict[str, float] = field(default_factory=dict)  # request id -> monotonic time
     statuses: Counter[int] = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -83,6 +85,8 @@ class Load:
                 self.statuses[resp.status] += 1
                 if resp.status == 200:
                     self.answered[resp.headers["x-chatgate-request-id"]] = time.monotonic()
+                if self.pause_s:
+                    time.sleep(self.pause_s)
         finally:
             conn.close()
 

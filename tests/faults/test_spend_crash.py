@@ -23,31 +23,39 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.faults.spend_load import Load, gateway_config, rows, wait_until_written
 
 # From a request's answer to its record on disk: the usage pipeline's 20 ms tick, the WAL's
-# 20 ms group-commit window, the write and fdatasync, on a loaded 2-core machine.
-WINDOW_S = 0.1
+# 20 ms group-commit window, the write and fdatasync (measured: at most 45 ms, on a loaded
+# 2-core machine). Before the WAL the unwritten buffer held up to 100 records or 0.5 s.
+WINDOW_S = 0.075
+ROUNDS = 3  # each kill lands at a random point of the writer's cycle: three make it likely
+# that one of them falls late in it, where the buffer of old would have lost more
 
 
 def test_sigkill_under_load_loses_only_the_last_window(tmp_path: Path, fake: FakeOpenAI) -> None:
     url = f"sqlite:///{tmp_path / 'chatgate.db'}"
     config = gateway_config(fake, url)
+    answered: dict[str, float] = {}
+    late: set[str] = set()
+    in_flight = 0
+    for _ in range(ROUNDS):  # each start replays what the previous process left
+        with start_gateway(config, tmp_path) as gateway:
+            load = Load(gateway.url, threads=4, pause_s=0.01).start()
+            load.wait_for(1000)
+            killed_at = time.monotonic()
+            os.kill(gateway.proc.pid, signal.SIGKILL)
+            load.stop()
+            gateway.proc.wait(5)
+        assert list((tmp_path / "chatgate-spend-wal").glob("*.wal"))  # for the next start
+        answered |= load.answered
+        late |= {rid for rid, at in load.answered.items() if at > killed_at - WINDOW_S}
+        in_flight += load.threads
     with start_gateway(config, tmp_path) as gateway:
-        load = Load(gateway.url, threads=8).start()
-        load.wait_for(3000)
-        killed_at = time.monotonic()
-        os.kill(gateway.proc.pid, signal.SIGKILL)
-        load.stop()
-        gateway.proc.wait(5)
-    assert list((tmp_path / "chatgate-spend-wal").glob("*.wal"))  # left for the next start
-    with start_gateway(config, tmp_path) as gateway:  # replays what the first one left
         wait_until_written(gateway.url)
     ids, counted = rows(url)
     assert len(ids) == len(set(ids)) == counted  # no record twice
-    answered = load.answered
     missing = set(answered) - set(ids)
-    late = {rid for rid, at in answered.items() if at > killed_at - WINDOW_S}
-    assert missing <= late, {rid: killed_at - answered[rid] for rid in missing - late}
-    assert len(set(ids) - set(answered)) <= load.threads  # done, but the answer never arrived
-    assert len(answered) >= 3000
+    assert missing <= late
+    assert len(set(ids) - set(answered)) <= in_flight  # done, but the answer never arrived
+    assert len(answered) >= ROUNDS * 1000
 
 
 def record(n: int) -> UsageRecord:

@@ -33,9 +33,10 @@ from tests.faults.spend_load import (
 
 
 def test_a_full_disk_loses_no_answered_request(tmp_path: Path, fake: FakeOpenAI) -> None:
-    with tmpfs(tmp_path / "disk", "8m") as disk:
+    with tmpfs(tmp_path / "disk", "16m") as disk:
         url = f"sqlite:///{disk / 'chatgate.db'}"  # the WAL goes beside it, on the tmpfs too
-        with start_gateway(gateway_config(fake, url), tmp_path) as gateway:
+        # run in the tmpfs: versions before the WAL spilled to the working directory
+        with start_gateway(gateway_config(fake, url), disk) as gateway:
             load = Load(gateway.url).start()
             try:
                 load.wait_for(200)
