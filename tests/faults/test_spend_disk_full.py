@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from chatgate.cost.usage import UsageRecord
+from chatgate.cost.usage import JsonlSink, UsageRecord
 from chatgate.cost.usage_sql import SqlSink
 from chatgate.store.engine import create_engine
 from chatgate.store.schema.spend import SPEND_LOG
@@ -96,3 +96,18 @@ async def test_past_the_cap_records_are_dropped_counted_and_logged_once(
         async with engine.connect() as conn:
             assert await conn.scalar(select(func.count()).select_from(SPEND_LOG)) == 51
         await engine.dispose()
+
+
+async def test_a_jsonl_sink_keeps_what_a_full_disk_refused(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        sink = JsonlSink(disk / "usage.jsonl", interval_s=3600)
+        sink.emit(record(0))
+        await sink.flush()
+        filler = await asyncio.to_thread(fill, disk)
+        for n in range(1, 101):
+            sink.emit(record(n))
+        with pytest.raises(OSError, match="No space left"):
+            await sink.flush()
+        filler.unlink()
+        await sink.aclose()
+        assert sink.read() == [record(n) for n in range(101)]

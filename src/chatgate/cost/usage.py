@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from chatgate.cost.calc import cache_writes_1h, token_parts
 from chatgate.types import ChatResponse, Usage
 
 __all__ = ["JsonlSink", "MemorySink", "UsageRecord", "UsageSink", "token_fields"]
+
+log = logging.getLogger("chatgate.spend")
 
 
 class TokenFields(TypedDict):
@@ -171,7 +174,8 @@ class MemorySink:
 
 class JsonlSink:
     """Appends records to a JSON Lines file; the writes run in a worker thread, batched every
-    ``interval_s`` (and on flush/close)."""
+    ``interval_s`` (and on flush/close). A write that fails (a full disk) keeps its records
+    for the next one; ``flush`` raises the OSError."""
 
     def __init__(self, path: str | Path, *, interval_s: float = 1.0) -> None:
         self.path = Path(path)
@@ -188,17 +192,32 @@ class JsonlSink:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
-            await self.flush()
+            try:
+                await self.flush()
+            except OSError as exc:  # kept for the next try: a full disk must not lose them
+                log.warning("usage file %s: write failed (%s); retrying", self.path, exc)
 
     def _append(self, lines: bytes) -> None:
-        with self.path.open("ab") as out:
-            out.write(lines)
+        with self.path.open("ab", buffering=0) as out:
+            start = out.tell()
+            try:
+                view = memoryview(lines)
+                while view:
+                    view = view[out.write(view) or 0 :]
+            except OSError:
+                out.truncate(start)  # no half line left behind for the retry to follow
+                raise
 
     async def flush(self) -> None:
         async with self._lock:
             batch, self._pending = self._pending, []
             if batch:
-                await asyncio.to_thread(self._append, b"".join(r.to_json() + b"\n" for r in batch))
+                lines = b"".join(r.to_json() + b"\n" for r in batch)
+                try:
+                    await asyncio.to_thread(self._append, lines)
+                except OSError:
+                    self._pending[:0] = batch
+                    raise
 
     async def aclose(self) -> None:
         if self._task is not None:
