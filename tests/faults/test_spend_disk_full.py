@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -111,3 +112,35 @@ async def test_a_jsonl_sink_keeps_what_a_full_disk_refused(tmp_path: Path) -> No
         filler.unlink()
         await sink.aclose()
         assert sink.read() == [record(n) for n in range(101)]
+
+
+async def test_a_sink_started_on_a_read_only_disk_catches_up_once_it_is_writable(
+    tmp_path: Path,
+) -> None:
+    """The WAL's disk is read-only at start (as ext4 makes itself after errors): the sink
+    starts anyway, and once the disk is writable it takes over an earlier run's records."""
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        url = f"sqlite:///{tmp_path / 'chatgate.db'}"
+        unreachable = create_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}")
+        earlier = SqlSink(unreachable, wal_dir=disk / "wal")
+        earlier.start()
+        for n in range(30):
+            earlier.emit(record(n))
+        await earlier.aclose()  # the database was never there: all 30 stay in the WAL
+        remount(disk, "ro")
+        try:
+            sink = await SqlSink.open(url, wal_dir=disk / "wal", interval_s=0.01)
+            for n in range(30, 50):
+                sink.emit(record(n))
+            await sink.flush()
+            assert (sink.written, sink.pending) == (20, 0)  # its own, not the earlier run's
+        finally:
+            remount(disk, "rw")
+        await sink.flush()
+        assert sink.written == 50
+        await sink.aclose()
+        assert not list((disk / "wal").glob("*.wal"))
+
+
+def remount(path: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True, timeout=10)

@@ -163,6 +163,9 @@ async def _new(conn: AsyncConnection, batch: Sequence[UsageRecord]) -> list[Usag
     ids = [r.record_id for r in batch if r.record_id is not None]
     found: set[str] = set()
     if ids:
-        query = select(SPEND_LOG.c.record_id).where(SPEND_LOG.c.record_id.in_(ids))
+        days = {r.day for r in batch}  # lets PostgreSQL look in those partitions only
+        query = select(SPEND_LOG.c.record_id).where(
+            SPEND_LOG.c.record_id.in_(ids), SPEND_LOG.c.day.in_(days)
+        )
         found = set((await conn.execute(query)).scalars())
     return [r for r in batch if r.record_id is None or r.record_id not in found]

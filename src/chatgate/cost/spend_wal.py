@@ -112,9 +112,7 @@ class SpendWal:
     def open(self, legacy: Sequence[Path] = ()) -> list[Path]:
         """Take this process's lock; return the segments of dead owners (and of ``legacy``
         spill files, converted) for the caller to replay, oldest owner first."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self._lock_path(self.owner), os.O_RDWR | os.O_CREAT, 0o600)
-        _try_lock(self._lock_fd)
+        self._take_lock()
         owners = sorted({p.name.split(".", 1)[0] for p in self.directory.glob(f"*{_SUFFIX}")})
         adopted: list[Path] = []
         for owner in owners:
@@ -140,6 +138,14 @@ class SpendWal:
             if spill.exists():
                 adopted.append(self._take_over(spill))
         return adopted
+
+    def _take_lock(self) -> None:
+        """Hold this process's lock before its first segment exists: a process starting
+        meanwhile must not take the segments of a live one."""
+        if self._lock_fd is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(self._lock_path(self.owner), os.O_RDWR | os.O_CREAT, 0o600)
+            _try_lock(self._lock_fd)
 
     def _take_over(self, spill: Path) -> Path:
         records = _legacy_records(spill)
@@ -179,7 +185,7 @@ class SpendWal:
 
     def _segment(self) -> tuple[Segment, int]:
         if self._current is None or self._fd is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self._take_lock()
             path = self.directory / f"{self.owner}.{self._next}{_SUFFIX}"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._sync_directory()
@@ -200,8 +206,11 @@ class SpendWal:
             return list(self._closed)
 
     def release(self, committed_seq: int) -> None:
-        """Delete the closed segments whose every record is in the database."""
-        with self._lock:
+        """Delete the closed segments whose every record is in the database. Called on the
+        event loop: while a write holds the lock it does nothing (the next call will)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
             keep = []
             for segment in self._closed:
                 if segment.last_seq <= committed_seq:
@@ -209,6 +218,8 @@ class SpendWal:
                 else:
                     keep.append(segment)
             self._closed = keep
+        finally:
+            self._lock.release()
 
     def forget_adopted(self) -> None:
         """Every adopted segment is replayed (and deleted): drop the dead owners' locks."""

@@ -97,6 +97,7 @@ class SqlSink:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._wal_failing = False
+        self._wal_unopened = False
         self._drops_unlogged = 0
         self._drop_logged_at = 0.0
         self._last_pending = -1
@@ -113,13 +114,25 @@ class SqlSink:
     def start(self) -> None:
         if self._tasks:
             return
-        adopted = self.wal.open(legacy=[self.spill_path, _aside(self.spill_path)])
-        self._adopted = {path: path.read_bytes().count(b"\n") for path in adopted}
-        if adopted:
-            log.warning("spend log: replaying %d records left by an earlier run", self._backlog)
+        self._open_wal()
         self._report_pending()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run()), loop.create_task(self._log_loop())]
+
+    def _open_wal(self) -> None:
+        """Take over what dead processes left; on a failure (a full or read-only disk) the
+        sink runs on, trying again before each database round."""
+        try:
+            adopted = self.wal.open(legacy=[self.spill_path, _aside(self.spill_path)])
+            self._adopted = {path: path.read_bytes().count(b"\n") for path in adopted}
+        except OSError as exc:
+            if not self._wal_unopened:
+                log.error("spend log: cannot open the WAL in %s (%s)", self.wal.directory, exc)
+            self._wal_unopened = True
+            return
+        self._wal_unopened = False
+        if adopted:
+            log.warning("spend log: replaying %d records left by an earlier run", self._backlog)
 
     # -- counts -----------------------------------------------------------------------------
 
@@ -248,6 +261,8 @@ class SqlSink:
             return ok
 
     async def _flush(self) -> bool:
+        if self._wal_unopened:
+            self._open_wal()
         if self._adopted and not await self._replay_adopted():
             return False
         if self._evicted and not await self._catch_up():
