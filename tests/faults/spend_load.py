@@ -48,6 +48,7 @@ class Load:
     threads: int = 6
     max_s: float = 60.0
     pause_s: float = 0.0  # between one thread's requests
+    reconnect: bool = False  # after a lost connection (one of several workers was killed)
     answered: dict[str, float] = field(default_factory=dict)  # request id -> monotonic time
     statuses: Counter[int] = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -81,7 +82,13 @@ class Load:
                     resp = conn.getresponse()
                     resp.read()
                 except (OSError, http.client.HTTPException):
-                    return  # the gateway is gone (SIGKILL): stop, as a client would
+                    if not self.reconnect:
+                        return  # the gateway is gone (SIGKILL): stop, as a client would
+                    self.statuses[0] += 1  # a connection lost with its worker: try another
+                    conn.close()
+                    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+                    time.sleep(0.01)
+                    continue
                 self.statuses[resp.status] += 1
                 if resp.status == 200:
                     self.answered[resp.headers["x-chatgate-request-id"]] = time.monotonic()

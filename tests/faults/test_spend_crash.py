@@ -3,6 +3,7 @@ WAL window; a restart replays the rest, and a replay cut short writes no record 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -105,3 +106,46 @@ async def test_a_replay_cut_short_writes_no_record_twice(tmp_path: Path) -> None
         assert await conn.scalar(select(func.count()).select_from(SPEND_LOG)) == 250
         assert await conn.scalar(select(func.sum(SPEND_DAILY.c.requests))) == 250
     await engine.dispose()
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes of `serve --workers N` (not multiprocessing's resource tracker)."""
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    workers = []
+    for child in children:
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"resource_tracker" not in cmdline:
+                workers.append(child)
+    return workers
+
+
+def test_a_killed_worker_is_replayed_by_its_replacement(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """With --workers 2, one worker is SIGKILLed under load: the worker started in its place
+    replays its WAL, and leaves its live sibling's alone (each holds its own lock)."""
+    url = f"sqlite:///{tmp_path / 'chatgate.db'}"
+    config = gateway_config(fake, url)
+    with start_gateway(config, tmp_path, extra_args=("--workers", "2")) as gateway:
+        load = Load(gateway.url, threads=4, pause_s=0.01, reconnect=True).start()
+        try:
+            load.wait_for(1000)
+            deadline = time.monotonic() + 10
+            while len(before := worker_pids(gateway.proc.pid)) < 2:
+                assert time.monotonic() < deadline, "the workers never started"
+                time.sleep(0.05)
+            killed_at = time.monotonic()
+            os.kill(before[0], signal.SIGKILL)
+            deadline = time.monotonic() + 20
+            while len(set(worker_pids(gateway.proc.pid)) - set(before)) < 1:
+                assert time.monotonic() < deadline, "no worker replaced the killed one"
+                time.sleep(0.05)
+            load.wait_for(len(load.answered) + 500)
+        finally:
+            load.stop()
+        wait_until_written(gateway.url)
+    ids, counted = rows(url)
+    assert len(ids) == len(set(ids)) == counted
+    answered = load.answered
+    late = {rid for rid, at in answered.items() if at > killed_at - WINDOW_S}
+    assert set(answered) - set(ids) <= late
+    assert not list((tmp_path / "chatgate-spend-wal").glob("*.wal"))  # all replayed, then gone

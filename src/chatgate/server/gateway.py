@@ -154,6 +154,7 @@ class Gateway:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def startup(self) -> None:
+        self.metrics.forget_dead_processes()  # a worker replacing a killed one
         if self._writer is not None:
             self._writer.start()
         self.pipeline.start()

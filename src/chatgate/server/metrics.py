@@ -10,6 +10,7 @@ worker's values in a file in that directory and /metrics, answered by any worker
 
 from __future__ import annotations
 
+import glob
 import os
 from dataclasses import dataclass
 
@@ -212,6 +213,24 @@ class Metrics:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream
         return generate_latest(registry)
+
+    def forget_dead_processes(self) -> None:
+        """Drop the live gauges (in flight, spend records pending) of workers that were
+        killed, so a sum over the live ones does not keep their last values."""
+        directory = multiprocess_dir()
+        if directory is None:
+            return
+        for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
+            pid_text = path.rsplit("_", 1)[1].removesuffix(".db")
+            if not pid_text.isdigit():
+                continue
+            pid = int(pid_text)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # untyped upstream
+            except PermissionError:  # alive, another user's
+                continue
 
     def process_exited(self) -> None:
         """Forget this process's live gauges (in-flight) when it shuts down cleanly."""
