@@ -188,7 +188,11 @@ class SpendWal:
             self._take_lock()
             path = self.directory / f"{self.owner}.{self._next}{_SUFFIX}"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            self._sync_directory()
+            try:
+                self._sync_directory()
+            except OSError:
+                os.close(fd)
+                raise
             self._next += 1
             self._current, self._fd = Segment(path), fd
         return self._current, self._fd
