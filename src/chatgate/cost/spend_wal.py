@@ -119,11 +119,12 @@ class SpendWal:
             if owner == self.owner:
                 continue
             path = self._lock_path(owner)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            if not _try_lock(fd):  # a live process: its segments are its own
-                os.close(fd)
-                continue
-            self._adopted_locks.append((path, fd))
+            if path not in {held for held, _ in self._adopted_locks}:  # (an open tried again)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                if not _try_lock(fd):  # a live process: its segments are its own
+                    os.close(fd)
+                    continue
+                self._adopted_locks.append((path, fd))
             adopted += sorted(
                 self.directory.glob(f"{owner}.*{_SUFFIX}"), key=lambda p: _number(p.name)
             )

@@ -124,7 +124,7 @@ class SqlSink:
         sink runs on, trying again before each database round."""
         try:
             adopted = self.wal.open(legacy=[self.spill_path, _aside(self.spill_path)])
-            self._adopted = {path: path.read_bytes().count(b"\n") for path in adopted}
+            self._adopted |= {path: path.read_bytes().count(b"\n") for path in adopted}
         except OSError as exc:
             if not self._wal_unopened:
                 log.error("spend log: cannot open the WAL in %s (%s)", self.wal.directory, exc)
