@@ -146,6 +146,12 @@ class SqlSink:
         return sum(self._adopted.values())
 
     @property
+    def held(self) -> int:
+        """Records held in memory (while the database is down: about ``max_buffer`` at most,
+        plus the unsaved ones)."""
+        return len(self._queue)
+
+    @property
     def unsaved(self) -> int:
         """Records in memory only: neither in the WAL nor in the database."""
         return self._emitted - max(self._logged, self._head - 1)
