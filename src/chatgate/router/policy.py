@@ -19,6 +19,10 @@ from chatgate.errors import (
 
 __all__ = ["Fault", "backoff", "classify", "cooldown_for"]
 
+# The upstream refused the request itself: every deployment would, and the same request
+# again would too. Never retried, never counted against the deployment.
+_REQUEST_STATUSES = frozenset({400, 413, 422})
+
 
 class Fault(enum.Enum):
     RETRYABLE = "retryable"  # 429, 408, 409, 5xx, connection, timeout: retry, then fall back
@@ -36,10 +40,10 @@ def classify(exc: ChatgateError) -> Fault:
         return Fault.CONTEXT_WINDOW
     if isinstance(exc, ContentPolicyViolationError):
         return Fault.CONTENT_POLICY
+    if isinstance(exc, InvalidRequestError) or exc.status_code in _REQUEST_STATUSES:
+        return Fault.REQUEST  # before ``retryable``: not even x-should-retry makes these retried
     if exc.retryable:
         return Fault.RETRYABLE
-    if isinstance(exc, InvalidRequestError) or exc.status_code in (400, 413, 422):
-        return Fault.REQUEST
     if isinstance(exc, APIStatusError):
         return Fault.DEPLOYMENT
     return Fault.REQUEST  # e.g. TruncatedResponseError: another deployment would do the same

@@ -67,6 +67,7 @@ def openai_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str
     if isinstance(exc, APIStatusError):
         headers = _retry_after(exc)
         status = exc.status_code if exc.status_code >= 400 else 502
+        status = 400 if status == 422 else status  # the upstream refused the request: a 400
         code = _upstream_code(exc)
         type_ = "invalid_request_error" if status < 500 else "upstream_error"
         return status, _body(exc.message, type_, None, code), headers
