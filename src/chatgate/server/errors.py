@@ -11,6 +11,7 @@ from chatgate.errors import (
     AuthenticationError,
     BudgetExceededError,
     ChatgateError,
+    DeploymentDisabledError,
     InvalidRequestError,
     MissingAPIKeyError,
     NoAnswerError,
@@ -19,6 +20,8 @@ from chatgate.errors import (
 )
 
 __all__ = ["GatewayError", "openai_error"]
+
+_NO_RETRY = {"x-should-retry": "false"}  # honoured by the openai and anthropic SDKs
 
 
 class GatewayError(Exception):
@@ -59,9 +62,12 @@ def openai_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str
         return 500, _body(msg, "server_error", None, "upstream_not_configured"), {}
     if isinstance(exc, InvalidRequestError):
         return 400, _body(exc.message, "invalid_request_error", exc.param, None), {}
-    if isinstance(exc, AuthenticationError | PermissionDeniedError):
-        msg = f"the upstream provider rejected the gateway's credentials: {exc.message}"
-        return 502, _body(msg, "upstream_error", None, "upstream_auth"), {}
+    if isinstance(exc, AuthenticationError | PermissionDeniedError | DeploymentDisabledError):
+        msg = exc.message  # DeploymentDisabledError: the deployments' states, said by the router
+        if not isinstance(exc, DeploymentDisabledError):
+            msg = f"the upstream provider rejected the gateway's credentials: {msg}"
+        # the operator's to fix: clients' retry loops (the SDKs retry every 5xx) would not help
+        return 502, _body(msg, "upstream_error", None, "upstream_auth"), dict(_NO_RETRY)
     if isinstance(exc, SharedStateUnavailableError):  # fail closed: the gateway's own Redis
         return 503, _body(exc.message, "server_error", None, exc.code), _retry_after(exc)
     if isinstance(exc, APIStatusError):
