@@ -321,3 +321,11 @@ def test_other_500s_stay_server_errors(body: bytes) -> None:
     error = ADAPTER.map_error(500, {}, body, DEPLOYMENT)
     assert isinstance(error, InternalServerError)
     assert error.retryable
+
+
+def test_a_validation_error_of_an_unknown_shape_is_still_a_400() -> None:
+    message = "1 validation error:\n  something new\n\n  File ..."
+    body = orjson.dumps({"error": {"message": message, "type": "internal_server_error"}})
+    error = ADAPTER.map_error(500, {}, body, DEPLOYMENT)
+    assert isinstance(error, BadRequestError)
+    assert error.message.endswith("1 validation error:\n  something new")

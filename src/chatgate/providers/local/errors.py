@@ -24,6 +24,7 @@ from chatgate.providers.openai import error_from_body
 __all__ = ["map_error", "validation_problems"]
 
 _VALIDATION = re.compile(r"\d+ validation errors?:\n")
+_MAX_RAW = 500
 # One error of the list; its ``input`` (the caller's content, maybe large) is never read.
 _ENTRY = re.compile(
     r"\{'type': '(?P<type>\w+)', 'loc': \((?P<loc>[^()\n]*)\), "
@@ -67,14 +68,16 @@ def validation_problems(body: bytes) -> list[str]:
         loc[:-1] for kind, loc, _ in found if kind == "literal_error" and loc[-1:] == ("role",)
     }
     relevant = [e for e in found if not any(e[1][: len(b)] == b for b in other_roles)]
-    return [f"{_where(loc)}: {msg}" for _, loc, msg in relevant or found]
+    problems = [f"{_where(loc)}: {msg}" for _, loc, msg in relevant or found]
+    if not problems:  # a validation error all the same, in a shape not seen before
+        return [message.split("\n\n")[0][:_MAX_RAW]]
+    return list(dict.fromkeys(problems))
 
 
 def _entry(match: re.Match[str]) -> tuple[str, tuple[object, ...], str] | None:
+    text = f"({match['loc'].rstrip(',')},)"  # a tuple of strings and ints: see _ENTRY
     try:
-        loc = ast.literal_eval(
-            f"({match['loc'].rstrip(',')},)"
-        )  # strings and ints only: see _ENTRY
+        loc = ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return None
     return match["type"], tuple(loc), match["sq"] or match["dq"] or ""
