@@ -14,8 +14,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+import chatgate
 from chatgate.store.idempotency import SqlIdempotencyStore
 from chatgate.store.records import IdempotencyRecord
+from chatgate.tools import tool
+from tests.fakes.openai_server import FakeOpenAI
+from tests.integration.test_tools import ASK, answer, asks, call, kw, results
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = 60
@@ -96,3 +100,45 @@ def test_racing_processes_each_key_won_exactly_once(db_url: str) -> None:
     for n, found in enumerate(asyncio.run(recorded())):
         assert found is not None
         assert (found.state, found.content) == ("done", by_key[f"k{n}"])
+
+
+def test_run_tools_sync_with_a_database_url_runs_a_side_effect_once(
+    db_url: str, fake: FakeOpenAI
+) -> None:
+    """Two runs (as two restarts) asking for the same email, with store= a URL, through the
+    sync API: it is sent once, and the second run replays the recorded result."""
+    sent: list[str] = []
+
+    @tool(side_effect=True)
+    def send_email(to: str) -> str:
+        """Send an email."""
+        sent.append(to)
+        return f"sent to {to}"
+
+    runs = []
+    email = call("c1", "send_email", {"to": "ada@example.com"})
+    for _ in range(2):
+        fake.script(asks(email), answer())
+        runs.append(
+            chatgate.run_tools(
+                "gpt-4o-mini",
+                ASK,
+                tools=[send_email],
+                conversation_id="conv-1",
+                store=db_url,
+                **kw(fake),
+            )
+        )
+    assert sent == ["ada@example.com"]
+    outcomes = [(r.decisions[0].status, r.decisions[0].replayed) for r in runs]
+    assert outcomes == [("ok", False), ("ok", True)]
+    replayed = results(fake.requests[-1].body)["c1"]
+    assert replayed == {"status": "ok", "result": "sent to ada@example.com"}
+
+
+def test_a_postgresql_url_without_asyncpg_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'chatgate\[postgres\]'"):
+        SqlIdempotencyStore("postgresql://u@127.0.0.1/db")

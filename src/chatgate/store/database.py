@@ -30,7 +30,14 @@ class Database:
 
     def __init__(self, source: str | AsyncEngine) -> None:
         if isinstance(source, str):
-            self.engine = create_engine(source, poolclass=NullPool)
+            try:
+                self.engine = create_engine(source, poolclass=NullPool)
+            except ModuleNotFoundError as exc:  # the dialect imports its driver here
+                if exc.name != "asyncpg":
+                    raise
+                raise ImportError(
+                    "a postgresql:// store needs asyncpg: pip install 'chatgate[postgres]'"
+                ) from None
         else:
             self.engine = source
         self._migrated = False
