@@ -138,3 +138,24 @@ def test_the_import_command(
     assert "chatgate_conversation_messages: 10 read, 10 added" in capsys.readouterr().out
     assert cli(["store", "import", str(tmp_path / "missing.db"), "--to", target]) == 2
     assert "missing.db: no such file" in capsys.readouterr().err
+
+
+def test_the_default_file_is_the_working_directory_s_when_the_conversation_is_made(
+    tmp_path: Path, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CHATGATE_SQLITE_PATH", raising=False)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    first = chatgate.Conversation(model="openai/gpt-4o-mini", api_key="k", api_base=fake.base_url)
+    first.send("in a")
+    monkeypatch.chdir(tmp_path / "b")
+    second = chatgate.Conversation(model="openai/gpt-4o-mini", api_key="k", api_base=fake.base_url)
+    second.send("in b")
+    first.send("still in a")
+    monkeypatch.chdir(tmp_path / "a")
+    assert len(chatgate.Conversation.load(first.id).messages) == 4
+    monkeypatch.chdir(tmp_path / "b")
+    assert len(chatgate.Conversation.load(second.id).messages) == 2
+    with pytest.raises(chatgate.ConversationNotFoundError):
+        chatgate.Conversation.load(first.id)

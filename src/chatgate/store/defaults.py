@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from chatgate.store.records import ConversationStore, IdempotencyStore
 
@@ -20,8 +21,10 @@ DEFAULT_PATH = "chatgate.db"
 
 
 def default_url(env: Mapping[str, str] | None = None) -> str:
+    """The default file, made absolute now: each operation opens its own connection, and a
+    later ``chdir`` must not move a conversation to another file."""
     environ = os.environ if env is None else env
-    return f"sqlite:///{environ.get(SQLITE_PATH_ENV) or DEFAULT_PATH}"
+    return f"sqlite:///{Path(environ.get(SQLITE_PATH_ENV) or DEFAULT_PATH).absolute()}"
 
 
 def conversation_store(store: ConversationStore | str | None) -> ConversationStore:
