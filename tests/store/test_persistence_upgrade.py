@@ -80,7 +80,7 @@ async def test_the_old_file_is_the_store_as_it_is(
         await holds_everything(url)  # a second opening: migrated already, nothing said
     assert caplog.records == []
     db = Database(url)
-    assert await current_version(db.engine) >= 13
+    assert await current_version(db.engine) >= 14
     async with db.engine.begin() as conn:  # the rest of the store's schema is there too
         assert (await conn.execute(select(func.count()).select_from(SPEND_LOG))).scalar() == 0
     await db.aclose()

@@ -120,7 +120,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         extra=_rollup_cache_writes,
     ),
     Migration(
-        13,
+        14,
         "conversations and tool-call idempotency keys (chatgate.persistence's tables)",
         (CONVERSATIONS, CONVERSATION_MESSAGES, TOOL_CALLS),
         extra=_adopt_conversations,

@@ -3,7 +3,7 @@ per idempotency key).
 
 The table names and columns are exactly those ``chatgate.persistence`` created in its SQLite
 file before it became part of this store, so a file it wrote is a database of this store
-already: migration 13 finds the tables and keeps their rows as they are. Messages, policies
+already: migration 14 finds the tables and keeps their rows as they are. Messages, policies
 and params are JSON text (what the old file holds), never queried inside; times are epoch
 seconds. Old versions of chatgate can still read and write a file upgraded this way.
 """
