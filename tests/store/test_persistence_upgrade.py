@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -159,3 +160,17 @@ def test_the_default_file_is_the_working_directory_s_when_the_conversation_is_ma
     assert len(chatgate.Conversation.load(second.id).messages) == 2
     with pytest.raises(chatgate.ConversationNotFoundError):
         chatgate.Conversation.load(first.id)
+
+
+def test_the_import_command_names_an_unreachable_target_without_its_password(
+    old_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    target = f"postgresql://ada:hunter2@127.0.0.1:{port}/db"
+    assert cli(["store", "import", str(old_file), "--to", target]) == 1
+    err = capsys.readouterr().err
+    assert f"postgresql://ada:***@127.0.0.1:{port}/db" in err
+    assert "hunter2" not in err
+    assert "Traceback" not in err

@@ -27,6 +27,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from chatgate.store.legacy import import_sqlite_file
 
     try:
@@ -34,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     except (ChatgateError, ValueError) as exc:
         print(f"chatgate store import: {exc}", file=sys.stderr)
         return 2
+    except (OSError, SQLAlchemyError) as exc:  # the target is down or refuses us
+        where = make_url(args.to).render_as_string(hide_password=True)
+        print(f"chatgate store import: {where}: {exc}", file=sys.stderr)
+        return 1
     for table, read in done.read.items():
         print(f"{table}: {read} read, {done.added[table]} added")
     return 0
