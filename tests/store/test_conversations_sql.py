@@ -16,6 +16,7 @@ import pytest
 import chatgate
 from chatgate.errors import ChatgateError
 from chatgate.store.conversations import SqlConversationStore
+from chatgate.store.engine import create_engine
 from chatgate.store.records import ConversationRecord
 from chatgate.transport.loop_thread import run_sync
 from tests.fakes.openai_server import FakeOpenAI
@@ -131,3 +132,13 @@ def test_a_conversation_resumes_in_another_process_on_postgresql(
     assert fake.last.body["temperature"] == 0.3
     again = chatgate.Conversation.load("ada", store=pg_url)
     assert len(again.messages) == 4
+
+
+async def test_a_pooled_engine_of_your_own(db_url: str) -> None:
+    """An engine given instead of a URL is used as it is (pooled), its schema made first."""
+    store = SqlConversationStore(create_engine(db_url, pool_size=2))
+    await store.save_conversation(record(HI), persisted=0)
+    await store.save_conversation(record(MORE), persisted=2)
+    assert await store.load_conversation("c1") == record(HI + MORE)
+    assert store.database.engine.pool.checkedin() >= 1  # the connection went back to a pool
+    await store.aclose()
