@@ -41,14 +41,16 @@ FORBIDDEN = {
         "chatgate.cost",
         "chatgate.cache",
     ),
-    "persistence": (
+    "store": (  # conversations and tool calls persist here: below memory and tools
         "chatgate.server",
         "chatgate.router",
         "chatgate.client",
         "chatgate.memory",
         "chatgate.tools",
         "chatgate.structured",
+        "chatgate.cost",
     ),
+    "persistence": ("chatgate.server", "chatgate.memory", "chatgate.tools"),
     "structured": ("chatgate.server", "chatgate.router", "chatgate.memory", "chatgate.tools"),
     "tools": ("chatgate.server", "chatgate.router"),
     "memory": ("chatgate.server", "chatgate.router", "chatgate.tools"),
