@@ -15,6 +15,8 @@ from typing import Any
 from chatgate.batching.input import BatchInputError, BatchItem, Source, collect_items, where_of
 from chatgate.batching.output import OutputFile, failure_line, load_existing, success_line
 from chatgate.batching.plan import CostCap, check_items, router_for
+from chatgate.batching.provider.poll import PollPolicy
+from chatgate.batching.provider.run import ProviderBatchRun
 from chatgate.batching.summary import BatchSummary
 from chatgate.cost.budgets import Reservation
 from chatgate.errors import ChatgateError, InvalidRequestError
@@ -156,23 +158,12 @@ class BatchRun:
             assert isinstance(result, ChatResponse)  # stream is refused by read_items
             cost = result.meta.cost
             out.write(success_line(item.custom_id, result))
-            self._count(result)
+            self.summary.count(result)
         finally:
             if hold is not None and self.cap is not None:
                 await self.cap.settle(hold, cost)
         if self.on_progress is not None:
             self.on_progress(self.summary)
-
-    def _count(self, response: ChatResponse) -> None:
-        s = self.summary
-        s.done += 1
-        if response.usage is not None:
-            s.prompt_tokens += response.usage.prompt_tokens
-            s.completion_tokens += response.usage.completion_tokens
-        if response.meta.cost is None:
-            s.unpriced += 1
-        else:
-            s.cost += response.meta.cost
 
 
 async def abatch(
@@ -183,19 +174,23 @@ async def abatch(
     concurrency: int = 8,
     max_cost: Decimal | None = None,
     retry_failed: bool = False,
+    provider_batch: bool = False,
+    poll: PollPolicy | None = None,
 ) -> BatchSummary:
     """Run every request of ``requests_or_path`` (a JSONL file in OpenAI's Batch input format,
     or the same objects in an iterable) and append the answers to ``output_path`` in OpenAI's
     Batch output format. Requests already answered there are skipped (resume); failed ones
     too unless ``retry_failed``. ``router``: model names are its model_list names; without it
-    they are provider/model strings. ``max_cost`` (USD) is never exceeded. See docs/batch.md."""
-    run = BatchRun(
-        requests_or_path,
-        output_path,
-        router=router,
-        concurrency=concurrency,
-        max_cost=max_cost,
-        retry_failed=retry_failed,
+    they are provider/model strings. ``max_cost`` (USD) is never exceeded.
+
+    ``provider_batch``: submit to the providers' batch APIs (OpenAI, Anthropic) at the batch
+    price instead, answers within 24 h; ``poll`` sets how often to ask (and for how long at
+    most, ``max_wait_s``). See docs/batch.md."""
+    common: dict[str, Any] = {"router": router, "max_cost": max_cost, "retry_failed": retry_failed}
+    run: BatchRun | ProviderBatchRun = (
+        ProviderBatchRun(requests_or_path, output_path, poll=poll, **common)
+        if provider_batch
+        else BatchRun(requests_or_path, output_path, concurrency=concurrency, **common)
     )
     run.prepare()
     return await run.run()
