@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -26,12 +27,16 @@ from chatgate.types import ChatResponse
 
 __all__ = [
     "Existing",
+    "LineHook",
     "OutputFile",
     "failure_line",
     "load_existing",
     "success_line",
     "write_atomically",
 ]
+
+# Called with each line's custom_id and outcome once its line is written (e.g. a spend row).
+LineHook = Callable[[str, ChatResponse | ChatgateError], None]
 
 
 @dataclass

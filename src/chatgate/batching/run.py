@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from chatgate.batching.input import BatchInputError, BatchItem, Source, collect_items, where_of
-from chatgate.batching.output import OutputFile, failure_line, load_existing, success_line
+from chatgate.batching.output import (
+    LineHook,
+    OutputFile,
+    failure_line,
+    load_existing,
+    success_line,
+)
 from chatgate.batching.plan import CostCap, check_items, router_for
 from chatgate.batching.provider.poll import PollPolicy
 from chatgate.batching.provider.run import ProviderBatchRun
@@ -43,6 +49,7 @@ class BatchRun:
         max_cost: Decimal | None = None,
         retry_failed: bool = False,
         on_progress: Progress | None = None,
+        on_line: LineHook | None = None,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequestError("concurrency must be at least 1", param="concurrency")
@@ -56,6 +63,7 @@ class BatchRun:
         self.cap = CostCap(Decimal(str(max_cost))) if max_cost is not None else None
         self.retry_failed = retry_failed
         self.on_progress = on_progress
+        self.on_line = on_line
         self.summary = BatchSummary()
         self._pending: deque[BatchItem] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -146,6 +154,7 @@ class BatchRun:
     async def _one(self, item: BatchItem, hold: Reservation | None, out: OutputFile) -> None:
         assert self.router is not None
         cost: Decimal | None = Decimal(0)
+        outcome: ChatResponse | ChatgateError
         try:
             result = await self.router.aroute(item.request)
         except asyncio.CancelledError:
@@ -154,14 +163,18 @@ class BatchRun:
         except ChatgateError as exc:
             out.write(failure_line(item.custom_id, exc))
             self.summary.failed += 1
+            outcome = exc
         else:
             assert isinstance(result, ChatResponse)  # stream is refused by read_items
             cost = result.meta.cost
             out.write(success_line(item.custom_id, result))
             self.summary.count(result)
+            outcome = result
         finally:
             if hold is not None and self.cap is not None:
                 await self.cap.settle(hold, cost)
+        if self.on_line is not None:
+            self.on_line(item.custom_id, outcome)
         if self.on_progress is not None:
             self.on_progress(self.summary)
 

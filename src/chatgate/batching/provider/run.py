@@ -16,7 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from chatgate.batching.input import BatchInputError, Source, collect_items, where_of
-from chatgate.batching.output import OutputFile, failure_line, load_existing, success_line
+from chatgate.batching.output import (
+    LineHook,
+    OutputFile,
+    failure_line,
+    load_existing,
+    success_line,
+)
 from chatgate.batching.provider.api import BatchLineError, Outcome
 from chatgate.batching.provider.plan import Planned, plan_items
 from chatgate.batching.provider.poll import PollPolicy
@@ -49,6 +55,7 @@ class ProviderBatchRun:
         retry_failed: bool = False,
         on_progress: Progress | None = None,
         poll: PollPolicy | None = None,
+        on_line: LineHook | None = None,
     ) -> None:
         if max_cost is not None and max_cost < 0:
             raise InvalidRequestError("max_cost must be 0 or more (USD)", param="max_cost")
@@ -59,6 +66,7 @@ class ProviderBatchRun:
         self.retry_failed = retry_failed
         self.on_progress = on_progress
         self.poll = poll or PollPolicy()
+        self.on_line = on_line
         self.summary = BatchSummary()
         self.state = StateFile(self.output)
         self._by_id: dict[str, Planned] = {}
@@ -237,6 +245,8 @@ class ProviderBatchRun:
                 outcome = attributed(outcome, deployment, outcome.request_id)
             out.write(failure_line(custom_id, outcome))
             self.summary.failed += 1
+        if self.on_line is not None:
+            self.on_line(custom_id, outcome)
         if self.on_progress is not None:
             self.on_progress(self.summary)
 
