@@ -54,7 +54,11 @@ def gateway(
                                               "api_base": live.base_url, "api_key": "sk-up-3",
                                               "input_cost_per_token": "0.000001",
                                               "output_cost_per_token": "0.000002"}},
+            {"model_name": "broken", "params": {"model": "groq/llama-3.1-8b-instant",
+                                                "api_base": "http://127.0.0.1:9/v1",
+                                                "api_key": "sk-up-4", "free": True}},
         ],
+        "router_settings": {"fallbacks": [{"broken": ["live"]}], "num_retries": 0},
         "general_settings": {"master_key": MASTER, "key_cache_ttl_s": 0,
                              "database_url": f"sqlite:///{tmp / 'gateway.db'}"},
     }  # fmt: skip
@@ -154,6 +158,16 @@ def test_bad_lines_and_unknown_models_are_refused_at_creation(gateway: Gateway) 
         submit(client, jsonl([("a", "nope", "x")]))
     with pytest.raises(openai.BadRequestError, match="purpose"):
         client.files.create(file=("in.jsonl", io.BytesIO(b"{}")), purpose="fine-tune")
+
+
+def test_gateway_run_lines_keep_the_key_allowlist_on_fallbacks(gateway: Gateway) -> None:
+    for models, answered in ((["broken"], False), (["broken", "live"], True)):
+        secret, _ = new_key(gateway, models=models)
+        client = sdk(gateway, secret)
+        done = wait_done(client, submit(client, jsonl([("a", "broken", "x")])).id)
+        assert done.status == "completed", done
+        assert (done.output_file_id is not None) == answered  # fell back to "live" only if allowed
+        assert (done.error_file_id is None) == answered
 
 
 def test_a_key_budget_holds_the_batch(gateway: Gateway) -> None:

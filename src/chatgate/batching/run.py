@@ -27,6 +27,7 @@ from chatgate.batching.summary import BatchSummary
 from chatgate.cost.budgets import Reservation
 from chatgate.errors import ChatgateError, InvalidRequestError
 from chatgate.router import Router
+from chatgate.router.fallbacks import Allowed
 from chatgate.transport.loop_thread import run_sync
 from chatgate.types import ChatResponse
 
@@ -50,7 +51,10 @@ class BatchRun:
         retry_failed: bool = False,
         on_progress: Progress | None = None,
         on_line: LineHook | None = None,
+        allowed: Allowed | None = None,
     ) -> None:
+        """``allowed``: the model groups a caller may be served by, fallbacks included (the
+        gateway's key allowlist); None: any."""
         if concurrency < 1:
             raise InvalidRequestError("concurrency must be at least 1", param="concurrency")
         if max_cost is not None and max_cost < 0:
@@ -64,6 +68,7 @@ class BatchRun:
         self.retry_failed = retry_failed
         self.on_progress = on_progress
         self.on_line = on_line
+        self.allowed = allowed
         self.summary = BatchSummary()
         self._pending: deque[BatchItem] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -156,7 +161,7 @@ class BatchRun:
         cost: Decimal | None = Decimal(0)
         outcome: ChatResponse | ChatgateError
         try:
-            result = await self.router.aroute(item.request)
+            result = await self.router.aroute(item.request, allowed=self.allowed)
         except asyncio.CancelledError:
             self.summary.unsent += 1  # cancelled in flight: no line, it runs again on resume
             return

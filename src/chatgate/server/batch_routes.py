@@ -210,7 +210,8 @@ async def _create(
         "request_counts": {"total": len(items), "completed": 0, "failed": 0},
         "metadata": data.get("metadata"),
         OWNER_FIELD: owner_of(ctx),
-        KEY_FIELD: {"key_id": ctx.key_id, "user_id": ctx.user_id, "team_id": ctx.team_id},
+        KEY_FIELD: {"key_id": ctx.key_id, "user_id": ctx.user_id, "team_id": ctx.team_id,
+                    "models": list(ctx.key.models) if ctx.key is not None else []},
     }  # fmt: skip
     store.save_batch(record)
     start_batch(state, store, batch_id, holds)

@@ -169,7 +169,9 @@ async def _execute(
         if source.stat().st_size:
             spend.models.update({i.custom_id: i.request.model for i in read_items(source)})
     if live.stat().st_size:
-        run = BatchRun(live, out, router=router, concurrency=8, on_line=spend)
+        models = set((record.get(KEY_FIELD) or {}).get("models") or ())
+        allowed = models.__contains__ if models else None  # the key's allowlist, fallbacks too
+        run = BatchRun(live, out, router=router, concurrency=8, on_line=spend, allowed=allowed)
         run.prepare()
         await run.run()
     if provider.stat().st_size:

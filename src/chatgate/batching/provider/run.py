@@ -96,7 +96,7 @@ class ProviderBatchRun:
         in_jobs = self.state.custom_ids()
         self._to_submit = [p for p in planned if p.item.custom_id not in self._written | in_jobs]
         self.summary.total = len(items)
-        self.summary.skipped = len(self._written)
+        self.summary.skipped = sum(1 for p in planned if p.item.custom_id in self._written)
         self.summary.repaired = existing.repaired
         self._apply_cap()
 
