@@ -93,8 +93,8 @@ class ProviderBatchRun:
             raise BatchInputError(problems, where_of(self.source))
         existing = load_existing(self.output, retry_failed=self.retry_failed)
         self._written = existing.succeeded | existing.failed
-        in_jobs = self.state.custom_ids()
-        self._to_submit = [p for p in planned if p.item.custom_id not in self._written | in_jobs]
+        done_or_submitted = self._written | self.state.custom_ids()
+        self._to_submit = [p for p in planned if p.item.custom_id not in done_or_submitted]
         self.summary.total = len(items)
         self.summary.skipped = sum(1 for p in planned if p.item.custom_id in self._written)
         self.summary.repaired = existing.repaired
