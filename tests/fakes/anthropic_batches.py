@@ -20,8 +20,8 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.anthropic_server import error_body, message_json, usage_json
-from tests.fakes.openai_batches import BatchScript, echo_text
-from tests.fakes.openai_server import FakeOpenAI, Received
+from tests.fakes.openai_batches import BatchFake, BatchScript, echo_text
+from tests.fakes.openai_server import Received
 
 __all__ = ["BatchScript", "FakeAnthropicBatches"]
 
@@ -30,16 +30,8 @@ _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _PREFIX = "/v1/messages/batches"
 
 
-class FakeAnthropicBatches(FakeOpenAI):
+class FakeAnthropicBatches(BatchFake):
     """Start with ``with FakeAnthropicBatches(BatchScript(...)) as fake:``."""
-
-    def __init__(self, script: BatchScript | None = None) -> None:
-        super().__init__()
-        self.batch_script = script or BatchScript()
-        self.batches: dict[str, dict[str, Any]] = {}
-        self.inputs: dict[str, list[dict[str, Any]]] = {}
-        self.polls: dict[str, int] = {}
-        self.submissions = 0
 
     @property
     def base_url(self) -> str:

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from tests.fakes.openai_server import FakeOpenAI, Received, completion_json, error_json
 
-__all__ = ["BatchScript", "FakeOpenAIBatches", "echo_text"]
+__all__ = ["BatchFake", "BatchScript", "FakeOpenAIBatches", "echo_text"]
 
 _ids = itertools.count(1)
 EXPIRED = "This request could not be executed before the completion window expired."
@@ -51,16 +51,25 @@ def echo_text(body: Any) -> str:
     return "echo: nothing"
 
 
-class FakeOpenAIBatches(FakeOpenAI):
-    """Start with ``with FakeOpenAIBatches(BatchScript(...)) as fake:``; ``fake.base_url``."""
+class BatchFake(FakeOpenAI):
+    """What the batch fakes share: the script, the batches by id, the lines each was given,
+    status reads per batch and the count of batches created."""
 
     def __init__(self, script: BatchScript | None = None) -> None:
         super().__init__()
         self.batch_script = script or BatchScript()
-        self.uploads: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
+        self.inputs: dict[str, list[dict[str, Any]]] = {}
         self.polls: dict[str, int] = {}
         self.submissions = 0
+
+
+class FakeOpenAIBatches(BatchFake):
+    """Start with ``with FakeOpenAIBatches(BatchScript(...)) as fake:``; ``fake.base_url``."""
+
+    def __init__(self, script: BatchScript | None = None) -> None:
+        super().__init__(script)
+        self.uploads: dict[str, bytes] = {}
         self.failing_reads = 0  # the next status reads answer 500 (a passing outage)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:

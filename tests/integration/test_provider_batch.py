@@ -24,11 +24,13 @@ from chatgate.cost.calc import cost_of
 from chatgate.cost.prices import lookup_price
 from chatgate.types import Usage
 from tests.fakes.anthropic_batches import FakeAnthropicBatches
+from tests.fakes.gemini_batches import FakeGeminiBatches
 from tests.fakes.openai_batches import FakeOpenAIBatches
 from tests.integration.test_batch import line, read_output, write_input
 
 MINI = "openai/gpt-4o-mini"
 SONNET = "anthropic/claude-sonnet-4-5"
+FLASH = "gemini/gemini-2.5-flash"
 
 
 class Sleeps:
@@ -50,6 +52,14 @@ def oai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAIBatches]:
     with FakeOpenAIBatches() as fake:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch")
         monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        yield fake
+
+
+@pytest.fixture
+def gem(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGeminiBatches]:
+    with FakeGeminiBatches() as fake:
+        monkeypatch.setenv("GEMINI_API_KEY", "g-test-batch")
+        monkeypatch.setenv("GEMINI_API_BASE", fake.base_url)
         yield fake
 
 
@@ -248,13 +258,18 @@ async def test_partly_errored_batches_write_todays_error_lines(
     assert (summary.done, summary.failed) == (2, 2)
 
 
-async def test_anthropic_expired_lines(ant: FakeAnthropicBatches, tmp_path: Path) -> None:
-    ant.batch_script.final, ant.batch_script.answered = "expired", 1
-    source = write_input(tmp_path / "in.jsonl", [line(f"q{i}", SONNET) for i in range(2)])
+@pytest.mark.parametrize(("fixture", "model"), [("ant", SONNET), ("gem", FLASH)])
+async def test_anthropic_and_gemini_expired_lines(
+    fixture: str, model: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    fake = request.getfixturevalue(fixture)
+    fake.batch_script.final, fake.batch_script.answered = "expired", 1
+    source = write_input(tmp_path / "in.jsonl", [line(f"q{i}", model) for i in range(2)])
     out = tmp_path / "out.jsonl"
     await abatch(source, out, provider_batch=True, poll=policy())
     records = by_id(out)
     assert records["q0"]["error"] is None
+    assert records["q1"]["response"] is None
     assert records["q1"]["error"]["code"] == "batch_expired"
 
 
@@ -323,3 +338,25 @@ async def test_a_failing_status_read_is_tried_again(oai: FakeOpenAIBatches, tmp_
     summary = await abatch(source, tmp_path / "out.jsonl", provider_batch=True, poll=policy(sleeps))
     assert (oai.submissions, summary.done) == (1, 1)
     assert sleeps.waits == [2.0, 3.0]  # two 500s, each followed by a longer wait
+
+
+async def test_gemini_submit_poll_download(gem: FakeGeminiBatches, tmp_path: Path) -> None:
+    gem.batch_script.line_errors = {"q1": (400, "invalid_request_error", "bad request")}
+    lines = [line("q0", FLASH, "one", max_tokens=32), line("q1", FLASH, "two")]
+    source = write_input(tmp_path / "in.jsonl", lines)
+    out = tmp_path / "out.jsonl"
+    summary = await abatch(source, out, provider_batch=True, poll=policy())
+    assert gem.submissions == 1
+    sent = next(iter(gem.inputs.values()))
+    assert [r["metadata"]["key"] for r in sent] == ["q0", "q1"]
+    assert sent[0]["request"]["contents"] == [{"role": "user", "parts": [{"text": "one"}]}]
+    assert sent[0]["request"]["generationConfig"]["maxOutputTokens"] == 32
+    assert gem.requests[0].path == "/v1beta/models/gemini-2.5-flash:batchGenerateContent"
+    records = by_id(out)
+    answer = ChatCompletion.model_validate(records["q0"]["response"]["body"])
+    assert answer.choices[0].message.content == "echo: one"
+    assert records["q1"]["response"]["status_code"] == 400
+    assert records["q1"]["error"]["message"].startswith("bad request")
+    price = lookup_price(FLASH)
+    assert price is not None
+    assert summary.cost == (9 * price.input + 3 * price.output) / 2

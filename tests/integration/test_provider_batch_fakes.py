@@ -1,18 +1,23 @@
-"""The fake batch APIs speak the real wire formats: the official SDKs' batch calls work
-against them and parse every object into the SDKs' own types."""
+"""The fake batch APIs speak the real wire formats: the official SDKs' batch calls (openai,
+anthropic, google-genai) work against them and parse every object into the SDKs' own
+types."""
 
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import anthropic
 import openai
 import orjson
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
+from google import genai
+from google.genai import types as genai_types
 from openai.types import Batch, FileObject
 from openai.types.chat import ChatCompletion
 
 from tests.fakes.anthropic_batches import FakeAnthropicBatches
+from tests.fakes.gemini_batches import FakeGeminiBatches
 from tests.fakes.openai_batches import BatchScript, FakeOpenAIBatches
 
 
@@ -124,3 +129,35 @@ def test_anthropic_sdk_sees_expired_lines() -> None:
         assert client.messages.batches.retrieve(batch.id).request_counts.expired == 1
         kinds = [r.result.type for r in client.messages.batches.results(batch.id)]
         assert kinds == ["succeeded", "expired"]
+
+
+def test_google_genai_sdk_batch_round_trip() -> None:
+    script = BatchScript(polls=1, line_errors={"b": (400, "invalid_request_error", "bad")})
+    with FakeGeminiBatches(script) as fake:
+        client = genai.Client(
+            api_key="g-test",
+            http_options=genai_types.HttpOptions(
+                base_url=fake.base_url.removesuffix("/v1beta"), api_version="v1beta"
+            ),
+        )
+        requests: list[Any] = [
+            {"contents": [{"role": "user", "parts": [{"text": text}]}], "metadata": {"key": key}}
+            for key, text in (("a", "one"), ("b", "two"))
+        ]
+        job = client.batches.create(model="gemini-2.5-flash", src=requests)
+        assert isinstance(job, genai_types.BatchJob)
+        assert job.name is not None
+        assert client.batches.get(name=job.name).state == genai_types.JobState.JOB_STATE_RUNNING
+        done = client.batches.get(name=job.name)
+        assert done.state == genai_types.JobState.JOB_STATE_SUCCEEDED
+        assert done.dest is not None
+        assert done.dest.inlined_responses is not None
+        by_key = {r.metadata["key"]: r for r in done.dest.inlined_responses if r.metadata}
+        answer = by_key["a"].response
+        assert answer is not None
+        assert answer.text == "echo: one"
+        assert answer.usage_metadata is not None
+        assert answer.usage_metadata.prompt_token_count == 9
+        assert by_key["b"].error is not None
+        assert by_key["b"].response is None
+        assert fake.submissions == 1

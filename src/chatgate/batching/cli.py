@@ -52,7 +52,7 @@ def add_parser(sub: Any) -> None:
     cmd.add_argument(
         "--provider-batch",
         action="store_true",
-        help="submit to the providers' batch APIs (OpenAI, Anthropic): half price, within 24 h",
+        help="submit to the providers' batch APIs (OpenAI, Anthropic, Gemini): half price",
     )
     cmd.add_argument(
         "--max-wait",

@@ -201,7 +201,8 @@ async def abatch(
     too unless ``retry_failed``. ``router``: model names are its model_list names; without it
     they are provider/model strings. ``max_cost`` (USD) is never exceeded.
 
-    ``provider_batch``: submit to the providers' batch APIs (OpenAI, Anthropic) at the batch
+    ``provider_batch``: submit to the providers' batch APIs (OpenAI, Anthropic, Gemini) at the
+    batch
     price instead, answers within 24 h; ``poll`` sets how often to ask (and for how long at
     most, ``max_wait_s``). See docs/batch.md."""
     common: dict[str, Any] = {"router": router, "max_cost": max_cost, "retry_failed": retry_failed}

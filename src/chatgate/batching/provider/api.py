@@ -11,7 +11,7 @@ from chatgate.errors import APIError, ChatgateError
 from chatgate.providers.base import Deployment
 from chatgate.types import ChatRequest, ChatResponse
 
-__all__ = ["BatchAPI", "BatchLineError", "LineTarget", "Outcome", "Status"]
+__all__ = ["BatchAPI", "BatchLineError", "LineTarget", "Outcome", "PerModelJobs", "Status"]
 
 Outcome = ChatResponse | ChatgateError
 LineTarget = tuple[ChatRequest, Deployment]  # what a wire line asked, and where it went
@@ -35,6 +35,17 @@ class Status:
     ended: bool
     state: str  # the provider's own word: in_progress, completed, expired, ended, ...
     missing: tuple[str, str] = ("batch_missing", "the batch returned no result for this line")
+
+
+class PerModelJobs:
+    """For APIs whose batch serves one model (OpenAI, Gemini): lines of one account and one
+    model share a job, each sent under its own custom_id."""
+
+    def job_key(self, deployment: Deployment) -> tuple[str | None, ...]:
+        return (deployment.provider, deployment.api_base, deployment.api_key, deployment.model)
+
+    def wire_id(self, custom_id: str, line: int) -> str:
+        return custom_id
 
 
 class BatchAPI(Protocol):

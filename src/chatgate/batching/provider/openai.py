@@ -15,7 +15,13 @@ from typing import Any
 
 import orjson
 
-from chatgate.batching.provider.api import BatchLineError, LineTarget, Outcome, Status
+from chatgate.batching.provider.api import (
+    BatchLineError,
+    LineTarget,
+    Outcome,
+    PerModelJobs,
+    Status,
+)
 from chatgate.batching.provider.wire import fetch, fetch_json, jsonl
 from chatgate.errors import APIError
 from chatgate.providers.base import Deployment, HttpRequest
@@ -77,16 +83,10 @@ def _missing(batch: Mapping[str, Any]) -> tuple[str, str]:
     return code, message
 
 
-class OpenAIBatches:
+class OpenAIBatches(PerModelJobs):
     provider = "openai"
     max_lines = 50_000
     max_bytes = 200 * 1024 * 1024
-
-    def job_key(self, deployment: Deployment) -> tuple[str | None, ...]:
-        return (deployment.provider, deployment.api_base, deployment.api_key, deployment.model)
-
-    def wire_id(self, custom_id: str, line: int) -> str:
-        return custom_id
 
     def line(self, wire_id: str, request: ChatRequest, deployment: Deployment) -> bytes:
         body = orjson.loads(ADAPTER.build_request(request, deployment).body)

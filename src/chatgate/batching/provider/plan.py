@@ -11,6 +11,7 @@ from decimal import Decimal
 from chatgate.batching.input import BatchItem
 from chatgate.batching.provider.anthropic import AnthropicBatches
 from chatgate.batching.provider.api import BatchAPI
+from chatgate.batching.provider.gemini import GeminiBatches
 from chatgate.batching.provider.openai import OpenAIBatches
 from chatgate.cost.budgets import Budgets
 from chatgate.cost.calc import price_of
@@ -21,7 +22,11 @@ from chatgate.router import Router
 
 __all__ = ["APIS", "Planned", "plan_items"]
 
-APIS: dict[str, BatchAPI] = {"openai": OpenAIBatches(), "anthropic": AnthropicBatches()}
+APIS: dict[str, BatchAPI] = {
+    "openai": OpenAIBatches(),
+    "anthropic": AnthropicBatches(),
+    "gemini": GeminiBatches(),
+}
 
 
 @dataclass(frozen=True, slots=True)
