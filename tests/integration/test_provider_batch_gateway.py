@@ -158,6 +158,9 @@ def test_bad_lines_and_unknown_models_are_refused_at_creation(gateway: Gateway) 
         submit(client, jsonl([("a", "nope", "x")]))
     with pytest.raises(openai.BadRequestError, match="purpose"):
         client.files.create(file=("in.jsonl", io.BytesIO(b"{}")), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError, match="line 1: not valid JSON") as bad:
+        submit(client, b"not json\n")
+    assert "chatgate-batches" not in str(bad.value)  # no server path in the answer
 
 
 def test_gateway_run_lines_keep_the_key_allowlist_on_fallbacks(gateway: Gateway) -> None:

@@ -132,8 +132,8 @@ def _upload(store: BatchStore, ctx: RequestContext, scope: Scope, body: bytes) -
 def _check_items(state: GatewayState, ctx: RequestContext, source: Path) -> list[BatchItem]:
     try:
         items = read_items(source)
-    except BatchInputError as exc:
-        raise GatewayError(400, exc.message, param="input_file_id") from None
+    except BatchInputError as exc:  # its message names the stored file's path: not shown
+        raise GatewayError(400, _listed(exc.problems), param="input_file_id") from None
     groups, problems = state.models.router.groups, []
     for item in items:
         model = item.request.model
@@ -142,9 +142,13 @@ def _check_items(state: GatewayState, ctx: RequestContext, source: Path) -> list
         elif ctx.key is not None and not ctx.key.allows(model):
             problems.append(f"line {item.line}: this key may not use model {model!r}")
     if problems:
-        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        raise GatewayError(400, "; ".join(problems[:10]) + more, param="input_file_id")
+        raise GatewayError(400, _listed(problems), param="input_file_id")
     return items
+
+
+def _listed(problems: list[str]) -> str:
+    more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+    return f"the input file has {len(problems)} problem(s): " + "; ".join(problems[:10]) + more
 
 
 async def _hold(
@@ -191,6 +195,10 @@ async def _create(
     if not isinstance(file_id, str):
         raise GatewayError(
             400, "input_file_id: the id of an uploaded batch file", param="input_file_id"
+        )
+    if store.file(file_id, ctx)["purpose"] != "batch":
+        raise GatewayError(
+            400, f"{file_id} is not a batch input file (purpose 'batch')", param="input_file_id"
         )
     source = store.file_path(file_id, ctx)
     items = _check_items(state, ctx, source)
