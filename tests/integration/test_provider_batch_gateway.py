@@ -18,6 +18,7 @@ import pytest
 from openai.types import Batch
 from openai.types.chat import ChatCompletion
 
+from chatgate.cost.budgets import Budgets
 from chatgate.cost.prices import lookup_price
 from tests.fakes.anthropic_batches import FakeAnthropicBatches
 from tests.fakes.gateway import Gateway, start_gateway
@@ -180,6 +181,35 @@ def test_a_key_budget_holds_the_batch(gateway: Gateway) -> None:
     assert refused.value.status_code == 402
 
 
+def mini_worst_and_actual() -> tuple[Decimal, Decimal]:
+    """A one-line "x" batch on gpt-4o-mini at the batch rate: its hold, and its real cost."""
+    price = lookup_price("openai/gpt-4o-mini")
+    assert price is not None
+    messages = [{"role": "user", "content": "x"}]
+    worst = Budgets([]).worst_case("openai/gpt-4o-mini", messages, max_tokens=20, price=price)
+    return worst / 2, (9 * price.input + 3 * price.output) / 2
+
+
+def test_a_finished_batch_is_charged_to_the_key_budget(gateway: Gateway) -> None:
+    worst, actual = mini_worst_and_actual()
+    # room for one batch's hold, and after its actual cost is charged, not for another hold
+    secret, _ = new_key(gateway, budget=str(worst + actual - Decimal("0.000000001")))
+    client = sdk(gateway, secret)
+    assert wait_done(client, submit(client, jsonl([("a", "mini", "x")])).id).status == "completed"
+
+    def refused() -> bool:
+        try:
+            submit(client, jsonl([("b", "mini", "x")]))
+        except openai.APIStatusError as exc:
+            return exc.status_code == 402
+        return False
+
+    deadline = time.monotonic() + 5
+    while not refused():  # the charge lands a moment after the batch completes
+        assert time.monotonic() < deadline, "the first batch was never charged"
+        time.sleep(0.1)
+
+
 def test_admin_sees_every_batch(gateway: Gateway, tmp_path: Path) -> None:
     secret, _ = new_key(gateway)
     batch = submit(sdk(gateway, secret), jsonl([("a", "live", "x")]))
@@ -191,11 +221,17 @@ def test_admin_sees_every_batch(gateway: Gateway, tmp_path: Path) -> None:
 def test_a_restarted_gateway_resumes_the_batch_without_submitting_again(
     tmp_path: Path,
 ) -> None:
+    worst, actual = mini_worst_and_actual()
     with FakeOpenAIBatches(BatchScript(polls=10_000)) as oai:
         params = {"model": "openai/gpt-4o-mini", "api_base": oai.base_url, "api_key": "sk-up"}
         config = {
             "model_list": [{"model_name": "mini", "params": params}],
-            "general_settings": {"database_url": f"sqlite:///{tmp_path / 'gateway.db'}"},
+            "general_settings": {
+                "database_url": f"sqlite:///{tmp_path / 'gateway.db'}",
+                # room for one hold, then (once it is charged) for no other
+                "budgets": [{"scope": "global", "limit": str(worst + actual - Decimal("1e-9"))}],
+                "budget_hold_ttl_s": 1,  # the dead gateway's hold is swept soon after
+            },
         }
         with start_gateway(config, tmp_path) as gw:  # an open gateway: no key needed
             batch = submit(sdk(gw, "anything"), jsonl([("a", "mini", "x")]))
@@ -205,7 +241,13 @@ def test_a_restarted_gateway_resumes_the_batch_without_submitting_again(
         assert oai.submissions == 1
         oai.batch_script.polls = 0  # the upstream batch ends while the gateway is down
         with start_gateway(config, tmp_path) as gw:
-            done = wait_done(sdk(gw, "anything"), batch.id)
+            client = sdk(gw, "anything")
+            done = wait_done(client, batch.id)
             assert done.status == "completed", done
-            assert sorted(lines_of(sdk(gw, "anything"), done.output_file_id)) == ["a"]
+            assert sorted(lines_of(client, done.output_file_id)) == ["a"]
+            time.sleep(2.5)  # the first gateway's hold has expired and been swept
+            # the resumed run took no hold, yet its cost was charged: no room for another
+            with pytest.raises(openai.APIStatusError) as refused:
+                submit(client, jsonl([("b", "mini", "x")]))
+            assert refused.value.status_code == 402
         assert oai.submissions == 1

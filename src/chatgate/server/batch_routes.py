@@ -183,6 +183,19 @@ async def _hold(
     return holds
 
 
+def _owner(ctx: RequestContext) -> dict[str, Any]:
+    """Who the batch runs for, for its spend rows, budgets and allowlist (ids, no secret)."""
+    key = ctx.key
+    return {
+        "key_id": ctx.key_id,
+        "user_id": ctx.user_id,
+        "team_id": ctx.team_id,
+        "models": list(key.models) if key is not None else [],
+        "budget": str(key.budget_usd) if key is not None and key.budget_usd is not None else None,
+        "budget_period": key.budget_period if key is not None else None,
+    }
+
+
 async def _create(
     store: BatchStore, state: GatewayState, ctx: RequestContext, body: bytes
 ) -> dict[str, Any]:
@@ -218,8 +231,7 @@ async def _create(
         "request_counts": {"total": len(items), "completed": 0, "failed": 0},
         "metadata": data.get("metadata"),
         OWNER_FIELD: owner_of(ctx),
-        KEY_FIELD: {"key_id": ctx.key_id, "user_id": ctx.user_id, "team_id": ctx.team_id,
-                    "models": list(ctx.key.models) if ctx.key is not None else []},
+        KEY_FIELD: _owner(ctx),
     }  # fmt: skip
     store.save_batch(record)
     start_batch(state, store, batch_id, holds)

@@ -26,11 +26,11 @@ from typing import Any
 
 import orjson
 
-from chatgate.batching.input import read_items
+from chatgate.batching.input import BatchInputError, read_items
 from chatgate.batching.provider.plan import APIS
 from chatgate.batching.provider.run import ProviderBatchRun
 from chatgate.batching.run import BatchRun
-from chatgate.cost.budgets import Reservation
+from chatgate.cost.budgets import Budget, Reservation, Window
 from chatgate.errors import ChatgateError
 from chatgate.server.batch_store import KEY_FIELD, OWNER_FIELD, BatchStore
 from chatgate.server.context import RequestContext, usage_record
@@ -130,26 +130,56 @@ async def _run(
     state: GatewayState, store: BatchStore, batch_id: str, holds: dict[str, Reservation]
 ) -> None:
     folder = store.batch_folder(batch_id)
-    with _locked(folder) as mine:
-        if not mine:
-            return
-        record = store.batch(batch_id, None)
-        if record["status"] not in ("validating", "in_progress", "finalizing"):
-            return
-        spend = _Spend(state, record, {})
+    spend = _Spend(state, {}, {})
+    try:
+        with _locked(folder) as mine:
+            if not mine:
+                return  # another worker runs it (without these holds: they are freed below)
+            record = spend.record = store.batch(batch_id, None)
+            if record["status"] not in ("validating", "in_progress", "finalizing"):
+                return
+            try:
+                await _execute(state, store, folder, record, spend)
+            except (ChatgateError, OSError) as exc:
+                log.warning("batch %s failed: %s", batch_id, exc)
+                record["status"], record["failed_at"] = "failed", int(time.time())
+                error = {"code": "batch_failed", "message": _failure(exc), "param": None}
+                record["errors"] = {"object": "list", "data": [{**error, "line": None}]}
+                store.save_batch(record)
+    finally:  # every hold is settled, whatever happened: the renewal loop never keeps one
+        await _charge(state, spend, holds)
+
+
+async def _charge(state: GatewayState, spend: _Spend, holds: dict[str, Reservation]) -> None:
+    """What the lines of this run cost, charged to the budgets: through the holds taken at
+    creation, or, for a batch resumed without them, through a hold of nothing settled at
+    once (refused only when the budget is already spent: then it is logged)."""
+    budgets = state.services.budgets
+    owner = spend.record.get(KEY_FIELD) or {}
+    who = {"key": owner.get("key_id"), "user": owner.get("user_id"), "team": owner.get("team_id")}
+    limit = owner.get("budget")
+    period: Window = owner.get("budget_period") or "monthly"  # written from the key's Window
+    key_id = who["key"]
+    extra = (Budget("key", Decimal(limit), period, subject=key_id),) if limit and key_id else ()
+    for model in {*holds, *spend.cost}:
+        cost = spend.cost.get(model, Decimal(0))
+        hold = holds.get(model)
         try:
-            await _execute(state, store, folder, record, spend)
-        except (ChatgateError, OSError) as exc:
-            log.warning("batch %s failed: %s", batch_id, exc)
-            message = exc.message if isinstance(exc, ChatgateError) else str(exc)
-            record["status"], record["failed_at"] = "failed", int(time.time())
-            record["errors"] = {"object": "list", "data": [{"code": "batch_failed",
-                                "message": message, "param": None, "line": None}]}  # fmt: skip
-            store.save_batch(record)
-        finally:
-            for model, hold in holds.items():
-                with contextlib.suppress(ChatgateError):
-                    await state.services.budgets.settle(hold, spend.cost.get(model, Decimal(0)))
+            if hold is None:
+                if not cost:
+                    continue
+                hold = await budgets.reserve_amount(Decimal(0), model=model, extra=extra, **who)
+            await budgets.settle(hold, cost)
+        except ChatgateError as exc:
+            log.warning("batch cost of %s not charged to its budgets: %s", model, exc)
+
+
+def _failure(exc: ChatgateError | OSError) -> str:
+    if isinstance(exc, BatchInputError):
+        return "; ".join(exc.problems[:10])  # its message names files on this server
+    if isinstance(exc, ChatgateError):
+        return exc.message
+    return f"the gateway could not read or write the batch's files ({type(exc).__name__})"
 
 
 async def _execute(
