@@ -15,6 +15,7 @@ import orjson
 import pytest
 from openai.types.chat import ChatCompletion
 
+import chatgate
 from chatgate.batching import BatchInputError, abatch
 from chatgate.batching.provider.poll import PollPolicy
 from chatgate.batching.provider.run import ProviderBatchRun
@@ -360,3 +361,11 @@ async def test_gemini_submit_poll_download(gem: FakeGeminiBatches, tmp_path: Pat
     price = lookup_price(FLASH)
     assert price is not None
     assert summary.cost == (9 * price.input + 3 * price.output) / 2
+
+
+def test_the_blocking_batch_takes_provider_batch_too(
+    oai: FakeOpenAIBatches, tmp_path: Path
+) -> None:
+    source = write_input(tmp_path / "in.jsonl", [line("q0", MINI)])
+    summary = chatgate.batch(source, tmp_path / "out.jsonl", provider_batch=True, poll=policy())
+    assert (oai.submissions, summary.done) == (1, 1)
