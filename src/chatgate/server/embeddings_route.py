@@ -16,7 +16,14 @@ from chatgate.embeddings import build_embedding
 from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.openai_routes import model_name, parse_json_body
-from chatgate.server.serving import admit_model, hold_amount, settle_amount, take_key_limits
+from chatgate.server.relay import ClientDisconnected, ClientWatch
+from chatgate.server.serving import (
+    admit_model,
+    charge_hold,
+    hold_amount,
+    settle_amount,
+    take_key_limits,
+)
 from chatgate.server.state import GatewayState
 from chatgate.types import Usage
 
@@ -44,12 +51,18 @@ async def embeddings(
     if prices:  # the dearest deployment that may serve (fallbacks aside): the router picks later
         await hold_amount(state, ctx, name, max(prices) * tokens)
     began = time.perf_counter()
+    watch = ClientWatch(receive)
     try:
-        response = await router.aroute_embedding(request, tags=ctx.tags)
+        response = await watch.cancelling(router.aroute_embedding(request, tags=ctx.tags))
+    except ClientDisconnected as exc:  # the upstream read the input: charged as held
+        await charge_hold(state, ctx)
+        ctx.fail(exc, 499)
+        return
     except BaseException:
         await settle_amount(state, ctx, Decimal(0), 0)
         raise
     finally:
+        watch.stop()
         ctx.upstream_answered(began)
     used = response.usage.total_tokens if response.usage else 0
     await settle_amount(state, ctx, response.meta.cost, used)

@@ -8,6 +8,7 @@ that costs money, and a refused request leaves no hold, no counter and no spend 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -20,13 +21,14 @@ from chatgate.router.state import Limits
 from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
-from chatgate.server.relay import Frames, relay
+from chatgate.server.relay import ClientDisconnected, ClientWatch, Frames, relay
 from chatgate.server.state import GatewayState
 from chatgate.stream import ChatStream
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
 __all__ = [
     "admit_model",
+    "charge_hold",
     "hold_amount",
     "respond",
     "serve_chat",
@@ -37,17 +39,29 @@ __all__ = [
 
 
 async def serve_chat(
-    scope: Scope, state: GatewayState, ctx: RequestContext, request: ChatRequest
+    scope: Scope,
+    state: GatewayState,
+    ctx: RequestContext,
+    request: ChatRequest,
+    watch: ClientWatch | None = None,
 ) -> ChatResponse | ChatStream:
-    """Admit and route ``request`` (its ``model`` is the name the client asked for)."""
+    """Admit and route ``request`` (its ``model`` is the name the client asked for). With a
+    ``watch``, the call is cancelled if the client goes (ClientDisconnected)."""
     name = admit_model(state, ctx, request.model, stream=bool(request.stream))
     request.model = name
     services = state.services
     await take_key_limits(state, ctx, lambda: estimate_tokens(request))
     await _hold_budget(state, ctx, request)
+    if watch is not None and watch.gone:  # gone before the call: nothing was spent
+        await settle(state, ctx, None, request)
+        raise ClientDisconnected
     began = time.perf_counter()
     try:
-        result = await _route(scope, state, ctx, request)
+        routed = _route(scope, state, ctx, request)
+        result = await (routed if watch is None else watch.cancelling(routed))
+    except (ClientDisconnected, asyncio.CancelledError):
+        await charge_hold(state, ctx)
+        raise
     except BaseException:
         await settle(state, ctx, None, request)  # nothing was spent: release the hold
         raise
@@ -75,18 +89,27 @@ async def respond(
     frames: Frames,
 ) -> None:
     """Serve ``request`` and answer in the route's wire format: ``whole`` renders a complete
-    answer as the JSON body, ``frames`` write a stream. Settled either way."""
-    result = await serve_chat(scope, state, ctx, request)
-    if isinstance(result, ChatResponse):
-        await settle(state, ctx, result, request)
-        ctx.take_response(result)
-        ctx.status = 200
-        await send_json(send, 200, whole(result), ctx.headers())
-        return
+    answer as the JSON body, ``frames`` write a stream. Settled either way; a client that goes
+    away cancels the call, whole or streamed (status 499, settled as docs/cost.md says)."""
+    watch = ClientWatch(receive)
     try:
-        await relay(result, receive, send, ctx, frames)
+        result = await serve_chat(scope, state, ctx, request, watch)
+        if isinstance(result, ChatResponse):
+            await settle(state, ctx, result, request)
+            ctx.take_response(result)
+            if watch.gone:  # gone once the answer came: it is paid for, never received
+                raise ClientDisconnected
+            ctx.status = 200
+            await send_json(send, 200, whole(result), ctx.headers())
+            return
+        try:
+            await relay(result, watch, send, ctx, frames)
+        finally:
+            await settle(state, ctx, result, request)
+    except ClientDisconnected as exc:
+        ctx.fail(exc, 499)
     finally:
-        await settle(state, ctx, result, request)
+        watch.stop()
 
 
 async def _route(
@@ -204,6 +227,13 @@ async def settle(
             ctx.usage = usage
         ctx.cost = cost if ctx.cost is None else ctx.cost
     await settle_amount(state, ctx, cost, usage_total)
+
+
+async def charge_hold(state: GatewayState, ctx: RequestContext) -> None:
+    """The call was cancelled before its answer came: the upstream may bill anything up to
+    the hold and we will never learn what, so the hold is charged (docs/cost.md)."""
+    ctx.cost = ctx.hold.amount_usd if ctx.hold is not None else None
+    await settle_amount(state, ctx, None, 0)
 
 
 async def settle_amount(
