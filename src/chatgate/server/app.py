@@ -21,6 +21,7 @@ from chatgate.errors import SharedStateUnavailableError
 from chatgate.server.admin import ADMIN_PREFIX, admin
 from chatgate.server.anthropic_routes import anthropic_error, messages
 from chatgate.server.asgi import (
+    READ_TIMEOUT,
     BodyTooLarge,
     ClientGone,
     Receive,
@@ -226,8 +227,9 @@ def create_app(
         try:
             await _dispatch(scope, receive, send, state, ctx, method, path)
         except ClientGone:
-            ctx.status = 499
-            ctx.error_class = "ClientDisconnected"
+            timed_out = scope.get(READ_TIMEOUT)  # the server closed it: the client was too slow
+            ctx.status = 408 if timed_out else 499
+            ctx.error_class = f"{timed_out}_timeout" if timed_out else "ClientDisconnected"
         except BodyTooLarge:
             limit = state.config.general_settings.max_request_bytes
             too_large = GatewayError(413, f"the body is larger than {limit} bytes")

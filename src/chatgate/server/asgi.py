@@ -7,12 +7,25 @@ from typing import Any
 
 import orjson
 
-__all__ = ["BodyTooLarge", "Receive", "Scope", "Send", "read_body", "send_json", "start_stream"]
+__all__ = [
+    "READ_TIMEOUT",
+    "BodyTooLarge",
+    "Receive",
+    "Scope",
+    "Send",
+    "read_body",
+    "send_json",
+    "start_stream",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+# Set in the scope by the server (server/connections.py) when it gave up waiting for the
+# request's headers or body: the app then sees the client gone and records a 408.
+READ_TIMEOUT = "chatgate.read_timeout"
 
 
 class BodyTooLarge(Exception):
