@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -13,7 +14,9 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "parsed_body",
     "read_body",
+    "remember_parsed",
     "send_json",
     "start_stream",
 ]
@@ -26,6 +29,21 @@ Send = Callable[[Message], Awaitable[None]]
 # Set in the scope by the server (server/connections.py) when it gave up waiting for the
 # request's headers or body: the app then sees the client gone and records a 408.
 READ_TIMEOUT = "chatgate.read_timeout"
+
+
+# A big body parsed off the event loop before its handler runs (app.py), with the body it came
+# from: the handler's parse finds it instead of parsing again on the loop.
+_PARSED: ContextVar[tuple[bytes, Any] | None] = ContextVar("chatgate_parsed_body", default=None)
+
+
+def remember_parsed(body: bytes, data: Any) -> None:
+    _PARSED.set((body, data))
+
+
+def parsed_body(body: bytes) -> Any | None:
+    """What ``body`` was parsed into off the loop, if it was."""
+    known = _PARSED.get()
+    return known[1] if known is not None and known[0] is body else None
 
 
 class BodyTooLarge(Exception):

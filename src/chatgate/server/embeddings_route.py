@@ -25,6 +25,7 @@ from chatgate.server.serving import (
     take_key_limits,
 )
 from chatgate.server.state import GatewayState
+from chatgate.transport.offload import OFFLOAD_MIN_BYTES, off_loop
 from chatgate.types import Usage
 
 __all__ = ["embeddings"]
@@ -45,7 +46,10 @@ async def embeddings(
         ctx.content_in = data.get("input")
     request = build_embedding(name, data)
     group = router.groups[name]
-    tokens = _input_tokens(group[0].model, request.input)
+    if len(body) < OFFLOAD_MIN_BYTES:
+        tokens = _input_tokens(group[0].model, request.input)
+    else:  # seconds of counting for a big input: off the event loop
+        tokens = await off_loop(_input_tokens, group[0].model, request.input)
     await take_key_limits(state, ctx, lambda: tokens)
     prices = [p.input for d in group if (p := price_of(d.deployment)) is not None]
     if prices:  # the dearest deployment that may serve (fallbacks aside): the router picks later

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from chatgate.client import build_request
-from chatgate.server.asgi import Receive, Scope, Send, send_json
+from chatgate.server.asgi import Receive, Scope, Send, parsed_body, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.serving import respond
@@ -21,6 +21,9 @@ _DONE = b"data: [DONE]\n\n"
 
 
 def parse_json_body(body: bytes) -> dict[str, Any]:
+    known = parsed_body(body)  # a big body, parsed off the event loop (app.py)
+    if known is not None:
+        return known  # type: ignore[no-any-return]  # checked when parsed
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

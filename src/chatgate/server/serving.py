@@ -16,7 +16,8 @@ from typing import Any
 
 from chatgate.cost.budgets import Budget
 from chatgate.cost.calc import cost_of, partial_usage, price_of
-from chatgate.router.call import estimate_tokens
+from chatgate.cost.tokens import precount
+from chatgate.router.call import estimate_tokens, prompt_bytes
 from chatgate.router.state import Limits
 from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
@@ -24,6 +25,7 @@ from chatgate.server.errors import GatewayError
 from chatgate.server.relay import ClientDisconnected, ClientWatch, Frames, relay
 from chatgate.server.state import GatewayState
 from chatgate.stream import ChatStream
+from chatgate.transport.offload import OFFLOAD_MIN_BYTES
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
 __all__ = [
@@ -91,6 +93,7 @@ async def respond(
     """Serve ``request`` and answer in the route's wire format: ``whole`` renders a complete
     answer as the JSON body, ``frames`` write a stream. Settled either way; a client that goes
     away cancels the call, whole or streamed (status 499, settled as docs/cost.md says)."""
+    await _count_big_prompt(state, ctx, request)
     watch = ClientWatch(receive)
     try:
         result = await serve_chat(scope, state, ctx, request, watch)
@@ -110,6 +113,30 @@ async def respond(
         ctx.fail(exc, 499)
     finally:
         watch.stop()
+
+
+async def _count_big_prompt(state: GatewayState, ctx: RequestContext, request: ChatRequest) -> None:
+    """A big prompt is counted once in a worker thread, for every encoding the call may be
+    counted with (its group's and its fallbacks'), so that the budget hold and the router's
+    context check find it counted: counting 15 MiB on the event loop stalled every other
+    request for seconds. Small prompts keep counting on the loop, where it is cheaper."""
+    if prompt_bytes(request) < OFFLOAD_MIN_BYTES:
+        return
+    key, groups = ctx.key, state.models.router.groups
+    if request.model not in groups or (key is not None and not key.allows(request.model)):
+        return  # refused before anything is counted
+    names = {request.model}
+    settings = state.config.router_settings
+    for table in (
+        settings.fallbacks,
+        settings.context_window_fallbacks,
+        settings.content_policy_fallbacks,
+    ):
+        for entry in table:
+            for targets in entry.values():
+                names.update(targets)
+    models = [routed.model for name in names if name in groups for routed in groups[name]]
+    await precount(models, request.messages, request.tools)
 
 
 async def _route(
