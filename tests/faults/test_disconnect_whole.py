@@ -175,3 +175,21 @@ def test_a_stream_client_giving_up_before_the_first_chunk_cancels_the_upstream(
     give_up(gateway, upstream, "/v1/chat/completions", body, MASTER, "stream-1")
     assert upstream.wait_for_disconnect(before + 1, timeout_s=1.0)
     assert access_line(gateway, "stream-1")["status"] == 499
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/messages", {"model": "fast", "max_tokens": 100, "messages": ASK}),
+        ("/v1/responses", {"model": "fast", "input": "tell me a long story"}),
+    ],
+)
+def test_every_whole_answer_route_notices_the_client_leaving(
+    gateway: Gateway, upstream: FakeOpenAI, path: str, body: dict[str, Any]
+) -> None:
+    before = upstream.disconnects
+    upstream.script(Reply(json=completion_json("late"), delay_s=2.0))
+    trace = f"route-{path}"
+    give_up(gateway, upstream, path, body, MASTER, trace)
+    assert upstream.wait_for_disconnect(before + 1, timeout_s=1.0)
+    assert access_line(gateway, trace)["status"] == 499
