@@ -14,6 +14,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "big_body",
     "parsed_body",
     "read_body",
     "remember_parsed",
@@ -44,6 +45,11 @@ def parsed_body(body: bytes) -> Any | None:
     """What ``body`` was parsed into off the loop, if it was."""
     known = _PARSED.get()
     return known[1] if known is not None and known[0] is body else None
+
+
+def big_body() -> bool:
+    """Whether this request's body was big enough to be parsed off the loop."""
+    return _PARSED.get() is not None
 
 
 class BodyTooLarge(Exception):

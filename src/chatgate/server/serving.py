@@ -19,7 +19,7 @@ from chatgate.cost.calc import cost_of, partial_usage, price_of
 from chatgate.cost.tokens import precount
 from chatgate.router.call import estimate_tokens, prompt_bytes
 from chatgate.router.state import Limits
-from chatgate.server.asgi import Receive, Scope, Send, send_json
+from chatgate.server.asgi import Receive, Scope, Send, big_body, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.relay import ClientDisconnected, ClientWatch, Frames, relay
@@ -93,7 +93,8 @@ async def respond(
     """Serve ``request`` and answer in the route's wire format: ``whole`` renders a complete
     answer as the JSON body, ``frames`` write a stream. Settled either way; a client that goes
     away cancels the call, whole or streamed (status 499, settled as docs/cost.md says)."""
-    await _count_big_prompt(state, ctx, request)
+    if big_body():
+        await _count_big_prompt(state, ctx, request)
     watch = ClientWatch(receive)
     try:
         result = await serve_chat(scope, state, ctx, request, watch)
@@ -119,7 +120,8 @@ async def _count_big_prompt(state: GatewayState, ctx: RequestContext, request: C
     """A big prompt is counted once in a worker thread, for every encoding the call may be
     counted with (its group's and its fallbacks'), so that the budget hold and the router's
     context check find it counted: counting 15 MiB on the event loop stalled every other
-    request for seconds. Small prompts keep counting on the loop, where it is cheaper."""
+    request for seconds. Small prompts keep counting on the loop, where it is cheaper; only a
+    request whose body was big (parsed off the loop) is measured here."""
     if prompt_bytes(request) < OFFLOAD_MIN_BYTES:
         return
     key, groups = ctx.key, state.models.router.groups
