@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from chatgate.config import Config
 from chatgate.errors import SharedStateUnavailableError
@@ -37,6 +38,7 @@ from chatgate.server.embeddings_route import embeddings
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.gateway import WORKERS_ENV, Gateway, ReloadError
 from chatgate.server.health import ReadinessCheck, run_checks
+from chatgate.server.json_body import parse_in_pieces
 from chatgate.server.keys import PREFIX, KeyError_
 from chatgate.server.metrics import CONTENT_TYPE_LATEST
 from chatgate.server.openai_routes import chat_completions, list_models, parse_json_body
@@ -261,7 +263,7 @@ async def _dispatch(
     elif method == "POST" and (body_handler := _POST.get(path)) is not None:
         body = await read_body(receive, state.config.general_settings.max_request_bytes)
         if len(body) >= OFFLOAD_MIN_BYTES:  # ~1.5 ms a MiB: not on the event loop
-            remember_parsed(body, await off_loop(parse_json_body, body))
+            remember_parsed(body, await off_loop(_parse_big, body))
         await body_handler(scope, receive, send, state, body, ctx)
     elif method == "GET" and (handler := _GET.get(path)) is not None:
         await handler(scope, receive, send, state, ctx)
@@ -269,6 +271,11 @@ async def _dispatch(
         raise GatewayError(405, f"{method} is not allowed on {path}")
     else:
         raise GatewayError(404, f"no route {method} {path}", code="not_found")
+
+
+def _parse_big(body: bytes) -> dict[str, Any]:
+    """In pieces, so the interpreter lock is free between them; whole if it cannot split."""
+    return parse_in_pieces(body) or parse_json_body(body)
 
 
 async def _plain(scope: Scope, send: Send, gateway: Gateway, handler: PlainHandler) -> None:
