@@ -6,12 +6,14 @@ the upstream's base64 strings reach the client untouched."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
+from typing import Any
 
 from chatgate.cost.calc import price_of
 from chatgate.cost.tokens import count_tokens
-from chatgate.embedding_types import EmbeddingInput
+from chatgate.embedding_types import EmbeddingInput, EmbeddingResponse
 from chatgate.embeddings import build_embedding
 from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
@@ -39,14 +41,29 @@ async def embeddings(
     body: bytes,
     ctx: RequestContext,
 ) -> None:
-    data = parse_json_body(body)
+    watch = ClientWatch(receive)
+    try:
+        response = await _serve(state, ctx, parse_json_body(body), len(body), watch)
+    except ClientDisconnected as exc:
+        ctx.fail(exc, 499)
+        return
+    finally:
+        watch.stop()
+    payload = response.__pydantic_serializer__.to_json(response)
+    ctx.status = 200
+    await send_json(send_, 200, payload, ctx.headers())
+
+
+async def _serve(
+    state: GatewayState, ctx: RequestContext, data: dict[str, Any], size: int, watch: ClientWatch
+) -> EmbeddingResponse:
     name = admit_model(state, ctx, model_name(data), stream=False)
     router = state.models.router
     if ctx.log_content:
         ctx.content_in = data.get("input")
     request = build_embedding(name, data)
     group = router.groups[name]
-    if len(body) < OFFLOAD_MIN_BYTES:
+    if size < OFFLOAD_MIN_BYTES:
         tokens = _input_tokens(group[0].model, request.input)
     else:  # seconds of counting for a big input: off the event loop
         tokens = await off_loop(_input_tokens, group[0].model, request.input)
@@ -54,19 +71,19 @@ async def embeddings(
     prices = [p.input for d in group if (p := price_of(d.deployment)) is not None]
     if prices:  # the dearest deployment that may serve (fallbacks aside): the router picks later
         await hold_amount(state, ctx, name, max(prices) * tokens)
+    if watch.gone:  # gone before the call: nothing was spent
+        await settle_amount(state, ctx, Decimal(0), 0)
+        raise ClientDisconnected
     began = time.perf_counter()
-    watch = ClientWatch(receive)
     try:
         response = await watch.cancelling(router.aroute_embedding(request, tags=ctx.tags))
-    except ClientDisconnected as exc:  # the upstream read the input: charged as held
+    except (ClientDisconnected, asyncio.CancelledError):  # the upstream had the input
         await charge_hold(state, ctx)
-        ctx.fail(exc, 499)
-        return
+        raise
     except BaseException:
         await settle_amount(state, ctx, Decimal(0), 0)
         raise
     finally:
-        watch.stop()
         ctx.upstream_answered(began)
     used = response.usage.total_tokens if response.usage else 0
     await settle_amount(state, ctx, response.meta.cost, used)
@@ -77,9 +94,7 @@ async def embeddings(
     if response.usage is not None:
         tokens = response.usage.prompt_tokens
         ctx.usage = Usage(prompt_tokens=tokens, total_tokens=response.usage.total_tokens)
-    payload = response.__pydantic_serializer__.to_json(response)
-    ctx.status = 200
-    await send_json(send_, 200, payload, ctx.headers())
+    return response
 
 
 def _input_tokens(model: str, given: EmbeddingInput) -> int:
