@@ -155,6 +155,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self._timer is None and self._reading in (_HEADERS, _BODY):
             self._arm()  # the request did not arrive in one read: from now on it is timed
 
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()  # the connection is another protocol's from here on
+        self._reading = _IDLE
+        super().handle_websocket_upgrade()
+
     # --- the parser's callbacks --------------------------------------------------------------
 
     def on_message_begin(self) -> None:
