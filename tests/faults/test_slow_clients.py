@@ -199,3 +199,14 @@ def test_the_cap_is_lowered_to_what_the_open_file_limit_allows(tmp_path: Path) -
     )
     assert done.stdout.split() == ["448", "1024", "400"]  # (1024 - 128) // 2; raised to hard
     assert "max_connections 4096 needs 8320 open files" in done.stderr
+
+
+def test_worker_processes_get_the_limits_too(upstream: FakeOpenAI, tmp_path: Path) -> None:
+    """`serve --workers N` hands the protocol to spawned processes (it must pickle)."""
+    with start_gateway(_config(upstream), tmp_path, extra_args=("--workers", "2")) as gw:
+        with socket.create_connection(("127.0.0.1", _port(gw)), timeout=10) as sock:
+            sock.sendall(b"GET /health/liveness HTTP/1.1\r\nhost: x\r\n")  # never finished
+            began = time.monotonic()
+            answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - began < HEADER_TIMEOUT_S + 1.5
