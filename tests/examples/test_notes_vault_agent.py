@@ -7,36 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from tests.examples.conftest import load_example, run_script
-from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
+from tests.fakes.openai_server import FakeOpenAI
+from tests.integration.test_tools import answer, asks, call, results
 
 example = load_example("notes_vault_agent")
 DRAFT = {"title": "Lisbon trip summary", "body": "Tram 28, pasteis de nata, Belem tower."}
-
-
-def call(call_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    arguments = orjson.dumps(args).decode()
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
-
-
-def asks(*calls: dict[str, Any]) -> Reply:
-    return Reply(json=completion_json(None, finish_reason="tool_calls", tool_calls=list(calls)))
-
-
-def answer(text: str) -> Reply:
-    return Reply(json=completion_json(text))
-
-
-def tool_results(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """tool_call_id -> the result the model read, from one request's messages."""
-    return {
-        m["tool_call_id"]: orjson.loads(m["content"])
-        for m in body["messages"]
-        if m["role"] == "tool"
-    }
 
 
 @pytest.fixture
@@ -85,7 +63,7 @@ def test_allowlist_validation_and_a_retried_round_save_once(fake: FakeOpenAI, va
     assert [p.name for p in drafts] == ["lisbon-trip-summary.md"]
     assert by_id["c5"].replayed is False
     assert by_id["c6"].replayed is True
-    final_request = tool_results(fake.requests[-1].body)
+    final_request = results(fake.requests[-1].body)
     assert final_request["c6"] == final_request["c5"]
     assert final_request["c5"]["result"] == {"saved": "drafts/lisbon-trip-summary.md"}
 
