@@ -143,7 +143,6 @@ class Turn:
     failed: bool = False  # every provider of its tier failed
     cost: Decimal = Decimal(0)  # answer + any summary written for it
     premium_cost: Decimal = Decimal(0)  # the same tokens at the premium model's price
-    sent: list[Any] = field(default_factory=list)  # the messages sent for it
 
     @property
     def tier(self) -> str | None:
@@ -216,7 +215,7 @@ class SupportBot:
             hold = await self.budgets.reserve_amount(self._hold, model=AUTO, user=user)
         except chatgate.BudgetExceededError as exc:
             turn.refused = True
-            self.out.write(f"  (refused: today's budget is spent; {exc.remaining} left)\n")
+            self.out.write(f"  (refused: today's budget is spent; ${exc.remaining:.4f} left)\n")
             return turn
         chat = self.conversation(user)
         before = chat.cost or Decimal(0)
@@ -231,23 +230,19 @@ class SupportBot:
             self.out.write(f"  (sorry, no answer now: {type(exc).__name__})\n")
             return turn
         finally:  # a summary written before a failure was paid for too
-            spent = (chat.cost or Decimal(0)) - before
-            await self.budgets.settle(hold, spent if chat.cost is not None else None)
-        self._account(turn, chat, final, spent)
+            turn.cost = (chat.cost or Decimal(0)) - before
+            await self.budgets.settle(hold, turn.cost if chat.cost is not None else None)
+        self._account(turn, final)
         return turn
 
-    def _account(
-        self, turn: Turn, chat: chatgate.Conversation, final: ChatResponse, spent: Decimal
-    ) -> None:
+    def _account(self, turn: Turn, final: ChatResponse) -> None:
         turn.answer = final.content or ""
-        turn.sent = list(chat.last_request)
         turn.cache_hit = final.meta.cache_hit
         turn.group = None if turn.cache_hit else final.meta.model_name
-        turn.cost = spent
         answer_cost = final.meta.cost or Decimal(0)
         premium = self._premium_for.get(turn.group or "")
         at_premium = cost_of(final.usage, premium) if final.usage and premium else answer_cost
-        turn.premium_cost = spent - answer_cost + at_premium
+        turn.premium_cost = turn.cost - answer_cost + at_premium
         how = "cache hit" if turn.cache_hit else f"{turn.group}, {final.meta.model}"
         self.out.write(f"\n  ({how}; ${turn.cost:f})\n")
 
