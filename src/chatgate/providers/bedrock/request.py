@@ -21,6 +21,11 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
 from chatgate.errors import InvalidRequestError, UnsupportedParamsError
+from chatgate.providers.anthropic.cache_points import (
+    OPTION,
+    bedrock_cache_points,
+    request_marked,
+)
 from chatgate.providers.base import Deployment, HttpRequest
 from chatgate.providers.bedrock.content import DocumentNames, document_block, image_block
 from chatgate.providers.params import drop_or_reject
@@ -73,6 +78,7 @@ _CONSUMED = frozenset(
         "metadata",
         "n",
         "parallel_tool_calls",
+        "prompt_cache_key",  # OpenAI's cache routing hint: Converse has none
     }
 )
 # Extras with these names are Converse's own top-level fields; other extras are model fields.
@@ -297,6 +303,8 @@ def converse_body(request: ChatRequest, deployment: Deployment) -> Json:
             model_fields[key] = value  # e.g. top_k, thinking: the model's own parameters
     if model_fields:
         body["additionalModelRequestFields"] = model_fields
+    if deployment.options.get(OPTION) and not request_marked(request):
+        bedrock_cache_points(body, deployment.model)
     return body
 
 
