@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from chatgate.types import ChatRequest
+from chatgate.types import ChatRequest, Message
 
 if TYPE_CHECKING:
     from chatgate.config import RouterSettings
@@ -57,21 +57,19 @@ def prefix_hashes(request: ChatRequest, min_tokens: int) -> list[str]:
     """The hash of the prompt's prefix at each message boundary whose prefix holds at least
     ``min_tokens`` (estimated), shortest first: tools, then messages, in order. Two requests
     share a hash exactly when everything up to that boundary is the same."""
-    digest = hashlib.blake2b(digest_size=16)
+    # SHA-1 for speed (~2 GB/s here, blake2b half that): the hash only steers routing, a
+    # collision costs one cache miss. Shared through Redis, so not Python's per-process hash().
+    digest = hashlib.sha1(usedforsecurity=False)
     size = 0
-    if request.tools:
-        tools = orjson.dumps(
-            [t.model_dump(mode="json", exclude_unset=True) for t in request.tools],
-            option=orjson.OPT_SORT_KEYS,
-        )
-        digest.update(tools)
-        size += len(tools)
+    for tool in request.tools or ():
+        fn = tool.function
+        data = f"{fn.name}\0{fn.description}\0".encode() + orjson.dumps(fn.parameters)
+        digest.update(data)
+        size += len(data)
     least = min_tokens * _BYTES_PER_TOKEN
     out: list[str] = []
     for message in request.messages:
-        data = orjson.dumps(
-            message.model_dump(mode="json", exclude_unset=True), option=orjson.OPT_SORT_KEYS
-        )
+        data = _identity(message)
         digest.update(len(data).to_bytes(8, "little"))  # boundaries are part of the identity
         digest.update(data)
         size += len(data)
@@ -80,6 +78,17 @@ def prefix_hashes(request: ChatRequest, min_tokens: int) -> list[str]:
     if len(out) > _MAX_HASHES + 1:
         out = [out[0], *out[-_MAX_HASHES:]]
     return out
+
+
+def _identity(message: Message) -> bytes:
+    """What a message contributes to the prefix: its role and text alone for the common case
+    (serialising the whole model costs several times more), the whole message otherwise."""
+    fields = message.__dict__  # pydantic's field values; getattr of a missing one is slow
+    content = fields.get("content")
+    if isinstance(content, str) and not fields.get("tool_calls"):
+        call = fields.get("tool_call_id") or ""
+        return f"{message.role}\0{call}\0{content}".encode()
+    return message.model_dump_json(exclude_unset=True).encode()
 
 
 class AffinityStore(Protocol):
