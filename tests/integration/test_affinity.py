@@ -2,8 +2,8 @@
 upstreams: the turns of a conversation whose prefix is long enough to be cached go to the
 deployment that served the earlier turns; short prompts and new conversations are spread by
 the strategy; a warm deployment that cools down or reaches its limit is passed over; the
-setting turns it off; two Routers on one Redis share what each learned; and OpenAI's
-``prompt_cache_key`` reaches an OpenAI backend."""
+setting turns it off; two Routers on one Redis share what each learned, and while Redis is
+down each keeps its own; and OpenAI's ``prompt_cache_key`` reaches an OpenAI backend."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from chatgate import Router
+from chatgate.router import RedisState
 from chatgate.router.affinity import RedisAffinity
 from tests.fakes.openai_server import FakeOpenAI, Reply, error_json
 from tests.fakes.redis_server import RedisServer
@@ -212,3 +213,21 @@ async def test_affinity_lives_under_the_namespace_and_expires(
     finally:
         await client.aclose()
     assert 0 < ttl <= 600_000
+
+
+async def test_while_redis_is_down_each_process_keeps_its_own(
+    upstreams: tuple[FakeOpenAI, FakeOpenAI],
+) -> None:
+    with RedisServer() as server:
+        settings = {"redis_url": server.url, "redis_namespace": uuid.uuid4().hex}
+        router = Router(model_list(*upstreams), settings=settings, rng=random.Random(2))
+        try:
+            first = await served(router, conversation("down", 0))
+            await keys_of(server, router, 1)
+            server.stop()
+            for turn in range(1, 5):  # answered (failure "open"), and still where it began
+                assert await served(router, conversation("down", turn)) == first
+            assert isinstance(router.state, RedisState)
+            assert router.state.degraded
+        finally:
+            await router.aclose()

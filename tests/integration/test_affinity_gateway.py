@@ -115,6 +115,10 @@ def test_a_key_that_opted_in_gets_breakpoints_on_any_claude_deployment(
     opted = new_key(gateway, metadata={"auto_prompt_cache": True})
     chat(gateway, opted, "plain")
     assert cache_marks(claude.last.body) == ["system", "messages.1"]
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=opted, max_retries=0) as client:
+        stream = client.chat.completions.create(model="plain", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert cache_marks(claude.last.body) == ["system", "messages.1"]  # streamed: the same
     other = new_key(gateway, metadata={"auto_prompt_cache": "yes"})  # only true opts in
     chat(gateway, other, "plain")
     assert cache_marks(claude.last.body) == []
