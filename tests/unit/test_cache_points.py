@@ -292,3 +292,23 @@ async def test_the_memory_store_is_a_bounded_lru_with_a_ttl(size: int) -> None:
     assert await store.warm("other", ["c"], now=5.0) == [frozenset()]  # groups apart
     expected = frozenset({"d1"}) if size == 3 else frozenset()
     assert await store.warm("g", ["a"], now=5.0) == [expected]
+
+
+def test_warm_first_narrows_to_the_longest_warm_prefix_among_the_candidates() -> None:
+    from chatgate.router.deployments import build_groups
+    from chatgate.router.state import Stats
+    from chatgate.router.strategies import warm_first
+
+    entries = [
+        {"model_name": "g", "params": {"model": "openai/gpt-4o", "api_key": "k"},
+         "model_info": {"id": name}}
+        for name in ("a", "b", "c")
+    ]  # fmt: skip
+    candidates = [(d, Stats()) for d in build_groups(entries)["g"]]
+    ids = lambda picked: [d.id for d, _ in picked]  # noqa: E731
+    assert ids(warm_first(candidates, [])) == ["a", "b", "c"]
+    assert ids(warm_first(candidates, [{"a", "b"}, {"c"}])) == ["c"]  # the longest wins
+    assert ids(warm_first(candidates, [{"a", "b"}, set()])) == ["a", "b"]
+    # a warm deployment that is not a candidate (cooling, at a limit) does not count
+    assert ids(warm_first(candidates[:2], [{"a"}, {"c"}])) == ["a"]
+    assert ids(warm_first(candidates[:2], [{"c"}])) == ["a", "b"]
