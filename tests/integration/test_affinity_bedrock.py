@@ -1,6 +1,6 @@
 """Automatic cache points on Bedrock through the library, over a real socket to the fake
 Bedrock (SigV4 checked on every call): sent only when opted in (``provider_options``), after
-the system prompt and the last earlier turn; ``prompt_cache_key`` is not sent."""
+the system prompt, the last earlier turn and the final message; ``prompt_cache_key`` is not sent."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_cache_points_only_when_opted_in(bedrock: FakeBedrock) -> None:
     body = bedrock.last.body
     assert body["system"] == [{"text": SYSTEM}, POINT]
     assert body["messages"][1]["content"] == [{"text": "Which order number?"}, POINT]
-    assert body["messages"][2]["content"] == [{"text": "A-1234"}]
+    assert body["messages"][2]["content"] == [{"text": "A-1234"}, POINT]
     assert "prompt_cache_key" not in str(body)
     ask()
     assert POINT not in bedrock.last.body["system"]

@@ -97,7 +97,7 @@ def test_a_deployment_that_opted_in_gets_breakpoints(
     gateway: Gateway, claude: anth.FakeAnthropic
 ) -> None:
     chat(gateway, MASTER, "auto")
-    assert cache_marks(claude.last.body) == ["system", "messages.1"]
+    assert cache_marks(claude.last.body) == ["system", "messages.1", "messages.2"]
     assert claude.last.body["messages"][1]["content"][-1]["cache_control"] == EPHEMERAL
 
 
@@ -114,11 +114,15 @@ def test_a_key_that_opted_in_gets_breakpoints_on_any_claude_deployment(
 ) -> None:
     opted = new_key(gateway, metadata={"auto_prompt_cache": True})
     chat(gateway, opted, "plain")
-    assert cache_marks(claude.last.body) == ["system", "messages.1"]
+    assert cache_marks(claude.last.body) == ["system", "messages.1", "messages.2"]
     with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=opted, max_retries=0) as client:
         stream = client.chat.completions.create(model="plain", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
         assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    assert cache_marks(claude.last.body) == ["system", "messages.1"]  # streamed: the same
+    assert cache_marks(claude.last.body) == [
+        "system",
+        "messages.1",
+        "messages.2",
+    ]  # streamed: the same
     other = new_key(gateway, metadata={"auto_prompt_cache": "yes"})  # only true opts in
     chat(gateway, other, "plain")
     assert cache_marks(claude.last.body) == []
@@ -130,7 +134,7 @@ def test_the_messages_api_gets_them_too_and_a_clients_own_is_kept_alone(
     with anthropic.Anthropic(base_url=gateway.url, api_key=MASTER, max_retries=0) as client:
         turns: Any = MESSAGES[1:]
         client.messages.create(model="auto", max_tokens=100, system=SYSTEM, messages=turns)
-        assert cache_marks(claude.last.body) == ["system", "messages.1"]
+        assert cache_marks(claude.last.body) == ["system", "messages.1", "messages.2"]
         own: Any = [{"type": "text", "text": SYSTEM, "cache_control": EPHEMERAL}]
         client.messages.create(model="auto", max_tokens=100, system=own, messages=turns)
     assert cache_marks(claude.last.body) == ["system"]  # the client's one, no other

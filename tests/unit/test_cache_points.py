@@ -75,14 +75,24 @@ def marks(body: dict[str, Any]) -> int:
 # -- the Messages API ---------------------------------------------------------------------------
 
 
-def test_system_and_last_earlier_turn_are_marked_when_opted_in() -> None:
+def test_system_last_earlier_turn_and_final_message_are_marked_when_opted_in() -> None:
     body = build_body(chat(), SONNET)
     assert body["system"] == [{"type": "text", "text": LONG, "cache_control": EPHEMERAL}]
     earlier, final = body["messages"][-2], body["messages"][-1]
     assert earlier["role"] == "assistant"
     assert earlier["content"] == [{"type": "text", "text": "answer 2", "cache_control": EPHEMERAL}]
-    assert final == {"role": "user", "content": "the new question"}  # changes every turn
-    assert marks(body) == 2
+    assert final == {
+        "role": "user",
+        "content": [{"type": "text", "text": "the new question", "cache_control": EPHEMERAL}],
+    }
+    assert marks(body) == 3
+
+
+def test_a_first_turn_marks_the_system_prompt_only() -> None:
+    body = build_body(chat(turns=0), SONNET)  # one-shot so far: its question may never return
+    assert body["system"][0]["cache_control"] == EPHEMERAL
+    assert body["messages"] == [{"role": "user", "content": "the new question"}]
+    assert marks(body) == 1
 
 
 def test_nothing_is_marked_without_the_option() -> None:
@@ -99,14 +109,14 @@ def test_a_long_tool_list_gets_its_own_breakpoint_within_the_limit() -> None:
     body = build_body(chat(tools=tools), SONNET)
     assert body["tools"][-1]["cache_control"] == EPHEMERAL
     assert all("cache_control" not in t for t in body["tools"][:-1])
-    assert marks(body) == 3 <= MAX_BREAKPOINTS
+    assert marks(body) == 4 == MAX_BREAKPOINTS  # tools, system, earlier turn, final message
 
 
 def test_short_tools_get_no_breakpoint_of_their_own() -> None:
     body = build_body(chat(tools=TOOLS), SONNET)  # a few hundred characters: below 1024 tokens
     assert all("cache_control" not in t for t in body["tools"])
     assert body["system"][0]["cache_control"] == EPHEMERAL
-    assert marks(body) == 2
+    assert marks(body) == 3
 
 
 def test_a_prefix_under_the_models_minimum_is_left_alone() -> None:
@@ -120,7 +130,7 @@ def test_the_minimum_is_the_models_own() -> None:
     # ~1,450 tokens: over Sonnet 4.5's 1024, under Haiku 4.5's and Opus 4.5's 4096
     haiku = dataclasses.replace(SONNET, model="claude-haiku-4-5-20251001")
     assert marks(build_body(chat(), haiku)) == 0
-    assert marks(build_body(chat(), SONNET)) == 2
+    assert marks(build_body(chat(), SONNET)) == 3
     assert minimum_tokens("claude-haiku-4-5-20251001") == 4096
     assert minimum_tokens("claude-3-5-haiku-latest") == 2048
     assert minimum_tokens("claude-opus-4-1-20250805") == 1024
@@ -134,7 +144,8 @@ def test_a_long_conversation_marks_its_earlier_turns_even_with_a_short_system() 
     body = build_body(request, SONNET)
     assert body["system"] == "Be brief."  # alone it is far below the minimum
     assert body["messages"][-2]["content"][0]["cache_control"] == EPHEMERAL
-    assert marks(body) == 1
+    assert body["messages"][-1]["content"][0]["cache_control"] == EPHEMERAL
+    assert marks(body) == 2
 
 
 def test_the_clients_own_breakpoint_leaves_the_request_untouched() -> None:
@@ -170,10 +181,10 @@ def test_never_more_than_the_limit_counting_the_clients_own() -> None:
             {"role": "user", "content": "q"},
         ],
     }
-    assert anthropic_breakpoints(body, "claude-sonnet-4-5") == 3
-    assert marks(body) == 3 <= MAX_BREAKPOINTS
+    assert anthropic_breakpoints(body, "claude-sonnet-4-5") == 4
+    assert marks(body) == 4 == MAX_BREAKPOINTS
     assert anthropic_breakpoints(body, "claude-sonnet-4-5") == 0  # marked now: left alone
-    assert marks(body) == 3
+    assert marks(body) == 4
 
 
 def test_thinking_blocks_are_never_marked() -> None:
@@ -205,11 +216,14 @@ def test_prompt_cache_key_is_not_sent_to_anthropic() -> None:
 # -- Bedrock Converse ---------------------------------------------------------------------------
 
 
-def test_bedrock_gets_cache_points_after_system_and_the_last_earlier_turn() -> None:
+def test_bedrock_gets_cache_points_after_system_earlier_turn_and_final_message() -> None:
     body = converse_body(chat(), BEDROCK)
     assert body["system"] == [{"text": LONG}, POINT]
     assert body["messages"][-2]["content"] == [{"text": "answer 2"}, POINT]
-    assert body["messages"][-1]["content"] == [{"text": "the new question"}]
+    assert body["messages"][-1]["content"] == [{"text": "the new question"}, POINT]
+    first = converse_body(chat(turns=0), BEDROCK)
+    assert first["system"] == [{"text": LONG}, POINT]
+    assert first["messages"][-1]["content"] == [{"text": "the new question"}]
 
 
 def test_bedrock_long_tools_get_a_cache_point_after_the_last() -> None:
