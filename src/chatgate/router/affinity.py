@@ -50,13 +50,15 @@ __all__ = ["Affinity", "AffinityStore", "MemoryAffinity", "RedisAffinity", "pref
 log = logging.getLogger("chatgate.router")
 
 _BYTES_PER_TOKEN = 4  # the router's token estimate everywhere (router/call.py)
-_MAX_HASHES = 16  # the longest prefixes looked up and remembered, plus the shortest
+_MAX_HASHES = 16  # boundaries looked up: the last 16 (a turn adds fewer messages) and the first
 
 
 def prefix_hashes(request: ChatRequest, min_tokens: int) -> list[str]:
     """The hash of the prompt's prefix at each message boundary whose prefix holds at least
     ``min_tokens`` (estimated), shortest first: tools, then messages, in order. Two requests
-    share a hash exactly when everything up to that boundary is the same."""
+    share a hash when everything up to that boundary is the same; a plain text message counts
+    by its role and text alone (a ``name`` differing is missed: that only costs a cache miss,
+    never a wrong answer)."""
     # SHA-1 for speed (~2 GB/s here, blake2b half that): the hash only steers routing, a
     # collision costs one cache miss. Shared through Redis, so not Python's per-process hash().
     digest = hashlib.sha1(usedforsecurity=False)
