@@ -326,3 +326,21 @@ def test_warm_first_narrows_to_the_longest_warm_prefix_among_the_candidates() ->
     # a warm deployment that is not a candidate (cooling, at a limit) does not count
     assert ids(warm_first(candidates[:2], [{"a"}, {"c"}])) == ["a"]
     assert ids(warm_first(candidates[:2], [{"c"}])) == ["a", "b"]
+
+
+def test_affinity_is_one_store_per_router_state_and_can_be_turned_off() -> None:
+    from chatgate.config import RouterSettings
+    from chatgate.router.affinity import affinity_for
+    from chatgate.router.state import MemoryState
+
+    state, settings = MemoryState(), RouterSettings()
+    assert affinity_for(settings, state).store is affinity_for(settings, state).store
+    assert affinity_for(settings, MemoryState()).store is not affinity_for(settings, state).store
+    off = affinity_for(RouterSettings(cache_affinity=False), state)
+    assert off.store is None
+    assert off.hashes(object()) == []
+
+    class Slotted:  # a RouterState of the caller's own, with no weak references
+        __slots__ = ()
+
+    assert isinstance(affinity_for(settings, Slotted()).store, MemoryAffinity)

@@ -28,6 +28,7 @@ process's own LRU answers: affinity is an optimisation and never refuses a call.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -240,7 +241,10 @@ def affinity_for(settings: RouterSettings, state: RouterState) -> Affinity:
     """The affinity a Router with these settings and this state uses."""
     if not settings.cache_affinity:
         return Affinity(None, settings.cache_affinity_min_tokens)
-    store = _STORES.get(state)
+    try:
+        store = _STORES.get(state)
+    except TypeError:  # a RouterState of the caller's own that takes no weak reference
+        store = None
     if store is None:
         local = MemoryAffinity(settings.cache_affinity_max_prefixes, settings.cache_affinity_ttl)
         store = local
@@ -248,5 +252,6 @@ def affinity_for(settings: RouterSettings, state: RouterState) -> Affinity:
 
         if isinstance(state, RedisState):
             store = RedisAffinity(state, settings.cache_affinity_ttl, local)
-        _STORES[state] = store
+        with contextlib.suppress(TypeError):  # then this group keeps its own
+            _STORES[state] = store
     return Affinity(store, settings.cache_affinity_min_tokens)
