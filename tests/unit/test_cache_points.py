@@ -249,6 +249,41 @@ def test_bedrock_without_the_option_or_with_a_client_mark_or_not_claude() -> Non
     assert converse_body(chat(), nova)["system"] == [{"text": LONG}]
 
 
+def text_part(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text, "cache_control": EPHEMERAL}
+
+
+def test_bedrock_translates_the_clients_own_marks_for_claude_and_drops_them_elsewhere() -> None:
+    marked = ChatRequest.model_validate(
+        {
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": [text_part("s")]},
+                {"role": "user", "content": [text_part("q")]},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "t0", "arguments": "{}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "c1",
+                 "content": [text_part("r")]},
+            ],
+            "tools": [dict(TOOLS[0], cache_control=EPHEMERAL)],
+        }
+    )  # fmt: skip
+    plain = dataclasses.replace(
+        BEDROCK, options={k: v for k, v in BEDROCK.options.items() if k != OPTION}
+    )
+    for dep in (BEDROCK, plain):  # the client's own, whether or not auto_prompt_cache is on
+        body = converse_body(marked, dep)
+        assert body["system"] == [{"text": "s"}, POINT]
+        assert body["messages"][0]["content"] == [{"text": "q"}, POINT]
+        assert body["messages"][2]["content"][1:] == [POINT]  # after the tool result
+        assert [list(t) for t in body["toolConfig"]["tools"]] == [["toolSpec"], ["cachePoint"]]
+    llama = dataclasses.replace(plain, model="meta.llama3-70b-instruct-v1:0")
+    body = converse_body(marked, llama)  # no prompt cache there: the marks go, not a 400
+    assert "cachePoint" not in str(body)
+    assert body["system"] == [{"text": "s"}]
+
+
 def test_prompt_cache_key_is_not_sent_to_bedrock() -> None:
     body = converse_body(chat(prompt_cache_key="thread-1"), dataclasses.replace(BEDROCK))
     assert "prompt_cache_key" not in body.get("additionalModelRequestFields", {})

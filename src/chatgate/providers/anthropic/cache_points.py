@@ -38,7 +38,9 @@ __all__ = [
     "OPTION",
     "anthropic_breakpoints",
     "bedrock_cache_points",
+    "caches",
     "client_marked",
+    "drop_cache_points",
     "minimum_tokens",
     "request_marked",
 ]
@@ -182,10 +184,24 @@ def _appender(blocks: list[Json]) -> Callable[[], None]:
     return lambda: blocks.append({"cachePoint": {"type": "default"}})
 
 
+def caches(model: str) -> bool:
+    """Whether Bedrock keeps a prompt cache for ``model`` (chatgate sends cache points to
+    Claude models only)."""
+    return "claude" in model
+
+
+def drop_cache_points(body: Json) -> None:
+    """Remove every ``cachePoint`` block from a Converse body, in place."""
+    holders = [body.get("system") or [], (body.get("toolConfig") or {}).get("tools") or []]
+    holders += [turn["content"] for turn in body.get("messages") or ()]
+    for blocks in holders:
+        blocks[:] = [b for b in blocks if "cachePoint" not in b]
+
+
 def bedrock_cache_points(body: Json, model: str) -> int:
     """Add ``cachePoint`` blocks to a Converse body in place, for a Claude model; a body that
     has one already is left as it is. Returns how many were added."""
-    if "claude" not in model:
+    if not caches(model):
         return 0
     tools: list[Json] = (body.get("toolConfig") or {}).get("tools") or []
     system: list[Json] = body.get("system") or []
