@@ -231,3 +231,24 @@ async def test_while_redis_is_down_each_process_keeps_its_own(
             assert router.state.degraded
         finally:
             await router.aclose()
+
+
+async def test_a_redis_error_in_affinity_never_fails_the_call(
+    redis_server: RedisServer, pair: tuple[Router, Router]
+) -> None:
+    import redis.asyncio
+
+    from chatgate.router.affinity import prefix_hashes
+    from chatgate.types import ChatRequest
+
+    first, _ = pair
+    messages = conversation("wrongtype", 0)
+    [*_, whole] = prefix_hashes(ChatRequest(model="chat", messages=messages), 1024)  # type: ignore[arg-type]
+    key = f"chatgate:rs:{{{first.settings.redis_namespace}}}:pa:chat:{whole}"
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        await client.set(key, "not a hash")  # HGETALL and HSET on it: WRONGTYPE
+        assert await served(first, messages) in ("a", "b")
+        assert await served(first, messages) in ("a", "b")
+    finally:
+        await client.aclose()

@@ -148,6 +148,10 @@ class RedisAffinity:
     it; seconds of clock skew only shift when a warm deployment stops counting as warm."""
 
     def __init__(self, state: RedisState, ttl: float, local: MemoryAffinity) -> None:
+        from redis.exceptions import RedisError
+
+        # Any Redis error, not only unavailability: affinity must never fail a call.
+        self._errors: tuple[type[BaseException], ...] = (*state.unavailable, RedisError)
         self._state = state
         self._ttl_ms = max(1, round(ttl * 1000))
         self._ttl = ttl
@@ -169,7 +173,7 @@ class RedisAffinity:
             for h in hashes:
                 pipe.hgetall(self._key(group, h))
             rows = await pipe.execute()
-        except state.unavailable as exc:
+        except self._errors as exc:
             log.debug("cache affinity: Redis unavailable, using this process's: %s", exc)
             return await self.local.warm(group, hashes, now)
         wall = self.wall()
@@ -191,7 +195,7 @@ class RedisAffinity:
                 pipe.hset(key, id, repr(wall))
                 pipe.pexpire(key, self._ttl_ms)
             await pipe.execute()
-        except state.unavailable as exc:
+        except self._errors as exc:
             log.debug("cache affinity: not shared, Redis unavailable: %s", exc)
 
 
