@@ -67,6 +67,8 @@ class DeploymentParams(_Strict):
     tags: list[str] = Field(default_factory=list)
     cost: float | None = Field(default=None, ge=0)  # relative, for cost-based routing
     context_window: int | None = Field(default=None, gt=0)
+    # Anthropic / Bedrock-Claude: place prompt-cache breakpoints when the client set none
+    auto_prompt_cache: bool = False
     # Pricing (USD per token; LiteLLM's names, so LiteLLM configs load as they are).
     input_cost_per_token: Decimal | None = Field(default=None, ge=0)
     output_cost_per_token: Decimal | None = Field(default=None, ge=0)
@@ -169,6 +171,12 @@ class RouterSettings(_Strict):
     # While that Redis is unreachable: "open" serves with per-process limits, "closed"
     # refuses routed calls and key-limited requests (SharedStateUnavailableError, 503).
     shared_state_failure: SharedStateFailure = "open"
+    # Cache-aware routing (router/affinity.py, docs/routing.md): a request goes to a
+    # deployment that served its longest known prompt prefix, within health and limits.
+    cache_affinity: bool = True
+    cache_affinity_ttl: float = Field(default=600.0, gt=0)  # how long a deployment stays warm
+    cache_affinity_max_prefixes: int = Field(default=10_000, gt=0)  # per-process LRU bound
+    cache_affinity_min_tokens: int = Field(default=1024, ge=1)  # shorter prefixes: no affinity
 
     @pydantic.field_validator("routing_strategy", mode="before")
     @classmethod

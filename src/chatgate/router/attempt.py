@@ -21,6 +21,7 @@ from chatgate.errors import (
     RateLimitError,
 )
 from chatgate.meta import tries
+from chatgate.router.affinity import affinity_for
 from chatgate.router.call import CallContext, describe
 from chatgate.router.deployments import RoutedDeployment
 from chatgate.router.policy import (
@@ -32,7 +33,7 @@ from chatgate.router.policy import (
     disabled_state,
 )
 from chatgate.router.state import MemoryState, Stats
-from chatgate.router.strategies import Pick
+from chatgate.router.strategies import Pick, warm_first
 from chatgate.types import Attempt, ResponseMeta
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class GroupRunner:
         self._tagged = any(d.tags for d in deployments)
         self._waiters: list[asyncio.Future[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self.affinity = affinity_for(router.settings, router.state)
 
     async def run(self, job: Job[R], call: CallContext, *, can_fall_back: bool) -> R:
         router = self.router
@@ -106,6 +108,8 @@ class GroupRunner:
         retries = 0
         tried: set[str] = set()
         waiting_since: float | None = None  # for room under the limits; limit_wait in total
+        prefixes = self.affinity.hashes(job)
+        warm = await self.affinity.warm(self.name, prefixes, router.now())
         while True:
             now = router.now()
             left = call.deadline - now
@@ -124,16 +128,19 @@ class GroupRunner:
                 continue
             waiting_since = None
             fresh = [c for c in ready if c[0].id not in tried] or ready
-            chosen = self._pick(fresh, router.rng)[0]
+            chosen = self._pick(warm_first(fresh, warm), router.rng)[0]
             if await router.state.reserve(chosen.id, chosen.limits, tokens, now) > 0:
                 continue  # another caller took the last slot meanwhile: look again
             try:
-                return await job.attempt(self, chosen, call, tokens, left)
+                result = await job.attempt(self, chosen, call, tokens, left)
             except ChatgateError as exc:
                 wait = await self._after_failure(chosen, exc, call, retries, tried, usable)
                 retries += 1
                 if wait > 0:
                     await router.sleep(wait)
+                continue
+            self.affinity.remember(self.name, prefixes, chosen.id, router.now(), self.spawn)
+            return result
 
     # -- choosing --------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ class CallContext:
     sync: bool = False
     raise_on_truncation: bool = False
     download_images: bool = False
+    auto_prompt_cache: bool = False  # the caller's key opted in (providers/anthropic/cache_points)
     log: list[Attempt] = field(default_factory=list)
     stream_ended: bool = False
     _on_stream_end: list[Callable[[], None]] = field(default_factory=list)

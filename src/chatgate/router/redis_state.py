@@ -229,6 +229,16 @@ class RedisState:
     def _key(self, id: str) -> str:
         return f"{self._prefix}d:{id}"
 
+    def redis_client(self) -> Any:
+        """This loop's client (closed by ``aclose``), for data kept beside the router state
+        under the namespace (cache affinity, router/affinity.py)."""
+        return self._conn().client
+
+    @property
+    def unavailable(self) -> tuple[type[BaseException], ...]:
+        """The errors that mean Redis is unavailable (not a bug in a script)."""
+        return self._unavailable
+
     # -- RouterState ---------------------------------------------------------------------------
 
     async def view(self, ids: Sequence[str], now: float) -> list[Stats]:

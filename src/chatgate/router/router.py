@@ -207,11 +207,13 @@ class Router:
         raise_on_truncation: bool = False,
         download_images: bool = False,
         allowed: Allowed | None = None,
+        auto_prompt_cache: bool = False,
     ) -> ChatResponse | ChatStream:
         """Route a validated request whose ``model`` is a model_list name (what the gateway
         calls). Returns a ChatResponse, or a ChatStream whose first chunk is already in.
         ``allowed``: the groups the caller may use; a fallback to any other is skipped (and
-        logged in the attempt log). The requested group itself is the caller's to check."""
+        logged in the attempt log). The requested group itself is the caller's to check.
+        ``auto_prompt_cache``: Claude backends get cache breakpoints (a gateway key's opt-in)."""
         call = self._call(
             request.model,
             tags,
@@ -221,6 +223,7 @@ class Router:
             raise_on_truncation=raise_on_truncation,
             download_images=download_images,
         )
+        call.auto_prompt_cache = auto_prompt_cache
         return await self._run(ChatJob(request), call, priority, disable_fallbacks, allowed)
 
     async def aembedding(

@@ -152,7 +152,13 @@ async def _route(
     router = state.models.router
 
     async def call() -> ChatResponse | ChatStream:
-        return await router.aroute(request, tags=ctx.tags, allowed=allowed_groups(ctx))
+        return await router.aroute(
+            request,
+            tags=ctx.tags,
+            allowed=allowed_groups(ctx),
+            auto_prompt_cache=ctx.key is not None
+            and ctx.key.metadata.get("auto_prompt_cache") is True,
+        )
 
     cache = state.services.cache
     if cache is None:
