@@ -14,6 +14,7 @@ from chatgate.cost.usage import JsonlSink, MemorySink, UsageRecord
 from chatgate.cost.usage_sql import SqlSink
 from chatgate.store.engine import create_engine
 from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+from tests.clock import wait_until
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
 from tests.fakes.postgres import PostgresServer, require_bin_dir
 
@@ -63,7 +64,7 @@ async def test_memory_and_jsonl_sinks(tmp_path: Path) -> None:
     for r in records:
         memory.emit(r)
         jsonl.emit(r)
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: len(jsonl.read()) == 5, what="the first five flushed")
     jsonl.emit(record(5))
     await jsonl.aclose()
     assert memory.records == records
