@@ -128,11 +128,12 @@ async def test_records_in_equal_records_out_across_a_database_outage(tmp_path: P
                 total += 1
                 if total % 10 == 0:
                     await asyncio.sleep(0.005)
-            await asyncio.sleep(0.3)
-        for _ in range(200):  # the writer recovers and replays on its own (backoff <= 0.1 s)
-            if sink.written == total:
-                break
-            await asyncio.sleep(0.05)
+            if phase == "up":
+                await wait_until(lambda n=total: sink.written == n, what="written while up")
+            if phase == "down":  # the writer moves what memory cannot hold into the WAL
+                await wait_until(lambda: sink.held <= 50, what="memory back to its bound")
+        # the writer recovers and replays on its own (backoff <= 0.1 s)
+        await wait_until(lambda: sink.written == total, timeout_s=10, what="everything written")
         assert sink.written == total
         assert sink.pending == 0
         await sink.aclose()
