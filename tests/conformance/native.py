@@ -215,7 +215,7 @@ class Bedrock(Provider):
             monkeypatch.setenv("AWS_ACCESS_KEY_ID", bed.ACCESS_KEY)
             monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", bed.SECRET_KEY)
             monkeypatch.setenv("AWS_REGION", "eu-west-3")
-            monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", fake.url)
+            monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", fake.base_url)
             yield fake
 
     def call_args(self, fake: Fake) -> dict[str, Any]:

@@ -83,7 +83,7 @@ class Provider:
             yield fake
 
     def call_args(self, fake: Fake) -> dict[str, Any]:
-        return {"model": self.model, "api_key": "sk-conformance", "api_base": fake.base_url}  # type: ignore[attr-defined]
+        return {"model": self.model, "api_key": "sk-conformance", "api_base": fake.base_url}
 
     # -- answers in the provider's wire form ----------------------------------------------------
 

@@ -155,10 +155,6 @@ class FakeAnthropic(LoopbackServer[Reply, Received]):
 
     request_id_header = "request-id"
 
-    @property
-    def base_url(self) -> str:
-        return self.root_url
-
     def encode_event(self, event: Any) -> bytes:
         return sse(event)  # Anthropic's named events; no [DONE] after them
 

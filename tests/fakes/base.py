@@ -93,6 +93,11 @@ class LoopbackServer(Generic[Q, R]):
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def base_url(self) -> str:
+        """Where clients point (the provider's API root); subclasses add their version path."""
+        return self.root_url
+
+    @property
     def last(self) -> R:
         return self.requests[-1]
 
