@@ -14,6 +14,7 @@ import anthropic
 import openai
 import pytest
 
+from tests.clock import poll_until
 from tests.fakes.gateway import Gateway, request_json, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
 
@@ -107,7 +108,15 @@ def test_model_allowlist_expiry_and_revocation(gateway: Gateway) -> None:
         client(gateway, secret).chat.completions.create(model="fast", messages=HI)
     assert revoked.value.code == "revoked_api_key"
     short, _ = new_key(gateway, expires=1)
-    time.sleep(1.1)
+
+    def expired() -> bool:  # the gateway's clock, in its own process: poll, sending no chat
+        try:
+            client(gateway, short).models.list()
+        except openai.AuthenticationError:
+            return True
+        return False
+
+    poll_until(expired, timeout_s=5.0, what="the key expired", every_s=0.1)
     with pytest.raises(openai.AuthenticationError) as expired:
         client(gateway, short).chat.completions.create(model="fast", messages=HI)
     assert expired.value.code == "expired_api_key"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
@@ -15,6 +14,7 @@ from chatgate.server.access_log import ACCESS_LOGGER, AccessLogWriter, BatchingH
 from chatgate.server.context import MAX_TAGS, RequestContext
 from chatgate.server.pipeline import UsagePipeline
 from chatgate.types import CompletionTokensDetails, PromptTokensDetails, Usage
+from tests.clock import wait_until
 
 
 def scope(*headers: tuple[bytes, bytes]) -> dict[str, object]:
@@ -119,11 +119,7 @@ async def test_background_task_drains_in_slices_and_stop_flushes() -> None:
     pipeline.start()
     for _ in range(5):
         pipeline.submit(finished())
-    for _ in range(200):
-        if len(seen) == 5:
-            break
-        await asyncio.sleep(0.005)
-    assert len(seen) == 5
+    await wait_until(lambda: len(seen) == 5, what="the background task drained all five")
     pipeline.submit(finished())
     await pipeline.stop()
     assert len(seen) == 6

@@ -128,7 +128,9 @@ class RedisState:
         self._holds = Holds(self._extend, lease_s / 3, self._unavailable)
         self.local = MemoryState()  # answers while Redis is unavailable (failure="open")
         secrets = (urlsplit(url).password or "", str(client_options.get("password") or ""))
-        self.outage = Outage(namespace, retry_s, failure, on_fallback, on_refusal, secrets)
+        self.outage = Outage(
+            namespace, retry_s, failure, on_fallback, on_refusal, secrets, clock=clock
+        )
 
     # -- connection, clock, fallback ---------------------------------------------------------
 
