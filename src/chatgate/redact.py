@@ -201,6 +201,7 @@ class RedactingFilter(logging.Filter):
 # tests/faults/test_secrets_library.py checks it names every logger in the source.
 LOGGERS = (
     "chatgate",
+    "chatgate.batch",
     "chatgate.budget",
     "chatgate.cache",
     "chatgate.cost",
