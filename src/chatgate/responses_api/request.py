@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chatgate.client import build_request
+from chatgate.chat_request import chat_request
 from chatgate.errors import InvalidRequestError
 from chatgate.responses_api.items import messages_from_input
 from chatgate.types import ChatRequest
@@ -152,7 +152,7 @@ def chat_request_from_responses(body: Mapping[str, Any], model: str) -> ChatRequ
         wire["stream_options"] = {"include_usage": True}
     _tools(body, wire)
     _text(body, wire)
-    return build_request(model, messages, wire)
+    return chat_request(model, messages, wire, strict=False)
 
 
 def echo_fields(body: Mapping[str, Any]) -> Echo:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chatgate import config as config_module
-from chatgate.client import MessageLike, build_request
+from chatgate.chat_request import MessageLike, chat_request
 from chatgate.config import Config, ModelEntry, RouterSettings
 from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest, EmbeddingResponse
 from chatgate.embeddings import build_embedding
@@ -168,7 +168,7 @@ class Router:
         deployments carrying all of them; ``priority``: lower is admitted first when queued."""
         if stream:
             params["stream"] = True
-        request = build_request(model, messages, params)
+        request = chat_request(model, messages, params)
         return await self.aroute(
             request,
             tags=tags,
@@ -185,7 +185,7 @@ class Router:
         stream = bool(kw.pop("stream", False))
         if stream:
             kw["stream"] = True
-        request = build_request(model, messages, {k: v for k, v in kw.items() if k not in _CALL})
+        request = chat_request(model, messages, {k: v for k, v in kw.items() if k not in _CALL})
         options = {k: v for k, v in kw.items() if k in _CALL}
         return run_sync(self.aroute(request, sync=True, **options))
 

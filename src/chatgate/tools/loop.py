@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from chatgate.accounting import Spend
-from chatgate.client import MessageLike
+from chatgate.chat_request import MessageLike
 from chatgate.errors import InvalidRequestError
 from chatgate.persistence.protocol import IdempotencyStore
 from chatgate.persistence.sqlite import default_store

@@ -17,7 +17,7 @@ import aiohttp
 import yarl
 
 from chatgate.errors import APIConnectionError, APITimeoutError
-from chatgate.providers.base import HttpRequest
+from chatgate.transport.request import HttpRequest
 
 __all__ = ["Response", "Timeouts", "aclose", "open_response", "read_chunks", "send"]
 
