@@ -34,6 +34,7 @@ from chatgate.providers.registry import (
     prepare_deployment,
     resolve_deployment,
 )
+from chatgate.redact import scrub_error
 from chatgate.stream import ChatStream, HttpChunkSource
 from chatgate.transport import http
 from chatgate.transport.http import Timeouts
@@ -45,23 +46,16 @@ __all__ = ["acompletion", "call", "completion", "open_stream", "send"]
 log = logging.getLogger("chatgate")
 
 
-def _scrub(exc: ChatgateError, deployment: Deployment) -> ChatgateError:
-    """Never let a key travel in an error, even if an upstream echoed it back."""
-    key = deployment.api_key
-    if key and len(key) >= 8 and key in exc.message:
-        exc.message = exc.message.replace(key, "***")
-        exc.args = (exc.message,)
-    return exc
-
-
 def attributed(
     exc: APIError, deployment: Deployment, request_id: str | None = None
 ) -> ChatgateError:
-    """An upstream error with its provider, model and request id filled in, key scrubbed."""
+    """An upstream error with its provider, model and request id filled in, secrets scrubbed
+    (chatgate.redact: this is where a refused request's error enters the core)."""
     exc.provider = exc.provider or deployment.provider
     exc.model = exc.model or deployment.model
     exc.request_id = exc.request_id or request_id
-    return _scrub(exc, deployment)
+    scrub_error(exc, deployment)
+    return exc
 
 
 def fill_meta(

@@ -224,6 +224,11 @@ class GeneralSettings(_Strict):
     budgets: list[BudgetSettings] = Field(default_factory=list)
     cache: CacheSettings | None = None  # no response cache unless configured
     key_cache_ttl_s: float = Field(default=5.0, ge=0)  # how long a key lookup is reused
+    # The most choices (`n`) a request may ask for: each may use the whole output cap.
+    max_n: int = Field(default=16, ge=1, le=128)
+    # A budget hold its process stopped renewing (it died) is released after this long;
+    # None: router_settings.timeout plus a margin (docs/cost.md).
+    budget_hold_ttl_s: float | None = Field(default=None, ge=1)
 
 
 class Config(_Strict):

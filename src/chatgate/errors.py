@@ -33,6 +33,9 @@ ChatgateError
 Every error carries ``provider``, ``model``, ``status_code``, ``request_id``, ``body`` (the
 provider's parsed error body), ``retryable`` and ``retry_after`` (seconds or None). Errors are
 classified by HTTP status and structured error codes, never by guessing from message text.
+An error that came from a provider has been through ``chatgate.redact.scrub_error`` before
+the caller sees it: no credential in its text, body, request id or causes, even when the
+upstream echoed one.
 """
 
 from __future__ import annotations

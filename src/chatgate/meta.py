@@ -7,17 +7,25 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Attempt", "ResponseMeta"]
+__all__ = ["Attempt", "ResponseMeta", "tries"]
 
 
 class Attempt(BaseModel):
-    """One try in a routed call: which deployment, how it ended, how long we waited after."""
+    """One try in a routed call: which deployment, how it ended, how long we waited after.
+    A fallback group the caller may not use is logged too, never tried: ``skipped`` says why,
+    and ``deployment`` and ``model`` are the group's name."""
 
     deployment: str  # the deployment's id in the router ("smart#0", or its configured id)
     model: str  # the provider/model string tried
     error: str | None = None  # the error class name; None for the attempt that answered
     status_code: int | None = None
     wait_s: float = 0.0  # backoff slept after this attempt, before the next
+    skipped: str | None = None  # set for a fallback group that was not tried: why
+
+
+def tries(log: list[Attempt]) -> int:
+    """How many upstream attempts a log holds (skipped fallbacks are not attempts)."""
+    return sum(1 for attempt in log if attempt.skipped is None)
 
 
 class ResponseMeta(BaseModel):

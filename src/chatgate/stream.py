@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from chatgate.accumulator import StreamAccumulator  # re-exported: the stream's own fold
 from chatgate.cost.calc import response_cost
 from chatgate.errors import ChatgateError, TruncatedResponseError
+from chatgate.redact import scrub_error
 from chatgate.transport import http
 from chatgate.transport.loop_thread import run_sync, sync_loop
 from chatgate.types import ChatChunk, ChatResponse, Usage
@@ -301,9 +302,11 @@ class ChatStream:
                 )
 
     def _attach(self, exc: ChatgateError) -> None:
+        """Attribute a mid-stream error and scrub it (chatgate.redact: where it enters the core)."""
         exc.provider = exc.provider or self._source.provider
         exc.model = exc.model or self._source.model
         exc.request_id = exc.request_id or self.request_id
+        scrub_error(exc, self._source.deployment)
 
     # --- results and cleanup -------------------------------------------------------------------
 

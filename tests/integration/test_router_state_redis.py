@@ -55,7 +55,8 @@ async def test_a_slot_and_a_cooldown_taken_by_one_hold_for_the_other(
     assert until is not None
     [seen] = await b.view(["d"], now())  # b's clock differs from a's; the shared clock does not
     assert seen.cooldown_until == pytest.approx(until, abs=0.01)
-    assert 4.0 < await b.reserve("d", Limits(), 0, now()) <= 5.0  # slack for a loaded CI
+    # slack both ways: the two states estimate the shared clock separately, each within ms
+    assert 4.0 < await b.reserve("d", Limits(), 0, now()) <= 5.1
 
 
 async def test_the_heartbeat_keeps_a_long_request_counted_and_aclose_ends_it(

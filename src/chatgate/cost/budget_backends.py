@@ -32,6 +32,11 @@ class BudgetBackend(Protocol):
 
     async def read(self, lines: Sequence[Line]) -> list[tuple[int, int]]: ...
 
+    async def renew(self, before: float, expires_at: float) -> int:
+        """Move to ``expires_at`` the expiry of the holds this backend took and has not settled
+        (their calls are still running) that expire before ``before``; returns how many."""
+        ...
+
     async def sweep(self, now: float) -> int:
         """Release reservations whose holder died (expired); returns how many."""
         ...
@@ -75,6 +80,14 @@ class MemoryBudgetBackend:
         with self._lock:
             found = [self._counters.get((x.budget_id, x.period), [0, 0]) for x in lines]
             return [(spent, reserved) for spent, reserved in found]
+
+    async def renew(self, before: float, expires_at: float) -> int:
+        with self._lock:
+            due = [rid for rid, (_, _, until) in self._held.items() if until < before]
+            for rid in due:
+                lines, amount, _ = self._held[rid]
+                self._held[rid] = (lines, amount, expires_at)
+            return len(due)
 
     async def sweep(self, now: float) -> int:
         with self._lock:

@@ -3,8 +3,9 @@
 A ``Budget`` caps spend for one scope (a key, user, team, model, or everything) over a
 window (daily / monthly, in UTC, or lifetime). ``subject="*"`` gives every key (user, team,
 model) its own budget of that size. Before a call, ``Budgets.reserve`` computes the most it
-can cost (prompt tokens counted x input price + max_tokens, or the model's max output, x
-output price; a prompt count that is only an estimate is raised by ``estimate_margin``) and
+can cost (prompt tokens counted x input price + n x max_tokens, or the model's max output, x
+output price: ``n`` choices each up to the cap, the prompt billed once; a prompt count that
+is only an estimate is raised by ``estimate_margin``) and
 reserves it atomically against every budget that applies: all of them or none. A budget
 that cannot cover it refuses with ``BudgetExceededError`` (HTTP 402, what is left, when it
 resets). After the call, ``settle`` replaces the reservation by the actual cost; ``release``
@@ -13,6 +14,9 @@ drops it when nothing was spent. Soft alerts fire once per threshold crossing (l
 
 Backends (``budget_backends``): in memory for one process, or SQL (``budgets_sql``;
 SQLite/PostgreSQL, atomic across processes), behind the async ``BudgetBackend`` protocol.
+A hold expires ``reservation_ttl_s`` after it was taken or last renewed: ``maintain``, run
+periodically in every process, renews the process's holds still in use and releases the
+expired ones, so the holds of a process that died come back within the TTL plus a period.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from chatgate.cost.prices import ModelPrice, lookup_price
 from chatgate.errors import BudgetExceededError, InvalidRequestError
 
 __all__ = [
+    "HOLD_TTL_MARGIN_S",
     "Budget",
     "BudgetAlert",
     "BudgetState",
@@ -40,6 +45,7 @@ __all__ = [
     "Line",
     "Reservation",
     "from_pico",
+    "hold_ttl_for",
     "to_pico",
 ]
 
@@ -49,6 +55,16 @@ Scope = Literal["key", "user", "team", "model", "global"]
 Window = Literal["daily", "monthly", "lifetime"]
 PICO = Decimal(10**12)
 _MAX_PICO = 2**63 - 1
+_MAX_MAINTAIN_EVERY_S = 30.0
+_MIN_MAINTAIN_EVERY_S = 0.25
+# Added to the longest call: time to settle, and clock skew between the hosts that take and
+# sweep holds (expiries are wall-clock times).
+HOLD_TTL_MARGIN_S = 60.0
+
+
+def hold_ttl_for(longest_call_s: float) -> float:
+    """The default hold TTL for calls that take at most ``longest_call_s``."""
+    return longest_call_s + HOLD_TTL_MARGIN_S
 
 
 def to_pico(amount: Decimal) -> int:
@@ -158,7 +174,8 @@ class Budgets:
     backend: BudgetBackend = field(default_factory=MemoryBudgetBackend)
     on_alert: Callable[[BudgetAlert], Any] | None = None
     clock: Callable[[], float] = time.time
-    reservation_ttl_s: float = 900.0  # a hold older than this is released by sweep()
+    # A hold not renewed for this long is released by sweep_expired(): its process died.
+    reservation_ttl_s: float = 900.0
     estimate_margin: Decimal = Decimal("1.2")  # for prompt counts that are estimates
     unpriced: Literal["deny", "allow"] = "deny"  # a model with no price, under a budget
 
@@ -193,8 +210,11 @@ class Budgets:
         tools: Sequence[Any] | None = None,
         max_tokens: int | None = None,
         price: ModelPrice | None = None,
+        n: int = 1,
     ) -> Decimal:
-        """The most the call can cost (the amount ``reserve`` holds)."""
+        """The most the call can cost (the amount ``reserve`` holds). ``n`` choices may each
+        use the whole output cap; the prompt is billed once (OpenAI and Gemini count it once
+        in the usage of an answer with several choices)."""
         from chatgate.cost.tokens import count_tokens
 
         price = price or lookup_price(model)
@@ -219,7 +239,7 @@ class Budgets:
         prompt = (
             counted.tokens if counted.exact else math.ceil(counted.tokens * self.estimate_margin)
         )
-        return upper_bound(price, prompt, limit)
+        return upper_bound(price, prompt, limit * max(n, 1))
 
     async def reserve(
         self,
@@ -229,17 +249,20 @@ class Budgets:
         tools: Sequence[Any] | None = None,
         max_tokens: int | None = None,
         price: ModelPrice | None = None,
+        n: int = 1,
         key: str | None = None,
         user: str | None = None,
         team: str | None = None,
         extra: Sequence[Budget] = (),
     ) -> Reservation:
-        """Hold the call's worst case on every budget that applies, or raise
+        """Hold the call's worst case (``n`` choices) on every budget that applies, or raise
         BudgetExceededError. Always settle() or release() the result."""
         lines = self.lines_for(model=model, key=key, user=user, team=team, extra=extra)
         if not lines:
             return Reservation(uuid.uuid4().hex, (), 0, model)
-        amount = self.worst_case(model, messages, tools=tools, max_tokens=max_tokens, price=price)
+        amount = self.worst_case(
+            model, messages, tools=tools, max_tokens=max_tokens, price=price, n=n
+        )
         return await self._hold(model, lines, amount)
 
     async def reserve_amount(
@@ -293,7 +316,23 @@ class Budgets:
         await self.settle(reservation, Decimal(0))
 
     async def sweep_expired(self) -> int:
+        """Release the holds whose expiry has passed; returns how many."""
         return await self.backend.sweep(self.clock())
+
+    @property
+    def maintain_every_s(self) -> float:
+        """How often ``maintain`` should run: a quarter of the TTL (so a hold in use is seen
+        at least twice before it would expire), at most every 30 s."""
+        return max(min(self.reservation_ttl_s / 4, _MAX_MAINTAIN_EVERY_S), _MIN_MAINTAIN_EVERY_S)
+
+    async def maintain(self) -> tuple[int, int]:
+        """Renew the holds this process still uses that are past half their TTL, then release
+        every expired hold (of processes that died mid-call). Run it every
+        ``maintain_every_s`` in each process that takes holds; returns (renewed, released)."""
+        now = self.clock()
+        ttl = self.reservation_ttl_s
+        renewed = await self.backend.renew(now + ttl / 2, now + ttl)
+        return renewed, await self.backend.sweep(now)
 
     async def status(
         self,

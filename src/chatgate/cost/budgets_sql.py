@@ -12,7 +12,13 @@ If any line updates no row, the transaction rolls back and the call is refused. 
 row locks (and SQLite's single writer, taken at BEGIN IMMEDIATE) make the check and the
 increment one step, whatever the number of processes. Holds are recorded in
 ``budget_reservations`` with an expiry, so a process that dies mid-call does not leave money
-held forever: ``sweep`` releases them, and ``settle`` knows whether its hold was swept.
+held forever: ``sweep`` releases them, and ``settle`` knows whether its hold was swept. A
+live process pushes back the expiry of its own holds still in use (``renew``), so a call
+that outlasts the expiry (a long stream) keeps its hold.
+
+Several processes may sweep at once: a reservation row is deleted by one transaction only
+(PostgreSQL's row locks; SQLite's single writer), and only the one that deleted it releases
+its amount; counters are updated in a fixed order, as in ``reserve``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from chatgate.store.migrations import migrate
 from chatgate.store.schema.budgets import BUDGET_COUNTERS, BUDGET_RESERVATIONS
 
 __all__ = ["SqlBudgetBackend"]
+
+_RENEW_BATCH = 500  # ids per UPDATE: far under SQLite's and asyncpg's bound-parameter limits
 
 C = BUDGET_COUNTERS.c
 R = BUDGET_RESERVATIONS.c
@@ -54,6 +62,7 @@ class SqlBudgetBackend:
         self.engine = engine
         dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
         self._insert = dialect.insert
+        self._open: dict[str, float] = {}  # holds taken here, not yet settled -> expiry
 
     @classmethod
     async def open(cls, url: str) -> SqlBudgetBackend:
@@ -102,12 +111,14 @@ class SqlBudgetBackend:
                 )
         except _Refused as refused:
             return refused.found
+        self._open[reservation_id] = expires_at
         return None
 
     async def settle(
         self, reservation_id: str, lines: Sequence[Line], reserved: int, actual: int
     ) -> list[int]:
         after: dict[tuple[str, str], int] = {}
+        self._open.pop(reservation_id, None)
         async with self.engine.begin() as conn:
             dropped = await conn.execute(
                 delete(BUDGET_RESERVATIONS).where(R.reservation_id == reservation_id)
@@ -138,6 +149,22 @@ class SqlBudgetBackend:
             )
             found = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
         return [found.get((line.budget_id, line.period), (0, 0)) for line in lines]
+
+    async def renew(self, before: float, expires_at: float) -> int:
+        due = sorted(rid for rid, until in self._open.items() if until < before)
+        if not due:
+            return 0
+        async with self.engine.begin() as conn:
+            for start in range(0, len(due), _RENEW_BATCH):
+                await conn.execute(
+                    update(BUDGET_RESERVATIONS)
+                    .where(R.reservation_id.in_(due[start : start + _RENEW_BATCH]))
+                    .values(expires_at=expires_at)
+                )
+        for rid in due:
+            if rid in self._open:  # not settled meanwhile
+                self._open[rid] = expires_at
+        return len(due)
 
     async def sweep(self, now: float) -> int:
         async with self.engine.begin() as conn:

@@ -17,6 +17,7 @@ from chatgate.providers.anthropic import count as anthropic_count
 from chatgate.providers.base import Deployment, HttpRequest
 from chatgate.providers.gemini import count as gemini_count
 from chatgate.providers.registry import get_adapter, prepare_deployment, resolve_deployment
+from chatgate.redact import scrub_error
 from chatgate.transport import http
 from chatgate.transport.http import Timeouts
 from chatgate.types import ChatRequest
@@ -64,5 +65,6 @@ async def count_via_api(
         adapter = get_adapter(deployment.provider)
         error: APIError = adapter.map_error(resp.status, resp.headers, resp.body, deployment)
         error.provider, error.model = deployment.provider, deployment.model
+        scrub_error(error, deployment)  # chatgate.redact: a provider error entering the core
         raise error
     return parse(resp.body), method

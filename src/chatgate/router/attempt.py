@@ -19,6 +19,7 @@ from chatgate.errors import (
     NoDeploymentAvailableError,
     RateLimitError,
 )
+from chatgate.meta import tries
 from chatgate.router.call import CallContext, describe
 from chatgate.router.deployments import RoutedDeployment
 from chatgate.router.policy import Fault, backoff, classify, cooldown_for
@@ -305,7 +306,7 @@ class GroupRunner:
         return wait
 
     def stamp(self, meta: ResponseMeta, d: RoutedDeployment, call: CallContext) -> None:
-        meta.attempts = len(call.log)
+        meta.attempts = tries(call.log)
         meta.attempt_log = list(call.log)
         meta.deployment = d.id
         meta.model_name = self.name

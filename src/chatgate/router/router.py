@@ -5,6 +5,8 @@ Within a model group a retryable failure is retried (preferring another healthy 
 else after a full-jitter backoff that honours Retry-After) up to ``num_retries`` times; then
 the call moves down the group's ``fallbacks``. A stream is retried only until its first chunk
 is ready: after that a failure is raised on the stream, never a silent switch mid-answer.
+A caller may say which groups it may use (``allowed``): a fallback of any kind to another group
+is then skipped, and logged in the attempt log, never tried.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from chatgate.router.call import CallContext
 from chatgate.router.chat import ChatJob
 from chatgate.router.deployments import RoutedDeployment, build_groups
 from chatgate.router.embed import EmbeddingJob
+from chatgate.router.fallbacks import Allowed, FallbackTables, everything, next_allowed
 from chatgate.router.policy import Fault, classify
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
@@ -89,13 +92,7 @@ class Router:
         self.settings = config_module.parse({"router_settings": base}, env={}).router_settings
         self.groups: dict[str, list[RoutedDeployment]] = build_groups(model_list, env)
         s = self.settings
-        self._fallbacks = _fallback_table(s.fallbacks, self.groups, "fallbacks")
-        self._cw_fallbacks = _fallback_table(
-            s.context_window_fallbacks, self.groups, "context_window_fallbacks"
-        )
-        self._cp_fallbacks = _fallback_table(
-            s.content_policy_fallbacks, self.groups, "content_policy_fallbacks"
-        )
+        self.fallbacks = FallbackTables(s, self.groups)
         self._owns_state = state is None
         self.state: RouterState = state or _state_for(s, clock)
         self._clock = clock
@@ -201,9 +198,12 @@ class Router:
         disable_fallbacks: bool = False,
         raise_on_truncation: bool = False,
         download_images: bool = False,
+        allowed: Allowed | None = None,
     ) -> ChatResponse | ChatStream:
         """Route a validated request whose ``model`` is a model_list name (what the gateway
-        calls). Returns a ChatResponse, or a ChatStream whose first chunk is already in."""
+        calls). Returns a ChatResponse, or a ChatStream whose first chunk is already in.
+        ``allowed``: the groups the caller may use; a fallback to any other is skipped (and
+        logged in the attempt log). The requested group itself is the caller's to check."""
         call = self._call(
             request.model,
             tags,
@@ -213,7 +213,7 @@ class Router:
             raise_on_truncation=raise_on_truncation,
             download_images=download_images,
         )
-        return await self._run(ChatJob(request), call, priority, disable_fallbacks)
+        return await self._run(ChatJob(request), call, priority, disable_fallbacks, allowed)
 
     async def aembedding(
         self,
@@ -253,10 +253,20 @@ class Router:
         timeout: float | None = None,
         num_retries: int | None = None,
         disable_fallbacks: bool = False,
+        allowed: Allowed | None = None,
     ) -> EmbeddingResponse:
-        """Route a validated embeddings request whose ``model`` is a model_list name."""
+        """Route a validated embeddings request whose ``model`` is a model_list name
+        (``allowed`` as for ``aroute``)."""
         call = self._call(request.model, tags, timeout, num_retries)
-        return await self._run(EmbeddingJob(request), call, priority, disable_fallbacks)
+        job = EmbeddingJob(request)
+        return await self._run(job, call, priority, disable_fallbacks, allowed)
+
+    def reachable(self, name: str, allowed: Allowed | None = None) -> list[str]:
+        """The model groups a call to ``name`` may be served by, in the order they would be
+        tried: ``name``, its ``fallbacks``, and the context-window and content-policy
+        fallbacks of each group reached, transitively; only groups ``allowed`` (``name``
+        always). What a budget hold must cover."""
+        return self.fallbacks.reachable(name, allowed or everything)
 
     def _call(
         self,
@@ -286,12 +296,19 @@ class Router:
             download_images=download_images,
         )
 
-    async def _run(self, job: Job[R], call: CallContext, priority: int, no_fallbacks: bool) -> R:
+    async def _run(
+        self,
+        job: Job[R],
+        call: CallContext,
+        priority: int,
+        no_fallbacks: bool,
+        allowed: Allowed | None = None,
+    ) -> R:
         """Admission, then the job through its group and fallbacks. A stream keeps its
         admission slot until it ends."""
         admitted = await self._admission.enter(priority, max(0.0, call.time_left(self)))
         try:
-            result = await self._through_fallbacks(job, call, no_fallbacks)
+            result = await self._through_fallbacks(job, call, no_fallbacks, allowed or everything)
         except BaseException:
             self._admission.leave(admitted)
             raise
@@ -301,34 +318,32 @@ class Router:
             self._admission.leave(admitted)
         return result
 
-    async def _through_fallbacks(self, job: Job[R], call: CallContext, disable: bool) -> R:
+    async def _through_fallbacks(
+        self, job: Job[R], call: CallContext, disable: bool, allow: Allowed
+    ) -> R:
         chain = [job.model]
         if not disable:
-            chain += self._fallbacks.get(job.model, [])
+            chain += self.fallbacks.general.get(job.model, [])
         visited: set[str] = set()
         index = 0
         while True:
             name = chain[index]
             visited.add(name)
-            more = index + 1 < len(chain)
+            more = any(allow(n) for n in chain[index + 1 :])
             try:
                 return await self._runners[name].run(job, call, can_fall_back=more)
             except ChatgateError as exc:
                 exc.attempt_log = list(call.log)
                 fault = classify(exc)
-                extra: list[str] = []
-                if not disable and fault is Fault.CONTEXT_WINDOW:
-                    extra = self._cw_fallbacks.get(name, [])
-                elif not disable and fault is Fault.CONTENT_POLICY:
-                    extra = self._cp_fallbacks.get(name, [])
-                elif fault in (Fault.RETRYABLE, Fault.DEPLOYMENT) and call.time_left(self) > 0:
-                    extra = []
-                else:
+                moves_on = fault in (Fault.RETRYABLE, Fault.DEPLOYMENT)
+                extra = None if disable and not moves_on else self.fallbacks.on_fault(name, fault)
+                if extra is None or (moves_on and call.time_left(self) <= 0):
                     raise
                 chain[index + 1 : index + 1] = [n for n in extra if n not in visited]
-                if index + 1 >= len(chain):
+                index = next_allowed(chain, index, allow, visited, call)
+                exc.attempt_log = list(call.log)
+                if index >= len(chain):
                     raise
-                index += 1
 
     # -- plumbing the runners use -------------------------------------------------------------
 
@@ -372,19 +387,3 @@ def _state_for(settings: RouterSettings, clock: Callable[[], float]) -> RouterSt
         clock=clock,
         failure=settings.shared_state_failure,
     )
-
-
-def _fallback_table(
-    rules: list[dict[str, list[str]]], groups: Mapping[str, Any], where: str
-) -> dict[str, list[str]]:
-    table: dict[str, list[str]] = {}
-    for rule in rules:
-        for source, targets in rule.items():
-            for name in [source, *targets]:
-                if name not in groups:
-                    raise config_module.ConfigError(
-                        f"router_settings.{where}: {name!r} is not a model_name in model_list",
-                        param=where,
-                    )
-            table.setdefault(source, []).extend(t for t in targets if t != source)
-    return table

@@ -16,6 +16,7 @@ from typing import Any
 
 from chatgate.cost.budgets import Reservation
 from chatgate.cost.usage import UsageRecord, token_fields
+from chatgate.meta import tries
 from chatgate.server.asgi import Scope
 from chatgate.server.keys import KeyRecord
 from chatgate.types import ChatResponse, Usage
@@ -138,7 +139,7 @@ class RequestContext:
         self.status = status
         tried = getattr(exc, "attempt_log", None)
         if tried:
-            self.attempts = max(self.attempts, len(tried))
+            self.attempts = max(self.attempts, tries(tried))
 
     def finish(self) -> None:
         self.ended = time.perf_counter()

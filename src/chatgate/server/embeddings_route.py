@@ -16,7 +16,13 @@ from chatgate.embeddings import build_embedding
 from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.openai_routes import model_name, parse_json_body
-from chatgate.server.serving import admit_model, hold_amount, settle_amount, take_key_limits
+from chatgate.server.serving import (
+    admit_model,
+    allowed_groups,
+    hold_amount,
+    settle_amount,
+    take_key_limits,
+)
 from chatgate.server.state import GatewayState
 from chatgate.types import Usage
 
@@ -40,12 +46,14 @@ async def embeddings(
     group = router.groups[name]
     tokens = _input_tokens(group[0].model, request.input)
     await take_key_limits(state, ctx, lambda: tokens)
-    prices = [p.input for d in group if (p := price_of(d.deployment)) is not None]
-    if prices:  # the dearest deployment that may serve (fallbacks aside): the router picks later
+    allowed = allowed_groups(ctx)
+    reachable = [d for g in router.reachable(name, allowed) for d in router.groups[g]]
+    prices = [p.input for d in reachable if (p := price_of(d.deployment)) is not None]
+    if prices:  # the dearest deployment that may serve, fallbacks included: it picks later
         await hold_amount(state, ctx, name, max(prices) * tokens)
     began = time.perf_counter()
     try:
-        response = await router.aroute_embedding(request, tags=ctx.tags)
+        response = await router.aroute_embedding(request, tags=ctx.tags, allowed=allowed)
     except BaseException:
         await settle_amount(state, ctx, Decimal(0), 0)
         raise

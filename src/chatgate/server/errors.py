@@ -49,7 +49,10 @@ def _body(message: str, type_: str, param: str | None, code: str | None) -> dict
 
 def openai_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status, body, headers) for any error, in OpenAI's shape. Upstream credential failures
-    are the gateway's problem, not the caller's, so they become 502 rather than 401/403."""
+    are the gateway's problem, not the caller's, so they become 502 rather than 401/403.
+    Every answer and SSE error event is built here from ``exc.message`` and ``exc.body``,
+    already scrubbed where the error entered the core (chatgate.redact): none is scrubbed
+    again here, so there is one place to get right, not one per route."""
     if isinstance(exc, GatewayError):
         return exc.status, _body(exc.message, exc.type, exc.param, exc.code), exc.headers
     if isinstance(exc, BudgetExceededError):  # 402: SDKs do not retry it, and must not

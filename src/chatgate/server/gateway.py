@@ -24,6 +24,7 @@ from chatgate.providers.registry import prepare_deployment, stop_prepared
 from chatgate.server.access_log import ACCESS_LOGGER, AccessLogWriter, access_line
 from chatgate.server.context import RequestContext, usage_record
 from chatgate.server.health import ReadinessCheck
+from chatgate.server.log_secrets import install_gateway_log_filter
 from chatgate.server.metrics import Metrics
 from chatgate.server.pipeline import UsagePipeline
 from chatgate.server.services import Services
@@ -130,6 +131,7 @@ class Gateway:
         state = self.load_state()
         self.services.configure(state.config)
         self.state = state
+        install_gateway_log_filter(state)
         self._spawn(_warm_up(state))
         log.warning("config reloaded: %d models", len(state.models.names))
         return state
@@ -148,14 +150,40 @@ class Gateway:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def startup(self) -> None:
+        install_gateway_log_filter(self.state)
         if self._writer is not None:
             self._writer.start()
         self.pipeline.start()
         await self.services.open(self.state.config)
+        self._spawn(self._keep_budget_holds())
         self._install_signals()
         await _warm_up(self.state)
         if self._freeze_heap:
             _freeze_heap()
+
+    async def _keep_budget_holds(self) -> None:
+        """Every process, for as long as it runs: renew the budget holds of its calls still
+        running, and release the holds of processes that died mid-call. An unreachable
+        database is logged when it starts and when it ends, and tried again next period."""
+        failing = False
+        while True:
+            budgets = self.services.budgets  # the current config's (a reload replaces it)
+            try:
+                _, released = await budgets.maintain()
+            # The top of a background task that must outlive any outage: drivers raise their
+            # own errors at connect time, unwrapped (ConnectionRefusedError, asyncpg's
+            # CannotConnectNowError while PostgreSQL starts), and the loop must not die of one.
+            except Exception as exc:
+                if not failing:
+                    log.warning("budget holds cannot be renewed or swept: %s", type(exc).__name__)
+                failing = True
+            else:
+                if failing:
+                    log.warning("budget holds are renewed and swept again")
+                failing = False
+                if released:
+                    log.warning("released %d budget hold(s) of calls whose process ended", released)
+            await asyncio.sleep(budgets.maintain_every_s)
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -174,8 +202,10 @@ class Gateway:
 
     async def shutdown(self) -> None:
         self.draining = True
-        for task in list(self._background):
+        background = list(self._background)
+        for task in background:
             task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)  # out of the database first
         await self.pipeline.stop()  # the last records go to metrics, the log, the spend log
         await self.services.close()
         if self._writer is not None:

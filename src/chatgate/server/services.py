@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chatgate.config import Config, GeneralSettings, RouterSettings
-from chatgate.cost.budgets import Budget, Budgets
+from chatgate.cost.budgets import Budget, Budgets, hold_ttl_for
 from chatgate.router.redis_state import RedisState
 from chatgate.router.state import MemoryState, RouterState
 
@@ -130,7 +130,10 @@ class Services:
         if self._budget_backend is None:
             return
         settings = config.general_settings
-        self.budgets = Budgets(budgets_of(settings), backend=self._budget_backend)
+        ttl = settings.budget_hold_ttl_s or hold_ttl_for(routing.timeout)
+        self.budgets = Budgets(
+            budgets_of(settings), backend=self._budget_backend, reservation_ttl_s=ttl
+        )
 
     async def close(self) -> None:
         if self.spend is not None:

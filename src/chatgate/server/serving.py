@@ -15,7 +15,9 @@ from typing import Any
 
 from chatgate.cost.budgets import Budget
 from chatgate.cost.calc import cost_of, partial_usage, price_of
+from chatgate.router.budgeting import routed_worst_case
 from chatgate.router.call import estimate_tokens
+from chatgate.router.fallbacks import Allowed
 from chatgate.router.state import Limits
 from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
@@ -27,6 +29,8 @@ from chatgate.types import ChatRequest, ChatResponse, Usage
 
 __all__ = [
     "admit_model",
+    "allowed_groups",
+    "check_n",
     "hold_amount",
     "respond",
     "serve_chat",
@@ -42,6 +46,7 @@ async def serve_chat(
     """Admit and route ``request`` (its ``model`` is the name the client asked for)."""
     name = admit_model(state, ctx, request.model, stream=bool(request.stream))
     request.model = name
+    check_n(state, request)
     services = state.services
     await take_key_limits(state, ctx, lambda: estimate_tokens(request))
     await _hold_budget(state, ctx, request)
@@ -95,7 +100,7 @@ async def _route(
     router = state.models.router
 
     async def call() -> ChatResponse | ChatStream:
-        return await router.aroute(request, tags=ctx.tags)
+        return await router.aroute(request, tags=ctx.tags, allowed=allowed_groups(ctx))
 
     cache = state.services.cache
     if cache is None:
@@ -164,24 +169,35 @@ async def hold_amount(
         ctx.hold = await budgets.reserve_amount(amount, model=model, extra=extra, **who)
 
 
+def allowed_groups(ctx: RequestContext) -> Allowed | None:
+    """The model groups the caller may be served by, fallbacks included (None: any)."""
+    key = ctx.key
+    return key.allows if key is not None and key.models else None
+
+
+def check_n(state: GatewayState, request: ChatRequest) -> None:
+    """Refuse more choices than ``general_settings.max_n`` (each may cost a whole answer)."""
+    ceiling = state.config.general_settings.max_n
+    if request.n is not None and request.n > ceiling:
+        raise GatewayError(
+            400,
+            f"n={request.n} is more choices than this gateway allows (max_n={ceiling}): "
+            f"ask for at most {ceiling}, or send several requests",
+            param="n",
+            code="n_too_large",
+        )
+
+
 async def _hold_budget(state: GatewayState, ctx: RequestContext, request: ChatRequest) -> None:
     budgets = state.services.budgets
     extra = key_budget(ctx)
     who = {"key": ctx.key_id, "user": ctx.user_id, "team": ctx.team_id}
     if not budgets.lines_for(model=request.model, extra=extra, **who):
         return
-    # The worst case over every deployment that may serve (fallbacks aside): the router
-    # picks after the hold is taken.
-    amount = max(
-        budgets.worst_case(
-            routed.model,
-            request.messages,
-            tools=request.tools,
-            max_tokens=request.output_limit(),
-            price=price_of(routed.deployment),
-        )
-        for routed in state.models.router.groups[request.model]
-    )
+    # The router picks after the hold is taken: hold the worst case over every deployment the
+    # call may reach, fallbacks the key may use included, n choices each.
+    router = state.models.router
+    amount = routed_worst_case(router, budgets, request, allowed_groups(ctx))
     ctx.hold = await budgets.reserve_amount(amount, model=request.model, extra=extra, **who)
 
 

@@ -1,0 +1,130 @@
+"""What the budget fault tests share: the store tests' databases (a fresh one per test, on
+SQLite and on a real PostgreSQL server), a two-upstream gateway config (``flaky`` always
+answers 500 and falls back to the pricier ``dear``), virtual keys made through the admin API,
+concurrent requests, and the key's budget counters read straight from the database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import text
+
+from chatgate.store.engine import create_engine
+from tests.fakes.gateway import Gateway, request_json
+from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, error_json
+from tests.store.conftest import db_url, pg_url, postgres
+
+__all__ = ["db_url", "pg_url", "postgres"]  # fixtures, re-exported for the test modules
+
+MASTER = "sk-master-budget-faults"
+LIMIT = Decimal("0.01")
+PICO = Decimal(10**12)
+CHEAP = "0.000000001"  # USD per token: flaky's price
+DEAR = "0.000001"  # USD per token: dear's ($1 per million), in and out
+MAX_TOKENS = 1000  # per choice: one whole dear answer costs ~$0.001
+
+
+@pytest.fixture
+def flaky() -> Iterator[FakeOpenAI]:
+    """An upstream that answers every request with a 500."""
+    with FakeOpenAI() as fake:
+        failure = error_json("the server had an error", "server_error")
+        fake.script(*[Reply(status=500, json=failure) for _ in range(2000)])
+        yield fake
+
+
+@pytest.fixture
+def dear() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+def script_full_answers(fake: FakeOpenAI, count: int, *, n: int = 1) -> None:
+    """Answers that use the whole output cap of each of ``n`` choices."""
+    usage = {"prompt_tokens": 8, "completion_tokens": MAX_TOKENS * n}
+    fake.script(*[Reply(json=completion_json("ok", model="dear-model", **usage))] * count)
+
+
+def priced(model: str, fake: FakeOpenAI, price: str) -> dict[str, Any]:
+    return {
+        "model": f"openai/{model}",
+        "api_base": fake.base_url,
+        "api_key": "sk-upstream-budget-faults",
+        "input_cost_per_token": price,
+        "output_cost_per_token": price,
+    }
+
+
+def gateway_config(
+    db_url: str, flaky: FakeOpenAI, dear: FakeOpenAI, **general: Any
+) -> dict[str, Any]:
+    return {
+        "model_list": [
+            {"model_name": "flaky", "params": priced("flaky-model", flaky, CHEAP)},
+            {"model_name": "dear", "params": priced("dear-model", dear, DEAR)},
+        ],
+        "router_settings": {
+            "num_retries": 0,
+            "cooldown_time": 0,
+            "allowed_fails": 100000,
+            "fallbacks": [{"flaky": ["dear"]}],
+            "timeout": 30,
+        },
+        "general_settings": {
+            "master_key": MASTER,
+            "database_url": db_url,
+            "key_cache_ttl_s": 0,
+            **general,
+        },
+    }
+
+
+def new_key(gw: Gateway, **fields: Any) -> tuple[str, str]:
+    """A virtual key with a lifetime budget of LIMIT: (secret, key id)."""
+    body = {"budget": str(LIMIT), "budget_period": "lifetime", **fields}
+    status, made = request_json(f"{gw.url}/admin/keys", body=json.dumps(body).encode(), key=MASTER)
+    assert status == 200, made
+    return made["key"], made["key_id"]
+
+
+async def post_many(
+    url: str, key: str, bodies: list[dict[str, Any]], path: str = "/v1/chat/completions"
+) -> list[int]:
+    """Send every body at once; the statuses, in order."""
+    headers = {"Authorization": f"Bearer {key}"}
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
+
+        async def one(body: dict[str, Any]) -> int:
+            async with session.post(f"{url}{path}", json=body) as resp:
+                await resp.read()
+                return resp.status
+
+        return list(await asyncio.gather(*(one(b) for b in bodies)))
+
+
+async def counters(db_url: str, key_id: str) -> tuple[Decimal, Decimal]:
+    """The key's lifetime budget as the database has it: (spent, reserved) in USD."""
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT spent_pico, reserved_pico FROM budget_counters "
+                        "WHERE budget_id = :id"
+                    ),
+                    {"id": f"key:{key_id}:lifetime"},
+                )
+            ).first()
+    finally:
+        await engine.dispose()
+    if row is None:
+        return Decimal(0), Decimal(0)
+    return Decimal(row[0]) / PICO, Decimal(row[1]) / PICO
