@@ -149,9 +149,7 @@ async def open_stream(
         raise attributed(exc, deployment) from exc.__cause__
     framer, translator = adapter.new_stream(request, deployment)
     options = request.stream_options
-    source = HttpChunkSource(
-        resp, http_request, framer, translator, deployment, adapter.request_id_headers
-    )
+    source = HttpChunkSource(resp, framer, translator, deployment, adapter.request_id_headers)
     return ChatStream(
         source,
         started=started,
