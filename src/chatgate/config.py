@@ -56,6 +56,8 @@ class DeploymentParams(_Strict):
     api_version: str | None = None
     timeout: float | None = Field(default=None, gt=0)
     drop_params: bool = False
+    # /v1/responses: refuse (400) hosted tools this deployment cannot run instead of dropping
+    strict_tools: bool = False
     extra_headers: dict[str, str] | None = Field(default=None, repr=False)
     # routing (see docs/routing.md)
     rpm: int | None = Field(default=None, gt=0)
@@ -229,6 +231,10 @@ class GeneralSettings(_Strict):
     # A budget hold its process stopped renewing (it died) is released after this long;
     # None: router_settings.timeout plus a margin (docs/cost.md).
     budget_hold_ttl_s: float | None = Field(default=None, ge=1)
+    # zero-config: provider/<model> names added on first use, least recently used dropped past it
+    max_open_models: int = Field(default=1000, gt=0)
+    metrics_max_models: int = Field(default=500, gt=0)  # label values; past it: "other"
+    metrics_require_key: bool = False  # GET /metrics needs the master key
 
 
 class Config(_Strict):

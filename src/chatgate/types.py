@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from chatgate.meta import Attempt, ResponseMeta  # re-exported: they were defined here
 
@@ -225,6 +225,25 @@ class ChatRequest(_Open):
     reasoning_effort: str | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
+
+    # JSON true is not 1 and "yes" is not true: what pydantic's lax mode would let through,
+    # OpenAI refuses, so the gateway says so too instead of sending a different request.
+    @field_validator(
+        "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "seed",
+        "presence_penalty", "frequency_penalty", "top_logprobs", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("a number is needed, not a boolean")
+        return value
+
+    @field_validator("stream", "logprobs", "parallel_tool_calls", mode="before")
+    @classmethod
+    def _a_bool(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, bool):
+            raise ValueError("true or false is needed")
+        return value
 
     def wire(self) -> dict[str, Any]:
         """The fields the caller set (and extras), as plain JSON-ready data."""

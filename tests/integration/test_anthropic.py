@@ -407,7 +407,7 @@ def test_sdk_accumulates_reverse_translated_stream(
     assert final.content[0].thinking == "thinking hard"  # type: ignore[union-attr]
     assert final.content[1].text == "Let me check."  # type: ignore[union-attr]
     assert final.content[2].input == {"city": "Oslo"}  # type: ignore[union-attr]
-    assert final.content[3].id == "call_2"  # type: ignore[union-attr]
+    assert final.content[3].id == "toolu_call_2"  # type: ignore[union-attr]
     assert final.stop_reason == "tool_use"
     assert (final.usage.input_tokens, final.usage.output_tokens) == (20, 9)
     assert final.usage.cache_read_input_tokens == 10

@@ -289,7 +289,6 @@ def test_anthropic_upstream_behind_responses(
     ("extra", "param"),
     [
         ({"previous_response_id": "resp_123"}, "previous_response_id"),
-        ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"background": True}, "background"),
         ({"conversation": "conv_1"}, "conversation"),
     ],

@@ -86,7 +86,8 @@ def test_named_tool_choice_and_stream() -> None:
 @pytest.mark.parametrize(
     ("messages", "param"),
     [
-        ([{"role": "system", "content": "x"}], "messages[0].role"),
+        ([{"role": "system", "content": "x"}], "messages"),
+        ([{"role": "bot", "content": "x"}], "messages[0].role"),
         ([{"role": "user", "content": [{"type": "audio"}]}], "messages[0].content[0]"),
         ([], "messages"),
     ],

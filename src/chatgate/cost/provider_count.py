@@ -22,7 +22,7 @@ from chatgate.transport import http
 from chatgate.transport.http import Timeouts
 from chatgate.types import ChatRequest
 
-__all__ = ["COUNT_ENDPOINTS", "count_via_api"]
+__all__ = ["COUNT_ENDPOINTS", "count_via_api", "count_with"]
 
 _TIMEOUTS = Timeouts(connect=10.0, read=30.0, total=60.0)
 
@@ -44,23 +44,26 @@ async def count_via_api(
     api_base: str | None,
 ) -> tuple[int, str]:
     """The provider's own count of the prompt, and the method name: ``(tokens, method)``."""
-    deployment = await prepare_deployment(
-        resolve_deployment(model, api_key=api_key, api_base=api_base)
-    )
-    endpoint = COUNT_ENDPOINTS.get(deployment.provider)
-    if endpoint is None:
+    deployment = resolve_deployment(model, api_key=api_key, api_base=api_base)
+    if deployment.provider not in COUNT_ENDPOINTS:
         raise InvalidRequestError(
             f"provider {deployment.provider!r} has no token count endpoint; "
             "use count_tokens() without use_api for a local count",
             param="use_api",
         )
-    build, parse, method = endpoint
     turns = list(messages or ())
     if text:
         turns.append({"role": "user", "content": text})
     params: dict[str, Any] = {"tools": list(tools)} if tools else {}
-    call = build(chat_request(deployment.model, turns, params), deployment)
-    resp = await http.send(call, _TIMEOUTS)
+    return await count_with(deployment, chat_request(deployment.model, turns, params))
+
+
+async def count_with(deployment: Deployment, request: ChatRequest) -> tuple[int, str]:
+    """The count endpoint of ``deployment`` (one of COUNT_ENDPOINTS' providers) for
+    ``request``: ``(tokens, method)``."""
+    build, parse, method = COUNT_ENDPOINTS[deployment.provider]
+    deployment = await prepare_deployment(deployment)
+    resp = await http.send(build(request, deployment), _TIMEOUTS)
     if resp.status >= 400:
         adapter = get_adapter(deployment.provider)
         error: APIError = adapter.map_error(resp.status, resp.headers, resp.body, deployment)

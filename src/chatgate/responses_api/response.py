@@ -4,12 +4,17 @@ output items, usage, and the status a finish reason means."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+from chatgate.responses_api.reasoning import Carry
 from chatgate.responses_api.request import Echo
+from chatgate.responses_api.tools import ToolMap
 from chatgate.types import ChatResponse, ResponseMessage, Usage
 
 __all__ = [
+    "Seal",
+    "envelope_item",
     "function_call_item",
     "message_item",
     "new_id",
@@ -20,6 +25,7 @@ __all__ = [
 ]
 
 Item = dict[str, Any]
+Seal = Callable[[Carry], str]  # a turn's reasoning -> encrypted_content
 
 # finish_reason -> incomplete_details.reason; any other finish is "completed"
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -90,7 +96,19 @@ def function_call_item(item_id: str, call_id: str, name: str, arguments: str, st
     }
 
 
-def _output(message: ResponseMessage, item_status: str) -> list[Item]:
+def envelope_item(carry: Carry, seal: Seal | None) -> Item | None:
+    """The reasoning item that carries the turn's reasoning back (last in the output, so a
+    client replays it after the calls it belongs to); None when there is nothing to carry."""
+    if seal is None or carry.empty():
+        return None
+    item = reasoning_item(new_id("rs"), "", "completed")
+    item["encrypted_content"] = seal(carry)
+    return item
+
+
+def _output(
+    message: ResponseMessage, item_status: str, tools: ToolMap, seal: Seal | None
+) -> list[Item]:
     output: list[Item] = []
     if message.reasoning_content:
         output.append(reasoning_item(new_id("rs"), message.reasoning_content, "completed"))
@@ -102,10 +120,13 @@ def _output(message: ResponseMessage, item_status: str) -> list[Item]:
     for call in message.tool_calls or ():
         function = call.function
         output.append(
-            function_call_item(
-                new_id("fc"), call.id, function.name, function.arguments, "completed"
-            )
+            tools.item(new_id("fc"), call.id, function.name, function.arguments, "completed")
         )
+    carry = Carry("")
+    carry.take_message(message)
+    envelope = envelope_item(carry, seal)
+    if envelope is not None:
+        output.append(envelope)
     return output
 
 
@@ -128,13 +149,20 @@ def base_object(
 
 
 def response_object(
-    response: ChatResponse, echo: Echo, *, response_id: str, created_at: int
+    response: ChatResponse,
+    echo: Echo,
+    *,
+    response_id: str,
+    created_at: int,
+    tools: ToolMap | None = None,
+    seal: Seal | None = None,
 ) -> dict[str, Any]:
-    """The whole Response for a finished (non-streamed) answer's first choice."""
+    """The whole Response for a finished (non-streamed) answer's first choice; ``seal`` given,
+    the backend's reasoning rides along in an encrypted reasoning item."""
     status, incomplete = status_of(response.finish_reason)
     out = base_object(response_id, created_at, response.model, echo, status)
     out["incomplete_details"] = incomplete
     if response.choices:
-        out["output"] = _output(response.choices[0].message, status)
+        out["output"] = _output(response.choices[0].message, status, tools or ToolMap(), seal)
     out["usage"] = response_usage(response.usage)
     return out

@@ -3,7 +3,9 @@
 A stateful, I/O-free translator. The first chunk brings ``response.created`` and
 ``response.in_progress``; text, refusal and reasoning open an output item and a content part
 (``output_item.added``, ``content_part.added``) and stream as ``*.delta`` events; each tool call
-is a ``function_call`` item whose arguments stream as ``function_call_arguments.delta``.
+is an item of its tool's kind (chatgate.responses_api.tools): a ``function_call`` streams its
+arguments as ``function_call_arguments.delta``; a ``custom_tool_call`` or ``local_shell_call``
+comes whole when it is done (its JSON arguments are unwrapped then).
 ``finish()`` closes every open part and item (``*.done``) and ends with ``response.completed``
 (or ``response.incomplete``) carrying the whole Response and its usage; ``fail()`` ends a stream
 the upstream broke off with ``response.failed``. Every event has its ``sequence_number``.
@@ -16,11 +18,13 @@ from typing import Any
 
 import orjson
 
+from chatgate.responses_api.reasoning import Carry
 from chatgate.responses_api.request import Echo
 from chatgate.responses_api.response import (
     Item,
+    Seal,
     base_object,
-    function_call_item,
+    envelope_item,
     message_item,
     new_id,
     reasoning_item,
@@ -29,7 +33,8 @@ from chatgate.responses_api.response import (
     status_of,
     text_part,
 )
-from chatgate.types import ChatChunk, Delta, Usage
+from chatgate.responses_api.tools import ToolMap
+from chatgate.types import ChatChunk, Delta, ToolCallDelta, Usage
 
 __all__ = ["ChunksToResponseEvents", "Event", "encode"]
 
@@ -60,7 +65,9 @@ def _empty_part(kind: str) -> Item:
 
 class ChunksToResponseEvents:
     __slots__ = (
+        "_args",
         "_calls",
+        "_carry",
         "_created_at",
         "_echo",
         "_id",
@@ -69,12 +76,22 @@ class ChunksToResponseEvents:
         "_output",
         "_pending",
         "_reason",
+        "_seal",
         "_seq",
         "_started",
+        "_tools",
         "_usage",
+        "_wire_names",
     )
 
-    def __init__(self, echo: Echo, *, model: str = "") -> None:
+    def __init__(
+        self,
+        echo: Echo,
+        *,
+        model: str = "",
+        tools: ToolMap | None = None,
+        seal: Seal | None = None,
+    ) -> None:
         self._echo = echo
         self._model = model
         self._id = new_id("resp")
@@ -87,6 +104,11 @@ class ChunksToResponseEvents:
         self._calls: dict[int, int] = {}  # tool-call index -> output index
         self._reason: str | None = None
         self._usage: Usage | None = None
+        self._tools = tools or ToolMap()
+        self._seal = seal
+        self._carry = Carry("")
+        self._args: dict[int, str] = {}  # output index of a call -> its arguments so far
+        self._wire_names: dict[int, str] = {}  # output index of a call -> upstream name
 
     # -- events -------------------------------------------------------------------------------
 
@@ -131,19 +153,31 @@ class ChunksToResponseEvents:
             self._emit("response.content_part.done", **where, part=dict(part)),
         ]
 
+    def _close_call(self, index: int) -> list[Event]:
+        item = self._output[index]
+        name, arguments = self._wire_names[index], self._args[index]
+        final = self._tools.item(item["id"], item["call_id"], name, arguments, "completed")
+        self._output[index] = final
+        if final["type"] == "function_call":
+            fields = {"name": final["name"], "arguments": arguments}
+            return [
+                self._emit("response.function_call_arguments.done", **self._where(index), **fields)
+            ]
+        if final["type"] == "custom_tool_call":
+            fields = {"input": final["input"]}
+            return [
+                self._emit("response.custom_tool_call_input.done", **self._where(index), **fields)
+            ]
+        return []
+
     def _close(self, index: int, status: str = "completed") -> list[Event]:
         item = self._output[index]
-        events = self._close_part(index) if item["type"] != "function_call" else []
-        if item["type"] == "function_call":
-            events.append(
-                self._emit(
-                    "response.function_call_arguments.done",
-                    **self._where(index),
-                    name=item["name"],
-                    arguments=item["arguments"],
-                )
-            )
-        item["status"] = status if item["type"] == "message" else "completed"
+        if index in self._wire_names:
+            events = self._close_call(index)
+            item = self._output[index]
+        else:
+            events = self._close_part(index)
+            item["status"] = status if item["type"] == "message" else "completed"
         self._pending.remove(index)
         if self._open == index:
             self._open = None
@@ -181,6 +215,8 @@ class ChunksToResponseEvents:
 
     def _delta(self, delta: Delta) -> list[Event]:
         events: list[Event] = []
+        self._carry.reasoning += delta.reasoning_content or ""
+        self._carry.take_blocks(delta.model_extra)
         if delta.reasoning_content:
             events += self._part_delta("reasoning", "reasoning_text", delta.reasoning_content)
         if delta.content:
@@ -188,18 +224,25 @@ class ChunksToResponseEvents:
         if delta.refusal:
             events += self._part_delta("message", "refusal", delta.refusal)
         for call in delta.tool_calls or ():
-            if self._open is not None:
-                events += self._close(self._open)
-            function = call.function
-            if call.index not in self._calls:
-                item_id, name = new_id("fc"), (function.name if function else None) or ""
-                args = (item_id, call.id or "", name, "", "in_progress")
-                index, added = self._add(function_call_item(*args), function_call_item(*args))
-                self._calls[call.index] = index
-                events += added
-            arguments = function.arguments if function else None
-            if arguments:
-                index = self._calls[call.index]
+            events += self._call_delta(call)
+        return events
+
+    def _call_delta(self, call: ToolCallDelta) -> list[Event]:
+        events = self._close(self._open) if self._open is not None else []
+        self._carry.take_call(call.id, call.model_extra)
+        function = call.function
+        if call.index not in self._calls:
+            item_id, name = new_id("fc"), (function.name if function else None) or ""
+            args = (item_id, call.id or "", name, "", "in_progress")
+            index, added = self._add(self._tools.item(*args), self._tools.item(*args))
+            self._calls[call.index] = index
+            self._wire_names[index], self._args[index] = name, ""
+            events += added
+        arguments = function.arguments if function else None
+        if arguments:
+            index = self._calls[call.index]
+            self._args[index] += arguments
+            if self._output[index]["type"] == "function_call":
                 self._output[index]["arguments"] += arguments
                 events.append(
                     self._emit(
@@ -229,6 +272,10 @@ class ChunksToResponseEvents:
         status, incomplete = status_of(self._reason)
         for index in list(self._pending):
             events += self._close(index, status)
+        envelope = envelope_item(self._carry, self._seal)
+        if envelope is not None:
+            index, added = self._add(envelope, envelope)
+            events += [*added, *self._close(index)]
         response = self._response(status)
         response.update(
             incomplete_details=incomplete, output=self._output, usage=response_usage(self._usage)

@@ -122,6 +122,14 @@ class Router:
             self.groups[name] = deployments
             self._runners[name] = self._runner(name, deployments)
 
+    def remove_group(self, name: str) -> None:
+        """Stop serving ``name`` (a gateway forgets names it added on first use); calls
+        already routed to it finish; what this process kept about its deployments goes."""
+        deployments = self.groups.pop(name, [])
+        self._runners.pop(name, None)
+        if isinstance(self.state, MemoryState):
+            self.state.forget([routed.id for routed in deployments])
+
     @classmethod
     def from_config(
         cls, source: str | Path | Config, *, env: Mapping[str, str] | None = None, **kw: Any

@@ -123,6 +123,10 @@ class MemoryState:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
 
+    def forget(self, ids: Sequence[str]) -> None:
+        for id in ids:
+            self._entries.pop(id, None)
+
     def _entry(self, id: str, now: float) -> _Entry:
         entry = self._entries.get(id)
         if entry is None:

@@ -20,17 +20,14 @@ from chatgate.errors import InvalidRequestError
 from chatgate.server.asgi import Receive, Scope, Send, read_body, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
-from chatgate.server.keys import KeyStore
+from chatgate.server.key_fields import key_fields
+from chatgate.server.keys import KeyNotFound, KeyStore
 from chatgate.server.openai_routes import parse_json_body
 from chatgate.server.state import GatewayState
 
 __all__ = ["ADMIN_PREFIX", "admin"]
 
 ADMIN_PREFIX = "/admin/"
-_CREATE_FIELDS = frozenset(
-    {"name", "models", "budget", "budget_period", "rpm", "tpm", "expires", "team", "user",
-     "metadata"}
-)  # fmt: skip
 
 
 def _store(state: GatewayState) -> KeyStore:
@@ -61,21 +58,15 @@ async def admin(
             await _key(scope, receive, send, state, method, path.removeprefix("/admin/keys/"))
         else:
             raise GatewayError(404, f"no admin route {method} {path}", code="not_found")
+    except KeyNotFound as exc:
+        raise GatewayError(404, exc.message, param=exc.param, code="not_found") from None
     except InvalidRequestError as exc:
         raise GatewayError(400, exc.message, param=exc.param) from None
 
 
 async def _json(scope: Scope, receive: Receive, state: GatewayState) -> dict[str, Any]:
     body = await read_body(receive, state.config.general_settings.max_request_bytes)
-    data = parse_json_body(body) if body else {}
-    unknown = sorted(set(data) - _CREATE_FIELDS)
-    if unknown:
-        raise GatewayError(
-            400,
-            f"unknown field {unknown[0]!r}; fields: {', '.join(sorted(_CREATE_FIELDS))}",
-            param=unknown[0],
-        )
-    return data
+    return parse_json_body(body) if body else {}
 
 
 async def _keys(
@@ -88,7 +79,8 @@ async def _keys(
 ) -> None:
     store = _store(state)
     if method == "POST":
-        secret, record = await store.create(**await _json(scope, receive, state))
+        fields = key_fields(await _json(scope, receive, state))  # all checked before writing
+        secret, record = await store.add(fields)
         await send_json(send, 200, {**record.public(), "key": secret})
     elif method == "GET":
         records = await store.list(

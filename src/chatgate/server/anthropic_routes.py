@@ -1,23 +1,35 @@
 """POST /v1/messages: the Anthropic Messages API in and out, served from any backend through
-the Anthropic adapter's reverse translation."""
+the Anthropic adapter's reverse translation.
+
+The body is validated whole first (``inbound``: a 400 naming the field, never a 500). Which
+Anthropic-only fields reach the upstream depends on every deployment the call may reach, its
+group and the groups it may fall back to: all Anthropic, they pass as they came (the client's
+``anthropic-beta`` header too); otherwise ``reverse_params`` translates or drops them.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 
-from chatgate.providers.anthropic.reverse import anthropic_message, chat_request_from_anthropic
+from chatgate.providers.anthropic.inbound import validate_messages_body
+from chatgate.providers.anthropic.reverse import anthropic_message, translate_request
+from chatgate.providers.anthropic.reverse_params import Backend
 from chatgate.providers.anthropic.reverse_stream import ChunksToAnthropicEvents, encode
-from chatgate.server.asgi import Receive, Scope, Send
+from chatgate.server.asgi import Receive, Scope, Send, header
 from chatgate.server.context import RequestContext
-from chatgate.server.errors import GatewayError, openai_error
+from chatgate.server.errors import openai_error
+from chatgate.server.models_route import anthropic_client
 from chatgate.server.openai_routes import parse_json_body
 from chatgate.server.serving import respond
 from chatgate.server.state import GatewayState
 from chatgate.wire_chunk import StreamItem, typed_chunk
 
-__all__ = ["anthropic_error", "messages"]
+__all__ = ["anthropic_error", "anthropic_shaped", "backend_for", "messages"]
+
+log = logging.getLogger("chatgate.server")
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -40,6 +52,37 @@ def anthropic_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, 
         {"type": "error", "error": {"type": kind, "message": body["error"]["message"]}},
         headers,
     )
+
+
+def anthropic_shaped(scope: Scope) -> bool:
+    """Errors on this request in Anthropic's envelope: /v1/messages and everything under it,
+    and the model list when an Anthropic client asks."""
+    path: str = scope["path"]
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return True
+    return path.startswith(("/v1/models", "/models")) and anthropic_client(scope)
+
+
+def backend_for(state: GatewayState, name: str) -> Backend:
+    """The deployments a call to group ``name`` may reach, fallback groups included."""
+    router = state.models.router
+    settings = router.settings
+    rules = [*settings.fallbacks, *settings.context_window_fallbacks]
+    rules += settings.content_policy_fallbacks
+    seen, todo = {name}, [name]
+    while todo:
+        group = todo.pop()
+        for rule in rules:
+            for target in rule.get(group, ()):
+                if target not in seen and target in router.groups:
+                    seen.add(target)
+                    todo.append(target)
+    pairs = [
+        (routed.deployment.provider, routed.deployment.model)
+        for group in seen
+        for routed in router.groups[group]
+    ]
+    return Backend.of(pairs)
 
 
 class AnthropicFrames:
@@ -66,13 +109,13 @@ async def messages(
     ctx: RequestContext,
 ) -> None:
     data = parse_json_body(body)
-    name = data.get("model")
-    if not isinstance(name, str) or not name:
-        raise GatewayError(400, "'model' is required", param="model")
-    if not isinstance(data.get("max_tokens"), int):
-        raise GatewayError(400, "'max_tokens' is required: an integer", param="max_tokens")
-    state.models.resolve(name)  # an unknown model is a 404 before all else
-    request = chat_request_from_anthropic(data)
+    validate_messages_body(data)
+    name = data["model"]
+    backend = backend_for(state, state.models.resolve(name))  # unknown: a 404 before all else
+    beta = header(scope, b"anthropic-beta")
+    request, dropped = translate_request(data, backend, beta)
+    if dropped:
+        log.debug("request %s: dropped for %s: %s", ctx.request_id, name, ", ".join(dropped))
     if ctx.log_content:
         ctx.content_in = data.get("messages")
     frames = AnthropicFrames(name)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from chatgate.config import Config
 from chatgate.errors import SharedStateUnavailableError
 from chatgate.server.admin import ADMIN_PREFIX, admin
-from chatgate.server.anthropic_routes import anthropic_error, messages
+from chatgate.server.anthropic_routes import anthropic_error, anthropic_shaped, messages
 from chatgate.server.asgi import (
     BodyTooLarge,
     ClientGone,
@@ -31,15 +31,18 @@ from chatgate.server.asgi import (
     send_json,
 )
 from chatgate.server.context import RequestContext
+from chatgate.server.count_tokens_route import count_tokens_route
 from chatgate.server.embeddings_route import embeddings
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.gateway import WORKERS_ENV, Gateway, ReloadError
 from chatgate.server.health import ReadinessCheck, run_checks
-from chatgate.server.keys import PREFIX, KeyError_
+from chatgate.server.keys import PREFIX, KeyError_, KeyStoreUnavailable
 from chatgate.server.metrics import CONTENT_TYPE_LATEST
-from chatgate.server.openai_routes import chat_completions, list_models
+from chatgate.server.models_route import MODEL_PREFIXES, list_models, retrieve_model
+from chatgate.server.openai_routes import chat_completions
 from chatgate.server.responses_route import responses
 from chatgate.server.state import GatewayState
+from chatgate.server.store_outage import is_store_error
 
 __all__ = ["create_app"]
 
@@ -124,6 +127,7 @@ _POST: dict[str, BodyHandler] = {
     "/v1/chat/completions": chat_completions,
     "/chat/completions": chat_completions,
     "/v1/messages": messages,
+    "/v1/messages/count_tokens": count_tokens_route,
     "/v1/responses": responses,
     "/responses": responses,
     "/v1/embeddings": embeddings,
@@ -152,7 +156,10 @@ async def _authorize(scope: Scope, state: GatewayState, ctx: RequestContext | No
     """Who is calling: the master key (admin), a virtual key, or, on a gateway with no master
     key, anyone. A presented ``sk-cg-`` key is always checked, so its limits and budget apply
     and a revoked key is refused even on an open gateway."""
-    if scope["path"] in _PUBLIC:
+    path = scope["path"]
+    if path in _PUBLIC and not (
+        path == "/metrics" and state.config.general_settings.metrics_require_key
+    ):
         return
     presented = _presented_key(scope)
     master = state.master_key
@@ -166,6 +173,11 @@ async def _authorize(scope: Scope, state: GatewayState, ctx: RequestContext | No
         except KeyError_ as exc:
             raise GatewayError(
                 401, exc.message, type_="authentication_error", code=f"{exc.reason}_api_key"
+            ) from None
+        except KeyStoreUnavailable as exc:
+            retry = {"retry-after": str(exc.retry_after)}
+            raise GatewayError(
+                503, exc.message, type_="server_error", code=exc.code, headers=retry
             ) from None
         if ctx is None:  # probes and /admin/reload: the master key only
             raise GatewayError(403, "this route needs the master key", type_="permission_error")
@@ -219,6 +231,8 @@ def create_app(
             return
         state = gateway.state  # this request runs on this config, even across a reload
         route = path if path in _KNOWN else "admin" if path.startswith(ADMIN_PREFIX) else "other"
+        if path.startswith(MODEL_PREFIXES):
+            route = "/v1/models/{id}"
         ctx = RequestContext.from_scope(scope, route)
         ctx.log_content = state.log_content
         in_flight = gateway.metrics.in_flight
@@ -233,7 +247,7 @@ def create_app(
             too_large = GatewayError(413, f"the body is larger than {limit} bytes")
             await _answer_error(scope, send, too_large, ctx)
         except Exception as exc:  # the one place every error becomes an HTTP answer
-            await _answer_error(scope, send, exc, ctx)
+            await _answer_error(scope, send, _database_down(exc, state), ctx)
         finally:
             in_flight.dec()
             ctx.finish()
@@ -259,10 +273,29 @@ async def _dispatch(
         await body_handler(scope, receive, send, state, body, ctx)
     elif method == "GET" and (handler := _GET.get(path)) is not None:
         await handler(scope, receive, send, state, ctx)
+    elif method == "GET" and path.startswith(MODEL_PREFIXES):
+        await retrieve_model(scope, receive, send, state, ctx)
     elif path in _KNOWN:
         raise GatewayError(405, f"{method} is not allowed on {path}")
     else:
         raise GatewayError(404, f"no route {method} {path}", code="not_found")
+
+
+def _database_down(exc: Exception, state: GatewayState) -> Exception:
+    """The database failing on a request's path (a budget hold, say) is a 503 naming it,
+    counted in the key store's outage (logged per transition), never a 500 and a log line."""
+    keys = state.services.keys
+    if keys is None or not is_store_error(exc):
+        return exc
+    keys.outage.failed(exc)
+    retry = keys.outage.refuse()
+    return GatewayError(
+        503,
+        f"the gateway's database is unavailable; retry in {retry}s",
+        type_="server_error",
+        code="database_unavailable",
+        headers={"retry-after": str(retry)},
+    )
 
 
 async def _plain(scope: Scope, send: Send, gateway: Gateway, handler: PlainHandler) -> None:
@@ -276,7 +309,7 @@ async def _plain(scope: Scope, send: Send, gateway: Gateway, handler: PlainHandl
 async def _answer_error(
     scope: Scope, send: Send, exc: Exception, ctx: RequestContext | None
 ) -> None:
-    shape = anthropic_error if scope["path"] == "/v1/messages" else openai_error
+    shape = anthropic_error if anthropic_shaped(scope) else openai_error
     status, body, headers = shape(exc)
     extra = list(headers.items())
     if ctx is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from chatgate.cost.budgets import Reservation
 from chatgate.cost.usage import UsageRecord, token_fields
+from chatgate.errors import APIError
 from chatgate.meta import tries
 from chatgate.server.asgi import Scope
 from chatgate.server.keys import KeyRecord
@@ -70,6 +71,7 @@ class RequestContext:
     finish_reason: str | None = None
     cache_hit: bool = False
     error_class: str | None = None
+    refused: bool = False  # answered 4xx before any upstream was tried
     ended: float = 0.0
     log_content: bool = False  # general_settings.log_content when the request arrived
     content_in: Any = None  # only kept when log_content is true
@@ -105,13 +107,14 @@ class RequestContext:
         overhead = (time.perf_counter() - self.started - self.upstream_s) * 1000.0
         self.overhead_ms = overhead
         headers = [("x-chatgate-request-id", self.request_id)]
-        if self.deployment is not None:
-            headers.append(("x-chatgate-model", self.deployment))
-        if self.attempts:
-            headers.append(("x-chatgate-attempts", str(self.attempts)))
-        cache = self.cache_status or ("hit" if self.cache_hit else None)
-        if cache is not None:
-            headers.append(("x-chatgate-cache", cache))
+        if not self.refused:  # a refusal says nothing about the deployments behind a name
+            if self.deployment is not None:
+                headers.append(("x-chatgate-model", self.deployment))
+            if self.attempts:
+                headers.append(("x-chatgate-attempts", str(self.attempts)))
+            cache = self.cache_status or ("hit" if self.cache_hit else None)
+            if cache is not None:
+                headers.append(("x-chatgate-cache", cache))
         if self.cost is not None:  # known up front for whole answers, not for streams
             headers.append(("x-chatgate-cost", f"{self.cost:f}"))
         headers.append(("x-chatgate-overhead-ms", f"{overhead:.2f}"))
@@ -140,6 +143,7 @@ class RequestContext:
         tried = getattr(exc, "attempt_log", None)
         if tried:
             self.attempts = max(self.attempts, tries(tried))
+        self.refused = status < 500 and not tried and not isinstance(exc, APIError)
 
     def finish(self) -> None:
         self.ended = time.perf_counter()

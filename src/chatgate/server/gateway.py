@@ -54,7 +54,7 @@ class Gateway:
         access_log: bool = False,
         freeze_heap: bool = False,
     ) -> None:
-        self.metrics = Metrics()
+        self.metrics = Metrics(max_models=config.general_settings.metrics_max_models)
         self.services = Services(
             on_shared_state_fallback=self.metrics.shared_state_fallbacks.inc,
             on_shared_state_refusal=self.metrics.shared_state_refused,

@@ -8,11 +8,13 @@ secret itself is returned once, by ``create``, and never logged.
 
 ``authenticate`` sits on every request's path, so it answers from a small in-process cache
 (``cache_ttl_s``): a revocation made through this process takes effect at once, one made
-through another worker within ``cache_ttl_s``.
+through another worker within ``cache_ttl_s``. While the database is down, keys verified
+within ``cache_ttl_s`` keep working and the others get KeyStoreUnavailable (a 503).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import secrets
@@ -26,15 +28,24 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatgate.errors import InvalidRequestError
+from chatgate.errors import ChatgateError, InvalidRequestError
+from chatgate.server.key_fields import FIELDS, KeyFields, key_fields, parse_duration
+from chatgate.server.store_outage import STORE_ERRORS, StoreOutage
 from chatgate.store.schema.keys import VIRTUAL_KEYS
 
-__all__ = ["PREFIX", "KeyError_", "KeyRecord", "KeyStore", "hash_secret", "parse_duration"]
+__all__ = [
+    "PREFIX",
+    "KeyError_",
+    "KeyNotFound",
+    "KeyRecord",
+    "KeyStore",
+    "KeyStoreUnavailable",
+    "hash_secret",
+    "parse_duration",
+]
 
 PREFIX = "sk-cg-"
 Period = Literal["daily", "monthly", "lifetime"]
-_PERIODS = ("daily", "monthly", "lifetime")
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
 class KeyError_(InvalidRequestError):
@@ -45,6 +56,25 @@ class KeyError_(InvalidRequestError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message, param="authorization")
         self.reason = reason
+
+
+class KeyStoreUnavailable(ChatgateError):
+    """The database holding the keys did not answer; keys verified within ``cache_ttl_s``
+    still work. ``retry_after``: when it is tried again."""
+
+    status_code = 503
+    retryable = True
+    code = "key_store_unavailable"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"the key store (the gateway's database) is unavailable; retry in {retry_after}s",
+            retry_after=retry_after,
+        )
+
+
+class KeyNotFound(InvalidRequestError):
+    status_code = 404
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,28 +119,16 @@ class KeyRecord:
 
 
 def _iso(ts: float | None) -> str | None:
-    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+    if ts is None:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+    except (OverflowError, OSError, ValueError):  # a row written before expires was bounded
+        return dt.datetime.max.replace(tzinfo=dt.UTC).isoformat() if ts > 0 else None
 
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def parse_duration(text: str) -> float:
-    """'30d', '12h', '90m', '2w', '1y' -> seconds."""
-    value = text.strip().lower()
-    unit = value[-1:] if value[-1:] in _DURATION_UNITS else ""
-    number = value[: -1 if unit else None]
-    try:
-        amount = float(number)
-    except ValueError:
-        amount = -1.0
-    if amount <= 0:
-        raise InvalidRequestError(
-            f"expires: {text!r} is not a duration; use a number and a unit, e.g. 30d, 12h, 90m",
-            param="expires",
-        )
-    return amount * _DURATION_UNITS[unit or "s"]
 
 
 def _plain(amount: Decimal) -> Decimal:
@@ -139,38 +157,6 @@ def _record(row: Row[Any]) -> KeyRecord:
     )
 
 
-def _validate(
-    models: Sequence[str] | None,
-    budget: Decimal | float | str | None,
-    period: str | None,
-    rpm: int | None,
-    tpm: int | None,
-) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    if models is not None:
-        if isinstance(models, str) or not all(isinstance(m, str) and m for m in models):
-            raise InvalidRequestError("models: a list of model names", param="models")
-        changes["models"] = list(models)
-    if budget is not None:
-        amount = Decimal(str(budget))
-        if not amount >= 0:
-            raise InvalidRequestError("budget: a non-negative amount in USD", param="budget")
-        changes["budget_usd"] = amount
-    if period is not None:
-        if period not in _PERIODS:
-            raise InvalidRequestError(
-                f"budget_period: one of {', '.join(_PERIODS)}, not {period!r}",
-                param="budget_period",
-            )
-        changes["budget_period"] = period
-    for name, limit in (("rpm", rpm), ("tpm", tpm)):
-        if limit is not None:
-            if not isinstance(limit, int) or limit <= 0:
-                raise InvalidRequestError(f"{name}: a positive integer", param=name)
-            changes[name] = limit
-    return changes
-
-
 class KeyStore:
     def __init__(
         self,
@@ -178,9 +164,12 @@ class KeyStore:
         *,
         cache_ttl_s: float = 5.0,
         clock: Callable[[], float] = time.time,
+        lookup_timeout_s: float = 5.0,
     ) -> None:
         self._engine = engine
         self._cache_ttl_s = cache_ttl_s
+        self._lookup_timeout_s = lookup_timeout_s
+        self.outage = StoreOutage("key store (database)")
         self._clock = clock
         self._cache: dict[str, tuple[float, KeyRecord | None]] = {}  # hash -> (until, record)
 
@@ -198,25 +187,28 @@ class KeyStore:
         user: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> tuple[str, KeyRecord]:
-        """A new key: returns the secret (shown this once) and its record."""
-        fields = _validate(models, budget, budget_period, rpm, tpm)
-        if budget is not None and budget_period is None:
-            fields["budget_period"] = "monthly"
+        """A new key: returns the secret (shown this once) and its record. Every field is
+        checked before anything is written; InvalidRequestError names the wrong one."""
+        given = {
+            "name": name, "models": models or None, "budget": budget,
+            "budget_period": budget_period, "rpm": rpm, "tpm": tpm, "expires": expires,
+            "team": team, "user": user, "metadata": metadata,
+        }  # fmt: skip
+        return await self.add(key_fields({k: v for k, v in given.items() if v is not None}))
+
+    async def add(self, spec: KeyFields) -> tuple[str, KeyRecord]:
+        """``create`` with the fields already validated (the admin API's path)."""
         now = self._clock()
-        expires_at = None
-        if expires is not None:
-            expires_at = now + (parse_duration(expires) if isinstance(expires, str) else expires)
+        fields = spec.columns(now)
+        if spec.budget is not None and spec.budget_period is None:
+            fields["budget_period"] = "monthly"
         secret = PREFIX + secrets.token_urlsafe(32)
         row = {
             "key_id": "key_" + secrets.token_hex(8),
             "secret_hash": hash_secret(secret),
             "display": f"{PREFIX}…{secret[-4:]}",
-            "name": name,
             "models": [],
-            "metadata": dict(metadata or {}),
-            "expires_at": expires_at,
-            "team": team,
-            "user_id": user,
+            "metadata": {},
             "created_at": now,
             "updated_at": now,
             **fields,
@@ -240,13 +232,7 @@ class KeyStore:
         if cached is not None and cached[0] > now:
             record = cached[1]
         else:
-            async with self._engine.connect() as conn:
-                found = (
-                    await conn.execute(
-                        select(VIRTUAL_KEYS).where(VIRTUAL_KEYS.c.secret_hash == digest)
-                    )
-                ).first()
-            record = None if found is None else _record(found)
+            record = await self._lookup(digest)
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = (now + self._cache_ttl_s, record)
@@ -259,6 +245,23 @@ class KeyStore:
                 f"API key {record.display} expired at {_iso(record.expires_at)}", "expired"
             )
         return record
+
+    async def _lookup(self, digest: str) -> KeyRecord | None:
+        """The record for a secret's hash, or KeyStoreUnavailable while the database is down
+        (one lookup per ``outage.retry_s`` probes it; the others are answered at once)."""
+        outage = self.outage
+        if outage.skip():
+            raise KeyStoreUnavailable(outage.refuse())
+        query = select(VIRTUAL_KEYS).where(VIRTUAL_KEYS.c.secret_hash == digest)
+        try:
+            async with asyncio.timeout(self._lookup_timeout_s):
+                async with self._engine.connect() as conn:
+                    found = (await conn.execute(query)).first()
+        except STORE_ERRORS as exc:
+            outage.failed(exc)
+            raise KeyStoreUnavailable(outage.refuse()) from None
+        outage.recovered()
+        return None if found is None else _record(found)
 
     async def get(self, key_id: str) -> KeyRecord | None:
         async with self._engine.connect() as conn:
@@ -282,45 +285,16 @@ class KeyStore:
 
     async def update(self, key_id: str, **changes: Any) -> KeyRecord:
         """Change models, budget, budget_period, rpm, tpm, expires, name, team, user,
-        metadata. Unknown fields are an error naming them."""
-        allowed = {
-            "models",
-            "budget",
-            "budget_period",
-            "rpm",
-            "tpm",
-            "expires",
-            "name",
-            "team",
-            "user",
-            "metadata",
-        }
-        unknown = sorted(set(changes) - allowed)
+        metadata; a null clears the field. Unknown or wrong fields are an error naming them,
+        raised before anything is written."""
+        unknown = sorted(set(changes) - FIELDS)
         if unknown:
             raise InvalidRequestError(
-                f"cannot update {', '.join(unknown)}; updatable: {', '.join(sorted(allowed))}",
+                f"cannot update {', '.join(unknown)}; updatable: {', '.join(sorted(FIELDS))}",
                 param=unknown[0],
             )
-        values = _validate(
-            changes.get("models"),
-            changes.get("budget"),
-            changes.get("budget_period"),
-            changes.get("rpm"),
-            changes.get("tpm"),
-        )
         now = self._clock()
-        if "expires" in changes:
-            expires = changes["expires"]
-            values["expires_at"] = (
-                None
-                if expires is None
-                else now + (parse_duration(expires) if isinstance(expires, str) else expires)
-            )
-        for name, column in (("name", "name"), ("team", "team"), ("user", "user_id")):
-            if name in changes:
-                values[column] = changes[name]
-        if "metadata" in changes:
-            values["metadata"] = dict(changes["metadata"] or {})
+        values = key_fields(changes).columns(now)
         return await self._write(key_id, {**values, "updated_at": now})
 
     async def revoke(self, key_id: str) -> KeyRecord:
@@ -333,7 +307,7 @@ class KeyStore:
                 update(VIRTUAL_KEYS).where(VIRTUAL_KEYS.c.key_id == key_id).values(**values)
             )
         if done.rowcount == 0:
-            raise InvalidRequestError(f"no key with id {key_id!r}", param="key_id")
+            raise KeyNotFound(f"no key with id {key_id!r}", param="key_id")
         record = await self.get(key_id)
         assert record is not None
         self._forget(record)

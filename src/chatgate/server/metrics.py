@@ -25,7 +25,9 @@ from prometheus_client import (
 
 from chatgate.server.context import RequestContext
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "multiprocess_dir"]
+__all__ = ["CONTENT_TYPE_LATEST", "OTHER", "Metrics", "multiprocess_dir"]
+
+OTHER = "other"  # the label of every model or deployment past the cap
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
@@ -55,8 +57,12 @@ def multiprocess_dir() -> str | None:
 class Metrics:
     """One set of metrics per app (no module globals), in its own registry."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_models: int = 500) -> None:
         self.multiprocess = multiprocess_dir() is not None
+        # Model and deployment label values are capped (past the cap: "other"): clients can
+        # name models, and every value is a dozen series kept for the life of the process.
+        self._max_models = max_models
+        self._labels: dict[str, str] = {"": ""}  # the values given a label of their own
         self.registry = CollectorRegistry(auto_describe=True)
         # In multiprocess mode the values live in files; collection reads the files instead.
         reg = None if self.multiprocess else self.registry
@@ -140,9 +146,18 @@ class Metrics:
     def shared_state_refused(self, scope: str, reason: str) -> None:
         self.shared_state_refusals.labels(scope, reason).inc()
 
+    def _label(self, value: str) -> str:
+        label = self._labels.get(value)
+        if label is not None:
+            return label
+        if len(self._labels) > self._max_models:  # "" is not counted
+            return OTHER
+        self._labels[value] = value
+        return value
+
     def record(self, ctx: RequestContext) -> None:
-        model = ctx.requested_model or ""
-        deployment = ctx.deployment or ""
+        model = self._label(ctx.requested_model or "")
+        deployment = self._label(ctx.deployment or "")
         route = self._route_series(ctx.route, model, deployment, ctx.status)
         route.requests.inc()
         route.overhead.observe(max(ctx.overhead_ms or 0.0, 0.0) / 1000.0)

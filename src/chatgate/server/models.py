@@ -1,11 +1,16 @@
 """Which upstreams serve a requested model name: the config's model_list routed by a Router
 (load balancing, retries, fallbacks), plus, with no config, the embedded local model and every
-provider whose key is in the environment (``openai/<model>`` is added on first use)."""
+provider whose key is in the environment (``openai/<model>`` is added on first use).
+
+Names added on first use are kept for the ``general_settings.max_open_models`` most recently
+used; past that the least recently used one is forgotten (and added again if asked for), so
+clients inventing names cannot grow the process without bound."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -31,6 +36,8 @@ class ModelTable:
         state: RouterState | None = None,
     ):
         self._env = dict(os.environ if env is None else env)
+        self._open: OrderedDict[str, None] = OrderedDict()  # added on first use, LRU first
+        self._max_open = config.general_settings.max_open_models
         entries: list[Any] = list(config.model_list)
         self.open_providers: list[str] = []
         if zero_config:
@@ -62,6 +69,8 @@ class ModelTable:
     def resolve(self, name: str) -> str:
         """The model_list name to route ``name`` to; 404 naming what is served otherwise."""
         if name in self.router.groups:
+            if name in self._open:
+                self._open.move_to_end(name)
             return name
         try:
             spec, _ = split_model(name)
@@ -69,8 +78,12 @@ class ModelTable:
             spec = None
         if spec is not None and "/" in name and spec.name in self.open_providers:
             self.router.add_deployments([{"model_name": name, "params": {"model": name}}])
+            self._open[name] = None
+            while len(self._open) > self._max_open:
+                self.router.remove_group(self._open.popitem(last=False)[0])
             return name
-        available = ", ".join(self.names + [f"{p}/<model>" for p in self.open_providers])
+        configured = [n for n in self.names if n not in self._open]
+        available = ", ".join(configured + [f"{p}/<model>" for p in self.open_providers])
         raise GatewayError(
             404,
             f"model {name!r} is not served here; available: {available or 'none configured'}",

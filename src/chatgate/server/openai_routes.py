@@ -1,4 +1,5 @@
-"""POST /v1/chat/completions in OpenAI's exact wire format, streamed or not; GET /v1/models."""
+"""POST /v1/chat/completions in OpenAI's exact wire format, streamed or not (GET /v1/models:
+``models_route``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import orjson
 
 from chatgate.chat_request import chat_request
-from chatgate.server.asgi import Receive, Scope, Send, send_json
+from chatgate.server.asgi import Receive, Scope, Send
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.serving import respond
@@ -15,9 +16,14 @@ from chatgate.server.state import GatewayState
 from chatgate.types import ChatResponse
 from chatgate.wire_chunk import StreamItem, WireChunk
 
-__all__ = ["OpenAIFrames", "chat_completions", "list_models", "model_name", "parse_json_body"]
+__all__ = ["OpenAIFrames", "chat_completions", "model_name", "parse_json_body"]
 
 _DONE = b"data: [DONE]\n\n"
+
+
+# A JSON schema rarely nests past 20 levels; the serializers between here and the upstream
+# give up near 255 (orjson, pydantic-core), which was a 500 after the request was accepted.
+MAX_DEPTH = 64
 
 
 def parse_json_body(body: bytes) -> dict[str, Any]:
@@ -29,7 +35,30 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise GatewayError(400, "the body must be a JSON object")
+    # fewer brackets than the limit cannot nest past it: most bodies skip the walk
+    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and (path := _too_deep(data, 1)):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)[1:]
+        raise GatewayError(
+            400,
+            f"{where[:120]}: nested deeper than {MAX_DEPTH} levels; flatten it",
+            param=str(path[0]),
+        )
     return data
+
+
+def _too_deep(value: dict[str, Any] | list[Any], depth: int) -> list[str | int] | None:
+    """The path to the first container nested deeper than MAX_DEPTH, or None."""
+    if depth > MAX_DEPTH:
+        return []
+    if isinstance(value, list):
+        kinds = set(map(type, value))  # at C speed: a long list of numbers is not walked
+        if dict not in kinds and list not in kinds:
+            return None
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(item, dict | list) and (found := _too_deep(item, depth + 1)) is not None:
+            return [key, *found]
+    return None
 
 
 def model_name(data: dict[str, Any]) -> str:
@@ -77,14 +106,3 @@ class OpenAIFrames:
     def error(self, exc: BaseException) -> bytes:
         _, body, _ = openai_error(exc)
         return b"data: " + orjson.dumps(body) + b"\n\n"
-
-
-async def list_models(
-    scope: Scope, receive: Receive, send_: Send, state: GatewayState, ctx: RequestContext
-) -> None:
-    data = [
-        {"id": name, "object": "model", "created": 0, "owned_by": "chatgate"}
-        for name in state.models.names
-    ]
-    ctx.status = 200
-    await send_json(send_, 200, {"object": "list", "data": data}, ctx.headers())

@@ -77,8 +77,10 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
 
 def create_engine(url: str = DEFAULT_URL, **options: Any) -> AsyncEngine:
-    """An AsyncEngine for ``url``; ``options`` go to SQLAlchemy (pool_size, echo, ...)."""
+    """An AsyncEngine for ``url``; ``options`` go to SQLAlchemy (pool_size, echo, ...).
+    SQL parameters never appear in its errors or logs: they hold secret hashes and content."""
     parsed = normalize_url(url)
+    options["hide_parameters"] = True
     if parsed.drivername.startswith("sqlite"):
         engine = create_async_engine(parsed, **options)
         _sqlite_setup(engine)

@@ -8,6 +8,7 @@ import orjson
 
 from chatgate.errors import InvalidRequestError, UnsupportedParamsError
 from chatgate.providers.anthropic.messages import convert_messages
+from chatgate.providers.anthropic.reverse_params import ANTHROPIC_BETA
 from chatgate.providers.base import Deployment, HttpRequest
 from chatgate.providers.params import drop_or_reject
 from chatgate.types import ChatRequest, Tool
@@ -199,7 +200,7 @@ def build_body(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:
     if request.stream:
         body["stream"] = True
     for name, value in wire.items():
-        if name not in _CONSUMED and name not in _UNSUPPORTED:
+        if name not in _CONSUMED and name not in _UNSUPPORTED and name != ANTHROPIC_BETA:
             body[name] = value  # vendor fields: thinking, top_k, service_tier, ...
     return body
 
@@ -212,5 +213,9 @@ def build_request(request: ChatRequest, deployment: Deployment) -> HttpRequest:
     }
     if deployment.api_key:
         headers["x-api-key"] = deployment.api_key
+    beta = (request.model_extra or {}).get(ANTHROPIC_BETA)  # the gateway client's betas
+    if isinstance(beta, str) and beta:
+        configured = headers.get("anthropic-beta")
+        headers["anthropic-beta"] = f"{configured},{beta}" if configured else beta
     url = deployment.api_base + PATH
     return HttpRequest("POST", url, headers, orjson.dumps(build_body(request, deployment)))

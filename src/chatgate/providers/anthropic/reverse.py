@@ -12,13 +12,16 @@ import pydantic
 
 from chatgate.errors import APIError, InvalidRequestError
 from chatgate.providers.anthropic.messages import THINKING_BLOCKS
+from chatgate.providers.anthropic.reverse_params import ANTHROPIC_BETA, Backend, foreign_params
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
 __all__ = [
     "STOP_REASONS",
+    "anthropic_id",
     "anthropic_message",
     "anthropic_usage",
     "chat_request_from_anthropic",
+    "translate_request",
 ]
 
 STOP_REASONS: dict[str, str] = {
@@ -33,6 +36,16 @@ _FIELDS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_to
 _HANDLED = frozenset(
     {"model", "messages", "system", "tools", "tool_choice", "stop_sequences", "metadata", "stream"}
 )
+NATIVE = Backend(native=True)
+
+
+def anthropic_id(value: str | None, prefix: str) -> str:
+    """An id in Anthropic's form (``msg_...``, ``toolu_...``): clients and their stores match
+    on the prefix. Ids from another format keep their text after the prefix, so a tool call's
+    id maps the same way in every turn."""
+    if not value:
+        return prefix + "chatgate"
+    return value if value.startswith(prefix) else prefix + value
 
 
 def _bad(where: str, message: str) -> InvalidRequestError:
@@ -65,13 +78,37 @@ def _document_part(block: Mapping[str, Any], where: str) -> dict[str, Any]:
     return {"type": "file", "file": {"file_data": data}}
 
 
-def _tool_result(block: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _part(block: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A text, image or document block as a content part; any other kind is a 400."""
+    kind = block.get("type")
+    if kind == "text":
+        return _text_part(block)
+    if kind == "image":
+        return _image_part(block, where)
+    if kind == "document":
+        return _document_part(block, where)
+    raise _bad(where, f"content block type {kind!r} cannot be translated")
+
+
+def _tool_result(
+    block: Mapping[str, Any], where: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A tool message, and the images and documents of the result: a tool message holds text
+    only in the OpenAI format, so they travel in the user message that follows (after a line
+    naming the call), which is where Claude Code's Read tool puts an image it read."""
+    call_id = block.get("tool_use_id")
     content = block.get("content", "")
+    media: list[dict[str, Any]] = []
     if isinstance(content, list):
-        if any(b.get("type") != "text" for b in content):
-            raise _bad(where, "tool_result content can hold only text blocks here")
-        content = [_text_part(b) for b in content]
-    return {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": content}
+        parts = [_part(p, f"{where}.content[{k}]") for k, p in enumerate(content)]
+        media = [p for p in parts if p["type"] != "text"]
+        texts = [p for p in parts if p["type"] == "text"]
+        content = texts or ("(the result is attached below)" if media else "")
+    if media:
+        media.insert(
+            0, {"type": "text", "text": f"(attached by the result of tool call {call_id})"}
+        )
+    return {"role": "tool", "tool_call_id": call_id, "content": content}, media
 
 
 def _user_messages(content: Any, where: str) -> list[dict[str, Any]]:
@@ -81,23 +118,21 @@ def _user_messages(content: Any, where: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for j, block in enumerate(content):
-        here, kind = f"{where}.content[{j}]", block.get("type")
-        if kind == "tool_result":
-            out.append(_tool_result(block, here))
-        elif kind == "text":
-            parts.append(_text_part(block))
-        elif kind == "image":
-            parts.append(_image_part(block, here))
-        elif kind == "document":
-            parts.append(_document_part(block, here))
+        here = f"{where}.content[{j}]"
+        if block.get("type") == "tool_result":
+            message, media = _tool_result(block, here)
+            out.append(message)
+            parts += media
         else:
-            raise _bad(here, f"content block type {kind!r} cannot be translated")
+            parts.append(_part(block, here))
     if parts:
         out.append({"role": "user", "content": parts})
     return out
 
 
-def _assistant_message(content: Any, where: str) -> dict[str, Any]:
+def _assistant_message(content: Any, where: str, native: bool) -> dict[str, Any]:
+    """An assistant turn. Earlier thinking goes only to Anthropic, which checks its signatures
+    and uses it; other formats have no field for it (OpenAI's refuses unknown message keys)."""
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     text: list[str] = []
@@ -120,20 +155,48 @@ def _assistant_message(content: Any, where: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text else None}
     if calls:
         message["tool_calls"] = calls
-    if thinking:
+    if thinking and native:
         message["reasoning_content"] = "".join(reasoning)
         message[THINKING_BLOCKS] = thinking
     return message
 
 
-def _system(system: Any) -> dict[str, Any]:
+def _system_parts(system: Any) -> list[dict[str, Any]]:
     if isinstance(system, str):
-        return {"role": "system", "content": system}
-    return {"role": "system", "content": [_text_part(b) for b in system]}
+        return [{"type": "text", "text": system}] if system else []
+    return [_text_part(b) for b in system]
 
 
-def _tools(body: Mapping[str, Any], wire: dict[str, Any]) -> None:
+def _system(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The system prompt, with every ``role: system`` turn of ``messages`` folded in, in order
+    (the Messages API has one system prompt; current Claude Code also sends such turns)."""
+    system = body.get("system")
+    folded = [t for t in body.get("messages") or () if t.get("role") == "system"]
+    if not folded:
+        if not system:
+            return None
+        return {
+            "role": "system",
+            "content": system if isinstance(system, str) else _system_parts(system),
+        }
+    parts = _system_parts(system or "")
+    for turn in folded:
+        parts += _system_parts(turn.get("content") or "")
+    return {"role": "system", "content": parts}
+
+
+def _server_tool(tool: Mapping[str, Any]) -> bool:
+    """A tool Anthropic runs itself (web search, code execution, ...): only it can."""
+    return tool.get("type") not in (None, "custom") and tool.get("input_schema") is None
+
+
+def _tools(body: Mapping[str, Any], wire: dict[str, Any], native: bool) -> list[str]:
+    """Tools and tool_choice into ``wire``; the server tools dropped for another backend."""
     tools = body.get("tools")
+    dropped = []
+    if tools and not native:
+        dropped = [f"tools[{i}] ({t.get('type')})" for i, t in enumerate(tools) if _server_tool(t)]
+        tools = [t for t in tools if not _server_tool(t)]
     if tools:
         wire["tools"] = [
             {
@@ -149,7 +212,7 @@ def _tools(body: Mapping[str, Any], wire: dict[str, Any]) -> None:
         ]
     choice = body.get("tool_choice")
     if not isinstance(choice, Mapping):
-        return
+        return dropped
     kind = choice.get("type")
     if kind == "tool":
         wire["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
@@ -159,23 +222,37 @@ def _tools(body: Mapping[str, Any], wire: dict[str, Any]) -> None:
         raise _bad("tool_choice", f"unknown tool_choice type {kind!r}")
     if choice.get("disable_parallel_tool_use"):
         wire["parallel_tool_calls"] = False
+    return dropped
 
 
-def chat_request_from_anthropic(body: Mapping[str, Any]) -> ChatRequest:
-    """An Anthropic Messages request body -> ChatRequest. Fields with no OpenAI name
-    (thinking, top_k, ...) are kept as extras, so they reach an Anthropic upstream intact."""
+def chat_request_from_anthropic(
+    body: Mapping[str, Any], backend: Backend = NATIVE, beta: str | None = None
+) -> ChatRequest:
+    """An Anthropic Messages request body (already validated by ``inbound``) -> ChatRequest."""
+    return translate_request(body, backend, beta)[0]
+
+
+def translate_request(
+    body: Mapping[str, Any], backend: Backend = NATIVE, beta: str | None = None
+) -> tuple[ChatRequest, list[str]]:
+    """The ChatRequest for ``backend``, and the body's fields it dropped. For a ``native``
+    (Anthropic) backend, fields with no OpenAI name (thinking, output_config, top_k, ...) and
+    the client's ``anthropic-beta`` header are kept as extras and reach Anthropic intact;
+    for any other, ``reverse_params`` decides."""
     messages: list[dict[str, Any]] = []
-    if body.get("system"):
-        messages.append(_system(body["system"]))
+    if (system := _system(body)) is not None:
+        messages.append(system)
     for i, turn in enumerate(body.get("messages") or ()):
         where = f"messages[{i}]"
         role, content = turn.get("role"), turn.get("content")
         if role == "user":
             messages += _user_messages(content, where)
         elif role == "assistant":
-            messages.append(_assistant_message(content, where))
-        else:
-            raise _bad(f"{where}.role", "role must be 'user' or 'assistant'")
+            messages.append(_assistant_message(content, where, backend.native))
+        elif role != "system":
+            raise _bad(f"{where}.role", "role must be 'user', 'assistant' or 'system'")
+    if all(turn.get("role") == "system" for turn in body.get("messages") or ()):
+        raise _bad("messages", "at least one user or assistant turn is needed")
     wire: dict[str, Any] = {"model": body.get("model"), "messages": messages}
     for theirs, ours in _FIELDS.items():
         if theirs in body:
@@ -183,15 +260,23 @@ def chat_request_from_anthropic(body: Mapping[str, Any]) -> ChatRequest:
     if body.get("stop_sequences"):
         wire["stop"] = body["stop_sequences"]
     user_id = (body.get("metadata") or {}).get("user_id")
-    if user_id is not None:
+    if user_id is not None and (backend.native or backend.user):
         wire["user"] = user_id
     if body.get("stream"):
         wire["stream"] = True
         wire["stream_options"] = {"include_usage": True}
-    _tools(body, wire)
-    wire.update({k: v for k, v in body.items() if k not in _HANDLED and k not in _FIELDS})
+    dropped = _tools(body, wire, backend.native)
+    leftovers = [k for k in body if k not in _HANDLED and k not in _FIELDS]
+    if backend.native:
+        wire.update({k: body[k] for k in leftovers})
+        if beta:
+            wire[ANTHROPIC_BETA] = beta
+    else:
+        translated, unused = foreign_params(body, leftovers, backend)
+        wire.update(translated)
+        dropped += unused
     try:
-        return ChatRequest.model_validate(wire)
+        return ChatRequest.model_validate(wire), dropped
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "request"
@@ -254,7 +339,7 @@ def anthropic_message(response: ChatResponse) -> dict[str, Any]:
             content.append(
                 {
                     "type": "tool_use",
-                    "id": call.id,
+                    "id": anthropic_id(call.id, "toolu_"),
                     "name": call.function.name,
                     "input": tool_input(call.function.arguments),
                 }
@@ -265,7 +350,7 @@ def anthropic_message(response: ChatResponse) -> dict[str, Any]:
         if stop_sequence is not None:
             stop_reason = "stop_sequence"
     return {
-        "id": response.id,
+        "id": anthropic_id(response.id, "msg_"),
         "type": "message",
         "role": "assistant",
         "model": response.model,

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from chatgate.providers.anthropic.messages import THINKING_BLOCKS
-from chatgate.providers.anthropic.reverse import STOP_REASONS, anthropic_usage
+from chatgate.providers.anthropic.reverse import STOP_REASONS, anthropic_id, anthropic_usage
 from chatgate.types import ChatChunk, Delta, Usage
 
 __all__ = ["ChunksToAnthropicEvents", "Event", "encode"]
@@ -71,7 +71,7 @@ class ChunksToAnthropicEvents:
     def _message_start(self, chunk: ChatChunk) -> Event:
         self._started = True
         message: dict[str, Any] = {
-            "id": chunk.id or "msg_chatgate",
+            "id": anthropic_id(chunk.id, "msg_"),
             "type": "message",
             "role": "assistant",
             "model": chunk.model or self._model,
@@ -118,7 +118,8 @@ class ChunksToAnthropicEvents:
         for call in delta.tool_calls or ():
             if call.index not in self._block:
                 name = call.function.name if call.function else None
-                block = {"type": "tool_use", "id": call.id, "name": name or "", "input": {}}
+                tool_id = anthropic_id(call.id, "toolu_")
+                block = {"type": "tool_use", "id": tool_id, "name": name or "", "input": {}}
                 events += self._open(block)
                 self._block[call.index] = self._index
             arguments = call.function.arguments if call.function else None

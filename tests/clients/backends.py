@@ -1,0 +1,36 @@
+"""One fake upstream per backend kind (OpenAI-format, Anthropic, Gemini), and the model_list
+that serves each under its kind's name: what the client suites run every endpoint against."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.gemini_server import FakeGemini
+from tests.fakes.openai_server import FakeOpenAI
+
+__all__ = ["BACKENDS", "model_list", "upstreams_of_every_kind"]
+
+BACKENDS = ("openai", "anthropic", "gemini")
+_MODELS = {
+    "openai": "openai/gpt-4o-mini",
+    "anthropic": "anthropic/claude-sonnet-4-5",
+    "gemini": "gemini/gemini-2.5-flash",
+}
+
+
+@contextlib.contextmanager
+def upstreams_of_every_kind() -> Iterator[dict[str, FakeOpenAI]]:
+    with FakeOpenAI() as openai_fake, FakeAnthropic() as claude, FakeGemini() as gemini:
+        yield {"openai": openai_fake, "anthropic": claude, "gemini": gemini}
+
+
+def model_list(upstreams: dict[str, FakeOpenAI]) -> list[dict[str, Any]]:
+    """A model_list entry per kind, named by the kind ("openai", "anthropic", "gemini")."""
+    return [
+        {"model_name": kind, "params": {
+            "model": _MODELS[kind], "api_base": upstreams[kind].base_url, "api_key": "up-1"}}
+        for kind in BACKENDS
+    ]  # fmt: skip
