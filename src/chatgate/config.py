@@ -235,6 +235,7 @@ class GeneralSettings(_Strict):
     max_open_models: int = Field(default=1000, gt=0)
     metrics_max_models: int = Field(default=500, gt=0)  # label values; past it: "other"
     metrics_require_key: bool = False  # GET /metrics needs the master key
+    spend_wal_dir: str | None = None  # default: chatgate-spend-wal beside the SQLite file, or ./
 
 
 class Config(_Strict):

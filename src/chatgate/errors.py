@@ -27,7 +27,8 @@ ChatgateError
         ├── RateLimitError               429
         ├── InternalServerError          >= 500
         └── NoDeploymentAvailableError   503, from the Router: every deployment cooling/full
-            └── SharedStateUnavailableError   shared state (Redis) down, shared_state_failure closed
+            ├── SharedStateUnavailableError   shared state (Redis) down, shared_state_failure closed
+            └── DeploymentDisabledError       every deployment's credentials were refused (401/403)
 ```
 
 Every error carries ``provider``, ``model``, ``status_code``, ``request_id``, ``body`` (the
@@ -61,6 +62,7 @@ __all__ = [
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
     "ConversationNotFoundError",
+    "DeploymentDisabledError",
     "InternalServerError",
     "InvalidRequestError",
     "MalformedToolCallError",
@@ -335,6 +337,16 @@ class SharedStateUnavailableError(NoDeploymentAvailableError):
     sent; ``retry_after`` is when Redis is tried again."""
 
     code = "shared_state_unavailable"
+
+
+class DeploymentDisabledError(NoDeploymentAvailableError):
+    """Every deployment the call may use is disabled: its upstream refused its credentials
+    (401/403). That is not transient, so the call fails at once instead of waiting out the
+    cooldown; it is the operator's to fix (the key, then a reload). The message names each
+    deployment, the status and when. No request was sent; not retryable."""
+
+    code = "deployment_disabled"
+    retryable = False
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -285,15 +285,11 @@ def test_models_list(client: openai.OpenAI) -> None:
     assert {m.id for m in client.models.list()} >= {*BACKENDS, "embed"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=openai.NotFoundError,
-    reason="GET /v1/models/{id} is another helper's route (issue 15 item 4); strict: this "
-    "fails once it lands, so the marker goes then",
-)
 def test_models_retrieve(client: openai.OpenAI) -> None:
     model = client.models.retrieve("anthropic")
     assert model.id == "anthropic"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
 
 
 # -- errors as the SDK's classes -------------------------------------------------------------

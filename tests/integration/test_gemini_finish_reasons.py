@@ -169,7 +169,9 @@ async def test_gateway_statuses(gem: FakeGemini, native: str, status: int, code:
                     "model_name": "g",
                     "params": {"model": MODEL, "api_key": "gk", "api_base": gem.base_url},
                 }
-            ]
+            ],
+            # PUP_LIMITED_DISABLED (403) disables the deployment: the second call must reach it
+            "router_settings": {"cooldown_time": 0},
         }
     )
     body = {"model": "g", "messages": HI}

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 import chatgate
-from chatgate.errors import RateLimitError, UnsupportedParamsError
+from chatgate.errors import BadRequestError, RateLimitError, UnsupportedParamsError
 from chatgate.providers.local import server
 from chatgate.providers.local.models import resolve_model
 from tests.markers import REAL_MODEL
@@ -196,3 +196,20 @@ async def test_queue_full_is_a_rate_limit_error_with_retry_after(
     async for _ in chunks:
         pass
     assert (await busy.afinal()).finish_reason in ("stop", "length")
+
+
+async def test_a_request_the_server_refuses_is_tried_once_and_cools_nothing() -> None:
+    router = chatgate.Router(
+        [{"model_name": "m", "params": {"model": MODEL}}], allowed_fails=1, num_retries=2
+    )
+    with pytest.raises(BadRequestError) as info:
+        await router.acompletion("m", HI, max_tokens=8, min_p=5)  # llama.cpp's own, sent as is
+    assert [a.status_code for a in info.value.attempt_log] == [400]
+    assert "min_p: Input should be less than or equal to 1" in info.value.message
+    [stats] = await router.state.view(["m#0"], router.now())
+    assert (stats.cooldown_until, stats.last_error) == (0.0, None)
+    system = [{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}]
+    answer = await router.acompletion(
+        "m", [{"role": "system", "content": system}, *HI], max_tokens=8
+    )
+    assert answer.finish_reason in ("stop", "length")

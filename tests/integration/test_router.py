@@ -19,8 +19,10 @@ from chatgate.errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    DeploymentDisabledError,
     InvalidRequestError,
     NoDeploymentAvailableError,
+    PermissionDeniedError,
     RateLimitError,
 )
 from chatgate.types import ChatResponse
@@ -215,14 +217,14 @@ async def test_all_cooling_falls_back_at_once_and_without_fallback_names_each_st
     fakes: list[FakeOpenAI],
 ) -> None:
     a, b, _ = fakes
-    a.script(err(401, "invalid_api_key"))
+    a.script(err(429, "rate_limit_exceeded", **{"retry-after": "60"}))
     router = Router(
         [entry("primary", a), entry("backup", b)],
         fallbacks=[{"primary": ["backup"]}],
         cooldown_time=60,
         timeout=5,
     )
-    assert (await router.acompletion("primary", HI)).meta.model_name == "backup"  # 401 → fall back
+    assert (await router.acompletion("primary", HI)).meta.model_name == "backup"  # 429 → fall back
     started = time.monotonic()
     assert (await router.acompletion("primary", HI)).meta.model_name == "backup"
     assert time.monotonic() - started < 0.5
@@ -232,9 +234,84 @@ async def test_all_cooling_falls_back_at_once_and_without_fallback_names_each_st
         await router.acompletion("primary", HI, disable_fallbacks=True)
     message = str(info.value)
     assert "primary#0 (openai/gpt-4o-mini): cooling down" in message
-    assert "after AuthenticationError" in message
+    assert "after RateLimitError" in message
     assert info.value.retry_after is not None
     assert info.value.retry_after > 50
+
+
+@pytest.mark.parametrize(
+    ("status", "type_", "first"),
+    [
+        (401, "invalid_api_key", AuthenticationError),
+        (403, "permission_denied", PermissionDeniedError),
+    ],
+)
+async def test_refused_credentials_disable_the_deployment_every_call_fails_at_once(
+    fake: FakeOpenAI, status: int, type_: str, first: type[Exception]
+) -> None:
+    """Not a cooldown to wait out (was: every call waited for it, up to the deadline)."""
+    fake.script(err(status, type_))
+    router = Router([entry("solo", fake)], cooldown_time=60, timeout=30)
+    with pytest.raises(first):
+        await router.acompletion("solo", HI)
+    messages = set()
+    for stream in (False, True, False, True):
+        started = time.monotonic()
+        with pytest.raises(DeploymentDisabledError) as info:
+            await router.acompletion("solo", HI, stream=stream)
+        assert time.monotonic() - started < 0.5
+        assert not info.value.retryable
+        assert info.value.retry_after is None
+        assert [a.deployment for a in info.value.attempt_log] == []  # nothing was sent
+        messages.add(info.value.message)
+    [message] = messages  # the same error, whole or streamed, call after call
+    what = "rejected its credentials" if status == 401 else "denied its credentials permission"
+    assert message.startswith(
+        f"deployment solo#0 (openai/gpt-4o-mini) of 'solo' is disabled: the upstream {what} "
+        f"({status}) at "
+    )
+    assert " and reload (chatgate tries it again with the first request after" in message
+    assert len(fake.requests) == 1
+
+
+async def test_a_disabled_deployment_is_tried_again_after_the_cooldown(fake: FakeOpenAI) -> None:
+    fake.script(err(401, "invalid_api_key"), err(401, "invalid_api_key"))
+    router = Router([entry("solo", fake)], cooldown_time=0.2, timeout=5)
+    with pytest.raises(AuthenticationError):
+        await router.acompletion("solo", HI)
+    with pytest.raises(DeploymentDisabledError):
+        await router.acompletion("solo", HI)
+    await asyncio.sleep(0.25)
+    with pytest.raises(AuthenticationError):  # the probe: refused again, disabled again
+        await router.acompletion("solo", HI)
+    with pytest.raises(DeploymentDisabledError):
+        await router.acompletion("solo", HI)
+    await asyncio.sleep(0.25)
+    assert (await router.acompletion("solo", HI)).content == "echo: hi"  # the key works again
+    assert len(fake.requests) == 3
+
+
+async def test_a_disabled_deployment_beside_a_cooling_one_is_not_waited_for(
+    fakes: list[FakeOpenAI],
+) -> None:
+    a, b, _ = fakes
+    a.script(err(401, "invalid_api_key"))
+    b.script(err(429, "rate_limit_exceeded", **{"retry-after": "0.3"}))
+    router = Router(
+        [entry("smart", a), entry("smart", b)],
+        routing_strategy="round-robin",
+        cooldown_time=60,
+        num_retries=0,
+        timeout=5,
+    )
+    with pytest.raises(AuthenticationError):
+        await router.acompletion("smart", HI)
+    with pytest.raises(RateLimitError):
+        await router.acompletion("smart", HI)
+    started = time.monotonic()  # b comes back in 0.3 s: waited for; a never
+    assert (await router.acompletion("smart", HI)).meta.deployment == "smart#1"
+    assert 0.2 < time.monotonic() - started < 1.0
+    assert len(a.requests) == 1
 
 
 async def test_context_window_fallback_on_the_error_and_before_sending(

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from chatgate import Router
-from chatgate.errors import AuthenticationError, RateLimitError
+from chatgate.errors import AuthenticationError, DeploymentDisabledError, RateLimitError
 from chatgate.router import RedisState
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, error_json
 from tests.fakes.redis_server import RedisServer
@@ -92,6 +92,20 @@ async def test_a_cooldown_set_by_one_router_is_seen_by_the_other(pair: Any) -> N
         [stats, _] = await second.state.view(["smart#0", "smart#1"], second.now())
         assert stats.last_error == "AuthenticationError"
         assert stats.cooldown_until > second.now()
+
+
+async def test_a_deployment_disabled_by_one_router_fails_fast_in_the_other(pair: Any) -> None:
+    with FakeOpenAI() as bad:
+        bad.script(Reply(status=401, json=error_json("bad key", "invalid_api_key")))
+        first, second = pair([entry("solo", bad)], cooldown_time=60, timeout=30)
+        with pytest.raises(AuthenticationError):
+            await first.acompletion("solo", HI)
+        for stream in (False, True):
+            started = time.monotonic()
+            with pytest.raises(DeploymentDisabledError, match=r"rejected its credentials \(401\)"):
+                await second.acompletion("solo", HI, stream=stream)
+            assert time.monotonic() - started < 0.5
+        assert len(bad.requests) == 1
 
 
 def test_the_blocking_api_shares_state_too(fake: FakeOpenAI, redis_server: RedisServer) -> None:

@@ -136,6 +136,16 @@ def test_error_holds_every_attempt_after_max_retries(fake: FakeOpenAI) -> None:
     assert len(fake.requests) == 2
 
 
+def test_feedback_on_cut_off_json_names_the_error_and_its_position(fake: FakeOpenAI) -> None:
+    fake.script(reply('{"kind": "cat", "name": "Tom", "age": 3'), reply(GOOD))
+    result = chatgate.completion_structured("openai/gpt-4o-mini", ASK, Cat, **openai(fake))
+    [error] = result.attempts[0].errors
+    assert error == "invalid JSON: EOF while parsing an object at line 1 column 39"
+    feedback = fake.requests[1].body["messages"][-1]["content"]
+    assert "- invalid JSON: EOF while parsing an object at line 1 column 39" in feedback
+    assert "no JSON value" not in feedback
+
+
 def test_token_budget_stops_retries_before_exceeding_it(fake: FakeOpenAI) -> None:
     fake.script(reply("{}", prompt=60, completion=40), reply("{}", prompt=60, completion=40))
     with pytest.raises(StructuredOutputError) as info:

@@ -34,11 +34,12 @@ async def v10(db_url: str) -> str:
 
 
 async def test_a_v10_database_upgrades_in_place_with_every_row_kept(v10: str) -> None:
-    before, after, columns = await upgrade(v10, 10, [11, 12])
+    before, after, columns = await upgrade(v10, 10, [11, 12, 13])
     assert len(before["spend_log"]) == 9
     assert len(before["spend_daily"]) == 3
     assert after["spend_log"][0].keys() == set(SPEND_LOG.c.keys())
     assert [r.pop(NEW) for r in after["spend_log"]] == [0] * 9
+    assert [r.pop("record_id") for r in after["spend_log"]] == [None] * 9  # migration 13
     # migration 12 filled the rollup's cache writes in from the log (v10 had no 1-hour part)
     writes = {
         (r["day"].day, r["team_id"]): (r.pop(WRITES), r.pop(NEW)) for r in after["spend_daily"]
@@ -132,8 +133,9 @@ async def test_a_record_spilled_by_this_version_keeps_its_1h_writes(
     )
     down.emit(record)
     await down.aclose()
-    assert (down.written, down.spilled) == (0, 1)
-    assert UsageRecord.from_json(spill.read_bytes().strip()) == record
+    assert (down.written, down.pending, down.dropped) == (0, 1, 0)
+    (left,) = sink_wal_files(spill)
+    assert UsageRecord.from_json(left.read_bytes().strip()) == record  # record_id set by emit
     sink = await SqlSink.open(sqlite_url, spill_path=spill)
     await sink.aclose()
     assert sink.written == 1
@@ -142,6 +144,10 @@ async def test_a_record_spilled_by_this_version_keeps_its_1h_writes(
         row = (await conn.execute(select(SPEND_LOG.c.cache_write_tokens, SPEND_LOG.c[NEW]))).one()
     await engine.dispose()
     assert tuple(row) == (1500, 1000)
+
+
+def sink_wal_files(spill: Path) -> list[Path]:
+    return list((spill.parent / "chatgate-spend-wal").glob("*.wal"))
 
 
 def test_a_not_null_column_without_a_server_default_cannot_be_added() -> None:

@@ -11,7 +11,12 @@ from typing import Any
 import orjson
 import pytest
 
-from chatgate.errors import InvalidRequestError, UnsupportedParamsError
+from chatgate.errors import (
+    BadRequestError,
+    InternalServerError,
+    InvalidRequestError,
+    UnsupportedParamsError,
+)
 from chatgate.providers.base import Deployment
 from chatgate.providers.local import ADAPTER
 from chatgate.providers.local.child import AdmissionGate
@@ -255,3 +260,72 @@ async def test_gate_lets_other_routes_through() -> None:
     app.release.set()
     gate = AdmissionGate(app, max_queue=0)
     assert (await call(gate, "/v1/models"))[0]["headers"] == []
+
+
+SYSTEM_BLOCKS = [
+    {"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}},
+    {"type": "text", "text": "Answer in English."},
+]
+
+
+def test_text_part_lists_go_as_strings_but_for_user_messages() -> None:
+    """The anthropic SDK's and Claude Code's system blocks: a 500 from the server as a list."""
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages = [
+        {"role": "system", "content": SYSTEM_BLOCKS},
+        {"role": "developer", "content": [{"type": "text", "text": "Be kind."}]},
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "a"}], "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "ok"}]},
+    ]
+    sent = wire(messages=messages)["messages"]
+    assert sent[0] == {"role": "system", "content": "You are terse.\n\nAnswer in English."}
+    assert sent[1] == {"role": "system", "content": "Be kind."}
+    assert sent[2]["content"] == [{"type": "text", "text": "hi"}]  # the server takes these
+    assert sent[3]["content"] == "a"
+    assert sent[4]["content"] == "ok"
+
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "local"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "problem"),
+    [
+        # recorded from llama-cpp-python 0.3.36: both answered 500 internal_server_error
+        ("system_parts_500.json", "messages[0].content: Input should be a valid string"),
+        ("top_p_500.json", "top_p: Input should be less than or equal to 1"),
+    ],
+)
+def test_the_servers_500_for_an_invalid_request_is_a_400_naming_the_field(
+    fixture: str, problem: str
+) -> None:
+    body = (FIXTURES / fixture).read_bytes()
+    error = ADAPTER.map_error(500, {}, body, DEPLOYMENT)
+    assert isinstance(error, BadRequestError)
+    assert (error.status_code, error.retryable) == (400, False)
+    assert error.message == f"the local model server cannot take this request: {problem}"
+    assert "File " not in error.message  # the server's traceback stays out
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Internal Server Error",  # what it answers to a body that is not JSON
+        orjson.dumps(
+            {"error": {"message": "llama_decode returned -3", "type": "internal_server_error"}}
+        ),
+    ],
+)
+def test_other_500s_stay_server_errors(body: bytes) -> None:
+    error = ADAPTER.map_error(500, {}, body, DEPLOYMENT)
+    assert isinstance(error, InternalServerError)
+    assert error.retryable
+
+
+def test_a_validation_error_of_an_unknown_shape_is_still_a_400() -> None:
+    message = "1 validation error:\n  something new\n\n  File ..."
+    body = orjson.dumps({"error": {"message": message, "type": "internal_server_error"}})
+    error = ADAPTER.map_error(500, {}, body, DEPLOYMENT)
+    assert isinstance(error, BadRequestError)
+    assert error.message.endswith("1 validation error:\n  something new")

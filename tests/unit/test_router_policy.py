@@ -21,7 +21,14 @@ from chatgate.errors import (
 from chatgate.providers.base import Deployment
 from chatgate.router.admission import Admission
 from chatgate.router.deployments import RoutedDeployment
-from chatgate.router.policy import Fault, backoff, classify, cooldown_for
+from chatgate.router.policy import (
+    Fault,
+    backoff,
+    classify,
+    cooldown_for,
+    disabled_by,
+    disabled_state,
+)
 from chatgate.router.state import Limits, Stats
 from chatgate.router.strategies import pick_for
 
@@ -109,6 +116,10 @@ def test_usage_based_picks_the_most_headroom() -> None:
         (error_for_status(400, "long", cls=ContextWindowExceededError), Fault.CONTEXT_WINDOW),
         (error_for_status(400, "no", cls=ContentPolicyViolationError), Fault.CONTENT_POLICY),
         (error_for_status(500, "x", {"x-should-retry": "false"}), Fault.DEPLOYMENT),
+        # the request's own fault stays one whatever the upstream's hint
+        (error_for_status(400, "bad", {"x-should-retry": "true"}), Fault.REQUEST),
+        (error_for_status(422, "bad", {"x-should-retry": "true"}), Fault.REQUEST),
+        (error_for_status(413, "big", {"x-should-retry": "true"}), Fault.REQUEST),
     ],
 )
 def test_classify(error: Exception, fault: Fault) -> None:
@@ -117,10 +128,27 @@ def test_classify(error: Exception, fault: Fault) -> None:
 
 def test_cooldown_for_auth_not_found_and_retry_after() -> None:
     assert cooldown_for(error_for_status(401, "k"), 30.0) == 30.0
+    assert cooldown_for(error_for_status(403, "k"), 30.0) == 30.0
     assert cooldown_for(error_for_status(404, "k"), 30.0) == 30.0
     assert cooldown_for(error_for_status(429, "k", {"retry-after": "7"}), 30.0) == 7.0
     assert cooldown_for(error_for_status(429, "k"), 30.0) is None
     assert cooldown_for(error_for_status(500, "k"), 30.0) is None
+
+
+def test_only_a_running_cooldown_after_refused_credentials_disables() -> None:
+    def cooling(reason: str | None, until: float = 40.0) -> Stats:
+        return Stats(cooldown_until=until, cooldown_reason=reason, cooled_at=10.0)
+
+    assert disabled_by(cooling("AuthenticationError"), 20.0) == 401
+    assert disabled_by(cooling("PermissionDeniedError"), 20.0) == 403
+    assert disabled_by(cooling("AuthenticationError"), 40.0) is None  # over: half-open
+    for transient in ("RateLimitError", "InternalServerError", "NotFoundError", None):
+        assert disabled_by(cooling(transient), 20.0) is None
+    state = disabled_state(cooling("PermissionDeniedError"), 20.0)
+    assert state is not None
+    assert state.startswith("disabled: the upstream denied its credentials permission (403) at ")
+    assert state == disabled_state(cooling("PermissionDeniedError"), 25.0)  # the same text later
+    assert disabled_state(cooling("RateLimitError"), 20.0) is None
 
 
 def test_backoff_is_full_jitter_capped_and_honours_retry_after() -> None:

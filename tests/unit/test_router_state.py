@@ -160,3 +160,17 @@ async def test_view_keeps_the_order_and_knows_nothing_of_unseen_ids(state: Route
     assert (b.latency_s, b.samples) == (pytest.approx(0.5), 1)
     assert c.last_error == "APITimeoutError"
     assert c.cooldown_until == 0.0
+
+
+async def test_a_cooldown_keeps_the_reason_that_set_its_end(state: RouterState) -> None:
+    await state.record_failure("a", "AuthenticationError", HEALTH, 1.0, cool_for=30.0)
+    # a request that was in flight fails meanwhile: counted, but the cooldown is the 401's
+    await state.record_failure("a", "APITimeoutError", HEALTH, 2.0, cool_for=5.0)
+    [stats] = await state.view(["a"], 3.0)
+    assert (stats.cooldown_reason, stats.last_error) == ("AuthenticationError", "APITimeoutError")
+    assert stats.cooled_at == pytest.approx(1.0)
+    await state.record_failure("a", "RateLimitError", HEALTH, 4.0, cool_for=60.0)  # ends later
+    [stats] = await state.view(["a"], 5.0)
+    assert (stats.cooldown_reason, stats.cooled_at) == ("RateLimitError", pytest.approx(4.0))
+    [stats] = await state.view(["a"], 64.5)  # over: half-open, no reason left
+    assert (stats.cooldown_until, stats.cooldown_reason, stats.half_open) == (0.0, None, True)

@@ -3,6 +3,8 @@ result rendering, trimming and token counting."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import BaseModel
 
@@ -81,6 +83,27 @@ def test_extract_json(text: str, expected: object) -> None:
 def test_extract_json_names_the_problem() -> None:
     with pytest.raises(ValueError, match="no JSON value"):
         extract_json("no json here")
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            '{"name": "Ada", "age": 3',
+            "invalid JSON: EOF while parsing an object at line 1 column 24",
+        ),
+        ('{"name": "Ad', "invalid JSON: EOF while parsing a string at line 1 column 12"),
+        ("[1, 2", "invalid JSON: EOF while parsing a list at line 1 column 5"),
+        ('{"a": 1,}', "invalid JSON: trailing comma at line 1 column 9"),
+        # prose before it, and a fenced block: the line and column are the answer's own
+        ('Sure:\n\n  {"name": "Ada",\n "age": 3', "EOF while parsing an object at line 4 column 9"),
+        ('Here:\n```json\n{"a" 1}\n```', "invalid JSON: expected `:` at line 3 column 6"),
+        ('```json\n{"a": 1', "invalid JSON: EOF while parsing an object at line 2 column 7"),
+    ],
+)
+def test_extract_json_names_the_error_in_broken_json_and_where(text: str, error: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(error)):
+        extract_json(text)
 
 
 def test_render_statuses_and_cap() -> None:

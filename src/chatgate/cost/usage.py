@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
@@ -24,6 +25,8 @@ from chatgate.cost.calc import cache_writes_1h, token_parts
 from chatgate.types import ChatResponse, Usage
 
 __all__ = ["JsonlSink", "MemorySink", "UsageRecord", "UsageSink", "token_fields"]
+
+log = logging.getLogger("chatgate.spend")
 
 
 class TokenFields(TypedDict):
@@ -78,6 +81,7 @@ class UsageRecord:
     attempts: int = 1
     cache_hit: bool = False
     error: str | None = None  # the error class for a failed call
+    record_id: str | None = None  # unique; set by the spend log, which writes each id once
 
     @classmethod
     def of(
@@ -123,10 +127,8 @@ class UsageRecord:
         return dt.datetime.fromtimestamp(self.ts, dt.UTC).date()
 
     def to_json(self) -> bytes:
-        data = asdict(self)
-        data["cost"] = None if self.cost is None else str(self.cost)
-        data["tags"] = list(self.tags)
-        return orjson.dumps(data)
+        # orjson reads the dataclass itself (tags as a list): 10x faster than asdict()
+        return orjson.dumps(self, default=_decimal)
 
     @classmethod
     def from_json(cls, line: bytes) -> UsageRecord:
@@ -136,6 +138,12 @@ class UsageRecord:
         data["cost"] = None if data["cost"] is None else Decimal(data["cost"])
         data["tags"] = tuple(data["tags"])
         return cls(**data)
+
+
+def _decimal(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class UsageSink(Protocol):
@@ -166,7 +174,8 @@ class MemorySink:
 
 class JsonlSink:
     """Appends records to a JSON Lines file; the writes run in a worker thread, batched every
-    ``interval_s`` (and on flush/close)."""
+    ``interval_s`` (and on flush/close). A write that fails (a full disk) keeps its records
+    for the next one; ``flush`` raises the OSError."""
 
     def __init__(self, path: str | Path, *, interval_s: float = 1.0) -> None:
         self.path = Path(path)
@@ -183,17 +192,32 @@ class JsonlSink:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
-            await self.flush()
+            try:
+                await self.flush()
+            except OSError as exc:  # kept for the next try: a full disk must not lose them
+                log.warning("usage file %s: write failed (%s); retrying", self.path, exc)
 
     def _append(self, lines: bytes) -> None:
-        with self.path.open("ab") as out:
-            out.write(lines)
+        with self.path.open("ab", buffering=0) as out:
+            start = out.tell()
+            try:
+                view = memoryview(lines)
+                while view:
+                    view = view[out.write(view) or 0 :]
+            except OSError:
+                out.truncate(start)  # no half line left behind for the retry to follow
+                raise
 
     async def flush(self) -> None:
         async with self._lock:
             batch, self._pending = self._pending, []
             if batch:
-                await asyncio.to_thread(self._append, b"".join(r.to_json() + b"\n" for r in batch))
+                lines = b"".join(r.to_json() + b"\n" for r in batch)
+                try:
+                    await asyncio.to_thread(self._append, lines)
+                except OSError:
+                    self._pending[:0] = batch
+                    raise
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -1,139 +1,49 @@
-"""The SQL spend log: usage records written in batches by a background task.
+"""The SQL spend log: usage records kept in memory, on local disk and in the database.
 
-``emit`` appends to a buffer and returns; the writer wakes every ``interval_s`` (or when a
-batch is full) and writes a batch in one transaction: the raw rows into ``spend_log`` and
-their sums into the ``spend_daily`` rollup (an upsert). A slow database therefore never
-delays a response.
+``emit`` gives the record a unique id and appends it to a queue; that is all a request
+pays. Two background loops take it from there:
 
-When the database is unreachable, batches go to a local spill file (JSON Lines) and the
-in-memory buffer stays bounded (``max_buffer``: past it, ``emit`` appends straight to the
-file). The writer keeps trying with backoff; once a write succeeds it replays the spill file
-and removes it. ``aclose()`` writes everything, or spills what it cannot, so no record is
-lost; a spill file left by a previous run is replayed at the next start.
+- the WAL loop, every ``wal_window_s`` (20 ms), appends every new record to the write-ahead
+  file (``spend_wal``) with one write and one fdatasync, in a worker thread (group commit);
+- the database loop, every ``interval_s`` (or when ``batch_size`` records wait), writes
+  batches to the database (``spend_sql``) and deletes the WAL segments whose records are all
+  in it.
+
+A record leaves memory only once it is in the database, or, while the database is behind
+(more than ``max_buffer`` records waiting), once it is in the WAL: those are read back from
+the WAL when the database answers again. A write that fails, to either, keeps its records
+and is tried again with backoff (doubling up to ``max_backoff_s``). Records in neither place
+("unsaved") are capped at ``max_unsaved``: past that, a new record is dropped, counted
+(``dropped``, ``on_dropped``) and logged at most once per ``drop_log_interval_s``.
+
+At start the segments of processes that died (and a spill file of a version before the WAL)
+are replayed; a replay skips the ids the database already has, so a crash during it writes
+nothing twice. ``aclose()`` writes what it can and leaves the rest in the WAL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
+import itertools
 import logging
-import os
-from collections import defaultdict
-from collections.abc import Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatgate.cost.budgets import to_pico
+from chatgate.cost.spend_sql import SpendWriter
+from chatgate.cost.spend_wal import SpendWal, read_segment
 from chatgate.cost.usage import UsageRecord
 from chatgate.store.engine import create_engine
 from chatgate.store.migrations import migrate
-from chatgate.store.partitions import ensure_days
-from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
 
 __all__ = ["SqlSink"]
 
 log = logging.getLogger("chatgate.spend")
-# what an upsert adds to spend_daily's row
-_ADDED = (
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "cost_pico",
-    "unpriced",
-)
-
-
-def _count_lines(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
-
-
-def _row(r: UsageRecord) -> dict[str, Any]:
-    return {
-        "day": r.day,
-        "ts": r.ts,
-        "request_id": r.request_id,
-        "key_id": r.key_id,
-        "user_id": r.user_id,
-        "team_id": r.team_id,
-        "tags": ",".join(r.tags) or None,
-        "model": r.model,
-        "deployment": r.deployment,
-        "provider": r.provider,
-        "served_model": r.served_model,
-        "stream": r.stream,
-        "prompt_tokens": r.prompt_tokens,
-        "completion_tokens": r.completion_tokens,
-        "cached_tokens": r.cached_tokens,
-        "cache_write_tokens": r.cache_write_tokens,
-        "cache_write_1h_tokens": r.cache_write_1h_tokens,
-        "reasoning_tokens": r.reasoning_tokens,
-        "cost_pico": None if r.cost is None else to_pico(r.cost),
-        "latency_ms": r.latency_ms,
-        "ttft_ms": r.ttft_ms,
-        "finish_reason": r.finish_reason,
-        "attempts": r.attempts,
-        "cache_hit": r.cache_hit,
-        "error": r.error,
-    }
-
-
-class _DriverInsert:
-    """``INSERT INTO spend_log`` compiled once for the engine's dialect, executed with plain
-    tuples. SQLAlchemy's executemany rebuilds and converts every row's parameters in Python
-    on the event loop (measured: 7 µs of the 12 µs a record cost); here each value goes
-    through its column type's own bind processor and the driver gets the rows as they are.
-    None when the dialect's placeholders are not positional (then SQLAlchemy does it)."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        compiled = SPEND_LOG.insert().compile(dialect=engine.dialect)
-        names = compiled.positiontup
-        if not names:
-            raise ValueError("not a positional paramstyle")
-        self.sql = str(compiled)
-        self.names = tuple(names)
-        processors = [SPEND_LOG.c[n].type.bind_processor(engine.dialect) for n in names]
-        self._convert = [(i, f) for i, f in enumerate(processors) if f is not None]
-
-    def rows(self, records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:
-        out = []
-        for r in records:
-            row = _row(r)
-            values = [row[n] for n in self.names]
-            for i, convert in self._convert:
-                values[i] = convert(values[i])
-            out.append(tuple(values))
-        return out
-
-
-def _rollup(records: Sequence[UsageRecord]) -> list[dict[str, Any]]:
-    sums: dict[tuple[dt.date, str, str, str, str], dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(_ADDED, 0)
-    )
-    for r in records:
-        acc = sums[(r.day, r.key_id or "", r.team_id or "", r.user_id or "", r.model)]
-        acc["requests"] += 1
-        acc["errors"] += r.error is not None
-        acc["prompt_tokens"] += r.prompt_tokens
-        acc["completion_tokens"] += r.completion_tokens
-        acc["cached_tokens"] += r.cached_tokens
-        acc["cache_write_tokens"] += r.cache_write_tokens
-        acc["cache_write_1h_tokens"] += r.cache_write_1h_tokens
-        if r.cost is None:
-            acc["unpriced"] += r.error is None
-        else:
-            acc["cost_pico"] += to_pico(r.cost)
-    return [
-        {"day": k[0], "key_id": k[1], "team_id": k[2], "user_id": k[3], "model": k[4], **v}
-        for k, v in sums.items()
-    ]
 
 
 class SqlSink:
@@ -141,42 +51,60 @@ class SqlSink:
         self,
         engine: AsyncEngine,
         *,
+        wal_dir: str | Path | None = None,
         spill_path: str | Path = "chatgate-spend-spill.jsonl",
         batch_size: int = 500,
         interval_s: float = 0.5,
+        wal_window_s: float = 0.02,
         max_buffer: int = 20_000,
+        max_unsaved: int = 200_000,
+        unsaved_ready_limit: int = 1_000,
         max_backoff_s: float = 10.0,
+        drop_log_interval_s: float = 60.0,
+        on_pending: Callable[[int], None] | None = None,
+        on_dropped: Callable[[int], None] | None = None,
     ) -> None:
-        self.engine = engine
+        """``wal_dir``: the write-ahead directory (default: ``chatgate-spend-wal`` beside
+        ``spill_path``, the file versions before the WAL spilled to, replayed if found)."""
         self.spill_path = Path(spill_path)
+        self.wal = SpendWal(wal_dir or self.spill_path.parent / "chatgate-spend-wal")
+        self.writer = SpendWriter(engine)
+        self.engine = engine
         self.batch_size = batch_size
         self.interval_s = interval_s
+        self.wal_window_s = wal_window_s
         self.max_buffer = max_buffer
+        self.max_unsaved = max_unsaved
+        self.unsaved_ready_limit = unsaved_ready_limit
         self.max_backoff_s = max_backoff_s
-        self.written = 0  # records stored in the database
-        self.spilled = 0  # records sent to the spill file (and not yet replayed)
-        self._buffer: list[UsageRecord] = []
-        self._days: set[dt.date] = set()
+        self.drop_log_interval_s = drop_log_interval_s
+        self._on_pending = on_pending
+        self._on_dropped = on_dropped
+        self.written = 0  # rows this sink added to the database
+        self.dropped = 0  # records lost past max_unsaved
+        # Records not in the database yet, oldest first; each has a sequence number: the
+        # first's is _head, the last's _emitted. Every seq <= _logged is in the WAL, every
+        # seq <= _committed in the database.
+        self._queue: deque[UsageRecord] = deque()
+        self._head = 1
+        self._emitted = self._logged = self._committed = 0
+        self._evicted = False  # records left memory for the WAL: read them back first
+        self._uncertain = False  # a write failed: the next one skips ids already stored
+        self._db_failing = False
+        self._adopted: dict[Path, int] = {}  # segments of dead processes: their line counts
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
         self._lock = asyncio.Lock()
-        dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
-        # One row's upsert, executed for many rows: compiled once. A multi-row VALUES statement
-        # is compiled again for every batch (measured: 70 µs per record with 50 keys).
-        try:
-            self._insert_log: _DriverInsert | None = _DriverInsert(engine)
-        except ValueError:
-            self._insert_log = None
-        stmt = dialect.insert(SPEND_DAILY)
-        self._upsert_daily = stmt.on_conflict_do_update(
-            index_elements=["day", "key_id", "team_id", "user_id", "model"],
-            set_={c: SPEND_DAILY.c[c] + stmt.excluded[c] for c in _ADDED},
-        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._wal_failing = False
+        self._wal_unopened = False
+        self._drops_unlogged = 0
+        self._drop_logged_at = 0.0
+        self._last_pending = -1
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> SqlSink:
-        """Connect, migrate, replay any spill file from an earlier run, start the writer."""
+        """Connect, migrate, start the writers (replaying what an earlier run left)."""
         engine = create_engine(url)
         await migrate(engine)
         sink = cls(engine, **options)
@@ -184,100 +112,262 @@ class SqlSink:
         return sink
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        if self._tasks:
+            return
+        self._open_wal()
+        self._report_pending()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run()), loop.create_task(self._log_loop())]
+
+    def _open_wal(self) -> None:
+        """Take over what dead processes left; on a failure (a full or read-only disk) the
+        sink runs on, trying again before each database round."""
+        try:
+            adopted = self.wal.open(legacy=[self.spill_path, _aside(self.spill_path)])
+            self._adopted |= {path: path.read_bytes().count(b"\n") for path in adopted}
+        except OSError as exc:
+            if not self._wal_unopened:
+                log.error("spend log: cannot open the WAL in %s (%s)", self.wal.directory, exc)
+            self._wal_unopened = True
+            return
+        self._wal_unopened = False
+        if adopted:
+            log.warning("spend log: replaying %d records left by an earlier run", self._backlog)
+
+    # -- counts -----------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Records taken but not in the database yet (in memory or only in the WAL)."""
+        return self._emitted - self._committed + self._backlog
+
+    @property
+    def _backlog(self) -> int:
+        return sum(self._adopted.values())
+
+    @property
+    def held(self) -> int:
+        """Records held in memory (while the database is down: about ``max_buffer`` at most,
+        plus the unsaved ones)."""
+        return len(self._queue)
+
+    @property
+    def unsaved(self) -> int:
+        """Records in memory only: neither in the WAL nor in the database."""
+        return self._emitted - max(self._logged, self._head - 1)
+
+    def check(self) -> None:
+        """A readiness check: raise while unsaved records pile up past the limit."""
+        if self.unsaved > self.unsaved_ready_limit:
+            raise RuntimeError(
+                f"{self.unsaved} spend records held in memory only (limit "
+                f"{self.unsaved_ready_limit}): neither the WAL nor the database takes writes"
+            )
+
+    # -- the request side -------------------------------------------------------------------
 
     def emit(self, record: UsageRecord) -> None:
-        if len(self._buffer) >= self.max_buffer:  # the database is behind: keep memory bounded
-            self._spill([record])
+        if self.unsaved >= self.max_unsaved:
+            self._drop()
             return
-        self._buffer.append(record)
-        if len(self._buffer) >= self.batch_size:
+        self._emitted += 1
+        if record.record_id is None:
+            record.record_id = f"{self.wal.owner}-{self._emitted:x}"
+        self._queue.append(record)
+        if len(self._queue) % self.batch_size == 0:
             self._wake.set()
 
-    # -- the writer -----------------------------------------------------------------------
+    def _drop(self) -> None:
+        self.dropped += 1
+        self._drops_unlogged += 1
+        if self._on_dropped is not None:
+            self._on_dropped(1)
+        now = time.monotonic()
+        if now - self._drop_logged_at >= self.drop_log_interval_s:
+            log.error(
+                "spend log: dropped %d records (%d in all): %d held in memory, the cap; "
+                "neither the WAL (%s) nor the database takes writes",
+                self._drops_unlogged,
+                self.dropped,
+                self.unsaved,
+                self.wal.directory,
+            )
+            self._drops_unlogged = 0
+            self._drop_logged_at = now
+
+    # -- the WAL loop -----------------------------------------------------------------------
+
+    async def _log_loop(self) -> None:
+        backoff, retry_at = 0.1, 0.0
+        while True:
+            await asyncio.sleep(self.wal_window_s)
+            self._report_pending()
+            if time.monotonic() < retry_at:
+                continue
+            if await self._log_once():
+                backoff, retry_at = 0.1, 0.0
+            else:
+                retry_at = time.monotonic() + backoff
+                backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def _log_once(self) -> bool:
+        start = max(self._logged, self._head - 1)
+        last = self._emitted
+        if last <= start:
+            return True
+        batch = list(itertools.islice(self._queue, start + 1 - self._head, None))
+        try:
+            await asyncio.to_thread(self.wal.write, batch, last)
+        except OSError as exc:
+            if not self._wal_failing:
+                log.error("spend log: WAL write failed (%s); records kept in memory", exc)
+                self._wal_failing = True
+            return False
+        if self._wal_failing:
+            log.warning("spend log: WAL writes work again")
+            self._wal_failing = False
+        self._logged = max(self._logged, last)
+        return True
+
+    def _report_pending(self) -> None:
+        pending = self.pending
+        if pending != self._last_pending and self._on_pending is not None:
+            self._on_pending(pending)
+        self._last_pending = pending
+
+    # -- the database loop ------------------------------------------------------------------
 
     async def _run(self) -> None:
         backoff = self.interval_s
+        retry_at = 0.0
         while not self._closing:
+            wait = max(retry_at - time.monotonic(), 0.0) or self.interval_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
             self._wake.clear()
+            if time.monotonic() < retry_at:  # backing off: only keep memory bounded
+                if not self._lock.locked():
+                    self._evict()
+                continue
             try:
                 ok = await self.flush()
             except Exception:  # the writer must outlive anything a write throws
                 log.exception("spend log: flush failed; retrying")
                 ok = False
             backoff = self.interval_s if ok else min(backoff * 2, self.max_backoff_s)
+            retry_at = 0.0 if ok else time.monotonic() + backoff
 
     async def flush(self) -> bool:
-        """Write what is buffered (and replay the spill file); False if the database failed
-        (the records were spilled, nothing is lost)."""
+        """Write what is waiting (replays first); False if the database failed (the records
+        are kept, nothing is lost)."""
         async with self._lock:
-            while self._buffer:
-                batch = self._buffer[: self.batch_size]
-                del self._buffer[: self.batch_size]
-                if not await self._write(batch):
-                    self._spill(batch + self._buffer)
-                    self._buffer.clear()
-                    return False
-            return await self._replay()
+            ok = await self._flush()
+            if not ok:
+                self._evict()
+            return ok
 
-    async def _write(self, batch: Sequence[UsageRecord]) -> bool:
-        try:
-            async with self.engine.begin() as conn:
-                new_days = {r.day for r in batch} - self._days
-                await ensure_days(conn, new_days)
-                if self._insert_log is not None:
-                    plan = self._insert_log
-                    await conn.exec_driver_sql(plan.sql, plan.rows(batch))
-                else:
-                    await conn.execute(SPEND_LOG.insert(), [_row(r) for r in batch])
-                await conn.execute(self._upsert_daily, _rollup(batch))
-            self._days |= new_days
-        except Exception as exc:  # whatever the driver raises, the batch is spilled, never lost
-            log.warning(
-                "spend log: database write failed (%s); spilling to %s",
-                type(exc).__name__,
-                self.spill_path,
-            )
+    async def _flush(self) -> bool:
+        if self._wal_unopened:
+            self._open_wal()
+        if self._adopted and not await self._replay_adopted():
             return False
-        self.written += len(batch)
+        if self._evicted and not await self._catch_up():
+            return False
+        queue = self._queue
+        while queue:
+            batch = list(itertools.islice(queue, self.batch_size))
+            if not await self._write(batch, dedupe=self._uncertain):
+                return False
+            self._uncertain = False
+            for _ in batch:
+                queue.popleft()
+            self._head += len(batch)
+            self._committed = self._head - 1
+            self.wal.release(self._committed)
         return True
 
-    def _spill(self, records: Sequence[UsageRecord]) -> None:
-        with self.spill_path.open("ab") as out:
-            out.write(b"".join(r.to_json() + b"\n" for r in records))
-        self.spilled += len(records)
+    async def _write(self, batch: Sequence[UsageRecord], *, dedupe: bool) -> bool:
+        try:
+            self.written += await self.writer.write(batch, dedupe=dedupe)
+        except Exception as exc:  # whatever the driver raises, the batch is kept, never lost
+            if not self._db_failing:
+                log.warning(
+                    "spend log: database write failed (%s); records kept, retrying",
+                    type(exc).__name__,
+                )
+            self._db_failing = self._uncertain = True
+            return False
+        if self._db_failing:
+            log.warning("spend log: database writes work again")
+            self._db_failing = False
+        return True
 
-    async def _replay(self) -> bool:
-        """Write the spilled records back. The spill file is first moved aside, so records
-        spilled while a replay awaits the database land in a fresh file instead of being
-        deleted with the old one; a replay cut short keeps its unwritten rest aside."""
-        replaying = self.spill_path.with_name(self.spill_path.name + ".replaying")
-        while True:
-            if not replaying.exists():
-                if not self.spill_path.exists():
-                    self.spilled = 0
-                    return True
-                os.replace(self.spill_path, replaying)
-            lines = [x for x in replaying.read_bytes().splitlines() if x]
-            records = [UsageRecord.from_json(x) for x in lines]
-            for at in range(0, len(records), self.batch_size):
-                if not await self._write(records[at : at + self.batch_size]):
-                    replaying.write_bytes(b"".join(x + b"\n" for x in lines[at:]))
-                    self.spilled = len(lines) - at + _count_lines(self.spill_path)
-                    return False
-            replaying.unlink()
-            if records:
-                log.info("spend log: replayed %d spilled records", len(records))
+    def _evict(self) -> None:
+        """Past ``max_buffer``, let go of the records the WAL holds; read back later."""
+        durable = min(self._logged - self._head + 1, len(self._queue))
+        if len(self._queue) <= self.max_buffer or durable <= 0:
+            return
+        for _ in range(durable):
+            self._queue.popleft()
+        self._head += durable
+        self._evicted = True
+
+    async def _replay_file(self, path: Path) -> bool:
+        records = await asyncio.to_thread(read_segment, path)
+        for at in range(0, len(records), self.batch_size):
+            if not await self._write(records[at : at + self.batch_size], dedupe=True):
+                return False
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        return True
+
+    async def _replay_adopted(self) -> bool:
+        for path, count in list(self._adopted.items()):
+            if not await self._replay_file(path):
+                return False
+            del self._adopted[path]
+            log.info("spend log: replayed %d records from %s", count, path.name)
+        self.wal.forget_adopted()
+        return True
+
+    async def _catch_up(self) -> bool:
+        """Write the records that left memory for the WAL: every closed segment, read back."""
+        upto = self._committed
+        for segment in await asyncio.to_thread(self.wal.rotate):
+            if not await self._replay_file(segment.path):
+                return False
+            upto = max(upto, segment.last_seq)
+        self.wal.release(upto)
+        while self._queue and self._head <= upto:
+            self._queue.popleft()
+            self._head += 1
+        self._head = max(self._head, upto + 1)
+        self._committed = max(self._committed, upto)
+        self._evicted = False
+        return True
 
     async def aclose(self) -> None:
-        """Stop the writer and write (or spill) every record; dispose of the engine."""
+        """Stop, write what the database takes, and leave the rest in the WAL for the next
+        start; dispose of the engine."""
         self._closing = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        for task in self._tasks:
+            if task is not self._tasks[0]:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
         await self.flush()
+        if self.pending:
+            await self._log_once()
+            left = self.unsaved
+            if left:
+                self.dropped += left
+                log.error("spend log: %d records lost at shutdown: the WAL is not writable", left)
+        self.wal.close(empty=self.pending == 0)
+        self._report_pending()
         await self.engine.dispose()
+
+
+def _aside(spill: Path) -> Path:
+    """Where versions before the WAL moved their spill file while replaying it."""
+    return spill.with_name(spill.name + ".replaying")

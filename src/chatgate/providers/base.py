@@ -36,6 +36,7 @@ class Deployment:
     api_version: str | None = None
     drop_params: bool = False
     unsupported_params: frozenset[str] = frozenset()
+    string_content: frozenset[str] = frozenset()  # roles whose text parts go as a string
     stream_usage: bool = True  # the upstream accepts stream_options.include_usage
     options: Mapping[str, Any] = field(default_factory=dict)  # provider-specific settings
     # A configured chatgate.cost.prices.ModelPrice (typed loosely: providers sit below cost);

@@ -21,6 +21,7 @@ from chatgate.errors import (
     error_for_status,
 )
 from chatgate.providers.base import Deployment, HttpRequest
+from chatgate.providers.content import join_text_parts
 from chatgate.providers.params import drop_or_reject
 from chatgate.transport.sse import SSEDecoder, SSEEvent
 from chatgate.types import ChatRequest, ChatResponse
@@ -141,6 +142,8 @@ class OpenAIAdapter:
         wire = request.wire()
         wire["model"] = deployment.model
         drop_or_reject(wire, deployment.unsupported_params, deployment)
+        if deployment.string_content:
+            join_text_parts(wire["messages"], deployment.string_content)
         if wire.get("stream") and deployment.stream_usage:
             options = wire.get("stream_options") or {}
             wire["stream_options"] = {**options, "include_usage": True}

@@ -34,6 +34,9 @@ class ProviderSpec:
     base_env: str | None = None  # env var that may override base_url
     key_required: bool = True
     unsupported_params: frozenset[str] = frozenset()
+    # Roles whose content the server takes only as a string: a list of text parts is joined
+    # (providers/content.py). OpenAI takes a list for every role; these refuse it with 4xx.
+    string_content: frozenset[str] = frozenset()
     headers: Mapping[str, str] = field(default_factory=dict)
     stream_usage: bool = True
     version_env: str | None = None  # env var for api_version (Azure)
@@ -49,6 +52,7 @@ class ProviderSpec:
 
 
 _GROQ_REJECTS = frozenset({"logprobs", "top_logprobs", "logit_bias"})
+_EVERY_ROLE = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
@@ -78,6 +82,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "https://api.deepseek.com/v1",
             "DEEPSEEK_API_KEY",
             structured_output="json_object",
+            string_content=_EVERY_ROLE,  # its API types content as a string for every role
         ),
         ProviderSpec("together_ai", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
         ProviderSpec("fireworks_ai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
@@ -122,6 +127,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
             adapter="local",
             key_required=False,
             stream_usage=False,
+            # llama-cpp-python types content as a string but for user messages (500 otherwise)
+            string_content=frozenset({"system", "developer", "assistant", "tool"}),
             prepare="chatgate.providers.local.server",
         ),
         ProviderSpec(
@@ -214,6 +221,7 @@ def resolve_deployment(
         or spec.default_version,
         drop_params=drop_params,
         unsupported_params=spec.unsupported_params,
+        string_content=spec.string_content,
         stream_usage=spec.stream_usage,
         options=dict(options or {}),
     )

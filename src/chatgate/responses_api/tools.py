@@ -265,7 +265,8 @@ def _allowed(choice: Any) -> set[str] | None:
 def tools_to_chat(body: Mapping[str, Any], wire: Wire, *, strict: bool) -> ToolMap:
     """Fill ``wire`` (the Chat Completions request) with ``tools`` and ``tool_choice``."""
     tools = ToolMap()
-    raw = body.get("tools") or []
+    raw = body.get("tools")
+    raw = [] if raw is None else raw
     if not isinstance(raw, list):
         raise _bad("tools", "must be a list of tools")
     out: list[Wire] = []

@@ -16,13 +16,21 @@ from chatgate.errors import (
     APITimeoutError,
     ChatgateError,
     ContextWindowExceededError,
+    DeploymentDisabledError,
     NoDeploymentAvailableError,
     RateLimitError,
 )
 from chatgate.meta import tries
 from chatgate.router.call import CallContext, describe
 from chatgate.router.deployments import RoutedDeployment
-from chatgate.router.policy import Fault, backoff, classify, cooldown_for
+from chatgate.router.policy import (
+    Fault,
+    backoff,
+    classify,
+    cooldown_for,
+    disabled_by,
+    disabled_state,
+)
 from chatgate.router.state import MemoryState, Stats
 from chatgate.router.strategies import Pick
 from chatgate.types import Attempt, ResponseMeta
@@ -182,9 +190,12 @@ class GroupRunner:
         enough (or a fallback group can serve instead of a cooling one). ``waited``: how long
         this call has waited for room already."""
         settings = self.router.settings
+        waiting = [(d, s) for d, s in usable if disabled_by(s, now) is None]
+        if not waiting:  # their cooldowns would end in the same refusal: fail now
+            raise self._disabled(usable, now)
         all_cooling = all(s.cooldown_until > now for _, s in usable)
         earliest = math.inf
-        for d, s in usable:
+        for d, s in waiting:
             if s.cooldown_until > now:
                 earliest = min(earliest, s.cooldown_until - now)
             elif s.rpm_left is not None and d.limits.rpm and s.rpm_left < 1:
@@ -213,6 +224,19 @@ class GroupRunner:
             model=self.name,
             status_code=cls.status_code,
             retry_after=None if math.isinf(earliest) else round(earliest, 3),
+        )
+
+    def _disabled(
+        self, usable: Sequence[tuple[RoutedDeployment, Stats]], now: float
+    ) -> DeploymentDisabledError:
+        if len(usable) == 1:
+            [(d, s)] = usable
+            what = f"deployment {d.id} ({d.model}) of {self.name!r} is {disabled_state(s, now)}"
+        else:
+            states = "; ".join(describe(d, s, now) for d, s in usable)
+            what = f"every deployment of {self.name!r} is disabled: {states}"
+        return DeploymentDisabledError(
+            what, model=self.name, status_code=DeploymentDisabledError.status_code
         )
 
     async def _capacity_freed(self, timeout: float) -> bool:

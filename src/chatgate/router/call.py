@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from chatgate.router.deployments import RoutedDeployment
+from chatgate.router.policy import disabled_state
 from chatgate.router.state import Stats
 from chatgate.transport.http import DEFAULT_TIMEOUTS, Timeouts
 from chatgate.types import Attempt, ChatRequest
@@ -83,7 +84,9 @@ def bounded(timeouts: Timeouts | None, left: float) -> Timeouts:
 
 
 def describe(d: RoutedDeployment, s: Stats, now: float) -> str:
-    if s.cooldown_until > now:
+    if (disabled := disabled_state(s, now)) is not None:
+        state = disabled
+    elif s.cooldown_until > now:
         why = f" after {s.last_error}" if s.last_error else ""
         state = f"cooling down {s.cooldown_until - now:.1f}s more{why}"
     elif s.probing:

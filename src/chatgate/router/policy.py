@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import random
+import time
 
 from chatgate.errors import (
     APIStatusError,
@@ -13,11 +14,28 @@ from chatgate.errors import (
     ContextWindowExceededError,
     InvalidRequestError,
     NotFoundError,
+    PermissionDeniedError,
     RateLimitError,
     SharedStateUnavailableError,
 )
+from chatgate.router.state import Stats
 
-__all__ = ["Fault", "backoff", "classify", "cooldown_for"]
+__all__ = ["Fault", "backoff", "classify", "cooldown_for", "disabled_by", "disabled_state"]
+
+# Cooldowns that waiting does not end: the upstream refused the deployment's credentials.
+# Keyed by the error's name, as the state records a cooldown's reason (shared through Redis).
+_CREDENTIAL_FAULTS = {AuthenticationError.__name__: 401, PermissionDeniedError.__name__: 403}
+_DISABLED_TEXT = {
+    401: ("rejected its credentials", "fix the key"),
+    403: ("denied its credentials permission", "fix the key's access"),
+}
+# Router clock (monotonic) -> wall clock, measured once so that one moment always prints the
+# same: a disabled deployment's message is the same on every call.
+_WALL_OFFSET = time.time() - time.monotonic()
+
+# The upstream refused the request itself: every deployment would, and the same request
+# again would too. Never retried, never counted against the deployment.
+_REQUEST_STATUSES = frozenset({400, 413, 422})
 
 
 class Fault(enum.Enum):
@@ -36,10 +54,10 @@ def classify(exc: ChatgateError) -> Fault:
         return Fault.CONTEXT_WINDOW
     if isinstance(exc, ContentPolicyViolationError):
         return Fault.CONTENT_POLICY
+    if isinstance(exc, InvalidRequestError) or exc.status_code in _REQUEST_STATUSES:
+        return Fault.REQUEST  # before ``retryable``: not even x-should-retry makes these retried
     if exc.retryable:
         return Fault.RETRYABLE
-    if isinstance(exc, InvalidRequestError) or exc.status_code in (400, 413, 422):
-        return Fault.REQUEST
     if isinstance(exc, APIStatusError):
         return Fault.DEPLOYMENT
     return Fault.REQUEST  # e.g. TruncatedResponseError: another deployment would do the same
@@ -48,11 +66,11 @@ def classify(exc: ChatgateError) -> Fault:
 def cooldown_for(exc: ChatgateError, cooldown_time: float) -> float | None:
     """A cooldown this error starts at once, or None to just count it as a failure.
 
-    A bad key or a missing model will not fix itself in the next second; a 429 says how long.
-    ``cooldown_time`` 0 turns cooldowns off altogether."""
+    A refused key or a missing model will not fix itself in the next second; a 429 says how
+    long. ``cooldown_time`` 0 turns cooldowns off altogether."""
     if cooldown_time <= 0:
         return None
-    if isinstance(exc, AuthenticationError | NotFoundError):
+    if isinstance(exc, AuthenticationError | PermissionDeniedError | NotFoundError):
         return cooldown_time
     if isinstance(exc, RateLimitError) and exc.retry_after:
         return exc.retry_after
@@ -66,3 +84,27 @@ def backoff(
     shorter than the provider's Retry-After."""
     jitter = rng.uniform(0.0, min(cap, base * (2.0**retry)))
     return max(jitter, retry_after or 0.0)
+
+
+def disabled_by(s: Stats, now: float) -> int | None:
+    """The upstream status (401, 403) that disabled the deployment: it cools down after its
+    credentials were refused, which waiting does not fix. None when it is not disabled."""
+    if s.cooldown_until <= now or s.cooldown_reason is None:
+        return None
+    return _CREDENTIAL_FAULTS.get(s.cooldown_reason)
+
+
+def disabled_state(s: Stats, now: float) -> str | None:
+    """How a disabled deployment's state reads in an error message, or None."""
+    status = disabled_by(s, now)
+    if status is None:
+        return None
+    what, fix = _DISABLED_TEXT[status]
+    return (
+        f"disabled: the upstream {what} ({status}) at {_utc(s.cooled_at)}; {fix} and reload "
+        f"(chatgate tries it again with the first request after {_utc(s.cooldown_until)})"
+    )
+
+
+def _utc(monotonic: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(monotonic + _WALL_OFFSET))

@@ -4,6 +4,7 @@ One hash per deployment (or virtual key) holds its state; its fields:
 
     cd   cooldown end (shared clock)        ho   "1": half-open (cooldown over, no success yet)
     pr   lease that holds the probe         err  last error
+    cr   the error that set cd (its reason) ca   when that error came (shared clock)
     lat  latency EWMA, seconds              n    latency samples
     rc rl rs   RPM bucket: capacity, level, stamp        tc tl ts   the same for TPM
     i:<lease>  requests in flight taken under that lease
@@ -70,6 +71,8 @@ local function settle(h, now)
   local cd = num(h.cd, 0)
   if cd > 0 and now >= cd then
     put(h, 'cd', nil)
+    put(h, 'cr', nil)
+    put(h, 'ca', nil)
     put(h, 'ho', '1')
   end
 end
@@ -120,7 +123,8 @@ for i = 2, #KEYS do
   out[#out + 1] = table.concat({
     h.cd or '', h.ho or '', (h.pr and live[h.pr]) and '1' or '', in_flight(h, live),
     h.lat or '', h.n or '', rpm and fmt(rpm.level) or '', tpm and fmt(tpm.level) or '',
-    h.err and string.gsub(h.err, '%s', ' ') or ''
+    h.err and string.gsub(h.err, '%s', ' ') or '',
+    h.cr and string.gsub(h.cr, '%s', ' ') or '', h.ca or ''
   }, '\\t')
 end
 return table.concat(out, '\\n')
@@ -246,7 +250,11 @@ if cool == nil and (h.ho or redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[3])) th
 end
 local result = ''
 if cool ~= nil and cool > 0 then
-  put(h, 'cd', fmt(math.max(num(h.cd, 0), now + cool)))
+  if now + cool >= num(h.cd, 0) then
+    put(h, 'cd', fmt(now + cool))
+    put(h, 'cr', ARGV[2])
+    put(h, 'ca', fmt(now))
+  end
   put(h, 'ho', nil)
   redis.call('DEL', KEYS[2])
   result = h.cd

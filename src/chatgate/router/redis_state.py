@@ -244,7 +244,7 @@ class RedisState:
         return stats
 
     def _stats(self, row: list[str]) -> Stats:
-        cd, ho, pr, in_flight, lat, n, rpm, tpm, err = row
+        cd, ho, pr, in_flight, lat, n, rpm, tpm, err, cr, ca = row
         return Stats(
             cooldown_until=float(cd) - self._offset if cd else 0.0,
             probing=bool(pr),
@@ -255,6 +255,8 @@ class RedisState:
             rpm_left=float(rpm) if rpm else None,
             tpm_left=float(tpm) if tpm else None,
             last_error=err or None,
+            cooldown_reason=cr or None,
+            cooled_at=float(ca) - self._offset if ca else 0.0,
         )
 
     async def reserve(self, id: str, limits: Limits, tokens: int, now: float) -> float:

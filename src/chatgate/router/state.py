@@ -49,6 +49,8 @@ class Stats:
     rpm_left: float | None = None
     tpm_left: float | None = None
     last_error: str | None = None
+    cooldown_reason: str | None = None  # the failure that set the running cooldown's end
+    cooled_at: float = 0.0  # when that failure came
 
     def available_at(self, now: float) -> float:
         """When it may take a request, ignoring limits: now, or when its cooldown ends."""
@@ -58,6 +60,7 @@ class Stats:
         """An ended cooldown turns half-open: one probe, then healthy or cooled again."""
         if self.cooldown_until and now >= self.cooldown_until:
             self.cooldown_until = 0.0
+            self.cooldown_reason = None
             self.half_open = True
         return self
 
@@ -113,7 +116,8 @@ class RouterState(Protocol):
         cool_for: float | None = None,
     ) -> float | None:
         """Count a failure; ``cool_for`` cools it down at once for that long. Returns the
-        end of the cooldown this failure started, if it started one."""
+        end of the cooldown this failure started, if it started one. A failure that sets the
+        cooldown's end becomes its ``cooldown_reason`` (``error``), from ``cooled_at``."""
         ...
 
 
@@ -213,7 +217,10 @@ class MemoryState:
             cool_for = health.cooldown  # a failed probe, or too many failures in the window
         if cool_for is None or cool_for <= 0:
             return None
-        stats.cooldown_until = max(stats.cooldown_until, now + cool_for)
+        if now + cool_for >= stats.cooldown_until:
+            stats.cooldown_until = now + cool_for
+            stats.cooldown_reason = error
+            stats.cooled_at = now
         stats.half_open = False
         failures.clear()
         return stats.cooldown_until

@@ -11,6 +11,7 @@ from chatgate.errors import (
     AuthenticationError,
     BudgetExceededError,
     ChatgateError,
+    DeploymentDisabledError,
     InvalidRequestError,
     MissingAPIKeyError,
     NoAnswerError,
@@ -19,6 +20,8 @@ from chatgate.errors import (
 )
 
 __all__ = ["GatewayError", "openai_error"]
+
+_NO_RETRY = {"x-should-retry": "false"}  # honoured by the openai and anthropic SDKs
 
 
 class GatewayError(Exception):
@@ -62,14 +65,18 @@ def openai_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str
         return 500, _body(msg, "server_error", None, "upstream_not_configured"), {}
     if isinstance(exc, InvalidRequestError):
         return 400, _body(exc.message, "invalid_request_error", exc.param, None), {}
-    if isinstance(exc, AuthenticationError | PermissionDeniedError):
-        msg = f"the upstream provider rejected the gateway's credentials: {exc.message}"
-        return 502, _body(msg, "upstream_error", None, "upstream_auth"), {}
+    if isinstance(exc, AuthenticationError | PermissionDeniedError | DeploymentDisabledError):
+        msg = exc.message  # DeploymentDisabledError: the deployments' states, said by the router
+        if not isinstance(exc, DeploymentDisabledError):
+            msg = f"the upstream provider rejected the gateway's credentials: {msg}"
+        # the operator's to fix: clients' retry loops (the SDKs retry every 5xx) would not help
+        return 502, _body(msg, "upstream_error", None, "upstream_auth"), dict(_NO_RETRY)
     if isinstance(exc, SharedStateUnavailableError):  # fail closed: the gateway's own Redis
         return 503, _body(exc.message, "server_error", None, exc.code), _retry_after(exc)
     if isinstance(exc, APIStatusError):
         headers = _retry_after(exc)
         status = exc.status_code if exc.status_code >= 400 else 502
+        status = 400 if status == 422 else status  # the upstream refused the request: a 400
         code = _upstream_code(exc)
         type_ = "invalid_request_error" if status < 500 else "upstream_error"
         return status, _body(exc.message, type_, None, code), headers

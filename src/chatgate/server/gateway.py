@@ -58,6 +58,7 @@ class Gateway:
         self.services = Services(
             on_shared_state_fallback=self.metrics.shared_state_fallbacks.inc,
             on_shared_state_refusal=self.metrics.shared_state_refused,
+            spend_hooks=self.metrics.spend_hooks(),
         )
         self.state = GatewayState.build(config, self.services, zero_config=zero_config)
         self.config_path = config_path
@@ -73,6 +74,7 @@ class Gateway:
             "database": self._database,
             "cache": self._cache,
             "shared_state": self.services.ping_shared_state,
+            "spend_log": self._spend_log,
             **(checks or {}),
         }
         self.draining = False
@@ -98,6 +100,10 @@ class Gateway:
         if self.services.engine is not None:
             async with self.services.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+
+    async def _spend_log(self) -> None:
+        if self.services.spend is not None:
+            self.services.spend.check()  # fails while unsaved records pile up
 
     async def _cache(self) -> None:
         """A Redis-backed cache must answer (memory and SQLite ones always do)."""
@@ -151,6 +157,7 @@ class Gateway:
 
     async def startup(self) -> None:
         install_gateway_log_filter(self.state)
+        self.metrics.forget_dead_processes()  # a worker replacing a killed one
         if self._writer is not None:
             self._writer.start()
         self.pipeline.start()

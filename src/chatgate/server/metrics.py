@@ -10,6 +10,7 @@ worker's values in a file in that directory and /metrics, answered by any worker
 
 from __future__ import annotations
 
+import glob
 import os
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from prometheus_client import (
 )
 
 from chatgate.server.context import RequestContext
+from chatgate.server.services import SpendHooks
 
 __all__ = ["CONTENT_TYPE_LATEST", "OTHER", "Metrics", "multiprocess_dir"]
 
@@ -137,11 +139,25 @@ class Metrics:
             ("scope", "reason"),
             registry=reg,
         )
+        self.spend_pending = Gauge(
+            "chatgate_spend_records_pending",
+            "Spend records taken but not in the database yet (in memory or in the WAL).",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.spend_dropped = Counter(
+            "chatgate_spend_records_dropped",
+            "Spend records lost: held in memory past the cap, the WAL and database failing.",
+            registry=reg,
+        )
         self.log_dropped = Counter(
             "chatgate_access_log_dropped",
             "Access-log lines dropped because the log writer fell behind.",
             registry=reg,
         )
+
+    def spend_hooks(self) -> SpendHooks:
+        return {"on_pending": self.spend_pending.set, "on_dropped": self.spend_dropped.inc}
 
     def shared_state_refused(self, scope: str, reason: str) -> None:
         self.shared_state_refusals.labels(scope, reason).inc()
@@ -212,6 +228,24 @@ class Metrics:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream
         return generate_latest(registry)
+
+    def forget_dead_processes(self) -> None:
+        """Drop the live gauges (in flight, spend records pending) of workers that were
+        killed, so a sum over the live ones does not keep their last values."""
+        directory = multiprocess_dir()
+        if directory is None:
+            return
+        for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
+            pid_text = path.rsplit("_", 1)[1].removesuffix(".db")
+            if not pid_text.isdigit():
+                continue
+            pid = int(pid_text)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # untyped upstream
+            except PermissionError:  # alive, another user's
+                continue
 
     def process_exited(self) -> None:
         """Forget this process's live gauges (in-flight) when it shuts down cleanly."""

@@ -83,6 +83,13 @@ async def _rollup_cache_writes(conn: AsyncConnection) -> None:
     await fill_cache_writes(conn)  # the days spend_log still has; the older ones keep 0
 
 
+async def _record_ids(conn: AsyncConnection) -> None:
+    await add_columns(SPEND_LOG, "record_id")(conn)
+    for index in SPEND_LOG.indexes:
+        if index.name == "ux_spend_log_record":
+            await conn.run_sync(index.create, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spend log and daily rollup", (SPEND_LOG, SPEND_DAILY)),
     Migration(2, "budget counters and reservations", (BUDGET_COUNTERS, BUDGET_RESERVATIONS)),
@@ -97,6 +104,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "spend_daily.cache_write_tokens, cache_write_1h_tokens (filled in from spend_log)",
         extra=_rollup_cache_writes,
     ),
+    Migration(13, "spend_log.record_id (unique: replays write a record once)", extra=_record_ids),
 )
 
 

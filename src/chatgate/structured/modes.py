@@ -21,6 +21,7 @@ from typing import Any, Literal, get_args
 
 import orjson
 import pydantic
+import pydantic_core
 
 from chatgate.errors import InvalidRequestError
 from chatgate.providers.registry import split_model
@@ -38,6 +39,8 @@ MODES: tuple[str, ...] = get_args(Mode)
 # responseSchema inlines every $ref): a recursive response_model goes there in JSON mode.
 _NO_RECURSION = frozenset({"gemini"})
 _FENCE = re.compile(r"```(?:json)?\s*\n?(.*?)```", re.DOTALL)
+_OPENER = re.compile(r"[{\[]")
+_NOT_NEWLINE = re.compile(r"[^\n]")
 
 
 def choose_mode(model: str, schema: OutputSchema, requested: str | None) -> Mode:
@@ -119,13 +122,34 @@ def extract_json(text: str) -> Any:
         except orjson.JSONDecodeError:
             pass
     decoder = json.JSONDecoder()
-    for match in re.finditer(r"[{\[]", stripped):
+    for match in _OPENER.finditer(stripped):
         try:
             value, _ = decoder.raw_decode(stripped, match.start())
         except json.JSONDecodeError:
             continue
         return value
-    raise ValueError("the answer contains no JSON value")
+    raise ValueError(_why_not_json(text))
+
+
+def _why_not_json(text: str) -> str:
+    """What is wrong with the JSON the answer holds (its fenced block, else what starts at its
+    first bracket), with the line and column in the answer; or that it holds none."""
+    fenced = _FENCE.search(text)
+    opener = _OPENER.search(text)
+    if fenced is not None:
+        start, candidate = fenced.start(1), fenced.group(1)
+    elif opener is not None:
+        start, candidate = opener.start(), text[opener.start() :]
+    else:
+        return "not JSON: the answer contains no JSON value"
+    # What precedes the candidate becomes blanks (newlines kept), which JSON skips: the
+    # parser's line and column are then the answer's own.
+    padded = _NOT_NEWLINE.sub(" ", text[:start]) + candidate
+    try:
+        pydantic_core.from_json(padded)
+    except ValueError as exc:
+        return f"invalid JSON: {exc}"
+    return "not JSON: the answer contains no JSON value"  # the candidate parsed after all
 
 
 def _location(loc: tuple[int | str, ...], enveloped: bool) -> str:
@@ -138,7 +162,7 @@ def validate(text: str, schema: OutputSchema) -> tuple[Any, list[str]]:
     try:
         data = extract_json(text)
     except ValueError as exc:
-        return None, [f"not JSON: {exc}"]
+        return None, [str(exc)]
     if schema.enveloped:
         if not isinstance(data, dict) or ENVELOPE_KEY not in data:
             return None, [f"expected an object with the key {ENVELOPE_KEY!r}"]

@@ -9,6 +9,10 @@ Every rule here exists because the server answers it badly (measured with 0.3.36
 - ``response_format: json_schema`` is a 500: sent as its ``{type: json_object, schema}``.
 - ``developer`` messages: sent as ``system`` (older chat templates know no developer role).
 - image, audio and file parts: refused, the local models read text only.
+- ``content`` as a list of text parts in a system, assistant or tool message (the anthropic
+  SDK's and Claude Code's ``system`` blocks) is a 500: sent as one string, by the registry
+  row's ``string_content`` (providers/content.py).
+- a request its schema refuses is a 500, not a 400: read as the 400 it is (``errors.py``).
 """
 
 from __future__ import annotations

@@ -56,10 +56,15 @@ SPEND_LOG = Table(
     Column("attempts", Integer, nullable=False, default=1),
     Column("cache_hit", Boolean, nullable=False, default=False),
     Column("error", String(64)),  # error class name; NULL for a success
+    # the record's unique id (added by migration 13; NULL in older rows): a replay of the
+    # write-ahead file skips the ids already here, so no record is written twice
+    Column("record_id", String(64)),
     Index("ix_spend_log_day", "day"),
     Index("ix_spend_log_key_ts", "key_id", "ts"),
     Index("ix_spend_log_team_ts", "team_id", "ts"),
     Index("ix_spend_log_request", "request_id"),
+    # with ``day``: a unique index of a partitioned table must hold the partition key
+    Index("ux_spend_log_record", "record_id", "day", unique=True),
     postgresql_partition_by="RANGE (day)",
 )
 
