@@ -60,6 +60,7 @@ FORBIDDEN = {
     "meta.py": ("chatgate.",),
     "embedding_types.py": ("chatgate.server", "chatgate.client", "chatgate.providers"),
     "errors.py": ("chatgate.",),
+    "retry_after.py": ("chatgate.",),
     "redact.py": ("chatgate.",),  # below everything that raises: providers, transport, client
     "client.py": _ABOVE_CLIENT,
     "routed.py": ("chatgate.server", "chatgate.router", "chatgate.api"),
@@ -93,8 +94,8 @@ FORBIDDEN = {
 }
 
 
-# The canonical types sit at the bottom with one sibling, the answer's metadata.
-ALLOWED = {"types.py": {"chatgate.meta"}}
+# The bottom modules import one sibling each: the answer's metadata, the Retry-After parser.
+ALLOWED = {"types.py": {"chatgate.meta"}, "errors.py": {"chatgate.retry_after"}}
 
 
 def _nodes(tree: ast.AST, *, runtime: bool) -> Iterator[ast.AST]:
