@@ -1,4 +1,4 @@
-"""The `chatgate` command: serve | config check | spend | keys | chat | batch."""
+"""The `chatgate` command: serve | config check | spend | keys | store | chat | batch."""
 
 from __future__ import annotations
 
@@ -164,8 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from chatgate import chat_cli
     from chatgate.batching import cli as batch_cli
     from chatgate.server import keys_cli
+    from chatgate.store import cli as store_cli
 
     keys_cli.add_parser(sub)
+    store_cli.add_parser(sub)
     chat_cli.add_parser(sub)
     batch_cli.add_parser(sub)
     args = parser.parse_args(argv)

@@ -68,9 +68,7 @@ async def test_connection_arguments_are_refused_with_a_router() -> None:
 
 
 async def test_conversation_through_a_router(tmp_path: Path) -> None:
-    from chatgate.persistence.sqlite import SQLiteStore
-
-    store = SQLiteStore(tmp_path / "memory.db")
+    store = f"sqlite:///{tmp_path / 'memory.db'}"
     with FakeOpenAI() as a, FakeOpenAI() as b:
         a.script(Reply(status=503, json=error_json("busy", "server_error")))
         router = router_over(a, b)

@@ -73,14 +73,16 @@ FORBIDDEN = {
         "chatgate.cost",
         "chatgate.cache",
     ),
-    "persistence": (
+    "store": (  # conversations and tool calls persist here: below memory and tools
         "chatgate.server",
         "chatgate.router",
         "chatgate.client",
         "chatgate.memory",
         "chatgate.tools",
         "chatgate.structured",
+        "chatgate.cost",
     ),
+    "persistence": ("chatgate.server", "chatgate.memory", "chatgate.tools"),
     "structured": (
         "chatgate.server",
         "chatgate.router",

@@ -10,10 +10,21 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chatgate.batching.input import BatchInputError, BatchItem
+    from chatgate.batching.provider.poll import PollPolicy
+    from chatgate.batching.provider.run import ProviderBatchRun
     from chatgate.batching.run import BatchRun, abatch, batch
     from chatgate.batching.summary import BatchSummary
 
-__all__ = ["BatchInputError", "BatchItem", "BatchRun", "BatchSummary", "abatch", "batch"]
+__all__ = [
+    "BatchInputError",
+    "BatchItem",
+    "BatchRun",
+    "BatchSummary",
+    "PollPolicy",
+    "ProviderBatchRun",
+    "abatch",
+    "batch",
+]
 
 _WHERE = {
     "BatchInputError": "chatgate.batching.input",
@@ -22,6 +33,8 @@ _WHERE = {
     "abatch": "chatgate.batching.run",
     "batch": "chatgate.batching.run",
     "BatchSummary": "chatgate.batching.summary",
+    "PollPolicy": "chatgate.batching.provider.poll",
+    "ProviderBatchRun": "chatgate.batching.provider.run",
 }
 
 

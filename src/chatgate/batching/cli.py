@@ -1,7 +1,9 @@
 """`chatgate batch INPUT.jsonl -o OUTPUT.jsonl`: a batch run with a progress line.
 
 Exit status: 0 every request answered or written as an error line; 1 the input, config or
-output file was refused (nothing sent); 2 the cost cap left requests unsent; 130 Ctrl-C.
+output file was refused (nothing sent), or a batch API refused a submission; 2 the cost cap
+left requests unsent; 3 (--provider-batch --max-wait) batches still running, rerun to
+collect them; 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from chatgate.errors import InvalidRequestError
+from chatgate.errors import ChatgateError, InvalidRequestError
 
 if TYPE_CHECKING:  # imported when the command runs: `chatgate serve` does not pay for them
     from rich.console import Console
@@ -46,6 +48,17 @@ def add_parser(sub: Any) -> None:
     cmd.add_argument("--max-cost", type=_usd, help="USD this run may spend at most")
     cmd.add_argument(
         "--retry-failed", action="store_true", help="run again the requests that failed before"
+    )
+    cmd.add_argument(
+        "--provider-batch",
+        action="store_true",
+        help="submit to the providers' batch APIs (OpenAI, Anthropic, Gemini): half price",
+    )
+    cmd.add_argument(
+        "--max-wait",
+        type=float,
+        metavar="SECONDS",
+        help="with --provider-batch: stop polling after this long (exit 3; rerun to collect)",
     )
     cmd.set_defaults(run=run)
 
@@ -84,19 +97,25 @@ class _Progress:
 
 
 async def _main(args: argparse.Namespace, console: Console) -> int:
+    from chatgate.batching.provider.poll import PollPolicy
+    from chatgate.batching.provider.run import ProviderBatchRun
     from chatgate.batching.run import BatchRun
     from chatgate.router import Router
 
     router = Router.from_config(args.config) if args.config else None
     with _Progress(console) as progress:
-        batch_run = BatchRun(
-            args.input,
-            args.output,
-            router=router,
-            concurrency=args.concurrency,
-            max_cost=args.max_cost,
-            retry_failed=args.retry_failed,
-            on_progress=progress,
+        common = {
+            "router": router,
+            "max_cost": args.max_cost,
+            "retry_failed": args.retry_failed,
+            "on_progress": progress,
+        }
+        batch_run: BatchRun | ProviderBatchRun = (
+            ProviderBatchRun(
+                args.input, args.output, poll=PollPolicy(max_wait_s=args.max_wait), **common
+            )
+            if args.provider_batch
+            else BatchRun(args.input, args.output, concurrency=args.concurrency, **common)
         )
         batch_run.prepare()
         loop = asyncio.get_running_loop()
@@ -110,7 +129,9 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
     print(summary.report(), flush=True)
     if summary.stopped == "interrupted":
         return 130
-    return 2 if summary.unsent else 0
+    if summary.unsent:
+        return 2
+    return 3 if summary.waiting else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         return asyncio.run(_main(args, console))
-    except (InvalidRequestError, OSError) as exc:
+    except (ChatgateError, OSError) as exc:
         message = exc.message if isinstance(exc, InvalidRequestError) else str(exc)
         print(f"error: {message}", file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -24,7 +25,18 @@ import orjson
 from chatgate.errors import ChatgateError, InvalidRequestError
 from chatgate.types import ChatResponse
 
-__all__ = ["Existing", "OutputFile", "failure_line", "load_existing", "success_line"]
+__all__ = [
+    "Existing",
+    "LineHook",
+    "OutputFile",
+    "failure_line",
+    "load_existing",
+    "success_line",
+    "write_atomically",
+]
+
+# Called with each line's custom_id and outcome once its line is written (e.g. a spend row).
+LineHook = Callable[[str, ChatResponse | ChatgateError], None]
 
 
 @dataclass
@@ -87,11 +99,12 @@ def load_existing(path: Path, *, retry_failed: bool) -> Existing:
             found.failed.add(custom_id)
         kept.append(raw)
     if found.repaired or retry_failed or tail.strip():
-        _replace(path, b"".join(raw + b"\n" for raw in kept))
+        write_atomically(path, b"".join(raw + b"\n" for raw in kept))
     return found
 
 
-def _replace(path: Path, content: bytes) -> None:
+def write_atomically(path: Path, content: bytes) -> None:
+    """Replace ``path`` with ``content``: a crash leaves the old file or the new, whole."""
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     with open(temp, "wb") as f:
         f.write(content)

@@ -13,12 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from chatgate.batching.input import BatchInputError, BatchItem, Source, collect_items, where_of
-from chatgate.batching.output import OutputFile, failure_line, load_existing, success_line
+from chatgate.batching.output import (
+    LineHook,
+    OutputFile,
+    failure_line,
+    load_existing,
+    success_line,
+)
 from chatgate.batching.plan import CostCap, check_items, router_for
+from chatgate.batching.provider.poll import PollPolicy
+from chatgate.batching.provider.run import ProviderBatchRun
 from chatgate.batching.summary import BatchSummary
 from chatgate.cost.budgets import Reservation
 from chatgate.errors import ChatgateError, InvalidRequestError
 from chatgate.router import Router
+from chatgate.router.fallbacks import Allowed
 from chatgate.transport.loop_thread import run_sync
 from chatgate.types import ChatResponse
 
@@ -41,7 +50,11 @@ class BatchRun:
         max_cost: Decimal | None = None,
         retry_failed: bool = False,
         on_progress: Progress | None = None,
+        on_line: LineHook | None = None,
+        allowed: Allowed | None = None,
     ) -> None:
+        """``allowed``: the model groups a caller may be served by, fallbacks included (the
+        gateway's key allowlist); None: any."""
         if concurrency < 1:
             raise InvalidRequestError("concurrency must be at least 1", param="concurrency")
         if max_cost is not None and max_cost < 0:
@@ -54,6 +67,8 @@ class BatchRun:
         self.cap = CostCap(Decimal(str(max_cost))) if max_cost is not None else None
         self.retry_failed = retry_failed
         self.on_progress = on_progress
+        self.on_line = on_line
+        self.allowed = allowed
         self.summary = BatchSummary()
         self._pending: deque[BatchItem] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -144,35 +159,29 @@ class BatchRun:
     async def _one(self, item: BatchItem, hold: Reservation | None, out: OutputFile) -> None:
         assert self.router is not None
         cost: Decimal | None = Decimal(0)
+        outcome: ChatResponse | ChatgateError
         try:
-            result = await self.router.aroute(item.request)
+            result = await self.router.aroute(item.request, allowed=self.allowed)
         except asyncio.CancelledError:
             self.summary.unsent += 1  # cancelled in flight: no line, it runs again on resume
             return
         except ChatgateError as exc:
             out.write(failure_line(item.custom_id, exc))
             self.summary.failed += 1
+            outcome = exc
         else:
             assert isinstance(result, ChatResponse)  # stream is refused by read_items
             cost = result.meta.cost
             out.write(success_line(item.custom_id, result))
-            self._count(result)
+            self.summary.count(result)
+            outcome = result
         finally:
             if hold is not None and self.cap is not None:
                 await self.cap.settle(hold, cost)
+        if self.on_line is not None:
+            self.on_line(item.custom_id, outcome)
         if self.on_progress is not None:
             self.on_progress(self.summary)
-
-    def _count(self, response: ChatResponse) -> None:
-        s = self.summary
-        s.done += 1
-        if response.usage is not None:
-            s.prompt_tokens += response.usage.prompt_tokens
-            s.completion_tokens += response.usage.completion_tokens
-        if response.meta.cost is None:
-            s.unpriced += 1
-        else:
-            s.cost += response.meta.cost
 
 
 async def abatch(
@@ -183,19 +192,24 @@ async def abatch(
     concurrency: int = 8,
     max_cost: Decimal | None = None,
     retry_failed: bool = False,
+    provider_batch: bool = False,
+    poll: PollPolicy | None = None,
 ) -> BatchSummary:
     """Run every request of ``requests_or_path`` (a JSONL file in OpenAI's Batch input format,
     or the same objects in an iterable) and append the answers to ``output_path`` in OpenAI's
     Batch output format. Requests already answered there are skipped (resume); failed ones
     too unless ``retry_failed``. ``router``: model names are its model_list names; without it
-    they are provider/model strings. ``max_cost`` (USD) is never exceeded. See docs/batch.md."""
-    run = BatchRun(
-        requests_or_path,
-        output_path,
-        router=router,
-        concurrency=concurrency,
-        max_cost=max_cost,
-        retry_failed=retry_failed,
+    they are provider/model strings. ``max_cost`` (USD) is never exceeded.
+
+    ``provider_batch``: submit to the providers' batch APIs (OpenAI, Anthropic, Gemini) at the
+    batch
+    price instead, answers within 24 h; ``poll`` sets how often to ask (and for how long at
+    most, ``max_wait_s``). See docs/batch.md."""
+    common: dict[str, Any] = {"router": router, "max_cost": max_cost, "retry_failed": retry_failed}
+    run: BatchRun | ProviderBatchRun = (
+        ProviderBatchRun(requests_or_path, output_path, poll=poll, **common)
+        if provider_batch
+        else BatchRun(requests_or_path, output_path, concurrency=concurrency, **common)
     )
     run.prepare()
     return await run.run()

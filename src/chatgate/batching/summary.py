@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from chatgate.types import ChatResponse
 
 __all__ = ["BatchSummary"]
 
-Stopped = Literal["max_cost", "interrupted"]
+Stopped = Literal["max_cost", "interrupted", "waiting"]
 
 
 @dataclass
@@ -25,6 +28,19 @@ class BatchSummary:
     wall_s: float = 0.0
     stopped: Stopped | None = None  # why requests were left unsent
     repaired: bool = False  # the output's cut-off last line was removed before the run
+    batches: list[str] = field(default_factory=list)  # provider batch ids submitted by this run
+    waiting: int = 0  # lines in provider batches not collected yet (a rerun collects them)
+
+    def count(self, response: ChatResponse) -> None:
+        """One answer: its tokens and exact cost."""
+        self.done += 1
+        if response.usage is not None:
+            self.prompt_tokens += response.usage.prompt_tokens
+            self.completion_tokens += response.usage.completion_tokens
+        if response.meta.cost is None:
+            self.unpriced += 1
+        else:
+            self.cost += response.meta.cost
 
     @property
     def finished(self) -> int:
@@ -57,6 +73,13 @@ class BatchSummary:
             )
         elif self.stopped == "interrupted":
             lines.append(f"interrupted: {self.unsent} unsent; run again to resume")
+        if self.batches:
+            lines.append(f"provider batches submitted: {', '.join(self.batches)}")
+        if self.waiting:
+            lines.append(
+                f"waiting: {self.waiting} lines still in provider batches; run the same "
+                "command again to collect them (they are not submitted again)"
+            )
         if self.repaired:
             lines.append(
                 "note: a cut-off last line in the output was removed (that request ran again)"

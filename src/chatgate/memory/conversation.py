@@ -26,9 +26,9 @@ from chatgate.memory.stream import ConversationStream
 from chatgate.memory.summarize import fold_point, summarize, summary_block
 from chatgate.memory.tokens import count_message_tokens
 from chatgate.memory.trim import fit_budget, last_turns, message_tokens
-from chatgate.persistence.protocol import ConversationRecord, ConversationStore
-from chatgate.persistence.sqlite import default_store
 from chatgate.routed import RouterLike, caller, provider_model
+from chatgate.store.defaults import conversation_store
+from chatgate.store.records import ConversationRecord, ConversationStore
 from chatgate.transport.loop_thread import run_sync
 from chatgate.types import AssistantMessage, ChatResponse, Message, SystemMessage, Usage
 
@@ -52,9 +52,11 @@ class Conversation:
 
     ``send`` / ``asend`` add a user message and the answer; ``stream`` / ``astream`` do the same
     streamed. The ``policy`` keeps each request inside the context (``LastTurns``,
-    ``TokenBudget``, ``Summarize``); turns persist in ``store`` (SQLite by default) under ``id``,
-    so ``Conversation.load(id, ...)`` picks a conversation up again. ``usage`` and ``cost`` add up
-    every call made for it, summaries included.
+    ``TokenBudget``, ``Summarize``); turns persist under ``id`` in ``store``: a database URL
+    (``"postgresql://..."``, ``"sqlite:///file.db"``), a ``ConversationStore``, or by default
+    the SQLite file ``$CHATGATE_SQLITE_PATH`` (``./chatgate.db``), so ``Conversation.load(id,
+    ...)`` picks a conversation up again. ``usage`` and ``cost`` add up every call made for
+    it, summaries included.
     """
 
     def __init__(
@@ -64,7 +66,7 @@ class Conversation:
         model: str,
         system: str | None = None,
         policy: Policy | None = None,
-        store: ConversationStore | None = None,
+        store: ConversationStore | str | None = None,
         persist: bool = True,
         summarizer: Mapping[str, Any] | None = None,
         api_key: str | None = None,
@@ -91,7 +93,7 @@ class Conversation:
         self.summary_covers = 0  # how many of the oldest messages the summary stands for
         self.last_request: list[Message] = []  # what the latest call sent
         self.spend = Spend()
-        self._store = (store or default_store()) if persist else None
+        self._store = conversation_store(store) if persist else None
         self._persisted = 0
         self._credentials = {k: v for k, v in (("api_key", api_key), ("api_base", api_base)) if v}
         self._credentials.update(secret)
@@ -104,10 +106,10 @@ class Conversation:
 
     @classmethod
     async def aload(
-        cls, id: str, *, store: ConversationStore | None = None, **kw: Any
+        cls, id: str, *, store: ConversationStore | str | None = None, **kw: Any
     ) -> Conversation:
         """The stored conversation, exactly as it was saved; ``kw`` gives credentials."""
-        chosen = store or default_store()
+        chosen = conversation_store(store)
         record = await chosen.load_conversation(id)
         if record is None:
             raise ConversationNotFoundError(f"no stored conversation has id {id!r}", param="id")

@@ -30,6 +30,8 @@ from chatgate.server.asgi import (
     read_body,
     send_json,
 )
+from chatgate.server.batch_routes import PREFIXES as BATCH_PREFIXES
+from chatgate.server.batch_routes import batch_route
 from chatgate.server.context import RequestContext
 from chatgate.server.count_tokens_route import count_tokens_route
 from chatgate.server.embeddings_route import embeddings
@@ -275,6 +277,8 @@ async def _dispatch(
         await handler(scope, receive, send, state, ctx)
     elif method == "GET" and path.startswith(MODEL_PREFIXES):
         await retrieve_model(scope, receive, send, state, ctx)
+    elif path.startswith(BATCH_PREFIXES):
+        await batch_route(scope, receive, send, state, ctx, method, path)
     elif path in _KNOWN:
         raise GatewayError(405, f"{method} is not allowed on {path}")
     else:

@@ -1,6 +1,9 @@
-"""SQL storage shared by cost, memory and the server: one async engine per database URL,
-schema modules per concern (``schema/``), and versioned migrations (``migrations``).
+"""chatgate's one SQL store: virtual keys, the spend log, budgets, conversations and the
+idempotency keys of side-effect tool calls, on SQLite (the embedded default) or PostgreSQL.
 
-SQLite (aiosqlite) is the embedded default; PostgreSQL (asyncpg) is for scale. Everything
-here needs the ``sql`` extra (``postgres`` for PostgreSQL).
+One async engine per database URL (``engine``), table definitions a module per concern
+(``schema/``), versioned migrations (``migrations``); the conversation and idempotency
+stores (``conversations``, ``idempotency``) implement the protocols in ``records``, which
+is all ``memory`` and ``tools`` import until something persists. PostgreSQL needs the
+``postgres`` extra (asyncpg).
 """

@@ -16,17 +16,23 @@ released step; add a new one.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Column, Float, Integer, String, Table, inspect, select, text
+from sqlalchemy import Column, Float, Integer, String, Table, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.schema import CreateColumn
 
 from chatgate.store.rollup import fill_cache_writes
 from chatgate.store.schema import METADATA
 from chatgate.store.schema.budgets import BUDGET_COUNTERS, BUDGET_RESERVATIONS
+from chatgate.store.schema.conversations import (
+    CONVERSATION_MESSAGES,
+    CONVERSATIONS,
+    TOOL_CALLS,
+)
 from chatgate.store.schema.keys import VIRTUAL_KEYS
 from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
 
@@ -39,6 +45,7 @@ SCHEMA_MIGRATIONS = Table(
     Column("name", String(200), nullable=False),
     Column("applied_at", Float, nullable=False),
 )
+log = logging.getLogger("chatgate")
 _LOCK_KEY = 0x63686174  # "chat": the advisory lock migrations hold on PostgreSQL
 
 
@@ -90,6 +97,21 @@ async def _record_ids(conn: AsyncConnection) -> None:
             await conn.run_sync(index.create, checkfirst=True)
 
 
+async def _adopt_conversations(conn: AsyncConnection) -> None:
+    """Say once what a file written by ``chatgate.persistence`` already held: its tables are
+    this step's tables, so they were kept as they are (no row copied or rewritten)."""
+    counts = [
+        (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+        for table in (CONVERSATIONS, TOOL_CALLS)
+    ]
+    if any(counts):
+        log.info(
+            "chatgate store: kept %d conversations and %d tool-call records already in this "
+            "database (written by chatgate.persistence); nothing was copied",
+            *counts,
+        )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spend log and daily rollup", (SPEND_LOG, SPEND_DAILY)),
     Migration(2, "budget counters and reservations", (BUDGET_COUNTERS, BUDGET_RESERVATIONS)),
@@ -105,6 +127,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         extra=_rollup_cache_writes,
     ),
     Migration(13, "spend_log.record_id (unique: replays write a record once)", extra=_record_ids),
+    Migration(
+        14,
+        "conversations and tool-call idempotency keys (chatgate.persistence's tables)",
+        (CONVERSATIONS, CONVERSATION_MESSAGES, TOOL_CALLS),
+        extra=_adopt_conversations,
+    ),
 )
 
 

@@ -20,7 +20,7 @@ import orjson
 import pydantic
 
 from chatgate.memory.tokens import count_text_tokens
-from chatgate.persistence.protocol import IdempotencyStore
+from chatgate.store.records import IdempotencyStore
 from chatgate.tools.definition import Tool, ToolContext, ToolDenied, ToolResult
 from chatgate.types import ToolCall
 

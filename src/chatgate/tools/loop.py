@@ -17,9 +17,9 @@ from typing import Any, Literal
 from chatgate.accounting import Spend
 from chatgate.chat_request import MessageLike
 from chatgate.errors import InvalidRequestError
-from chatgate.persistence.protocol import IdempotencyStore
-from chatgate.persistence.sqlite import default_store
 from chatgate.routed import RouterLike, caller
+from chatgate.store.defaults import idempotency_store
+from chatgate.store.records import IdempotencyStore
 from chatgate.tools.definition import Tool, make_tool
 from chatgate.tools.execute import Authorize, CallSettings, ToolDecision, execute_call
 from chatgate.transport.loop_thread import run_sync
@@ -116,7 +116,7 @@ async def arun_tools(
     tool_timeout: float = 30.0,
     max_result_chars: int = 20_000,
     conversation_id: str | None = None,
-    store: IdempotencyStore | None = None,
+    store: IdempotencyStore | str | None = None,
     context: Mapping[str, Any] | None = None,
     router: RouterLike | None = None,
     **params: Any,
@@ -128,15 +128,14 @@ async def arun_tools(
     registry = _registry(tools)
     _check(registry, params, max_rounds, conversation_id)
     call = caller(router, params)  # with router=, model is one of its model names
-    if store is None and any(t.side_effect for t in registry.values()):
-        store = default_store()
+    writes = any(t.side_effect for t in registry.values())
     settings = CallSettings(
         model=model,
         tools=registry,
         timeout=tool_timeout,
         max_result_chars=max_result_chars,
         authorize=authorize,
-        store=store,
+        store=idempotency_store(store) if writes else None,
         conversation_id=conversation_id,
         data=context or {},
     )

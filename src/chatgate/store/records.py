@@ -1,7 +1,8 @@
 """The two things memory and tools persist, as small records behind two small protocols.
 
-Any backend that implements these (SQLite here; PostgreSQL through the shared store later)
-can be passed as ``store=`` to ``Conversation`` and ``run_tools``.
+The SQL store implements both (``chatgate.store.conversations``, ``chatgate.store.idempotency``,
+on SQLite or PostgreSQL); any other object that implements them can be passed as ``store=`` to
+``Conversation`` and ``run_tools``. Nothing here needs SQLAlchemy.
 """
 
 from __future__ import annotations

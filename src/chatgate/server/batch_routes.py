@@ -1,0 +1,238 @@
+"""OpenAI's Files and Batches API on the gateway, so ``client.files.create(purpose="batch")``
+and ``client.batches.create/retrieve/list`` of the openai SDK work against it:
+
+- ``POST /v1/files`` (multipart: ``file``, ``purpose=batch``), ``GET /v1/files/{id}`` and
+  ``GET /v1/files/{id}/content``;
+- ``POST /v1/batches`` (``endpoint`` ``/v1/chat/completions``, ``completion_window`` ``24h``),
+  ``GET /v1/batches/{id}``, ``GET /v1/batches``.
+
+Every line is checked when the batch is created (a bad line, a model this gateway does not
+serve or the key may not use: 400 listing the lines), and the key's budgets hold the batch's
+worst case (402 when they cannot). The batch then runs in the background (batch_runner):
+on the provider's batch API at the batch price where the model has one, by the gateway at the
+normal price otherwise. Answers go to ``output_file_id``, failed lines to ``error_file_id``.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from email.parser import BytesParser
+from email.policy import HTTP
+from pathlib import Path
+from typing import Any
+
+from chatgate.batching.input import BatchInputError, BatchItem, read_items
+from chatgate.batching.provider.plan import plan_one
+from chatgate.cost.budgets import Reservation
+from chatgate.errors import ChatgateError, InvalidRequestError
+from chatgate.router.budgeting import routed_worst_case
+from chatgate.server.asgi import Receive, Scope, Send, header, read_body, send_json
+from chatgate.server.batch_runner import batchable, start_batch
+from chatgate.server.batch_store import (
+    KEY_FIELD,
+    OWNER_FIELD,
+    BatchStore,
+    batch_dir,
+    new_id,
+    owner_of,
+    public,
+)
+from chatgate.server.context import RequestContext
+from chatgate.server.errors import GatewayError
+from chatgate.server.openai_routes import parse_json_body
+from chatgate.server.services import database_url
+from chatgate.server.serving import allowed_groups, key_budget
+from chatgate.server.state import GatewayState
+
+__all__ = ["PREFIXES", "batch_route"]
+
+PREFIXES = ("/v1/files", "/v1/batches")
+_RUNNING = ("validating", "in_progress", "finalizing")
+
+
+def _store(state: GatewayState) -> BatchStore:
+    return BatchStore(batch_dir(database_url(state.config.general_settings)))
+
+
+async def batch_route(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    state: GatewayState,
+    ctx: RequestContext,
+    method: str,
+    path: str,
+) -> None:
+    parts = path.strip("/").split("/")[1:]  # ["files", id, "content"] / ["batches", id]
+    store = _store(state)
+    if method == "POST" and parts in (["files"], ["batches"]):
+        body = await read_body(receive, state.config.general_settings.max_request_bytes)
+        if parts == ["files"]:
+            await send_json(send, 200, public(_upload(store, ctx, scope, body)))
+        else:
+            await send_json(send, 200, public(await _create(store, state, ctx, body)))
+    elif method == "GET" and parts == ["batches"]:
+        data = [public(r) for r in store.batches(ctx)]
+        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+        page = {"object": "list", "data": data, "first_id": first, "last_id": last}
+        await send_json(send, 200, {**page, "has_more": False})
+    elif method == "GET" and len(parts) == 2 and parts[0] == "batches":
+        record = store.batch(parts[1], ctx)
+        if record["status"] in _RUNNING:
+            start_batch(state, store, record["id"])  # picked up again after a restart
+        await send_json(send, 200, public(record))
+    elif method == "GET" and len(parts) == 2 and parts[0] == "files":
+        await send_json(send, 200, public(store.file(parts[1], ctx)))
+    elif method == "GET" and len(parts) == 3 and parts[0] == "files" and parts[2] == "content":
+        await _send_bytes(send, store.file_bytes(parts[1], ctx))
+    else:
+        raise GatewayError(404, f"no route {method} {path}", code="not_found")
+
+
+async def _send_bytes(send: Send, data: bytes) -> None:
+    headers = [(b"content-type", b"application/octet-stream")]
+    headers.append((b"content-length", str(len(data)).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+def _form(scope: Scope, body: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """The fields of a multipart/form-data body: name -> (filename, bytes). The stdlib's
+    MIME parser does this, so no multipart library is added for one route."""
+    content_type = header(scope, b"content-type") or ""
+    if not content_type.startswith("multipart/form-data"):
+        raise GatewayError(400, "send the file as multipart/form-data (file, purpose)")
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = (part.get_filename(), payload)
+    return fields
+
+
+def _upload(store: BatchStore, ctx: RequestContext, scope: Scope, body: bytes) -> dict[str, Any]:
+    fields = _form(scope, body)
+    purpose = fields.get("purpose", (None, b""))[1].decode("utf-8", "replace")
+    if purpose != "batch":
+        raise GatewayError(
+            400, f"purpose must be 'batch' (the only use of files here), got {purpose!r}",
+            param="purpose",
+        )  # fmt: skip
+    if "file" not in fields:
+        raise GatewayError(400, "a 'file' field with the JSONL batch input is needed", param="file")
+    filename, data = fields["file"]
+    return store.add_file(owner_of(ctx), filename or "batch.jsonl", purpose, data)
+
+
+def _check_items(state: GatewayState, ctx: RequestContext, source: Path) -> list[BatchItem]:
+    try:
+        items = read_items(source)
+    except BatchInputError as exc:  # its message names the stored file's path: not shown
+        raise GatewayError(400, _listed(exc.problems), param="input_file_id") from None
+    groups, problems = state.models.router.groups, []
+    for item in items:
+        model = item.request.model
+        if model not in groups:
+            problems.append(f"line {item.line}: model {model!r} is not served here")
+        elif ctx.key is not None and not ctx.key.allows(model):
+            problems.append(f"line {item.line}: this key may not use model {model!r}")
+    if problems:
+        raise GatewayError(400, _listed(problems), param="input_file_id")
+    return items
+
+
+def _listed(problems: list[str]) -> str:
+    more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+    return f"the input file has {len(problems)} problem(s): " + "; ".join(problems[:10]) + more
+
+
+async def _hold(
+    state: GatewayState, ctx: RequestContext, items: list[BatchItem]
+) -> dict[str, Reservation]:
+    """Per model: hold the worst case of its lines (at the batch rate where a provider batch
+    API serves it) on every budget that applies; BudgetExceededError (402) when one cannot."""
+    budgets, router = state.services.budgets, state.models.router
+    extra = key_budget(ctx)
+    who = {"key": ctx.key_id, "user": ctx.user_id, "team": ctx.team_id}
+    worst: dict[str, Decimal] = {}
+    for item in items:
+        model = item.request.model
+        if not budgets.lines_for(model=model, extra=extra, **who):
+            continue
+        try:
+            if batchable(state, model):
+                amount = plan_one(item, router, budgets).worst
+            else:
+                amount = routed_worst_case(router, budgets, item.request, allowed_groups(ctx))
+        except InvalidRequestError as exc:
+            raise GatewayError(400, f"line {item.line}: {exc.message}") from None
+        worst[model] = worst.get(model, Decimal(0)) + amount
+    holds: dict[str, Reservation] = {}
+    try:
+        for model, amount in worst.items():
+            holds[model] = await budgets.reserve_amount(amount, model=model, extra=extra, **who)
+    except ChatgateError:  # a budget that cannot cover it: release the holds taken
+        for hold in holds.values():
+            await budgets.settle(hold, Decimal(0))
+        raise
+    return holds
+
+
+def _owner(ctx: RequestContext) -> dict[str, Any]:
+    """Who the batch runs for, for its spend rows, budgets and allowlist (ids, no secret)."""
+    key = ctx.key
+    return {
+        "key_id": ctx.key_id,
+        "user_id": ctx.user_id,
+        "team_id": ctx.team_id,
+        "models": list(key.models) if key is not None else [],
+        "budget": str(key.budget_usd) if key is not None and key.budget_usd is not None else None,
+        "budget_period": key.budget_period if key is not None else None,
+    }
+
+
+async def _create(
+    store: BatchStore, state: GatewayState, ctx: RequestContext, body: bytes
+) -> dict[str, Any]:
+    data = parse_json_body(body)
+    if data.get("endpoint") != "/v1/chat/completions":
+        raise GatewayError(400, "endpoint must be '/v1/chat/completions'", param="endpoint")
+    if data.get("completion_window") != "24h":
+        raise GatewayError(400, "completion_window must be '24h'", param="completion_window")
+    file_id = data.get("input_file_id")
+    if not isinstance(file_id, str):
+        raise GatewayError(
+            400, "input_file_id: the id of an uploaded batch file", param="input_file_id"
+        )
+    if store.file(file_id, ctx)["purpose"] != "batch":
+        raise GatewayError(
+            400, f"{file_id} is not a batch input file (purpose 'batch')", param="input_file_id"
+        )
+    source = store.file_path(file_id, ctx)
+    items = _check_items(state, ctx, source)
+    holds = await _hold(state, ctx, items)
+    batch_id = new_id("batch_")
+    folder = store.batch_folder(batch_id)
+    folder.mkdir(parents=True)
+    (folder / "input.jsonl").write_bytes(source.read_bytes())
+    now = int(time.time())
+    record: dict[str, Any] = {
+        "id": batch_id, "object": "batch", "endpoint": "/v1/chat/completions",
+        "errors": None, "input_file_id": file_id, "completion_window": "24h",
+        "status": "validating", "output_file_id": None, "error_file_id": None,
+        "created_at": now, "in_progress_at": None, "expires_at": now + 86400,
+        "finalizing_at": None, "completed_at": None, "failed_at": None, "expired_at": None,
+        "cancelling_at": None, "cancelled_at": None,
+        "request_counts": {"total": len(items), "completed": 0, "failed": 0},
+        "metadata": data.get("metadata"),
+        OWNER_FIELD: owner_of(ctx),
+        KEY_FIELD: _owner(ctx),
+    }  # fmt: skip
+    store.save_batch(record)
+    start_batch(state, store, batch_id, holds)
+    return record

@@ -1,0 +1,236 @@
+"""Running a gateway batch job in the background, with chatgate's batch runs: lines whose
+model has a deployment with a provider batch API go to that API at the batch price
+(chatgate.batching.provider), the others are run by the gateway itself through its router at
+the normal price (chatgate.batching.run). Every result line writes a spend-log row for the
+batch's key; the budget holds taken at creation are settled with what the lines cost.
+
+One worker runs a batch at a time: it holds an exclusive lock (``flock``) on the batch's
+folder while it runs, so a batch found unfinished (after a restart) is picked up again by
+whichever worker reads it first, and never run twice at once. Provider batches already
+submitted are polled, not submitted again (their ids are in the state file beside the
+output), and lines already answered are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from chatgate.batching.input import BatchInputError, read_items
+from chatgate.batching.provider.plan import APIS
+from chatgate.batching.provider.run import ProviderBatchRun
+from chatgate.batching.run import BatchRun
+from chatgate.cost.budgets import Budget, Reservation, Window
+from chatgate.errors import ChatgateError
+from chatgate.server.batch_store import KEY_FIELD, OWNER_FIELD, BatchStore
+from chatgate.server.context import RequestContext, usage_record
+from chatgate.server.state import GatewayState
+from chatgate.types import ChatResponse
+
+__all__ = ["batchable", "start_batch"]
+
+log = logging.getLogger("chatgate.server")
+
+# Handlers get the state, not the Gateway, so the running jobs are kept here: a set of tasks
+# (a task not referenced anywhere may be garbage-collected mid-run).
+_RUNNING: dict[str, asyncio.Task[None]] = {}
+
+
+def batchable(state: GatewayState, model: str) -> bool:
+    """Whether a model_list name has a deployment with a provider batch API."""
+    group = state.models.router.groups.get(model) or []
+    return any(routed.deployment.provider in APIS for routed in group)
+
+
+def start_batch(
+    state: GatewayState,
+    store: BatchStore,
+    batch_id: str,
+    holds: dict[str, Reservation] | None = None,
+) -> None:
+    """Run (or resume) the batch in the background, unless this process already runs it."""
+    if batch_id in _RUNNING:
+        return
+    task = asyncio.get_running_loop().create_task(_run(state, store, batch_id, holds or {}))
+    _RUNNING[batch_id] = task
+    task.add_done_callback(lambda _: _RUNNING.pop(batch_id, None))
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[bool]:
+    fd = os.open(folder / "lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False  # another worker runs it
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _split(folder: Path, state: GatewayState) -> tuple[Path, Path]:
+    """The input cut in two: lines for provider batch APIs, lines the gateway runs."""
+    provider, live = folder / "provider.jsonl", folder / "live.jsonl"
+    if not provider.exists():
+        to_provider: list[bytes] = []
+        to_live: list[bytes] = []
+        for raw in (folder / "input.jsonl").read_bytes().splitlines():
+            if raw.strip():
+                model = orjson.loads(raw)["body"]["model"]
+                (to_provider if batchable(state, model) else to_live).append(raw + b"\n")
+        live.write_bytes(b"".join(to_live))
+        provider.write_bytes(b"".join(to_provider))  # written last: the split is complete
+    return provider, live
+
+
+class _Spend:
+    """A spend-log row per result line, and the cost per model for the budget holds."""
+
+    def __init__(self, state: GatewayState, record: dict[str, Any], models: dict[str, str]):
+        self.state = state
+        self.record = record
+        self.models = models  # custom_id -> model_list name
+        self.cost: dict[str, Decimal | None] = {}
+
+    def __call__(self, custom_id: str, outcome: ChatResponse | ChatgateError) -> None:
+        model = self.models[custom_id]
+        owner = self.record.get(KEY_FIELD) or {}
+        ctx = RequestContext(route="/v1/batches", key_id=owner.get("key_id"))
+        ctx.user_id, ctx.team_id = owner.get("user_id"), owner.get("team_id")
+        ctx.requested_model = model
+        ctx.tags = ("batch", self.record["id"])
+        if isinstance(outcome, ChatResponse):
+            ctx.take_response(outcome)
+            ctx.status = 200
+        else:
+            ctx.fail(outcome, outcome.status_code or 502)
+            ctx.deployment = f"{outcome.provider}/{outcome.model}" if outcome.provider else None
+        ctx.finish()
+        if isinstance(outcome, ChatResponse):  # a failed line is not billed
+            known = self.cost.get(model, Decimal(0))
+            self.cost[model] = None if known is None or ctx.cost is None else known + ctx.cost
+        spend = self.state.services.spend
+        if spend is not None:
+            spend.emit(usage_record(ctx))
+
+
+async def _run(
+    state: GatewayState, store: BatchStore, batch_id: str, holds: dict[str, Reservation]
+) -> None:
+    folder = store.batch_folder(batch_id)
+    spend = _Spend(state, {}, {})
+    try:
+        with _locked(folder) as mine:
+            if not mine:
+                return  # another worker runs it (without these holds: they are freed below)
+            record = spend.record = store.batch(batch_id, None)
+            if record["status"] not in ("validating", "in_progress", "finalizing"):
+                return
+            try:
+                await _execute(state, store, folder, record, spend)
+            except (ChatgateError, OSError) as exc:
+                log.warning("batch %s failed: %s", batch_id, exc)
+                record["status"], record["failed_at"] = "failed", int(time.time())
+                error = {"code": "batch_failed", "message": _failure(exc), "param": None}
+                record["errors"] = {"object": "list", "data": [{**error, "line": None}]}
+                store.save_batch(record)
+    finally:  # every hold is settled, whatever happened: the renewal loop never keeps one
+        await _charge(state, spend, holds)
+
+
+async def _charge(state: GatewayState, spend: _Spend, holds: dict[str, Reservation]) -> None:
+    """What the lines of this run cost, charged to the budgets: through the holds taken at
+    creation, or, for a batch resumed without them, through a hold of nothing settled at
+    once (refused only when the budget is already spent: then it is logged)."""
+    budgets = state.services.budgets
+    owner = spend.record.get(KEY_FIELD) or {}
+    who = {"key": owner.get("key_id"), "user": owner.get("user_id"), "team": owner.get("team_id")}
+    limit = owner.get("budget")
+    period: Window = owner.get("budget_period") or "monthly"  # written from the key's Window
+    key_id = who["key"]
+    extra = (Budget("key", Decimal(limit), period, subject=key_id),) if limit and key_id else ()
+    for model in {*holds, *spend.cost}:
+        cost = spend.cost.get(model, Decimal(0))
+        hold = holds.get(model)
+        try:
+            if hold is None:
+                if not cost:
+                    continue
+                hold = await budgets.reserve_amount(Decimal(0), model=model, extra=extra, **who)
+            await budgets.settle(hold, cost)
+        except ChatgateError as exc:
+            log.warning("batch cost of %s not charged to its budgets: %s", model, exc)
+
+
+def _failure(exc: ChatgateError | OSError) -> str:
+    if isinstance(exc, BatchInputError):
+        return "; ".join(exc.problems[:10])  # its message names files on this server
+    if isinstance(exc, ChatgateError):
+        return exc.message
+    return f"the gateway could not read or write the batch's files ({type(exc).__name__})"
+
+
+async def _execute(
+    state: GatewayState,
+    store: BatchStore,
+    folder: Path,
+    record: dict[str, Any],
+    spend: _Spend,
+) -> None:
+    router = state.models.router
+    record["status"] = "in_progress"
+    record["in_progress_at"] = record.get("in_progress_at") or int(time.time())
+    store.save_batch(record)
+    provider, live = _split(folder, state)
+    out = folder / "output.jsonl"
+    for source in (live, provider):
+        if source.stat().st_size:
+            spend.models.update({i.custom_id: i.request.model for i in read_items(source)})
+    if live.stat().st_size:
+        models = set((record.get(KEY_FIELD) or {}).get("models") or ())
+        allowed = models.__contains__ if models else None  # the key's allowlist, fallbacks too
+        run = BatchRun(live, out, router=router, concurrency=8, on_line=spend, allowed=allowed)
+        run.prepare()
+        await run.run()
+    if provider.stat().st_size:
+        batch_run = ProviderBatchRun(provider, out, router=router, on_line=spend)
+        batch_run.prepare()
+        await batch_run.run()
+    _finish(store, record, out)
+
+
+def _finish(store: BatchStore, record: dict[str, Any], out: Path) -> None:
+    """OpenAI's shape: answers in the output file, failed lines in the error file."""
+    answers: list[bytes] = []
+    errors: list[bytes] = []
+    for raw in out.read_bytes().splitlines() if out.exists() else ():
+        line = orjson.loads(raw)
+        (answers if line.get("error") is None else errors).append(raw + b"\n")
+    owner = record[OWNER_FIELD]
+    for key, lines, name in (
+        ("output_file_id", answers, "output"),
+        ("error_file_id", errors, "errors"),
+    ):
+        if lines:
+            data = b"".join(lines)
+            made = store.add_file(owner, f"{record['id']}_{name}.jsonl", "batch_output", data)
+            record[key] = made["id"]
+    record["request_counts"] = {
+        "total": len(answers) + len(errors),
+        "completed": len(answers),
+        "failed": len(errors),
+    }
+    record["status"], record["completed_at"] = "completed", int(time.time())
+    store.save_batch(record)
