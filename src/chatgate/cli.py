@@ -10,7 +10,10 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chatgate.config import GeneralSettings
 
 __all__ = ["app_factory", "main"]
 
@@ -79,7 +82,8 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         lifespan="on",
         loop="uvloop",
-        http="httptools",
+        http=_http_protocol(cfg.general_settings),
+        timeout_keep_alive=cfg.general_settings.keep_alive_timeout_s,
         access_log=False,
         timeout_graceful_shutdown=cfg.general_settings.shutdown_grace_s,
     )
@@ -95,6 +99,18 @@ def _serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the same, after the drain
             uvicorn.run(app, **options)
     return 0
+
+
+def _http_protocol(settings: GeneralSettings) -> Any:
+    """uvicorn's httptools protocol with the header/body deadlines and the connection cap."""
+    from chatgate.server.connections import ConnectionLimits, fit_descriptor_limit, protocol
+
+    limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections=settings.max_connections,
+    )
+    return protocol(fit_descriptor_limit(limits))
 
 
 def _run_workers(workers: int, access_log: bool, options: dict[str, Any]) -> None:

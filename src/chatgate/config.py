@@ -219,6 +219,11 @@ class CacheSettings(_Strict):
 class GeneralSettings(_Strict):
     master_key: str | None = Field(default=None, repr=False)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    # What one client may hold of `chatgate serve` (docs/operations.md, connection limits):
+    header_timeout_s: float = Field(default=10.0, gt=0)  # request line + headers, or 408
+    body_timeout_s: float = Field(default=30.0, gt=0)  # the whole body after them, or 408
+    max_connections: int = Field(default=4096, gt=0)  # open, per process; beyond: 503
+    keep_alive_timeout_s: float = Field(default=5.0, gt=0)  # idle between requests
     # keys, spend log, budgets; default sqlite:///chatgate.db (or CHATGATE_DATABASE_URL)
     database_url: str | None = Field(default=None, repr=False)
     log_content: bool = False  # put message content in the access log

@@ -186,7 +186,7 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.replies: deque[Reply] = deque()
-        self.disconnects = 0  # streams whose client went away before the end
+        self.disconnects = 0  # answers whose client went away before the end
         self.files: dict[str, tuple[bytes, str]] = {}  # GET path -> (body, content type)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -276,7 +276,11 @@ class FakeOpenAI:
     ) -> web.StreamResponse:
         """Send a scripted reply: after its delay, raw bytes, a JSON body, or an SSE stream."""
         if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
+            try:
+                await asyncio.sleep(reply.delay_s)
+            except asyncio.CancelledError:  # the client closed the connection while we waited
+                self.disconnects += 1
+                raise
         if reply.raw is not None:
             return web.Response(status=reply.status, body=reply.raw, headers=headers)
         if reply.chunks is None:

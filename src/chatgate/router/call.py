@@ -19,7 +19,7 @@ from chatgate.types import Attempt, ChatRequest
 if TYPE_CHECKING:
     from chatgate.router.router import Router
 
-__all__ = ["CallContext", "bounded", "describe", "estimate_tokens"]
+__all__ = ["CallContext", "bounded", "describe", "estimate_tokens", "prompt_bytes"]
 
 _PER_MESSAGE_BYTES = 16  # role, separators: what the JSON of a message adds to its text
 _IMAGE_BYTES = 1024  # ~255 tokens: OpenAI's low-detail price plus tiles, roughly
@@ -58,8 +58,13 @@ class CallContext:
 def estimate_tokens(request: ChatRequest) -> int:
     """A quick estimate for TPM buckets and the context pre-check: 4 bytes of text per token
     for the prompt, plus the output limit; corrected by the actual usage afterwards (and the
-    context check counts exactly when it gets close). It walks the messages' text instead of
-    serializing them: this runs on every routed call."""
+    context check counts exactly when it gets close)."""
+    return prompt_bytes(request) // 4 + (request.output_limit() or 0)
+
+
+def prompt_bytes(request: ChatRequest) -> int:
+    """About how much text the prompt is. It walks the messages' text instead of serializing
+    them: this runs on every routed call."""
     size = 0
     for message in request.messages:
         size += _PER_MESSAGE_BYTES
@@ -74,7 +79,7 @@ def estimate_tokens(request: ChatRequest) -> int:
             size += len(call.function.name) + len(call.function.arguments)
     if request.tools:
         size += len(orjson.dumps([t.model_dump(exclude_none=True) for t in request.tools]))
-    return size // 4 + (request.output_limit() or 0)
+    return size
 
 
 def bounded(timeouts: Timeouts | None, left: float) -> Timeouts:

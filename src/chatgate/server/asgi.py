@@ -3,16 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
 
-__all__ = ["BodyTooLarge", "Receive", "Scope", "Send", "read_body", "send_json", "start_stream"]
+__all__ = [
+    "READ_TIMEOUT",
+    "BodyTooLarge",
+    "Receive",
+    "Scope",
+    "Send",
+    "big_body",
+    "parsed_body",
+    "read_body",
+    "remember_parsed",
+    "send_json",
+    "start_stream",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+# Set in the scope by the server (server/connections.py) when it gave up waiting for the
+# request's headers or body: the app then sees the client gone and records a 408.
+READ_TIMEOUT = "chatgate.read_timeout"
+
+
+# A big body parsed off the event loop before its handler runs (app.py), with the body it came
+# from: the handler's parse finds it instead of parsing again on the loop.
+_PARSED: ContextVar[tuple[bytes, Any] | None] = ContextVar("chatgate_parsed_body", default=None)
+
+
+def remember_parsed(body: bytes, data: Any) -> None:
+    _PARSED.set((body, data))
+
+
+def parsed_body(body: bytes) -> Any | None:
+    """What ``body`` was parsed into off the loop, if it was."""
+    known = _PARSED.get()
+    return known[1] if known is not None and known[0] is body else None
+
+
+def big_body() -> bool:
+    """Whether this request's body was big enough to be parsed off the loop."""
+    return _PARSED.get() is not None
 
 
 class BodyTooLarge(Exception):

@@ -6,24 +6,29 @@ the upstream's base64 strings reach the client untouched."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
+from typing import Any
 
 from chatgate.cost.calc import price_of
 from chatgate.cost.tokens import count_tokens
-from chatgate.embedding_types import EmbeddingInput
+from chatgate.embedding_types import EmbeddingInput, EmbeddingResponse
 from chatgate.embeddings import build_embedding
 from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.openai_routes import model_name, parse_json_body
+from chatgate.server.relay import ClientDisconnected, ClientWatch
 from chatgate.server.serving import (
     admit_model,
     allowed_groups,
+    charge_hold,
     hold_amount,
     settle_amount,
     take_key_limits,
 )
 from chatgate.server.state import GatewayState
+from chatgate.transport.offload import OFFLOAD_MIN_BYTES, off_loop
 from chatgate.types import Usage
 
 __all__ = ["embeddings"]
@@ -37,23 +42,49 @@ async def embeddings(
     body: bytes,
     ctx: RequestContext,
 ) -> None:
-    data = parse_json_body(body)
+    watch = ClientWatch(receive)
+    try:
+        response = await _serve(state, ctx, parse_json_body(body), len(body), watch)
+    except ClientDisconnected as exc:
+        ctx.fail(exc, 499)
+        return
+    finally:
+        watch.stop()
+    payload = response.__pydantic_serializer__.to_json(response)
+    ctx.status = 200
+    await send_json(send_, 200, payload, ctx.headers())
+
+
+async def _serve(
+    state: GatewayState, ctx: RequestContext, data: dict[str, Any], size: int, watch: ClientWatch
+) -> EmbeddingResponse:
     name = admit_model(state, ctx, model_name(data), stream=False)
     router = state.models.router
     if ctx.log_content:
         ctx.content_in = data.get("input")
     request = build_embedding(name, data)
     group = router.groups[name]
-    tokens = _input_tokens(group[0].model, request.input)
+    if size < OFFLOAD_MIN_BYTES:
+        tokens = _input_tokens(group[0].model, request.input)
+    else:  # seconds of counting for a big input: off the event loop
+        tokens = await off_loop(_input_tokens, group[0].model, request.input)
     await take_key_limits(state, ctx, lambda: tokens)
     allowed = allowed_groups(ctx)
     reachable = [d for g in router.reachable(name, allowed) for d in router.groups[g]]
     prices = [p.input for d in reachable if (p := price_of(d.deployment)) is not None]
     if prices:  # the dearest deployment that may serve, fallbacks included: it picks later
         await hold_amount(state, ctx, name, max(prices) * tokens)
+    if watch.gone:  # gone before the call: nothing was spent
+        await settle_amount(state, ctx, Decimal(0), 0)
+        raise ClientDisconnected
     began = time.perf_counter()
     try:
-        response = await router.aroute_embedding(request, tags=ctx.tags, allowed=allowed)
+        response = await watch.cancelling(
+            router.aroute_embedding(request, tags=ctx.tags, allowed=allowed)
+        )
+    except (ClientDisconnected, asyncio.CancelledError):  # the upstream had the input
+        await charge_hold(state, ctx)
+        raise
     except BaseException:
         await settle_amount(state, ctx, Decimal(0), 0)
         raise
@@ -68,9 +99,7 @@ async def embeddings(
     if response.usage is not None:
         tokens = response.usage.prompt_tokens
         ctx.usage = Usage(prompt_tokens=tokens, total_tokens=response.usage.total_tokens)
-    payload = response.__pydantic_serializer__.to_json(response)
-    ctx.status = 200
-    await send_json(send_, 200, payload, ctx.headers())
+    return response
 
 
 def _input_tokens(model: str, given: EmbeddingInput) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import text
 
 from chatgate import config as config_module
+from chatgate.cost.encodings import encoding_for_model, get_encoding
 from chatgate.errors import ChatgateError
 from chatgate.providers.registry import prepare_deployment, stop_prepared
 from chatgate.server.access_log import ACCESS_LOGGER, AccessLogWriter, access_line
@@ -242,6 +243,7 @@ def _freeze_heap() -> None:
 async def _warm_up(state: GatewayState) -> None:
     """Start managed upstreams (the local model) now, so the first request is not the slow one.
     A failure is logged, not fatal: the other models keep serving and the request retries it."""
+    _load_encodings(state)
     for deployment in state.models.deployments():
         try:
             await prepare_deployment(deployment)
@@ -249,3 +251,12 @@ async def _warm_up(state: GatewayState) -> None:
             log.warning(
                 "could not start model %s/%s: %s", deployment.provider, deployment.model, exc
             )
+
+
+def _load_encodings(state: GatewayState) -> None:
+    """Build the tokenizers the configured models count with, before serving: building one
+    holds the interpreter for up to half a second (o200k_base, measured), which on a request
+    would stall every other request that long."""
+    names = {encoding_for_model(d.model)[0] for d in state.models.deployments()}
+    for name in sorted(names):
+        get_encoding(name)

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from chatgate.chat_request import chat_request
-from chatgate.server.asgi import Receive, Scope, Send
+from chatgate.server.asgi import Receive, Scope, Send, parsed_body
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.serving import respond
@@ -27,6 +27,9 @@ MAX_DEPTH = 64
 
 
 def parse_json_body(body: bytes) -> dict[str, Any]:
+    known = parsed_body(body)  # a big body, parsed off the event loop (app.py)
+    if known is not None:
+        return known  # type: ignore[no-any-return]  # checked when parsed
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -1,4 +1,5 @@
-"""Relay a ChatStream to an HTTP client as SSE, in whichever wire format the route speaks.
+"""Relay a ChatStream to an HTTP client as SSE, in whichever wire format the route speaks; and
+``ClientWatch``, which notices a client that goes away, for streams and whole answers alike.
 
 Chunks are forwarded as they arrive (no buffering); a client that goes away cancels the
 upstream request at once; an upstream failure mid-stream becomes an error event in the route's
@@ -10,18 +11,61 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from chatgate.server.asgi import Receive, Send, start_stream
 from chatgate.server.context import RequestContext
 from chatgate.stream import ChatStream
 from chatgate.wire_chunk import StreamItem
 
-__all__ = ["ClientDisconnected", "Frames", "relay"]
+__all__ = ["ClientDisconnected", "ClientWatch", "Frames", "relay"]
+
+T = TypeVar("T")
 
 
 class ClientDisconnected(Exception):
-    """The client went away before the end of the stream (recorded as status 499)."""
+    """The client went away before the end of the answer (recorded as status 499)."""
+
+
+def _nothing() -> None:
+    pass
+
+
+class ClientWatch:
+    """Waits in a side task for the client's ``http.disconnect`` (the server reports it as soon
+    as the connection closes, once the body has been read), then runs ``on_gone``: cancel the
+    call while an answer is awaited (``cancelling``), close the upstream stream while one is
+    relayed. ``stop()`` it when the answer is over."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.gone = False
+        self.on_gone: Callable[[], object] = _nothing
+        self._task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        self.on_gone()
+
+    async def cancelling(self, call: Awaitable[T]) -> T:
+        """Await ``call``; if the client goes meanwhile, cancel it (closing its upstream
+        connection) and raise ClientDisconnected. Other cancellations pass through."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.on_gone = task.cancel
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if self.gone and task.uncancel() == 0:
+                raise ClientDisconnected from None
+            raise
+        finally:
+            self.on_gone = _nothing
+
+    def stop(self) -> None:
+        self._task.cancel()
 
 
 class Frames(Protocol):
@@ -38,22 +82,14 @@ class Frames(Protocol):
 
 async def relay(
     chat_stream: ChatStream,
-    receive: Receive,
+    watch: ClientWatch,
     send: Send,
     ctx: RequestContext,
     frames: Frames,
 ) -> None:
-    gone = False
-
-    async def watch_client() -> None:
-        """On disconnect, close the upstream stream: the read below ends at once."""
-        nonlocal gone
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        gone = True
+    watch.on_gone = chat_stream.close  # the read below ends at once
+    if watch.gone:
         chat_stream.close()
-
-    watcher = asyncio.ensure_future(watch_client())
     complete = False
     held = b""  # the last batch, when the end follows without waiting: one write for both
     try:
@@ -75,10 +111,10 @@ async def relay(
             tail = held + frames.error(exc)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
     finally:
-        watcher.cancel()
+        watch.on_gone = _nothing
         if not complete:
             chat_stream.close()
-    if gone and not complete:
+    if watch.gone and not complete:
         ctx.fail(ClientDisconnected(), 499)
     elif complete:
         ctx.take_response(chat_stream.final())

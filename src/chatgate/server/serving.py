@@ -8,6 +8,7 @@ that costs money, and a refused request leaves no hold, no counter and no spend 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -15,21 +16,24 @@ from typing import Any
 
 from chatgate.cost.budgets import Budget
 from chatgate.cost.calc import cost_of, partial_usage, price_of
+from chatgate.cost.tokens import precount
 from chatgate.router.budgeting import routed_worst_case
-from chatgate.router.call import estimate_tokens
+from chatgate.router.call import estimate_tokens, prompt_bytes
 from chatgate.router.fallbacks import Allowed
 from chatgate.router.state import Limits
-from chatgate.server.asgi import Receive, Scope, Send, send_json
+from chatgate.server.asgi import Receive, Scope, Send, big_body, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
-from chatgate.server.relay import Frames, relay
+from chatgate.server.relay import ClientDisconnected, ClientWatch, Frames, relay
 from chatgate.server.state import GatewayState
 from chatgate.stream import ChatStream
+from chatgate.transport.offload import OFFLOAD_MIN_BYTES
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
 __all__ = [
     "admit_model",
     "allowed_groups",
+    "charge_hold",
     "check_n",
     "hold_amount",
     "respond",
@@ -41,18 +45,30 @@ __all__ = [
 
 
 async def serve_chat(
-    scope: Scope, state: GatewayState, ctx: RequestContext, request: ChatRequest
+    scope: Scope,
+    state: GatewayState,
+    ctx: RequestContext,
+    request: ChatRequest,
+    watch: ClientWatch | None = None,
 ) -> ChatResponse | ChatStream:
-    """Admit and route ``request`` (its ``model`` is the name the client asked for)."""
+    """Admit and route ``request`` (its ``model`` is the name the client asked for). With a
+    ``watch``, the call is cancelled if the client goes (ClientDisconnected)."""
     name = admit_model(state, ctx, request.model, stream=bool(request.stream))
     request.model = name
     check_n(state, request)
     services = state.services
     await take_key_limits(state, ctx, lambda: estimate_tokens(request))
     await _hold_budget(state, ctx, request)
+    if watch is not None and watch.gone:  # gone before the call: nothing was spent
+        await settle(state, ctx, None, request)
+        raise ClientDisconnected
     began = time.perf_counter()
     try:
-        result = await _route(scope, state, ctx, request)
+        routed = _route(scope, state, ctx, request)
+        result = await (routed if watch is None else watch.cancelling(routed))
+    except (ClientDisconnected, asyncio.CancelledError):
+        await charge_hold(state, ctx)
+        raise
     except BaseException:
         await settle(state, ctx, None, request)  # nothing was spent: release the hold
         raise
@@ -80,18 +96,54 @@ async def respond(
     frames: Frames,
 ) -> None:
     """Serve ``request`` and answer in the route's wire format: ``whole`` renders a complete
-    answer as the JSON body, ``frames`` write a stream. Settled either way."""
-    result = await serve_chat(scope, state, ctx, request)
-    if isinstance(result, ChatResponse):
-        await settle(state, ctx, result, request)
-        ctx.take_response(result)
-        ctx.status = 200
-        await send_json(send, 200, whole(result), ctx.headers())
-        return
+    answer as the JSON body, ``frames`` write a stream. Settled either way; a client that goes
+    away cancels the call, whole or streamed (status 499, settled as docs/cost.md says)."""
+    if big_body():
+        await _count_big_prompt(state, ctx, request)
+    watch = ClientWatch(receive)
     try:
-        await relay(result, receive, send, ctx, frames)
+        result = await serve_chat(scope, state, ctx, request, watch)
+        if isinstance(result, ChatResponse):
+            await settle(state, ctx, result, request)
+            ctx.take_response(result)
+            if watch.gone:  # gone once the answer came: it is paid for, never received
+                raise ClientDisconnected
+            ctx.status = 200
+            await send_json(send, 200, whole(result), ctx.headers())
+            return
+        try:
+            await relay(result, watch, send, ctx, frames)
+        finally:
+            await settle(state, ctx, result, request)
+    except ClientDisconnected as exc:
+        ctx.fail(exc, 499)
     finally:
-        await settle(state, ctx, result, request)
+        watch.stop()
+
+
+async def _count_big_prompt(state: GatewayState, ctx: RequestContext, request: ChatRequest) -> None:
+    """A big prompt is counted once in a worker thread, for every encoding the call may be
+    counted with (its group's and its fallbacks'), so that the budget hold and the router's
+    context check find it counted: counting 15 MiB on the event loop stalled every other
+    request for seconds. Small prompts keep counting on the loop, where it is cheaper; only a
+    request whose body was big (parsed off the loop) is measured here."""
+    if prompt_bytes(request) < OFFLOAD_MIN_BYTES:
+        return
+    key, groups = ctx.key, state.models.router.groups
+    if request.model not in groups or (key is not None and not key.allows(request.model)):
+        return  # refused before anything is counted
+    names = {request.model}
+    settings = state.config.router_settings
+    for table in (
+        settings.fallbacks,
+        settings.context_window_fallbacks,
+        settings.content_policy_fallbacks,
+    ):
+        for entry in table:
+            for targets in entry.values():
+                names.update(targets)
+    models = [routed.model for name in names if name in groups for routed in groups[name]]
+    await precount(models, request.messages, request.tools)
 
 
 async def _route(
@@ -220,6 +272,13 @@ async def settle(
             ctx.usage = usage
         ctx.cost = cost if ctx.cost is None else ctx.cost
     await settle_amount(state, ctx, cost, usage_total)
+
+
+async def charge_hold(state: GatewayState, ctx: RequestContext) -> None:
+    """The call was cancelled before its answer came: the upstream may bill anything up to
+    the hold and we will never learn what, so the hold is charged (docs/cost.md)."""
+    ctx.cost = ctx.hold.amount_usd if ctx.hold is not None else None
+    await settle_amount(state, ctx, None, 0)
 
 
 async def settle_amount(

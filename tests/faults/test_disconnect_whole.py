@@ -1,0 +1,195 @@
+"""A client that gives up on a whole (non-streamed) answer: the gateway notices at once,
+cancels the upstream call, logs 499 and settles as docs/cost.md defines for a cancelled call
+(the hold is charged: the upstream may bill up to it and we never learn what it did)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from chatgate.cost.budgets import Budgets
+from tests.fakes.gateway import Gateway, request_json, start_gateway
+from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, embeddings_reply
+
+MASTER = "sk-master-disconnect-7"
+MAX_TOKENS = 1000
+ASK = [{"role": "user", "content": "tell me a long story"}]
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("disconnect")
+    params = {"api_base": upstream.base_url, "api_key": "sk-upstream-disconnect-1"}
+    config = {
+        "model_list": [
+            {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **params}},
+            {"model_name": "embed", "params": {"model": "openai/text-embedding-3-small", **params}},
+        ],
+        "router_settings": {"cooldown_time": 0, "num_retries": 0},
+        "general_settings": {
+            "master_key": MASTER,
+            "database_url": f"sqlite:///{tmp / 'gateway.db'}",
+            "key_cache_ttl_s": 0,
+            "cache": {"backend": "memory"},
+        },
+    }
+    with start_gateway(config, tmp) as gw:
+        yield gw
+
+
+@pytest.fixture(autouse=True)
+def _fresh_script(upstream: FakeOpenAI) -> None:
+    upstream.replies.clear()
+
+
+def new_key(gw: Gateway, **fields: Any) -> str:
+    status, body = request_json(
+        f"{gw.url}/admin/keys", body=json.dumps(fields).encode(), key=MASTER
+    )
+    assert status == 200, body
+    key: str = body["key"]
+    return key
+
+
+def give_up(
+    gw: Gateway, upstream: FakeOpenAI, path: str, body: dict[str, Any], key: str, trace: str
+) -> float:
+    """Send a request, close the connection once the upstream is working on it (the client's
+    patience ran out mid-call); the time of the close (monotonic)."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(gw.url.rsplit(":", 1)[1]), timeout=5)
+    headers = {
+        "content-type": "application/json",
+        "authorization": f"Bearer {key}",
+        "x-chatgate-trace-id": trace,
+    }
+    calls = len(upstream.requests)
+    conn.request("POST", path, body=json.dumps(body), headers=headers)
+    deadline = time.monotonic() + 5
+    while len(upstream.requests) == calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(upstream.requests) > calls, "the request never reached the upstream"
+    time.sleep(0.2)
+    conn.close()
+    return time.monotonic()
+
+
+def access_line(gw: Gateway, trace: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in gw.access_lines():
+            if line["trace_id"] == trace:
+                return line
+        time.sleep(0.02)
+    raise AssertionError(f"no access-log line for {trace}:\n{gw.log_text()}")
+
+
+def hold_of(messages: list[dict[str, Any]], max_tokens: int) -> Decimal:
+    return Budgets([]).worst_case("openai/gpt-4o-mini", messages, max_tokens=max_tokens)
+
+
+def test_a_client_giving_up_on_a_whole_answer_cancels_the_upstream_and_is_charged_the_hold(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    hold = hold_of(ASK, MAX_TOKENS)
+    budget = hold * Decimal("1.5")  # room for one call's hold, not two
+    secret = new_key(gateway, budget=str(budget))
+    before = upstream.disconnects
+    upstream.script(Reply(json=completion_json("late", prompt_tokens=9, completion_tokens=3),
+                          delay_s=2.0))  # fmt: skip
+    body = {"model": "fast", "messages": ASK, "max_tokens": MAX_TOKENS}
+    closed = give_up(gateway, upstream, "/v1/chat/completions", body, secret, "whole-1")
+    assert upstream.wait_for_disconnect(before + 1, timeout_s=1.0), "upstream call still running"
+    assert time.monotonic() - closed < 1.0
+    line = access_line(gateway, "whole-1")
+    assert line["status"] == 499
+    assert line["error_class"] == "ClientDisconnected"
+    assert Decimal(line["cost_usd"]) == hold  # what the upstream may bill, at most
+    # The budget was charged the hold: the next call's hold no longer fits.
+    status, answer = request_json(
+        f"{gateway.url}/v1/chat/completions", body=json.dumps(body).encode(), key=secret
+    )
+    assert status == 402, answer
+
+
+def test_embeddings_give_up_cancels_the_upstream(gateway: Gateway, upstream: FakeOpenAI) -> None:
+    secret = new_key(gateway, budget="1")
+    before = upstream.disconnects
+    upstream.script(Reply(json=embeddings_reply({"input": "x"}).json, delay_s=2.0))
+    body = {"model": "embed", "input": "some words to embed"}
+    give_up(gateway, upstream, "/v1/embeddings", body, secret, "embed-1")
+    assert upstream.wait_for_disconnect(before + 1, timeout_s=1.0)
+    line = access_line(gateway, "embed-1")
+    assert line["status"] == 499
+    assert Decimal(line["cost_usd"]) > 0  # the input, which the upstream bills once it read it
+
+
+def test_a_leader_giving_up_does_not_cancel_the_shared_call_of_the_others(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    """Single-flight: two identical cacheable requests share one upstream call; the one that
+    started it leaving must not fail the other, nor close the upstream connection."""
+    before = upstream.disconnects
+    calls = len(upstream.requests)
+    upstream.script(Reply(json=completion_json("shared answer"), delay_s=1.5))
+    body = {"model": "fast", "messages": [{"role": "user", "content": "shared"}],
+            "temperature": 0, "max_tokens": 50}  # fmt: skip
+    result: dict[str, Any] = {}
+
+    def follower() -> None:
+        time.sleep(0.2)  # joins the leader's flight
+        result["answer"] = request_json(
+            f"{gateway.url}/v1/chat/completions", body=json.dumps(body).encode(), key=MASTER
+        )
+
+    thread = threading.Thread(target=follower)
+    thread.start()
+    give_up(gateway, upstream, "/v1/chat/completions", body, MASTER, "leader-1")
+    thread.join(10)
+    status, answer = result["answer"]
+    assert status == 200, answer
+    assert answer["choices"][0]["message"]["content"] == "shared answer"
+    assert len(upstream.requests) == calls + 1  # one upstream call for both
+    assert upstream.disconnects == before
+    assert access_line(gateway, "leader-1")["status"] == 499
+
+
+def test_a_stream_client_giving_up_before_the_first_chunk_cancels_the_upstream(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    before = upstream.disconnects
+    upstream.script(Reply(chunks=[], delay_s=2.0))
+    body = {"model": "fast", "messages": ASK, "stream": True}
+    give_up(gateway, upstream, "/v1/chat/completions", body, MASTER, "stream-1")
+    assert upstream.wait_for_disconnect(before + 1, timeout_s=1.0)
+    assert access_line(gateway, "stream-1")["status"] == 499
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/messages", {"model": "fast", "max_tokens": 100, "messages": ASK}),
+        ("/v1/responses", {"model": "fast", "input": "tell me a long story"}),
+    ],
+)
+def test_every_whole_answer_route_notices_the_client_leaving(
+    gateway: Gateway, upstream: FakeOpenAI, path: str, body: dict[str, Any]
+) -> None:
+    before = upstream.disconnects
+    upstream.script(Reply(json=completion_json("late"), delay_s=2.0))
+    trace = f"route-{path}"
+    give_up(gateway, upstream, path, body, MASTER, trace)
+    assert upstream.wait_for_disconnect(before + 1, timeout_s=1.0)
+    assert access_line(gateway, trace)["status"] == 499
