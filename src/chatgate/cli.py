@@ -147,7 +147,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _spend(args: argparse.Namespace) -> int:
-    from chatgate.cost.report_cli import run
+    from chatgate.spend_cli import run
 
     return run(args)
 

@@ -54,7 +54,7 @@ def test_converse_signed_request_and_exact_body(bedrock: FakeBedrock) -> None:
         max_tokens=50,
         temperature=0.2,
         stop="END",
-        top_k=5,
+        extra_body={"top_k": 5},
     )
     assert response.content == "echo: what is up"
     assert response.finish_reason == "stop"

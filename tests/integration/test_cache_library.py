@@ -179,13 +179,14 @@ def test_sync_completion_uses_the_cache(fake: FakeOpenAI, cache: Cache) -> None:
 
 
 async def test_saved_cost_is_reported_on_a_hit(fake: FakeOpenAI) -> None:
-    from chatgate.client import build_request, send
+    from chatgate.chat_request import chat_request
+    from chatgate.client import send
     from chatgate.providers.registry import resolve_deployment
     from chatgate.transport.http import Timeouts
 
     cache = Cache()
     deployment = resolve_deployment("openai/gpt-4o-mini", api_key="sk", api_base=fake.base_url)
-    request = build_request("gpt-4o-mini", HI, {"temperature": 0})
+    request = chat_request("gpt-4o-mini", HI, {"temperature": 0})
 
     async def call() -> ChatResponse:  # a cost step as the router's would fill it
         response = await send(request, deployment, timeouts=Timeouts())

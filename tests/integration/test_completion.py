@@ -53,14 +53,14 @@ def test_sync_completion_returns_typed_response_with_meta(fake: FakeOpenAI) -> N
     }
 
 
-async def test_async_completion_and_unknown_fields_pass_through(fake: FakeOpenAI) -> None:
+async def test_async_completion_and_extra_body_fields_pass_through(fake: FakeOpenAI) -> None:
     fake.script(Reply(json=completion_json("ok", service_tier="default", vendor_x={"a": 1})))
     response = await chatgate.acompletion(
         model="openai/gpt-4o-mini",
         messages=HI,
         api_key="sk-test",
         api_base=fake.base_url,
-        top_k=5,  # a vendor extension: sent as given, not dropped
+        extra_body={"top_k": 5},  # a vendor extension: sent as given, not dropped
         seed=7,
     )
     assert response.content == "ok"
@@ -68,6 +68,26 @@ async def test_async_completion_and_unknown_fields_pass_through(fake: FakeOpenAI
     assert fake.last.body["top_k"] == 5
     assert fake.last.body["seed"] == 7
     assert "stream" not in fake.last.body
+
+
+async def test_a_misspelt_parameter_raises_before_sending_naming_it(fake: FakeOpenAI) -> None:
+    with pytest.raises(chatgate.InvalidRequestError) as caught:
+        await chatgate.acompletion(
+            model="anthropic/claude-x",
+            messages=HI,
+            api_key="sk-test",
+            api_base=fake.base_url,
+            temprature=0.5,  # type: ignore[call-arg]
+        )
+    assert caught.value.param == "temprature"
+    assert "did you mean 'temperature'" in str(caught.value)
+    assert "extra_body" in str(caught.value)
+    assert fake.requests == []
+
+
+def test_the_blocking_call_refuses_an_unknown_parameter_too() -> None:
+    with pytest.raises(chatgate.InvalidRequestError, match="unknown parameter 'top_k'"):
+        chatgate.completion(model="openai/gpt-4o-mini", messages=HI, api_key="k", top_k=3)  # type: ignore[call-arg]
 
 
 def test_image_and_tool_messages_are_sent_verbatim(fake: FakeOpenAI) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from chatgate.cost.budgets import to_pico
 from chatgate.cost.prices import ModelPrice, lookup_price
-from chatgate.cost.report_cli import compact
+from chatgate.spend_cli import compact
 from tests.fakes import anthropic_server as anth
 from tests.fakes.gateway import Gateway, request_json, start_gateway
 from tests.fakes.openai_server import Reply

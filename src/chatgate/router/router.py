@@ -16,10 +16,10 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack, cast
 
 from chatgate import config as config_module
-from chatgate.client import MessageLike, build_request
+from chatgate.chat_request import MessageLike, chat_request
 from chatgate.config import Config, ModelEntry, RouterSettings
 from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest, EmbeddingResponse
 from chatgate.embeddings import build_embedding
@@ -31,6 +31,7 @@ from chatgate.router.chat import ChatJob
 from chatgate.router.deployments import RoutedDeployment, build_groups
 from chatgate.router.embed import EmbeddingJob
 from chatgate.router.fallbacks import Allowed, FallbackTables, everything, next_allowed
+from chatgate.router.options import ROUTE_ARGS, RouteArgs, RoutedCompletionArgs
 from chatgate.router.policy import Fault, classify
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
@@ -160,39 +161,37 @@ class Router:
         messages: Sequence[MessageLike],
         *,
         stream: bool = False,
-        tags: Sequence[str] | None = None,
-        priority: int = 0,
-        timeout: float | None = None,
-        num_retries: int | None = None,
-        disable_fallbacks: bool = False,
-        raise_on_truncation: bool = False,
-        download_images: bool = False,
-        **params: Any,
-    ) -> Any:
-        """Like ``chatgate.acompletion`` with ``model`` a model_list name. ``tags``: only
-        deployments carrying all of them; ``priority``: lower is admitted first when queued."""
+        **kw: Unpack[RoutedCompletionArgs],
+    ) -> ChatResponse | ChatStream:
+        """Like ``chatgate.acompletion`` with ``model`` a model_list name; the keywords are
+        OpenAI's request fields (``ChatParams``) and how to route (``RouteArgs``)."""
+        return await self._completion(model, messages, stream, kw, sync=False)
+
+    def completion(
+        self,
+        model: str,
+        messages: Sequence[MessageLike],
+        *,
+        stream: bool = False,
+        **kw: Unpack[RoutedCompletionArgs],
+    ) -> ChatResponse | ChatStream:
+        """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
+        return run_sync(self._completion(model, messages, stream, kw, sync=True))
+
+    async def _completion(
+        self,
+        model: str,
+        messages: Sequence[MessageLike],
+        stream: bool,
+        kw: RoutedCompletionArgs,
+        *,
+        sync: bool,
+    ) -> ChatResponse | ChatStream:
+        params: dict[str, Any] = {k: v for k, v in kw.items() if k not in ROUTE_ARGS}
         if stream:
             params["stream"] = True
-        request = build_request(model, messages, params)
-        return await self.aroute(
-            request,
-            tags=tags,
-            priority=priority,
-            timeout=timeout,
-            num_retries=num_retries,
-            disable_fallbacks=disable_fallbacks,
-            raise_on_truncation=raise_on_truncation,
-            download_images=download_images,
-        )
-
-    def completion(self, model: str, messages: Sequence[MessageLike], **kw: Any) -> Any:
-        """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
-        stream = bool(kw.pop("stream", False))
-        if stream:
-            kw["stream"] = True
-        request = build_request(model, messages, {k: v for k, v in kw.items() if k not in _CALL})
-        options = {k: v for k, v in kw.items() if k in _CALL}
-        return run_sync(self.aroute(request, sync=True, **options))
+        options = cast(RouteArgs, {k: v for k, v in kw.items() if k in ROUTE_ARGS})
+        return await self.aroute(chat_request(model, messages, params), sync=sync, **options)
 
     async def aroute(
         self,
@@ -371,19 +370,6 @@ class Router:
     @property
     def health(self) -> Health:
         return self._health
-
-
-_CALL = frozenset(
-    {
-        "tags",
-        "priority",
-        "timeout",
-        "num_retries",
-        "disable_fallbacks",
-        "raise_on_truncation",
-        "download_images",
-    }
-)
 
 
 def _state_for(settings: RouterSettings, clock: Callable[[], float]) -> RouterState:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from decimal import Decimal
 
-from chatgate.cost.provider_count import count_via_api
+from chatgate.cost.provider_count import COUNT_ENDPOINTS, count_with
 from chatgate.cost.tokens import TokenCount, count_tokens
 from chatgate.errors import ChatgateError
 from chatgate.providers.anthropic.inbound import validate_count_body
@@ -31,21 +31,14 @@ __all__ = ["count_tokens_route"]
 
 log = logging.getLogger("chatgate.server")
 
-_API_COUNTS = frozenset({"anthropic", "gemini"})
 _THREAD_ABOVE = 64 * 1024  # bytes of body: a count this big leaves the event loop
 
 
 async def _count(deployment: Deployment, request: ChatRequest, size: int) -> TokenCount:
-    if deployment.provider in _API_COUNTS:
+    if deployment.provider in COUNT_ENDPOINTS:
         try:
-            return await count_via_api(
-                f"{deployment.provider}/{deployment.model}",
-                request.messages,
-                request.tools,
-                None,
-                api_key=deployment.api_key,
-                api_base=deployment.api_base,
-            )
+            tokens, method = await count_with(deployment, request)
+            return TokenCount(tokens, True, method)
         except ChatgateError as exc:  # the count is advisory: estimate rather than fail
             # the class and status only: an upstream's error text may echo the credential
             status = getattr(exc, "status_code", None)

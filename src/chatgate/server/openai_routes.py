@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from chatgate.client import build_request
+from chatgate.chat_request import chat_request
 from chatgate.server.asgi import Receive, Scope, Send, parsed_body
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError, openai_error
@@ -87,7 +87,7 @@ async def chat_completions(
     messages = data.pop("messages", None)
     if ctx.log_content:
         ctx.content_in = messages
-    request = build_request(name, messages, data)
+    request = chat_request(name, messages, data, strict=False)
     await respond(scope, receive, send_, state, ctx, request, whole=_json, frames=OpenAIFrames())
 
 
