@@ -10,7 +10,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from chatgate.errors import (
     APITimeoutError,
@@ -32,12 +32,10 @@ from chatgate.router.policy import (
     disabled_by,
     disabled_state,
 )
+from chatgate.router.runtime import Runtime
 from chatgate.router.state import MemoryState, Stats
 from chatgate.router.strategies import Pick, warm_first
 from chatgate.types import Attempt, ResponseMeta
-
-if TYPE_CHECKING:
-    from chatgate.router.router import Router
 
 __all__ = ["Answer", "GroupRunner", "Job", "correction"]
 
@@ -89,21 +87,21 @@ class Job(Protocol[R_co]):
 
 class GroupRunner:
     def __init__(
-        self, name: str, deployments: list[RoutedDeployment], pick: Pick, router: Router
+        self, name: str, deployments: list[RoutedDeployment], pick: Pick, runtime: Runtime
     ) -> None:
         self.name = name
         self.deployments = deployments
         self.ids = [d.id for d in deployments]
         self._pick = pick
-        self.router = router
+        self.runtime = runtime
         self._needs_tokens = any(d.limits.tpm or d.context_window for d in deployments)
         self._tagged = any(d.tags for d in deployments)
         self._waiters: list[asyncio.Future[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self.affinity = affinity_for(router.settings, router.state)
+        self.affinity = affinity_for(runtime.settings, runtime.state)
 
     async def run(self, job: Job[R], call: CallContext, *, can_fall_back: bool) -> R:
-        router = self.router
+        router = self.runtime
         tokens = job.estimate() if self._needs_tokens else 0
         retries = 0
         tried: set[str] = set()
@@ -157,7 +155,7 @@ class GroupRunner:
                 retryable=False,
             )
         windows = [d.context_window for d, _ in usable if d.context_window]
-        checks = self.router.settings.enable_pre_call_checks
+        checks = self.runtime.settings.enable_pre_call_checks
         if not (checks and windows) or tokens <= min(windows) // 2:
             return usable
         counted = job.counted(self.deployments[0].model)  # near a limit: exactly, not by bytes
@@ -196,7 +194,7 @@ class GroupRunner:
         """Wait for the first deployment to come back, or raise if it will not be soon
         enough (or a fallback group can serve instead of a cooling one). ``waited``: how long
         this call has waited for room already."""
-        settings = self.router.settings
+        settings = self.runtime.settings
         waiting = [(d, s) for d, s in usable if disabled_by(s, now) is None]
         if not waiting:  # their cooldowns would end in the same refusal: fail now
             raise self._disabled(usable, now)
@@ -213,7 +211,7 @@ class GroupRunner:
         if (all_cooling and can_fall_back) or (earliest > limit and not math.isinf(earliest)):
             raise self._unavailable(usable, now, all_cooling, earliest)
         if not math.isinf(earliest):
-            await self.router.sleep(earliest)
+            await self.runtime.sleep(earliest)
         elif not await self._capacity_freed(limit):  # a slot frees when a request ends
             raise self._unavailable(usable, now, all_cooling, earliest)
 
@@ -250,7 +248,7 @@ class GroupRunner:
         """Wait until a request of this group ends; False if none did within ``timeout``.
         With shared state a slot may free in another process, which wakes nobody here: then
         True after each short poll too, so the caller looks again."""
-        shared = not isinstance(self.router.state, MemoryState)
+        shared = not isinstance(self.runtime.state, MemoryState)
         wait = min(timeout, _SHARED_POLL_S) if shared else timeout
         future = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
@@ -281,7 +279,7 @@ class GroupRunner:
         except BaseException:
             await self.release(d, 0)
             raise
-        router = self.router
+        router = self.runtime
         await router.state.record_success(d.id, time.perf_counter() - started, router.now())
         await self.release(d, correction(result, tokens))
         call.log.append(Attempt(deployment=d.id, model=d.model))
@@ -289,7 +287,7 @@ class GroupRunner:
         return result
 
     async def release(self, d: RoutedDeployment, correction: int) -> None:
-        await self.router.state.release(d.id, d.limits, correction, self.router.now())
+        await self.runtime.state.release(d.id, d.limits, correction, self.runtime.now())
         self._wake()
 
     async def _after_failure(
@@ -302,7 +300,7 @@ class GroupRunner:
         usable: Sequence[tuple[RoutedDeployment, Stats]],
     ) -> float:
         """Record the failure; return how long to wait before the next try, or raise."""
-        router = self.router
+        router = self.runtime
         now = router.now()
         fault = classify(exc)
         attempt = Attempt(

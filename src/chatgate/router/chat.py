@@ -64,7 +64,7 @@ class ChatJob:
         ttft = (
             stream.ttft_ms / 1000.0 if stream.ttft_ms is not None else time.perf_counter() - started
         )
-        router = runner.router
+        router = runner.runtime
         await router.state.record_success(d.id, ttft, router.now())
         call.log.append(Attempt(deployment=d.id, model=d.model))
         stream.attempts = len(call.log)
@@ -146,7 +146,7 @@ class _StreamTicket:
         call.end_stream()
 
     async def _settle(self, response: ChatResponse | None, error: BaseException | None) -> None:
-        router = self._runner.router
+        router = self._runner.runtime
         if isinstance(error, ChatgateError) and error.retryable:
             await router.state.record_failure(
                 self._d.id, type(error).__name__, router.health, router.now()

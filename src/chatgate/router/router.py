@@ -33,6 +33,7 @@ from chatgate.router.embed import EmbeddingJob
 from chatgate.router.fallbacks import Allowed, FallbackTables, everything, next_allowed
 from chatgate.router.options import ROUTE_ARGS, RouteArgs, RoutedCompletionArgs
 from chatgate.router.policy import Fault, classify
+from chatgate.router.runtime import Runtime
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
 from chatgate.stream import ChatStream
@@ -101,6 +102,7 @@ class Router:
         self._rng = rng or random.Random()
         self._admission = Admission(s.max_parallel_requests, s.max_queue)
         self._health = Health(s.allowed_fails, s.failure_window, s.cooldown_time)
+        self._runtime = Runtime(s, self.state, self._health, clock, sleep, self._rng)
         self._runners: dict[str, GroupRunner] = {}
         self._env = env
         for name, deployments in self.groups.items():
@@ -109,7 +111,7 @@ class Router:
     def _runner(self, name: str, deployments: list[RoutedDeployment]) -> GroupRunner:
         s = self.settings
         pick = pick_for(s.routing_strategy, exploration=s.latency_exploration)
-        return GroupRunner(name, deployments, pick, self)
+        return GroupRunner(name, deployments, pick, self._runtime)
 
     def add_deployments(self, model_list: Sequence[ModelEntry | Mapping[str, Any]]) -> None:
         """Serve more model names (a gateway adds ``openai/<model>`` names on first use).
@@ -316,7 +318,7 @@ class Router:
     ) -> R:
         """Admission, then the job through its group and fallbacks. A stream keeps its
         admission slot until it ends."""
-        admitted = await self._admission.enter(priority, max(0.0, call.time_left(self)))
+        admitted = await self._admission.enter(priority, max(0.0, call.time_left(self._runtime)))
         try:
             result = await self._through_fallbacks(job, call, no_fallbacks, allowed or everything)
         except BaseException:
@@ -347,7 +349,7 @@ class Router:
                 fault = classify(exc)
                 moves_on = fault in (Fault.RETRYABLE, Fault.DEPLOYMENT)
                 extra = None if disable and not moves_on else self.fallbacks.on_fault(name, fault)
-                if extra is None or (moves_on and call.time_left(self) <= 0):
+                if extra is None or (moves_on and call.time_left(self._runtime) <= 0):
                     raise
                 chain[index + 1 : index + 1] = [n for n in extra if n not in visited]
                 index = next_allowed(chain, index, allow, visited, call)
@@ -355,21 +357,9 @@ class Router:
                 if index >= len(chain):
                     raise
 
-    # -- plumbing the runners use -------------------------------------------------------------
-
     def now(self) -> float:
+        """The router's clock (the injected one in tests)."""
         return self._clock()
-
-    async def sleep(self, seconds: float) -> None:
-        await self._sleep(seconds)
-
-    @property
-    def rng(self) -> random.Random:
-        return self._rng
-
-    @property
-    def health(self) -> Health:
-        return self._health
 
 
 def _state_for(settings: RouterSettings, clock: Callable[[], float]) -> RouterState:
