@@ -33,6 +33,7 @@ from chatgate.router.policy import (
 )
 from chatgate.router.state import MemoryState, Stats
 from chatgate.router.strategies import Pick
+from chatgate.telemetry import spans
 from chatgate.types import Attempt, ResponseMeta
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ class GroupRunner:
             if await router.state.reserve(chosen.id, chosen.limits, tokens, now) > 0:
                 continue  # another caller took the last slot meanwhile: look again
             try:
-                return await job.attempt(self, chosen, call, tokens, left)
+                with spans.attempt(chosen.id, self.name, len(call.log) + 1):
+                    return await job.attempt(self, chosen, call, tokens, left)
             except ChatgateError as exc:
                 wait = await self._after_failure(chosen, exc, call, retries, tried, usable)
                 retries += 1
