@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from chatgate.config import Config
 from chatgate.errors import SharedStateUnavailableError
+from chatgate.server import tracing
 from chatgate.server.admin import ADMIN_PREFIX, admin
 from chatgate.server.anthropic_routes import anthropic_error, anthropic_shaped, messages
 from chatgate.server.asgi import (
@@ -45,6 +46,7 @@ from chatgate.server.openai_routes import chat_completions
 from chatgate.server.responses_route import responses
 from chatgate.server.state import GatewayState
 from chatgate.server.store_outage import is_store_error
+from chatgate.telemetry import spans
 
 __all__ = ["create_app"]
 
@@ -253,9 +255,20 @@ def create_app(
         finally:
             in_flight.dec()
             ctx.finish()
+            if gateway.telemetry is not None:
+                tracing.annotate(ctx)
             gateway.pipeline.submit(ctx)
 
-    return app
+    return app if gateway.telemetry is None else tracing.TracingMiddleware(app, _route_of)
+
+
+def _route_of(path: str) -> str | None:
+    """``http.route`` for a path: the template of a route we serve, else None."""
+    if path in _KNOWN:
+        return path
+    if path.startswith(MODEL_PREFIXES):
+        return "/v1/models/{id}"
+    return None
 
 
 async def _dispatch(
@@ -267,7 +280,8 @@ async def _dispatch(
     method: str,
     path: str,
 ) -> None:
-    await _authorize(scope, state, ctx)
+    with spans.step("chatgate.auth"):
+        await _authorize(scope, state, ctx)
     if path.startswith(ADMIN_PREFIX):
         await admin(scope, receive, send, state, ctx)
     elif method == "POST" and (body_handler := _POST.get(path)) is not None:

@@ -25,6 +25,7 @@ from chatgate.server.errors import GatewayError
 from chatgate.server.relay import Frames, relay
 from chatgate.server.state import GatewayState
 from chatgate.stream import ChatStream
+from chatgate.telemetry import spans
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
 __all__ = [
@@ -49,7 +50,8 @@ async def serve_chat(
     check_n(state, request)
     services = state.services
     await take_key_limits(state, ctx, lambda: estimate_tokens(request))
-    await _hold_budget(state, ctx, request)
+    with spans.step("chatgate.budget.hold"):
+        await _hold_budget(state, ctx, request)
     began = time.perf_counter()
     try:
         result = await _route(scope, state, ctx, request)
@@ -108,7 +110,8 @@ async def _route(
     from chatgate.cache import control_from_headers
 
     control = control_from_headers(scope["headers"])
-    return await cache.get_or_call(request, request.model, call, control=control)
+    with spans.step("chatgate.cache"):
+        return await cache.get_or_call(request, request.model, call, control=control)
 
 
 def admit_model(state: GatewayState, ctx: RequestContext, name: str, *, stream: bool) -> str:

@@ -225,4 +225,16 @@ def step(name: str, **attrs: str | int | float | bool) -> contextlib.AbstractCon
     span; nothing at all when the request is not traced."""
     if not trace.get_current_span().is_recording():
         return _NULL
-    return tracer().start_as_current_span(name, attributes=attrs)
+    return _step(tracer().start_span(name, attributes=attrs))
+
+
+@contextlib.contextmanager
+def _step(span: Span) -> Iterator[Span]:
+    with current(span):
+        try:
+            yield span
+        except BaseException as exc:
+            _fail(span, exc)
+            raise
+        finally:
+            span.end()
