@@ -190,9 +190,14 @@ async def test_grpc_export(fake: FakeOpenAI, receiver: OtlpReceiver) -> None:
 async def test_genai_metrics_with_the_conventions_buckets(
     fake: FakeOpenAI, receiver: OtlpReceiver
 ) -> None:
-    app = create_app(config(fake, {"endpoint": receiver.http_endpoint}))
+    general = {
+        "budgets": [{"scope": "global", "limit": "10"}],
+        "cache": {"backend": "memory", "mode": "always"},
+    }
+    app = create_app(config(fake, {"endpoint": receiver.http_endpoint}, **general))
     async with Lifespan(app):  # the metrics are exported at shutdown
         assert (await call(app, "POST", CHAT, chat(), AUTH))[0] == 200
+        assert (await call(app, "POST", CHAT, chat(), AUTH))[0] == 200  # a cache hit
     tokens = receiver.metric("gen_ai.client.token.usage")
     duration = receiver.metric("gen_ai.client.operation.duration")
     cost = receiver.metric("chatgate.cost")
@@ -207,6 +212,13 @@ async def test_genai_metrics_with_the_conventions_buckets(
     assert duration[0].points[0]["attributes"]["gen_ai.provider.name"] == "openai"
     assert cost[0].unit == "USD"
     assert cost[0].points[0]["value"] > 0
+    cache = receiver.metric("chatgate.cache.requests")
+    statuses = {p["attributes"]["chatgate.cache.status"]: p["value"] for p in cache[0].points}
+    assert statuses == {"miss": 1, "hit": 1}
+    [budget] = receiver.metric("chatgate.budget.utilization")
+    used = budget.points[0]["value"]
+    assert 0 < used < 0.01  # a fraction of a cent of $10
+    assert budget.points[0]["attributes"]["chatgate.budget.id"].startswith("global")
 
 
 async def test_a_collector_that_is_down_slows_and_fails_nothing_and_drops_are_counted(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,10 @@ __all__ = [
 _SCOPE = "chatgate"
 _provider: TracerProvider | None = None
 _tracer: Tracer | None = None
-_capture = False
+# The variable the OpenTelemetry GenAI instrumentations read for the same switch.
+_capture = (
+    os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").lower() == "true"
+)
 # (deployment id, model group, attempt number) of the attempt the router is running.
 _attempt: contextvars.ContextVar[tuple[str, str, int] | None] = contextvars.ContextVar(
     "chatgate_attempt", default=None
