@@ -9,6 +9,7 @@ proxy providers mean nobody collects, and nothing is recorded.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider
-from opentelemetry.metrics import (
-    _Gauge as Gauge,
-)  # the synchronous gauge: exported, still underscored
+from opentelemetry.metrics import _Gauge as Gauge  # the synchronous gauge, exported underscored
+from opentelemetry.metrics import _internal as otel_metrics_internal
 
 from chatgate.telemetry import semconv
 
@@ -76,6 +76,7 @@ class _Instruments:
         )
 
 
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_METER_PROVIDER" in os.environ
 _provider: MeterProvider | None = None
 _instruments: _Instruments | None = None
 
@@ -89,6 +90,9 @@ def set_meter_provider(provider: MeterProvider | None) -> None:
 def enabled() -> bool:
     if _provider is not None:
         return True
+    # As spans._off: the module global first (get_meter_provider reads os.environ each call).
+    if otel_metrics_internal._METER_PROVIDER is None and not _PROVIDER_FROM_ENV:
+        return False
     # The API's own providers (the default proxy, the no-op one) mean no SDK is set up.
     return not type(otel_metrics.get_meter_provider()).__module__.startswith(
         "opentelemetry.metrics"

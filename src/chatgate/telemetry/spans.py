@@ -75,6 +75,23 @@ def capture_content(on: bool) -> None:
     _capture = on
 
 
+# The API's own providers: no SDK is set up, nothing would be recorded.
+_API_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+
+
+def _off() -> bool:
+    """Nobody collects spans: skip even the no-op span objects and context switches. Each
+    call re-checks, so an SDK set up later is picked up. ``get_tracer_provider()`` looks in
+    os.environ on every call until a provider is set (1 us, several times a request): the
+    module global it guards answers the common case first."""
+    if _provider is not None:
+        return False
+    if trace._TRACER_PROVIDER is None and not _PROVIDER_FROM_ENV:
+        return True
+    return type(trace.get_tracer_provider()) in _API_PROVIDERS
+
+
 def tracer() -> Tracer:
     global _tracer
     if _tracer is None:
@@ -88,8 +105,12 @@ def tracer() -> Tracer:
 # --- attempts ---------------------------------------------------------------------------------
 
 
+def attempt(deployment_id: str, group: str, number: int) -> contextlib.AbstractContextManager[Any]:
+    return _NULL if _off() else _marked(deployment_id, group, number)
+
+
 @contextlib.contextmanager
-def attempt(deployment_id: str, group: str, number: int) -> Iterator[None]:
+def _marked(deployment_id: str, group: str, number: int) -> Iterator[None]:
     token = _attempt.set((deployment_id, group, number))
     try:
         yield
@@ -98,6 +119,8 @@ def attempt(deployment_id: str, group: str, number: int) -> Iterator[None]:
 
 
 def _start(name: str, attrs: Callable[[], semconv.Attributes]) -> Span:
+    if _off():
+        return trace.INVALID_SPAN
     span = tracer().start_span(name, kind=SpanKind.CLIENT)
     if span.is_recording():
         span.set_attributes(attrs())
@@ -132,8 +155,12 @@ def start_embeddings(request: EmbeddingRequest, deployment: Deployment) -> Span:
 
 
 def inject(span: Span, headers: MutableMapping[str, str]) -> None:
-    """Put ``traceparent`` (and the propagators' other headers) on an upstream request."""
-    if span.get_span_context().is_valid:
+    """Put ``traceparent`` (and the propagators' other headers) on an upstream request. With
+    no SDK, the caller's own context (if it has one) is passed on, as the API would."""
+    if span is trace.INVALID_SPAN:
+        if trace.get_current_span().get_span_context().is_valid:
+            propagate.inject(headers)
+    elif span.get_span_context().is_valid:
         propagate.inject(headers, context=trace.set_span_in_context(span))
 
 
@@ -196,14 +223,18 @@ def _fail(span: Span, error: BaseException | None) -> None:
 
 
 def start_route(model_name: str) -> Span:
+    if _off():
+        return trace.INVALID_SPAN
     span = tracer().start_span(f"chatgate.route {model_name}", kind=SpanKind.INTERNAL)
     if span.is_recording():
         span.set_attribute(semconv.MODEL_GROUP, model_name)
     return span
 
 
-def current(span: Span) -> contextlib.AbstractContextManager[Span]:
+def current(span: Span) -> contextlib.AbstractContextManager[Any]:
     """Make ``span`` the parent of what starts inside; ending it stays the caller's."""
+    if span is trace.INVALID_SPAN:
+        return _NULL
     return trace.use_span(
         span, end_on_exit=False, record_exception=False, set_status_on_exception=False
     )
@@ -217,6 +248,8 @@ def end(span: Span, error: BaseException | None = None) -> None:
 
 def served_by(group: str, requested: str) -> None:
     """The routed call was answered by ``group``: a fallback when it is not ``requested``."""
+    if _off():
+        return
     span = trace.get_current_span()
     if span.is_recording():
         span.set_attributes(
@@ -227,7 +260,7 @@ def served_by(group: str, requested: str) -> None:
 def step(name: str, **attrs: str | int | float | bool) -> contextlib.AbstractContextManager[Any]:
     """A gateway step (authentication, budget hold, cache lookup) as a child of the request's
     span; nothing at all when the request is not traced."""
-    if not trace.get_current_span().is_recording():
+    if _off() or not trace.get_current_span().is_recording():
         return _NULL
     return _step(tracer().start_span(name, attributes=attrs))
 
