@@ -73,11 +73,19 @@ async def test_one_trace_per_request_continuing_the_callers_and_reaching_the_ups
     app = create_app(config(fake, {"endpoint": receiver.http_endpoint}, **general))
     traceparent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
     async with Lifespan(app):
-        status, _, _ = await call(app, "POST", CHAT, chat(), {**AUTH, "traceparent": traceparent})
+        status, _, made = await call(app, "POST", "/admin/keys", {"team": "ml"}, AUTH)
+        assert status == 200
+        key = orjson.loads(made)
+        headers = {
+            "authorization": f"Bearer {key['key']}",
+            "traceparent": traceparent,
+            "x-chatgate-tags": "feature-a",
+        }
+        status, _, _ = await call(app, "POST", CHAT, chat(), headers)
         assert status == 200
     spans = receiver.wait_for_spans(lambda s: any(x.name == "chatgate.spend.write" for x in s))
+    spans = [s for s in spans if s.trace_id == CALLER_TRACE]  # not the key creation's
 
-    assert {s.trace_id for s in spans} == {CALLER_TRACE}  # one trace: the caller's
     server = by_name(spans, f"POST {CHAT}")
     assert server.kind == "SERVER"
     assert server.parent_span_id == CALLER_SPAN
@@ -89,6 +97,11 @@ async def test_one_trace_per_request_continuing_the_callers_and_reaching_the_ups
     assert server.attributes["chatgate.cache.status"] == "miss"
     assert server.attributes["chatgate.cost_usd"] > 0
     assert server.attributes["chatgate.fallback_taken"] is False
+    assert server.attributes["chatgate.key.id"] == key["key_id"]
+    assert server.attributes["chatgate.team.id"] == "ml"
+    assert server.attributes["chatgate.tags"] == ["feature-a"]
+    for span in spans:  # the secret itself never
+        assert key["key"] not in orjson.dumps(span.attributes).decode()
     assert server.resource["service.name"] == "chatgate"
 
     for step in ("chatgate.auth", "chatgate.budget.hold", "chatgate.cache", "chatgate.spend.write"):

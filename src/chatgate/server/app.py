@@ -173,7 +173,8 @@ async def _authorize(scope: Scope, state: GatewayState, ctx: RequestContext | No
         return
     if presented and presented.startswith(PREFIX) and state.services.keys is not None:
         try:
-            record = await state.services.keys.authenticate(presented)
+            with spans.step("chatgate.auth"):  # the key lookup: a master key costs nothing
+                record = await state.services.keys.authenticate(presented)
         except KeyError_ as exc:
             raise GatewayError(
                 401, exc.message, type_="authentication_error", code=f"{exc.reason}_api_key"
@@ -280,8 +281,7 @@ async def _dispatch(
     method: str,
     path: str,
 ) -> None:
-    with spans.step("chatgate.auth"):
-        await _authorize(scope, state, ctx)
+    await _authorize(scope, state, ctx)
     if path.startswith(ADMIN_PREFIX):
         await admin(scope, receive, send, state, ctx)
     elif method == "POST" and (body_handler := _POST.get(path)) is not None:

@@ -50,8 +50,7 @@ async def serve_chat(
     check_n(state, request)
     services = state.services
     await take_key_limits(state, ctx, lambda: estimate_tokens(request))
-    with spans.step("chatgate.budget.hold"):
-        await _hold_budget(state, ctx, request)
+    await _hold_budget(state, ctx, request)
     began = time.perf_counter()
     try:
         result = await _route(scope, state, ctx, request)
@@ -201,7 +200,8 @@ async def _hold_budget(state: GatewayState, ctx: RequestContext, request: ChatRe
     # call may reach, fallbacks the key may use included, n choices each.
     router = state.models.router
     amount = routed_worst_case(router, budgets, request, allowed_groups(ctx))
-    ctx.hold = await budgets.reserve_amount(amount, model=request.model, extra=extra, **who)
+    with spans.step("chatgate.budget.hold"):
+        ctx.hold = await budgets.reserve_amount(amount, model=request.model, extra=extra, **who)
 
 
 async def settle(
