@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -174,7 +174,12 @@ def start(
         reader = PeriodicExportingMetricReader(
             metric_exporter, export_interval_millis=settings.metrics_interval_s * 1000
         )
-        meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+        # Exemplars (a trace id kept with a measurement) cost more than the measurement on
+        # every sampled request: off unless OTEL_METRICS_EXEMPLAR_FILTER asks for them.
+        exemplars = None if env.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
+        meter_provider = MeterProvider(
+            resource=resource, metric_readers=[reader], exemplar_filter=exemplars
+        )
         metrics.set_meter_provider(meter_provider)
     spans.set_tracer_provider(tracer_provider)
     spans.capture_content(settings.capture_content)
