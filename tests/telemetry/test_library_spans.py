@@ -213,3 +213,14 @@ async def test_with_no_sdk_configured_no_span_is_recorded_and_no_traceparent_sen
 
 async def _no_sleep(seconds: float) -> None:
     return None
+
+
+def test_the_blocking_api_puts_its_span_under_the_callers_span(
+    fake: FakeOpenAI, spans: InMemorySpanExporter
+) -> None:
+    tracer = telemetry.spans.tracer()
+    with tracer.start_as_current_span("my app step") as parent:
+        chatgate.completion("openai/gpt-4o-mini", MSGS, api_base=fake.base_url, api_key="k")
+    attempt = next(s for s in spans.get_finished_spans() if s.name.startswith("chat "))
+    assert attempt.parent is not None
+    assert attempt.parent.span_id == parent.get_span_context().span_id

@@ -315,21 +315,19 @@ class Router:
     ) -> R:
         """Admission, then the job through its group and fallbacks. A stream keeps its
         admission slot until it ends."""
-        route = spans.start_route(job.model)
-        with spans.current(route):
-            try:
+        route = spans.start_route(job.model)  # a stream's ends with the stream
+        admitted: float | None = None
+        try:
+            with spans.current(route):
                 admitted = await self._admission.enter(priority, max(0.0, call.time_left(self)))
-            except BaseException as exc:
-                spans.end(route, exc)
-                raise
-            try:
                 result = await self._through_fallbacks(
                     job, call, no_fallbacks, allowed or everything
                 )
-            except BaseException as exc:
+        except BaseException as exc:
+            if admitted is not None:
                 self._admission.leave(admitted)
-                spans.end(route, exc)
-                raise
+            spans.end(route, exc)
+            raise
         if isinstance(result, ChatStream):
             call.on_stream_end(lambda: self._admission.leave(admitted))
             call.on_stream_end(route.end)
