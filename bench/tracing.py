@@ -96,6 +96,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-seconds", type=float, default=20.0)
+    parser.add_argument("--sample-rate", type=float, default=1.0, help="of the 'on' gateway")
+    parser.add_argument("--json-only", action="store_true")
+    parser.add_argument("--no-metrics", action="store_true", help="export spans only")
+    parser.add_argument(
+        "--record-only",
+        action="store_true",
+        help="record spans, export almost none (a queue of 1, a collector that is down): "
+        "what recording costs without the export thread",
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {CLIENT_CPU})
     print(f"tracing off: the telemetry calls of one request cost {noop_path_us():.2f} us CPU")
@@ -106,7 +115,13 @@ def main() -> None:
     try:
         with OtlpReceiver() as receiver:
             general = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{tmp / 'spend.db'}"}
-            otel = {"endpoint": receiver.http_endpoint, "sample_rate": 1.0}
+            otel = {
+                "endpoint": receiver.http_endpoint,
+                "sample_rate": args.sample_rate,
+                "metrics": not args.no_metrics,
+            }
+            if args.record_only:
+                otel.update(endpoint=f"http://127.0.0.1:{free_port()}", max_queue_size=1)
             configs = {
                 "off": {"model_list": model_list(fast, fast), "general_settings": general},
                 "on": {
@@ -115,7 +130,7 @@ def main() -> None:
                 },
             }
             for round_ in range(args.rounds):
-                for stream in (False, True):
+                for stream in (False,) if args.json_only else (False, True):
                     for mode, config in configs.items():
                         got = measure(config, tmp, f"{mode}-{round_}", args, stream)
                         results.setdefault((mode, stream), []).append(got)
@@ -144,7 +159,7 @@ def report(
     )
     print("| mode | tracing off (us CPU/req) | tracing on | added by tracing |")
     print("|---|---|---|---|")
-    for stream in (False, True):
+    for stream in sorted({stream for _, stream in results}):
         off = statistics.median(cpu for cpu, _ in results[("off", stream)])
         on = statistics.median(cpu for cpu, _ in results[("on", stream)])
         kind = "stream" if stream else "json"
