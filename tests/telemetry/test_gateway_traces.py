@@ -140,6 +140,16 @@ async def test_a_request_without_traceparent_starts_a_trace_of_its_own(
     assert len({s.trace_id for s in servers}) == 2
 
 
+async def test_probes_and_scrapes_are_not_traced(fake: FakeOpenAI, receiver: OtlpReceiver) -> None:
+    app = create_app(config(fake, {"endpoint": receiver.http_endpoint}))
+    async with Lifespan(app):
+        assert (await call(app, "GET", "/health/liveness"))[0] == 200
+        assert (await call(app, "GET", "/metrics"))[0] == 200
+        assert (await call(app, "GET", "/v1/models", None, AUTH))[0] == 200
+    spans = receiver.wait_for_spans(lambda s: any(x.kind == "SERVER" for x in s))
+    assert [s.name for s in spans if s.kind == "SERVER"] == ["GET /v1/models"]
+
+
 async def test_an_upstream_error_marks_the_attempt_and_a_5xx_the_server_span(
     fake: FakeOpenAI, receiver: OtlpReceiver
 ) -> None:

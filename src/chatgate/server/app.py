@@ -260,7 +260,9 @@ def create_app(
                 tracing.annotate(ctx)
             gateway.pipeline.submit(ctx)
 
-    return app if gateway.telemetry is None else tracing.TracingMiddleware(app, _route_of)
+    if gateway.telemetry is None:
+        return app
+    return tracing.TracingMiddleware(app, _route_of, untraced=_PUBLIC)
 
 
 def _route_of(path: str) -> str | None:

@@ -34,14 +34,21 @@ def _carrier(scope: Scope) -> dict[str, str]:
 
 class TracingMiddleware:
     """``route_of(path)``: the route template for ``http.route`` and the span name (None for
-    paths the gateway does not serve, so a scan of random URLs does not make random names)."""
+    paths the gateway does not serve, so a scan of random URLs does not make random names).
+    ``untraced``: paths left out (health probes and metric scrapes, every few seconds)."""
 
-    def __init__(self, app: ASGIApp, route_of: Callable[[str], str | None]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        route_of: Callable[[str], str | None],
+        untraced: frozenset[str] = frozenset(),
+    ) -> None:
         self._app = app
         self._route_of = route_of
+        self._untraced = untraced
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self._untraced:
             await self._app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
