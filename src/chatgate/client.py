@@ -36,6 +36,7 @@ from chatgate.providers.registry import (
 )
 from chatgate.redact import scrub_error
 from chatgate.stream import ChatStream, HttpChunkSource
+from chatgate.telemetry import spans
 from chatgate.transport import http
 from chatgate.transport.http import Timeouts
 from chatgate.transport.loop_thread import run_sync
@@ -104,18 +105,25 @@ async def send(
     adapter = get_adapter(deployment.provider)
     deployment = await prepare_deployment(deployment)
     http_request = adapter.build_request(request, deployment)
+    span = spans.start_chat(request, deployment)
+    spans.inject(span, http_request.headers)
     started = time.perf_counter()
     request_id: str | None = None
     try:
-        resp = await http.send(http_request, timeouts)
-        request_id = request_id_of(adapter, resp.headers)
-        if resp.status >= 400:
-            raise adapter.map_error(resp.status, resp.headers, resp.body, deployment)
-        response = adapter.parse_response(resp.body, request, deployment)
-    except APIError as exc:
-        raise attributed(exc, deployment, request_id) from exc.__cause__
+        try:
+            resp = await http.send(http_request, timeouts)
+            request_id = request_id_of(adapter, resp.headers)
+            if resp.status >= 400:
+                raise adapter.map_error(resp.status, resp.headers, resp.body, deployment)
+            response = adapter.parse_response(resp.body, request, deployment)
+        except APIError as exc:
+            raise attributed(exc, deployment, request_id) from exc.__cause__
+    except BaseException as exc:
+        spans.end_attempt(span, deployment, started, error=exc)
+        raise
     fill_meta(response.meta, deployment, response.model, request_id, started)
     response.meta.cost = response_cost(response, deployment)
+    spans.end_attempt(span, deployment, started, response)
     _check_truncation(response, raise_on_truncation)
     return response
 
@@ -134,19 +142,25 @@ async def open_stream(
     adapter = get_adapter(deployment.provider)
     deployment = await prepare_deployment(deployment)
     http_request = adapter.build_request(request, deployment)
+    span = spans.start_chat(request, deployment)
+    spans.inject(span, http_request.headers)
     started = time.perf_counter()
     try:
-        resp = await http.open_response(http_request, timeouts)
-        if resp.status >= 400:
-            try:
-                body = await resp.read()
-            finally:
-                resp.release()
-            error = adapter.map_error(resp.status, resp.headers, body, deployment)
-            error.request_id = request_id_of(adapter, resp.headers)
-            raise error
-    except APIError as exc:
-        raise attributed(exc, deployment) from exc.__cause__
+        try:
+            resp = await http.open_response(http_request, timeouts)
+            if resp.status >= 400:
+                try:
+                    body = await resp.read()
+                finally:
+                    resp.release()
+                error = adapter.map_error(resp.status, resp.headers, body, deployment)
+                error.request_id = request_id_of(adapter, resp.headers)
+                raise error
+        except APIError as exc:
+            raise attributed(exc, deployment) from exc.__cause__
+    except BaseException as exc:
+        spans.end_attempt(span, deployment, started, error=exc)
+        raise
     framer, translator = adapter.new_stream(request, deployment)
     options = request.stream_options
     source = HttpChunkSource(resp, framer, translator, deployment, adapter.request_id_headers)
@@ -156,7 +170,7 @@ async def open_stream(
         sync=sync,
         show_usage_chunk=bool(options and options.include_usage),
         raise_on_truncation=raise_on_truncation,
-        on_finish=on_finish,
+        on_finish=spans.on_stream_end(span, deployment, started, on_finish),
     )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "DeploymentParams",
     "GeneralSettings",
     "ModelEntry",
+    "OtelSettings",
     "RouterSettings",
     "SharedStateFailure",
     "load",
@@ -224,6 +225,22 @@ class CacheSettings(_Strict):
     url: str | None = Field(default=None, repr=False)  # redis://...
 
 
+class OtelSettings(_Strict):
+    """OpenTelemetry export (docs/observability.md). What is left out here falls back to the
+    standard OTEL_EXPORTER_OTLP_* / OTEL_SERVICE_NAME variables, then to the SDK defaults."""
+
+    endpoint: str | None = None  # the collector's base URL (http/protobuf) or host:port (grpc)
+    protocol: Literal["http/protobuf", "grpc"] | None = None  # default: http/protobuf
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)  # auth for a vendor
+    service_name: str | None = None  # default: OTEL_SERVICE_NAME, else "chatgate"
+    sample_rate: float = Field(default=1.0, ge=0, le=1)  # of new traces; a caller's is kept
+    capture_content: bool = False  # prompts and answers on spans (scrubbed of secrets)
+    max_queue_size: int = Field(default=2048, gt=0)  # spans waiting for export; past it dropped
+    export_timeout_s: float = Field(default=5.0, gt=0)  # one export attempt
+    metrics: bool = True  # export the GenAI metrics too
+    metrics_interval_s: float = Field(default=60.0, gt=0)
+
+
 class GeneralSettings(_Strict):
     master_key: str | None = Field(default=None, repr=False)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
@@ -249,6 +266,7 @@ class GeneralSettings(_Strict):
     metrics_max_models: int = Field(default=500, gt=0)  # label values; past it: "other"
     metrics_require_key: bool = False  # GET /metrics needs the master key
     spend_wal_dir: str | None = None  # default: chatgate-spend-wal beside the SQLite file, or ./
+    otel: OtelSettings | None = None  # OpenTelemetry export; also on with OTEL_EXPORTER_OTLP_*
 
 
 class Config(_Strict):

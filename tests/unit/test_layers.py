@@ -93,6 +93,14 @@ FORBIDDEN = {
     "tools": ("chatgate.server", "chatgate.router", "chatgate.api"),
     "memory": ("chatgate.server", "chatgate.router", "chatgate.api", "chatgate.tools"),
     "batching": ("chatgate.server",),
+    # Below the client (which emits the spans): nothing above it.
+    "telemetry": (
+        "chatgate.server",
+        "chatgate.router",
+        "chatgate.client",
+        "chatgate.stream",
+        "chatgate.cache",
+    ),
 }
 
 

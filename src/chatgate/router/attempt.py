@@ -35,6 +35,7 @@ from chatgate.router.policy import (
 from chatgate.router.runtime import Runtime
 from chatgate.router.state import MemoryState, Stats
 from chatgate.router.strategies import Pick, warm_first
+from chatgate.telemetry import spans
 from chatgate.types import Attempt, ResponseMeta
 
 __all__ = ["Answer", "GroupRunner", "Job", "correction"]
@@ -130,7 +131,8 @@ class GroupRunner:
             if await router.state.reserve(chosen.id, chosen.limits, tokens, now) > 0:
                 continue  # another caller took the last slot meanwhile: look again
             try:
-                result = await job.attempt(self, chosen, call, tokens, left)
+                with spans.attempt(chosen.id, self.name, len(call.log) + 1):
+                    result = await job.attempt(self, chosen, call, tokens, left)
             except ChatgateError as exc:
                 wait = await self._after_failure(chosen, exc, call, retries, tried, usable)
                 retries += 1

@@ -37,6 +37,7 @@ from chatgate.router.runtime import Runtime
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
 from chatgate.stream import ChatStream
+from chatgate.telemetry import spans
 from chatgate.transport.loop_thread import run_sync
 from chatgate.types import ChatRequest, ChatResponse
 
@@ -318,16 +319,27 @@ class Router:
     ) -> R:
         """Admission, then the job through its group and fallbacks. A stream keeps its
         admission slot until it ends."""
-        admitted = await self._admission.enter(priority, max(0.0, call.time_left(self._runtime)))
+        route = spans.start_route(job.model)  # a stream's ends with the stream
+        admitted: float | None = None
         try:
-            result = await self._through_fallbacks(job, call, no_fallbacks, allowed or everything)
-        except BaseException:
-            self._admission.leave(admitted)
+            with spans.current(route):
+                admitted = await self._admission.enter(
+                    priority, max(0.0, call.time_left(self._runtime))
+                )
+                result = await self._through_fallbacks(
+                    job, call, no_fallbacks, allowed or everything
+                )
+        except BaseException as exc:
+            if admitted is not None:
+                self._admission.leave(admitted)
+            spans.end(route, exc)
             raise
         if isinstance(result, ChatStream):
             call.on_stream_end(lambda: self._admission.leave(admitted))
+            call.on_stream_end(route.end)
         else:
             self._admission.leave(admitted)
+            route.end()
         return result
 
     async def _through_fallbacks(
@@ -343,7 +355,9 @@ class Router:
             visited.add(name)
             more = any(allow(n) for n in chain[index + 1 :])
             try:
-                return await self._runners[name].run(job, call, can_fall_back=more)
+                result = await self._runners[name].run(job, call, can_fall_back=more)
+                spans.served_by(name, job.model)
+                return result
             except ChatgateError as exc:
                 exc.attempt_log = list(call.log)
                 fault = classify(exc)

@@ -19,6 +19,7 @@ from typing import Any
 
 from chatgate.config import Config
 from chatgate.errors import SharedStateUnavailableError
+from chatgate.server import tracing
 from chatgate.server.admin import ADMIN_PREFIX, admin
 from chatgate.server.anthropic_routes import anthropic_error, anthropic_shaped, messages
 from chatgate.server.asgi import (
@@ -49,6 +50,7 @@ from chatgate.server.openai_routes import chat_completions, parse_json_body
 from chatgate.server.responses_route import responses
 from chatgate.server.state import GatewayState
 from chatgate.server.store_outage import is_store_error
+from chatgate.telemetry import spans
 from chatgate.transport.offload import OFFLOAD_MIN_BYTES, off_loop
 
 __all__ = ["create_app"]
@@ -176,7 +178,8 @@ async def _authorize(scope: Scope, state: GatewayState, ctx: RequestContext | No
         return
     if presented and presented.startswith(PREFIX) and state.services.keys is not None:
         try:
-            record = await state.services.keys.authenticate(presented)
+            with spans.step("chatgate.auth"):  # the key lookup: a master key costs nothing
+                record = await state.services.keys.authenticate(presented)
         except KeyError_ as exc:
             raise GatewayError(
                 401, exc.message, type_="authentication_error", code=f"{exc.reason}_api_key"
@@ -259,9 +262,22 @@ def create_app(
         finally:
             in_flight.dec()
             ctx.finish()
+            if gateway.telemetry is not None:
+                tracing.annotate(ctx)
             gateway.pipeline.submit(ctx)
 
-    return app
+    if gateway.telemetry is None:
+        return app
+    return tracing.TracingMiddleware(app, _route_of, untraced=_PUBLIC)
+
+
+def _route_of(path: str) -> str | None:
+    """``http.route`` for a path: the template of a route we serve, else None."""
+    if path in _KNOWN:
+        return path
+    if path.startswith(MODEL_PREFIXES):
+        return "/v1/models/{id}"
+    return None
 
 
 async def _dispatch(

@@ -76,6 +76,8 @@ class RequestContext:
     log_content: bool = False  # general_settings.log_content when the request arrived
     content_in: Any = None  # only kept when log_content is true
     content_out: Any = None
+    fallback: bool | None = None  # answered by a fallback group, once known
+    span_context: Any = None  # the request's OpenTelemetry span context, when traced
 
     @classmethod
     def from_scope(cls, scope: Scope, route: str) -> RequestContext:
@@ -127,6 +129,8 @@ class RequestContext:
         self.cost = meta.cost
         self.cache_hit = meta.cache_hit
         self.attempts = max(self.attempts, meta.attempts)
+        if meta.model_name is not None:
+            self.fallback = meta.model_name != self.requested_model
         self.finish_reason = response.finish_reason
         if self.ttft_ms is None and meta.ttft_ms is not None:
             self.ttft_ms = meta.ttft_ms

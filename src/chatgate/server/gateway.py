@@ -30,6 +30,8 @@ from chatgate.server.metrics import Metrics
 from chatgate.server.pipeline import UsagePipeline
 from chatgate.server.services import Services
 from chatgate.server.state import GatewayState
+from chatgate.server.tracing import spend_span
+from chatgate.telemetry import setup as otel
 from chatgate.transport import http
 
 __all__ = ["WORKERS_ENV", "Gateway", "ReloadError"]
@@ -56,6 +58,12 @@ class Gateway:
         freeze_heap: bool = False,
     ) -> None:
         self.metrics = Metrics(max_models=config.general_settings.metrics_max_models)
+        otel_settings = config.general_settings.otel  # read at start-up: a reload keeps it
+        self.telemetry = (
+            otel.start(otel_settings, os.environ, on_drop=self.metrics.otel_spans_dropped.inc)
+            if otel.wanted(otel_settings, os.environ)
+            else None
+        )
         self.services = Services(
             on_shared_state_fallback=self.metrics.shared_state_fallbacks.inc,
             on_shared_state_refusal=self.metrics.shared_state_refused,
@@ -95,7 +103,8 @@ class Gateway:
     def _spend_record(self, ctx: RequestContext) -> None:
         spend = self.services.spend
         if spend is not None and ctx.requested_model is not None:
-            spend.emit(usage_record(ctx))
+            with spend_span(ctx):
+                spend.emit(usage_record(ctx))
 
     async def _database(self) -> None:
         if self.services.engine is not None:
@@ -220,6 +229,8 @@ class Gateway:
             self._writer.stop()
         await stop_prepared()
         await http.aclose()
+        if self.telemetry is not None:  # its flush is bounded, and off the loop
+            await asyncio.to_thread(self.telemetry.shutdown)
         self.metrics.process_exited()
 
 

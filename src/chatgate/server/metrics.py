@@ -126,6 +126,11 @@ class Metrics:
             "Usage records (metrics + access-log line) dropped because the pipeline was full.",
             registry=reg,
         )
+        self.otel_spans_dropped = Counter(
+            "chatgate_otel_spans_dropped",
+            "Spans not exported: the export queue was full or the collector did not take them.",
+            registry=reg,
+        )
         self.shared_state_fallbacks = Counter(
             "chatgate_shared_state_fallbacks",
             "Router and key-limit state operations answered from this process's memory "

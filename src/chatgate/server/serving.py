@@ -27,6 +27,7 @@ from chatgate.server.errors import GatewayError
 from chatgate.server.relay import ClientDisconnected, ClientWatch, Frames, relay
 from chatgate.server.state import GatewayState
 from chatgate.stream import ChatStream
+from chatgate.telemetry import spans
 from chatgate.transport.offload import OFFLOAD_MIN_BYTES
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
@@ -166,7 +167,8 @@ async def _route(
     from chatgate.cache import control_from_headers
 
     control = control_from_headers(scope["headers"])
-    return await cache.get_or_call(request, request.model, call, control=control)
+    with spans.step("chatgate.cache"):
+        return await cache.get_or_call(request, request.model, call, control=control)
 
 
 def admit_model(state: GatewayState, ctx: RequestContext, name: str, *, stream: bool) -> str:
@@ -256,7 +258,8 @@ async def _hold_budget(state: GatewayState, ctx: RequestContext, request: ChatRe
     # call may reach, fallbacks the key may use included, n choices each.
     router = state.models.router
     amount = routed_worst_case(router, budgets, request, allowed_groups(ctx))
-    ctx.hold = await budgets.reserve_amount(amount, model=request.model, extra=extra, **who)
+    with spans.step("chatgate.budget.hold"):
+        ctx.hold = await budgets.reserve_amount(amount, model=request.model, extra=extra, **who)
 
 
 async def settle(
