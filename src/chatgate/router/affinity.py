@@ -60,6 +60,9 @@ def prefix_hashes(request: ChatRequest, min_tokens: int) -> list[str]:
     share a hash when everything up to that boundary is the same; a plain text message counts
     by its role and text alone (a ``name`` differing is missed: that only costs a cache miss,
     never a wrong answer)."""
+    least = min_tokens * _BYTES_PER_TOKEN
+    if not request.tools and _most_bytes(request.messages) < least:
+        return []  # the usual short prompt: too short to steer, known without hashing it
     # SHA-1 for speed (~2 GB/s here, blake2b half that): the hash only steers routing, a
     # collision costs one cache miss. Shared through Redis, so not Python's per-process hash().
     digest = hashlib.sha1(usedforsecurity=False)
@@ -69,7 +72,6 @@ def prefix_hashes(request: ChatRequest, min_tokens: int) -> list[str]:
         data = f"{fn.name}\0{fn.description}\0".encode() + orjson.dumps(fn.parameters)
         digest.update(data)
         size += len(data)
-    least = min_tokens * _BYTES_PER_TOKEN
     out: list[str] = []
     for message in request.messages:
         data = _identity(message)
@@ -81,6 +83,19 @@ def prefix_hashes(request: ChatRequest, min_tokens: int) -> list[str]:
     if len(out) > _MAX_HASHES + 1:
         out = [out[0], *out[-_MAX_HASHES:]]
     return out
+
+
+def _most_bytes(messages: Sequence[Message]) -> int:
+    """An upper bound of what the messages' identities hold, or a huge number when it is not
+    cheap to know (content parts, tool calls): UTF-8 takes at most 4 bytes a character."""
+    total = 0
+    for message in messages:
+        fields = message.__dict__
+        content = fields.get("content")
+        if not isinstance(content, str) or fields.get("tool_calls"):
+            return 1 << 62
+        total += 4 * (len(content) + len(fields.get("tool_call_id") or "")) + 64
+    return total
 
 
 def _identity(message: Message) -> bytes:

@@ -108,7 +108,7 @@ class GroupRunner:
         tried: set[str] = set()
         waiting_since: float | None = None  # for room under the limits; limit_wait in total
         prefixes = self.affinity.hashes(job)
-        warm = await self.affinity.warm(self.name, prefixes, router.now())
+        warm = await self.affinity.warm(self.name, prefixes, router.now()) if prefixes else []
         while True:
             now = router.now()
             left = call.deadline - now

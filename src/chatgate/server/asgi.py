@@ -9,8 +9,10 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "DISCONNECT_HOOK",
     "READ_TIMEOUT",
     "BodyTooLarge",
+    "DisconnectHook",
     "Receive",
     "Scope",
     "Send",
@@ -30,6 +32,29 @@ Send = Callable[[Message], Awaitable[None]]
 # Set in the scope by the server (server/connections.py) when it gave up waiting for the
 # request's headers or body: the app then sees the client gone and records a 408.
 READ_TIMEOUT = "chatgate.read_timeout"
+
+# Set in the scope by the server (server/connections.py): told when the connection is lost, so
+# watching for a client that leaves costs no task per request (server/relay.py ClientWatch).
+DISCONNECT_HOOK = "chatgate.disconnect_hook"
+
+
+def _nothing() -> None:
+    return None
+
+
+class DisconnectHook:
+    """``gone`` once the client's connection is lost; ``callback`` runs then (once)."""
+
+    __slots__ = ("callback", "gone")
+
+    def __init__(self) -> None:
+        self.gone = False
+        self.callback: Callable[[], object] = _nothing
+
+    def fire(self) -> None:
+        if not self.gone:
+            self.gone = True
+            self.callback()
 
 
 # A big body parsed off the event loop before its handler runs (app.py), with the body it came

@@ -42,7 +42,7 @@ async def embeddings(
     body: bytes,
     ctx: RequestContext,
 ) -> None:
-    watch = ClientWatch(receive)
+    watch = ClientWatch(scope, receive)
     try:
         response = await _serve(state, ctx, parse_json_body(body), len(body), watch)
     except ClientDisconnected as exc:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from chatgate.server.asgi import Receive, Send, start_stream
+from chatgate.server.asgi import DISCONNECT_HOOK, DisconnectHook, Receive, Scope, Send, start_stream
 from chatgate.server.context import RequestContext
 from chatgate.stream import ChatStream
 from chatgate.wire_chunk import StreamItem
@@ -33,39 +33,59 @@ def _nothing() -> None:
 
 
 class ClientWatch:
-    """Waits in a side task for the client's ``http.disconnect`` (the server reports it as soon
-    as the connection closes, once the body has been read), then runs ``on_gone``: cancel the
-    call while an answer is awaited (``cancelling``), close the upstream stream while one is
-    relayed. ``stop()`` it when the answer is over."""
+    """Knows when the client is gone and then runs ``on_gone``: cancel the call while an answer
+    is awaited (``cancelling``), close the upstream stream while one is relayed. ``stop()`` it
+    when the answer is over. Under ``chatgate serve`` the server's protocol tells it
+    (DisconnectHook: no task per request); under another server, a side task waits for the
+    ``http.disconnect`` that ASGI reports once the connection closes."""
 
-    def __init__(self, receive: Receive) -> None:
-        self.gone = False
-        self.on_gone: Callable[[], object] = _nothing
-        self._task = asyncio.ensure_future(self._watch(receive))
+    __slots__ = ("_hook", "_task")
 
-    async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.gone = True
-        self.on_gone()
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        hook = scope.get(DISCONNECT_HOOK)
+        self._task: asyncio.Future[None] | None = None
+        if hook is None:
+            hook = DisconnectHook()
+            self._task = asyncio.ensure_future(_watch(receive, hook))
+        self._hook: DisconnectHook = hook
+
+    @property
+    def gone(self) -> bool:
+        return self._hook.gone
+
+    @property
+    def on_gone(self) -> Callable[[], object]:
+        return self._hook.callback
+
+    @on_gone.setter
+    def on_gone(self, callback: Callable[[], object]) -> None:
+        self._hook.callback = callback
 
     async def cancelling(self, call: Awaitable[T]) -> T:
         """Await ``call``; if the client goes meanwhile, cancel it (closing its upstream
         connection) and raise ClientDisconnected. Other cancellations pass through."""
         task = asyncio.current_task()
         assert task is not None
-        self.on_gone = task.cancel
+        self._hook.callback = task.cancel
         try:
             return await call
         except asyncio.CancelledError:
-            if self.gone and task.uncancel() == 0:
+            if self._hook.gone and task.uncancel() == 0:
                 raise ClientDisconnected from None
             raise
         finally:
-            self.on_gone = _nothing
+            self._hook.callback = _nothing
 
     def stop(self) -> None:
-        self._task.cancel()
+        self._hook.callback = _nothing
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def _watch(receive: Receive, hook: DisconnectHook) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    hook.fire()
 
 
 class Frames(Protocol):

@@ -101,7 +101,7 @@ async def respond(
     away cancels the call, whole or streamed (status 499, settled as docs/cost.md says)."""
     if big_body():
         await _count_big_prompt(state, ctx, request)
-    watch = ClientWatch(receive)
+    watch = ClientWatch(scope, receive)
     try:
         result = await serve_chat(scope, state, ctx, request, watch)
         if isinstance(result, ChatResponse):
