@@ -24,7 +24,7 @@ from chatgate.server.anthropic_routes import anthropic_error, anthropic_shaped, 
 from chatgate.server.asgi import (
     READ_TIMEOUT,
     BodyTooLarge,
-    ClientGone,
+    ClientDisconnected,
     Receive,
     Scope,
     Send,
@@ -42,7 +42,7 @@ from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.gateway import WORKERS_ENV, Gateway, ReloadError
 from chatgate.server.health import ReadinessCheck, run_checks
 from chatgate.server.json_body import parse_in_pieces
-from chatgate.server.keys import PREFIX, KeyError_, KeyStoreUnavailable
+from chatgate.server.keys import PREFIX, KeyRejected, KeyStoreUnavailable
 from chatgate.server.metrics import CONTENT_TYPE_LATEST
 from chatgate.server.models_route import MODEL_PREFIXES, list_models, retrieve_model
 from chatgate.server.openai_routes import chat_completions, parse_json_body
@@ -177,7 +177,7 @@ async def _authorize(scope: Scope, state: GatewayState, ctx: RequestContext | No
     if presented and presented.startswith(PREFIX) and state.services.keys is not None:
         try:
             record = await state.services.keys.authenticate(presented)
-        except KeyError_ as exc:
+        except KeyRejected as exc:
             raise GatewayError(
                 401, exc.message, type_="authentication_error", code=f"{exc.reason}_api_key"
             ) from None
@@ -246,7 +246,7 @@ def create_app(
         in_flight.inc()
         try:
             await _dispatch(scope, receive, send, state, ctx, method, path)
-        except ClientGone:
+        except ClientDisconnected:
             timed_out = scope.get(READ_TIMEOUT)  # the server closed it: the client was too slow
             ctx.status = 408 if timed_out else 499
             ctx.error_class = f"{timed_out}_timeout" if timed_out else "ClientDisconnected"

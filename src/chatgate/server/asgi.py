@@ -11,6 +11,8 @@ import orjson
 __all__ = [
     "READ_TIMEOUT",
     "BodyTooLarge",
+    "ClientDisconnected",
+    "Message",
     "Receive",
     "Scope",
     "Send",
@@ -56,8 +58,10 @@ class BodyTooLarge(Exception):
     pass
 
 
-class ClientGone(Exception):
-    pass
+class ClientDisconnected(Exception):
+    """The client went away before the end of the answer: while its body was read, or while
+    the answer was awaited or streamed (recorded as status 499, or 408 when the server gave up
+    waiting for the body: ``READ_TIMEOUT``)."""
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -66,7 +70,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ClientGone
+            raise ClientDisconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

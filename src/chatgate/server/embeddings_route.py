@@ -15,10 +15,10 @@ from chatgate.cost.calc import price_of
 from chatgate.cost.tokens import count_tokens
 from chatgate.embedding_types import EmbeddingInput, EmbeddingResponse
 from chatgate.embeddings import build_embedding
-from chatgate.server.asgi import Receive, Scope, Send, send_json
+from chatgate.server.asgi import ClientDisconnected, Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.openai_routes import model_name, parse_json_body
-from chatgate.server.relay import ClientDisconnected, ClientWatch
+from chatgate.server.relay import ClientWatch
 from chatgate.server.serving import (
     admit_model,
     allowed_groups,

@@ -14,18 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from chatgate.server.asgi import Receive, Send, start_stream
+from chatgate.server.asgi import ClientDisconnected, Receive, Send, start_stream
 from chatgate.server.context import RequestContext
 from chatgate.stream import ChatStream
 from chatgate.wire_chunk import StreamItem
 
-__all__ = ["ClientDisconnected", "ClientWatch", "Frames", "relay"]
+__all__ = ["ClientWatch", "Frames", "relay"]
 
 T = TypeVar("T")
-
-
-class ClientDisconnected(Exception):
-    """The client went away before the end of the answer (recorded as status 499)."""
 
 
 def _nothing() -> None:

@@ -21,10 +21,10 @@ from chatgate.router.budgeting import routed_worst_case
 from chatgate.router.call import estimate_tokens, prompt_bytes
 from chatgate.router.fallbacks import Allowed
 from chatgate.router.state import Limits
-from chatgate.server.asgi import Receive, Scope, Send, big_body, send_json
+from chatgate.server.asgi import ClientDisconnected, Receive, Scope, Send, big_body, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
-from chatgate.server.relay import ClientDisconnected, ClientWatch, Frames, relay
+from chatgate.server.relay import ClientWatch, Frames, relay
 from chatgate.server.state import GatewayState
 from chatgate.stream import ChatStream
 from chatgate.transport.offload import OFFLOAD_MIN_BYTES
