@@ -10,6 +10,7 @@ import orjson
 
 __all__ = [
     "READ_TIMEOUT",
+    "ASGIApp",
     "BodyTooLarge",
     "ClientDisconnected",
     "Message",
@@ -28,6 +29,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Set in the scope by the server (server/connections.py) when it gave up waiting for the
 # request's headers or body: the app then sees the client gone and records a 408.
