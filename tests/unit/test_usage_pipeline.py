@@ -99,6 +99,23 @@ def test_pipeline_drops_and_counts_when_full() -> None:
     assert seen == [c.request_id for c in contexts[:3]]
 
 
+def test_a_full_pipeline_still_gives_every_record_to_its_lossless_sinks() -> None:
+    seen: list[str] = []
+    kept: list[str] = []
+    pipeline = UsagePipeline(
+        [lambda c: seen.append(c.request_id)],
+        lossless=[lambda c: kept.append(c.request_id)],
+        maxsize=3,
+    )
+    contexts = [finished() for _ in range(10)]
+    for ctx in contexts:
+        pipeline.submit(ctx)
+    assert pipeline.dropped == 7
+    pipeline.drain()
+    assert seen == [c.request_id for c in contexts[:3]]
+    assert sorted(kept) == sorted(c.request_id for c in contexts)  # none lost, full or not
+
+
 def test_a_broken_sink_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
     seen: list[RequestContext] = []
 
