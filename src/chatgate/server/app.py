@@ -43,7 +43,8 @@ from chatgate.server.gateway import WORKERS_ENV, Gateway, ReloadError
 from chatgate.server.health import ReadinessCheck, run_checks
 from chatgate.server.json_body import parse_in_pieces
 from chatgate.server.metrics import CONTENT_TYPE_LATEST
-from chatgate.server.middleware import AuthMiddleware, ErrorMiddleware, UsageMiddleware
+from chatgate.server.middleware import AuthMethod, AuthMiddleware, ErrorMiddleware, UsageMiddleware
+from chatgate.server.middleware.auth import master_key, virtual_key
 from chatgate.server.models_route import MODEL_PREFIXES, list_models, retrieve_model
 from chatgate.server.openai_routes import chat_completions, parse_json_body
 from chatgate.server.request import CTX, STATE, GatewayRequest
@@ -149,6 +150,8 @@ _PLAIN: dict[tuple[str, str], PlainHandler] = {
 }
 _PUBLIC = frozenset({"/health/liveness", "/health/readiness", "/metrics", "/ui"})
 _KNOWN = frozenset({*_GET, *_POST, *(path for _, path in _PLAIN)})
+# Tried in order; the first that recognises the credentials decides (middleware/auth.py).
+AUTH_METHODS: tuple[AuthMethod, ...] = (master_key, virtual_key)
 
 
 def _route_label(path: str) -> str:
@@ -185,10 +188,31 @@ def create_app(
         ctx = scope.get(CTX)
         if ctx is None:  # probes, scrapes and /admin/reload
             await _PLAIN[scope["method"], scope["path"]](send, gateway)
+            return
+        request = GatewayRequest(scope, receive, send, scope[STATE], ctx)
+        method, path = scope["method"], scope["path"]
+        if path.startswith(ADMIN_PREFIX):
+            await admin(request)
+        elif method == "POST" and (body_handler := _POST.get(path)) is not None:
+            limit = request.state.config.general_settings.max_request_bytes
+            body = request.body = await read_body(receive, limit)
+            if len(body) >= OFFLOAD_MIN_BYTES:  # ~1.5 ms a MiB: not on the event loop
+                remember_parsed(body, await off_loop(_parse_big, body))
+            await body_handler(request)
+        elif method == "GET" and (handler := _GET.get(path)) is not None:
+            await handler(request)
+        elif method == "GET" and path.startswith(MODEL_PREFIXES):
+            await retrieve_model(request)
+        elif path.startswith(BATCH_PREFIXES):
+            await batch_route(request)
+        elif path in _KNOWN:
+            raise GatewayError(405, f"{method} is not allowed on {path}")
         else:
-            await _dispatch(GatewayRequest(scope, receive, send, scope[STATE], ctx))
+            raise GatewayError(404, f"no route {method} {path}", code="not_found")
 
-    stack: ASGIApp = AuthMiddleware(route, public=_PUBLIC, admin_prefixes=(ADMIN_PREFIX,))
+    stack: ASGIApp = AuthMiddleware(
+        route, methods=AUTH_METHODS, public=_PUBLIC, admin_prefixes=(ADMIN_PREFIX,)
+    )
     stack = ErrorMiddleware(stack, database_down=_database_down)
     stack = UsageMiddleware(
         stack,
@@ -206,28 +230,6 @@ def create_app(
             await _lifespan(receive, send, gateway)
 
     return app
-
-
-async def _dispatch(request: GatewayRequest) -> None:
-    method, path = request.scope["method"], request.path
-    if path.startswith(ADMIN_PREFIX):
-        await admin(request)
-    elif method == "POST" and (body_handler := _POST.get(path)) is not None:
-        limit = request.state.config.general_settings.max_request_bytes
-        body = request.body = await read_body(request.receive, limit)
-        if len(body) >= OFFLOAD_MIN_BYTES:  # ~1.5 ms a MiB: not on the event loop
-            remember_parsed(body, await off_loop(_parse_big, body))
-        await body_handler(request)
-    elif method == "GET" and (handler := _GET.get(path)) is not None:
-        await handler(request)
-    elif method == "GET" and path.startswith(MODEL_PREFIXES):
-        await retrieve_model(request)
-    elif path.startswith(BATCH_PREFIXES):
-        await batch_route(request)
-    elif path in _KNOWN:
-        raise GatewayError(405, f"{method} is not allowed on {path}")
-    else:
-        raise GatewayError(404, f"no route {method} {path}", code="not_found")
 
 
 def _database_down(exc: Exception, state: GatewayState) -> Exception:

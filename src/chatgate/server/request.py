@@ -59,7 +59,9 @@ class GatewayRequest:
         """A whole JSON answer (bytes are sent as they are) with the x-chatgate-* headers."""
         ctx = self.ctx
         ctx.status = status
-        await send_json(self.send, status, body, [*response_headers(ctx), *extra])
+        headers = response_headers(ctx)
+        headers.extend(extra)
+        await send_json(self.send, status, body, headers)
 
     async def start_stream(self) -> None:
         """The head of an SSE answer; the body follows through ``send``."""

@@ -104,7 +104,12 @@ class AuthMiddleware:
         if path not in self._public or (
             path == "/metrics" and state.config.general_settings.metrics_require_key
         ):
-            await self._authenticate(scope, state, ctx)
+            presented = presented_key(scope)
+            for method in self._methods:
+                if await method(scope, presented, state, ctx):
+                    break
+            else:
+                _anonymous(state, presented)
             if ctx is not None and path.startswith(self._admin_prefixes) and not ctx.admin:
                 raise GatewayError(
                     403 if ctx.key is not None or state.master_key is None else 401,
@@ -114,22 +119,16 @@ class AuthMiddleware:
                 )
         await self.app(scope, receive, send)
 
-    async def _authenticate(
-        self, scope: Scope, state: GatewayState, ctx: RequestContext | None
-    ) -> None:
-        presented = presented_key(scope)
-        for method in self._methods:
-            if await method(scope, presented, state, ctx):
-                return
-        if state.master_key is None:
-            return  # an open gateway (loopback by default): no key needed
-        if presented is None:
-            raise GatewayError(
-                401,
-                "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
-                type_="authentication_error",
-                code="missing_api_key",
-            )
+
+def _anonymous(state: GatewayState, presented: str | None) -> None:
+    """No method recognised the credentials: fine on an open gateway, a 401 otherwise."""
+    if state.master_key is None:
+        return  # an open gateway (loopback by default): no key needed
+    if presented is None:
         raise GatewayError(
-            401, "invalid API key", type_="authentication_error", code="invalid_api_key"
+            401,
+            "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+            type_="authentication_error",
+            code="missing_api_key",
         )
+    raise GatewayError(401, "invalid API key", type_="authentication_error", code="invalid_api_key")
