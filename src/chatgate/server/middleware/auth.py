@@ -11,7 +11,8 @@ only the master key counts, a virtual key is refused (403).
 An auth method is ``async (scope, presented, state, ctx) -> bool``: ``presented`` is the key
 from ``Authorization: Bearer`` or ``x-api-key`` (None without one); ``ctx`` is None on the
 routes without a context. The methods write the caller's fields of the context (admin, key,
-key_id, user_id, team_id) through ``_admin`` and ``_key``: this module is their one writer.
+key_id, user_id, team_id) through ``as_admin`` and ``as_key``: this module is their one
+writer.
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from chatgate.server.keys import PREFIX, KeyRecord, KeyRejected, KeyStoreUnavail
 from chatgate.server.request import CTX, STATE
 from chatgate.server.state import GatewayState
 
-__all__ = ["AuthMethod", "AuthMiddleware", "master_key", "presented_key", "virtual_key"]
+__all__ = [
+    "AuthMethod",
+    "AuthMiddleware",
+    "as_admin",
+    "as_key",
+    "master_key",
+    "presented_key",
+    "virtual_key",
+]
 
 AuthMethod = Callable[[Scope, str | None, GatewayState, RequestContext | None], Awaitable[bool]]
 
@@ -38,11 +47,13 @@ def presented_key(scope: Scope) -> str | None:
     return header(scope, b"x-api-key")
 
 
-def _admin(ctx: RequestContext) -> None:
+def as_admin(ctx: RequestContext) -> None:
+    """The caller holds the master key (or an auth method's equivalent: a console session)."""
     ctx.admin = True
 
 
-def _key(ctx: RequestContext, key: KeyRecord) -> None:
+def as_key(ctx: RequestContext, key: KeyRecord) -> None:
+    """The caller came with virtual key ``key``: its limits, budget and owners apply."""
     ctx.key = key
     ctx.key_id = key.key_id
     ctx.user_id = key.user
@@ -55,7 +66,7 @@ async def master_key(
     master = state.master_key
     if presented and master and hmac.compare_digest(presented.encode(), master.encode()):
         if ctx is not None:
-            _admin(ctx)
+            as_admin(ctx)
         return True
     return False
 
@@ -79,7 +90,7 @@ async def virtual_key(
         ) from None
     if ctx is None:  # probes and /admin/reload: the master key only
         raise GatewayError(403, "this route needs the master key", type_="permission_error")
-    _key(ctx, record)
+    as_key(ctx, record)
     return True
 
 
