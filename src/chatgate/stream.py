@@ -143,6 +143,7 @@ class ChatStream:
         self.ttft_ms: float | None = None
         self.cache_hit = False
         self.attempts = 1  # a router sets how many tries it took to get this stream going
+        self.deployment_id: str | None = None  # and the id of its deployment ("smart#0")
         self.request_id = source.request_id
 
     # --- iteration -----------------------------------------------------------------------------

@@ -140,6 +140,10 @@ def test_the_spend_log_row_has_the_split_that_explains_its_cost(
         with raw.parse() as events:
             list(events)
     row = spend_row(database, raw.headers["x-chatgate-request-id"])
+    # the deployment's id, as the library path writes it; who served it in their own columns
+    assert row["deployment"] == "sonnet#0"
+    assert (row["provider"], row["served_model"]) == ("anthropic", "claude-sonnet-4-5")
+    assert raw.headers["x-chatgate-model"] == "anthropic/claude-sonnet-4-5"  # as it was
     assert (row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (1500, 1000)
     assert (row["prompt_tokens"], row["cached_tokens"], row["completion_tokens"]) == (
         3600,

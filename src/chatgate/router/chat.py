@@ -68,6 +68,7 @@ class ChatJob:
         await router.state.record_success(d.id, ttft, router.now())
         call.log.append(Attempt(deployment=d.id, model=d.model))
         stream.attempts = len(call.log)
+        stream.deployment_id = d.id
         ticket.hand_over()
         return stream
 

@@ -18,11 +18,11 @@ from typing import Any
 from chatgate.cost.report import aspend_report
 from chatgate.errors import InvalidRequestError
 from chatgate.server.asgi import Receive, Scope, Send, read_body, send_json
-from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.key_fields import key_fields
 from chatgate.server.keys import KeyNotFound, KeyStore
 from chatgate.server.openai_routes import parse_json_body
+from chatgate.server.request import GatewayRequest
 from chatgate.server.state import GatewayState
 
 __all__ = ["ADMIN_PREFIX", "admin"]
@@ -36,19 +36,12 @@ def _store(state: GatewayState) -> KeyStore:
     return state.services.keys
 
 
-async def admin(
-    scope: Scope, receive: Receive, send: Send, state: GatewayState, ctx: RequestContext
-) -> None:
-    if not ctx.admin:
-        raise GatewayError(
-            403 if ctx.key is not None or state.master_key is None else 401,
-            "the admin API needs the master key (general_settings.master_key)",
-            type_="permission_error",
-            code="admin_only",
-        )
+async def admin(request: GatewayRequest) -> None:
+    """The master key was checked by the auth middleware (``/admin/`` is admin-only)."""
+    scope, receive, send, state = request.scope, request.receive, request.send, request.state
     method, path = scope["method"], scope["path"]
     query = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode()))
-    ctx.status = 200
+    request.answered(200)
     try:
         if path == "/admin/spend" and method == "GET":
             await _spend(send, state, query)

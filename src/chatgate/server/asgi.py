@@ -11,8 +11,11 @@ import orjson
 __all__ = [
     "DISCONNECT_HOOK",
     "READ_TIMEOUT",
+    "ASGIApp",
     "BodyTooLarge",
+    "ClientDisconnected",
     "DisconnectHook",
+    "Message",
     "Receive",
     "Scope",
     "Send",
@@ -28,6 +31,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Set in the scope by the server (server/connections.py) when it gave up waiting for the
 # request's headers or body: the app then sees the client gone and records a 408.
@@ -81,8 +85,10 @@ class BodyTooLarge(Exception):
     pass
 
 
-class ClientGone(Exception):
-    pass
+class ClientDisconnected(Exception):
+    """The client went away before the end of the answer: while its body was read, or while
+    the answer was awaited or streamed (recorded as status 499, or 408 when the server gave up
+    waiting for the body: ``READ_TIMEOUT``)."""
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -91,7 +97,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ClientGone
+            raise ClientDisconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

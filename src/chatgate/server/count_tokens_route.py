@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from decimal import Decimal
 
 from chatgate.cost.provider_count import COUNT_ENDPOINTS, count_with
 from chatgate.cost.tokens import TokenCount, count_tokens
@@ -20,11 +19,9 @@ from chatgate.providers.anthropic.inbound import validate_count_body
 from chatgate.providers.anthropic.reverse import chat_request_from_anthropic
 from chatgate.providers.anthropic.reverse_params import Backend
 from chatgate.providers.base import Deployment
-from chatgate.server.asgi import Receive, Scope, Send, send_json
-from chatgate.server.context import RequestContext
 from chatgate.server.openai_routes import parse_json_body
-from chatgate.server.serving import admit_model
-from chatgate.server.state import GatewayState
+from chatgate.server.request import GatewayRequest
+from chatgate.server.serving import admit_model, free_call
 from chatgate.types import ChatRequest
 
 __all__ = ["count_tokens_route"]
@@ -54,26 +51,17 @@ async def _count(deployment: Deployment, request: ChatRequest, size: int) -> Tok
     return count_tokens(model, request.messages, request.tools)
 
 
-async def count_tokens_route(
-    scope: Scope,
-    receive: Receive,
-    send_: Send,
-    state: GatewayState,
-    body: bytes,
-    ctx: RequestContext,
-) -> None:
-    data = parse_json_body(body)
+async def count_tokens_route(request: GatewayRequest) -> None:
+    data = parse_json_body(request.body)
     validate_count_body(data)
-    name = admit_model(state, ctx, data["model"], stream=False)
-    deployment = state.models.router.groups[name][0].deployment
+    name = admit_model(request, data["model"], stream=False)
+    deployment = request.state.models.router.groups[name][0].deployment
     backend = Backend.of([(deployment.provider, deployment.model)])
-    request = chat_request_from_anthropic({**data, "max_tokens": 1}, backend)
-    counted = await _count(deployment, request, len(body))
-    ctx.cost = Decimal(0)  # free at every provider: its spend-log row says so
-    headers = [
-        *ctx.headers(),
+    chat = chat_request_from_anthropic({**data, "max_tokens": 1}, backend)
+    counted = await _count(deployment, chat, len(request.body))
+    free_call(request.ctx)  # free at every provider: its spend-log row says so
+    extra = [
         ("x-chatgate-token-count", "exact" if counted.exact else "estimate"),
         ("x-chatgate-token-count-method", counted.method),
     ]
-    ctx.status = 200
-    await send_json(send_, 200, {"input_tokens": counted.tokens}, headers)
+    await request.answer({"input_tokens": counted.tokens}, extra=extra)

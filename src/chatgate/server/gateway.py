@@ -74,7 +74,8 @@ class Gateway:
         self._zero_config = zero_config
         self._writer = AccessLogWriter(on_drop=self.metrics.log_dropped.inc) if access_log else None
         self.pipeline = UsagePipeline(
-            [self.metrics.record, self._log_line, self._spend_record],
+            [self.metrics.record, self._log_line],
+            lossless=[self._spend_record],
             on_drop=self.metrics.dropped.inc,
             after_drain=self._writer.flush if self._writer is not None else None,
         )

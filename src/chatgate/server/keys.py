@@ -35,9 +35,9 @@ from chatgate.store.schema.keys import VIRTUAL_KEYS
 
 __all__ = [
     "PREFIX",
-    "KeyError_",
     "KeyNotFound",
     "KeyRecord",
+    "KeyRejected",
     "KeyStore",
     "KeyStoreUnavailable",
     "hash_secret",
@@ -48,7 +48,7 @@ PREFIX = "sk-cg-"
 Period = Literal["daily", "monthly", "lifetime"]
 
 
-class KeyError_(InvalidRequestError):
+class KeyRejected(InvalidRequestError):
     """A key that cannot be used; ``reason`` is missing | invalid | revoked | expired."""
 
     status_code = 401
@@ -220,9 +220,9 @@ class KeyStore:
         return secret, record
 
     async def authenticate(self, secret: str | None) -> KeyRecord:
-        """The key's record, or KeyError_ saying why it cannot be used."""
+        """The key's record, or KeyRejected saying why it cannot be used."""
         if not secret:
-            raise KeyError_(
+            raise KeyRejected(
                 "no API key: send 'Authorization: Bearer sk-cg-…' or 'x-api-key: sk-cg-…'",
                 "missing",
             )
@@ -237,11 +237,11 @@ class KeyStore:
                 self._cache.clear()
             self._cache[digest] = (now + self._cache_ttl_s, record)
         if record is None:
-            raise KeyError_("invalid API key", "invalid")
+            raise KeyRejected("invalid API key", "invalid")
         if record.revoked_at is not None:
-            raise KeyError_(f"API key {record.display} has been revoked", "revoked")
+            raise KeyRejected(f"API key {record.display} has been revoked", "revoked")
         if record.expires_at is not None and record.expires_at <= now:
-            raise KeyError_(
+            raise KeyRejected(
                 f"API key {record.display} expired at {_iso(record.expires_at)}", "expired"
             )
         return record

@@ -21,7 +21,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Column, Float, Integer, String, Table, func, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    String,
+    Table,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.schema import CreateColumn
 
@@ -112,6 +123,21 @@ async def _adopt_conversations(conn: AsyncConnection) -> None:
         )
 
 
+async def _deployment_ids(conn: AsyncConnection) -> None:
+    """``spend_log.deployment`` is the router's deployment id ("smart#0") on every path. The
+    gateway used to write provider/model there, which the row's own ``provider`` and
+    ``served_model`` columns hold: such a value is cleared (no config is at hand to map it
+    to an id). A row is one of those when its deployment is exactly provider/served_model and
+    has no ``#<n>`` suffix; a configured deployment id (the library path) is kept."""
+    log_ = SPEND_LOG.c
+    await conn.execute(
+        update(SPEND_LOG)
+        .where(log_.deployment == log_.provider + "/" + log_.served_model)
+        .where(~log_.deployment.contains("#", autoescape=True))
+        .values(deployment=None)
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spend log and daily rollup", (SPEND_LOG, SPEND_DAILY)),
     Migration(2, "budget counters and reservations", (BUDGET_COUNTERS, BUDGET_RESERVATIONS)),
@@ -132,6 +158,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "conversations and tool-call idempotency keys (chatgate.persistence's tables)",
         (CONVERSATIONS, CONVERSATION_MESSAGES, TOOL_CALLS),
         extra=_adopt_conversations,
+    ),
+    # 15 and 16 are taken by other branches under way (issue 18).
+    Migration(
+        17,
+        "spend_log.deployment: the deployment id; the gateway's old provider/model values cleared",
+        extra=_deployment_ids,
     ),
 )
 
