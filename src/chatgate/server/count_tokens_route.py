@@ -16,7 +16,7 @@ from decimal import Decimal
 from chatgate.cost.provider_count import COUNT_ENDPOINTS, count_with
 from chatgate.cost.tokens import TokenCount, count_tokens
 from chatgate.errors import ChatgateError
-from chatgate.providers.anthropic.inbound import validate_count_body
+from chatgate.providers.anthropic.inbound import COUNT_FIELDS, validate_count_body
 from chatgate.providers.anthropic.reverse import chat_request_from_anthropic
 from chatgate.providers.anthropic.reverse_params import Backend
 from chatgate.providers.base import Deployment
@@ -67,7 +67,8 @@ async def count_tokens_route(
     name = admit_model(state, ctx, data["model"], stream=False)
     deployment = state.models.router.groups[name][0].deployment
     backend = Backend.of([(deployment.provider, deployment.model)])
-    request = chat_request_from_anthropic({**data, "max_tokens": 1}, backend)
+    counted_fields = {k: v for k, v in data.items() if k in COUNT_FIELDS}
+    request = chat_request_from_anthropic({**counted_fields, "max_tokens": 1}, backend)
     counted = await _count(deployment, request, len(body))
     ctx.cost = Decimal(0)  # free at every provider: its spend-log row says so
     headers = [
