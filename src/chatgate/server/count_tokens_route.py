@@ -15,7 +15,7 @@ import logging
 from chatgate.cost.provider_count import COUNT_ENDPOINTS, count_with
 from chatgate.cost.tokens import TokenCount, count_tokens
 from chatgate.errors import ChatgateError
-from chatgate.providers.anthropic.inbound import validate_count_body
+from chatgate.providers.anthropic.inbound import COUNT_FIELDS, validate_count_body
 from chatgate.providers.anthropic.reverse import chat_request_from_anthropic
 from chatgate.providers.anthropic.reverse_params import Backend
 from chatgate.providers.base import Deployment
@@ -57,7 +57,8 @@ async def count_tokens_route(request: GatewayRequest) -> None:
     name = admit_model(request, data["model"], stream=False)
     deployment = request.state.models.router.groups[name][0].deployment
     backend = Backend.of([(deployment.provider, deployment.model)])
-    chat = chat_request_from_anthropic({**data, "max_tokens": 1}, backend)
+    counted_fields = {k: v for k, v in data.items() if k in COUNT_FIELDS}
+    chat = chat_request_from_anthropic({**counted_fields, "max_tokens": 1}, backend)
     counted = await _count(deployment, chat, len(request.body))
     free_call(request.ctx)  # free at every provider: its spend-log row says so
     extra = [
