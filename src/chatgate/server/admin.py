@@ -8,6 +8,12 @@ GET    /admin/keys/{key_id}    one key
 PATCH  /admin/keys/{key_id}    change any of the create fields
 DELETE /admin/keys/{key_id}    revoke (the record stays, for the spend log)
 GET    /admin/spend            ?by=model|key|team|user|day&since=7d
+GET    /admin/logs             the spend log, filtered and paged (admin_logs.py)
+GET    /admin/logs/{request_id} one request's records (admin_logs.py)
+GET    /admin/overview         spend and traffic over time (admin_overview.py)
+
+The master key, an admin virtual key (metadata {"role": "admin"}) or a console session
+(docs/console.md) may call it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 
 from chatgate.cost.report import aspend_report
 from chatgate.errors import InvalidRequestError
+from chatgate.server.admin_logs import log_detail, log_page
 from chatgate.server.asgi import Receive, Scope, Send, read_body, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
@@ -42,7 +49,7 @@ async def admin(
     if not ctx.admin:
         raise GatewayError(
             403 if ctx.key is not None or state.master_key is None else 401,
-            "the admin API needs the master key (general_settings.master_key)",
+            "the admin API needs the master key (general_settings.master_key) or an admin key",
             type_="permission_error",
             code="admin_only",
         )
@@ -52,6 +59,10 @@ async def admin(
     try:
         if path == "/admin/spend" and method == "GET":
             await _spend(send, state, query)
+        elif path == "/admin/logs" and method == "GET":
+            await send_json(send, 200, await log_page(state, query))
+        elif path.startswith("/admin/logs/") and method == "GET":
+            await send_json(send, 200, await log_detail(state, path.removeprefix("/admin/logs/")))
         elif path == "/admin/keys":
             await _keys(scope, receive, send, state, method, query)
         elif path.startswith("/admin/keys/"):

@@ -8,12 +8,11 @@ the access log), off the request path.
 
 from __future__ import annotations
 
-import functools
 import hmac
-import importlib.resources
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from chatgate.config import Config
@@ -30,6 +29,7 @@ from chatgate.server.asgi import (
     read_body,
     send_json,
 )
+from chatgate.server.console import UI_PATH, authorize_session, console, is_admin_key
 from chatgate.server.context import RequestContext
 from chatgate.server.count_tokens_route import count_tokens_route
 from chatgate.server.embeddings_route import embeddings
@@ -80,30 +80,6 @@ async def _metrics(send: Send, gateway: Gateway) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-_UI_HEADERS = [
-    (b"content-type", b"text/html; charset=utf-8"),
-    # the page talks only to this gateway; its one script and style are inline
-    (
-        b"content-security-policy",
-        b"default-src 'none'; connect-src 'self'; script-src 'unsafe-inline'; "
-        b"style-src 'unsafe-inline'",
-    ),
-]
-
-
-@functools.cache
-def _ui_page() -> bytes:
-    return importlib.resources.files("chatgate.server").joinpath("ui.html").read_bytes()
-
-
-async def _ui(send: Send, gateway: Gateway) -> None:
-    """The admin UI: one static page over the admin API (it asks for the master key)."""
-    page = _ui_page()
-    headers = [*_UI_HEADERS, (b"content-length", str(len(page)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": page})
-
-
 async def _reload(send: Send, gateway: Gateway) -> None:
     if gateway.state.master_key is None:
         raise GatewayError(403, "admin endpoints need general_settings.master_key to be set")
@@ -139,9 +115,8 @@ _PLAIN: dict[tuple[str, str], PlainHandler] = {
     ("GET", "/health/readiness"): _readiness,
     ("GET", "/metrics"): _metrics,
     ("POST", "/admin/reload"): _reload,
-    ("GET", "/ui"): _ui,
 }
-_PUBLIC = frozenset({"/health/liveness", "/health/readiness", "/metrics", "/ui"})
+_PUBLIC = frozenset({"/health/liveness", "/health/readiness", "/metrics"})
 _KNOWN = frozenset({*_GET, *_POST, *(path for _, path in _PLAIN)})
 
 
@@ -182,7 +157,10 @@ async def _authorize(scope: Scope, state: GatewayState, ctx: RequestContext | No
         if ctx is None:  # probes and /admin/reload: the master key only
             raise GatewayError(403, "this route needs the master key", type_="permission_error")
         ctx.authenticated(record)
+        ctx.admin = is_admin_key(record)
         return
+    if presented is None and await authorize_session(scope, state, ctx, time.time()):
+        return  # a console session (the cookie), its CSRF token checked for a change
     if master is None:
         return  # an open gateway (loopback by default): no key needed
     if presented is None:
@@ -233,6 +211,8 @@ def create_app(
         route = path if path in _KNOWN else "admin" if path.startswith(ADMIN_PREFIX) else "other"
         if path.startswith(MODEL_PREFIXES):
             route = "/v1/models/{id}"
+        elif _is_console(path):
+            route = UI_PATH
         ctx = RequestContext.from_scope(scope, route)
         ctx.log_content = state.log_content
         in_flight = gateway.metrics.in_flight
@@ -265,6 +245,9 @@ async def _dispatch(
     method: str,
     path: str,
 ) -> None:
+    if _is_console(path):  # the page, its files and sign-in: each checks what it needs
+        await console(scope, receive, send, state, ctx)
+        return
     await _authorize(scope, state, ctx)
     if path.startswith(ADMIN_PREFIX):
         await admin(scope, receive, send, state, ctx)
@@ -279,6 +262,10 @@ async def _dispatch(
         raise GatewayError(405, f"{method} is not allowed on {path}")
     else:
         raise GatewayError(404, f"no route {method} {path}", code="not_found")
+
+
+def _is_console(path: str) -> bool:
+    return path == UI_PATH or path.startswith(UI_PATH + "/")
 
 
 def _database_down(exc: Exception, state: GatewayState) -> Exception:

@@ -28,13 +28,14 @@ from sqlalchemy.schema import CreateColumn
 from chatgate.store.rollup import fill_cache_writes
 from chatgate.store.schema import METADATA
 from chatgate.store.schema.budgets import BUDGET_COUNTERS, BUDGET_RESERVATIONS
+from chatgate.store.schema.console import CONSOLE_SESSIONS
 from chatgate.store.schema.conversations import (
     CONVERSATION_MESSAGES,
     CONVERSATIONS,
     TOOL_CALLS,
 )
 from chatgate.store.schema.keys import VIRTUAL_KEYS
-from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+from chatgate.store.schema.spend import CONSOLE_LOG_INDEXES, SPEND_DAILY, SPEND_LOG
 
 __all__ = ["MIGRATIONS", "Migration", "add_columns", "current_version", "migrate"]
 
@@ -112,6 +113,12 @@ async def _adopt_conversations(conn: AsyncConnection) -> None:
         )
 
 
+async def _console_indexes(conn: AsyncConnection) -> None:
+    for index in SPEND_LOG.indexes:
+        if index.name in CONSOLE_LOG_INDEXES:
+            await conn.run_sync(index.create, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spend log and daily rollup", (SPEND_LOG, SPEND_DAILY)),
     Migration(2, "budget counters and reservations", (BUDGET_COUNTERS, BUDGET_RESERVATIONS)),
@@ -132,6 +139,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "conversations and tool-call idempotency keys (chatgate.persistence's tables)",
         (CONVERSATIONS, CONVERSATION_MESSAGES, TOOL_CALLS),
         extra=_adopt_conversations,
+    ),
+    Migration(
+        15,
+        "console sessions; spend_log indexes for the console's log queries",
+        (CONSOLE_SESSIONS,),
+        extra=_console_indexes,
     ),
 )
 
