@@ -39,7 +39,7 @@ def writes(rows: list[dict[str, object]]) -> dict[tuple[object, object], tuple[o
 
 
 async def test_a_v11_database_upgrades_with_its_rollup_filled_in_from_the_log(v11: str) -> None:
-    before, after, columns = await upgrade(v11, 11, [12, 13, 14])
+    before, after, columns = await upgrade(v11, 11, [12, 13, 14, 15])
     assert [r.pop("record_id") for r in after["spend_log"]] == [None] * len(before["spend_log"])
     assert len(before["spend_daily"]) == 3
     report = await aspend_report("day", NOV_20, database_url=v11)
