@@ -11,6 +11,7 @@ import requests
 
 from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.postgres import PostgresServer, require_bin_dir
 
 MASTER = "sk-master-console-test-7"
 
@@ -22,7 +23,26 @@ def upstream() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The gateway's database: SQLite unless a module parametrizes it (indirect) with
+    "postgresql", a throwaway server of its own."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('console-db') / 'gateway.db'}"
+        return
+    server = PostgresServer(require_bin_dir()).init()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    upstream: FakeOpenAI, database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("console")
     params = {"api_base": upstream.base_url, "api_key": "sk-upstream-never-shown-2"}
     config = {
@@ -32,7 +52,7 @@ def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> I
         ],
         "general_settings": {
             "master_key": MASTER,
-            "database_url": f"sqlite:///{tmp / 'gateway.db'}",
+            "database_url": database,
             "key_cache_ttl_s": 0,
         },
     }

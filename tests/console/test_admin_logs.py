@@ -12,6 +12,10 @@ from tests.console.conftest import master_client, new_key
 from tests.fakes.gateway import Gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, error_json
 
+pytestmark = pytest.mark.parametrize(
+    "database", ["sqlite", "postgresql"], indirect=True, scope="module"
+)
+
 
 def logged(gw: Gateway, *request_ids: str) -> None:
     """Wait (5 s at most) until the spend log holds these requests: records are written off

@@ -50,6 +50,9 @@ def test_the_console_end_to_end(
     assert cookie["sameSite"] == "Strict"
     assert MASTER not in cookie["value"]
     assert page.evaluate("document.cookie") == ""  # the script cannot read the session
+    expect(page.locator("#total-requests")).to_be_visible()  # Overview is the first page
+    requests_before = page.locator("#total-requests").inner_text()
+    bars_before = page.locator("#spend-chart rect[data-series=fast]").count()
 
     # Keys: create one; its secret is shown once
     page.click("a[href='#/keys']")
@@ -83,6 +86,16 @@ def test_the_console_end_to_end(
     expect(detail).to_contain_text("tokens: input")
     expect(detail).to_contain_text("Message content is not logged")
     shots.take(page, "logs")
+
+    # Overview: the request is in the totals and in the spend chart's "fast" bar
+    page.click("a[href='#/overview']")
+    expect(page.locator("#total-requests")).not_to_have_text(requests_before)
+    assert page.locator("#spend-chart rect[data-series=fast]").count() >= max(1, bars_before)
+    page.select_option("#overview-controls select[name=by]", "key")
+    expect(page.locator("#spend-chart rect[data-series^=key_]")).not_to_have_count(0)
+    page.select_option("#overview-controls select[name=by]", "model")
+    expect(page.locator("#spend-title")).to_have_text("Spend per day, by model")
+    shots.take(page, "overview")
 
     # Keys: revoke it; the gateway refuses it from then on
     page.click("a[href='#/keys']")

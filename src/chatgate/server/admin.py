@@ -24,6 +24,7 @@ from typing import Any
 from chatgate.cost.report import aspend_report
 from chatgate.errors import InvalidRequestError
 from chatgate.server.admin_logs import log_detail, log_page
+from chatgate.server.admin_overview import overview
 from chatgate.server.asgi import Receive, Scope, Send, read_body, send_json
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
@@ -61,6 +62,8 @@ async def admin(
             await _spend(send, state, query)
         elif path == "/admin/logs" and method == "GET":
             await send_json(send, 200, await log_page(state, query))
+        elif path == "/admin/overview" and method == "GET":
+            await send_json(send, 200, await overview(state, query))
         elif path.startswith("/admin/logs/") and method == "GET":
             await send_json(send, 200, await log_detail(state, path.removeprefix("/admin/logs/")))
         elif path == "/admin/keys":
