@@ -54,6 +54,7 @@ def gateway(
             "master_key": MASTER,
             "database_url": database,
             "key_cache_ttl_s": 0,
+            "budgets": [{"scope": "global", "limit": "100", "window": "monthly"}],
         },
     }
     with start_gateway(config, tmp) as gw:

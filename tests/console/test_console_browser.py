@@ -36,6 +36,15 @@ def chat(gw: Gateway, key: str, text: str) -> requests.Response:
     )
 
 
+def answer_key_id(gw: Gateway, request_id: str) -> str:
+    resp = requests.get(
+        f"{gw.url}/admin/logs/{request_id}",
+        headers={"Authorization": f"Bearer {MASTER}"},
+        timeout=10,
+    )
+    return str(resp.json()["records"][0]["key_id"])
+
+
 def test_the_console_end_to_end(
     gateway: Gateway, page: Page, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -96,6 +105,31 @@ def test_the_console_end_to_end(
     page.select_option("#overview-controls select[name=by]", "model")
     expect(page.locator("#spend-title")).to_have_text("Spend per day, by model")
     shots.take(page, "overview")
+
+    # Budgets: the global one and the new key's, with what the request spent
+    page.click("a[href='#/budgets']")
+    expect(page.locator("tr[data-budget='global:*:monthly']")).to_contain_text("of $100")
+    key_id = answer_key_id(gateway, request_id)
+    expect(page.locator(f"tr[data-budget='key:{key_id}:monthly']")).to_contain_text("of $5")
+    shots.take(page, "budgets")
+
+    # Models: both deployments, healthy, the one that answered with a latency
+    page.click("a[href='#/models']")
+    fast = page.locator("tr[data-deployment]", has_text="openai/gpt-4o-mini")
+    expect(fast).to_contain_text("healthy")
+    expect(fast).to_contain_text(" ms")
+    expect(page.locator("tr[data-deployment]")).to_have_count(2)
+    shots.take(page, "models")
+
+    # Playground: a streamed answer with its latency and cost
+    page.click("a[href='#/playground']")
+    page.select_option("#playground select[name=model]", "fast")
+    page.fill("#playground textarea", "hi playground")
+    page.click("#playground button")
+    expect(page.locator("#transcript .answer")).to_have_text("echo: hi playground")
+    expect(page.locator("#transcript .stats")).to_contain_text("first token")
+    expect(page.locator("#transcript .stats")).to_contain_text("$")
+    shots.take(page, "playground")
 
     # Keys: revoke it; the gateway refuses it from then on
     page.click("a[href='#/keys']")

@@ -11,6 +11,8 @@ GET    /admin/spend            ?by=model|key|team|user|day&since=7d
 GET    /admin/logs             the spend log, filtered and paged (admin_logs.py)
 GET    /admin/logs/{request_id} one request's records (admin_logs.py)
 GET    /admin/overview         spend and traffic over time (admin_overview.py)
+GET    /admin/budgets          every budget with its use (admin_budgets.py)
+GET    /admin/models           every deployment's health (admin_models.py)
 
 The master key, an admin virtual key (metadata {"role": "admin"}) or a console session
 (docs/console.md) may call it.
@@ -23,7 +25,9 @@ from typing import Any
 
 from chatgate.cost.report import aspend_report
 from chatgate.errors import InvalidRequestError
+from chatgate.server.admin_budgets import budgets_status
 from chatgate.server.admin_logs import log_detail, log_page
+from chatgate.server.admin_models import models_health
 from chatgate.server.admin_overview import overview
 from chatgate.server.asgi import Receive, Scope, Send, read_body, send_json
 from chatgate.server.context import RequestContext
@@ -62,6 +66,10 @@ async def admin(
             await _spend(send, state, query)
         elif path == "/admin/logs" and method == "GET":
             await send_json(send, 200, await log_page(state, query))
+        elif path == "/admin/models" and method == "GET":
+            await send_json(send, 200, await models_health(state))
+        elif path == "/admin/budgets" and method == "GET":
+            await send_json(send, 200, await budgets_status(state))
         elif path == "/admin/overview" and method == "GET":
             await send_json(send, 200, await overview(state, query))
         elif path.startswith("/admin/logs/") and method == "GET":

@@ -3,6 +3,8 @@ let csrf = "";
 
 export function setCsrf(token) { csrf = token; }
 
+export function csrfHeader() { return { "X-CSRF-Token": csrf }; }
+
 export class ApiError extends Error {
   constructor(status, body) {
     super(body?.error?.message || `HTTP ${status}`);

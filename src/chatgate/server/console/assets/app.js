@@ -1,10 +1,16 @@
 // The console's shell: sign-in, sign-out and a page per hash route.
 import { api, setCsrf, showError } from "./api.js";
+import { budgetsPage } from "./budgets.js";
 import { keysPage } from "./keys.js";
 import { logsPage } from "./logs.js";
+import { modelsPage } from "./models.js";
 import { overviewPage } from "./overview.js";
+import { playgroundPage } from "./playground.js";
 
-const pages = { "#/overview": overviewPage, "#/logs": logsPage, "#/keys": keysPage };
+const pages = {
+  "#/overview": overviewPage, "#/logs": logsPage, "#/keys": keysPage,
+  "#/budgets": budgetsPage, "#/models": modelsPage, "#/playground": playgroundPage,
+};
 const $ = (id) => document.getElementById(id);
 
 function signedIn(who) {
