@@ -44,3 +44,29 @@ def test_models_show_each_deployment_and_its_errors(gateway: Gateway, upstream: 
     assert 0 < smart["error_rate_1h"] < 1
     assert smart["latency_ewma_ms"] is not None
     assert smart["rpm"] is None
+
+
+def test_keys_come_in_keyset_pages_with_their_spend(gateway: Gateway) -> None:
+    made = [new_key(gateway, name=f"page-{i}", team="paged")[1]["key_id"] for i in range(5)]
+    secret, spender = new_key(gateway, name="spender", team="paged", budget="5")
+    logged(gateway, chat(gateway, secret))
+    seen: list[str] = []
+    after = None
+    with master_client(gateway) as http:
+        for _ in range(10):
+            params = {"team": "paged", "limit": "2", "usage": "true"}
+            page = http.get("/admin/keys", params={**params, **({"after": after} if after else {})})
+            seen += [k["key_id"] for k in page.json()["data"]]
+            spent = {k["key_id"]: Decimal(k["spent"]) for k in page.json()["data"]}
+            if spender["key_id"] in spent:
+                assert spent[spender["key_id"]] > 0
+            after = page.json()["next_after"]
+            if after is None:
+                break
+        bad = http.get("/admin/keys", params={"limit": "0"})
+        everything = http.get("/admin/keys", params={"team": "paged"}).json()
+    assert seen == [*made, spender["key_id"]]  # oldest first, each once
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "limit"
+    assert everything["next_after"] is None
+    assert "spent" not in everything["data"][0]  # only when asked for

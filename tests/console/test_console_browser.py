@@ -134,6 +134,8 @@ def test_the_console_end_to_end(
     # Keys: revoke it; the gateway refuses it from then on
     page.click("a[href='#/keys']")
     row = page.locator("tr", has_text="browser-app")
+    expect(row).to_contain_text("of $5 monthly")
+    assert "$0.000000 of" not in row.inner_text()  # the request's cost is counted
     row.locator("button.revoke").click()
     row.locator("button.revoke").click()  # "Confirm revoke"
     expect(page.locator("tr", has_text="browser-app")).to_have_count(0)

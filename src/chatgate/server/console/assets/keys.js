@@ -1,4 +1,5 @@
-// Virtual keys: create (the secret shown once), edit, revoke; spend against each budget.
+// Virtual keys, 50 a page: create (the secret shown once), edit, revoke; each key's spend
+// against its budget this period (lifetime spend for a key with no budget).
 import { api, el, money, showError, table } from "./api.js";
 
 const FIELDS = ["name", "models", "budget", "budget_period", "rpm", "tpm", "expires"];
@@ -32,24 +33,8 @@ function inputs(key = {}) {
   ];
 }
 
-function periodStart(period) {
-  const now = new Date().toISOString();
-  if (period === "daily") return now.slice(0, 10);
-  if (period === "monthly") return `${now.slice(0, 7)}-01`;
-  return "2000-01-01";
-}
-
-async function spendByPeriod() {
-  const out = {};
-  for (const period of ["daily", "monthly", "lifetime"]) {
-    const rows = (await api("GET", `/admin/spend?by=key&since=${periodStart(period)}`)).data;
-    out[period] = Object.fromEntries(rows.map((r) => [r.group, Number(r.cost)]));
-  }
-  return out;
-}
-
-function budgetCell(key, spend) {
-  const used = spend[key.budget_period ?? "lifetime"][key.key_id] ?? 0;
+function budgetCell(key) {
+  const used = Number(key.spent);
   if (key.budget === null) return el("td", {}, money(used), el("span", { class: "muted" }, " no budget"));
   const share = Number(key.budget) > 0 ? used / Number(key.budget) : 1;
   const bar = el("span", { class: share >= 1 ? "bar over" : "bar" }, el("span"));
@@ -72,17 +57,27 @@ export async function keysPage(root) {
     } catch (err) { showError(err); }
   });
   const list = el("div");
-  root.append(el("h1", {}, "Keys"), form, secretBox, list);
+  const more = el("button", { type: "button", id: "more-keys", hidden: true }, "More keys →");
+  root.append(el("h1", {}, "Keys"), form, secretBox, list, more);
+  let after = null;
 
-  async function render() {
-    const [keys, spend] = await Promise.all([api("GET", "/admin/keys"), spendByPeriod()]);
-    const rows = keys.data.map((key) => keyRow(key, spend, render));
-    list.replaceChildren(table(["name", "key", "models", "spend / budget", "rpm", "tpm", "expires", ""], rows));
+  // A page of keys (oldest first), each with its spend in its budget's current period.
+  async function load(append) {
+    const params = new URLSearchParams({ limit: "50", usage: "true" });
+    if (append && after) params.set("after", after);
+    const page = await api("GET", `/admin/keys?${params}`);
+    after = page.next_after;
+    more.hidden = !after;
+    const rows = page.data.map((key) => keyRow(key, render));
+    if (append) list.querySelector("tbody").append(...rows);
+    else list.replaceChildren(table(["name", "key", "models", "spend / budget", "rpm", "tpm", "expires", ""], rows));
   }
+  const render = () => load(false);
+  more.addEventListener("click", () => load(true).catch(showError));
   await render();
 }
 
-function keyRow(key, spend, render) {
+function keyRow(key, render) {
   const revoke = el("button", { type: "button", class: "revoke" }, "Revoke");
   revoke.addEventListener("click", async () => {
     if (revoke.textContent !== "Confirm revoke") { revoke.textContent = "Confirm revoke"; return; }
@@ -92,7 +87,7 @@ function keyRow(key, spend, render) {
   const row = el("tr", { "data-key": key.key_id },
     el("td", {}, key.name ?? ""), el("td", {}, el("code", {}, key.key)),
     el("td", {}, key.models.length ? key.models.join(", ") : el("span", { class: "muted" }, "all")),
-    budgetCell(key, spend), el("td", { class: "num" }, key.rpm ?? "—"), el("td", { class: "num" }, key.tpm ?? "—"),
+    budgetCell(key), el("td", { class: "num" }, key.rpm ?? "—"), el("td", { class: "num" }, key.tpm ?? "—"),
     el("td", {}, key.expires_at ? key.expires_at.slice(0, 16).replace("T", " ") : "never"),
     el("td", {}, edit, " ", revoke));
   edit.addEventListener("click", () => {
