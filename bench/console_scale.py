@@ -160,7 +160,7 @@ async def fill(url: str, rows: int, keys: int, days: int) -> float:
     return time.perf_counter() - began
 
 
-def queries(url: str) -> list[tuple[str, str]]:
+def queries(url: str, keys: int) -> list[tuple[str, str]]:
     """The console's calls, page by page, as (label, path)."""
     get = requests.get(
         f"{url}/admin/logs?since=30d&limit=50",
@@ -169,6 +169,7 @@ def queries(url: str) -> list[tuple[str, str]]:
     ).json()
     first = get["data"][0]
     cursor = get["next_cursor"]
+    keys_after = f"key_{keys // 2:016x}"  # halfway through the keys
     q = urllib.parse.quote
     return [
         ("Overview: day by model, 30d", "/admin/overview?bucket=day&by=model"),
@@ -188,28 +189,29 @@ def queries(url: str) -> list[tuple[str, str]]:
         ("Logs: min cost $0.9, 30d", "/admin/logs?since=30d&min_cost=0.9"),
         ("Logs: request id, 30d", f"/admin/logs?since=30d&request_id={first['request_id']}"),
         ("Logs: one request's detail", f"/admin/logs/{first['request_id']}"),
-        ("Keys: list (every key)", "/admin/keys"),
-        ("Keys: spend by key, this month", f"/admin/spend?by=key&since={dt.date.today():%Y-%m}-01"),
-        ("Keys: spend by key, lifetime", "/admin/spend?by=key&since=2000-01-01"),
+        ("Keys: first page of 50, with spend", "/admin/keys?limit=50&usage=true"),
+        ("Keys: a later page (keyset)", f"/admin/keys?limit=50&usage=true&after={keys_after}"),
         ("Budgets", "/admin/budgets"),
         ("Models", "/admin/models"),
     ]  # fmt: skip
 
 
-def measure(url: str, runs: int) -> list[tuple[str, float, float, int]]:
+def measure(url: str, runs: int, keys: int) -> list[tuple[str, float, float, float, int]]:
+    """Per query: the first answer (cold: the Overview computes and stores each settled day
+    then), the median and the slowest of the next ``runs``, and the answer's size."""
     out = []
     with requests.Session() as http:
         http.headers["Authorization"] = f"Bearer {MASTER}"
-        for label, path in queries(url):
+        for label, path in queries(url, keys):
             times = []
             size = 0
-            for _ in range(runs):
+            for _ in range(runs + 1):
                 began = time.perf_counter()
-                resp = http.get(f"{url}{path}", timeout=120)
+                resp = http.get(f"{url}{path}", timeout=600)
                 times.append((time.perf_counter() - began) * 1000)
                 assert resp.status_code == 200, (path, resp.text[:300])
                 size = len(resp.content)
-            out.append((label, statistics.median(times), max(times), size))
+            out.append((label, times[0], statistics.median(times[1:]), max(times[1:]), size))
     return out
 
 
@@ -225,13 +227,13 @@ def run(url: str, args: argparse.Namespace) -> None:
         "general_settings": {"master_key": MASTER, "database_url": url},
     }
     with tempfile.TemporaryDirectory() as tmp, start_gateway(config, Path(tmp)) as gw:
-        results = measure(gw.url, args.runs)
-    print(f"\n{'query':36} {'median ms':>10} {'max ms':>9} {'bytes':>10}")
-    for label, median, worst, size in results:
+        results = measure(gw.url, args.runs, args.keys)
+    print(f"\n{'query':36} {'first ms':>9} {'median ms':>10} {'max ms':>9} {'bytes':>10}")
+    for label, first, median, worst, size in results:
         flag = "  > 1 s" if worst > 1000 else ""
-        print(f"{label:36} {median:10.1f} {worst:9.1f} {size:10,}{flag}")
-    slow = [r for r in results if r[2] > 1000]
-    print(f"\n{len(results) - len(slow)} of {len(results)} queries under 1 s")
+        print(f"{label:36} {first:9.1f} {median:10.1f} {worst:9.1f} {size:10,}{flag}")
+    slow = [r for r in results if r[3] > 1000]
+    print(f"\n{len(results) - len(slow)} of {len(results)} queries under 1 s after the first")
 
 
 def main() -> None:

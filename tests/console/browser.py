@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -43,9 +43,10 @@ class Shots:
         self.copy_to = os.environ.get("CHATGATE_CONSOLE_SHOTS")
         print(f"console screenshots: {folder}")
 
-    def take(self, page: Page, name: str) -> Path:
+    def take(self, page: Page, name: str, mask: Sequence[Locator] = ()) -> Path:
+        """``mask``: parts painted over, e.g. a secret shown once."""
         path = self.folder / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=True, mask=list(mask))
         if self.copy_to:
             shutil.copy(path, Path(self.copy_to) / path.name)
         return path

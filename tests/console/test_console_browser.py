@@ -73,7 +73,15 @@ def test_the_console_end_to_end(
     assert secret.startswith("sk-cg-")
     row = page.locator("tr", has_text="browser-app")
     expect(row).to_contain_text("of $5 monthly")
-    shots.take(page, "keys")
+    row.locator("button.edit").click()  # edit: limits and expiry
+    edit = page.locator("tr:has(form) form")
+    edit.locator("input[name=rpm]").fill("60")
+    edit.locator("input[name=expires]").fill("30d")
+    edit.locator("button").click()
+    row = page.locator("tr", has_text="browser-app")
+    expect(row.locator("td.num").first).to_have_text("60")
+    expect(row).not_to_contain_text("never")  # it expires now
+    shots.take(page, "keys", mask=[page.locator("#new-secret")])
 
     # a request with the new key, then Logs finds it and opens it
     answer = chat(gateway, secret, "hello console")

@@ -28,7 +28,7 @@ from sqlalchemy.schema import CreateColumn
 from chatgate.store.rollup import fill_cache_writes
 from chatgate.store.schema import METADATA
 from chatgate.store.schema.budgets import BUDGET_COUNTERS, BUDGET_RESERVATIONS
-from chatgate.store.schema.console import CONSOLE_SESSIONS
+from chatgate.store.schema.console import CONSOLE_DAILY, CONSOLE_SESSIONS
 from chatgate.store.schema.conversations import (
     CONVERSATION_MESSAGES,
     CONVERSATIONS,
@@ -142,8 +142,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         15,
-        "console sessions; spend_log indexes for the console's log queries",
-        (CONSOLE_SESSIONS,),
+        "console sessions and daily statistics; spend_log indexes for the console's logs",
+        (CONSOLE_SESSIONS, CONSOLE_DAILY),
         extra=_console_indexes,
     ),
 )
