@@ -1,5 +1,6 @@
-"""overview_days on SQLite and PostgreSQL: a settled day's statistics are computed once and
-stored; a day still open is computed on each view; percentiles and the top subjects."""
+"""A day's Overview statistics on SQLite and PostgreSQL: a settled day's are computed once
+and stored; a day still open is computed again after a minute; what a view has no time for
+is computed in the background; percentiles and the top subjects."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatgate.server.overview_days import TOP_PER_DAY, days_stats
+from chatgate.server.day_stats import DayStats
+from chatgate.server.overview_days import TOP_PER_DAY
 from chatgate.store.engine import create_engine
 from chatgate.store.migrations import migrate
 from chatgate.store.partitions import ensure_days
@@ -48,6 +50,14 @@ def call(day: dt.date, n: int, **fields: Any) -> dict[str, Any]:
     return {**row, **fields}
 
 
+async def days_stats(
+    engine: AsyncEngine, days: list[dt.date], dims: list[str], now: float, **options: Any
+) -> list[dict[str, Any]]:
+    rows, pending = await DayStats(engine, clock=lambda: now, **options).rows(days, ["all", *dims])
+    assert pending == []
+    return [r for r in rows if r["dim"] in dims]
+
+
 async def add(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
     async with engine.begin() as conn:
         await conn.execute(insert(SPEND_LOG), rows)
@@ -77,13 +87,21 @@ async def test_a_settled_day_is_computed_once_and_stored(engine: AsyncEngine) ->
     assert [r["requests"] for r in again if r["dim"] == "all"] == [100]
 
 
-async def test_an_open_day_is_computed_on_each_view_and_never_stored(engine: AsyncEngine) -> None:
+async def test_an_open_day_is_fresh_on_each_view_and_never_stored(engine: AsyncEngine) -> None:
+    stats = DayStats(engine, clock=lambda: NOW)
     await add(engine, [call(TODAY, n) for n in range(3)])
-    first = await days_stats(engine, [TODAY], ["all"], NOW)
+    first, _ = await stats.rows([TODAY], ["all"])
     await add(engine, [call(TODAY, 10)])
-    second = await days_stats(engine, [TODAY], ["all"], NOW)
+    second, _ = await stats.rows([TODAY], ["all"])
     assert [r["requests"] for r in first] == [3]
     assert [r["requests"] for r in second] == [4]
+    busy = DayStats(engine, clock=lambda: NOW, budget_s=0)
+    assert await busy.rows([TODAY], ["all"]) == ([], [TODAY])  # nothing yet: to compute
+    await busy.idle()
+    await add(engine, [call(TODAY, 11)])
+    rows, pending = await busy.rows([TODAY], ["all"])
+    assert [r["requests"] for r in rows] == [4]  # its last rows while it is recomputed
+    assert pending == [TODAY]
     async with engine.connect() as conn:
         stored = (
             await conn.execute(select(func.count()).where(CONSOLE_DAILY.c.day == TODAY))
@@ -109,3 +127,17 @@ async def test_the_most_spent_subjects_and_the_rest_as_other(engine: AsyncEngine
     assert keys["key-104"] == 105  # the most spent
     assert "key-0" not in keys
     assert keys["(other)"] == sum(range(1, 6))  # the five least spent, together
+
+
+async def test_days_a_view_has_no_time_for_are_computed_in_the_background(
+    engine: AsyncEngine,
+) -> None:
+    days = [dt.date(2026, 11, d) for d in range(20, 25)]
+    stats = DayStats(engine, clock=lambda: NOW, budget_s=0)
+    first, pending = await stats.rows(days, ["all"])
+    assert first == []  # no time at all: every day is left to the background
+    assert pending == days
+    await stats.idle()
+    later, pending = await DayStats(engine, clock=lambda: NOW, budget_s=0).rows(days, ["all"])
+    assert pending == []  # stored by the background task, read by another process
+    assert sorted(r["day"] for r in later) == days

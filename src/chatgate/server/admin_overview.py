@@ -4,9 +4,10 @@ GET /admin/overview   ?bucket=hour|day|month (default day)
                       &by=model|key|team|user (default model)
                       &since=, &until= (as /admin/logs; default 24h, 30d, 365d by bucket)
 
-Day and month buckets cover whole UTC days and read each day's statistics, computed once
-per day (``overview_days``); hour buckets (at most 3 days) read the spend log. The top 8
-groups get a series each, the rest one "(other)" series. Traffic: requests, errors, cache
+Day and month buckets cover whole UTC days and read each day's statistics (``day_stats``:
+a day not computed yet is listed in ``pending_days`` and counts zero until it is); hour
+buckets (at most 3 days) read the spend log. The top 8 groups get a series each, the rest
+one "(other)" series. Traffic: requests, errors, cache
 hits, retried requests, and p50/p95 latency and time to first token (a month's are its
 days' values weighted by their requests). The cache's savings are an estimate: each hit's
 tokens at its model's average paid price per token that day (hour buckets: that window).
@@ -22,8 +23,9 @@ from typing import Any
 from chatgate.cost.budgets import from_pico
 from chatgate.errors import InvalidRequestError
 from chatgate.server.admin_logs import engine_of
+from chatgate.server.day_stats import day_stats_for
 from chatgate.server.log_filters import Window, window
-from chatgate.server.overview_days import OTHER, days_stats
+from chatgate.server.overview_days import OTHER
 from chatgate.server.overview_hours import (
     BY,
     TOP,
@@ -128,13 +130,14 @@ async def overview(state: GatewayState, params: Mapping[str, str]) -> dict[str, 
         await state.services.spend.flush()
     labels = _labels(bucket, span)
     engine = engine_of(state)
+    pending: list[dt.date] = []
     if bucket == "hour":
         async with engine.connect() as conn:
             spend = await hour_spend(conn, by, span, labels)
             traffic = await hour_traffic(conn, span, labels)
             saved = await hour_saved(conn, span)
     else:
-        rows = await days_stats(engine, _days(span), ("all", "model", by))
+        rows, pending = await day_stats_for(engine).rows(_days(span), ("all", "model", by))
         spend = _day_spend([r for r in rows if r["dim"] == by], bucket, labels)
         traffic = _day_traffic([r for r in rows if r["dim"] == "all"], bucket, labels)
         saved = _day_saved([r for r in rows if r["dim"] == "model"])
@@ -150,6 +153,8 @@ async def overview(state: GatewayState, params: Mapping[str, str]) -> dict[str, 
         "spend": spend,
         "traffic": traffic,
         "budgets": budgets,
+        # days whose statistics are being computed (zero until then): ask again shortly
+        "pending_days": [d.isoformat() for d in pending],
         "totals": {
             "cost": round(sum(sum(s["values"]) for s in spend), 10),
             "requests": requests,

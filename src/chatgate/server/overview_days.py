@@ -1,31 +1,26 @@
-"""One day's statistics for the Overview, computed from the spend log and the daily rollup,
-and kept in ``console_daily`` once the day is over.
+"""One day's statistics for the Overview, computed from the spend log and the daily rollup
+(``day_stats`` keeps them).
 
 A 30-day chart on 10 million calls cannot scan them on every view, and percentiles cannot
 be summed from the rollup. So each day's numbers (requests, errors, cache hits, retries,
 cost, p50/p95 latency and time to first token, and the 100 most spent models, keys, teams
-and users) are computed once, with a few grouped queries on that day's rows alone (one
-partition on PostgreSQL), the first time a chart needs the day, and stored. Only days that
-ended more than ``SETTLE_S`` ago are stored, so late records (a spend file replayed after a
-restart) still count; the days after that are computed on each view.
+and users) are computed with a few grouped queries on that day's rows alone (one partition
+on PostgreSQL).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import statistics
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, delete, desc, func, insert, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import case, desc, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatgate.store.schema.console import CONSOLE_DAILY
 from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
 
-__all__ = ["DIMENSIONS", "SETTLE_S", "TOP_PER_DAY", "day_rows", "days_stats"]
+__all__ = ["DIMENSIONS", "OTHER", "SETTLE_S", "TOP_PER_DAY", "day_rows", "settled"]
 
 SETTLE_S = 3600.0
 TOP_PER_DAY = 100
@@ -134,44 +129,7 @@ async def day_rows(conn: AsyncConnection, day: dt.date) -> list[dict[str, Any]]:
     return out
 
 
-async def days_stats(
-    engine: AsyncEngine, days: Iterable[dt.date], dims: Sequence[str], now: float | None = None
-) -> list[dict[str, Any]]:
-    """The rows of ``days`` for ``dims`` ("all" and one dimension, say), from the stored
-    ones, computing and storing the settled days not stored yet."""
-    now = time.time() if now is None else now
-    wanted = sorted(set(days))
-    settled = [d for d in wanted if _end(d) + SETTLE_S <= now]
-    t = CONSOLE_DAILY.c
-    async with engine.connect() as conn:
-        stored_days = {
-            row[0]
-            for row in await conn.execute(
-                select(t.day).where(t.day.in_(settled), t.dim == "all", t.name == "*")
-            )
-        }
-    out: list[dict[str, Any]] = []
-    for day in wanted:
-        if day in stored_days:
-            continue
-        async with engine.connect() as conn:
-            rows = await day_rows(conn, day)
-        if day in settled:
-            try:
-                async with engine.begin() as conn:
-                    await conn.execute(delete(CONSOLE_DAILY).where(t.day == day))
-                    await conn.execute(
-                        insert(CONSOLE_DAILY), [{**r, "computed_at": now} for r in rows]
-                    )
-            except IntegrityError:
-                pass  # another viewer stored the same day first: the same numbers
-        out += [r for r in rows if r["dim"] in dims]
-    if stored_days:
-        query = select(CONSOLE_DAILY).where(t.day.in_(stored_days), t.dim.in_(dims))
-        async with engine.connect() as conn:
-            out += [dict(r._mapping) for r in await conn.execute(query)]
-    return out
-
-
-def _end(day: dt.date) -> float:
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp()
+def settled(day: dt.date, now: float) -> bool:
+    """Over long enough that no late record can still land in it: stored, never recomputed."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp()
+    return end + SETTLE_S <= now

@@ -26,7 +26,11 @@ export async function overviewPage(root) {
     const global = data.budgets.find((b) => b.scope === "global");
     const spendChart = stackedBars(data.buckets, data.spend, usd, null);
     spendChart.id = "spend-chart";
-    body.replaceChildren(
+    const pending = data.pending_days.length
+      ? el("p", { class: "muted", id: "pending" }, `Computing ${data.pending_days.length} earlier days; they fill in shortly.`)
+      : null;
+    if (pending) setTimeout(() => { if (body.isConnected) render().catch(() => {}); }, 1500);
+    body.replaceChildren(...[pending].filter(Boolean),
       el("div", { class: "cards" },
         card("spend in window", money(totals.cost), "total-cost"), card("requests", totals.requests, "total-requests"),
         card("error rate", errorRate), card("cache hit rate", hitRate),
