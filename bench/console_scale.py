@@ -11,8 +11,9 @@ budgets) and ``--rows`` spend rows over ``--days`` days ending now, skewed as re
 rollup and the budget counters are filled from the log with one grouped INSERT each, and the
 tables are analyzed. Then a real ``chatgate serve`` on that database answers each console
 query over HTTP with the master key: every page's calls, filters and keyset pages included.
-Each query runs ``--runs`` times; the table shows the median and the slowest, in ms, and
-marks any slower than 1 s.
+Each query's first answer is timed, then (Overview) the seconds until the background had
+computed every day it shows, then ``--runs`` more answers: their median and the slowest, in
+ms. Any answer slower than 1 s is marked.
 """
 
 from __future__ import annotations
@@ -196,22 +197,34 @@ def queries(url: str, keys: int) -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
-def measure(url: str, runs: int, keys: int) -> list[tuple[str, float, float, float, int]]:
-    """Per query: the first answer (cold: the Overview computes and stores each settled day
-    then), the median and the slowest of the next ``runs``, and the answer's size."""
+def settle(http: requests.Session, url: str) -> float:
+    """Ask again until no day is pending (the background computes them); the seconds it took."""
+    began = time.perf_counter()
+    while http.get(url, timeout=600).json().get("pending_days"):
+        time.sleep(1)
+    return time.perf_counter() - began
+
+
+def measure(url: str, runs: int, keys: int) -> list[tuple[str, float, float, float, float, int]]:
+    """Per query: the first answer, the seconds until its days were all computed (Overview),
+    the median and the slowest of the next ``runs``, and the answer's size."""
     out = []
     with requests.Session() as http:
         http.headers["Authorization"] = f"Bearer {MASTER}"
         for label, path in queries(url, keys):
+            began = time.perf_counter()
+            first = http.get(f"{url}{path}", timeout=600)
+            first_ms = (time.perf_counter() - began) * 1000
+            assert first.status_code == 200, (path, first.text[:300])
+            filled = settle(http, f"{url}{path}") if path.startswith("/admin/overview") else 0.0
             times = []
-            size = 0
-            for _ in range(runs + 1):
+            for _ in range(runs):
                 began = time.perf_counter()
                 resp = http.get(f"{url}{path}", timeout=600)
                 times.append((time.perf_counter() - began) * 1000)
                 assert resp.status_code == 200, (path, resp.text[:300])
-                size = len(resp.content)
-            out.append((label, times[0], statistics.median(times[1:]), max(times[1:]), size))
+            size = len(resp.content)
+            out.append((label, first_ms, filled, statistics.median(times), max(times), size))
     return out
 
 
@@ -228,12 +241,16 @@ def run(url: str, args: argparse.Namespace) -> None:
     }
     with tempfile.TemporaryDirectory() as tmp, start_gateway(config, Path(tmp)) as gw:
         results = measure(gw.url, args.runs, args.keys)
-    print(f"\n{'query':36} {'first ms':>9} {'median ms':>10} {'max ms':>9} {'bytes':>10}")
-    for label, first, median, worst, size in results:
-        flag = "  > 1 s" if worst > 1000 else ""
-        print(f"{label:36} {first:9.1f} {median:10.1f} {worst:9.1f} {size:10,}{flag}")
-    slow = [r for r in results if r[3] > 1000]
-    print(f"\n{len(results) - len(slow)} of {len(results)} queries under 1 s after the first")
+    head = f"{'query':36} {'first ms':>9} {'filled s':>9} {'median ms':>10} {'max ms':>9}"
+    print(f"\n{head} {'bytes':>10}")
+    for label, first, filled, median, worst, size in results:
+        flag = "  > 1 s" if max(worst, first) > 1000 else ""
+        print(f"{label:36} {first:9.1f} {filled:9.1f} {median:10.1f} {worst:9.1f} {size:10,}{flag}")
+    slow = [r for r in results if max(r[1], r[4]) > 1000]
+    print(
+        f"\n{len(results) - len(slow)} of {len(results)} queries under 1 s, first answers included"
+    )
+    print("filled s: the seconds until the background had computed every day of that view")
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import importlib.resources
 
-__all__ = ["ASSET_PREFIX", "CSP", "Asset", "asset", "page", "version"]
+__all__ = ["ASSET_PREFIX", "CSP", "Asset", "asset", "files", "page", "version"]
 
 ASSET_PREFIX = "/ui/assets/"
 CSP = (
@@ -29,7 +29,7 @@ Asset = tuple[str, bytes]  # (content type, bytes)
 
 
 @functools.cache
-def _files() -> dict[str, Asset]:
+def files() -> dict[str, Asset]:
     root = importlib.resources.files("chatgate.server.console").joinpath("assets")
     out: dict[str, Asset] = {}
     for entry in root.iterdir():
@@ -42,7 +42,7 @@ def _files() -> dict[str, Asset]:
 @functools.cache
 def version() -> str:
     digest = hashlib.sha256()
-    for name, (_, body) in sorted(_files().items()):
+    for name, (_, body) in sorted(files().items()):
         digest.update(name.encode() + b"\0" + body)
     return digest.hexdigest()[:12]
 
@@ -52,10 +52,10 @@ def asset(path: str) -> Asset | None:
     ver, _, name = path.removeprefix(ASSET_PREFIX).partition("/")
     if ver != version() or name == "index.html":
         return None
-    return _files().get(name)
+    return files().get(name)
 
 
 @functools.cache
 def page() -> bytes:
-    body = _files()["index.html"][1]
+    body = files()["index.html"][1]
     return body.replace(b"{{assets}}", f"{ASSET_PREFIX}{version()}".encode())
