@@ -4,10 +4,12 @@ or in the background, so that no view waits more than about ``budget_s`` for the
 A day over for more than ``SETTLE_S`` is computed once and stored in ``console_daily``
 (late records, such as a spend file replayed after a restart, land before that). A more
 recent day is computed on every view while time allows, and remembered in memory for
-``open_ttl_s``. A view computes the days it lacks newest first until ``budget_s`` is spent;
-the rest are ``pending``: one background task per process and database computes them (a
-recent one meanwhile shows its remembered rows), and the page asks again. So the first
-view after an upgrade on a large database is quick, and fills in.
+``open_ttl_s``; one whose last computation took longer than ``budget_s`` (a busy day on a
+large database) is shown as remembered and computed again in the background. A view
+computes the days it lacks newest first until ``budget_s`` is spent; the rest are
+``pending``: one background task per process and database computes them (a recent one
+meanwhile shows its remembered rows), and the page asks again. So the first view after an
+upgrade on a large database is quick, and fills in.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class DayStats:
         self._budget_s = budget_s
         self._open_ttl_s = open_ttl_s
         self._open: dict[dt.date, tuple[float, Rows]] = {}  # day -> (computed at, rows)
+        self._took: dict[dt.date, float] = {}  # day -> seconds its last computation took
         self._queued: set[dt.date] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -65,10 +68,12 @@ class DayStats:
         pending: list[dt.date] = []
         for day in wanted:
             rows = stored.get(day)
-            if rows is None and time.monotonic() - began < self._budget_s:
+            remembered = self._remembered(day, now) if rows is None else None
+            slow = self._took.get(day, 0.0) > self._budget_s  # too big to compute per view
+            if rows is None and not (remembered and slow) and self._time_left(began):
                 rows = await self._compute(day)  # a day still open: fresh while time allows
             elif rows is None:
-                rows = self._remembered(day, now)
+                rows = remembered
                 pending.append(day)  # to compute (again) in the background
             if rows is not None:
                 out += [r for r in rows if r["dim"] in dims]
@@ -96,9 +101,14 @@ class DayStats:
         # a day is stored whole or not at all (one transaction); "all" marks it
         return {day: rows for day, rows in out.items() if any(r["dim"] == "all" for r in rows)}
 
+    def _time_left(self, began: float) -> bool:
+        return time.monotonic() - began < self._budget_s
+
     async def _compute(self, day: dt.date) -> Rows:
+        began = time.monotonic()
         async with self._engine.connect() as conn:
             rows = await day_rows(conn, day)
+        self._took[day] = time.monotonic() - began
         now = self._clock()
         if not settled(day, now):
             self._open[day] = (now, rows)
