@@ -229,9 +229,10 @@ def measure(url: str, runs: int, keys: int) -> list[tuple[str, float, float, flo
 
 
 def run(url: str, args: argparse.Namespace) -> None:
-    print(f"filling: {args.rows:,} spend rows over {args.days} days, {args.keys:,} keys")
-    took = asyncio.run(fill(url, args.rows, args.keys, args.days))
-    print(f"filled in {took:.0f} s")
+    if not args.measure_only:
+        print(f"filling: {args.rows:,} spend rows over {args.days} days, {args.keys:,} keys")
+        took = asyncio.run(fill(url, args.rows, args.keys, args.days))
+        print(f"filled in {took:.0f} s")
     never = {"api_base": "http://127.0.0.1:9", "api_key": "x"}  # no request is sent
     config = {
         "model_list": [
@@ -260,6 +261,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--url", help="an existing, empty PostgreSQL database")
+    parser.add_argument(
+        "--measure-only",
+        action="store_true",
+        help="--url was filled by an earlier run (same --keys): time the queries only",
+    )
     args = parser.parse_args()
     if args.url:
         run(args.url, args)

@@ -53,13 +53,13 @@ class DayStats:
         self._took: dict[dt.date, float] = {}  # day -> seconds its last computation took
         self._queued: set[dt.date] = set()
         self._task: asyncio.Task[None] | None = None
+        self._computing: dt.date | None = None
 
     async def rows(
         self, days: Iterable[dt.date], dims: Sequence[str]
     ) -> tuple[Rows, list[dt.date]]:
-        """The rows of ``days`` for ``dims`` (which must include "all"), and the days being
-        computed in the background (a recent day among them may have its last rows, at most
-        ``open_ttl_s`` old; the others have none yet)."""
+        """The rows of ``days`` for ``dims`` (which must include "all"), and the days with
+        no rows yet, being computed in the background."""
         now = self._clock()
         wanted = sorted(set(days), reverse=True)  # the newest matter most
         stored = await self._stored([d for d in wanted if settled(d, now)], dims)
@@ -68,27 +68,34 @@ class DayStats:
         pending: list[dt.date] = []
         for day in wanted:
             rows = stored.get(day)
-            remembered = self._remembered(day, now) if rows is None else None
-            slow = self._took.get(day, 0.0) > self._budget_s  # too big to compute per view
-            if rows is None and not (remembered and slow) and self._time_left(began):
-                rows = await self._compute(day)  # a day still open: fresh while time allows
-            elif rows is None:
-                rows = remembered
-                pending.append(day)  # to compute (again) in the background
+            if rows is None:
+                rows = await self._recent(day, now, began, pending)
             if rows is not None:
                 out += [r for r in rows if r["dim"] in dims]
-        if pending:
-            self._schedule(pending)
         return out, sorted(pending)
+
+    async def _recent(
+        self, day: dt.date, now: float, began: float, pending: list[dt.date]
+    ) -> Rows | None:
+        """A day not stored: computed now while time allows (unless it is slow to compute
+        and was computed less than ``open_ttl_s`` ago), else its last rows while the
+        background computes it again; a day with none yet goes in ``pending``."""
+        at, last = self._open.get(day, (None, None))
+        fresh = at is not None and at + self._open_ttl_s > now
+        slow = self._took.get(day, 0.0) > self._budget_s
+        if last is not None and fresh and slow:
+            return last
+        if not slow and self._time_left(began):
+            return await self._compute(day)
+        self._schedule([day])
+        if last is None:
+            pending.append(day)
+        return last
 
     async def idle(self) -> None:
         """Wait for the background task to finish (tests and benchmarks)."""
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
-
-    def _remembered(self, day: dt.date, now: float) -> Rows | None:
-        found = self._open.get(day)
-        return found[1] if found is not None and found[0] + self._open_ttl_s > now else None
 
     async def _stored(self, days: Sequence[dt.date], dims: Sequence[str]) -> dict[dt.date, Rows]:
         if not days:
@@ -122,19 +129,21 @@ class DayStats:
         return rows
 
     def _schedule(self, days: Iterable[dt.date]) -> None:
-        self._queued.update(days)
+        self._queued.update(d for d in days if d != self._computing)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._fill())
 
     async def _fill(self) -> None:
         while self._queued:
-            day = max(self._queued)
+            day = self._computing = max(self._queued)
             self._queued.discard(day)
             try:
                 await self._compute(day)
             except SQLAlchemyError as exc:  # the next view asks again
                 log.warning("console: statistics of %s not computed: %s", day, type(exc).__name__)
                 self._queued.clear()
+            finally:
+                self._computing = None
 
 
 # One per database in this process, so that views share the background work and the memory
