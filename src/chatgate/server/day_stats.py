@@ -3,13 +3,12 @@ or in the background, so that no view waits more than about ``budget_s`` for the
 
 A day over for more than ``SETTLE_S`` is computed once and stored in ``console_daily``
 (late records, such as a spend file replayed after a restart, land before that). A more
-recent day is computed on every view while time allows, and remembered in memory for
-``open_ttl_s``; one whose last computation took longer than ``budget_s`` (a busy day on a
-large database) is shown as remembered and computed again in the background. A view
-computes the days it lacks newest first until ``budget_s`` is spent; the rest are
-``pending``: one background task per process and database computes them (a recent one
-meanwhile shows its remembered rows), and the page asks again. So the first view after an
-upgrade on a large database is quick, and fills in.
+recent day is computed again on a view, and remembered in memory; one whose computation
+took longer than ``budget_s`` (a busy day on a large database) is shown as remembered for
+``open_ttl_s``, then computed again in the background. A view waits for the days it lacks
+(newest first, one computation at a time) until ``budget_s`` is spent; the rest go on in the
+background and are ``pending``: the page asks again. So the first view after an upgrade on
+a large database is quick, and fills in.
 """
 
 from __future__ import annotations
@@ -51,9 +50,8 @@ class DayStats:
         self._open_ttl_s = open_ttl_s
         self._open: dict[dt.date, tuple[float, Rows]] = {}  # day -> (computed at, rows)
         self._took: dict[dt.date, float] = {}  # day -> seconds its last computation took
-        self._queued: set[dt.date] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._computing: dt.date | None = None
+        self._tasks: dict[dt.date, asyncio.Task[Rows | None]] = {}  # computing now or queued
+        self._gate: asyncio.Semaphore | None = None  # one day at a time: the database's load
 
     async def rows(
         self, days: Iterable[dt.date], dims: Sequence[str]
@@ -63,39 +61,41 @@ class DayStats:
         now = self._clock()
         wanted = sorted(set(days), reverse=True)  # the newest matter most
         stored = await self._stored([d for d in wanted if settled(d, now)], dims)
-        began = time.monotonic()
+        deadline = time.monotonic() + self._budget_s
         out: Rows = []
         pending: list[dt.date] = []
         for day in wanted:
             rows = stored.get(day)
             if rows is None:
-                rows = await self._recent(day, now, began, pending)
-            if rows is not None:
+                rows = await self._recent(day, now, deadline)
+            if rows is None:
+                pending.append(day)
+            else:
                 out += [r for r in rows if r["dim"] in dims]
         return out, sorted(pending)
 
-    async def _recent(
-        self, day: dt.date, now: float, began: float, pending: list[dt.date]
-    ) -> Rows | None:
-        """A day not stored: computed now while time allows (unless it is slow to compute
-        and was computed less than ``open_ttl_s`` ago), else its last rows while the
-        background computes it again; a day with none yet goes in ``pending``."""
+    async def _recent(self, day: dt.date, now: float, deadline: float) -> Rows | None:
+        """A day not stored: its last rows if it is slow to compute and they are less than
+        ``open_ttl_s`` old; else computed, waiting for it until ``deadline`` at most (the
+        computation goes on in the background), with its last rows, if any, meanwhile."""
         at, last = self._open.get(day, (None, None))
         fresh = at is not None and at + self._open_ttl_s > now
         slow = self._took.get(day, 0.0) > self._budget_s
         if last is not None and fresh and slow:
             return last
-        if not slow and self._time_left(began):
-            return await self._compute(day)
-        self._schedule([day])
-        if last is None:
-            pending.append(day)
-        return last
+        task = self._tasks.get(day)
+        if task is None:
+            task = self._tasks[day] = asyncio.get_running_loop().create_task(self._guarded(day))
+            task.add_done_callback(lambda _: self._tasks.pop(day, None))
+        if slow and last is not None:
+            return last
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+        return task.result() if done else last
 
     async def idle(self) -> None:
-        """Wait for the background task to finish (tests and benchmarks)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
+        """Wait for the background computations to finish (tests and benchmarks)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks.values()))
 
     async def _stored(self, days: Sequence[dt.date], dims: Sequence[str]) -> dict[dt.date, Rows]:
         if not days:
@@ -108,8 +108,15 @@ class DayStats:
         # a day is stored whole or not at all (one transaction); "all" marks it
         return {day: rows for day, rows in out.items() if any(r["dim"] == "all" for r in rows)}
 
-    def _time_left(self, began: float) -> bool:
-        return time.monotonic() - began < self._budget_s
+    async def _guarded(self, day: dt.date) -> Rows | None:
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(1)
+        async with self._gate:
+            try:
+                return await self._compute(day)
+            except SQLAlchemyError as exc:  # the next view asks again
+                log.warning("console: statistics of %s not computed: %s", day, type(exc).__name__)
+                return None
 
     async def _compute(self, day: dt.date) -> Rows:
         began = time.monotonic()
@@ -127,23 +134,6 @@ class DayStats:
         except IntegrityError:
             pass  # another process stored the same day first: the same numbers
         return rows
-
-    def _schedule(self, days: Iterable[dt.date]) -> None:
-        self._queued.update(d for d in days if d != self._computing)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._fill())
-
-    async def _fill(self) -> None:
-        while self._queued:
-            day = self._computing = max(self._queued)
-            self._queued.discard(day)
-            try:
-                await self._compute(day)
-            except SQLAlchemyError as exc:  # the next view asks again
-                log.warning("console: statistics of %s not computed: %s", day, type(exc).__name__)
-                self._queued.clear()
-            finally:
-                self._computing = None
 
 
 # One per database in this process, so that views share the background work and the memory
