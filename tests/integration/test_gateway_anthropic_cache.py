@@ -213,7 +213,10 @@ def test_the_report_cli_admin_api_and_rollup_show_the_cache_tokens_that_explain_
     exact = subprocess.run([*command, "--json"], capture_output=True, check=True, timeout=30)
     assert json.loads(exact.stdout)["data"] == body["data"]
     with urllib.request.urlopen(f"{gateway.url}/ui", timeout=5) as page:
-        ui = page.read().decode()  # the admin page's spend table has a column for each
+        script = page.read().decode().split('type="module" src="')[1].split('"')[0]
+    assets = script.rsplit("/", 1)[0]
+    with urllib.request.urlopen(f"{gateway.url}{assets}/logs.js", timeout=5) as js:
+        ui = js.read().decode()  # the console's request detail has a line for each
     assert all(f"r.{name}" in ui for name in tokens)
     # each day's rollup row, priced from its token columns, costs what the calls cost
     with contextlib.closing(sqlite3.connect(database)) as conn:

@@ -34,7 +34,7 @@ async def v10(db_url: str) -> str:
 
 
 async def test_a_v10_database_upgrades_in_place_with_every_row_kept(v10: str) -> None:
-    before, after, columns = await upgrade(v10, 10, [11, 12, 13, 14, 17])
+    before, after, columns = await upgrade(v10, 10, [11, 12, 13, 14, 15, 17])
     assert len(before["spend_log"]) == 9
     assert len(before["spend_daily"]) == 3
     assert after["spend_log"][0].keys() == set(SPEND_LOG.c.keys())

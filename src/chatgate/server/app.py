@@ -14,8 +14,6 @@ Probes and scrapes (``_PLAIN``) go through the same stack with no context: no us
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
 import logging
 import os
 import signal
@@ -37,6 +35,7 @@ from chatgate.server.asgi import (
 )
 from chatgate.server.batch_routes import PREFIXES as BATCH_PREFIXES
 from chatgate.server.batch_routes import batch_route
+from chatgate.server.console import UI_PATH, console, console_session
 from chatgate.server.count_tokens_route import count_tokens_route
 from chatgate.server.embeddings_route import embeddings
 from chatgate.server.errors import GatewayError
@@ -88,30 +87,6 @@ async def _metrics(send: Send, gateway: Gateway) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-_UI_HEADERS = [
-    (b"content-type", b"text/html; charset=utf-8"),
-    # the page talks only to this gateway; its one script and style are inline
-    (
-        b"content-security-policy",
-        b"default-src 'none'; connect-src 'self'; script-src 'unsafe-inline'; "
-        b"style-src 'unsafe-inline'",
-    ),
-]
-
-
-@functools.cache
-def _ui_page() -> bytes:
-    return importlib.resources.files("chatgate.server").joinpath("ui.html").read_bytes()
-
-
-async def _ui(send: Send, gateway: Gateway) -> None:
-    """The admin UI: one static page over the admin API (it asks for the master key)."""
-    page = _ui_page()
-    headers = [*_UI_HEADERS, (b"content-length", str(len(page)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": page})
-
-
 async def _reload(send: Send, gateway: Gateway) -> None:
     if gateway.state.master_key is None:
         raise GatewayError(403, "admin endpoints need general_settings.master_key to be set")
@@ -147,18 +122,30 @@ _PLAIN: dict[tuple[str, str], PlainHandler] = {
     ("GET", "/health/readiness"): _readiness,
     ("GET", "/metrics"): _metrics,
     ("POST", "/admin/reload"): _reload,
-    ("GET", "/ui"): _ui,
 }
-_PUBLIC = frozenset({"/health/liveness", "/health/readiness", "/metrics", "/ui"})
+_OPEN = frozenset({"/health/liveness", "/health/readiness", "/metrics"})
+
+
+class _Public:
+    """The paths that need no key: the probes, and the console's own routes under /ui (the
+    page, its files, sign-in: each checks what it needs)."""
+
+    def __contains__(self, path: object) -> bool:
+        return path in _OPEN or (isinstance(path, str) and _is_console(path))
+
+
+_PUBLIC = _Public()
 _KNOWN = frozenset({*_GET, *_POST, *(path for _, path in _PLAIN)})
 # Tried in order; the first that recognises the credentials decides (middleware/auth.py).
-AUTH_METHODS: tuple[AuthMethod, ...] = (master_key, virtual_key)
+AUTH_METHODS: tuple[AuthMethod, ...] = (master_key, virtual_key, console_session)
 
 
 def _route_label(path: str) -> str:
     """A bounded label for metrics and the log: never the raw path."""
     if path.startswith(MODEL_PREFIXES):
         return "/v1/models/{id}"
+    if _is_console(path):
+        return UI_PATH
     return path if path in _KNOWN else "admin" if path.startswith(ADMIN_PREFIX) else "other"
 
 
@@ -192,7 +179,9 @@ def create_app(
             return
         request = GatewayRequest(scope, receive, send, scope[STATE], ctx)
         method, path = scope["method"], scope["path"]
-        if path.startswith(ADMIN_PREFIX):
+        if _is_console(path):
+            await console(request)
+        elif path.startswith(ADMIN_PREFIX):
             await admin(request)
         elif method == "POST" and (body_handler := _POST.get(path)) is not None:
             limit = request.state.config.general_settings.max_request_bytes
@@ -224,7 +213,7 @@ def create_app(
         on_end=None if gateway.telemetry is None else tracing.annotate,
     )
     if gateway.telemetry is not None:  # outermost but for the state: the request's span
-        stack = tracing.TracingMiddleware(stack, _route_of, untraced=_PUBLIC)
+        stack = tracing.TracingMiddleware(stack, _route_of, untraced=_OPEN)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -243,6 +232,10 @@ def _route_of(path: str) -> str | None:
     if path.startswith(MODEL_PREFIXES):
         return "/v1/models/{id}"
     return None
+
+
+def _is_console(path: str) -> bool:
+    return path == UI_PATH or path.startswith(UI_PATH + "/")
 
 
 def _database_down(exc: Exception, state: GatewayState) -> Exception:

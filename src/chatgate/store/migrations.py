@@ -39,13 +39,14 @@ from sqlalchemy.schema import CreateColumn
 from chatgate.store.rollup import fill_cache_writes
 from chatgate.store.schema import METADATA
 from chatgate.store.schema.budgets import BUDGET_COUNTERS, BUDGET_RESERVATIONS
+from chatgate.store.schema.console import CONSOLE_DAILY, CONSOLE_SESSIONS
 from chatgate.store.schema.conversations import (
     CONVERSATION_MESSAGES,
     CONVERSATIONS,
     TOOL_CALLS,
 )
 from chatgate.store.schema.keys import VIRTUAL_KEYS
-from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+from chatgate.store.schema.spend import CONSOLE_LOG_INDEXES, SPEND_DAILY, SPEND_LOG
 
 __all__ = ["MIGRATIONS", "Migration", "add_columns", "current_version", "migrate"]
 
@@ -138,6 +139,12 @@ async def _deployment_ids(conn: AsyncConnection) -> None:
     )
 
 
+async def _console_indexes(conn: AsyncConnection) -> None:
+    for index in SPEND_LOG.indexes:
+        if index.name in CONSOLE_LOG_INDEXES:
+            await conn.run_sync(index.create, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spend log and daily rollup", (SPEND_LOG, SPEND_DAILY)),
     Migration(2, "budget counters and reservations", (BUDGET_COUNTERS, BUDGET_RESERVATIONS)),
@@ -159,7 +166,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         (CONVERSATIONS, CONVERSATION_MESSAGES, TOOL_CALLS),
         extra=_adopt_conversations,
     ),
-    # 15 and 16 are taken by other branches under way (issue 18).
+    Migration(
+        15,
+        "console sessions and daily statistics; spend_log indexes for the console's logs",
+        (CONSOLE_SESSIONS, CONSOLE_DAILY),
+        extra=_console_indexes,
+    ),
+    # 16 is left for tiered routing's columns (issue 17), under way on another branch.
     Migration(
         17,
         "spend_log.deployment: the deployment id; the gateway's old provider/model values cleared",

@@ -93,6 +93,8 @@ async def virtual_key(
     if ctx is None:  # probes and /admin/reload: the master key only
         raise GatewayError(403, "this route needs the master key", type_="permission_error")
     as_key(ctx, record)
+    if record.is_admin:  # metadata {"role": "admin"}: the console's and the admin API's
+        as_admin(ctx)
     return True
 
 
@@ -126,7 +128,8 @@ class AuthMiddleware:
             if ctx is not None and path.startswith(self._admin_prefixes) and not ctx.admin:
                 raise GatewayError(
                     403 if ctx.key is not None or state.master_key is None else 401,
-                    "the admin API needs the master key (general_settings.master_key)",
+                    "the admin API needs the master key (general_settings.master_key) or an "
+                    "admin key",
                     type_="permission_error",
                     code="admin_only",
                 )

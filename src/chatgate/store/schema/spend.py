@@ -24,7 +24,11 @@ from sqlalchemy import (
 
 from chatgate.store.schema import METADATA
 
-__all__ = ["SPEND_DAILY", "SPEND_LOG"]
+__all__ = ["CONSOLE_LOG_INDEXES", "SPEND_DAILY", "SPEND_LOG"]
+
+# added by migration 15: the console's log table pages newest first by (ts, record_id),
+# over everything or one model; its minimum-cost filter finds the few costly calls
+CONSOLE_LOG_INDEXES = frozenset({"ix_spend_log_ts", "ix_spend_log_model_ts", "ix_spend_log_cost"})
 
 SPEND_LOG = Table(
     "spend_log",
@@ -63,6 +67,9 @@ SPEND_LOG = Table(
     Index("ix_spend_log_key_ts", "key_id", "ts"),
     Index("ix_spend_log_team_ts", "team_id", "ts"),
     Index("ix_spend_log_request", "request_id"),
+    Index("ix_spend_log_ts", "ts", "record_id"),
+    Index("ix_spend_log_model_ts", "model", "ts"),
+    Index("ix_spend_log_cost", "cost_pico"),
     # with ``day``: a unique index of a partitioned table must hold the partition key
     Index("ux_spend_log_record", "record_id", "day", unique=True),
     postgresql_partition_by="RANGE (day)",
