@@ -56,7 +56,7 @@ async def models_health(state: GatewayState) -> dict[str, Any]:
         rows = []
         for routed, stats in zip(deployments, views, strict=True):
             stats.settle(now)
-            requests, errors = traffic.get(routed.model, (0, 0))
+            requests, errors = traffic.get(routed.id, (0, 0))  # the spend log keeps the id
             limits = routed.limits
             rows.append(
                 {

@@ -165,10 +165,13 @@ def served_by_failure(ctx: RequestContext, exc: ChatgateError) -> None:
 
 
 def record_tries(ctx: RequestContext, exc: BaseException) -> None:
-    """How many upstream attempts a Router made before giving up."""
+    """How many upstream attempts a Router made before giving up, and the last one's id."""
     tried = getattr(exc, "attempt_log", None)
     if tried:
         ctx.attempts = max(ctx.attempts, tries(tried))
+        last = next((a for a in reversed(tried) if a.skipped is None), None)
+        if last is not None and ctx.deployment_id is None:
+            ctx.deployment_id = last.deployment  # the spend log's deployment: the one that failed
 
 
 def upstream_answered(ctx: RequestContext, began: float) -> None:
