@@ -119,15 +119,14 @@ class AiohttpTransport:
 
     async def handle(self, request: HttpRequest, timeouts: Timeouts) -> AiohttpResponse:
         session = await self._session()
-        try:
-            async with asyncio.timeout(timeouts.total):
-                resp = await session.request(
-                    request.method,
-                    _parsed_url(request.url),
-                    data=request.body,
-                    headers=request.headers,
-                    timeout=_aiohttp_timeout(timeouts.connect, timeouts.read),
-                )
+        try:  # the whole call's deadline (timeouts.total) is the caller's: transport/http.py
+            resp = await session.request(
+                request.method,
+                _parsed_url(request.url),
+                data=request.body,
+                headers=request.headers,
+                timeout=_aiohttp_timeout(timeouts.connect, timeouts.read),
+            )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise connection_error(exc, request) from exc
         return AiohttpResponse(resp, request)

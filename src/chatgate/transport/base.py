@@ -81,7 +81,8 @@ class TransportResponse(Protocol):
 class AsyncTransport(Protocol):
     async def handle(self, request: HttpRequest, timeouts: Timeouts) -> TransportResponse:
         """Send ``request``; return once the status and headers are in (raise
-        APIConnectionError / APITimeoutError when they do not come)."""
+        APIConnectionError / APITimeoutError when they do not come). ``timeouts.connect`` and
+        ``.read`` are the transport's to apply; the whole call's ``total`` is its caller's."""
         ...
 
     async def aclose(self) -> None:

@@ -67,9 +67,14 @@ async def send(request: HttpRequest, timeouts: Timeouts) -> Response:
 
 
 async def open_response(request: HttpRequest, timeouts: Timeouts) -> TransportResponse:
-    """Send and return as soon as the status and headers are in; the caller reads the body
-    (``iter_chunks`` / ``read``) and must ``close()`` (abort) or ``release()`` (reuse) it."""
-    return await _transport.handle(request, timeouts)
+    """Send and return as soon as the status and headers are in, within ``timeouts.total``;
+    the caller reads the body (``iter_chunks`` / ``read``) and must ``close()`` (abort) or
+    ``release()`` (reuse) it."""
+    try:
+        async with asyncio.timeout(timeouts.total):
+            return await _transport.handle(request, timeouts)
+    except TimeoutError as exc:
+        raise connection_error(exc, request) from exc
 
 
 async def aclose() -> None:
