@@ -1,4 +1,4 @@
-"""The `chatgate` command: serve | config check | spend | keys | chat | batch."""
+"""The `chatgate` command: serve | config check | spend | keys | chat | batch | route-eval."""
 
 from __future__ import annotations
 
@@ -161,13 +161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     spend.add_argument("--config", help="YAML config whose general_settings.database_url to use")
     spend.add_argument("--json", action="store_true", help="every number exact, as JSON")
     spend.set_defaults(run=_spend)
-    from chatgate import chat_cli
+    from chatgate import chat_cli, route_eval
     from chatgate.batching import cli as batch_cli
     from chatgate.server import keys_cli
 
     keys_cli.add_parser(sub)
     chat_cli.add_parser(sub)
     batch_cli.add_parser(sub)
+    route_eval.add_parser(sub)
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result

@@ -23,6 +23,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatgate.errors import InvalidRequestError
+from chatgate.tiering.settings import TieredModelSettings
 
 if TYPE_CHECKING:
     from chatgate.cost.prices import ModelPrice
@@ -169,6 +170,8 @@ class RouterSettings(_Strict):
     # While that Redis is unreachable: "open" serves with per-process limits, "closed"
     # refuses routed calls and key-limited requests (SharedStateUnavailableError, 503).
     shared_state_failure: SharedStateFailure = "open"
+    # routed names whose tier a local classifier picks (docs/routing.md, "Tiered routing")
+    tiers: list[TieredModelSettings] = Field(default_factory=list)
 
     @pydantic.field_validator("routing_strategy", mode="before")
     @classmethod

@@ -53,6 +53,7 @@ FORBIDDEN = {
     "tools": ("chatgate.server", "chatgate.router"),
     "memory": ("chatgate.server", "chatgate.router", "chatgate.tools"),
     "batching": ("chatgate.server",),
+    "tiering": ("chatgate.server", "chatgate.router"),  # below the router that calls it
 }
 
 

@@ -34,7 +34,10 @@ from chatgate.router.fallbacks import Allowed, FallbackTables, everything, next_
 from chatgate.router.policy import Fault, classify
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
+from chatgate.router.tiered import build_tiered
 from chatgate.stream import ChatStream
+from chatgate.tiering.route import TieredModel, TierHints
+from chatgate.tiering.settings import TieredModelSettings
 from chatgate.transport.loop_thread import run_sync
 from chatgate.types import ChatRequest, ChatResponse
 
@@ -74,6 +77,7 @@ class Router:
         sleep: Callable[[float], Any] = asyncio.sleep,
         rng: random.Random | None = None,
         env: Mapping[str, str] | None = None,
+        tiers: Sequence[TieredModelSettings | Mapping[str, Any]] = (),
     ) -> None:
         given = {
             "routing_strategy": routing_strategy,
@@ -104,6 +108,8 @@ class Router:
         self._env = env
         for name, deployments in self.groups.items():
             self._runners[name] = self._runner(name, deployments)
+        # names whose tier a local classifier picks (docs/routing.md, "Tiered routing")
+        self.tiered: dict[str, TieredModel] = build_tiered([*s.tiers, *tiers], self.groups)
 
     def _runner(self, name: str, deployments: list[RoutedDeployment]) -> GroupRunner:
         s = self.settings
@@ -139,7 +145,7 @@ class Router:
 
     @property
     def model_names(self) -> list[str]:
-        return list(self.groups)
+        return [*self.groups, *self.tiered]
 
     async def aclose(self) -> None:
         """Close the shared-state connection this Router opened on this loop (a given
@@ -167,10 +173,12 @@ class Router:
         disable_fallbacks: bool = False,
         raise_on_truncation: bool = False,
         download_images: bool = False,
+        tier: str | None = None,
         **params: Any,
     ) -> Any:
         """Like ``chatgate.acompletion`` with ``model`` a model_list name. ``tags``: only
-        deployments carrying all of them; ``priority``: lower is admitted first when queued."""
+        deployments carrying all of them; ``priority``: lower is admitted first when queued;
+        ``tier``: for a tiered name, the tier to use instead of the classifier's."""
         if stream:
             params["stream"] = True
         request = build_request(model, messages, params)
@@ -183,6 +191,7 @@ class Router:
             disable_fallbacks=disable_fallbacks,
             raise_on_truncation=raise_on_truncation,
             download_images=download_images,
+            tier=TierHints(tier=tier),
         )
 
     def completion(self, model: str, messages: Sequence[MessageLike], **kw: Any) -> Any:
@@ -192,6 +201,7 @@ class Router:
             kw["stream"] = True
         request = build_request(model, messages, {k: v for k, v in kw.items() if k not in _CALL})
         options = {k: v for k, v in kw.items() if k in _CALL}
+        options["tier"] = TierHints(tier=options.get("tier"))
         return run_sync(self.aroute(request, sync=True, **options))
 
     async def aroute(
@@ -207,11 +217,24 @@ class Router:
         raise_on_truncation: bool = False,
         download_images: bool = False,
         allowed: Allowed | None = None,
+        tier: TierHints | None = None,
     ) -> ChatResponse | ChatStream:
         """Route a validated request whose ``model`` is a model_list name (what the gateway
         calls). Returns a ChatResponse, or a ChatStream whose first chunk is already in.
         ``allowed``: the groups the caller may use; a fallback to any other is skipped (and
-        logged in the attempt log). The requested group itself is the caller's to check."""
+        logged in the attempt log). The requested group itself is the caller's to check.
+        ``tier``: for a tiered name, the caller's override, session and listener."""
+        if request.model in self.tiered:
+
+            async def send(routed: ChatRequest) -> ChatResponse | ChatStream:
+                return await self.aroute(
+                    routed, sync=sync, tags=tags, priority=priority, timeout=timeout,
+                    num_retries=num_retries, disable_fallbacks=disable_fallbacks,
+                    raise_on_truncation=raise_on_truncation, download_images=download_images,
+                    allowed=allowed,
+                )  # fmt: skip
+
+            return await self.tiered[request.model].route(request, tier or TierHints(), send)
         call = self._call(
             request.model,
             tags,
@@ -273,7 +296,11 @@ class Router:
         """The model groups a call to ``name`` may be served by, in the order they would be
         tried: ``name``, its ``fallbacks``, and the context-window and content-policy
         fallbacks of each group reached, transitively; only groups ``allowed`` (``name``
-        always). What a budget hold must cover."""
+        always). What a budget hold must cover. A tiered name: every tier's groups."""
+        tiered = self.tiered.get(name)
+        if tiered is not None:
+            found = [g for t in tiered.tiers for g in self.reachable(t, allowed)]
+            return list(dict.fromkeys(found))
         return self.fallbacks.reachable(name, allowed or everything)
 
     def _call(
@@ -379,6 +406,7 @@ _CALL = frozenset(
         "disable_fallbacks",
         "raise_on_truncation",
         "download_images",
+        "tier",
     }
 )
 

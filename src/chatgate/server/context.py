@@ -20,9 +20,10 @@ from chatgate.errors import APIError
 from chatgate.meta import tries
 from chatgate.server.asgi import Scope
 from chatgate.server.keys import KeyRecord
+from chatgate.tiering.route import TierChoice, TierHints
 from chatgate.types import ChatResponse, Usage
 
-__all__ = ["MAX_TAGS", "RequestContext", "new_request_id", "usage_record"]
+__all__ = ["MAX_TAGS", "RequestContext", "new_request_id", "tier_hints", "usage_record"]
 
 MAX_TAGS = 16
 _MAX_TAG_CHARS = 64
@@ -76,6 +77,8 @@ class RequestContext:
     log_content: bool = False  # general_settings.log_content when the request arrived
     content_in: Any = None  # only kept when log_content is true
     content_out: Any = None
+    tier: TierChoice | None = None  # a tiered name's choice, heard before the answer
+    tier_saved: Decimal | None = None  # USD saved against the premium tier
 
     @classmethod
     def from_scope(cls, scope: Scope, route: str) -> RequestContext:
@@ -117,6 +120,12 @@ class RequestContext:
                 headers.append(("x-chatgate-cache", cache))
         if self.cost is not None:  # known up front for whole answers, not for streams
             headers.append(("x-chatgate-cost", f"{self.cost:f}"))
+        if self.tier is not None:
+            headers.append(("x-chatgate-tier", self.tier.tier))
+            if self.tier.score is not None:
+                headers.append(("x-chatgate-tier-score", f"{self.tier.score:.3f}"))
+            if self.tier_saved is not None:
+                headers.append(("x-chatgate-saved-usd", f"{self.tier_saved:f}"))
         headers.append(("x-chatgate-overhead-ms", f"{overhead:.2f}"))
         return headers
 
@@ -134,6 +143,8 @@ class RequestContext:
             self.deployment = f"{meta.provider}/{meta.model}"
         if self.log_content:
             self.content_out = response.content
+        if meta.tier is not None:
+            self.tier_saved = meta.tier_saved_cost
 
     def fail(self, exc: BaseException, status: int, code: str | None = None) -> None:
         """Record the failure: the error's class, or the gateway's own error code, and how
@@ -153,9 +164,28 @@ class RequestContext:
         return ((self.ended or time.perf_counter()) - self.started) * 1000.0
 
 
+def tier_hints(scope: Scope, ctx: RequestContext) -> TierHints:
+    """A tiered call's override (x-chatgate-tier) and session (x-chatgate-session) headers;
+    the choice is kept on ``ctx`` for the response headers and the spend log."""
+    tier = session = None
+    for key, value in scope["headers"]:
+        if key == b"x-chatgate-tier":
+            tier = value.decode("latin-1").strip()
+        elif key == b"x-chatgate-session":
+            session = value.decode("latin-1")[:_MAX_TRACE_CHARS]
+
+    def heard(choice: TierChoice) -> None:
+        ctx.tier = choice
+
+    return TierHints(tier=tier, session=session, on_choice=heard)
+
+
 def usage_record(ctx: RequestContext) -> UsageRecord:
     """The spend-log row for a finished request (ids and numbers only, never content)."""
     provider, _, served = (ctx.deployment or "").partition("/")
+    tier = ctx.tier
+    if tier is not None and ctx.tier_saved is None:  # a stream: priced at its end
+        ctx.tier_saved = tier.saving(ctx.usage, ctx.cost)
     return UsageRecord(
         ts=time.time(),
         model=ctx.requested_model or "",
@@ -176,4 +206,7 @@ def usage_record(ctx: RequestContext) -> UsageRecord:
         attempts=ctx.attempts,
         cache_hit=ctx.cache_hit,
         error=ctx.error_class,
+        tier=None if tier is None else tier.tier,
+        tier_score=None if tier is None else tier.score,
+        saved=ctx.tier_saved,
     )

@@ -20,7 +20,7 @@ from chatgate.router.call import estimate_tokens
 from chatgate.router.fallbacks import Allowed
 from chatgate.router.state import Limits
 from chatgate.server.asgi import Receive, Scope, Send, send_json
-from chatgate.server.context import RequestContext
+from chatgate.server.context import RequestContext, tier_hints
 from chatgate.server.errors import GatewayError
 from chatgate.server.relay import Frames, relay
 from chatgate.server.state import GatewayState
@@ -98,9 +98,10 @@ async def _route(
     scope: Scope, state: GatewayState, ctx: RequestContext, request: ChatRequest
 ) -> ChatResponse | ChatStream:
     router = state.models.router
+    tier = tier_hints(scope, ctx) if request.model in router.tiered else None
 
     async def call() -> ChatResponse | ChatStream:
-        return await router.aroute(request, tags=ctx.tags, allowed=allowed_groups(ctx))
+        return await router.aroute(request, tags=ctx.tags, allowed=allowed_groups(ctx), tier=tier)
 
     cache = state.services.cache
     if cache is None:

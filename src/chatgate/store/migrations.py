@@ -83,6 +83,11 @@ async def _rollup_cache_writes(conn: AsyncConnection) -> None:
     await fill_cache_writes(conn)  # the days spend_log still has; the older ones keep 0
 
 
+async def _tiers(conn: AsyncConnection) -> None:
+    await add_columns(SPEND_LOG, "tier", "tier_score", "saved_pico")(conn)
+    await add_columns(SPEND_DAILY, "saved_pico")(conn)
+
+
 async def _record_ids(conn: AsyncConnection) -> None:
     await add_columns(SPEND_LOG, "record_id")(conn)
     for index in SPEND_LOG.indexes:
@@ -105,6 +110,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         extra=_rollup_cache_writes,
     ),
     Migration(13, "spend_log.record_id (unique: replays write a record once)", extra=_record_ids),
+    Migration(14, "spend_log.tier, tier_score, saved_pico; spend_daily.saved_pico", extra=_tiers),
 )
 
 
