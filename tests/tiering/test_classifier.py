@@ -119,3 +119,19 @@ def test_bad_tier_config_names_the_problem(tiered: dict[str, object], message: s
     data = {"router_settings": {"tiers": [{"model_name": "auto", **tiered}]}}
     with pytest.raises(ConfigError, match=message):
         parse(data, env={})
+
+
+def test_without_the_embedding_model_the_features_decide(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A core install has no numpy nor MiniLM: an unsure prompt is classified, not a 500."""
+
+    def missing(texts: list[str]) -> object:
+        raise ImportError("the local embedding model is not installed")
+
+    settings = TierClassifierSettings(embeddings="always")
+    classifier = TierClassifier(["cheap", "premium"], settings, embed=missing)  # type: ignore[arg-type]
+    found = classifier.classify(Prompt("Write a Python function that reverses a string."))
+    assert (found.tier, found.embedded) == (1, False)
+    assert "features only" in caplog.text
+    assert not classifier.classify(Prompt("hello")).embedded

@@ -9,8 +9,9 @@ number of thresholds at or below it.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import orjson
 
 from chatgate.tiering.features import Prompt, extract, feature_score
-from chatgate.tiering.knn import Array, EmbeddingCache, Example, KnnVote
+from chatgate.tiering.knn import Embed, EmbeddingCache, Example, KnnVote
 from chatgate.tiering.settings import TierClassifierSettings
 
 __all__ = [
@@ -29,7 +30,7 @@ __all__ = [
     "load_examples",
 ]
 
-Embed = Callable[[list[str]], Array]
+log = logging.getLogger("chatgate.tiering")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +104,11 @@ class TierClassifier:
         self._cache: EmbeddingCache | None = None
         self._knn: KnnVote | None = None
         self._lock = threading.Lock()  # the vote may run on worker threads
+        self._no_model = False  # MiniLM is not installed: features alone decide
 
     def unsure(self, score: float) -> bool:
         s = self.settings
-        if s.embeddings == "never" or not self.examples:
+        if s.embeddings == "never" or not self.examples or self._no_model:
             return False
         if s.embeddings == "always":
             return True
@@ -125,19 +127,21 @@ class TierClassifier:
 
     def classify(self, prompt: Prompt) -> Classification:
         score = self.feature_score(prompt)
-        embedded = self.unsure(score)
-        if embedded:
+        vote = self.vote(prompt.text) if self.unsure(score) else None
+        if vote is not None:
             w = self.settings.knn_weight
-            score = (1.0 - w) * score + w * self.vote(prompt.text)
-        return Classification(self.tier_of(score), score, embedded)
+            score = (1.0 - w) * score + w * vote
+        return Classification(self.tier_of(score), score, vote is not None)
 
     def tier_of(self, score: float) -> int:
         return sum(1 for t in self.thresholds if score >= t)
 
-    def vote(self, text: str) -> float:
+    def vote(self, text: str) -> float | None:
+        """The examples' vote on ``text``; None when the embedding model is not installed."""
         with self._lock:
             knn = self._knn or self._build()
-            assert self._cache is not None
+            if knn is None or self._cache is None:
+                return None
             return knn.vote(self._cache.embed(text))
 
     def warm(self) -> None:
@@ -146,13 +150,22 @@ class TierClassifier:
             if self._knn is None and self.examples and self.settings.embeddings != "never":
                 self._build()
 
-    def _build(self) -> KnnVote:
-        self._cache = EmbeddingCache(self._embed or _minilm())
-        self._knn = KnnVote.build(self.examples, self._cache, self.settings.k)
+    def _build(self) -> KnnVote | None:
+        try:
+            embed = self._embed or _minilm()
+            cache = EmbeddingCache(embed)
+            self._knn = KnnVote.build(self.examples, cache, self.settings.k)
+        except ImportError as exc:  # a core install without the semantic-cache extra
+            log.warning("tier classifier: features only, no nearest-neighbour vote: %s", exc)
+            self._no_model = True
+            return None
+        self._cache = cache
         return self._knn
 
 
 def _minilm() -> Embed:
     from chatgate.cache.semantic.embedders import LocalEmbedder
+    from chatgate.cache.semantic.minilm import bundled_model_dir
 
+    bundled_model_dir()  # ImportError naming the package when it is not installed
     return LocalEmbedder().embed_now

@@ -12,14 +12,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy comes with the semantic extra; the core imports this module
+    import numpy as np
+    import numpy.typing as npt
 
-__all__ = ["EmbeddingCache", "Example", "KnnVote"]
+    Array = npt.NDArray[np.float32]
 
-Array = npt.NDArray[np.float32]
-Embed = Callable[[list[str]], Array]
+__all__ = ["Embed", "EmbeddingCache", "Example", "KnnVote"]
+
+Embed = Callable[[list[str]], "Array"]
 
 # Long prompts are cut before embedding: MiniLM reads 256 tokens at most anyway, and the
 # cost of tokenizing the rest would be wasted.
@@ -63,6 +66,8 @@ class EmbeddingCache:
 
 class KnnVote:
     def __init__(self, examples: Sequence[Example], vectors: Array, k: int = 7) -> None:
+        import numpy as np
+
         if len(examples) != len(vectors):
             raise ValueError("one vector per example")
         self.examples = list(examples)
@@ -72,6 +77,8 @@ class KnnVote:
 
     @classmethod
     def build(cls, examples: Sequence[Example], cache: EmbeddingCache, k: int = 7) -> KnnVote:
+        import numpy as np
+
         vectors = cache.embed_many([e.text for e in examples]) if examples else np.zeros((0, 1))
         return cls(examples, vectors.astype(np.float32), k)
 
@@ -80,6 +87,8 @@ class KnnVote:
 
     def vote(self, vector: Array) -> float:
         """The weighted mean level of the ``k`` nearest examples (cosine; rows are unit)."""
+        import numpy as np
+
         sims = self._matrix @ vector
         k = self.k
         top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
