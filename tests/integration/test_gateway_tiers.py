@@ -209,3 +209,26 @@ def test_a_stream_carries_its_tier_and_its_saving_reaches_the_spend_log(
         FULL_OUT - MINI_OUT
     ) * usage.completion_tokens
     assert (row["tier"], row["saved_pico"]) == ("small", int(saved * 10**12))
+
+
+def test_the_other_routes_know_a_tiered_name(gateway: Gateway, cheap: FakeOpenAI) -> None:
+    """/v1/models lists it, /v1/messages (Anthropic's format) routes it, count_tokens counts
+    it as its cheapest tier, and /v1/embeddings refuses it with a 400 naming the model, never
+    a 500."""
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as sdk:
+        assert "auto" in [m.id for m in sdk.models.list()]
+        with pytest.raises(openai.BadRequestError) as refused:
+            sdk.embeddings.create(model="auto", input="x")
+        assert "tiered chat model" in str(refused.value)
+    anthropic = pytest.importorskip("anthropic")
+    client = anthropic.Anthropic(base_url=gateway.url, api_key=MASTER, max_retries=0)
+    with client:
+        raw = client.messages.with_raw_response.create(
+            model="auto", max_tokens=50, messages=[{"role": "user", "content": "hello"}]
+        )
+        counted = client.messages.count_tokens(
+            model="auto", messages=[{"role": "user", "content": "hello"}]
+        )
+    assert counted.input_tokens > 0
+    assert raw.headers["x-chatgate-tier"] == "small"
+    assert raw.parse().content[0].text == "echo: hello"  # type: ignore[union-attr]

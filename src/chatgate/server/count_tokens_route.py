@@ -72,7 +72,9 @@ async def count_tokens_route(
     data = parse_json_body(body)
     validate_count_body(data)
     name = admit_model(state, ctx, data["model"], stream=False)
-    deployment = state.models.router.groups[name][0].deployment
+    router = state.models.router
+    tiered = router.tiered.get(name)  # a tiered name counts as its cheapest tier
+    deployment = router.groups[tiered.tiers[0] if tiered else name][0].deployment
     backend = Backend.of([(deployment.provider, deployment.model)])
     request = chat_request_from_anthropic({**data, "max_tokens": 1}, backend)
     counted = await _count(deployment, request, len(body))

@@ -15,6 +15,7 @@ from chatgate.embedding_types import EmbeddingInput
 from chatgate.embeddings import build_embedding
 from chatgate.server.asgi import Receive, Scope, Send, send_json
 from chatgate.server.context import RequestContext
+from chatgate.server.errors import GatewayError
 from chatgate.server.openai_routes import model_name, parse_json_body
 from chatgate.server.serving import (
     admit_model,
@@ -40,6 +41,12 @@ async def embeddings(
     data = parse_json_body(body)
     name = admit_model(state, ctx, model_name(data), stream=False)
     router = state.models.router
+    if name in router.tiered:
+        raise GatewayError(
+            400,
+            f"{name!r} is a tiered chat model; embeddings need a model_list name",
+            param="model",
+        )
     if ctx.log_content:
         ctx.content_in = data.get("input")
     request = build_embedding(name, data)
