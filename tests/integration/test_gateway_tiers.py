@@ -162,6 +162,7 @@ def test_a_session_never_drops_back_to_a_cheaper_tier(gateway: Gateway, cheap: F
     before = len(cheap.requests)
     follow_up = ask(gateway, SIMPLE, **session)
     assert follow_up.headers["x-chatgate-tier"] == "large"
+    assert "x-chatgate-tier-score" not in follow_up.headers  # at the top: nothing to classify
     assert len(cheap.requests) == before
     # another conversation asking the same is not held up there
     assert (

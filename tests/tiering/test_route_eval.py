@@ -51,3 +51,25 @@ def test_the_shipped_set_meets_the_targets(capsys: pytest.CaptureFixture[str]) -
     report = json.loads(capsys.readouterr().out)
     assert report["share"]["cheap"] >= 0.60
     assert report["premium_sent_lower"] <= 0.05
+
+
+def test_with_a_config_the_tiered_model_and_its_prices_are_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "chatgate.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - {model_name: s, params: {model: openai/gpt-4o-mini, api_key: k}}\n"
+        "  - {model_name: l, params: {model: openai/gpt-4o, api_key: k}}\n"
+        "router_settings:\n"
+        "  tiers: [{model_name: auto, tiers: [s, l], classifier: {embeddings: never}}]\n"
+    )
+    data = tmp_path / "set.jsonl"
+    data.write_text(
+        '{"prompt": "hello", "tier": "s"}\n{"prompt": "```\\ndef f(): pass\\n```", "tier": "l"}\n'
+    )
+    assert main(["route-eval", str(data), "--config", str(config), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["accuracy"], report["share"]) == (1.0, {"s": 0.5, "l": 0.5})
+    assert main(["route-eval", str(data), "--config", str(config), "--model", "x"]) == 2
+    assert "no tiered model 'x'" in capsys.readouterr().err

@@ -123,7 +123,7 @@ class TierClassifier:
         if not self.unsure(self.feature_score(prompt)):
             return False
         cache = self._cache
-        return cache is None or cache.get(prompt.text) is None
+        return cache is None or prompt.text not in cache
 
     def classify(self, prompt: Prompt) -> Classification:
         score = self.feature_score(prompt)

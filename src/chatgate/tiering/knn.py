@@ -44,6 +44,10 @@ class EmbeddingCache:
         self._size = size
         self._rows: OrderedDict[str, Array] = OrderedDict()
 
+    def __contains__(self, text: str) -> bool:
+        """Whether ``text`` is cached; reorders nothing, so safe beside a worker thread."""
+        return text[:_MAX_CHARS] in self._rows
+
     def get(self, text: str) -> Array | None:
         row = self._rows.get(text[:_MAX_CHARS])
         if row is not None:

@@ -38,7 +38,7 @@ class TierChoice:
 
     tier: str
     index: int
-    score: float | None  # the classifier's score; None when a header chose the tier
+    score: float | None  # the classifier's; None: a header chose, or the session is at the top
     reason: str
     baseline: ModelPrice | None  # the premium tier's price, for the saving
 
@@ -85,13 +85,15 @@ class TieredModel:
                     param="x-chatgate-tier",
                 )
             return self._choice(self.tiers.index(hints.tier), None, "header")
+        floor = self.sessions.floor(_session(request, hints))
+        if floor == len(self.tiers) - 1:  # nothing to decide: skip the classifier
+            return self._choice(floor, None, "session")
         prompt = prompt_of(request)
         classifier = self.classifier
         if classifier.needs_embedding(prompt):  # milliseconds of MiniLM: off the event loop
             found = await asyncio.to_thread(classifier.classify, prompt)
         else:
             found = classifier.classify(prompt)
-        floor = self.sessions.floor(_session(request, hints))
         if floor > found.tier:
             return self._choice(floor, found.score, "session")
         return self._choice(found.tier, found.score, "classifier")
