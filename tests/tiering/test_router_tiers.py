@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from chatgate.config import ConfigError
-from chatgate.errors import InvalidRequestError
+from chatgate.errors import APITimeoutError, InvalidRequestError
 from chatgate.router import Router
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
 
@@ -98,3 +98,16 @@ def test_tiers_the_router_cannot_serve_are_refused(
             ],
             tiers=tiers,
         )
+
+
+def test_an_escalation_stays_within_the_calls_one_deadline(
+    fakes: tuple[FakeOpenAI, FakeOpenAI],
+) -> None:
+    cheap, premium = fakes
+    r = router(cheap, premium, classifier={"embeddings": "never"}, escalate_on=["length"])
+    cut = completion_json("cut", finish_reason="length")
+    cheap.script(Reply(json=cut, delay_s=0.6))
+    premium.script(Reply(json=completion_json("whole", model="gpt-4o"), delay_s=0.6))
+    with pytest.raises(APITimeoutError):
+        r.completion("auto", [{"role": "user", "content": "hi"}], timeout=1.0)
+    premium.replies.clear()

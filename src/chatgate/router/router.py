@@ -34,7 +34,7 @@ from chatgate.router.fallbacks import Allowed, FallbackTables, everything, next_
 from chatgate.router.policy import Fault, classify
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
-from chatgate.router.tiered import build_tiered
+from chatgate.router.tiered import build_tiered, tier_sender
 from chatgate.stream import ChatStream
 from chatgate.tiering.route import TieredModel, TierHints
 from chatgate.tiering.settings import TieredModelSettings
@@ -225,15 +225,12 @@ class Router:
         logged in the attempt log). The requested group itself is the caller's to check.
         ``tier``: for a tiered name, the caller's override, session and listener."""
         if request.model in self.tiered:
-
-            async def send(routed: ChatRequest) -> ChatResponse | ChatStream:
-                return await self.aroute(
-                    routed, sync=sync, tags=tags, priority=priority, timeout=timeout,
-                    num_retries=num_retries, disable_fallbacks=disable_fallbacks,
-                    raise_on_truncation=raise_on_truncation, download_images=download_images,
-                    allowed=allowed,
-                )  # fmt: skip
-
+            send = tier_sender(
+                self, timeout or self.settings.timeout, sync=sync, tags=tags, priority=priority,
+                num_retries=num_retries, disable_fallbacks=disable_fallbacks,
+                raise_on_truncation=raise_on_truncation, download_images=download_images,
+                allowed=allowed,
+            )  # fmt: skip
             return await self.tiered[request.model].route(request, tier or TierHints(), send)
         call = self._call(
             request.model,

@@ -4,15 +4,39 @@ checked against its model groups: each tier a group, the name itself not one."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatgate.config import ConfigError
 from chatgate.cost.calc import price_of
+from chatgate.errors import APITimeoutError
 from chatgate.router.deployments import RoutedDeployment
-from chatgate.tiering.route import TieredModel
+from chatgate.stream import ChatStream
+from chatgate.tiering.route import Send, TieredModel
 from chatgate.tiering.settings import TieredModelSettings
+from chatgate.types import ChatRequest, ChatResponse
 
-__all__ = ["build_tiered"]
+if TYPE_CHECKING:
+    from chatgate.router.router import Router
+
+__all__ = ["build_tiered", "tier_sender"]
+
+
+def tier_sender(router: Router, timeout: float, **options: Any) -> Send:
+    """How a tiered call sends to a tier: ``router.aroute`` with the caller's options, under
+    one deadline for the whole call, escalations included."""
+    deadline = router.now() + timeout
+
+    async def send(request: ChatRequest) -> ChatResponse | ChatStream:
+        left = deadline - router.now()
+        if left <= 0:
+            raise APITimeoutError(
+                f"the call's {timeout:g}s deadline passed before tier {request.model!r}",
+                model=request.model,
+            )
+        result: ChatResponse | ChatStream = await router.aroute(request, timeout=left, **options)
+        return result
+
+    return send
 
 
 def build_tiered(

@@ -26,7 +26,7 @@ from chatgate.tiering.session import SessionTiers
 from chatgate.tiering.settings import TieredModelSettings
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
-__all__ = ["TierChoice", "TierHints", "TieredModel"]
+__all__ = ["Send", "TierChoice", "TierHints", "TieredModel"]
 
 Result = ChatResponse | ChatStream
 Send = Callable[[ChatRequest], Awaitable[Result]]
