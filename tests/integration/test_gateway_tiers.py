@@ -4,6 +4,7 @@ escalation on a `length` finish. Two fake upstreams, one per tier, show who was 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.fakes.gateway import Gateway, start_gateway
+from tests.fakes.gateway import Gateway, request_json, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
 
 MASTER = "sk-master-tiers"
@@ -82,8 +83,8 @@ def gateway(
         yield gw
 
 
-def ask(gw: Gateway, messages: list[dict[str, str]], **headers: str) -> Any:
-    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER, max_retries=0) as sdk:
+def ask(gw: Gateway, messages: list[dict[str, str]], key: str = MASTER, **headers: str) -> Any:
+    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0) as sdk:
         return sdk.chat.completions.with_raw_response.create(
             model="auto",
             messages=messages,
@@ -233,3 +234,17 @@ def test_the_other_routes_know_a_tiered_name(gateway: Gateway, cheap: FakeOpenAI
     assert counted.input_tokens > 0
     assert raw.headers["x-chatgate-tier"] == "small"
     assert raw.parse().content[0].text == "echo: hello"  # type: ignore[union-attr]
+
+
+def test_a_key_allowed_the_tiered_name_is_served_by_its_tiers(gateway: Gateway) -> None:
+    body = json.dumps({"models": ["auto"]}).encode()
+    status, made = request_json(f"{gateway.url}/admin/keys", body=body, key=MASTER)
+    assert status == 200, made
+    assert ask(gateway, HARD, key=made["key"]).headers["x-chatgate-tier"] == "large"
+    with pytest.raises(openai.PermissionDeniedError):  # the tiers themselves are not its
+        ask_model(gateway, made["key"], "large")
+
+
+def ask_model(gw: Gateway, key: str, model: str) -> None:
+    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0) as sdk:
+        sdk.chat.completions.create(model=model, messages=SIMPLE)  # type: ignore[arg-type]
