@@ -122,6 +122,8 @@ def test_a_simple_question_goes_to_the_cheap_tier_and_records_the_saving(
     saved = (FULL_IN - MINI_IN) * 1000 + (FULL_OUT - MINI_OUT) * 100
     assert Decimal(raw.headers["x-chatgate-saved-usd"]) == saved
     row = spend_row(gateway, raw.headers["x-chatgate-request-id"])
+    line = gateway.wait_for_access_line(raw.headers["x-chatgate-request-id"])
+    assert (line["tier"], line["tier_score"]) == ("small", row["tier_score"])
     assert row["model"] == "auto"
     assert row["tier"] == "small"
     assert round(row["tier_score"], 3) == float(raw.headers["x-chatgate-tier-score"])
