@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -33,36 +32,33 @@ def router(cheap: FakeOpenAI, premium: FakeOpenAI, **tiered: object) -> Router:
     )
 
 
-def test_acompletion_on_a_tiered_name_picks_a_tier_and_stamps_the_answer(
+async def test_acompletion_on_a_tiered_name_picks_a_tier_and_stamps_the_answer(
     fakes: tuple[FakeOpenAI, FakeOpenAI],
 ) -> None:
-    cheap, premium = fakes
-    r = router(cheap, premium, classifier={"embeddings": "never"})
+    r = router(*fakes, classifier={"embeddings": "never"})
     assert "auto" in r.model_names
     assert r.reachable("auto") == ["mini", "full"]
-
-    async def calls() -> None:
-        easy = await r.acompletion("auto", [{"role": "user", "content": "hello there"}])
-        assert (easy.meta.tier, easy.meta.model_name) == ("mini", "mini")
-        assert easy.meta.tier_saved_cost > 0
-        hard = await r.acompletion("auto", [{"role": "user", "content": HARD}])
-        assert hard.meta.tier == "full"
-        assert hard.meta.tier_saved_cost == Decimal(0)
-        forced = await r.acompletion("auto", [{"role": "user", "content": HARD}], tier="mini")
-        assert (forced.meta.tier, forced.meta.tier_score) == ("mini", None)
-        with pytest.raises(InvalidRequestError, match="not a tier"):
-            await r.acompletion("auto", [{"role": "user", "content": "x"}], tier="nope")
-
-    asyncio.run(calls())
-    # the same through the blocking API, sticky by ``user``
-    hard = r.completion("auto", [{"role": "user", "content": HARD}], user="u1")
+    easy = await r.acompletion("auto", [{"role": "user", "content": "hello there"}])
+    assert (easy.meta.tier, easy.meta.model_name) == ("mini", "mini")
+    assert easy.meta.tier_saved_cost > 0
+    hard = await r.acompletion("auto", [{"role": "user", "content": HARD}])
     assert hard.meta.tier == "full"
-    assert (
-        r.completion("auto", [{"role": "user", "content": "thanks"}], user="u1").meta.tier == "full"
-    )
-    assert (
-        r.completion("auto", [{"role": "user", "content": "thanks"}], user="u2").meta.tier == "mini"
-    )
+    assert hard.meta.tier_saved_cost == Decimal(0)
+    forced = await r.acompletion("auto", [{"role": "user", "content": HARD}], tier="mini")
+    assert (forced.meta.tier, forced.meta.tier_score) == ("mini", None)
+    with pytest.raises(InvalidRequestError, match="not a tier"):
+        await r.acompletion("auto", [{"role": "user", "content": "x"}], tier="nope")
+
+
+def test_the_blocking_api_keeps_a_user_on_the_tier_reached(
+    fakes: tuple[FakeOpenAI, FakeOpenAI],
+) -> None:
+    r = router(*fakes, classifier={"embeddings": "never"})
+    assert r.completion("auto", [{"role": "user", "content": HARD}], user="u1").meta.tier == "full"
+    again = r.completion("auto", [{"role": "user", "content": "thanks"}], user="u1")
+    assert (again.meta.tier, again.meta.tier_score) == ("full", None)
+    other = r.completion("auto", [{"role": "user", "content": "thanks"}], user="u2")
+    assert other.meta.tier == "mini"
 
 
 def test_invalid_json_on_the_cheap_tier_escalates(fakes: tuple[FakeOpenAI, FakeOpenAI]) -> None:
