@@ -23,6 +23,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatgate.errors import InvalidRequestError
+from chatgate.tiering.settings import TieredModelSettings
 
 if TYPE_CHECKING:
     from chatgate.cost.prices import ModelPrice
@@ -178,6 +179,8 @@ class RouterSettings(_Strict):
     cache_affinity_ttl: float = Field(default=600.0, gt=0)  # how long a deployment stays warm
     cache_affinity_max_prefixes: int = Field(default=10_000, gt=0)  # per-process LRU bound
     cache_affinity_min_tokens: int = Field(default=1024, ge=1)  # shorter prefixes: no affinity
+    # routed names whose tier a local classifier picks (docs/routing.md, "Tiered routing")
+    tiers: list[TieredModelSettings] = Field(default_factory=list)
 
     @pydantic.field_validator("routing_strategy", mode="before")
     @classmethod

@@ -101,6 +101,7 @@ FORBIDDEN = {
         "chatgate.stream",
         "chatgate.cache",
     ),
+    "tiering": ("chatgate.server", "chatgate.router"),  # below the router that calls it
 }
 
 

@@ -36,8 +36,11 @@ from chatgate.router.policy import Fault, classify
 from chatgate.router.runtime import Runtime
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
+from chatgate.router.tiered import build_tiered, tier_sender
 from chatgate.stream import ChatStream
 from chatgate.telemetry import spans
+from chatgate.tiering.route import TieredModel, TierHints
+from chatgate.tiering.settings import TieredModelSettings
 from chatgate.transport.loop_thread import run_sync
 from chatgate.types import ChatRequest, ChatResponse
 
@@ -77,6 +80,7 @@ class Router:
         sleep: Callable[[float], Any] = asyncio.sleep,
         rng: random.Random | None = None,
         env: Mapping[str, str] | None = None,
+        tiers: Sequence[TieredModelSettings | Mapping[str, Any]] = (),
     ) -> None:
         given = {
             "routing_strategy": routing_strategy,
@@ -108,6 +112,8 @@ class Router:
         self._env = env
         for name, deployments in self.groups.items():
             self._runners[name] = self._runner(name, deployments)
+        # names whose tier a local classifier picks (docs/routing.md, "Tiered routing")
+        self.tiered: dict[str, TieredModel] = build_tiered([*s.tiers, *tiers], self.groups)
 
     def _runner(self, name: str, deployments: list[RoutedDeployment]) -> GroupRunner:
         s = self.settings
@@ -143,7 +149,7 @@ class Router:
 
     @property
     def model_names(self) -> list[str]:
-        return list(self.groups)
+        return [*self.groups, *self.tiered]
 
     async def aclose(self) -> None:
         """Close the shared-state connection this Router opened on this loop (a given
@@ -164,11 +170,13 @@ class Router:
         messages: Sequence[MessageLike],
         *,
         stream: bool = False,
+        tier: str | None = None,
         **kw: Unpack[RoutedCompletionArgs],
     ) -> ChatResponse | ChatStream:
         """Like ``chatgate.acompletion`` with ``model`` a model_list name; the keywords are
-        OpenAI's request fields (``ChatParams``) and how to route (``RouteArgs``)."""
-        return await self._completion(model, messages, stream, kw, sync=False)
+        OpenAI's request fields (``ChatParams``) and how to route (``RouteArgs``); ``tier``:
+        for a tiered name, the tier to use instead of the classifier's."""
+        return await self._completion(model, messages, stream, tier, kw, sync=False)
 
     def completion(
         self,
@@ -176,16 +184,18 @@ class Router:
         messages: Sequence[MessageLike],
         *,
         stream: bool = False,
+        tier: str | None = None,
         **kw: Unpack[RoutedCompletionArgs],
     ) -> ChatResponse | ChatStream:
         """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
-        return run_sync(self._completion(model, messages, stream, kw, sync=True))
+        return run_sync(self._completion(model, messages, stream, tier, kw, sync=True))
 
     async def _completion(
         self,
         model: str,
         messages: Sequence[MessageLike],
         stream: bool,
+        tier: str | None,
         kw: RoutedCompletionArgs,
         *,
         sync: bool,
@@ -194,7 +204,12 @@ class Router:
         if stream:
             params["stream"] = True
         options = cast(RouteArgs, {k: v for k, v in kw.items() if k in ROUTE_ARGS})
-        return await self.aroute(chat_request(model, messages, params), sync=sync, **options)
+        return await self.aroute(
+            chat_request(model, messages, params),
+            sync=sync,
+            tier=TierHints(tier=tier) if tier is not None else None,
+            **options,
+        )
 
     async def aroute(
         self,
@@ -210,12 +225,22 @@ class Router:
         download_images: bool = False,
         allowed: Allowed | None = None,
         auto_prompt_cache: bool = False,
+        tier: TierHints | None = None,
     ) -> ChatResponse | ChatStream:
         """Route a validated request whose ``model`` is a model_list name (what the gateway
         calls). Returns a ChatResponse, or a ChatStream whose first chunk is already in.
         ``allowed``: the groups the caller may use; a fallback to any other is skipped (and
         logged in the attempt log). The requested group itself is the caller's to check.
-        ``auto_prompt_cache``: Claude backends get cache breakpoints (a gateway key's opt-in)."""
+        ``auto_prompt_cache``: Claude backends get cache breakpoints (a gateway key's opt-in).
+        ``tier``: for a tiered name, the caller's override, session and listener."""
+        if request.model in self.tiered:
+            send = tier_sender(
+                self, timeout or self.settings.timeout, sync=sync, tags=tags, priority=priority,
+                num_retries=num_retries, disable_fallbacks=disable_fallbacks,
+                raise_on_truncation=raise_on_truncation, download_images=download_images,
+                allowed=allowed,
+            )  # fmt: skip
+            return await self.tiered[request.model].route(request, tier or TierHints(), send)
         call = self._call(
             request.model,
             tags,
@@ -278,7 +303,11 @@ class Router:
         """The model groups a call to ``name`` may be served by, in the order they would be
         tried: ``name``, its ``fallbacks``, and the context-window and content-policy
         fallbacks of each group reached, transitively; only groups ``allowed`` (``name``
-        always). What a budget hold must cover."""
+        always). What a budget hold must cover. A tiered name: every tier's groups."""
+        tiered = self.tiered.get(name)
+        if tiered is not None:
+            found = [g for t in tiered.tiers for g in self.reachable(t, allowed)]
+            return list(dict.fromkeys(found))
         return self.fallbacks.reachable(name, allowed or everything)
 
     def _call(

@@ -69,7 +69,9 @@ def backend_for(state: GatewayState, name: str) -> Backend:
     settings = router.settings
     rules = [*settings.fallbacks, *settings.context_window_fallbacks]
     rules += settings.content_policy_fallbacks
-    seen, todo = {name}, [name]
+    tiered = router.tiered.get(name)
+    start = tiered.tiers if tiered is not None else [name]  # a tiered name: every tier
+    seen, todo = set(start), list(start)
     while todo:
         group = todo.pop()
         for rule in rules:

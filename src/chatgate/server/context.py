@@ -19,6 +19,7 @@ from chatgate.cost.budgets import Reservation
 from chatgate.cost.usage import UsageRecord, token_fields
 from chatgate.server.asgi import Scope
 from chatgate.server.keys import KeyRecord
+from chatgate.tiering.route import TierChoice
 from chatgate.types import Usage
 
 __all__ = ["MAX_TAGS", "OWNERS", "RequestContext", "new_request_id", "usage_record"]
@@ -56,6 +57,8 @@ OWNERS: dict[str, str] = {
     **dict.fromkeys(("usage", "cost", "ttft_ms", "finish_reason", "cache_hit"), _SERVING),
     "content_out": _SERVING,
     "fallback": _SERVING,
+    "tier": _SERVING,  # through the tiered router's listener (serving.tier_hints)
+    "tier_saved": _SERVING,
     "span_context": "chatgate.server.tracing",  # the request's span, for the spend write
     **dict.fromkeys(("status", "error_class", "refused", "overhead_ms", "content_in"), _REQUEST),
 }
@@ -104,6 +107,8 @@ class RequestContext:
     content_out: Any = None
     fallback: bool | None = None  # answered by a fallback group, once known
     span_context: Any = None  # the request's OpenTelemetry span context, when traced
+    tier: TierChoice | None = None  # a tiered name's choice, heard before the answer
+    tier_saved: Decimal | None = None  # USD saved against the premium tier
 
     @classmethod
     def from_scope(cls, scope: Scope, route: str, *, log_content: bool = False) -> RequestContext:
@@ -128,6 +133,12 @@ class RequestContext:
                 headers.append(("x-chatgate-cache", cache))
         if self.cost is not None:  # known up front for whole answers, not for streams
             headers.append(("x-chatgate-cost", f"{self.cost:f}"))
+        if self.tier is not None:
+            headers.append(("x-chatgate-tier", self.tier.tier))
+            if self.tier.score is not None:
+                headers.append(("x-chatgate-tier-score", f"{self.tier.score:.3f}"))
+            if self.tier_saved is not None:
+                headers.append(("x-chatgate-saved-usd", f"{self.tier_saved:f}"))
         headers.append(("x-chatgate-overhead-ms", f"{overhead_ms:.2f}"))
         return headers
 
@@ -139,6 +150,10 @@ class RequestContext:
 def usage_record(ctx: RequestContext) -> UsageRecord:
     """The spend-log row for a finished request (ids and numbers only, never content)."""
     provider, _, served = (ctx.deployment or "").partition("/")  # the provider's own names
+    tier = ctx.tier
+    saved = ctx.tier_saved
+    if tier is not None and saved is None:  # a stream: priced at its end
+        saved = tier.saving(ctx.usage, ctx.cost)
     return UsageRecord(
         ts=time.time(),
         model=ctx.requested_model or "",
@@ -159,4 +174,7 @@ def usage_record(ctx: RequestContext) -> UsageRecord:
         attempts=ctx.attempts,
         cache_hit=ctx.cache_hit,
         error=ctx.error_class,
+        tier=None if tier is None else tier.tier,
+        tier_score=None if tier is None else tier.score,
+        saved=saved,
     )

@@ -55,7 +55,9 @@ async def count_tokens_route(request: GatewayRequest) -> None:
     data = parse_json_body(request.body)
     validate_count_body(data)
     name = admit_model(request, data["model"], stream=False)
-    deployment = request.state.models.router.groups[name][0].deployment
+    router = request.state.models.router
+    tiered = router.tiered.get(name)  # a tiered name counts as its cheapest tier
+    deployment = router.groups[tiered.tiers[0] if tiered else name][0].deployment
     backend = Backend.of([(deployment.provider, deployment.model)])
     counted_fields = {k: v for k, v in data.items() if k in COUNT_FIELDS}
     chat = chat_request_from_anthropic({**counted_fields, "max_tokens": 1}, backend)

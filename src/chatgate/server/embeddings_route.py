@@ -16,6 +16,7 @@ from chatgate.cost.tokens import count_tokens
 from chatgate.embedding_types import EmbeddingInput, EmbeddingResponse
 from chatgate.embeddings import build_embedding
 from chatgate.server.asgi import ClientDisconnected
+from chatgate.server.errors import GatewayError
 from chatgate.server.openai_routes import model_name, parse_json_body
 from chatgate.server.relay import ClientWatch
 from chatgate.server.request import GatewayRequest, failed
@@ -54,6 +55,12 @@ async def _serve(
     size = len(gateway_request.body)
     name = admit_model(gateway_request, model_name(data), stream=False)
     router = state.models.router
+    if name in router.tiered:
+        raise GatewayError(
+            400,
+            f"{name!r} is a tiered chat model; embeddings need a model_list name",
+            param="model",
+        )
     gateway_request.keep_content(data.get("input"))
     request = build_embedding(name, data)
     group = router.groups[name]

@@ -256,6 +256,8 @@ async def _warm_up(state: GatewayState) -> None:
     """Start managed upstreams (the local model) now, so the first request is not the slow one.
     A failure is logged, not fatal: the other models keep serving and the request retries it."""
     _load_encodings(state)
+    for tiered in state.models.router.tiered.values():  # MiniLM and the examples' embeddings
+        await asyncio.to_thread(tiered.classifier.warm)
     for deployment in state.models.deployments():
         try:
             await prepare_deployment(deployment)

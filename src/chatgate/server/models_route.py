@@ -43,6 +43,7 @@ def anthropic_client(scope: Scope) -> bool:
 def visible_models(state: GatewayState, ctx: RequestContext) -> list[str]:
     """Configured names the caller may use, in the config's order."""
     configured = {entry.model_name for entry in state.config.model_list} | _LOCAL
+    configured |= set(state.models.router.tiered)
     key = ctx.key
     return [
         name

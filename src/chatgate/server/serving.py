@@ -24,7 +24,7 @@ from chatgate.router.budgeting import routed_worst_case
 from chatgate.router.call import estimate_tokens, prompt_bytes
 from chatgate.router.fallbacks import Allowed
 from chatgate.router.state import Limits
-from chatgate.server.asgi import ClientDisconnected, big_body
+from chatgate.server.asgi import ClientDisconnected, Scope, big_body
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.relay import ClientWatch, Frames, Relayed, relay
@@ -32,6 +32,7 @@ from chatgate.server.request import GatewayRequest, failed
 from chatgate.server.state import GatewayState
 from chatgate.stream import ChatStream
 from chatgate.telemetry import spans
+from chatgate.tiering.route import TierChoice, TierHints
 from chatgate.transport.offload import OFFLOAD_MIN_BYTES
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
@@ -138,6 +139,25 @@ def _relayed(ctx: RequestContext, stream: ChatStream, relayed: Relayed) -> None:
         ctx.usage = stream.usage  # what was produced before the failure, if the upstream said
 
 
+_MAX_SESSION_CHARS = 128
+
+
+def tier_hints(scope: Scope, ctx: RequestContext) -> TierHints:
+    """A tiered call's override (x-chatgate-tier) and session (x-chatgate-session) headers;
+    the choice is kept on ``ctx`` for the response headers and the spend log."""
+    tier = session = None
+    for key, value in scope["headers"]:
+        if key == b"x-chatgate-tier":
+            tier = value.decode("latin-1").strip()
+        elif key == b"x-chatgate-session":
+            session = value.decode("latin-1")[:_MAX_SESSION_CHARS]
+
+    def heard(choice: TierChoice) -> None:
+        ctx.tier = choice
+
+    return TierHints(tier=tier, session=session, on_choice=heard)
+
+
 def take_response(ctx: RequestContext, response: ChatResponse) -> None:
     """Usage, cost and outcome from a finished answer (non-stream, or a stream's final)."""
     meta = response.meta
@@ -148,6 +168,8 @@ def take_response(ctx: RequestContext, response: ChatResponse) -> None:
     if meta.model_name is not None:
         ctx.fallback = meta.model_name != ctx.requested_model
     ctx.finish_reason = response.finish_reason
+    if meta.tier is not None:
+        ctx.tier_saved = meta.tier_saved_cost
     if ctx.ttft_ms is None and meta.ttft_ms is not None:
         ctx.ttft_ms = meta.ttft_ms
     if meta.provider:
@@ -222,12 +244,14 @@ async def _count_big_prompt(state: GatewayState, ctx: RequestContext, request: C
 async def _route(request: GatewayRequest, chat: ChatRequest) -> ChatResponse | ChatStream:
     state, ctx = request.state, request.ctx
     router = state.models.router
+    tier = tier_hints(request.scope, ctx) if chat.model in router.tiered else None
 
     async def call() -> ChatResponse | ChatStream:
         return await router.aroute(
             chat,
             tags=ctx.tags,
             allowed=allowed_groups(ctx),
+            tier=tier,
             auto_prompt_cache=ctx.key is not None
             and ctx.key.metadata.get("auto_prompt_cache") is True,
         )

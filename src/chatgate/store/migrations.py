@@ -102,6 +102,11 @@ async def _rollup_cache_writes(conn: AsyncConnection) -> None:
     await fill_cache_writes(conn)  # the days spend_log still has; the older ones keep 0
 
 
+async def _tiers(conn: AsyncConnection) -> None:
+    await add_columns(SPEND_LOG, "tier", "tier_score", "saved_pico")(conn)
+    await add_columns(SPEND_DAILY, "saved_pico")(conn)
+
+
 async def _record_ids(conn: AsyncConnection) -> None:
     await add_columns(SPEND_LOG, "record_id")(conn)
     for index in SPEND_LOG.indexes:
@@ -172,7 +177,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         (CONSOLE_SESSIONS, CONSOLE_DAILY),
         extra=_console_indexes,
     ),
-    # 16 is left for tiered routing's columns (issue 17), under way on another branch.
+    Migration(16, "spend_log.tier, tier_score, saved_pico; spend_daily.saved_pico", extra=_tiers),
     Migration(
         17,
         "spend_log.deployment: the deployment id; the gateway's old provider/model values cleared",
