@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatgate.client import build_request
+from chatgate.chat_request import chat_request
 from chatgate.tiering.classifier import default_thresholds
 from chatgate.tiering.features import Prompt, extract, feature_score, prompt_of
 
@@ -38,7 +38,7 @@ def test_conversation_depth_tools_and_a_schema_raise_the_score() -> None:
 
 
 def test_prompt_of_a_request_reads_the_last_user_turn_and_counts_turns() -> None:
-    request = build_request(
+    request = chat_request(
         "auto",
         [
             {"role": "system", "content": "be brief"},
