@@ -208,6 +208,8 @@ LOGGERS = (
     "chatgate.router",
     "chatgate.server",
     "chatgate.spend",
+    "chatgate.telemetry",
+    "chatgate.tiering",
 )
 
 
