@@ -38,9 +38,10 @@ lint: setup
 test: system-deps lint local-model
 	$(VENV)/bin/pytest
 
-# The quick tests alone: pure functions, no servers, no llama.cpp build.
+# The quick tests alone: pure functions and in-process loopback fakes; no server process
+# (redis-server, PostgreSQL, a gateway), no llama.cpp build. Under 30 s on 2 cores.
 unit: setup
-	$(VENV)/bin/pytest -q tests/unit tests/cost
+	$(VENV)/bin/pytest -q -m "not server and not real_model" tests/unit tests/cost
 
 check: test
 

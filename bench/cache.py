@@ -31,7 +31,8 @@ import upstream
 from chatgate.cache import Cache
 from chatgate.cache.semantic import LocalEmbedder, MemoryVectorStore
 from chatgate.cache.semantic.redis_store import RedisVectorStore
-from chatgate.client import build_request, send
+from chatgate.chat_request import chat_request
+from chatgate.client import send
 from chatgate.providers.registry import resolve_deployment
 from chatgate.transport.http import Timeouts
 from chatgate.types import ChatResponse
@@ -85,8 +86,8 @@ async def timed(fn: Callable[[], Awaitable[object]], calls: int) -> tuple[float,
 
 async def backends(base_url: str, redis_url: str, calls: int) -> list[tuple[str, float, float]]:
     deployment = resolve_deployment("openai/gpt-4o-mini", api_key="sk-bench", api_base=base_url)
-    request = build_request("gpt-4o-mini", MESSAGES, {"temperature": 0})
-    stream_request = build_request("gpt-4o-mini", MESSAGES, {"temperature": 0, "stream": True})
+    request = chat_request("gpt-4o-mini", MESSAGES, {"temperature": 0})
+    stream_request = chat_request("gpt-4o-mini", MESSAGES, {"temperature": 0, "stream": True})
 
     async def call() -> ChatResponse:
         return await send(request, deployment, timeouts=Timeouts())

@@ -69,7 +69,7 @@ async def bookkeeping_us(router: Router, calls: int) -> float:
         stats = await state.view(runner.ids, now)
         usable = runner._usable(stats, call, 50, job)
         ready = [(d, s) for d, s in usable if runner._has_room(d, s, 50, now)]
-        chosen = runner._pick(ready, router.rng)[0]
+        chosen = runner._pick(ready, router._runtime.rng)[0]
         await state.reserve(chosen.id, chosen.limits, 50, now)
         await state.record_success(chosen.id, 0.001, now)
         await state.release(chosen.id, chosen.limits, -10, now)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The programs the test suite starts for real, beyond Python packages: a PostgreSQL server
-# (initdb, pg_ctl), redis-server, and a C/C++ compiler for the local model's llama.cpp build.
+# (initdb, pg_ctl), redis-server, a C/C++ compiler for the local model's llama.cpp build, and
+# headless Chromium with its driver for the console's browser tests (Playwright drives the
+# system browser; it never downloads one).
 # Installs what is missing with the distribution's packages where it can (root, or sudo that
 # needs no password, on a Debian-like system); elsewhere it stops at once with one line naming
 # what to install, instead of letting dozens of tests fail on the same missing binary.
@@ -19,6 +21,8 @@ missing=()
 have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 { command -v gcc && command -v g++; } >/dev/null 2>&1 || missing+=(build-essential)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
@@ -47,4 +51,5 @@ for service in redis-server postgresql; do
 done
 have_postgres || { printf '[system_deps] error: postgresql installed but pg_ctl not found\n' >&2; exit 1; }
 command -v redis-server >/dev/null 2>&1 || { printf '[system_deps] error: redis-server not found after install\n' >&2; exit 1; }
+command -v chromium >/dev/null 2>&1 || { printf '[system_deps] error: chromium not found after install\n' >&2; exit 1; }
 say "done"

@@ -45,6 +45,7 @@ from chatgate.errors import (
 )
 
 if TYPE_CHECKING:
+    from chatgate.api import acompletion, completion
     from chatgate.batching import BatchSummary, abatch, batch
     from chatgate.cache import (
         Cache,
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
         SQLiteBackend,
         configure_cache,
     )
-    from chatgate.client import acompletion, completion
     from chatgate.cost.budgets import Budget, Budgets
     from chatgate.cost.calc import completion_cost, estimate_cost
     from chatgate.cost.prices import ModelPrice, register_price
@@ -91,8 +91,8 @@ _LAZY = {
     "RedisBackend": "chatgate.cache",
     "SQLiteBackend": "chatgate.cache",
     "configure_cache": "chatgate.cache",
-    "completion": "chatgate.client",
-    "acompletion": "chatgate.client",
+    "completion": "chatgate.api",
+    "acompletion": "chatgate.api",
     "Structured": "chatgate.structured",
     "acompletion_structured": "chatgate.structured",
     "completion_structured": "chatgate.structured",

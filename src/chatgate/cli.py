@@ -1,4 +1,5 @@
-"""The `chatgate` command: serve | config check | spend | keys | store | chat | batch."""
+"""The `chatgate` command: serve | config check | spend | keys | store | chat | batch |
+route-eval."""
 
 from __future__ import annotations
 
@@ -147,7 +148,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _spend(args: argparse.Namespace) -> int:
-    from chatgate.cost.report_cli import run
+    from chatgate.spend_cli import run
 
     return run(args)
 
@@ -177,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spend.add_argument("--config", help="YAML config whose general_settings.database_url to use")
     spend.add_argument("--json", action="store_true", help="every number exact, as JSON")
     spend.set_defaults(run=_spend)
-    from chatgate import chat_cli
+    from chatgate import chat_cli, route_eval
     from chatgate.batching import cli as batch_cli
     from chatgate.server import keys_cli
     from chatgate.store import cli as store_cli
@@ -186,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store_cli.add_parser(sub)
     chat_cli.add_parser(sub)
     batch_cli.add_parser(sub)
+    route_eval.add_parser(sub)
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result

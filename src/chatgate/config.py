@@ -23,6 +23,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatgate.errors import InvalidRequestError
+from chatgate.tiering.settings import TieredModelSettings
 
 if TYPE_CHECKING:
     from chatgate.cost.prices import ModelPrice
@@ -34,6 +35,7 @@ __all__ = [
     "DeploymentParams",
     "GeneralSettings",
     "ModelEntry",
+    "OtelSettings",
     "RouterSettings",
     "SharedStateFailure",
     "load",
@@ -67,6 +69,8 @@ class DeploymentParams(_Strict):
     tags: list[str] = Field(default_factory=list)
     cost: float | None = Field(default=None, ge=0)  # relative, for cost-based routing
     context_window: int | None = Field(default=None, gt=0)
+    # Anthropic / Bedrock-Claude: place prompt-cache breakpoints when the client set none
+    auto_prompt_cache: bool = False
     # Pricing (USD per token; LiteLLM's names, so LiteLLM configs load as they are).
     input_cost_per_token: Decimal | None = Field(default=None, ge=0)
     output_cost_per_token: Decimal | None = Field(default=None, ge=0)
@@ -169,6 +173,14 @@ class RouterSettings(_Strict):
     # While that Redis is unreachable: "open" serves with per-process limits, "closed"
     # refuses routed calls and key-limited requests (SharedStateUnavailableError, 503).
     shared_state_failure: SharedStateFailure = "open"
+    # Cache-aware routing (router/affinity.py, docs/routing.md): a request goes to a
+    # deployment that served its longest known prompt prefix, within health and limits.
+    cache_affinity: bool = True
+    cache_affinity_ttl: float = Field(default=600.0, gt=0)  # how long a deployment stays warm
+    cache_affinity_max_prefixes: int = Field(default=10_000, gt=0)  # per-process LRU bound
+    cache_affinity_min_tokens: int = Field(default=1024, ge=1)  # shorter prefixes: no affinity
+    # routed names whose tier a local classifier picks (docs/routing.md, "Tiered routing")
+    tiers: list[TieredModelSettings] = Field(default_factory=list)
 
     @pydantic.field_validator("routing_strategy", mode="before")
     @classmethod
@@ -216,6 +228,22 @@ class CacheSettings(_Strict):
     url: str | None = Field(default=None, repr=False)  # redis://...
 
 
+class OtelSettings(_Strict):
+    """OpenTelemetry export (docs/observability.md). What is left out here falls back to the
+    standard OTEL_EXPORTER_OTLP_* / OTEL_SERVICE_NAME variables, then to the SDK defaults."""
+
+    endpoint: str | None = None  # the collector's base URL (http/protobuf) or host:port (grpc)
+    protocol: Literal["http/protobuf", "grpc"] | None = None  # default: http/protobuf
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)  # auth for a vendor
+    service_name: str | None = None  # default: OTEL_SERVICE_NAME, else "chatgate"
+    sample_rate: float = Field(default=1.0, ge=0, le=1)  # of new traces; a caller's is kept
+    capture_content: bool = False  # prompts and answers on spans (scrubbed of secrets)
+    max_queue_size: int = Field(default=2048, gt=0)  # spans waiting for export; past it dropped
+    export_timeout_s: float = Field(default=5.0, gt=0)  # one export attempt
+    metrics: bool = True  # export the GenAI metrics too
+    metrics_interval_s: float = Field(default=60.0, gt=0)
+
+
 class GeneralSettings(_Strict):
     master_key: str | None = Field(default=None, repr=False)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
@@ -241,6 +269,7 @@ class GeneralSettings(_Strict):
     metrics_max_models: int = Field(default=500, gt=0)  # label values; past it: "other"
     metrics_require_key: bool = False  # GET /metrics needs the master key
     spend_wal_dir: str | None = None  # default: chatgate-spend-wal beside the SQLite file, or ./
+    otel: OtelSettings | None = None  # OpenTelemetry export; also on with OTEL_EXPORTER_OTLP_*
 
 
 class Config(_Strict):

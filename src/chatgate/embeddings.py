@@ -26,6 +26,7 @@ from chatgate.providers.embeddings import (
     parse_embedding_response,
 )
 from chatgate.providers.registry import get_adapter, prepare_deployment, resolve_deployment
+from chatgate.telemetry import spans
 from chatgate.transport import http
 from chatgate.transport.http import Timeouts
 from chatgate.transport.loop_thread import run_sync
@@ -52,18 +53,25 @@ async def send_embedding(
     deployment = await prepare_deployment(deployment)
     http_request = build_embedding_request(request, deployment)
     adapter = get_adapter(deployment.provider)
+    span = spans.start_embeddings(request, deployment)
+    spans.inject(span, http_request.headers)
     started = time.perf_counter()
     request_id: str | None = None
     try:
-        resp = await http.send(http_request, timeouts)
-        request_id = request_id_of(adapter, resp.headers)
-        if resp.status >= 400:
-            raise adapter.map_error(resp.status, resp.headers, resp.body, deployment)
-        response = parse_embedding_response(resp.body, request, deployment)
-    except APIError as exc:
-        raise attributed(exc, deployment, request_id) from exc.__cause__
+        try:
+            resp = await http.send(http_request, timeouts)
+            request_id = request_id_of(adapter, resp.headers)
+            if resp.status >= 400:
+                raise adapter.map_error(resp.status, resp.headers, resp.body, deployment)
+            response = parse_embedding_response(resp.body, request, deployment)
+        except APIError as exc:
+            raise attributed(exc, deployment, request_id) from exc.__cause__
+    except BaseException as exc:
+        spans.end_attempt(span, deployment, started, error=exc, operation="embeddings")
+        raise
     fill_meta(response.meta, deployment, response.model, request_id, started)
     response.meta.cost = embedding_cost(response, deployment)
+    spans.end_attempt(span, deployment, started, response, operation="embeddings")
     return response
 
 

@@ -52,7 +52,7 @@ async def _download(url: str, where: str, max_bytes: int) -> str:
                 f"{where}: the URL served {mime or 'no content type'!r}, not an image", param=where
             )
         body = bytearray()
-        async for data in http.read_chunks(resp, request):
+        async for data in resp.iter_chunks():
             body += data
             if len(body) > max_bytes:
                 raise InvalidRequestError(

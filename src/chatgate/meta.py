@@ -44,3 +44,6 @@ class ResponseMeta(BaseModel):
     cache_hit: bool = False
     cache_saved_cost: Decimal | None = None  # on a hit: what the answer cost when it was made
     cache_similarity: float | None = None  # on a semantic hit: cosine of the matched question
+    tier: str | None = None  # a tiered name's tier that answered (docs/routing.md)
+    tier_score: float | None = None  # the classifier's score; None when a header chose the tier
+    tier_saved_cost: Decimal | None = None  # USD the premium tier would have cost more

@@ -201,12 +201,15 @@ class RedactingFilter(logging.Filter):
 # tests/faults/test_secrets_library.py checks it names every logger in the source.
 LOGGERS = (
     "chatgate",
+    "chatgate.batch",
     "chatgate.budget",
     "chatgate.cache",
     "chatgate.cost",
     "chatgate.router",
     "chatgate.server",
     "chatgate.spend",
+    "chatgate.telemetry",
+    "chatgate.tiering",
 )
 
 

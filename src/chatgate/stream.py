@@ -21,15 +21,13 @@ from chatgate.accumulator import StreamAccumulator  # re-exported: the stream's 
 from chatgate.cost.calc import response_cost
 from chatgate.errors import ChatgateError, TruncatedResponseError
 from chatgate.redact import scrub_error
-from chatgate.transport import http
 from chatgate.transport.loop_thread import run_sync, sync_loop
 from chatgate.types import ChatChunk, ChatResponse, Usage
 from chatgate.wire_chunk import StreamItem, WireChunk
 
 if TYPE_CHECKING:
-    import aiohttp
-
-    from chatgate.providers.base import Deployment, EventFramer, HttpRequest, StreamTranslator
+    from chatgate.providers.base import Deployment, EventFramer, StreamTranslator
+    from chatgate.transport.base import TransportResponse
 
 __all__ = ["ChatStream", "ChunkSource", "HttpChunkSource", "StreamAccumulator"]
 
@@ -65,15 +63,13 @@ class HttpChunkSource:
 
     def __init__(
         self,
-        response: aiohttp.ClientResponse,
-        request: HttpRequest,
+        response: TransportResponse,
         framer: EventFramer,
         translator: StreamTranslator,
         deployment: Deployment,
         request_id_headers: tuple[str, ...],
     ) -> None:
         self._resp = response
-        self._request = request
         self._framer = framer
         self._translator = translator
         self.provider = deployment.provider
@@ -86,10 +82,10 @@ class HttpChunkSource:
 
     @property
     def drained(self) -> bool:
-        return self._resp.content.at_eof()
+        return self._resp.at_eof
 
     async def batches(self) -> AsyncGenerator[list[StreamItem], None]:
-        async for data in http.read_chunks(self._resp, self._request):
+        async for data in self._resp.iter_chunks():
             batch: list[StreamItem] = []
             try:
                 for event in self._framer.feed(data):
@@ -147,6 +143,7 @@ class ChatStream:
         self.ttft_ms: float | None = None
         self.cache_hit = False
         self.attempts = 1  # a router sets how many tries it took to get this stream going
+        self.deployment_id: str | None = None  # and the id of its deployment ("smart#0")
         self.request_id = source.request_id
 
     # --- iteration -----------------------------------------------------------------------------

@@ -8,10 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.base import LoopbackServer
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI
 
 __all__ = ["BACKENDS", "model_list", "upstreams_of_every_kind"]
+
+Upstream = LoopbackServer[Any, Any]
 
 BACKENDS = ("openai", "anthropic", "gemini")
 _MODELS = {
@@ -22,12 +25,12 @@ _MODELS = {
 
 
 @contextlib.contextmanager
-def upstreams_of_every_kind() -> Iterator[dict[str, FakeOpenAI]]:
+def upstreams_of_every_kind() -> Iterator[dict[str, Upstream]]:
     with FakeOpenAI() as openai_fake, FakeAnthropic() as claude, FakeGemini() as gemini:
         yield {"openai": openai_fake, "anthropic": claude, "gemini": gemini}
 
 
-def model_list(upstreams: dict[str, FakeOpenAI]) -> list[dict[str, Any]]:
+def model_list(upstreams: dict[str, Upstream]) -> list[dict[str, Any]]:
     """A model_list entry per kind, named by the kind ("openai", "anthropic", "gemini")."""
     return [
         {"model_name": kind, "params": {

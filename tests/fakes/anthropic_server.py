@@ -2,8 +2,8 @@
 format exactly (POST /v1/messages, ``request-id`` header, named SSE events, error bodies),
 scriptable per test and recording what it received.
 
-It reuses FakeOpenAI's server lifecycle and Reply/Received records; only the routes and the
-wire format differ. ``Reply.chunks`` holds event dicts, each sent as ``event: <type>`` +
+The server, scripting and stream writing are ``tests.fakes.base``'s; only the routes and the
+wire format are here. ``Reply.chunks`` holds event dicts, each sent as ``event: <type>`` +
 ``data: <json>``; strings are sent as raw bytes. With nothing scripted it echoes the last user
 text, streamed when the request asks for it.
 """
@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from tests.fakes.openai_server import FakeOpenAI, Received, Reply
+from tests.fakes.base import LoopbackServer, Received, Reply, read_body
 
 __all__ = [
     "FakeAnthropic",
@@ -151,19 +150,16 @@ def count_tokens_of(body: Any) -> int:
     return len(orjson.dumps(body)) // 4
 
 
-class FakeAnthropic(FakeOpenAI):
+class FakeAnthropic(LoopbackServer[Reply, Received]):
     """Start with ``with FakeAnthropic() as fake:``; point clients at ``fake.base_url``."""
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    request_id_header = "request-id"
+
+    def encode_event(self, event: Any) -> bytes:
+        return sse(event)  # Anthropic's named events; no [DONE] after them
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body: Any = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            body = raw.decode("utf-8", "replace")
+        _, body = await read_body(request)
         self.requests.append(Received(request.method, request.path, dict(request.headers), body))
         if request.method == "POST" and request.path == "/v1/messages/count_tokens":
             return web.json_response({"input_tokens": count_tokens_of(body or {})})
@@ -172,12 +168,7 @@ class FakeAnthropic(FakeOpenAI):
                 error_body("not_found_error", f"Not found: {request.path}"), status=404
             )
         reply = self.replies.popleft() if self.replies else echo_reply(body or {})
-        headers = {"request-id": f"req_fake_{len(self.requests)}", **reply.headers}
-        if reply.chunks is not None:
-            # Anthropic's named events, pre-encoded; the base class streams them (no [DONE]).
-            events = [e if isinstance(e, str) else sse(e).decode() for e in reply.chunks]
-            reply = replace(reply, chunks=events, done=False)
-        return await self._respond(request, reply, headers)
+        return await self._respond(request, reply, self.request_headers(reply))
 
 
 @contextlib.contextmanager

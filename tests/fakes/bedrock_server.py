@@ -12,15 +12,12 @@ AWS does, before any scripted reply.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import re
 import struct
-import threading
 import zlib
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -28,6 +25,10 @@ from aiohttp import web
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
+
+from tests.fakes.base import LoopbackServer
+from tests.fakes.base import Received as BaseReceived
+from tests.fakes.base import Reply as BaseReply
 
 ACCESS_KEY = "AKIDEXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -140,25 +141,17 @@ def error_reply(status: int, error_type: str, message: str, **headers: str) -> R
 
 
 @dataclass
-class Reply:
+class Reply(BaseReply):
     """``json`` for a Converse answer; ``events`` (encoded frames) for a ConverseStream;
     ``split`` writes the stream in pieces of that many bytes; ``drop_after`` cuts the
     connection after that many frames."""
 
-    status: int = 200
-    json: Any = None
     events: list[bytes] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    split: int | None = None
-    drop_after: int | None = None
 
 
 @dataclass
-class Received:
-    method: str
-    raw_path: str
-    headers: dict[str, str]
-    body: Any
+class Received(BaseReceived):
+    raw_path: str = ""
     region: str = ""
     service: str = ""
 
@@ -212,55 +205,23 @@ def _last_user_text(body: Any) -> str:
     return ""
 
 
-class FakeBedrock:
+class FakeBedrock(LoopbackServer[Reply, Received]):
     """Start with ``with FakeBedrock() as fake:``; point clients at ``fake.url``."""
 
-    def __init__(self, credentials: dict[str, str] | None = None) -> None:
-        self.credentials = credentials or {ACCESS_KEY: SECRET_KEY}
-        self.requests: list[Received] = []
-        self.replies: deque[Reply] = deque()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+    stream_content_type = "application/vnd.amazon.eventstream"
+    request_id_header = "x-amzn-RequestId"
+    request_id_prefix = "req-bedrock-"
 
-    def script(self, *replies: Reply) -> FakeBedrock:
-        self.replies.extend(replies)
-        return self
+    def __init__(self, credentials: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.credentials = credentials or {ACCESS_KEY: SECRET_KEY}
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.root_url
 
-    @property
-    def last(self) -> Received:
-        return self.requests[-1]
-
-    def __enter__(self) -> FakeBedrock:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    async def _start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_route("POST", "/model/{model_id}/{action}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]
-
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # -- SigV4, checked as AWS checks it --------------------------------------------------------
 
@@ -305,15 +266,10 @@ class FakeBedrock:
         raw = await request.read()
         body: Any = orjson.loads(raw) if raw else None
         denied, match = self._check_signature(request, raw)
+        region, service = (match["region"], match["service"]) if match else ("", "")
+        path = request.raw_path
         self.requests.append(
-            Received(
-                request.method,
-                request.raw_path,
-                dict(request.headers),
-                body,
-                match["region"] if match else "",
-                match["service"] if match else "",
-            )
+            Received(request.method, path, dict(request.headers), body, path, region, service)
         )
         stream = request.match_info["action"] == "converse-stream"
         invalid = _document_error(body) if denied is None and isinstance(body, dict) else None
@@ -328,24 +284,6 @@ class FakeBedrock:
             words = text.split(" ")
             pieces = [w + " " for w in words[:-1]] + words[-1:]
             reply = Reply(events=text_events(pieces)) if stream else Reply(json=converse_json(text))
-        headers = {"x-amzn-RequestId": f"req-bedrock-{len(self.requests)}", **reply.headers}
-        if reply.events is None:
-            return web.Response(
-                status=reply.status,
-                body=orjson.dumps(reply.json),
-                headers=headers,
-                content_type="application/json",
-            )
-        resp = web.StreamResponse(status=reply.status, headers=headers)
-        resp.content_type = "application/vnd.amazon.eventstream"
-        await resp.prepare(request)
-        for n, data in enumerate(reply.events):
-            if reply.drop_after is not None and n >= reply.drop_after:
-                assert request.transport is not None
-                request.transport.close()
-                return resp
-            step = reply.split or len(data)
-            for i in range(0, len(data), step):
-                await resp.write(data[i : i + step])
-        await resp.write_eof()
-        return resp
+        if reply.events is not None:  # encoded frames, no terminator after the last
+            reply = replace(reply, chunks=reply.events, done=False)
+        return await self._respond(request, reply, self.request_headers(reply))

@@ -2,7 +2,7 @@
 (``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``),
 scriptable per test and recording what it received.
 
-The lifecycle, scripting and SSE writing are the OpenAI fake's; only routing and the bodies
+The server, scripting and SSE writing are ``tests.fakes.base``'s; only routing and the bodies
 differ. Streams carry no ``[DONE]``: the connection simply closes after the last event. With
 nothing scripted it answers "echo: <last user text>", streamed word by word when asked.
 """
@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.openai_server import FakeOpenAI, Received, Reply, embedding_vector
+from tests.fakes.base import LoopbackServer, Received, Reply, read_body
+from tests.fakes.openai_server import embedding_vector
 
 __all__ = [
     "FakeGemini",
@@ -120,28 +121,16 @@ def embed_reply(body: Any) -> Reply:
     return Reply(json={"embeddings": embeddings})
 
 
-class FakeGemini(FakeOpenAI):
+class FakeGemini(LoopbackServer[Reply, Received]):
     """Start with ``with FakeGemini() as fake:``; chatgate takes ``fake.base_url`` as api_base,
     the google-genai SDK takes ``fake.root_url`` (it appends /v1beta itself)."""
 
-    def __enter__(self) -> FakeGemini:
-        super().__enter__()
-        return self
-
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1beta"
-
-    @property
-    def root_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.root_url}/v1beta"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body: Any = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            body = raw.decode("utf-8", "replace")
+        _, body = await read_body(request)
         self.requests.append(Received(request.method, request.path_qs, dict(request.headers), body))
         _, _, action = request.path.rpartition(":")
         if request.method == "POST" and action == "countTokens":

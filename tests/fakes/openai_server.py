@@ -1,51 +1,22 @@
 """A fake OpenAI upstream: a real HTTP server on 127.0.0.1 speaking the Chat Completions wire
 format exactly, scriptable per test and recording what it received.
 
-It runs on its own thread and event loop, so sync tests, async tests and separate processes
-(the gateway) all reach it over a real socket. With nothing scripted it answers by echoing the
+The server, scripting and stream writing are ``tests.fakes.base``'s; this module holds the
+OpenAI wire format alone. With nothing scripted it answers by echoing the
 last user message, so every answer depends on the request that produced it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import struct
-import threading
-import time
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiohttp import web
 
-
-@dataclass
-class Reply:
-    """One scripted answer. ``json`` for a whole body; ``chunks`` for an SSE stream (dicts are
-    sent as ``data: {json}``, strings as raw bytes); ``drop_after`` cuts the connection after
-    that many chunks; ``delay_s`` holds back the status line (slow first byte)."""
-
-    status: int = 200
-    json: Any = None
-    chunks: list[Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-    chunk_delay_s: float = 0.0
-    drop_after: int | None = None
-    done: bool = True
-    raw: bytes | None = None
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
+from tests.fakes.base import LoopbackServer, Received, Reply, read_body
 
 
 def completion_json(
@@ -180,77 +151,22 @@ def embeddings_reply(body: Any) -> Reply:
     return Reply(json={"object": "list", "data": data, "model": model, "usage": usage})
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer[Reply, Received]):
     """Start with ``with FakeOpenAI() as fake:``; point clients at ``fake.base_url``."""
 
+    done_marker = b"data: [DONE]\n\n"
+    request_id_header = "x-request-id"
+
     def __init__(self) -> None:
-        self.requests: list[Received] = []
-        self.replies: deque[Reply] = deque()
-        self.disconnects = 0  # answers whose client went away before the end
+        super().__init__()
         self.files: dict[str, tuple[bytes, str]] = {}  # GET path -> (body, content type)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    # -- scripting ----------------------------------------------------------------------------
-
-    def script(self, *replies: Reply) -> FakeOpenAI:
-        self.replies.extend(replies)
-        return self
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def last(self) -> Received:
-        return self.requests[-1]
-
-    def wait_for_disconnect(self, count: int = 1, timeout_s: float = 2.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.disconnects >= count:
-                return True
-            time.sleep(0.01)
-        return False
-
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    async def _start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]
-
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    # -- serving ------------------------------------------------------------------------------
+        return f"{self.root_url}/v1"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body: Any = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            body = raw.decode("utf-8", "replace")
+        _, body = await read_body(request)
         self.requests.append(Received(request.method, request.path, dict(request.headers), body))
         if request.method == "GET" and request.path in self.files:
             data, content_type = self.files[request.path]
@@ -268,57 +184,7 @@ class FakeOpenAI:
             )
         default = embeddings_reply if request.path.endswith("/embeddings") else echo_reply
         reply = self.replies.popleft() if self.replies else default(body or {})
-        headers = {"x-request-id": f"req_fake_{len(self.requests)}", **reply.headers}
-        return await self._respond(request, reply, headers)
-
-    async def _respond(
-        self, request: web.Request, reply: Reply, headers: dict[str, str]
-    ) -> web.StreamResponse:
-        """Send a scripted reply: after its delay, raw bytes, a JSON body, or an SSE stream."""
-        if reply.delay_s:
-            try:
-                await asyncio.sleep(reply.delay_s)
-            except asyncio.CancelledError:  # the client closed the connection while we waited
-                self.disconnects += 1
-                raise
-        if reply.raw is not None:
-            return web.Response(status=reply.status, body=reply.raw, headers=headers)
-        if reply.chunks is None:
-            return web.Response(
-                status=reply.status,
-                body=orjson.dumps(reply.json),
-                headers=headers,
-                content_type="application/json",
-            )
-        return await self._stream(request, reply, headers)
-
-    async def _stream(
-        self, request: web.Request, reply: Reply, headers: dict[str, str]
-    ) -> web.StreamResponse:
-        resp = web.StreamResponse(status=reply.status, headers=headers)
-        resp.content_type = "text/event-stream"
-        await resp.prepare(request)
-        try:
-            for n, chunk in enumerate(reply.chunks or []):
-                if reply.drop_after is not None and n >= reply.drop_after:
-                    assert request.transport is not None
-                    request.transport.close()  # the connection dies mid-answer
-                    return resp
-                data = (
-                    chunk.encode()
-                    if isinstance(chunk, str)
-                    else b"data: " + orjson.dumps(chunk) + b"\n\n"
-                )
-                await resp.write(data)
-                if reply.chunk_delay_s:
-                    await asyncio.sleep(reply.chunk_delay_s)
-            if reply.done:
-                await resp.write(b"data: [DONE]\n\n")
-            await resp.write_eof()
-        except (ConnectionResetError, asyncio.CancelledError):
-            self.disconnects += 1
-            raise
-        return resp
+        return await self._respond(request, reply, self.request_headers(reply))
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from chatgate.cost.usage import JsonlSink, UsageRecord
 from chatgate.cost.usage_sql import SqlSink
 from chatgate.store.engine import create_engine
 from chatgate.store.schema.spend import SPEND_LOG
+from tests.clock import wait_until
 from tests.fakes.gateway import start_gateway
 from tests.fakes.openai_server import FakeOpenAI
 from tests.faults.spend_load import (
@@ -87,7 +88,11 @@ async def test_past_the_cap_records_are_dropped_counted_and_logged_once(
             for n in range(1, 81):
                 sink.emit(record(n))
                 await asyncio.sleep(0.001)
-            await asyncio.sleep(0.1)
+            settled = (50, 30, 30)  # 50 held unsaved, 30 dropped and reported
+            await wait_until(
+                lambda: (sink.unsaved, sink.dropped, sum(dropped)) == settled,
+                what="the writer's drops",
+            )
         assert (sink.unsaved, sink.dropped, sum(dropped)) == (50, 30, 30)
         drops = [r for r in caplog.records if "dropped" in r.getMessage()]
         assert len(drops) == 1  # once per period, not once per record

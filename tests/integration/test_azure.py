@@ -1,4 +1,6 @@
-"""Azure OpenAI through chatgate.completion against the fake OpenAI server over real sockets."""
+"""Azure OpenAI through chatgate.completion against the fake OpenAI server over real sockets:
+what is Azure's own (paths, api-version, auth headers, content filters). What every provider
+does (answers, streams, tools, errors): tests/conformance/."""
 
 from __future__ import annotations
 
@@ -95,51 +97,6 @@ async def test_stream_with_usage_and_prompt_filter_chunk(azure: FakeAzure) -> No
     assert azure.queries == ["api-version=2024-10-21"]
 
 
-def test_three_round_tool_conversation(azure: FakeAzure) -> None:
-    tools = [
-        {
-            "type": "function",
-            "function": {"name": "get_weather", "parameters": {"type": "object"}},
-        }
-    ]
-
-    def call(id_: str, city: str) -> dict[str, object]:
-        return {
-            "id": id_,
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": f'{{"city":"{city}"}}'},
-        }
-
-    azure.script(
-        Reply(
-            json=completion_json(None, finish_reason="tool_calls", tool_calls=[call("c1", "Oslo")])
-        ),
-        Reply(
-            json=completion_json(None, finish_reason="tool_calls", tool_calls=[call("c2", "Rome")])
-        ),
-        Reply(json=completion_json("Oslo 3C, Rome 18C")),
-    )
-    messages: list[dict[str, object]] = [{"role": "user", "content": "weather in Oslo and Rome?"}]
-    for result in ("3C", "18C", None):
-        response = chatgate.completion(
-            model="azure/gpt4o-prod", messages=messages, tools=tools, tool_choice="auto"
-        )
-        if result is None:
-            break
-        assert response.finish_reason == "tool_calls"
-        message = response.choices[0].message
-        assert message.tool_calls is not None
-        messages.append(message.model_dump(exclude_none=True))
-        messages.append(
-            {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": result}
-        )
-    assert response.content == "Oslo 3C, Rome 18C"
-    assert len(azure.requests) == 3
-    assert all(r.path == PATH for r in azure.requests)
-    assert azure.last.body["messages"] == messages
-    assert azure.last.body["tools"] == tools
-
-
 def test_content_filter_error_and_finish_reason(azure: FakeAzure) -> None:
     error = {
         "error": {
@@ -166,21 +123,6 @@ def test_content_filter_error_and_finish_reason(azure: FakeAzure) -> None:
     assert not info.value.retryable
     assert info.value.body["error"]["innererror"]["code"] == "ResponsibleAIPolicyViolation"
     assert ask().finish_reason == "content_filter"
-
-
-def test_rate_limit_is_retryable_with_retry_after(azure: FakeAzure) -> None:
-    body = {
-        "error": {
-            "code": "429",
-            "message": "Requests to the ChatCompletions_Create "
-            "Operation have exceeded call rate limit.",
-        }
-    }
-    azure.script(Reply(status=429, json=body, headers={"retry-after": "7"}))
-    with pytest.raises(chatgate.RateLimitError) as info:
-        ask()
-    assert info.value.retryable
-    assert info.value.retry_after == 7.0
 
 
 def test_provider_options_reach_the_adapter(azure: FakeAzure) -> None:

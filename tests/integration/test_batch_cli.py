@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
 
+from tests.clock import poll_until
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
 from tests.integration.test_batch import line, read_output, write_input
 
@@ -53,9 +53,8 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(fake: FakeOpenAI, tmp_path: Pa
     source = write_input(tmp_path / "in.jsonl", [line(f"q{i}") for i in range(10)])
     out = tmp_path / "out.jsonl"
     proc = start(fake, str(source), "-o", str(out), "--concurrency", "2")
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and (not out.exists() or len(read_output(out)) < 2):
-        time.sleep(0.05)
+    # the batch runs in its own process: poll its output until two answers are in
+    poll_until(lambda: out.exists() and len(read_output(out)) >= 2, 15, "two answers written")
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 130, stderr

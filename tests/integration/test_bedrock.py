@@ -16,10 +16,7 @@ from tests.fakes.bedrock_server import (
     Reply,
     converse_json,
     error_reply,
-    event,
-    exception,
     text_events,
-    tool_events,
     usage_json,
 )
 
@@ -57,7 +54,7 @@ def test_converse_signed_request_and_exact_body(bedrock: FakeBedrock) -> None:
         max_tokens=50,
         temperature=0.2,
         stop="END",
-        top_k=5,
+        extra_body={"top_k": 5},
     )
     assert response.content == "echo: what is up"
     assert response.finish_reason == "stop"
@@ -106,14 +103,6 @@ async def test_stream_with_usage_split_into_tiny_writes(bedrock: FakeBedrock) ->
     assert bedrock.last.raw_path == PATH + "-stream"
     assert bedrock.last.headers["Accept"] == "application/vnd.amazon.eventstream"
     assert "stream" not in bedrock.last.body
-
-
-def test_stream_hides_usage_chunk_unless_asked(bedrock: FakeBedrock) -> None:
-    chunks = list(
-        chatgate.completion(model=MODEL, messages=[{"role": "user", "content": "a b"}], stream=True)
-    )
-    assert all(c.choices for c in chunks)
-    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo: a b"
 
 
 CITY_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
@@ -184,67 +173,16 @@ def test_three_round_tool_conversation(bedrock: FakeBedrock) -> None:
     }
 
 
-async def test_streamed_tool_calls_reassemble(bedrock: FakeBedrock) -> None:
-    events = [
-        event("messageStart", {"role": "assistant"}),
-        *tool_events(0, "tu_a", "get_weather", ['{"ci', 'ty": "Oslo"}']),
-        *tool_events(1, "tu_b", "get_weather", ['{"city": "Rome"}']),
-        event("messageStop", {"stopReason": "tool_use"}),
-        event("metadata", {"usage": usage_json()}),
-    ]
-    bedrock.script(Reply(events=events, split=3))
-    stream = await chatgate.acompletion(
-        model=MODEL, messages=[{"role": "user", "content": "x"}], tools=WEATHER, stream=True
-    )
-    final = await stream.afinal()
-    calls = final.choices[0].message.tool_calls
-    assert calls is not None
-    assert [(c.id, c.function.arguments) for c in calls] == [
-        ("tu_a", '{"city": "Oslo"}'),
-        ("tu_b", '{"city": "Rome"}'),
-    ]
-    assert final.finish_reason == "tool_calls"
-
-
-def test_image_data_url_is_sent_as_bytes(bedrock: FakeBedrock) -> None:
-    ask(
-        [
-            {"type": "text", "text": "what is this"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
-        ]
-    )
-    assert bedrock.last.body["messages"][0]["content"] == [
-        {"text": "what is this"},
-        {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}},
-    ]
+def test_image_url_is_refused(bedrock: FakeBedrock) -> None:
+    # data URLs, sent as bytes: tests/conformance/test_answers.py
     with pytest.raises(chatgate.InvalidRequestError, match="data URL"):
         ask([{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}])
-
-
-def test_json_schema_is_a_forced_tool_returned_as_content(bedrock: FakeBedrock) -> None:
-    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
-    use = {"toolUse": {"toolUseId": "tu_j", "name": "answer", "input": {"n": 4}}}
-    bedrock.script(Reply(json=converse_json([use], stop_reason="tool_use")))
-    response = ask(
-        "2+2 as JSON",
-        response_format={
-            "type": "json_schema",
-            "json_schema": {"name": "answer", "schema": schema},
-        },
-    )
-    assert response.content == '{"n":4}'
-    assert response.choices[0].message.tool_calls is None
-    assert response.finish_reason == "stop"
-    assert bedrock.last.body["toolConfig"] == {
-        "tools": [{"toolSpec": {"name": "answer", "inputSchema": {"json": schema}}}],
-        "toolChoice": {"tool": {"name": "answer"}},
-    }
+    assert bedrock.requests == []
 
 
 @pytest.mark.parametrize(
     ("status", "error_type", "message", "cls", "retryable"),
     [
-        (400, "ValidationException", "messages: field required", chatgate.BadRequestError, False),
         (
             400,
             "ValidationException",
@@ -252,18 +190,13 @@ def test_json_schema_is_a_forced_tool_returned_as_content(bedrock: FakeBedrock) 
             chatgate.ContextWindowExceededError,
             False,
         ),
-        (403, "AccessDeniedException", "no access", chatgate.PermissionDeniedError, False),
-        (404, "ResourceNotFoundException", "no model", chatgate.NotFoundError, False),
-        (429, "ThrottlingException", "Too many requests", chatgate.RateLimitError, True),
         (400, "ServiceQuotaExceededException", "quota", chatgate.RateLimitError, True),
         (429, "ModelNotReadyException", "warming", chatgate.RateLimitError, True),
         (408, "ModelTimeoutException", "slow", chatgate.APIStatusError, True),
         (424, "ModelErrorException", "model failed", chatgate.InternalServerError, True),
-        (500, "InternalServerException", "oops", chatgate.InternalServerError, True),
-        (503, "ServiceUnavailableException", "down", chatgate.InternalServerError, True),
         (403, "ExpiredTokenException", "expired", chatgate.AuthenticationError, False),
     ],
-)
+)  # the errors every provider shares: tests/conformance/test_errors.py
 def test_errors_map_by_type(
     bedrock: FakeBedrock,
     status: int,
@@ -304,31 +237,6 @@ def test_missing_credentials_name_the_env_vars(
     with pytest.raises(chatgate.MissingAPIKeyError, match=r"AWS_ACCESS_KEY_ID.*AWS_PROFILE"):
         ask()
     assert bedrock.requests == []
-
-
-def test_stream_exception_event_raises_mapped_error(bedrock: FakeBedrock) -> None:
-    events = [*text_events(["a", "b"])[:2], exception("throttlingException", "slow down")]
-    bedrock.script(Reply(events=events))
-    stream = chatgate.completion(
-        model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True
-    )
-    seen = []
-    with pytest.raises(chatgate.RateLimitError, match="slow down") as info:
-        for chunk in stream:
-            seen.append(chunk)
-    assert len(seen) == 2
-    assert info.value.retryable
-    assert info.value.request_id == "req-bedrock-1"
-
-
-def test_stream_cut_before_message_stop_raises(bedrock: FakeBedrock) -> None:
-    bedrock.script(Reply(events=text_events(["a", "b", "c"]), drop_after=3))
-    with pytest.raises(chatgate.APIConnectionError):
-        list(
-            chatgate.completion(
-                model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True
-            )
-        )
 
 
 def test_unsupported_params_are_named_or_dropped(bedrock: FakeBedrock) -> None:

@@ -3,7 +3,6 @@ layer over each, end to end through the OpenAI and Anthropic fakes."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,17 +11,10 @@ import pytest
 
 import chatgate
 from chatgate.cache import Cache, CacheBackend, RedisBackend, SQLiteBackend
+from tests.clock import ManualClock, wait_until
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.redis_server import RedisServer
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -52,17 +44,37 @@ async def test_get_set_delete_clear(backend: CacheBackend) -> None:
     assert await backend.get("k2") is None
 
 
-async def test_ttl_is_honored(backend: CacheBackend) -> None:
-    await backend.set("short", b"x", 0.15)
-    await backend.set("long", b"y", 60)
-    assert await backend.get("short") == b"x"
-    await asyncio.sleep(0.25)
-    assert await backend.get("short") is None
-    assert await backend.get("long") == b"y"
+async def test_ttl_is_honored_by_the_clock_sqlite(tmp_path: Path) -> None:
+    clock = ManualClock(1_700_000_000.0)
+    db = SQLiteBackend(tmp_path / "cache.db", clock=clock)
+    await db.set("short", b"x", 0.15)
+    await db.set("long", b"y", 60)
+    clock.advance(0.14)
+    assert await db.get("short") == b"x"
+    clock.advance(0.02)
+    assert await db.get("short") is None
+    assert await db.get("long") == b"y"
+    await db.aclose()
+
+
+async def test_ttl_is_honored_by_redis(redis_server: RedisServer) -> None:
+    # Redis expires keys by its own clock, in another process: poll for it.
+    db = RedisBackend(redis_server.url, prefix=f"t-{uuid.uuid4().hex[:8]}:")
+    await db.set("short", b"x", 0.15)
+    await db.set("long", b"y", 60)
+    assert await db.get("short") == b"x"
+
+    async def gone() -> bool:
+        return await db.get("short") is None
+
+    await wait_until(gone, timeout_s=3.0, what="the short key expired")
+    assert await db.get("long") == b"y"
+    await db.clear()
+    await db.aclose()
 
 
 async def test_sqlite_purges_expired_rows_and_survives_reopening(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(1_700_000_000.0)
     path = tmp_path / "sub" / "c.db"
     db = SQLiteBackend(path, clock=clock, purge_every=3)
     await db.set("a", b"1", 10)

@@ -55,6 +55,9 @@ async def test_asking_for_caching_without_a_cache_is_an_error(fake: FakeOpenAI) 
 async def test_repeatable_request_is_answered_from_the_cache(
     fake: FakeOpenAI, cache: Cache
 ) -> None:
+    # an upstream that takes 200 ms: a hit must not (timing a hit against a loopback call
+    # that takes a millisecond was a coin toss on a loaded machine)
+    fake.script(Reply(json=completion_json("echo: hello cache"), delay_s=0.2))
     first = await ask(fake, temperature=0)
     second = await ask(fake, temperature=0.0, user="someone-else", metadata={"k": "v"})
     assert chats(fake) == 1
@@ -70,7 +73,8 @@ async def test_repeatable_request_is_answered_from_the_cache(
     assert (meta.provider, meta.model, meta.attempts) == ("openai", "gpt-4o-mini", 0)
     assert meta.cost == Decimal(0)
     assert meta.request_id is None
-    assert meta.latency_ms < first.meta.latency_ms
+    assert first.meta.latency_ms >= 200
+    assert meta.latency_ms < 100
     assert (cache.stats.hits, cache.stats.misses, cache.stats.stores) == (1, 1, 1)
     # the wire form is unchanged by the round trip through the cache
     assert second.model_dump(exclude_unset=True) == first.model_dump(exclude_unset=True)
@@ -179,13 +183,14 @@ def test_sync_completion_uses_the_cache(fake: FakeOpenAI, cache: Cache) -> None:
 
 
 async def test_saved_cost_is_reported_on_a_hit(fake: FakeOpenAI) -> None:
-    from chatgate.client import build_request, send
+    from chatgate.chat_request import chat_request
+    from chatgate.client import send
     from chatgate.providers.registry import resolve_deployment
     from chatgate.transport.http import Timeouts
 
     cache = Cache()
     deployment = resolve_deployment("openai/gpt-4o-mini", api_key="sk", api_base=fake.base_url)
-    request = build_request("gpt-4o-mini", HI, {"temperature": 0})
+    request = chat_request("gpt-4o-mini", HI, {"temperature": 0})
 
     async def call() -> ChatResponse:  # a cost step as the router's would fill it
         response = await send(request, deployment, timeouts=Timeouts())

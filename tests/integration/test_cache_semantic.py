@@ -24,7 +24,7 @@ from chatgate.cache.semantic import (
     last_user_text,
 )
 from chatgate.cache.semantic.redis_store import RedisVectorStore
-from chatgate.client import build_request
+from chatgate.chat_request import chat_request
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.redis_server import RedisServer
 
@@ -102,7 +102,7 @@ async def test_semantic_hit_ends_with_its_exact_entry(
 
 
 def test_only_text_user_questions_are_compared() -> None:
-    text = build_request(
+    text = chat_request(
         "m",
         [
             {
@@ -113,7 +113,7 @@ def test_only_text_user_questions_are_compared() -> None:
         {},
     )
     assert last_user_text(text) == (0, "a\nb")
-    image = build_request(
+    image = chat_request(
         "m",
         [
             {
@@ -124,7 +124,7 @@ def test_only_text_user_questions_are_compared() -> None:
         {},
     )
     assert last_user_text(image) is None
-    tool_turn = build_request(
+    tool_turn = chat_request(
         "m",
         [
             {"role": "user", "content": "q"},

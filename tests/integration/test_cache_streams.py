@@ -14,6 +14,7 @@ import chatgate
 from chatgate.cache import Cache, configure_cache
 from chatgate.stream import ChatStream
 from chatgate.types import ChatChunk, ChatResponse
+from tests.clock import wait_until
 from tests.fakes.openai_server import FakeOpenAI, Reply, error_json, text_stream
 
 HI = [{"role": "user", "content": "tell me three words"}]
@@ -52,13 +53,10 @@ def text(chunks: list[ChatChunk]) -> str:
     return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
-async def disconnected(fake: FakeOpenAI) -> bool:
-    """The upstream saw the client go (the loop must run for the flight to be cancelled)."""
-    for _ in range(200):
-        if fake.disconnects:
-            return True
-        await asyncio.sleep(0.01)
-    return False
+async def disconnected(fake: FakeOpenAI) -> None:
+    """Wait until the upstream saw the client go (the loop must run for the flight to be
+    cancelled); fail after 2 s."""
+    await wait_until(lambda: fake.disconnects > 0, timeout_s=2.0, what="the upstream closed")
 
 
 def wire(chunk: ChatChunk) -> dict[str, Any]:
@@ -128,7 +126,7 @@ async def test_aborted_or_failed_streams_are_never_stored(fake: FakeOpenAI, cach
     async for _ in stream:
         break  # the caller leaves early
     await stream.aclose()
-    assert await disconnected(fake)
+    await disconnected(fake)
     fake.script(Reply(chunks=text_stream(words), drop_after=3))
     with pytest.raises(chatgate.APIConnectionError):
         await read(await ask(fake, stream=True))
@@ -204,7 +202,7 @@ async def test_the_leader_leaving_does_not_fail_the_followers(
 ) -> None:
     fake.script(Reply(delay_s=0.1, json=_answer()))
     leader = asyncio.ensure_future(ask(fake))
-    await asyncio.sleep(0.02)
+    await wait_until(lambda: len(fake.requests) == 1, what="the leader's call upstream")
     followers = [asyncio.ensure_future(ask(fake)) for _ in range(3)]
     await asyncio.sleep(0.02)
     leader.cancel()
@@ -223,7 +221,7 @@ async def test_when_every_waiter_leaves_the_call_is_cancelled(
     for stream in streams:
         await stream.__aiter__().__anext__()
         await stream.aclose()
-    assert await disconnected(fake)
+    await disconnected(fake)
     assert cache.stats.stores == 0
     fresh = await ask(fake)
     assert not fresh.meta.cache_hit

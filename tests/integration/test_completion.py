@@ -1,8 +1,8 @@
-"""completion / acompletion against the fake OpenAI upstream over real sockets."""
+"""completion / acompletion against the fake OpenAI upstream over real sockets. What every
+provider does (answers, streams breaking or cancelled, tools, errors): tests/conformance/."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -14,7 +14,6 @@ from tests.fakes.openai_server import (
     Reply,
     chunk_json,
     completion_json,
-    error_json,
     text_stream,
 )
 
@@ -54,14 +53,14 @@ def test_sync_completion_returns_typed_response_with_meta(fake: FakeOpenAI) -> N
     }
 
 
-async def test_async_completion_and_unknown_fields_pass_through(fake: FakeOpenAI) -> None:
+async def test_async_completion_and_extra_body_fields_pass_through(fake: FakeOpenAI) -> None:
     fake.script(Reply(json=completion_json("ok", service_tier="default", vendor_x={"a": 1})))
     response = await chatgate.acompletion(
         model="openai/gpt-4o-mini",
         messages=HI,
         api_key="sk-test",
         api_base=fake.base_url,
-        top_k=5,  # a vendor extension: sent as given, not dropped
+        extra_body={"top_k": 5},  # a vendor extension: sent as given, not dropped
         seed=7,
     )
     assert response.content == "ok"
@@ -69,6 +68,26 @@ async def test_async_completion_and_unknown_fields_pass_through(fake: FakeOpenAI
     assert fake.last.body["top_k"] == 5
     assert fake.last.body["seed"] == 7
     assert "stream" not in fake.last.body
+
+
+async def test_a_misspelt_parameter_raises_before_sending_naming_it(fake: FakeOpenAI) -> None:
+    with pytest.raises(chatgate.InvalidRequestError) as caught:
+        await chatgate.acompletion(
+            model="anthropic/claude-x",
+            messages=HI,
+            api_key="sk-test",
+            api_base=fake.base_url,
+            temprature=0.5,  # type: ignore[call-arg]
+        )
+    assert caught.value.param == "temprature"
+    assert "did you mean 'temperature'" in str(caught.value)
+    assert "extra_body" in str(caught.value)
+    assert fake.requests == []
+
+
+def test_the_blocking_call_refuses_an_unknown_parameter_too() -> None:
+    with pytest.raises(chatgate.InvalidRequestError, match="unknown parameter 'top_k'"):
+        chatgate.completion(model="openai/gpt-4o-mini", messages=HI, api_key="k", top_k=3)  # type: ignore[call-arg]
 
 
 def test_image_and_tool_messages_are_sent_verbatim(fake: FakeOpenAI) -> None:
@@ -134,21 +153,6 @@ def test_stream_sync_yields_chunks_and_final_with_usage(fake: FakeOpenAI) -> Non
     assert final.meta.ttft_ms == stream.ttft_ms
 
 
-async def test_stream_async_shows_usage_chunk_when_asked(fake: FakeOpenAI) -> None:
-    stream = await chatgate.acompletion(
-        model="gpt-4o-mini",
-        messages=HI,
-        api_key="k",
-        api_base=fake.base_url,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    chunks = [c async for c in stream]
-    assert chunks[-1].choices == []
-    assert chunks[-1].usage is not None
-    assert (await stream.afinal()).usage == chunks[-1].usage
-
-
 async def test_tool_call_fragments_are_reassembled_by_index(fake: FakeOpenAI) -> None:
     def call(index: int, id_: str, name: str) -> dict[str, object]:
         return {
@@ -206,74 +210,6 @@ def test_truncated_stream_raises_at_end_when_asked(fake: FakeOpenAI) -> None:
     stream = call(fake, stream=True, raise_on_truncation=True)
     with pytest.raises(chatgate.TruncatedResponseError):
         list(stream)
-
-
-def test_dropped_connection_mid_stream_raises(fake: FakeOpenAI) -> None:
-    fake.script(Reply(chunks=text_stream(["a", "b", "c", "d"]), drop_after=3, chunk_delay_s=0.05))
-    stream = call(fake, stream=True)
-    seen = []
-    with pytest.raises(chatgate.APIConnectionError) as info:
-        for chunk in stream:
-            seen.append(chunk)
-    assert len(seen) == 3  # what arrived was delivered; the break is not a silent short answer
-    assert info.value.provider == "openai"
-
-
-def test_stream_without_done_or_finish_raises(fake: FakeOpenAI) -> None:
-    fake.script(Reply(chunks=text_stream(["a", "b"])[:3], done=False))
-    with pytest.raises(chatgate.APIConnectionError, match="ended before"):
-        list(call(fake, stream=True))
-
-
-def test_error_event_mid_stream_raises_mapped_error(fake: FakeOpenAI) -> None:
-    chunks = [*text_stream(["a", "b"])[:2], error_json("overloaded", "server_error")]
-    fake.script(Reply(chunks=chunks))
-    with pytest.raises(chatgate.InternalServerError, match="overloaded"):
-        list(call(fake, stream=True))
-
-
-def test_breaking_out_of_sync_loop_closes_upstream_at_once(fake: FakeOpenAI) -> None:
-    fake.script(Reply(chunks=text_stream([f"w{i} " for i in range(200)]), chunk_delay_s=0.02))
-    for chunk in call(fake, stream=True):
-        if chunk.choices[0].delta.content:
-            break
-    assert fake.wait_for_disconnect(timeout_s=1.0)
-
-
-async def test_breaking_out_of_async_loop_closes_upstream(fake: FakeOpenAI) -> None:
-    fake.script(Reply(chunks=text_stream([f"w{i} " for i in range(200)]), chunk_delay_s=0.02))
-    stream = await chatgate.acompletion(
-        model="gpt-4o-mini", messages=HI, api_key="k", api_base=fake.base_url, stream=True
-    )
-    async for _ in stream:
-        break
-    await asyncio.sleep(0)  # the loop's async-generator finalizer runs aclose() next tick
-    assert await asyncio.to_thread(fake.wait_for_disconnect, 1, 1.0)
-
-
-async def test_cancelling_the_task_closes_upstream(fake: FakeOpenAI) -> None:
-    fake.script(Reply(chunks=text_stream([f"w{i} " for i in range(200)]), chunk_delay_s=0.02))
-
-    async def consume() -> None:
-        stream = await chatgate.acompletion(
-            model="gpt-4o-mini", messages=HI, api_key="k", api_base=fake.base_url, stream=True
-        )
-        async for _ in stream:
-            pass
-
-    task = asyncio.create_task(consume())
-    await asyncio.sleep(0.15)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await asyncio.to_thread(fake.wait_for_disconnect, 1, 1.0)
-
-
-def test_close_aborts_sync_stream(fake: FakeOpenAI) -> None:
-    fake.script(Reply(chunks=text_stream([f"w{i} " for i in range(200)]), chunk_delay_s=0.02))
-    with call(fake, stream=True) as stream:
-        next(iter(stream))
-    assert fake.wait_for_disconnect(timeout_s=1.0)
 
 
 def test_slow_first_byte_hits_the_timeout(fake: FakeOpenAI) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from chatgate.cost.budgets import to_pico
 from chatgate.cost.prices import ModelPrice, lookup_price
-from chatgate.cost.report_cli import compact
+from chatgate.spend_cli import compact
 from tests.fakes import anthropic_server as anth
 from tests.fakes.gateway import Gateway, request_json, start_gateway
 from tests.fakes.openai_server import Reply
@@ -140,6 +140,10 @@ def test_the_spend_log_row_has_the_split_that_explains_its_cost(
         with raw.parse() as events:
             list(events)
     row = spend_row(database, raw.headers["x-chatgate-request-id"])
+    # the deployment's id, as the library path writes it; who served it in their own columns
+    assert row["deployment"] == "sonnet#0"
+    assert (row["provider"], row["served_model"]) == ("anthropic", "claude-sonnet-4-5")
+    assert raw.headers["x-chatgate-model"] == "anthropic/claude-sonnet-4-5"  # as it was
     assert (row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (1500, 1000)
     assert (row["prompt_tokens"], row["cached_tokens"], row["completion_tokens"]) == (
         3600,
@@ -209,7 +213,10 @@ def test_the_report_cli_admin_api_and_rollup_show_the_cache_tokens_that_explain_
     exact = subprocess.run([*command, "--json"], capture_output=True, check=True, timeout=30)
     assert json.loads(exact.stdout)["data"] == body["data"]
     with urllib.request.urlopen(f"{gateway.url}/ui", timeout=5) as page:
-        ui = page.read().decode()  # the admin page's spend table has a column for each
+        script = page.read().decode().split('type="module" src="')[1].split('"')[0]
+    assets = script.rsplit("/", 1)[0]
+    with urllib.request.urlopen(f"{gateway.url}{assets}/logs.js", timeout=5) as js:
+        ui = js.read().decode()  # the console's request detail has a line for each
     assert all(f"r.{name}" in ui for name in tokens)
     # each day's rollup row, priced from its token columns, costs what the calls cost
     with contextlib.closing(sqlite3.connect(database)) as conn:

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import yaml
 
 from chatgate.config import Config, parse
 from chatgate.server.app import create_app
+from tests.clock import poll_until
 from tests.fakes.gateway import Gateway, request_json, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, text_stream
 
@@ -42,13 +43,6 @@ def http(
 
 def model_ids(gateway: Gateway) -> list[str]:
     return [m["id"] for m in http(gateway, "GET", "/v1/models")[1]["data"]]
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 class StreamReader(threading.Thread):
@@ -128,10 +122,10 @@ def test_sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad(
     with start_gateway(config_for(upstream, "a"), tmp_path) as gw:
         gw.config_path.write_text(yaml.safe_dump(config_for(upstream, "a", "c")))
         gw.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: model_ids(gw) == ["a", "c"])
+        poll_until(lambda: model_ids(gw) == ["a", "c"])
         gw.config_path.write_text("model_list: [oops\n")
         gw.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: "config not reloaded" in gw.log_text())
+        poll_until(lambda: "config not reloaded" in gw.log_text())
         assert "not valid YAML" in gw.log_text()
         assert model_ids(gw) == ["a", "c"]
         assert gw.proc.poll() is None
@@ -152,7 +146,7 @@ def test_sigterm_lets_an_in_flight_stream_finish_then_exits(
         reader.start()
         assert reader.first_chunk.wait(5)
         gw.proc.send_signal(signal.SIGTERM)
-        wait_until(lambda: refused(gw.url), 2)  # stops accepting at once ...
+        poll_until(lambda: refused(gw.url), 2)  # stops accepting at once ...
         assert reader.is_alive()  # ... while the stream still runs
         reader.join(10)
         assert (reader.error, reader.done) == (None, True)
@@ -197,12 +191,12 @@ def test_workers_share_nothing_but_metrics(upstream: FakeOpenAI, tmp_path: Path)
                 if line.startswith("chatgate_requests_total{")
             )
 
-        wait_until(lambda: counted() == 12)
+        poll_until(lambda: counted() == 12)
         # a reload through any worker restarts them all on the new config, one at a time
         gw.config_path.write_text(yaml.safe_dump(config_for(upstream, "z")))
         status, body = http(gw, "POST", "/admin/reload")
         assert (status, body) == (200, {"status": "restarting workers", "models": ["z"]})
-        wait_until(lambda: all(model_ids(gw) == ["z"] for _ in range(4)), 30)
+        poll_until(lambda: all(model_ids(gw) == ["z"] for _ in range(4)), 30)
         gw.proc.send_signal(signal.SIGTERM)
         assert gw.proc.wait(15) == 0
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -13,6 +12,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.clock import poll_until
 from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, text_stream
 
@@ -147,18 +147,23 @@ def test_metrics_count_requests_tokens_latency_and_errors(
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="gone", messages=[{"role": "user", "content": "x"}])
     errors = {"route": "/v1/chat/completions", "model": "", "error_class": "model_not_found"}
-    deadline = time.monotonic() + 5
-    while (
-        sample(gateway, "chatgate_requests_total", **ok) < before + 4
-        or sample(gateway, "chatgate_errors_total", **errors) < 1
-    ):
-        assert time.monotonic() < deadline, "requests were not counted"
-        time.sleep(0.02)
-    time.sleep(0.1)
     samples = metric_samples(gateway)
 
     def get(name: str, **extra: str) -> float:
         return samples.get((name, frozenset(extra.items())), 0.0)
+
+    def counted() -> bool:
+        nonlocal samples
+        samples = metric_samples(gateway)  # the gateway counts off the request path
+        return (
+            get("chatgate_requests_total", **ok) >= before + 4
+            and get("chatgate_errors_total", **errors) >= 1
+            and get("chatgate_tokens_total", **labels, direction="output") >= out_before + 8
+            and get("chatgate_overhead_seconds_count", route="/v1/chat/completions") >= 5
+            and get("chatgate_in_flight_requests") == 0
+        )
+
+    poll_until(counted, what="the requests counted")
 
     assert get("chatgate_requests_total", **ok) == before + 4
     assert get("chatgate_tokens_total", **labels, direction="output") == out_before + 4 * 2
@@ -240,6 +245,7 @@ def test_probes_metrics_and_readiness_need_no_key(gateway: Gateway) -> None:
 
 
 def test_log_never_holds_keys_or_content(client: openai.OpenAI, gateway: Gateway) -> None:
+    logged = len(gateway.access_lines())
     client.chat.completions.create(
         model="fast", messages=[{"role": "user", "content": SECRET_TEXT}]
     )
@@ -248,7 +254,7 @@ def test_log_never_holds_keys_or_content(client: openai.OpenAI, gateway: Gateway
         pytest.raises(openai.AuthenticationError),
     ):
         bad.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}])
-    time.sleep(0.2)
+    poll_until(lambda: len(gateway.access_lines()) >= logged + 2, what="both requests logged")
     text = gateway.log_text()
     assert gateway.access_lines()
     assert MASTER not in text

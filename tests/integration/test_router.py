@@ -26,6 +26,7 @@ from chatgate.errors import (
     RateLimitError,
 )
 from chatgate.types import ChatResponse
+from tests.clock import ManualClock, wait_until
 from tests.fakes.openai_server import (
     FakeOpenAI,
     Reply,
@@ -276,17 +277,21 @@ async def test_refused_credentials_disable_the_deployment_every_call_fails_at_on
 
 async def test_a_disabled_deployment_is_tried_again_after_the_cooldown(fake: FakeOpenAI) -> None:
     fake.script(err(401, "invalid_api_key"), err(401, "invalid_api_key"))
-    router = Router([entry("solo", fake)], cooldown_time=0.2, timeout=5)
+    clock = ManualClock()
+    router = Router([entry("solo", fake)], cooldown_time=0.2, timeout=5, clock=clock)
     with pytest.raises(AuthenticationError):
         await router.acompletion("solo", HI)
     with pytest.raises(DeploymentDisabledError):
         await router.acompletion("solo", HI)
-    await asyncio.sleep(0.25)
+    clock.advance(0.19)
+    with pytest.raises(DeploymentDisabledError):  # not a moment before the cooldown ends
+        await router.acompletion("solo", HI)
+    clock.advance(0.06)
     with pytest.raises(AuthenticationError):  # the probe: refused again, disabled again
         await router.acompletion("solo", HI)
     with pytest.raises(DeploymentDisabledError):
         await router.acompletion("solo", HI)
-    await asyncio.sleep(0.25)
+    clock.advance(0.25)
     assert (await router.acompletion("solo", HI)).content == "echo: hi"  # the key works again
     assert len(fake.requests) == 3
 
@@ -382,10 +387,12 @@ async def test_a_stream_failing_after_its_first_chunk_raises_on_the_stream(
             seen.append(chunk)
     assert seen  # the caller got the start of the answer from a...
     assert len(b.requests) == 0  # ...and no silent switch to b mid-answer
-    await asyncio.sleep(0.01)
-    [stats, _] = await router.state.view(["g#0", "g#1"], router.now())
-    assert stats.in_flight == 0
-    assert stats.last_error == "APIConnectionError"
+
+    async def released() -> bool:
+        [stats, _] = await router.state.view(["g#0", "g#1"], router.now())
+        return stats.in_flight == 0 and stats.last_error == "APIConnectionError"
+
+    await wait_until(released, what="a's slot released with the failure recorded")
 
 
 async def test_stream_slots_are_held_until_the_stream_ends(fake: FakeOpenAI) -> None:
@@ -393,8 +400,7 @@ async def test_stream_slots_are_held_until_the_stream_ends(fake: FakeOpenAI) -> 
     stream = await router.acompletion("g", HI, stream=True)
     with pytest.raises(RateLimitError, match="1/1 requests in flight"):
         await router.acompletion("g", HI)
-    await stream.afinal()
-    await asyncio.sleep(0.01)
+    await stream.afinal()  # the slot is given back as the stream ends, not some time after
     assert (await router.acompletion("g", HI)).content == "echo: hi"
 
 
@@ -402,7 +408,7 @@ async def test_a_waiting_call_gets_the_slot_a_finished_one_frees(fake: FakeOpenA
     fake.script(Reply(delay_s=0.2, json=completion_json("first")))
     router = Router([entry("g", fake, max_parallel_requests=1)], settings={"limit_wait": 2})
     first = asyncio.create_task(router.acompletion("g", HI))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: len(fake.requests) == 1, what="the first call holds the slot")
     second = await router.acompletion("g", HI)
     assert (await first).content == "first"
     assert second.content == "echo: hi"
@@ -429,7 +435,7 @@ async def test_global_admission_rejects_beyond_the_queue(fake: FakeOpenAI) -> No
     fake.script(Reply(delay_s=0.3, json=completion_json("slow")))
     router = Router([entry("g", fake)], settings={"max_parallel_requests": 1, "max_queue": 1})
     slow = asyncio.create_task(router.acompletion("g", HI))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: len(fake.requests) == 1, what="the slow call is in flight")
     queued = asyncio.create_task(router.acompletion("g", HI))
     await asyncio.sleep(0.05)
     with pytest.raises(RateLimitError, match="at capacity") as info:
@@ -489,24 +495,8 @@ def test_from_config_reads_yaml_and_env(tmp_path: Path, fake: FakeOpenAI) -> Non
     assert fake.last.headers["Authorization"] == "Bearer sk-from-env"
 
 
-class DrivenClock:
-    """Time that moves only when the router sleeps: waits are exact and instant."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 async def test_waits_follow_the_injected_clock_exactly(fake: FakeOpenAI) -> None:
-    clock = DrivenClock()
+    clock = ManualClock()  # time moves only when the router sleeps: waits exact, instant
     fake.script(err(429, "rate_limit_exceeded", **{"retry-after": "40"}))
     router = Router(
         [entry("solo", fake)], timeout=100, clock=clock, sleep=clock.sleep, settings=FAST

@@ -20,6 +20,7 @@ from chatgate.errors import (
     InternalServerError,
     RateLimitError,
 )
+from tests.clock import wait_until
 from tests.fakes.openai_server import FakeOpenAI, embedding_vector, embeddings_reply
 from tests.fakes.redis_server import RedisServer
 from tests.integration.test_router import FAST, entry, err
@@ -161,7 +162,7 @@ async def test_admission_control_applies_to_embeddings(fake: FakeOpenAI) -> None
     fake.script(slow)
     router = Router([embed_entry("emb", fake)], settings={"max_parallel_requests": 1})
     first = asyncio.create_task(router.aembedding("emb", "slow"))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: len(fake.requests) == 1, what="the first call in flight")
     with pytest.raises(RateLimitError, match="at capacity"):
         await router.aembedding("emb", "x")
     with pytest.raises(RateLimitError, match="at capacity"):  # chat and embeddings share it

@@ -16,6 +16,7 @@ from chatgate import Router
 from chatgate.errors import NoDeploymentAvailableError, SharedStateUnavailableError
 from chatgate.router import RedisState
 from chatgate.router.state import Health, Limits
+from tests.clock import ManualClock, wait_until
 from tests.fakes.gateway import free_port
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
 from tests.fakes.redis_server import RedisServer
@@ -104,7 +105,7 @@ async def test_a_call_in_flight_when_redis_dies_keeps_its_answer_and_frees_its_s
         )
         try:
             holding = asyncio.create_task(router.acompletion("smart", HI))
-            await asyncio.sleep(0.15)
+            await wait_until(lambda: len(slow.requests) == 1, what="the slot held upstream")
             server.stop()
             with pytest.raises(SharedStateUnavailableError):
                 await router.acompletion("smart", HI)
@@ -129,11 +130,13 @@ async def test_slots_released_while_redis_is_frozen_stop_counting_when_it_is_bac
     stops counting when the lease it ran under ends, with the last slot held under it."""
     refusals: list[str] = []
     options: dict[str, Any] = {"namespace": uuid.uuid4().hex, "retry_s": 0.1}
+    clock = ManualClock()  # when Redis is tried again follows the state's clock
     a = RedisState(
         redis_server.url,
         failure="closed",
         on_refusal=refusals.append,
         socket_timeout=0.2,
+        clock=clock,
         **options,
     )
     b = RedisState(redis_server.url, **options)  # another process, on the same state
@@ -154,7 +157,9 @@ async def test_slots_released_while_redis_is_frozen_stop_counting_when_it_is_bac
         finally:
             redis_server.resume()
         assert refusals == ["timeout"]
-        await asyncio.sleep(0.15)  # retry_s: the next call tries Redis again
+        with pytest.raises(SharedStateUnavailableError):  # not before retry_s has passed
+            await a.view(["solo"], time.monotonic())
+        clock.advance(0.15)  # retry_s: the next call tries Redis again
         [solo, pair, other] = await a.view(["solo", "pair", "other"], time.monotonic())
         assert not a.degraded
         assert (solo.in_flight, pair.in_flight) == (0, 1)  # the pair slot still held

@@ -16,6 +16,7 @@ import yaml
 from chatgate import Router
 from chatgate.errors import AuthenticationError, DeploymentDisabledError, RateLimitError
 from chatgate.router import RedisState
+from tests.clock import wait_until
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, error_json
 from tests.fakes.redis_server import RedisServer
 
@@ -138,7 +139,7 @@ async def test_a_waiting_call_gets_a_slot_freed_in_another_router(pair: Any) -> 
         slow.script(Reply(delay_s=0.3, json=completion_json("first")))
         first, second = pair([entry("g", slow, max_parallel_requests=1)], limit_wait=3)
         holding = asyncio.create_task(first.acompletion("g", HI))
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: len(slow.requests) == 1, what="the first router holds the slot")
         started = time.monotonic()
         answer = await second.acompletion("g", HI)
         assert time.monotonic() - started < 1.0

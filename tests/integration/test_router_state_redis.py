@@ -21,6 +21,7 @@ from redis.exceptions import ConnectionError, ResponseError
 
 from chatgate.router.redis_state import RedisState
 from chatgate.router.state import Health, Limits
+from tests.clock import ManualClock
 from tests.fakes.redis_server import RedisServer
 
 HEALTH = Health(allowed_fails=3, window=10.0, cooldown=30.0)
@@ -208,8 +209,13 @@ async def test_redis_down_fails_open_to_process_memory_and_recovers(
     fallbacks: list[Any] = []
     limits = Limits(rpm=2)
     with RedisServer() as server:
+        clock = ManualClock()  # when Redis is tried again follows the state's clock
         state = RedisState(
-            server.url, namespace="outage", retry_s=0.2, on_fallback=lambda: fallbacks.append(1)
+            server.url,
+            namespace="outage",
+            retry_s=0.2,
+            on_fallback=lambda: fallbacks.append(1),
+            clock=clock,
         )
         try:
             assert await state.reserve("k", limits, 0, now()) == 0.0
@@ -229,7 +235,7 @@ async def test_redis_down_fails_open_to_process_memory_and_recovers(
                 await state.ping()
 
             server.start()  # an empty Redis, on the same port
-            await asyncio.sleep(0.25)  # retry_s passes: the next call tries Redis again
+            clock.advance(0.25)  # retry_s passes: the next call tries Redis again
             assert await state.reserve("k", limits, 0, now()) == 0.0
             assert not state.degraded
             assert "Redis is back" in caplog.records[-1].getMessage()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatgate.errors import InvalidRequestError
-from chatgate.server.keys import PREFIX, KeyError_, KeyStore, hash_secret, parse_duration
+from chatgate.server.keys import PREFIX, KeyRejected, KeyStore, hash_secret, parse_duration
 from chatgate.store.schema.keys import VIRTUAL_KEYS
 
 
@@ -49,20 +49,20 @@ async def test_authenticate_accepts_the_key_and_names_every_failure(engine: Asyn
     store = KeyStore(engine, clock=clock)
     secret, record = await store.create(expires=3600)
     assert (await store.authenticate(secret)).key_id == record.key_id
-    with pytest.raises(KeyError_, match="no API key") as info:
+    with pytest.raises(KeyRejected, match="no API key") as info:
         await store.authenticate(None)
     assert info.value.reason == "missing"
-    with pytest.raises(KeyError_, match="invalid API key") as info:
+    with pytest.raises(KeyRejected, match="invalid API key") as info:
         await store.authenticate(secret + "x")
     assert info.value.reason == "invalid"
     clock.now += 3601
-    with pytest.raises(KeyError_, match="expired") as info:
+    with pytest.raises(KeyRejected, match="expired") as info:
         await store.authenticate(secret)
     assert info.value.reason == "expired"
     other, other_record = await store.create()
     await store.authenticate(other)  # cached now
     await store.revoke(other_record.key_id)
-    with pytest.raises(KeyError_, match="revoked") as info:
+    with pytest.raises(KeyRejected, match="revoked") as info:
         await store.authenticate(other)  # revoked through this store: effective at once
     assert info.value.reason == "revoked"
     assert secret not in str(info.value)
@@ -77,7 +77,7 @@ async def test_a_revocation_elsewhere_applies_within_the_cache_ttl(engine: Async
     await admin.revoke(record.key_id)
     await gateway.authenticate(secret)  # still cached in the gateway process
     clock.now += 5.1
-    with pytest.raises(KeyError_, match="revoked"):
+    with pytest.raises(KeyRejected, match="revoked"):
         await gateway.authenticate(secret)
 
 

@@ -51,3 +51,40 @@ async def test_retention_drops_old_days(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         left = await conn.scalar(select(func.count()).select_from(SPEND_LOG))
     assert left == 2
+
+
+async def test_17_clears_the_gateways_provider_model_deployments(db_url: str) -> None:
+    engine = create_engine(db_url)
+    day = dt.date(2026, 11, 1)
+    written = {  # deployment, provider, served_model
+        "gateway": ("openai/gpt-4o", "openai", "gpt-4o"),
+        "gateway-nested": ("openrouter/anthropic/claude", "openrouter", "anthropic/claude"),
+        "library": ("smart#0", "openai", "gpt-4o"),
+        "configured-id": ("eu-4o", "azure", "eu-4o"),
+        "none": (None, None, None),
+    }
+    try:
+        await migrate(engine, tuple(m for m in MIGRATIONS if m.version < 17))
+        async with engine.begin() as conn:
+            await ensure_days(conn, [day])
+            await conn.execute(
+                SPEND_LOG.insert(),
+                [
+                    {**row(day), "model": name, "deployment": d, "provider": p, "served_model": s}
+                    for name, (d, p, s) in written.items()
+                ],
+            )
+        assert await migrate(engine) == [17]
+        async with engine.connect() as conn:
+            rows = dict(
+                (await conn.execute(select(SPEND_LOG.c.model, SPEND_LOG.c.deployment))).all()
+            )
+    finally:
+        await engine.dispose()
+    assert rows == {
+        "gateway": None,
+        "gateway-nested": None,
+        "library": "smart#0",
+        "configured-id": "eu-4o",
+        "none": None,
+    }

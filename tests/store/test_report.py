@@ -12,9 +12,9 @@ import pytest
 import chatgate
 from chatgate.cli import main
 from chatgate.cost.report import SpendRow, aspend_report, parse_since
-from chatgate.cost.report_cli import compact, format_plain
 from chatgate.cost.usage import UsageRecord
 from chatgate.cost.usage_sql import SqlSink
+from chatgate.spend_cli import compact, format_plain
 
 TODAY = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0)
 
@@ -124,6 +124,7 @@ def test_spend_command(sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFi
         "cost": "0.5",
         "unpriced": 0,
         **CACHED,
+        "saved": "0",
     }
     assert main(["spend", "--since", "soon", "--db", sqlite_url]) == 2
     assert "use a span like 7d" in capsys.readouterr().err

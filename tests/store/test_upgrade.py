@@ -33,13 +33,25 @@ async def v10(db_url: str) -> str:
     return db_url
 
 
+def pop_tiers(row: dict[str, object]) -> tuple[object, ...]:
+    """Migration 14's spend_log columns, taken out of the row."""
+    return tuple(row.pop(name) for name in ("tier", "tier_score", "saved_pico"))
+
+
 async def test_a_v10_database_upgrades_in_place_with_every_row_kept(v10: str) -> None:
-    before, after, columns = await upgrade(v10, 10, [11, 12, 13, 14])
+    before, after, columns = await upgrade(v10, 10, [11, 12, 13, 14, 15, 16, 17])
     assert len(before["spend_log"]) == 9
     assert len(before["spend_daily"]) == 3
     assert after["spend_log"][0].keys() == set(SPEND_LOG.c.keys())
     assert [r.pop(NEW) for r in after["spend_log"]] == [0] * 9
     assert [r.pop("record_id") for r in after["spend_log"]] == [None] * 9  # migration 13
+    assert [pop_tiers(r) for r in after["spend_log"]] == [(None, None, None)] * 9  # 16
+    assert [r.pop("saved_pico") for r in after["spend_daily"]] == [0] * 3
+    # migration 17: the gateway's provider/model deployments cleared, the columns keep them
+    old = [(r.pop("deployment"), r["provider"], r["served_model"]) for r in before["spend_log"]]
+    assert {d for d, _, _ in old} == {"anthropic/claude-sonnet-4-5", None}
+    assert all(d is None or d == f"{p}/{m}" for d, p, m in old)
+    assert [r.pop("deployment") for r in after["spend_log"]] == [None] * len(old)
     # migration 12 filled the rollup's cache writes in from the log (v10 had no 1-hour part)
     writes = {
         (r["day"].day, r["team_id"]): (r.pop(WRITES), r.pop(NEW)) for r in after["spend_daily"]

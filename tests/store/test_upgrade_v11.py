@@ -39,8 +39,16 @@ def writes(rows: list[dict[str, object]]) -> dict[tuple[object, object], tuple[o
 
 
 async def test_a_v11_database_upgrades_with_its_rollup_filled_in_from_the_log(v11: str) -> None:
-    before, after, columns = await upgrade(v11, 11, [12, 13, 14])
+    before, after, columns = await upgrade(v11, 11, [12, 13, 14, 15, 16, 17])
     assert [r.pop("record_id") for r in after["spend_log"]] == [None] * len(before["spend_log"])
+    # migration 17: the gateway's provider/model deployments cleared, the columns keep them
+    old = [(r.pop("deployment"), r["provider"], r["served_model"]) for r in before["spend_log"]]
+    assert {d for d, _, _ in old} == {"anthropic/claude-sonnet-4-5", None}
+    assert all(d is None or d == f"{p}/{m}" for d, p, m in old)
+    assert [r.pop("deployment") for r in after["spend_log"]] == [None] * len(old)
+    for row in after["spend_log"]:  # migration 16: NULL for calls that were not tiered
+        assert [row.pop(n) for n in ("tier", "tier_score", "saved_pico")] == [None] * 3
+    assert [r.pop("saved_pico") for r in after["spend_daily"]] == [0] * 3
     assert len(before["spend_daily"]) == 3
     report = await aspend_report("day", NOV_20, database_url=v11)
     assert writes(after["spend_daily"]) == FILLED

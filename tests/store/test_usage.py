@@ -14,6 +14,7 @@ from chatgate.cost.usage import JsonlSink, MemorySink, UsageRecord
 from chatgate.cost.usage_sql import SqlSink
 from chatgate.store.engine import create_engine
 from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+from tests.clock import wait_until
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
 from tests.fakes.postgres import PostgresServer, require_bin_dir
 
@@ -63,7 +64,7 @@ async def test_memory_and_jsonl_sinks(tmp_path: Path) -> None:
     for r in records:
         memory.emit(r)
         jsonl.emit(r)
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: len(jsonl.read()) == 5, what="the first five flushed")
     jsonl.emit(record(5))
     await jsonl.aclose()
     assert memory.records == records
@@ -127,11 +128,12 @@ async def test_records_in_equal_records_out_across_a_database_outage(tmp_path: P
                 total += 1
                 if total % 10 == 0:
                     await asyncio.sleep(0.005)
-            await asyncio.sleep(0.3)
-        for _ in range(200):  # the writer recovers and replays on its own (backoff <= 0.1 s)
-            if sink.written == total:
-                break
-            await asyncio.sleep(0.05)
+            if phase == "up":
+                await wait_until(lambda n=total: sink.written == n, what="written while up")
+            if phase == "down":  # the writer moves what memory cannot hold into the WAL
+                await wait_until(lambda: sink.held <= 50, what="memory back to its bound")
+        # the writer recovers and replays on its own (backoff <= 0.1 s)
+        await wait_until(lambda: sink.written == total, timeout_s=10, what="everything written")
         assert sink.written == total
         assert sink.pending == 0
         await sink.aclose()

@@ -16,7 +16,7 @@ from chatgate.cache.policy import (
     storable_answer,
     storable_error,
 )
-from chatgate.client import build_request
+from chatgate.chat_request import chat_request
 from chatgate.errors import (
     AuthenticationError,
     BadRequestError,
@@ -30,7 +30,7 @@ from chatgate.types import ChatRequest, ChatResponse, Choice, ResponseMessage
 
 
 def req(**params: Any) -> ChatRequest:
-    return build_request("m", [{"role": "user", "content": "hi"}], params)
+    return chat_request("m", [{"role": "user", "content": "hi"}], params)
 
 
 def both(

@@ -25,6 +25,7 @@ from chatgate.providers.registry import resolve_deployment
 from chatgate.transport.sse import SSEDecoder
 from chatgate.types import ChatRequest
 from chatgate.wire_chunk import typed_chunk
+from tests.clock import wait_until
 
 DEPLOYMENT = resolve_deployment("local/smollm2-135m")  # as the registry row builds it
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
@@ -240,7 +241,8 @@ async def test_gate_queues_then_refuses_with_retry_after() -> None:
     gate = AdmissionGate(app, max_queue=1)
     running = asyncio.create_task(call(gate))
     waiting = asyncio.create_task(call(gate))
-    await asyncio.sleep(0.01)
+    # both tasks run in the same turn of the loop: the first reaches the app, the second queues
+    await wait_until(lambda: app.calls == 1, what="the first call running")
     refused = await call(gate)
     assert refused[0]["status"] == 429
     headers = dict(refused[0]["headers"])

@@ -9,6 +9,8 @@ import inspect
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 import chatgate
 
 INIT = Path(chatgate.__file__)
@@ -70,3 +72,27 @@ def test_the_version_has_one_home() -> None:
 
 def test_the_package_ships_py_typed() -> None:
     assert (INIT.parent / "py.typed").is_file()
+
+
+def test_every_request_field_is_a_typed_parameter() -> None:
+    from chatgate.chat_request import CHAT_FIELDS
+    from chatgate.types import ChatRequest
+
+    assert set(ChatRequest.model_fields) - {"model", "messages", "stream"} <= CHAT_FIELDS
+
+
+def test_a_router_refuses_a_misspelt_parameter_before_routing() -> None:
+    entry = {"model": "openai/x", "api_key": "k", "api_base": "http://127.0.0.1:9/v1"}
+    router = chatgate.Router(model_list=[{"model_name": "m", "params": entry}])
+    with pytest.raises(chatgate.InvalidRequestError) as caught:
+        router.completion("m", [{"role": "user", "content": "hi"}], temprature=0.5)  # type: ignore[call-arg]
+    assert caught.value.param == "temprature"
+    assert "did you mean 'temperature'" in str(caught.value)
+
+
+def test_route_options_and_request_fields_do_not_share_a_name() -> None:
+    from chatgate.chat_request import CALL_ARGS, CHAT_FIELDS
+    from chatgate.router.options import ROUTE_ARGS
+
+    assert not (ROUTE_ARGS & CHAT_FIELDS)
+    assert not (CALL_ARGS & CHAT_FIELDS)

@@ -4,7 +4,7 @@ import email.utils
 
 import pytest
 
-from chatgate.errors import parse_retry_after
+from chatgate.retry_after import parse_retry_after
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from chatgate.router.policy import (
 )
 from chatgate.router.state import Limits, Stats
 from chatgate.router.strategies import pick_for
+from tests.clock import wait_until
 
 
 def routed(id: str, **kw: object) -> RoutedDeployment:
@@ -167,11 +168,11 @@ async def test_admission_serves_the_queue_by_priority_and_rejects_beyond_it() ->
     async def call(name: str, priority: int) -> None:
         started = await gate.enter(priority, 5.0)
         order.append(name)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # holds the slot while the loop runs the others
         gate.leave(started)
 
     tasks = [asyncio.create_task(call(n, p)) for n, p in (("low", 5), ("urgent", -1), ("mid", 0))]
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: gate.queued == 3, what="all three queued")
     with pytest.raises(RateLimitError) as info:
         await gate.enter(0, 1.0)  # the queue holds 3 already
     assert info.value.retry_after is not None

@@ -21,7 +21,7 @@ HEALTH = Health(allowed_fails=3, window=10.0, cooldown=30.0)
 FREE = Limits()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.server)])
 async def state(request: pytest.FixtureRequest) -> AsyncIterator[RouterState]:
     if request.param == "memory":
         yield MemoryState()

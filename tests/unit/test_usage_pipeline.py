@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
@@ -14,7 +13,9 @@ import pytest
 from chatgate.server.access_log import ACCESS_LOGGER, AccessLogWriter, BatchingHandler, access_line
 from chatgate.server.context import MAX_TAGS, RequestContext
 from chatgate.server.pipeline import UsagePipeline
+from chatgate.server.request import response_headers
 from chatgate.types import CompletionTokensDetails, PromptTokensDetails, Usage
+from tests.clock import wait_until
 
 
 def scope(*headers: tuple[bytes, bytes]) -> dict[str, object]:
@@ -37,20 +38,20 @@ def test_headers_exclude_upstream_wait() -> None:
     ctx = RequestContext(route="/r")
     ctx.started -= 1.0  # the request began a second ago ...
     ctx.upstream_s = 0.999  # ... and all but a millisecond of it was the upstream's
-    ctx.served_by("m", "openai/x")
-    headers = dict(ctx.headers())
+    ctx.requested_model, ctx.deployment, ctx.attempts = "m", "openai/x", 1
+    headers = dict(response_headers(ctx))
     assert headers["x-chatgate-model"] == "openai/x"
     assert headers["x-chatgate-attempts"] == "1"
     assert 0.9 < float(headers["x-chatgate-overhead-ms"]) < 50
     assert "x-chatgate-cost" not in headers
     ctx.cost, ctx.cache_hit = Decimal("0.0021"), True
-    headers = dict(ctx.headers())
+    headers = dict(response_headers(ctx))
     assert (headers["x-chatgate-cost"], headers["x-chatgate-cache"]) == ("0.0021", "hit")
 
 
 def finished(**fields: object) -> RequestContext:
     ctx = RequestContext(route="/v1/chat/completions", trace_id="tr", tags=("x",))
-    ctx.served_by("smart", "openai/gpt-4o-mini", stream=True)
+    ctx.requested_model, ctx.deployment, ctx.stream = "smart", "openai/gpt-4o-mini", True
     ctx.status = 200
     ctx.usage = Usage(
         prompt_tokens=10,
@@ -64,7 +65,7 @@ def finished(**fields: object) -> RequestContext:
     ctx.content_out = "answer words"
     for name, value in fields.items():
         setattr(ctx, name, value)
-    ctx.finish()
+    ctx.ended = ctx.started + 0.01
     return ctx
 
 
@@ -98,6 +99,23 @@ def test_pipeline_drops_and_counts_when_full() -> None:
     assert seen == [c.request_id for c in contexts[:3]]
 
 
+def test_a_full_pipeline_still_gives_every_record_to_its_lossless_sinks() -> None:
+    seen: list[str] = []
+    kept: list[str] = []
+    pipeline = UsagePipeline(
+        [lambda c: seen.append(c.request_id)],
+        lossless=[lambda c: kept.append(c.request_id)],
+        maxsize=3,
+    )
+    contexts = [finished() for _ in range(10)]
+    for ctx in contexts:
+        pipeline.submit(ctx)
+    assert pipeline.dropped == 7
+    pipeline.drain()
+    assert seen == [c.request_id for c in contexts[:3]]
+    assert sorted(kept) == sorted(c.request_id for c in contexts)  # none lost, full or not
+
+
 def test_a_broken_sink_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
     seen: list[RequestContext] = []
 
@@ -119,11 +137,7 @@ async def test_background_task_drains_in_slices_and_stop_flushes() -> None:
     pipeline.start()
     for _ in range(5):
         pipeline.submit(finished())
-    for _ in range(200):
-        if len(seen) == 5:
-            break
-        await asyncio.sleep(0.005)
-    assert len(seen) == 5
+    await wait_until(lambda: len(seen) == 5, what="the background task drained all five")
     pipeline.submit(finished())
     await pipeline.stop()
     assert len(seen) == 6

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from chatgate.client import build_request
+from chatgate.chat_request import chat_request
 from chatgate.errors import InvalidRequestError
 from chatgate.types import ChatRequest
 
@@ -103,7 +103,7 @@ def _check(number: int, obj: Any, seen: dict[str, int]) -> tuple[BatchItem | Non
         return None, f"{where}: body.stream: a batch run takes whole answers; remove stream"
     params = {k: v for k, v in body.items() if k not in ("model", "messages")}
     try:
-        request = build_request(model, body.get("messages") or [], params)
+        request = chat_request(model, body.get("messages") or [], params, strict=False)
     except InvalidRequestError as exc:
         return None, f"{where}: body: {exc.message}"
     return BatchItem(number, custom_id, request), None

@@ -35,6 +35,7 @@ from chatgate.cost.budget_backends import BudgetBackend, MemoryBudgetBackend
 from chatgate.cost.calc import upper_bound
 from chatgate.cost.prices import ModelPrice, lookup_price
 from chatgate.errors import BudgetExceededError, InvalidRequestError
+from chatgate.telemetry.metrics import record_budget
 
 __all__ = [
     "HOLD_TTL_MARGIN_S",
@@ -310,6 +311,7 @@ class Budgets:
         )
         for line, now_spent in zip(reservation.lines, after, strict=True):
             self._alert(line, now_spent - spent, now_spent)
+            record_budget(line.budget_id, line.period, from_pico(now_spent), line.budget.limit)
 
     async def release(self, reservation: Reservation) -> None:
         """The call spent nothing (failed before the provider billed): drop the hold."""

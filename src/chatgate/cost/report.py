@@ -46,10 +46,11 @@ class SpendRow:
     cached_tokens: int = 0  # cache reads (part of prompt_tokens)
     cache_write_tokens: int = 0  # cache writes, both TTLs (part of prompt_tokens)
     cache_write_1h_tokens: int = 0  # the 1-hour part of the writes
+    saved: Decimal = Decimal(0)  # USD tiered routing saved against the premium tier
 
     def to_json(self) -> dict[str, object]:
-        """The row as the admin API and ``chatgate spend --json`` give it (cost a string)."""
-        return {**asdict(self), "cost": str(self.cost)}
+        """The row as the admin API and ``chatgate spend --json`` give it (money as strings)."""
+        return {**asdict(self), "cost": str(self.cost), "saved": str(self.saved)}
 
 
 _SUMMED = (
@@ -62,6 +63,7 @@ _SUMMED = (
     "cached_tokens",
     "cache_write_tokens",
     "cache_write_1h_tokens",
+    "saved_pico",
 )
 
 
@@ -112,8 +114,9 @@ async def aspend_report(
     for group, *values in rows:
         totals = dict(zip(_SUMMED, map(int, values), strict=True))
         cost = from_pico(totals.pop("cost_pico"))
+        saved = from_pico(totals.pop("saved_pico"))
         name = str(group) if group not in (None, "") else "(none)"
-        report.append(SpendRow(name, cost=cost, **totals))
+        report.append(SpendRow(name, cost=cost, saved=saved, **totals))
     if by == "day":
         return sorted(report, key=lambda row: row.group)
     return sorted(report, key=lambda row: (-row.cost, row.group))

@@ -35,6 +35,7 @@ _ADDED = (
     "cache_write_1h_tokens",
     "cost_pico",
     "unpriced",
+    "saved_pico",
 )
 
 
@@ -66,6 +67,9 @@ def _row(r: UsageRecord) -> dict[str, Any]:
         "cache_hit": r.cache_hit,
         "error": r.error,
         "record_id": r.record_id,
+        "tier": r.tier,
+        "tier_score": r.tier_score,
+        "saved_pico": None if r.saved is None else to_pico(r.saved),
     }
 
 
@@ -110,6 +114,8 @@ def _rollup(records: Sequence[UsageRecord]) -> list[dict[str, Any]]:
         acc["cached_tokens"] += r.cached_tokens
         acc["cache_write_tokens"] += r.cache_write_tokens
         acc["cache_write_1h_tokens"] += r.cache_write_1h_tokens
+        if r.saved is not None:
+            acc["saved_pico"] += to_pico(r.saved)
         if r.cost is None:
             acc["unpriced"] += r.error is None
         else:

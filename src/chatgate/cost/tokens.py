@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from chatgate.cost.encodings import encoding_for_model, get_encoding
 from chatgate.cost.images import image_tokens
+from chatgate.cost.provider_count import count_via_api
 from chatgate.providers.registry import split_model
 from chatgate.transport.offload import off_loop
 
@@ -275,6 +276,7 @@ async def acount_tokens(
     """``count_tokens`` for async code; with ``use_api`` it awaits the provider's endpoint."""
     if not use_api:
         return count_tokens(model, messages, tools, text)
-    from chatgate.cost.provider_count import count_via_api
-
-    return await count_via_api(model, messages, tools, text, api_key=api_key, api_base=api_base)
+    tokens, method = await count_via_api(
+        model, messages, tools, text, api_key=api_key, api_base=api_base
+    )
+    return TokenCount(tokens, True, method)

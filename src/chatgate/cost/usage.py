@@ -82,6 +82,9 @@ class UsageRecord:
     cache_hit: bool = False
     error: str | None = None  # the error class for a failed call
     record_id: str | None = None  # unique; set by the spend log, which writes each id once
+    tier: str | None = None  # a tiered name's tier that answered (docs/routing.md)
+    tier_score: float | None = None  # the classifier's score; None when a header chose
+    saved: Decimal | None = None  # USD the premium tier would have cost more at these tokens
 
     @classmethod
     def of(
@@ -115,6 +118,9 @@ class UsageRecord:
             finish_reason=response.finish_reason,
             attempts=meta.attempts,
             cache_hit=meta.cache_hit,
+            tier=meta.tier,
+            tier_score=meta.tier_score,
+            saved=meta.tier_saved_cost,
         )
 
     @classmethod
@@ -136,6 +142,8 @@ class UsageRecord:
         (a spill file left by an older version replays)."""
         data = orjson.loads(line)
         data["cost"] = None if data["cost"] is None else Decimal(data["cost"])
+        if data.get("saved") is not None:
+            data["saved"] = Decimal(data["saved"])
         data["tags"] = tuple(data["tags"])
         return cls(**data)
 

@@ -19,7 +19,7 @@ from typing import Any
 import pydantic
 
 from chatgate.accounting import Spend
-from chatgate.client import MessageLike
+from chatgate.chat_request import MessageLike
 from chatgate.errors import ChatgateError, ConversationNotFoundError, InvalidRequestError
 from chatgate.memory.policy import KeepAll, LastTurns, Policy, Summarize, TokenBudget
 from chatgate.memory.stream import ConversationStream

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chatgate.errors import APIError
+from chatgate.transport.request import HttpRequest
 from chatgate.types import ChatRequest, ChatResponse
 from chatgate.wire_chunk import StreamItem
 
@@ -41,14 +42,6 @@ class Deployment:
     # A configured chatgate.cost.prices.ModelPrice (typed loosely: providers sit below cost);
     # None: the price table's row for provider/model applies.
     price: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class HttpRequest:
-    method: str
-    url: str
-    headers: dict[str, str] = field(repr=False)
-    body: bytes = field(repr=False)
 
 
 class EventFramer(Protocol):

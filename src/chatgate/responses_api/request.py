@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatgate.client import build_request
+from chatgate.chat_request import chat_request
 from chatgate.errors import InvalidRequestError
 from chatgate.responses_api.items import messages_from_input
 from chatgate.responses_api.reasoning import Sealer
@@ -187,7 +187,7 @@ def translate(
         wire["stream"] = True
         wire["stream_options"] = {"include_usage": True}
     _text(body, wire, openai_upstream, ignored)
-    request = build_request(model, messages, wire)
+    request = chat_request(model, messages, wire, strict=False)
     return Translated(request, tools, echo_fields(body), seal, ignored)
 
 

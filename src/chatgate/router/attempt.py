@@ -10,7 +10,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from chatgate.errors import (
     APITimeoutError,
@@ -21,6 +21,7 @@ from chatgate.errors import (
     RateLimitError,
 )
 from chatgate.meta import tries
+from chatgate.router.affinity import affinity_for
 from chatgate.router.call import CallContext, describe
 from chatgate.router.deployments import RoutedDeployment
 from chatgate.router.policy import (
@@ -31,12 +32,11 @@ from chatgate.router.policy import (
     disabled_by,
     disabled_state,
 )
+from chatgate.router.runtime import Runtime
 from chatgate.router.state import MemoryState, Stats
-from chatgate.router.strategies import Pick
+from chatgate.router.strategies import Pick, warm_first
+from chatgate.telemetry import spans
 from chatgate.types import Attempt, ResponseMeta
-
-if TYPE_CHECKING:
-    from chatgate.router.router import Router
 
 __all__ = ["Answer", "GroupRunner", "Job", "correction"]
 
@@ -88,24 +88,27 @@ class Job(Protocol[R_co]):
 
 class GroupRunner:
     def __init__(
-        self, name: str, deployments: list[RoutedDeployment], pick: Pick, router: Router
+        self, name: str, deployments: list[RoutedDeployment], pick: Pick, runtime: Runtime
     ) -> None:
         self.name = name
         self.deployments = deployments
         self.ids = [d.id for d in deployments]
         self._pick = pick
-        self.router = router
+        self.runtime = runtime
         self._needs_tokens = any(d.limits.tpm or d.context_window for d in deployments)
         self._tagged = any(d.tags for d in deployments)
         self._waiters: list[asyncio.Future[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self.affinity = affinity_for(runtime.settings, runtime.state)
 
     async def run(self, job: Job[R], call: CallContext, *, can_fall_back: bool) -> R:
-        router = self.router
+        router = self.runtime
         tokens = job.estimate() if self._needs_tokens else 0
         retries = 0
         tried: set[str] = set()
         waiting_since: float | None = None  # for room under the limits; limit_wait in total
+        prefixes = self.affinity.hashes(job)
+        warm = await self.affinity.warm(self.name, prefixes, router.now()) if prefixes else []
         while True:
             now = router.now()
             left = call.deadline - now
@@ -124,16 +127,20 @@ class GroupRunner:
                 continue
             waiting_since = None
             fresh = [c for c in ready if c[0].id not in tried] or ready
-            chosen = self._pick(fresh, router.rng)[0]
+            chosen = self._pick(warm_first(fresh, warm), router.rng)[0]
             if await router.state.reserve(chosen.id, chosen.limits, tokens, now) > 0:
                 continue  # another caller took the last slot meanwhile: look again
             try:
-                return await job.attempt(self, chosen, call, tokens, left)
+                with spans.attempt(chosen.id, self.name, len(call.log) + 1):
+                    result = await job.attempt(self, chosen, call, tokens, left)
             except ChatgateError as exc:
                 wait = await self._after_failure(chosen, exc, call, retries, tried, usable)
                 retries += 1
                 if wait > 0:
                     await router.sleep(wait)
+                continue
+            self.affinity.remember(self.name, prefixes, chosen.id, router.now(), self.spawn)
+            return result
 
     # -- choosing --------------------------------------------------------------------------
 
@@ -150,7 +157,7 @@ class GroupRunner:
                 retryable=False,
             )
         windows = [d.context_window for d, _ in usable if d.context_window]
-        checks = self.router.settings.enable_pre_call_checks
+        checks = self.runtime.settings.enable_pre_call_checks
         if not (checks and windows) or tokens <= min(windows) // 2:
             return usable
         counted = job.counted(self.deployments[0].model)  # near a limit: exactly, not by bytes
@@ -189,7 +196,7 @@ class GroupRunner:
         """Wait for the first deployment to come back, or raise if it will not be soon
         enough (or a fallback group can serve instead of a cooling one). ``waited``: how long
         this call has waited for room already."""
-        settings = self.router.settings
+        settings = self.runtime.settings
         waiting = [(d, s) for d, s in usable if disabled_by(s, now) is None]
         if not waiting:  # their cooldowns would end in the same refusal: fail now
             raise self._disabled(usable, now)
@@ -206,7 +213,7 @@ class GroupRunner:
         if (all_cooling and can_fall_back) or (earliest > limit and not math.isinf(earliest)):
             raise self._unavailable(usable, now, all_cooling, earliest)
         if not math.isinf(earliest):
-            await self.router.sleep(earliest)
+            await self.runtime.sleep(earliest)
         elif not await self._capacity_freed(limit):  # a slot frees when a request ends
             raise self._unavailable(usable, now, all_cooling, earliest)
 
@@ -243,7 +250,7 @@ class GroupRunner:
         """Wait until a request of this group ends; False if none did within ``timeout``.
         With shared state a slot may free in another process, which wakes nobody here: then
         True after each short poll too, so the caller looks again."""
-        shared = not isinstance(self.router.state, MemoryState)
+        shared = not isinstance(self.runtime.state, MemoryState)
         wait = min(timeout, _SHARED_POLL_S) if shared else timeout
         future = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
@@ -274,7 +281,7 @@ class GroupRunner:
         except BaseException:
             await self.release(d, 0)
             raise
-        router = self.router
+        router = self.runtime
         await router.state.record_success(d.id, time.perf_counter() - started, router.now())
         await self.release(d, correction(result, tokens))
         call.log.append(Attempt(deployment=d.id, model=d.model))
@@ -282,7 +289,7 @@ class GroupRunner:
         return result
 
     async def release(self, d: RoutedDeployment, correction: int) -> None:
-        await self.router.state.release(d.id, d.limits, correction, self.router.now())
+        await self.runtime.state.release(d.id, d.limits, correction, self.runtime.now())
         self._wake()
 
     async def _after_failure(
@@ -295,7 +302,7 @@ class GroupRunner:
         usable: Sequence[tuple[RoutedDeployment, Stats]],
     ) -> float:
         """Record the failure; return how long to wait before the next try, or raise."""
-        router = self.router
+        router = self.runtime
         now = router.now()
         fault = classify(exc)
         attempt = Attempt(

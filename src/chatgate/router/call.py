@@ -17,7 +17,7 @@ from chatgate.transport.http import DEFAULT_TIMEOUTS, Timeouts
 from chatgate.types import Attempt, ChatRequest
 
 if TYPE_CHECKING:
-    from chatgate.router.router import Router
+    from chatgate.router.runtime import Runtime
 
 __all__ = ["CallContext", "bounded", "describe", "estimate_tokens", "prompt_bytes"]
 
@@ -36,12 +36,13 @@ class CallContext:
     sync: bool = False
     raise_on_truncation: bool = False
     download_images: bool = False
+    auto_prompt_cache: bool = False  # the caller's key opted in (providers/anthropic/cache_points)
     log: list[Attempt] = field(default_factory=list)
     stream_ended: bool = False
     _on_stream_end: list[Callable[[], None]] = field(default_factory=list)
 
-    def time_left(self, router: Router) -> float:
-        return self.deadline - router.now()
+    def time_left(self, runtime: Runtime) -> float:
+        return self.deadline - runtime.now()
 
     def on_stream_end(self, callback: Callable[[], None]) -> None:
         if self.stream_ended:

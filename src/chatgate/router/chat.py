@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 from chatgate.client import inline_images_for, open_stream, send
 from chatgate.cost.tokens import count_tokens
 from chatgate.errors import APITimeoutError, ChatgateError
+from chatgate.providers.anthropic.cache_points import OPTION
+from chatgate.providers.base import Deployment
 from chatgate.router.attempt import GroupRunner, correction
 from chatgate.router.call import CallContext, bounded, estimate_tokens
 from chatgate.router.deployments import RoutedDeployment
@@ -61,10 +64,11 @@ class ChatJob:
         ttft = (
             stream.ttft_ms / 1000.0 if stream.ttft_ms is not None else time.perf_counter() - started
         )
-        router = runner.router
+        router = runner.runtime
         await router.state.record_success(d.id, ttft, router.now())
         call.log.append(Attempt(deployment=d.id, model=d.model))
         stream.attempts = len(call.log)
+        stream.deployment_id = d.id
         ticket.hand_over()
         return stream
 
@@ -79,7 +83,7 @@ class ChatJob:
     ) -> ChatResponse:
         return await send(
             await self._upstream(d, call),
-            d.deployment,
+            _deployment(d, call),
             timeouts=timeouts,
             raise_on_truncation=call.raise_on_truncation,
         )
@@ -95,7 +99,7 @@ class ChatJob:
         try:
             return await open_stream(
                 await self._upstream(d, call),
-                d.deployment,
+                _deployment(d, call),
                 timeouts=timeouts,
                 sync=call.sync,
                 raise_on_truncation=call.raise_on_truncation,
@@ -104,6 +108,14 @@ class ChatJob:
         except BaseException:
             await runner.release(d, 0)
             raise
+
+
+def _deployment(d: RoutedDeployment, call: CallContext) -> Deployment:
+    """The deployment, with automatic cache breakpoints when the caller's key asks for them."""
+    deployment = d.deployment
+    if call.auto_prompt_cache and not deployment.options.get(OPTION):
+        return replace(deployment, options={**deployment.options, OPTION: True})
+    return deployment
 
 
 class _StreamTicket:
@@ -135,7 +147,7 @@ class _StreamTicket:
         call.end_stream()
 
     async def _settle(self, response: ChatResponse | None, error: BaseException | None) -> None:
-        router = self._runner.router
+        router = self._runner.runtime
         if isinstance(error, ChatgateError) and error.retryable:
             await router.state.record_failure(
                 self._d.id, type(error).__name__, router.health, router.now()

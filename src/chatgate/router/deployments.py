@@ -11,6 +11,7 @@ import pydantic
 from chatgate.config import ConfigError, DeploymentParams, ModelEntry
 from chatgate.cost.prices import ModelPrice, lookup_price
 from chatgate.errors import InvalidRequestError
+from chatgate.providers.anthropic.cache_points import OPTION
 from chatgate.providers.base import Deployment
 from chatgate.providers.registry import resolve_deployment
 from chatgate.router.state import Limits
@@ -59,6 +60,7 @@ def _resolve(params: DeploymentParams, where: str, env: Mapping[str, str] | None
             headers=params.extra_headers,
             drop_params=params.drop_params,
             env=env,
+            options={OPTION: True} if params.auto_prompt_cache else None,
         )
     except InvalidRequestError as exc:
         raise ConfigError(f"{where}: {exc.message}", param=exc.param) from None

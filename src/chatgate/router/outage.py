@@ -48,8 +48,10 @@ class Outage:
         on_fallback: Callable[[], None] | None,
         on_refusal: Callable[[str], None] | None,
         secrets: Sequence[str] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._where = f"shared router state [{namespace}]"
+        self._clock = clock
         self.retry_s = retry_s
         self.failure: SharedStateFailure = failure
         self.on_fallback = on_fallback
@@ -67,7 +69,7 @@ class Outage:
         Redis (while down, this call is the probe and the others wait ``retry_s`` more)."""
         if self.down_until is None:
             return False
-        now = time.monotonic()
+        now = self._clock()
         if now < self.down_until:
             return True
         self.down_until = now + self.retry_s
@@ -76,7 +78,7 @@ class Outage:
     def failed(self, exc: BaseException) -> bool:
         """Redis did not answer. True when this begins an outage (logged once, here)."""
         begins = self.down_until is None
-        self.down_until = time.monotonic() + self.retry_s
+        self.down_until = self._clock() + self.retry_s
         self.reason = reason_of(exc)
         if begins:
             text = str(exc)
@@ -109,7 +111,7 @@ class Outage:
     def refuse(self) -> NoReturn:
         if self.on_refusal is not None:
             self.on_refusal(self.reason)
-        wait = max(0.0, (self.down_until or 0.0) - time.monotonic())
+        wait = max(0.0, (self.down_until or 0.0) - self._clock())
         raise SharedStateUnavailableError(
             f"the shared limit state in Redis is unavailable ({self.reason}) and "
             "router_settings.shared_state_failure is 'closed': refused without sending a "

@@ -128,7 +128,9 @@ class RedisState:
         self._holds = Holds(self._extend, lease_s / 3, self._unavailable)
         self.local = MemoryState()  # answers while Redis is unavailable (failure="open")
         secrets = (urlsplit(url).password or "", str(client_options.get("password") or ""))
-        self.outage = Outage(namespace, retry_s, failure, on_fallback, on_refusal, secrets)
+        self.outage = Outage(
+            namespace, retry_s, failure, on_fallback, on_refusal, secrets, clock=clock
+        )
 
     # -- connection, clock, fallback ---------------------------------------------------------
 
@@ -228,6 +230,16 @@ class RedisState:
 
     def _key(self, id: str) -> str:
         return f"{self._prefix}d:{id}"
+
+    def redis_client(self) -> Any:
+        """This loop's client (closed by ``aclose``), for data kept beside the router state
+        under the namespace (cache affinity, router/affinity.py)."""
+        return self._conn().client
+
+    @property
+    def unavailable(self) -> tuple[type[BaseException], ...]:
+        """The errors that mean Redis is unavailable (not a bug in a script)."""
+        return self._unavailable
 
     # -- RouterState ---------------------------------------------------------------------------
 

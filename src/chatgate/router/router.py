@@ -16,10 +16,10 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack, cast
 
 from chatgate import config as config_module
-from chatgate.client import MessageLike, build_request
+from chatgate.chat_request import MessageLike, chat_request
 from chatgate.config import Config, ModelEntry, RouterSettings
 from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest, EmbeddingResponse
 from chatgate.embeddings import build_embedding
@@ -31,10 +31,16 @@ from chatgate.router.chat import ChatJob
 from chatgate.router.deployments import RoutedDeployment, build_groups
 from chatgate.router.embed import EmbeddingJob
 from chatgate.router.fallbacks import Allowed, FallbackTables, everything, next_allowed
+from chatgate.router.options import ROUTE_ARGS, RouteArgs, RoutedCompletionArgs
 from chatgate.router.policy import Fault, classify
+from chatgate.router.runtime import Runtime
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
+from chatgate.router.tiered import build_tiered, tier_sender
 from chatgate.stream import ChatStream
+from chatgate.telemetry import spans
+from chatgate.tiering.route import TieredModel, TierHints
+from chatgate.tiering.settings import TieredModelSettings
 from chatgate.transport.loop_thread import run_sync
 from chatgate.types import ChatRequest, ChatResponse
 
@@ -74,6 +80,7 @@ class Router:
         sleep: Callable[[float], Any] = asyncio.sleep,
         rng: random.Random | None = None,
         env: Mapping[str, str] | None = None,
+        tiers: Sequence[TieredModelSettings | Mapping[str, Any]] = (),
     ) -> None:
         given = {
             "routing_strategy": routing_strategy,
@@ -100,15 +107,18 @@ class Router:
         self._rng = rng or random.Random()
         self._admission = Admission(s.max_parallel_requests, s.max_queue)
         self._health = Health(s.allowed_fails, s.failure_window, s.cooldown_time)
+        self._runtime = Runtime(s, self.state, self._health, clock, sleep, self._rng)
         self._runners: dict[str, GroupRunner] = {}
         self._env = env
         for name, deployments in self.groups.items():
             self._runners[name] = self._runner(name, deployments)
+        # names whose tier a local classifier picks (docs/routing.md, "Tiered routing")
+        self.tiered: dict[str, TieredModel] = build_tiered([*s.tiers, *tiers], self.groups)
 
     def _runner(self, name: str, deployments: list[RoutedDeployment]) -> GroupRunner:
         s = self.settings
         pick = pick_for(s.routing_strategy, exploration=s.latency_exploration)
-        return GroupRunner(name, deployments, pick, self)
+        return GroupRunner(name, deployments, pick, self._runtime)
 
     def add_deployments(self, model_list: Sequence[ModelEntry | Mapping[str, Any]]) -> None:
         """Serve more model names (a gateway adds ``openai/<model>`` names on first use).
@@ -139,7 +149,7 @@ class Router:
 
     @property
     def model_names(self) -> list[str]:
-        return list(self.groups)
+        return [*self.groups, *self.tiered]
 
     async def aclose(self) -> None:
         """Close the shared-state connection this Router opened on this loop (a given
@@ -160,39 +170,46 @@ class Router:
         messages: Sequence[MessageLike],
         *,
         stream: bool = False,
-        tags: Sequence[str] | None = None,
-        priority: int = 0,
-        timeout: float | None = None,
-        num_retries: int | None = None,
-        disable_fallbacks: bool = False,
-        raise_on_truncation: bool = False,
-        download_images: bool = False,
-        **params: Any,
-    ) -> Any:
-        """Like ``chatgate.acompletion`` with ``model`` a model_list name. ``tags``: only
-        deployments carrying all of them; ``priority``: lower is admitted first when queued."""
+        tier: str | None = None,
+        **kw: Unpack[RoutedCompletionArgs],
+    ) -> ChatResponse | ChatStream:
+        """Like ``chatgate.acompletion`` with ``model`` a model_list name; the keywords are
+        OpenAI's request fields (``ChatParams``) and how to route (``RouteArgs``); ``tier``:
+        for a tiered name, the tier to use instead of the classifier's."""
+        return await self._completion(model, messages, stream, tier, kw, sync=False)
+
+    def completion(
+        self,
+        model: str,
+        messages: Sequence[MessageLike],
+        *,
+        stream: bool = False,
+        tier: str | None = None,
+        **kw: Unpack[RoutedCompletionArgs],
+    ) -> ChatResponse | ChatStream:
+        """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
+        return run_sync(self._completion(model, messages, stream, tier, kw, sync=True))
+
+    async def _completion(
+        self,
+        model: str,
+        messages: Sequence[MessageLike],
+        stream: bool,
+        tier: str | None,
+        kw: RoutedCompletionArgs,
+        *,
+        sync: bool,
+    ) -> ChatResponse | ChatStream:
+        params: dict[str, Any] = {k: v for k, v in kw.items() if k not in ROUTE_ARGS}
         if stream:
             params["stream"] = True
-        request = build_request(model, messages, params)
+        options = cast(RouteArgs, {k: v for k, v in kw.items() if k in ROUTE_ARGS})
         return await self.aroute(
-            request,
-            tags=tags,
-            priority=priority,
-            timeout=timeout,
-            num_retries=num_retries,
-            disable_fallbacks=disable_fallbacks,
-            raise_on_truncation=raise_on_truncation,
-            download_images=download_images,
+            chat_request(model, messages, params),
+            sync=sync,
+            tier=TierHints(tier=tier) if tier is not None else None,
+            **options,
         )
-
-    def completion(self, model: str, messages: Sequence[MessageLike], **kw: Any) -> Any:
-        """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
-        stream = bool(kw.pop("stream", False))
-        if stream:
-            kw["stream"] = True
-        request = build_request(model, messages, {k: v for k, v in kw.items() if k not in _CALL})
-        options = {k: v for k, v in kw.items() if k in _CALL}
-        return run_sync(self.aroute(request, sync=True, **options))
 
     async def aroute(
         self,
@@ -207,11 +224,23 @@ class Router:
         raise_on_truncation: bool = False,
         download_images: bool = False,
         allowed: Allowed | None = None,
+        auto_prompt_cache: bool = False,
+        tier: TierHints | None = None,
     ) -> ChatResponse | ChatStream:
         """Route a validated request whose ``model`` is a model_list name (what the gateway
         calls). Returns a ChatResponse, or a ChatStream whose first chunk is already in.
         ``allowed``: the groups the caller may use; a fallback to any other is skipped (and
-        logged in the attempt log). The requested group itself is the caller's to check."""
+        logged in the attempt log). The requested group itself is the caller's to check.
+        ``auto_prompt_cache``: Claude backends get cache breakpoints (a gateway key's opt-in).
+        ``tier``: for a tiered name, the caller's override, session and listener."""
+        if request.model in self.tiered:
+            send = tier_sender(
+                self, timeout or self.settings.timeout, sync=sync, tags=tags, priority=priority,
+                num_retries=num_retries, disable_fallbacks=disable_fallbacks,
+                raise_on_truncation=raise_on_truncation, download_images=download_images,
+                allowed=allowed,
+            )  # fmt: skip
+            return await self.tiered[request.model].route(request, tier or TierHints(), send)
         call = self._call(
             request.model,
             tags,
@@ -221,6 +250,7 @@ class Router:
             raise_on_truncation=raise_on_truncation,
             download_images=download_images,
         )
+        call.auto_prompt_cache = auto_prompt_cache
         return await self._run(ChatJob(request), call, priority, disable_fallbacks, allowed)
 
     async def aembedding(
@@ -273,7 +303,11 @@ class Router:
         """The model groups a call to ``name`` may be served by, in the order they would be
         tried: ``name``, its ``fallbacks``, and the context-window and content-policy
         fallbacks of each group reached, transitively; only groups ``allowed`` (``name``
-        always). What a budget hold must cover."""
+        always). What a budget hold must cover. A tiered name: every tier's groups."""
+        tiered = self.tiered.get(name)
+        if tiered is not None:
+            found = [g for t in tiered.tiers for g in self.reachable(t, allowed)]
+            return list(dict.fromkeys(found))
         return self.fallbacks.reachable(name, allowed or everything)
 
     def _call(
@@ -314,16 +348,27 @@ class Router:
     ) -> R:
         """Admission, then the job through its group and fallbacks. A stream keeps its
         admission slot until it ends."""
-        admitted = await self._admission.enter(priority, max(0.0, call.time_left(self)))
+        route = spans.start_route(job.model)  # a stream's ends with the stream
+        admitted: float | None = None
         try:
-            result = await self._through_fallbacks(job, call, no_fallbacks, allowed or everything)
-        except BaseException:
-            self._admission.leave(admitted)
+            with spans.current(route):
+                admitted = await self._admission.enter(
+                    priority, max(0.0, call.time_left(self._runtime))
+                )
+                result = await self._through_fallbacks(
+                    job, call, no_fallbacks, allowed or everything
+                )
+        except BaseException as exc:
+            if admitted is not None:
+                self._admission.leave(admitted)
+            spans.end(route, exc)
             raise
         if isinstance(result, ChatStream):
             call.on_stream_end(lambda: self._admission.leave(admitted))
+            call.on_stream_end(route.end)
         else:
             self._admission.leave(admitted)
+            route.end()
         return result
 
     async def _through_fallbacks(
@@ -339,13 +384,15 @@ class Router:
             visited.add(name)
             more = any(allow(n) for n in chain[index + 1 :])
             try:
-                return await self._runners[name].run(job, call, can_fall_back=more)
+                result = await self._runners[name].run(job, call, can_fall_back=more)
+                spans.served_by(name, job.model)
+                return result
             except ChatgateError as exc:
                 exc.attempt_log = list(call.log)
                 fault = classify(exc)
                 moves_on = fault in (Fault.RETRYABLE, Fault.DEPLOYMENT)
                 extra = None if disable and not moves_on else self.fallbacks.on_fault(name, fault)
-                if extra is None or (moves_on and call.time_left(self) <= 0):
+                if extra is None or (moves_on and call.time_left(self._runtime) <= 0):
                     raise
                 chain[index + 1 : index + 1] = [n for n in extra if n not in visited]
                 index = next_allowed(chain, index, allow, visited, call)
@@ -353,34 +400,9 @@ class Router:
                 if index >= len(chain):
                     raise
 
-    # -- plumbing the runners use -------------------------------------------------------------
-
     def now(self) -> float:
+        """The router's clock (the injected one in tests)."""
         return self._clock()
-
-    async def sleep(self, seconds: float) -> None:
-        await self._sleep(seconds)
-
-    @property
-    def rng(self) -> random.Random:
-        return self._rng
-
-    @property
-    def health(self) -> Health:
-        return self._health
-
-
-_CALL = frozenset(
-    {
-        "tags",
-        "priority",
-        "timeout",
-        "num_retries",
-        "disable_fallbacks",
-        "raise_on_truncation",
-        "download_images",
-    }
-)
 
 
 def _state_for(settings: RouterSettings, clock: Callable[[], float]) -> RouterState:

@@ -7,13 +7,13 @@ choice is reproducible in tests. Candidates arrive in a stable order (config ord
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from itertools import count
 
 from chatgate.router.deployments import RoutedDeployment
 from chatgate.router.state import Stats
 
-__all__ = ["Pick", "pick_for"]
+__all__ = ["Pick", "pick_for", "warm_first"]
 
 Candidate = tuple[RoutedDeployment, Stats]
 Pick = Callable[[Sequence[Candidate], random.Random], Candidate]
@@ -79,6 +79,19 @@ def round_robin() -> Pick:
         return candidates[next(turn) % len(candidates)]
 
     return pick
+
+
+def warm_first(candidates: Sequence[Candidate], warm: Sequence[Set[str]]) -> Sequence[Candidate]:
+    """Cache affinity: the candidates warm for the longest prefix any of them is warm for
+    (``warm`` holds, per prefix from shortest to longest, the deployments that served it);
+    all of them when none is. The strategy then picks among what this returns, so affinity
+    never chooses a deployment the strategy could not (cooling, disabled, at a limit)."""
+    for ids in reversed(warm):
+        if ids:
+            hit = [c for c in candidates if c[0].id in ids]
+            if hit:
+                return hit
+    return candidates
 
 
 def pick_for(strategy: str, *, exploration: float = 0.05) -> Pick:

@@ -56,6 +56,9 @@ def access_line(ctx: RequestContext) -> bytes:
         "cache_hit": ctx.cache_hit,
         "error_class": ctx.error_class,
     }
+    if ctx.tier is not None:  # a tiered name's call (docs/routing.md)
+        record["tier"] = ctx.tier.tier
+        record["tier_score"] = ctx.tier.score
     if ctx.log_content:
         record["request_content"] = ctx.content_in
         record["response_content"] = ctx.content_out

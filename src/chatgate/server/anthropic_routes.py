@@ -18,11 +18,11 @@ from chatgate.providers.anthropic.inbound import validate_messages_body
 from chatgate.providers.anthropic.reverse import anthropic_message, translate_request
 from chatgate.providers.anthropic.reverse_params import Backend
 from chatgate.providers.anthropic.reverse_stream import ChunksToAnthropicEvents, encode
-from chatgate.server.asgi import Receive, Scope, Send, header
-from chatgate.server.context import RequestContext
+from chatgate.server.asgi import Scope
 from chatgate.server.errors import openai_error
 from chatgate.server.models_route import anthropic_client
 from chatgate.server.openai_routes import parse_json_body
+from chatgate.server.request import GatewayRequest
 from chatgate.server.serving import respond
 from chatgate.server.state import GatewayState
 from chatgate.wire_chunk import StreamItem, typed_chunk
@@ -69,7 +69,9 @@ def backend_for(state: GatewayState, name: str) -> Backend:
     settings = router.settings
     rules = [*settings.fallbacks, *settings.context_window_fallbacks]
     rules += settings.content_policy_fallbacks
-    seen, todo = {name}, [name]
+    tiered = router.tiered.get(name)
+    start = tiered.tiers if tiered is not None else [name]  # a tiered name: every tier
+    seen, todo = set(start), list(start)
     while todo:
         group = todo.pop()
         for rule in rules:
@@ -100,25 +102,16 @@ class AnthropicFrames:
         return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
 
 
-async def messages(
-    scope: Scope,
-    receive: Receive,
-    send_: Send,
-    state: GatewayState,
-    body: bytes,
-    ctx: RequestContext,
-) -> None:
-    data = parse_json_body(body)
+async def messages(request: GatewayRequest) -> None:
+    data = parse_json_body(request.body)
     validate_messages_body(data)
     name = data["model"]
+    state = request.state
     backend = backend_for(state, state.models.resolve(name))  # unknown: a 404 before all else
-    beta = header(scope, b"anthropic-beta")
-    request, dropped = translate_request(data, backend, beta)
+    chat, dropped = translate_request(data, backend, request.header(b"anthropic-beta"))
     if dropped:
-        log.debug("request %s: dropped for %s: %s", ctx.request_id, name, ", ".join(dropped))
-    if ctx.log_content:
-        ctx.content_in = data.get("messages")
-    frames = AnthropicFrames(name)
-    await respond(
-        scope, receive, send_, state, ctx, request, whole=anthropic_message, frames=frames
-    )
+        log.debug(
+            "request %s: dropped for %s: %s", request.ctx.request_id, name, ", ".join(dropped)
+        )
+    request.keep_content(data.get("messages"))
+    await respond(request, chat, whole=anthropic_message, frames=AnthropicFrames(name))

@@ -1,16 +1,19 @@
 """The gateway as one pure ASGI app: create_app(config) -> app.
 
-Routing is a dict lookup on (method, path); handlers are thin functions that get the current
-GatewayState and the request's RequestContext. Every error leaves through ``_answer_error`` in
-the route's error shape; every request's context then goes to the usage pipeline (metrics and
-the access log), off the request path.
+The app is a stack of pure ASGI middleware, one per file (server/middleware/), around a router
+that is a dict lookup on (method, path):
+
+    lifespan and the request's GatewayState (here)
+      -> UsageMiddleware   the RequestContext, in-flight count, the usage record at the end
+      -> ErrorMiddleware   every exception -> the route's error envelope
+      -> AuthMiddleware    master key, virtual keys; public and admin-only paths
+      -> route             a handler taking one GatewayRequest (server/request.py)
+
+Probes and scrapes (``_PLAIN``) go through the same stack with no context: no usage record.
 """
 
 from __future__ import annotations
 
-import functools
-import hmac
-import importlib.resources
 import logging
 import os
 import signal
@@ -18,34 +21,33 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from chatgate.config import Config
-from chatgate.errors import SharedStateUnavailableError
+from chatgate.server import tracing
 from chatgate.server.admin import ADMIN_PREFIX, admin
-from chatgate.server.anthropic_routes import anthropic_error, anthropic_shaped, messages
+from chatgate.server.anthropic_routes import messages
 from chatgate.server.asgi import (
-    READ_TIMEOUT,
-    BodyTooLarge,
-    ClientGone,
+    ASGIApp,
     Receive,
     Scope,
     Send,
-    header,
     read_body,
     remember_parsed,
     send_json,
 )
 from chatgate.server.batch_routes import PREFIXES as BATCH_PREFIXES
 from chatgate.server.batch_routes import batch_route
-from chatgate.server.context import RequestContext
+from chatgate.server.console import UI_PATH, console, console_session
 from chatgate.server.count_tokens_route import count_tokens_route
 from chatgate.server.embeddings_route import embeddings
-from chatgate.server.errors import GatewayError, openai_error
+from chatgate.server.errors import GatewayError
 from chatgate.server.gateway import WORKERS_ENV, Gateway, ReloadError
 from chatgate.server.health import ReadinessCheck, run_checks
 from chatgate.server.json_body import parse_in_pieces
-from chatgate.server.keys import PREFIX, KeyError_, KeyStoreUnavailable
 from chatgate.server.metrics import CONTENT_TYPE_LATEST
+from chatgate.server.middleware import AuthMethod, AuthMiddleware, ErrorMiddleware, UsageMiddleware
+from chatgate.server.middleware.auth import master_key, virtual_key
 from chatgate.server.models_route import MODEL_PREFIXES, list_models, retrieve_model
 from chatgate.server.openai_routes import chat_completions, parse_json_body
+from chatgate.server.request import CTX, STATE, GatewayRequest
 from chatgate.server.responses_route import responses
 from chatgate.server.state import GatewayState
 from chatgate.server.store_outage import is_store_error
@@ -55,9 +57,7 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("chatgate.server")
 
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-Handler = Callable[[Scope, Receive, Send, GatewayState, RequestContext], Awaitable[None]]
-BodyHandler = Callable[[Scope, Receive, Send, GatewayState, bytes, RequestContext], Awaitable[None]]
+Handler = Callable[[GatewayRequest], Awaitable[None]]
 PlainHandler = Callable[[Send, Gateway], Awaitable[None]]
 
 
@@ -87,30 +87,6 @@ async def _metrics(send: Send, gateway: Gateway) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-_UI_HEADERS = [
-    (b"content-type", b"text/html; charset=utf-8"),
-    # the page talks only to this gateway; its one script and style are inline
-    (
-        b"content-security-policy",
-        b"default-src 'none'; connect-src 'self'; script-src 'unsafe-inline'; "
-        b"style-src 'unsafe-inline'",
-    ),
-]
-
-
-@functools.cache
-def _ui_page() -> bytes:
-    return importlib.resources.files("chatgate.server").joinpath("ui.html").read_bytes()
-
-
-async def _ui(send: Send, gateway: Gateway) -> None:
-    """The admin UI: one static page over the admin API (it asks for the master key)."""
-    page = _ui_page()
-    headers = [*_UI_HEADERS, (b"content-length", str(len(page)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": page})
-
-
 async def _reload(send: Send, gateway: Gateway) -> None:
     if gateway.state.master_key is None:
         raise GatewayError(403, "admin endpoints need general_settings.master_key to be set")
@@ -130,7 +106,7 @@ async def _reload(send: Send, gateway: Gateway) -> None:
 
 
 _GET: dict[str, Handler] = {"/v1/models": list_models, "/models": list_models}
-_POST: dict[str, BodyHandler] = {
+_POST: dict[str, Handler] = {
     "/v1/chat/completions": chat_completions,
     "/chat/completions": chat_completions,
     "/v1/messages": messages,
@@ -146,60 +122,31 @@ _PLAIN: dict[tuple[str, str], PlainHandler] = {
     ("GET", "/health/readiness"): _readiness,
     ("GET", "/metrics"): _metrics,
     ("POST", "/admin/reload"): _reload,
-    ("GET", "/ui"): _ui,
 }
-_PUBLIC = frozenset({"/health/liveness", "/health/readiness", "/metrics", "/ui"})
+_OPEN = frozenset({"/health/liveness", "/health/readiness", "/metrics"})
+
+
+class _Public:
+    """The paths that need no key: the probes, and the console's own routes under /ui (the
+    page, its files, sign-in: each checks what it needs)."""
+
+    def __contains__(self, path: object) -> bool:
+        return path in _OPEN or (isinstance(path, str) and _is_console(path))
+
+
+_PUBLIC = _Public()
 _KNOWN = frozenset({*_GET, *_POST, *(path for _, path in _PLAIN)})
+# Tried in order; the first that recognises the credentials decides (middleware/auth.py).
+AUTH_METHODS: tuple[AuthMethod, ...] = (master_key, virtual_key, console_session)
 
 
-def _presented_key(scope: Scope) -> str | None:
-    auth = header(scope, b"authorization")
-    if auth and auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return header(scope, b"x-api-key")
-
-
-async def _authorize(scope: Scope, state: GatewayState, ctx: RequestContext | None) -> None:
-    """Who is calling: the master key (admin), a virtual key, or, on a gateway with no master
-    key, anyone. A presented ``sk-cg-`` key is always checked, so its limits and budget apply
-    and a revoked key is refused even on an open gateway."""
-    path = scope["path"]
-    if path in _PUBLIC and not (
-        path == "/metrics" and state.config.general_settings.metrics_require_key
-    ):
-        return
-    presented = _presented_key(scope)
-    master = state.master_key
-    if presented and master and hmac.compare_digest(presented.encode(), master.encode()):
-        if ctx is not None:
-            ctx.admin = True
-        return
-    if presented and presented.startswith(PREFIX) and state.services.keys is not None:
-        try:
-            record = await state.services.keys.authenticate(presented)
-        except KeyError_ as exc:
-            raise GatewayError(
-                401, exc.message, type_="authentication_error", code=f"{exc.reason}_api_key"
-            ) from None
-        except KeyStoreUnavailable as exc:
-            retry = {"retry-after": str(exc.retry_after)}
-            raise GatewayError(
-                503, exc.message, type_="server_error", code=exc.code, headers=retry
-            ) from None
-        if ctx is None:  # probes and /admin/reload: the master key only
-            raise GatewayError(403, "this route needs the master key", type_="permission_error")
-        ctx.authenticated(record)
-        return
-    if master is None:
-        return  # an open gateway (loopback by default): no key needed
-    if presented is None:
-        raise GatewayError(
-            401,
-            "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
-            type_="authentication_error",
-            code="missing_api_key",
-        )
-    raise GatewayError(401, "invalid API key", type_="authentication_error", code="invalid_api_key")
+def _route_label(path: str) -> str:
+    """A bounded label for metrics and the log: never the raw path."""
+    if path.startswith(MODEL_PREFIXES):
+        return "/v1/models/{id}"
+    if _is_console(path):
+        return UI_PATH
+    return path if path in _KNOWN else "admin" if path.startswith(ADMIN_PREFIX) else "other"
 
 
 def create_app(
@@ -225,72 +172,70 @@ def create_app(
         freeze_heap=freeze_heap,
     )
 
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = scope.get(CTX)
+        if ctx is None:  # probes, scrapes and /admin/reload
+            await _PLAIN[scope["method"], scope["path"]](send, gateway)
+            return
+        request = GatewayRequest(scope, receive, send, scope[STATE], ctx)
+        method, path = scope["method"], scope["path"]
+        if _is_console(path):
+            await console(request)
+        elif path.startswith(ADMIN_PREFIX):
+            await admin(request)
+        elif method == "POST" and (body_handler := _POST.get(path)) is not None:
+            limit = request.state.config.general_settings.max_request_bytes
+            body = request.body = await read_body(receive, limit)
+            if len(body) >= OFFLOAD_MIN_BYTES:  # ~1.5 ms a MiB: not on the event loop
+                remember_parsed(body, await off_loop(_parse_big, body))
+            await body_handler(request)
+        elif method == "GET" and (handler := _GET.get(path)) is not None:
+            await handler(request)
+        elif method == "GET" and path.startswith(MODEL_PREFIXES):
+            await retrieve_model(request)
+        elif path.startswith(BATCH_PREFIXES):
+            await batch_route(request)
+        elif path in _KNOWN:
+            raise GatewayError(405, f"{method} is not allowed on {path}")
+        else:
+            raise GatewayError(404, f"no route {method} {path}", code="not_found")
+
+    stack: ASGIApp = AuthMiddleware(
+        route, methods=AUTH_METHODS, public=_PUBLIC, admin_prefixes=(ADMIN_PREFIX,)
+    )
+    stack = ErrorMiddleware(stack, database_down=_database_down)
+    stack = UsageMiddleware(
+        stack,
+        pipeline=gateway.pipeline,
+        in_flight=gateway.metrics.in_flight,
+        route_of=_route_label,
+        untracked=_PLAIN,
+        on_end=None if gateway.telemetry is None else tracing.annotate,
+    )
+    if gateway.telemetry is not None:  # outermost but for the state: the request's span
+        stack = tracing.TracingMiddleware(stack, _route_of, untraced=_OPEN)
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
+        if scope["type"] == "http":
+            scope[STATE] = gateway.state  # this request runs on this config, even across a reload
+            await stack(scope, receive, send)
+        elif scope["type"] == "lifespan":
             await _lifespan(receive, send, gateway)
-            return
-        if scope["type"] != "http":
-            return
-        path, method = scope["path"], scope["method"]
-        plain = _PLAIN.get((method, path))
-        if plain is not None:
-            await _plain(scope, send, gateway, plain)
-            return
-        state = gateway.state  # this request runs on this config, even across a reload
-        route = path if path in _KNOWN else "admin" if path.startswith(ADMIN_PREFIX) else "other"
-        if path.startswith(MODEL_PREFIXES):
-            route = "/v1/models/{id}"
-        ctx = RequestContext.from_scope(scope, route)
-        ctx.log_content = state.log_content
-        in_flight = gateway.metrics.in_flight
-        in_flight.inc()
-        try:
-            await _dispatch(scope, receive, send, state, ctx, method, path)
-        except ClientGone:
-            timed_out = scope.get(READ_TIMEOUT)  # the server closed it: the client was too slow
-            ctx.status = 408 if timed_out else 499
-            ctx.error_class = f"{timed_out}_timeout" if timed_out else "ClientDisconnected"
-        except BodyTooLarge:
-            limit = state.config.general_settings.max_request_bytes
-            too_large = GatewayError(413, f"the body is larger than {limit} bytes")
-            await _answer_error(scope, send, too_large, ctx)
-        except Exception as exc:  # the one place every error becomes an HTTP answer
-            await _answer_error(scope, send, _database_down(exc, state), ctx)
-        finally:
-            in_flight.dec()
-            ctx.finish()
-            gateway.pipeline.submit(ctx)
 
     return app
 
 
-async def _dispatch(
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    state: GatewayState,
-    ctx: RequestContext,
-    method: str,
-    path: str,
-) -> None:
-    await _authorize(scope, state, ctx)
-    if path.startswith(ADMIN_PREFIX):
-        await admin(scope, receive, send, state, ctx)
-    elif method == "POST" and (body_handler := _POST.get(path)) is not None:
-        body = await read_body(receive, state.config.general_settings.max_request_bytes)
-        if len(body) >= OFFLOAD_MIN_BYTES:  # ~1.5 ms a MiB: not on the event loop
-            remember_parsed(body, await off_loop(_parse_big, body))
-        await body_handler(scope, receive, send, state, body, ctx)
-    elif method == "GET" and (handler := _GET.get(path)) is not None:
-        await handler(scope, receive, send, state, ctx)
-    elif method == "GET" and path.startswith(MODEL_PREFIXES):
-        await retrieve_model(scope, receive, send, state, ctx)
-    elif path.startswith(BATCH_PREFIXES):
-        await batch_route(scope, receive, send, state, ctx, method, path)
-    elif path in _KNOWN:
-        raise GatewayError(405, f"{method} is not allowed on {path}")
-    else:
-        raise GatewayError(404, f"no route {method} {path}", code="not_found")
+def _route_of(path: str) -> str | None:
+    """``http.route`` for a path: the template of a route we serve, else None."""
+    if path in _KNOWN:
+        return path
+    if path.startswith(MODEL_PREFIXES):
+        return "/v1/models/{id}"
+    return None
+
+
+def _is_console(path: str) -> bool:
+    return path == UI_PATH or path.startswith(UI_PATH + "/")
 
 
 def _database_down(exc: Exception, state: GatewayState) -> Exception:
@@ -313,31 +258,6 @@ def _database_down(exc: Exception, state: GatewayState) -> Exception:
 def _parse_big(body: bytes) -> dict[str, Any]:
     """In pieces, so the interpreter lock is free between them; whole if it cannot split."""
     return parse_in_pieces(body) or parse_json_body(body)
-
-
-async def _plain(scope: Scope, send: Send, gateway: Gateway, handler: PlainHandler) -> None:
-    try:
-        await _authorize(scope, gateway.state, None)
-        await handler(send, gateway)
-    except Exception as exc:  # as in app(): every error becomes an HTTP answer
-        await _answer_error(scope, send, exc, None)
-
-
-async def _answer_error(
-    scope: Scope, send: Send, exc: Exception, ctx: RequestContext | None
-) -> None:
-    shape = anthropic_error if anthropic_shaped(scope) else openai_error
-    status, body, headers = shape(exc)
-    extra = list(headers.items())
-    if ctx is not None:
-        code = exc.code if isinstance(exc, GatewayError) else None
-        ctx.fail(exc, status, code)
-        extra += ctx.headers()
-    # A refusal while the shared state is down is counted and logged once per outage.
-    if status >= 500 and not isinstance(exc, GatewayError | SharedStateUnavailableError):
-        request_id = ctx.request_id if ctx is not None else "-"
-        log.warning("request %s failed: %s: %s", request_id, type(exc).__name__, exc)
-    await send_json(send, status, body, extra)
 
 
 async def _lifespan(receive: Receive, send: Send, gateway: Gateway) -> None:

@@ -9,8 +9,13 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "DISCONNECT_HOOK",
     "READ_TIMEOUT",
+    "ASGIApp",
     "BodyTooLarge",
+    "ClientDisconnected",
+    "DisconnectHook",
+    "Message",
     "Receive",
     "Scope",
     "Send",
@@ -26,10 +31,34 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Set in the scope by the server (server/connections.py) when it gave up waiting for the
 # request's headers or body: the app then sees the client gone and records a 408.
 READ_TIMEOUT = "chatgate.read_timeout"
+
+# Set in the scope by the server (server/connections.py): told when the connection is lost, so
+# watching for a client that leaves costs no task per request (server/relay.py ClientWatch).
+DISCONNECT_HOOK = "chatgate.disconnect_hook"
+
+
+def _nothing() -> None:
+    return None
+
+
+class DisconnectHook:
+    """``gone`` once the client's connection is lost; ``callback`` runs then (once)."""
+
+    __slots__ = ("callback", "gone")
+
+    def __init__(self) -> None:
+        self.gone = False
+        self.callback: Callable[[], object] = _nothing
+
+    def fire(self) -> None:
+        if not self.gone:
+            self.gone = True
+            self.callback()
 
 
 # A big body parsed off the event loop before its handler runs (app.py), with the body it came
@@ -56,8 +85,10 @@ class BodyTooLarge(Exception):
     pass
 
 
-class ClientGone(Exception):
-    pass
+class ClientDisconnected(Exception):
+    """The client went away before the end of the answer: while its body was read, or while
+    the answer was awaited or streamed (recorded as status 499, or 408 when the server gave up
+    waiting for the body: ``READ_TIMEOUT``)."""
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -66,7 +97,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ClientGone
+            raise ClientDisconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -27,7 +27,7 @@ from chatgate.batching.provider.plan import plan_one
 from chatgate.cost.budgets import Reservation
 from chatgate.errors import ChatgateError, InvalidRequestError
 from chatgate.router.budgeting import routed_worst_case
-from chatgate.server.asgi import Receive, Scope, Send, header, read_body, send_json
+from chatgate.server.asgi import Scope, Send, header, read_body, send_json
 from chatgate.server.batch_runner import batchable, start_batch
 from chatgate.server.batch_store import (
     KEY_FIELD,
@@ -41,6 +41,7 @@ from chatgate.server.batch_store import (
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.openai_routes import parse_json_body
+from chatgate.server.request import GatewayRequest
 from chatgate.server.services import database_url
 from chatgate.server.serving import allowed_groups, key_budget
 from chatgate.server.state import GatewayState
@@ -55,15 +56,10 @@ def _store(state: GatewayState) -> BatchStore:
     return BatchStore(batch_dir(database_url(state.config.general_settings)))
 
 
-async def batch_route(
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    state: GatewayState,
-    ctx: RequestContext,
-    method: str,
-    path: str,
-) -> None:
+async def batch_route(request: GatewayRequest) -> None:
+    scope, receive, send = request.scope, request.receive, request.send
+    state, ctx = request.state, request.ctx
+    method, path = scope["method"], request.path
     parts = path.strip("/").split("/")[1:]  # ["files", id, "content"] / ["batches", id]
     store = _store(state)
     if method == "POST" and parts in (["files"], ["batches"]):

@@ -34,6 +34,8 @@ from chatgate.cost.budgets import Budget, Reservation, Window
 from chatgate.errors import ChatgateError
 from chatgate.server.batch_store import KEY_FIELD, OWNER_FIELD, BatchStore
 from chatgate.server.context import RequestContext, usage_record
+from chatgate.server.request import failed
+from chatgate.server.serving import served_by_failure, take_response
 from chatgate.server.state import GatewayState
 from chatgate.types import ChatResponse
 
@@ -107,17 +109,20 @@ class _Spend:
     def __call__(self, custom_id: str, outcome: ChatResponse | ChatgateError) -> None:
         model = self.models[custom_id]
         owner = self.record.get(KEY_FIELD) or {}
-        ctx = RequestContext(route="/v1/batches", key_id=owner.get("key_id"))
-        ctx.user_id, ctx.team_id = owner.get("user_id"), owner.get("team_id")
-        ctx.requested_model = model
-        ctx.tags = ("batch", self.record["id"])
+        ctx = RequestContext(
+            route="/v1/batches",
+            key_id=owner.get("key_id"),
+            user_id=owner.get("user_id"),
+            team_id=owner.get("team_id"),
+            requested_model=model,
+            tags=("batch", self.record["id"]),
+            status=200,
+        )
         if isinstance(outcome, ChatResponse):
-            ctx.take_response(outcome)
-            ctx.status = 200
+            take_response(ctx, outcome)
         else:
-            ctx.fail(outcome, outcome.status_code or 502)
-            ctx.deployment = f"{outcome.provider}/{outcome.model}" if outcome.provider else None
-        ctx.finish()
+            failed(ctx, outcome, outcome.status_code or 502)
+            served_by_failure(ctx, outcome)
         if isinstance(outcome, ChatResponse):  # a failed line is not billed
             known = self.cost.get(model, Decimal(0))
             self.cost[model] = None if known is None or ctx.cost is None else known + ctx.cost

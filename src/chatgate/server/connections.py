@@ -30,7 +30,14 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from chatgate.server.asgi import READ_TIMEOUT, Receive, Scope, Send
+from chatgate.server.asgi import (
+    DISCONNECT_HOOK,
+    READ_TIMEOUT,
+    DisconnectHook,
+    Receive,
+    Scope,
+    Send,
+)
 
 __all__ = ["ConnectionLimits", "LimitedHttpProtocol", "fit_descriptor_limit", "protocol"]
 
@@ -139,6 +146,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._limits = limits
         self._reading = _WAITING
         self._timer: asyncio.TimerHandle | None = None
+        self._hook: DisconnectHook | None = None
 
     # --- the connection ----------------------------------------------------------------------
 
@@ -149,6 +157,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+        if self._hook is not None:
+            self._hook.fire()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -172,6 +182,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         limit = self._limits.max_connections
         if len(self.connections) <= limit:
             super().on_headers_complete()
+            # the app's task starts on the next loop turn: the scope may still be given to
+            self._hook = self.cycle.scope[DISCONNECT_HOOK] = DisconnectHook()  # type: ignore[literal-required]  # our key
             return
         _refusals.add(limit)
         app, self.app = self.app, _too_many(limit)
@@ -216,6 +228,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             cycle.scope[READ_TIMEOUT] = what  # type: ignore[literal-required]  # our key
             cycle.disconnected = True  # the app's answer, if it tries one, goes nowhere
             cycle.message_event.set()
+            if self._hook is not None:
+                self._hook.fire()
         seconds = self._limits.body_timeout_s if cycle else self._limits.header_timeout_s
         body = _error_body(
             f"the request {what} did not arrive within {seconds:g} s", f"{what}_timeout"

@@ -1,9 +1,10 @@
 """RequestContext: what the gateway knows about one request, filled in as it goes.
 
-It is created when a request arrives, carries the ids and the tags the client sent, gains the
-model, usage, cost and outcome as the handler learns them, gives the ``x-chatgate-*`` response
-headers, and at the end is handed (as is) to the usage pipeline, which turns it into metrics
-and the access-log line off the request path. Nothing here does I/O.
+The usage middleware creates it when a request arrives (the ids and the tags the client
+sent); the auth middleware, serving and the answer (request.py) fill in their own fields, each
+field from one module (``OWNERS``); it gives the ``x-chatgate-*`` response headers, and at the
+end the usage middleware hands it (as is) to the usage pipeline, which turns it into metrics,
+the access-log line and the spend record off the request path. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from typing import Any
 
 from chatgate.cost.budgets import Reservation
 from chatgate.cost.usage import UsageRecord, token_fields
-from chatgate.errors import APIError
-from chatgate.meta import tries
 from chatgate.server.asgi import Scope
 from chatgate.server.keys import KeyRecord
-from chatgate.types import ChatResponse, Usage
+from chatgate.tiering.route import TierChoice
+from chatgate.types import Usage
 
-__all__ = ["MAX_TAGS", "RequestContext", "new_request_id", "usage_record"]
+__all__ = ["MAX_TAGS", "OWNERS", "RequestContext", "new_request_id", "usage_record"]
 
 MAX_TAGS = 16
 _MAX_TAG_CHARS = 64
@@ -42,8 +42,36 @@ def _tags(value: str | None) -> tuple[str, ...]:
     return tuple(t for t in tags if t)[:MAX_TAGS]
 
 
+# Who writes each field: the one module whose code assigns it (tests/unit/test_context_owners.py
+# fails on an assignment anywhere else). Everything else only reads.
+_USAGE = "chatgate.server.middleware.usage"  # the request's arrival and end
+_AUTH = "chatgate.server.middleware.auth"  # who is calling
+_SERVING = "chatgate.server.serving"  # what served it, what it used and cost
+_REQUEST = "chatgate.server.request"  # how it was answered, what was asked
+OWNERS: dict[str, str] = {
+    **dict.fromkeys(("route", "request_id", "started", "time", "trace_id", "tags"), _USAGE),
+    **dict.fromkeys(("log_content", "ended"), _USAGE),
+    **dict.fromkeys(("admin", "key", "key_id", "user_id", "team_id"), _AUTH),
+    **dict.fromkeys(("hold", "key_tokens", "cache_status", "requested_model"), _SERVING),
+    **dict.fromkeys(("deployment", "deployment_id", "stream", "attempts", "upstream_s"), _SERVING),
+    **dict.fromkeys(("usage", "cost", "ttft_ms", "finish_reason", "cache_hit"), _SERVING),
+    "content_out": _SERVING,
+    "fallback": _SERVING,
+    "tier": _SERVING,  # through the tiered router's listener (serving.tier_hints)
+    "tier_saved": _SERVING,
+    "span_context": "chatgate.server.tracing",  # the request's span, for the spend write
+    **dict.fromkeys(("status", "error_class", "refused", "overhead_ms", "content_in"), _REQUEST),
+}
+
+
 @dataclass(slots=True, eq=False)
 class RequestContext:
+    """One request's facts. Each field has one writer (``OWNERS``): the usage middleware
+    (arrival, end), the auth middleware (the caller), serving (model, deployment, attempts,
+    usage, cost), request.py (status, error, the overhead header, the content a route keeps
+    with ``log_content``). The usage middleware hands it to the pipeline, which
+    only reads. Nothing here writes or does I/O."""
+
     route: str
     request_id: str = field(default_factory=new_request_id)
     started: float = field(default_factory=time.perf_counter)
@@ -60,6 +88,7 @@ class RequestContext:
     cache_status: str | None = None  # hit | miss, when a cache is configured
     requested_model: str | None = None
     deployment: str | None = None  # provider/model that served (or was tried)
+    deployment_id: str | None = None  # the router's id of that deployment ("smart#0")
     stream: bool = False
     status: int = 0
     attempts: int = 0
@@ -76,36 +105,23 @@ class RequestContext:
     log_content: bool = False  # general_settings.log_content when the request arrived
     content_in: Any = None  # only kept when log_content is true
     content_out: Any = None
+    fallback: bool | None = None  # answered by a fallback group, once known
+    span_context: Any = None  # the request's OpenTelemetry span context, when traced
+    tier: TierChoice | None = None  # a tiered name's choice, heard before the answer
+    tier_saved: Decimal | None = None  # USD saved against the premium tier
 
     @classmethod
-    def from_scope(cls, scope: Scope, route: str) -> RequestContext:
+    def from_scope(cls, scope: Scope, route: str, *, log_content: bool = False) -> RequestContext:
         trace_id = tags = None
         for key, value in scope["headers"]:
             if key == b"x-chatgate-trace-id":
                 trace_id = value.decode("latin-1")[:_MAX_TRACE_CHARS]
             elif key == b"x-chatgate-tags":
                 tags = value.decode("latin-1")
-        return cls(route=route, trace_id=trace_id, tags=_tags(tags))
+        return cls(route=route, trace_id=trace_id, tags=_tags(tags), log_content=log_content)
 
-    def authenticated(self, key: KeyRecord) -> None:
-        self.key = key
-        self.key_id = key.key_id
-        self.user_id = key.user
-        self.team_id = key.team
-
-    def served_by(self, name: str, deployment: str, *, stream: bool = False) -> None:
-        self.requested_model = name
-        self.deployment = deployment
-        self.stream = stream
-        self.attempts = 1
-
-    def upstream_answered(self, began: float) -> None:
-        self.upstream_s += time.perf_counter() - began
-
-    def headers(self) -> list[tuple[str, str]]:
+    def header_list(self, overhead_ms: float) -> list[tuple[str, str]]:
         """The x-chatgate-* response headers, as known when the response starts."""
-        overhead = (time.perf_counter() - self.started - self.upstream_s) * 1000.0
-        self.overhead_ms = overhead
         headers = [("x-chatgate-request-id", self.request_id)]
         if not self.refused:  # a refusal says nothing about the deployments behind a name
             if self.deployment is not None:
@@ -117,36 +133,14 @@ class RequestContext:
                 headers.append(("x-chatgate-cache", cache))
         if self.cost is not None:  # known up front for whole answers, not for streams
             headers.append(("x-chatgate-cost", f"{self.cost:f}"))
-        headers.append(("x-chatgate-overhead-ms", f"{overhead:.2f}"))
+        if self.tier is not None:
+            headers.append(("x-chatgate-tier", self.tier.tier))
+            if self.tier.score is not None:
+                headers.append(("x-chatgate-tier-score", f"{self.tier.score:.3f}"))
+            if self.tier_saved is not None:
+                headers.append(("x-chatgate-saved-usd", f"{self.tier_saved:f}"))
+        headers.append(("x-chatgate-overhead-ms", f"{overhead_ms:.2f}"))
         return headers
-
-    def take_response(self, response: ChatResponse) -> None:
-        """Usage, cost and outcome from a finished answer (non-stream, or a stream's final)."""
-        meta = response.meta
-        self.usage = response.usage
-        self.cost = meta.cost
-        self.cache_hit = meta.cache_hit
-        self.attempts = max(self.attempts, meta.attempts)
-        self.finish_reason = response.finish_reason
-        if self.ttft_ms is None and meta.ttft_ms is not None:
-            self.ttft_ms = meta.ttft_ms
-        if meta.provider:
-            self.deployment = f"{meta.provider}/{meta.model}"
-        if self.log_content:
-            self.content_out = response.content
-
-    def fail(self, exc: BaseException, status: int, code: str | None = None) -> None:
-        """Record the failure: the error's class, or the gateway's own error code, and how
-        many upstream attempts a Router made before giving up."""
-        self.error_class = code or type(exc).__name__
-        self.status = status
-        tried = getattr(exc, "attempt_log", None)
-        if tried:
-            self.attempts = max(self.attempts, tries(tried))
-        self.refused = status < 500 and not tried and not isinstance(exc, APIError)
-
-    def finish(self) -> None:
-        self.ended = time.perf_counter()
 
     @property
     def latency_ms(self) -> float:
@@ -155,7 +149,11 @@ class RequestContext:
 
 def usage_record(ctx: RequestContext) -> UsageRecord:
     """The spend-log row for a finished request (ids and numbers only, never content)."""
-    provider, _, served = (ctx.deployment or "").partition("/")
+    provider, _, served = (ctx.deployment or "").partition("/")  # the provider's own names
+    tier = ctx.tier
+    saved = ctx.tier_saved
+    if tier is not None and saved is None:  # a stream: priced at its end
+        saved = tier.saving(ctx.usage, ctx.cost)
     return UsageRecord(
         ts=time.time(),
         model=ctx.requested_model or "",
@@ -164,7 +162,7 @@ def usage_record(ctx: RequestContext) -> UsageRecord:
         user_id=ctx.user_id,
         team_id=ctx.team_id,
         tags=ctx.tags,
-        deployment=ctx.deployment,
+        deployment=ctx.deployment_id,
         provider=provider or None,
         served_model=served or None,
         stream=ctx.stream,
@@ -176,4 +174,7 @@ def usage_record(ctx: RequestContext) -> UsageRecord:
         attempts=ctx.attempts,
         cache_hit=ctx.cache_hit,
         error=ctx.error_class,
+        tier=None if tier is None else tier.tier,
+        tier_score=None if tier is None else tier.score,
+        saved=saved,
     )

@@ -11,41 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from decimal import Decimal
 
-from chatgate.cost.provider_count import count_via_api
+from chatgate.cost.provider_count import COUNT_ENDPOINTS, count_with
 from chatgate.cost.tokens import TokenCount, count_tokens
 from chatgate.errors import ChatgateError
-from chatgate.providers.anthropic.inbound import validate_count_body
+from chatgate.providers.anthropic.inbound import COUNT_FIELDS, validate_count_body
 from chatgate.providers.anthropic.reverse import chat_request_from_anthropic
 from chatgate.providers.anthropic.reverse_params import Backend
 from chatgate.providers.base import Deployment
-from chatgate.server.asgi import Receive, Scope, Send, send_json
-from chatgate.server.context import RequestContext
 from chatgate.server.openai_routes import parse_json_body
-from chatgate.server.serving import admit_model
-from chatgate.server.state import GatewayState
+from chatgate.server.request import GatewayRequest
+from chatgate.server.serving import admit_model, free_call
 from chatgate.types import ChatRequest
 
 __all__ = ["count_tokens_route"]
 
 log = logging.getLogger("chatgate.server")
 
-_API_COUNTS = frozenset({"anthropic", "gemini"})
 _THREAD_ABOVE = 64 * 1024  # bytes of body: a count this big leaves the event loop
 
 
 async def _count(deployment: Deployment, request: ChatRequest, size: int) -> TokenCount:
-    if deployment.provider in _API_COUNTS:
+    if deployment.provider in COUNT_ENDPOINTS:
         try:
-            return await count_via_api(
-                f"{deployment.provider}/{deployment.model}",
-                request.messages,
-                request.tools,
-                None,
-                api_key=deployment.api_key,
-                api_base=deployment.api_base,
-            )
+            tokens, method = await count_with(deployment, request)
+            return TokenCount(tokens, True, method)
         except ChatgateError as exc:  # the count is advisory: estimate rather than fail
             # the class and status only: an upstream's error text may echo the credential
             status = getattr(exc, "status_code", None)
@@ -61,26 +51,20 @@ async def _count(deployment: Deployment, request: ChatRequest, size: int) -> Tok
     return count_tokens(model, request.messages, request.tools)
 
 
-async def count_tokens_route(
-    scope: Scope,
-    receive: Receive,
-    send_: Send,
-    state: GatewayState,
-    body: bytes,
-    ctx: RequestContext,
-) -> None:
-    data = parse_json_body(body)
+async def count_tokens_route(request: GatewayRequest) -> None:
+    data = parse_json_body(request.body)
     validate_count_body(data)
-    name = admit_model(state, ctx, data["model"], stream=False)
-    deployment = state.models.router.groups[name][0].deployment
+    name = admit_model(request, data["model"], stream=False)
+    router = request.state.models.router
+    tiered = router.tiered.get(name)  # a tiered name counts as its cheapest tier
+    deployment = router.groups[tiered.tiers[0] if tiered else name][0].deployment
     backend = Backend.of([(deployment.provider, deployment.model)])
-    request = chat_request_from_anthropic({**data, "max_tokens": 1}, backend)
-    counted = await _count(deployment, request, len(body))
-    ctx.cost = Decimal(0)  # free at every provider: its spend-log row says so
-    headers = [
-        *ctx.headers(),
+    counted_fields = {k: v for k, v in data.items() if k in COUNT_FIELDS}
+    chat = chat_request_from_anthropic({**counted_fields, "max_tokens": 1}, backend)
+    counted = await _count(deployment, chat, len(request.body))
+    free_call(request.ctx)  # free at every provider: its spend-log row says so
+    extra = [
         ("x-chatgate-token-count", "exact" if counted.exact else "estimate"),
         ("x-chatgate-token-count-method", counted.method),
     ]
-    ctx.status = 200
-    await send_json(send_, 200, {"input_tokens": counted.tokens}, headers)
+    await request.answer({"input_tokens": counted.tokens}, extra=extra)

@@ -15,60 +15,60 @@ from chatgate.cost.calc import price_of
 from chatgate.cost.tokens import count_tokens
 from chatgate.embedding_types import EmbeddingInput, EmbeddingResponse
 from chatgate.embeddings import build_embedding
-from chatgate.server.asgi import Receive, Scope, Send, send_json
-from chatgate.server.context import RequestContext
+from chatgate.server.asgi import ClientDisconnected
+from chatgate.server.errors import GatewayError
 from chatgate.server.openai_routes import model_name, parse_json_body
-from chatgate.server.relay import ClientDisconnected, ClientWatch
+from chatgate.server.relay import ClientWatch
+from chatgate.server.request import GatewayRequest, failed
 from chatgate.server.serving import (
     admit_model,
     allowed_groups,
     charge_hold,
     hold_amount,
+    record_tries,
     settle_amount,
     take_key_limits,
+    took_embedding,
+    upstream_answered,
 )
-from chatgate.server.state import GatewayState
 from chatgate.transport.offload import OFFLOAD_MIN_BYTES, off_loop
-from chatgate.types import Usage
 
 __all__ = ["embeddings"]
 
 
-async def embeddings(
-    scope: Scope,
-    receive: Receive,
-    send_: Send,
-    state: GatewayState,
-    body: bytes,
-    ctx: RequestContext,
-) -> None:
-    watch = ClientWatch(receive)
+async def embeddings(request: GatewayRequest) -> None:
+    watch = ClientWatch(request.scope, request.receive)
     try:
-        response = await _serve(state, ctx, parse_json_body(body), len(body), watch)
+        response = await _serve(request, parse_json_body(request.body), watch)
     except ClientDisconnected as exc:
-        ctx.fail(exc, 499)
+        failed(request.ctx, exc, 499)
         return
     finally:
         watch.stop()
-    payload = response.__pydantic_serializer__.to_json(response)
-    ctx.status = 200
-    await send_json(send_, 200, payload, ctx.headers())
+    await request.answer(response.__pydantic_serializer__.to_json(response))
 
 
 async def _serve(
-    state: GatewayState, ctx: RequestContext, data: dict[str, Any], size: int, watch: ClientWatch
+    gateway_request: GatewayRequest, data: dict[str, Any], watch: ClientWatch
 ) -> EmbeddingResponse:
-    name = admit_model(state, ctx, model_name(data), stream=False)
+    state, ctx = gateway_request.state, gateway_request.ctx
+    size = len(gateway_request.body)
+    name = admit_model(gateway_request, model_name(data), stream=False)
     router = state.models.router
-    if ctx.log_content:
-        ctx.content_in = data.get("input")
+    if name in router.tiered:
+        raise GatewayError(
+            400,
+            f"{name!r} is a tiered chat model; embeddings need a model_list name",
+            param="model",
+        )
+    gateway_request.keep_content(data.get("input"))
     request = build_embedding(name, data)
     group = router.groups[name]
     if size < OFFLOAD_MIN_BYTES:
         tokens = _input_tokens(group[0].model, request.input)
     else:  # seconds of counting for a big input: off the event loop
         tokens = await off_loop(_input_tokens, group[0].model, request.input)
-    await take_key_limits(state, ctx, lambda: tokens)
+    await take_key_limits(gateway_request, lambda: tokens)
     allowed = allowed_groups(ctx)
     reachable = [d for g in router.reachable(name, allowed) for d in router.groups[g]]
     prices = [p.input for d in reachable if (p := price_of(d.deployment)) is not None]
@@ -85,20 +85,15 @@ async def _serve(
     except (ClientDisconnected, asyncio.CancelledError):  # the upstream had the input
         await charge_hold(state, ctx)
         raise
-    except BaseException:
+    except BaseException as exc:
+        record_tries(ctx, exc)
         await settle_amount(state, ctx, Decimal(0), 0)
         raise
     finally:
-        ctx.upstream_answered(began)
+        upstream_answered(ctx, began)
     used = response.usage.total_tokens if response.usage else 0
     await settle_amount(state, ctx, response.meta.cost, used)
-    meta = response.meta
-    ctx.deployment = f"{meta.provider}/{meta.model}"
-    ctx.cost = meta.cost
-    ctx.attempts = meta.attempts
-    if response.usage is not None:
-        tokens = response.usage.prompt_tokens
-        ctx.usage = Usage(prompt_tokens=tokens, total_tokens=response.usage.total_tokens)
+    took_embedding(ctx, response)
     return response
 
 

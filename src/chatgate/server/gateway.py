@@ -30,6 +30,8 @@ from chatgate.server.metrics import Metrics
 from chatgate.server.pipeline import UsagePipeline
 from chatgate.server.services import Services
 from chatgate.server.state import GatewayState
+from chatgate.server.tracing import spend_span
+from chatgate.telemetry import setup as otel
 from chatgate.transport import http
 
 __all__ = ["WORKERS_ENV", "Gateway", "ReloadError"]
@@ -56,6 +58,12 @@ class Gateway:
         freeze_heap: bool = False,
     ) -> None:
         self.metrics = Metrics(max_models=config.general_settings.metrics_max_models)
+        otel_settings = config.general_settings.otel  # read at start-up: a reload keeps it
+        self.telemetry = (
+            otel.start(otel_settings, os.environ, on_drop=self.metrics.otel_spans_dropped.inc)
+            if otel.wanted(otel_settings, os.environ)
+            else None
+        )
         self.services = Services(
             on_shared_state_fallback=self.metrics.shared_state_fallbacks.inc,
             on_shared_state_refusal=self.metrics.shared_state_refused,
@@ -66,7 +74,8 @@ class Gateway:
         self._zero_config = zero_config
         self._writer = AccessLogWriter(on_drop=self.metrics.log_dropped.inc) if access_log else None
         self.pipeline = UsagePipeline(
-            [self.metrics.record, self._log_line, self._spend_record],
+            [self.metrics.record, self._log_line],
+            lossless=[self._spend_record],
             on_drop=self.metrics.dropped.inc,
             after_drain=self._writer.flush if self._writer is not None else None,
         )
@@ -95,7 +104,8 @@ class Gateway:
     def _spend_record(self, ctx: RequestContext) -> None:
         spend = self.services.spend
         if spend is not None and ctx.requested_model is not None:
-            spend.emit(usage_record(ctx))
+            with spend_span(ctx):
+                spend.emit(usage_record(ctx))
 
     async def _database(self) -> None:
         if self.services.engine is not None:
@@ -220,6 +230,8 @@ class Gateway:
             self._writer.stop()
         await stop_prepared()
         await http.aclose()
+        if self.telemetry is not None:  # its flush is bounded, and off the loop
+            await asyncio.to_thread(self.telemetry.shutdown)
         self.metrics.process_exited()
 
 
@@ -244,6 +256,8 @@ async def _warm_up(state: GatewayState) -> None:
     """Start managed upstreams (the local model) now, so the first request is not the slow one.
     A failure is logged, not fatal: the other models keep serving and the request retries it."""
     _load_encodings(state)
+    for tiered in state.models.router.tiered.values():  # MiniLM and the examples' embeddings
+        await asyncio.to_thread(tiered.classifier.warm)
     for deployment in state.models.deployments():
         try:
             await prepare_deployment(deployment)

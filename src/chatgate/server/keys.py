@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,9 +35,9 @@ from chatgate.store.schema.keys import VIRTUAL_KEYS
 
 __all__ = [
     "PREFIX",
-    "KeyError_",
     "KeyNotFound",
     "KeyRecord",
+    "KeyRejected",
     "KeyStore",
     "KeyStoreUnavailable",
     "hash_secret",
@@ -48,7 +48,7 @@ PREFIX = "sk-cg-"
 Period = Literal["daily", "monthly", "lifetime"]
 
 
-class KeyError_(InvalidRequestError):
+class KeyRejected(InvalidRequestError):
     """A key that cannot be used; ``reason`` is missing | invalid | revoked | expired."""
 
     status_code = 401
@@ -94,6 +94,11 @@ class KeyRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     revoked_at: float | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        """An admin key (metadata ``{"role": "admin"}``): the admin API and the console."""
+        return self.metadata.get("role") == "admin"
 
     def allows(self, model: str) -> bool:
         return not self.models or model in self.models
@@ -220,9 +225,9 @@ class KeyStore:
         return secret, record
 
     async def authenticate(self, secret: str | None) -> KeyRecord:
-        """The key's record, or KeyError_ saying why it cannot be used."""
+        """The key's record, or KeyRejected saying why it cannot be used."""
         if not secret:
-            raise KeyError_(
+            raise KeyRejected(
                 "no API key: send 'Authorization: Bearer sk-cg-…' or 'x-api-key: sk-cg-…'",
                 "missing",
             )
@@ -237,11 +242,11 @@ class KeyStore:
                 self._cache.clear()
             self._cache[digest] = (now + self._cache_ttl_s, record)
         if record is None:
-            raise KeyError_("invalid API key", "invalid")
+            raise KeyRejected("invalid API key", "invalid")
         if record.revoked_at is not None:
-            raise KeyError_(f"API key {record.display} has been revoked", "revoked")
+            raise KeyRejected(f"API key {record.display} has been revoked", "revoked")
         if record.expires_at is not None and record.expires_at <= now:
-            raise KeyError_(
+            raise KeyRejected(
                 f"API key {record.display} expired at {_iso(record.expires_at)}", "expired"
             )
         return record
@@ -271,9 +276,22 @@ class KeyStore:
         return None if found is None else _record(found)
 
     async def list(
-        self, *, team: str | None = None, user: str | None = None, include_revoked: bool = False
+        self,
+        *,
+        team: str | None = None,
+        user: str | None = None,
+        include_revoked: bool = False,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[KeyRecord]:
-        query = select(VIRTUAL_KEYS).order_by(VIRTUAL_KEYS.c.created_at)
+        """Oldest first; ``limit`` and ``after`` (the previous page's last key_id) page it."""
+        c = VIRTUAL_KEYS.c
+        query = select(VIRTUAL_KEYS).order_by(c.created_at, c.key_id).limit(limit)
+        if after is not None:
+            last = select(c.created_at).where(c.key_id == after).scalar_subquery()
+            query = query.where(
+                or_(c.created_at > last, and_(c.created_at == last, c.key_id > after))
+            )
         if team is not None:
             query = query.where(VIRTUAL_KEYS.c.team == team)
         if user is not None:

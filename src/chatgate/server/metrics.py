@@ -123,7 +123,13 @@ class Metrics:
         )
         self.dropped = Counter(
             "chatgate_usage_records_dropped",
-            "Usage records (metrics + access-log line) dropped because the pipeline was full.",
+            "Requests whose metrics and access-log line were dropped because the pipeline was full "
+            "(their spend records are not: they go to the spend log at once).",
+            registry=reg,
+        )
+        self.otel_spans_dropped = Counter(
+            "chatgate_otel_spans_dropped",
+            "Spans not exported: the export queue was full or the collector did not take them.",
             registry=reg,
         )
         self.shared_state_fallbacks = Counter(

@@ -63,12 +63,16 @@ class ModelTable:
                 yield routed.deployment
 
     def label(self, name: str) -> str:
-        """provider/model of the group's first deployment, until one actually answers."""
-        return self.router.groups[name][0].model
+        """provider/model of the group's first deployment, until one actually answers
+        (a tiered name: its cheapest tier's)."""
+        tiered = self.router.tiered.get(name)
+        return (
+            self.label(tiered.tiers[0]) if tiered is not None else self.router.groups[name][0].model
+        )
 
     def resolve(self, name: str) -> str:
         """The model_list name to route ``name`` to; 404 naming what is served otherwise."""
-        if name in self.router.groups:
+        if name in self.router.groups or name in self.router.tiered:
             if name in self._open:
                 self._open.move_to_end(name)
             return name

@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from chatgate.server.asgi import Receive, Scope, Send, header, send_json
+from chatgate.server.asgi import Scope, header
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.models import DEFAULT_LOCAL_MODEL
+from chatgate.server.request import GatewayRequest
 from chatgate.server.state import GatewayState
 
 __all__ = [
@@ -42,6 +43,7 @@ def anthropic_client(scope: Scope) -> bool:
 def visible_models(state: GatewayState, ctx: RequestContext) -> list[str]:
     """Configured names the caller may use, in the config's order."""
     configured = {entry.model_name for entry in state.config.model_list} | _LOCAL
+    configured |= set(state.models.router.tiered)
     key = ctx.key
     return [
         name
@@ -85,27 +87,22 @@ def _page(names: list[str], query: dict[str, str]) -> dict[str, Any]:
     }
 
 
-async def list_models(
-    scope: Scope, receive: Receive, send_: Send, state: GatewayState, ctx: RequestContext
-) -> None:
-    names = visible_models(state, ctx)
+async def list_models(request: GatewayRequest) -> None:
+    scope = request.scope
+    names = visible_models(request.state, request.ctx)
     if anthropic_client(scope):
         body = _page(names, _query(scope))
     else:
         body = {"object": "list", "data": [_openai(n) for n in names]}
-    ctx.status = 200
-    await send_json(send_, 200, body, ctx.headers())
+    await request.answer(body)
 
 
-async def retrieve_model(
-    scope: Scope, receive: Receive, send_: Send, state: GatewayState, ctx: RequestContext
-) -> None:
-    path: str = scope["path"]
+async def retrieve_model(request: GatewayRequest) -> None:
+    path = request.path
     name = next(path[len(p) :] for p in MODEL_PREFIXES if path.startswith(p))
-    if name not in visible_models(state, ctx):
+    if name not in visible_models(request.state, request.ctx):
         raise GatewayError(
             404, f"model {name!r} is not served here", param="model", code="model_not_found"
         )
-    body = _anthropic(name) if anthropic_client(scope) else _openai(name)
-    ctx.status = 200
-    await send_json(send_, 200, body, ctx.headers())
+    body = _anthropic(name) if anthropic_client(request.scope) else _openai(name)
+    await request.answer(body)

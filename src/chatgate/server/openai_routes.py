@@ -7,12 +7,11 @@ from typing import Any
 
 import orjson
 
-from chatgate.client import build_request
-from chatgate.server.asgi import Receive, Scope, Send, parsed_body
-from chatgate.server.context import RequestContext
+from chatgate.chat_request import chat_request
+from chatgate.server.asgi import parsed_body
 from chatgate.server.errors import GatewayError, openai_error
+from chatgate.server.request import GatewayRequest
 from chatgate.server.serving import respond
-from chatgate.server.state import GatewayState
 from chatgate.types import ChatResponse
 from chatgate.wire_chunk import StreamItem, WireChunk
 
@@ -74,21 +73,13 @@ def model_name(data: dict[str, Any]) -> str:
     return name
 
 
-async def chat_completions(
-    scope: Scope,
-    receive: Receive,
-    send_: Send,
-    state: GatewayState,
-    body: bytes,
-    ctx: RequestContext,
-) -> None:
-    data = parse_json_body(body)
-    name = state.models.resolve(model_name(data))  # an unknown model is a 404 before all else
+async def chat_completions(request: GatewayRequest) -> None:
+    data = parse_json_body(request.body)
+    name = request.state.models.resolve(model_name(data))  # unknown: a 404 before all else
     messages = data.pop("messages", None)
-    if ctx.log_content:
-        ctx.content_in = messages
-    request = build_request(name, messages, data)
-    await respond(scope, receive, send_, state, ctx, request, whole=_json, frames=OpenAIFrames())
+    request.keep_content(messages)
+    chat = chat_request(name, messages, data, strict=False)
+    await respond(request, chat, whole=_json, frames=OpenAIFrames())
 
 
 def _json(response: ChatResponse) -> bytes:

@@ -1,9 +1,13 @@
 """The usage pipeline: finished requests go into a bounded queue; a background task feeds them
-to the sinks (metrics, access log) in small slices, off the request path.
+to the sinks (metrics, access log, spend record) in small slices, off the request path.
 
-The request path pays one ``deque.append``. When the queue is full the record is dropped and
-counted, never waited for. Sinks run on the event loop between requests, at most ``slice_size``
-records at a time, so a burst of records never holds the loop for long.
+The request path pays one ``deque.append``. Sinks run on the event loop between requests, at
+most ``slice_size`` records at a time, so a burst of records never holds the loop for long.
+
+When the queue is full, a request is never waited for: its ``lossless`` sinks (the spend
+record, which the spend log then keeps within its own documented bounds: memory, then its
+write-ahead file) run at once, on the request path, and only its other sinks (metrics, the
+access-log line) are dropped and counted.
 """
 
 from __future__ import annotations
@@ -28,15 +32,18 @@ class UsagePipeline:
         self,
         sinks: Sequence[Sink],
         *,
+        lossless: Sequence[Sink] = (),
         maxsize: int = 10_000,
         interval_s: float = 0.02,
         slice_size: int = 16,
         on_drop: Callable[[], None] | None = None,
         after_drain: Callable[[], None] | None = None,
     ) -> None:
-        """``after_drain`` runs once after each slice (e.g. to hand a batch of log lines to
+        """``lossless`` sinks get every record, full queue or not (they run after ``sinks``);
+        ``after_drain`` runs once after each slice (e.g. to hand a batch of log lines to
         their writer in one piece)."""
-        self._sinks = list(sinks)
+        self._sinks = [*sinks, *lossless]
+        self._lossless = list(enumerate(lossless, start=len(sinks)))
         self._after_drain = after_drain
         self._queue: deque[RequestContext] = deque()
         self._maxsize = maxsize
@@ -49,6 +56,8 @@ class UsagePipeline:
 
     def submit(self, ctx: RequestContext) -> None:
         if len(self._queue) >= self._maxsize:
+            for index, sink in self._lossless:
+                self._feed(index, sink, ctx)
             self.dropped += 1
             if self._on_drop is not None:
                 self._on_drop()
@@ -84,13 +93,16 @@ class UsagePipeline:
         while queue and (limit is None or done < limit):
             ctx = queue.popleft()
             for index, sink in enumerate(self._sinks):
-                try:
-                    sink(ctx)
-                except Exception:  # a broken sink must not stop the others or the pipeline
-                    if index not in self._failed_sinks:
-                        self._failed_sinks.add(index)
-                        log.exception("usage sink %r failed (reported once)", sink)
+                self._feed(index, sink, ctx)
             done += 1
         if done and self._after_drain is not None:
             self._after_drain()
         return done
+
+    def _feed(self, index: int, sink: Sink, ctx: RequestContext) -> None:
+        try:
+            sink(ctx)
+        except Exception:  # a broken sink must not stop the others or the pipeline
+            if index not in self._failed_sinks:
+                self._failed_sinks.add(index)
+                log.exception("usage sink %r failed (reported once)", sink)

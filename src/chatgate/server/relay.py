@@ -3,8 +3,8 @@
 
 Chunks are forwarded as they arrive (no buffering); a client that goes away cancels the
 upstream request at once; an upstream failure mid-stream becomes an error event in the route's
-wire format, then the stream closes — never a silent short answer. What happened (first-chunk
-time, usage, outcome) is written into the request's context for metrics and the access log.
+wire format, then the stream closes — never a silent short answer. How it ended (``Relayed``)
+is serving's to record in the request's context.
 """
 
 from __future__ import annotations
@@ -12,20 +12,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from chatgate.server.asgi import Receive, Send, start_stream
-from chatgate.server.context import RequestContext
+from chatgate.server.asgi import (
+    DISCONNECT_HOOK,
+    ClientDisconnected,
+    DisconnectHook,
+    Receive,
+    Scope,
+)
+from chatgate.server.request import GatewayRequest, stream_failed
 from chatgate.stream import ChatStream
 from chatgate.wire_chunk import StreamItem
 
-__all__ = ["ClientDisconnected", "ClientWatch", "Frames", "relay"]
+__all__ = ["ClientWatch", "Frames", "Relayed", "relay"]
 
 T = TypeVar("T")
-
-
-class ClientDisconnected(Exception):
-    """The client went away before the end of the answer (recorded as status 499)."""
 
 
 def _nothing() -> None:
@@ -33,39 +36,59 @@ def _nothing() -> None:
 
 
 class ClientWatch:
-    """Waits in a side task for the client's ``http.disconnect`` (the server reports it as soon
-    as the connection closes, once the body has been read), then runs ``on_gone``: cancel the
-    call while an answer is awaited (``cancelling``), close the upstream stream while one is
-    relayed. ``stop()`` it when the answer is over."""
+    """Knows when the client is gone and then runs ``on_gone``: cancel the call while an answer
+    is awaited (``cancelling``), close the upstream stream while one is relayed. ``stop()`` it
+    when the answer is over. Under ``chatgate serve`` the server's protocol tells it
+    (DisconnectHook: no task per request); under another server, a side task waits for the
+    ``http.disconnect`` that ASGI reports once the connection closes."""
 
-    def __init__(self, receive: Receive) -> None:
-        self.gone = False
-        self.on_gone: Callable[[], object] = _nothing
-        self._task = asyncio.ensure_future(self._watch(receive))
+    __slots__ = ("_hook", "_task")
 
-    async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.gone = True
-        self.on_gone()
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        hook = scope.get(DISCONNECT_HOOK)
+        self._task: asyncio.Future[None] | None = None
+        if hook is None:
+            hook = DisconnectHook()
+            self._task = asyncio.ensure_future(_watch(receive, hook))
+        self._hook: DisconnectHook = hook
+
+    @property
+    def gone(self) -> bool:
+        return self._hook.gone
+
+    @property
+    def on_gone(self) -> Callable[[], object]:
+        return self._hook.callback
+
+    @on_gone.setter
+    def on_gone(self, callback: Callable[[], object]) -> None:
+        self._hook.callback = callback
 
     async def cancelling(self, call: Awaitable[T]) -> T:
         """Await ``call``; if the client goes meanwhile, cancel it (closing its upstream
         connection) and raise ClientDisconnected. Other cancellations pass through."""
         task = asyncio.current_task()
         assert task is not None
-        self.on_gone = task.cancel
+        self._hook.callback = task.cancel
         try:
             return await call
         except asyncio.CancelledError:
-            if self.gone and task.uncancel() == 0:
+            if self._hook.gone and task.uncancel() == 0:
                 raise ClientDisconnected from None
             raise
         finally:
-            self.on_gone = _nothing
+            self._hook.callback = _nothing
 
     def stop(self) -> None:
-        self._task.cancel()
+        self._hook.callback = _nothing
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def _watch(receive: Receive, hook: DisconnectHook) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    hook.fire()
 
 
 class Frames(Protocol):
@@ -80,25 +103,32 @@ class Frames(Protocol):
     def error(self, exc: BaseException) -> bytes: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """How a relay ended: the stream ``complete``, the client ``gone`` before that, and the
+    time to the first chunk the client was sent (None: no chunk was)."""
+
+    complete: bool
+    gone: bool
+    ttft_ms: float | None
+
+
 async def relay(
-    chat_stream: ChatStream,
-    watch: ClientWatch,
-    send: Send,
-    ctx: RequestContext,
-    frames: Frames,
-) -> None:
+    chat_stream: ChatStream, watch: ClientWatch, request: GatewayRequest, frames: Frames
+) -> Relayed:
     watch.on_gone = chat_stream.close  # the read below ends at once
     if watch.gone:
         chat_stream.close()
     complete = False
+    ttft_ms: float | None = None
+    send, started = request.send, request.ctx.started
     held = b""  # the last batch, when the end follows without waiting: one write for both
     try:
-        await start_stream(send, ctx.headers())
-        ctx.status = 200
+        await request.start_stream()
         try:
             async for batch in chat_stream.wire_batches():  # one write per network read
-                if ctx.ttft_ms is None and chat_stream.ttft_ms is not None:
-                    ctx.ttft_ms = (time.perf_counter() - ctx.started) * 1000.0
+                if ttft_ms is None and chat_stream.ttft_ms is not None:
+                    ttft_ms = (time.perf_counter() - started) * 1000.0
                 data = b"".join([frames.chunk(item) for item in batch])
                 if chat_stream.drained:
                     held += data
@@ -107,16 +137,11 @@ async def relay(
             tail = held + frames.end()
             complete = True
         except Exception as exc:  # the response has begun: an error event is the only way left
-            ctx.error_class = type(exc).__name__
+            stream_failed(request.ctx, exc)
             tail = held + frames.error(exc)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
     finally:
         watch.on_gone = _nothing
         if not complete:
             chat_stream.close()
-    if watch.gone and not complete:
-        ctx.fail(ClientDisconnected(), 499)
-    elif complete:
-        ctx.take_response(chat_stream.final())
-    else:
-        ctx.usage = chat_stream.usage  # what was produced before the failure, if the upstream said
+    return Relayed(complete, watch.gone and not complete, ttft_ms)

@@ -17,10 +17,11 @@ from chatgate.responses_api import ChunksToResponseEvents, encode
 from chatgate.responses_api.reasoning import Carry, sealer_for
 from chatgate.responses_api.request import Translated, translate
 from chatgate.responses_api.response import Seal, new_id, response_object
-from chatgate.server.asgi import Message, Receive, Scope, Send
+from chatgate.server.asgi import Message, Send
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import openai_error
 from chatgate.server.openai_routes import model_name, parse_json_body
+from chatgate.server.request import GatewayRequest
 from chatgate.server.serving import respond
 from chatgate.server.state import GatewayState
 from chatgate.types import ChatResponse
@@ -98,15 +99,9 @@ def _with_headers(send: Send, served: Translated) -> Send:
     return wrapped
 
 
-async def responses(
-    scope: Scope,
-    receive: Receive,
-    send_: Send,
-    state: GatewayState,
-    body: bytes,
-    ctx: RequestContext,
-) -> None:
-    data = parse_json_body(body)
+async def responses(request: GatewayRequest) -> None:
+    data = parse_json_body(request.body)
+    state, ctx = request.state, request.ctx
     name = model_name(data)
     resolved = state.models.resolve(name)  # an unknown model is a 404 before all else
     sealer = sealer_for(state.master_key)
@@ -119,8 +114,7 @@ async def responses(
         sealer=sealer,
         family=family,
     )
-    if ctx.log_content:
-        ctx.content_in = data.get("input")
+    request.keep_content(data.get("input"))
     seal: Seal | None = None
     if served.seal_reasoning:
 
@@ -141,5 +135,5 @@ async def responses(
 
     events = ChunksToResponseEvents(served.echo, model=name, tools=served.tools, seal=seal)
     frames = ResponsesFrames(events)
-    send = _with_headers(send_, served)
-    await respond(scope, receive, send, state, ctx, served.request, whole=whole, frames=frames)
+    request.send = _with_headers(request.send, served)
+    await respond(request, served.request, whole=whole, frames=frames)

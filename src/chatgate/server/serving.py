@@ -17,16 +17,22 @@ from typing import Any
 from chatgate.cost.budgets import Budget
 from chatgate.cost.calc import cost_of, partial_usage, price_of
 from chatgate.cost.tokens import precount
+from chatgate.embedding_types import EmbeddingResponse
+from chatgate.errors import ChatgateError
+from chatgate.meta import tries
 from chatgate.router.budgeting import routed_worst_case
 from chatgate.router.call import estimate_tokens, prompt_bytes
 from chatgate.router.fallbacks import Allowed
 from chatgate.router.state import Limits
-from chatgate.server.asgi import Receive, Scope, Send, big_body, send_json
+from chatgate.server.asgi import ClientDisconnected, Scope, big_body
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
-from chatgate.server.relay import ClientDisconnected, ClientWatch, Frames, relay
+from chatgate.server.relay import ClientWatch, Frames, Relayed, relay
+from chatgate.server.request import GatewayRequest, failed
 from chatgate.server.state import GatewayState
 from chatgate.stream import ChatStream
+from chatgate.telemetry import spans
+from chatgate.tiering.route import TierChoice, TierHints
 from chatgate.transport.offload import OFFLOAD_MIN_BYTES
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
@@ -35,49 +41,53 @@ __all__ = [
     "allowed_groups",
     "charge_hold",
     "check_n",
+    "free_call",
     "hold_amount",
+    "record_tries",
     "respond",
     "serve_chat",
+    "served_by_failure",
     "settle",
     "settle_amount",
     "take_key_limits",
+    "take_response",
+    "took_embedding",
+    "upstream_answered",
 ]
 
 
 async def serve_chat(
-    scope: Scope,
-    state: GatewayState,
-    ctx: RequestContext,
-    request: ChatRequest,
-    watch: ClientWatch | None = None,
+    request: GatewayRequest, chat: ChatRequest, watch: ClientWatch | None = None
 ) -> ChatResponse | ChatStream:
-    """Admit and route ``request`` (its ``model`` is the name the client asked for). With a
+    """Admit and route ``chat`` (its ``model`` is the name the client asked for). With a
     ``watch``, the call is cancelled if the client goes (ClientDisconnected)."""
-    name = admit_model(state, ctx, request.model, stream=bool(request.stream))
-    request.model = name
-    check_n(state, request)
-    services = state.services
-    await take_key_limits(state, ctx, lambda: estimate_tokens(request))
-    await _hold_budget(state, ctx, request)
+    state, ctx = request.state, request.ctx
+    name = admit_model(request, chat.model, stream=bool(chat.stream))
+    chat.model = name
+    check_n(state, chat)
+    await take_key_limits(request, lambda: estimate_tokens(chat))
+    await _hold_budget(state, ctx, chat)
     if watch is not None and watch.gone:  # gone before the call: nothing was spent
-        await settle(state, ctx, None, request)
+        await settle(state, ctx, None, chat)
         raise ClientDisconnected
     began = time.perf_counter()
     try:
-        routed = _route(scope, state, ctx, request)
+        routed = _route(request, chat)
         result = await (routed if watch is None else watch.cancelling(routed))
     except (ClientDisconnected, asyncio.CancelledError):
         await charge_hold(state, ctx)
         raise
-    except BaseException:
-        await settle(state, ctx, None, request)  # nothing was spent: release the hold
+    except BaseException as exc:
+        record_tries(ctx, exc)
+        await settle(state, ctx, None, chat)  # nothing was spent: release the hold
         raise
-    ctx.upstream_answered(began)
+    upstream_answered(ctx, began)
     if isinstance(result, ChatStream):
         if result.deployment is not None:
             ctx.deployment = f"{result.deployment.provider}/{result.deployment.model}"
+        ctx.deployment_id = result.deployment_id
         ctx.attempts = result.attempts
-    if services.cache is not None:
+    if state.services.cache is not None:
         from chatgate.cache import cache_status
 
         ctx.cache_status = cache_status(result)
@@ -85,40 +95,125 @@ async def serve_chat(
 
 
 async def respond(
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    state: GatewayState,
-    ctx: RequestContext,
-    request: ChatRequest,
+    request: GatewayRequest,
+    chat: ChatRequest,
     *,
     whole: Callable[[ChatResponse], Any],
     frames: Frames,
 ) -> None:
-    """Serve ``request`` and answer in the route's wire format: ``whole`` renders a complete
+    """Serve ``chat`` and answer in the route's wire format: ``whole`` renders a complete
     answer as the JSON body, ``frames`` write a stream. Settled either way; a client that goes
     away cancels the call, whole or streamed (status 499, settled as docs/cost.md says)."""
+    state, ctx = request.state, request.ctx
     if big_body():
-        await _count_big_prompt(state, ctx, request)
-    watch = ClientWatch(receive)
+        await _count_big_prompt(state, ctx, chat)
+    watch = ClientWatch(request.scope, request.receive)
     try:
-        result = await serve_chat(scope, state, ctx, request, watch)
+        result = await serve_chat(request, chat, watch)
         if isinstance(result, ChatResponse):
-            await settle(state, ctx, result, request)
-            ctx.take_response(result)
+            await settle(state, ctx, result, chat)
+            take_response(ctx, result)
             if watch.gone:  # gone once the answer came: it is paid for, never received
                 raise ClientDisconnected
-            ctx.status = 200
-            await send_json(send, 200, whole(result), ctx.headers())
+            await request.answer(whole(result))
             return
         try:
-            await relay(result, watch, send, ctx, frames)
+            relayed = await relay(result, watch, request, frames)
+            _relayed(ctx, result, relayed)
         finally:
-            await settle(state, ctx, result, request)
+            await settle(state, ctx, result, chat)
     except ClientDisconnected as exc:
-        ctx.fail(exc, 499)
+        failed(ctx, exc, 499)
     finally:
         watch.stop()
+
+
+def _relayed(ctx: RequestContext, stream: ChatStream, relayed: Relayed) -> None:
+    if relayed.ttft_ms is not None and ctx.ttft_ms is None:
+        ctx.ttft_ms = relayed.ttft_ms
+    if relayed.gone:
+        failed(ctx, ClientDisconnected(), 499)
+    elif relayed.complete:
+        take_response(ctx, stream.final())
+    else:
+        ctx.usage = stream.usage  # what was produced before the failure, if the upstream said
+
+
+_MAX_SESSION_CHARS = 128
+
+
+def tier_hints(scope: Scope, ctx: RequestContext) -> TierHints:
+    """A tiered call's override (x-chatgate-tier) and session (x-chatgate-session) headers;
+    the choice is kept on ``ctx`` for the response headers and the spend log."""
+    tier = session = None
+    for key, value in scope["headers"]:
+        if key == b"x-chatgate-tier":
+            tier = value.decode("latin-1").strip()
+        elif key == b"x-chatgate-session":
+            session = value.decode("latin-1")[:_MAX_SESSION_CHARS]
+
+    def heard(choice: TierChoice) -> None:
+        ctx.tier = choice
+
+    return TierHints(tier=tier, session=session, on_choice=heard)
+
+
+def take_response(ctx: RequestContext, response: ChatResponse) -> None:
+    """Usage, cost and outcome from a finished answer (non-stream, or a stream's final)."""
+    meta = response.meta
+    ctx.usage = response.usage
+    ctx.cost = meta.cost
+    ctx.cache_hit = meta.cache_hit
+    ctx.attempts = max(ctx.attempts, meta.attempts)
+    if meta.model_name is not None:
+        ctx.fallback = meta.model_name != ctx.requested_model
+    ctx.finish_reason = response.finish_reason
+    if meta.tier is not None:
+        ctx.tier_saved = meta.tier_saved_cost
+    if ctx.ttft_ms is None and meta.ttft_ms is not None:
+        ctx.ttft_ms = meta.ttft_ms
+    if meta.provider:
+        ctx.deployment = f"{meta.provider}/{meta.model}"
+    if meta.deployment is not None:
+        ctx.deployment_id = meta.deployment
+    if ctx.log_content:
+        ctx.content_out = response.content
+
+
+def served_by_failure(ctx: RequestContext, exc: ChatgateError) -> None:
+    """Who was tried, for a call that failed outside a request (a batch line)."""
+    ctx.deployment = f"{exc.provider}/{exc.model}" if exc.provider else None
+    record_tries(ctx, exc)
+
+
+def record_tries(ctx: RequestContext, exc: BaseException) -> None:
+    """How many upstream attempts a Router made before giving up, and the last one's id."""
+    tried = getattr(exc, "attempt_log", None)
+    if tried:
+        ctx.attempts = max(ctx.attempts, tries(tried))
+        last = next((a for a in reversed(tried) if a.skipped is None), None)
+        if last is not None and ctx.deployment_id is None:
+            ctx.deployment_id = last.deployment  # the spend log's deployment: the one that failed
+
+
+def upstream_answered(ctx: RequestContext, began: float) -> None:
+    ctx.upstream_s += time.perf_counter() - began
+
+
+def free_call(ctx: RequestContext) -> None:
+    """A call no provider bills (a token count): its spend-log row says so."""
+    ctx.cost = Decimal(0)
+
+
+def took_embedding(ctx: RequestContext, response: EmbeddingResponse) -> None:
+    meta = response.meta
+    ctx.deployment = f"{meta.provider}/{meta.model}"
+    ctx.deployment_id = meta.deployment
+    ctx.cost = meta.cost
+    ctx.attempts = meta.attempts
+    if response.usage is not None:
+        tokens = response.usage.prompt_tokens
+        ctx.usage = Usage(prompt_tokens=tokens, total_tokens=response.usage.total_tokens)
 
 
 async def _count_big_prompt(state: GatewayState, ctx: RequestContext, request: ChatRequest) -> None:
@@ -146,27 +241,39 @@ async def _count_big_prompt(state: GatewayState, ctx: RequestContext, request: C
     await precount(models, request.messages, request.tools)
 
 
-async def _route(
-    scope: Scope, state: GatewayState, ctx: RequestContext, request: ChatRequest
-) -> ChatResponse | ChatStream:
+async def _route(request: GatewayRequest, chat: ChatRequest) -> ChatResponse | ChatStream:
+    state, ctx = request.state, request.ctx
     router = state.models.router
+    tier = tier_hints(request.scope, ctx) if chat.model in router.tiered else None
 
     async def call() -> ChatResponse | ChatStream:
-        return await router.aroute(request, tags=ctx.tags, allowed=allowed_groups(ctx))
+        return await router.aroute(
+            chat,
+            tags=ctx.tags,
+            allowed=allowed_groups(ctx),
+            tier=tier,
+            auto_prompt_cache=ctx.key is not None
+            and ctx.key.metadata.get("auto_prompt_cache") is True,
+        )
 
     cache = state.services.cache
     if cache is None:
         return await call()
     from chatgate.cache import control_from_headers
 
-    control = control_from_headers(scope["headers"])
-    return await cache.get_or_call(request, request.model, call, control=control)
+    control = control_from_headers(request.scope["headers"])
+    with spans.step("chatgate.cache"):
+        return await cache.get_or_call(chat, chat.model, call, control=control)
 
 
-def admit_model(state: GatewayState, ctx: RequestContext, name: str, *, stream: bool) -> str:
+def admit_model(request: GatewayRequest, name: str, *, stream: bool) -> str:
     """The model_list name to serve (404 if none), if the key may use it (403)."""
+    state, ctx = request.state, request.ctx
     name = state.models.resolve(name)
-    ctx.served_by(name, state.models.label(name), stream=stream)
+    ctx.requested_model = name
+    ctx.deployment = state.models.label(name)
+    ctx.stream = stream
+    ctx.attempts = 1
     key = ctx.key
     if key is not None and not key.allows(name):
         raise GatewayError(
@@ -179,10 +286,9 @@ def admit_model(state: GatewayState, ctx: RequestContext, name: str, *, stream: 
     return name
 
 
-async def take_key_limits(
-    state: GatewayState, ctx: RequestContext, count: Callable[[], int]
-) -> None:
+async def take_key_limits(request: GatewayRequest, count: Callable[[], int]) -> None:
     """Take one request (and the estimated tokens) from the key's RPM/TPM buckets, or 429."""
+    state, ctx = request.state, request.ctx
     key = ctx.key
     if key is None or not (key.rpm or key.tpm):
         return
@@ -250,7 +356,8 @@ async def _hold_budget(state: GatewayState, ctx: RequestContext, request: ChatRe
     # call may reach, fallbacks the key may use included, n choices each.
     router = state.models.router
     amount = routed_worst_case(router, budgets, request, allowed_groups(ctx))
-    ctx.hold = await budgets.reserve_amount(amount, model=request.model, extra=extra, **who)
+    with spans.step("chatgate.budget.hold"):
+        ctx.hold = await budgets.reserve_amount(amount, model=request.model, extra=extra, **who)
 
 
 async def settle(

@@ -21,20 +21,32 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Column, Float, Integer, String, Table, func, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    String,
+    Table,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.schema import CreateColumn
 
 from chatgate.store.rollup import fill_cache_writes
 from chatgate.store.schema import METADATA
 from chatgate.store.schema.budgets import BUDGET_COUNTERS, BUDGET_RESERVATIONS
+from chatgate.store.schema.console import CONSOLE_DAILY, CONSOLE_SESSIONS
 from chatgate.store.schema.conversations import (
     CONVERSATION_MESSAGES,
     CONVERSATIONS,
     TOOL_CALLS,
 )
 from chatgate.store.schema.keys import VIRTUAL_KEYS
-from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+from chatgate.store.schema.spend import CONSOLE_LOG_INDEXES, SPEND_DAILY, SPEND_LOG
 
 __all__ = ["MIGRATIONS", "Migration", "add_columns", "current_version", "migrate"]
 
@@ -90,6 +102,11 @@ async def _rollup_cache_writes(conn: AsyncConnection) -> None:
     await fill_cache_writes(conn)  # the days spend_log still has; the older ones keep 0
 
 
+async def _tiers(conn: AsyncConnection) -> None:
+    await add_columns(SPEND_LOG, "tier", "tier_score", "saved_pico")(conn)
+    await add_columns(SPEND_DAILY, "saved_pico")(conn)
+
+
 async def _record_ids(conn: AsyncConnection) -> None:
     await add_columns(SPEND_LOG, "record_id")(conn)
     for index in SPEND_LOG.indexes:
@@ -112,6 +129,27 @@ async def _adopt_conversations(conn: AsyncConnection) -> None:
         )
 
 
+async def _deployment_ids(conn: AsyncConnection) -> None:
+    """``spend_log.deployment`` is the router's deployment id ("smart#0") on every path. The
+    gateway used to write provider/model there, which the row's own ``provider`` and
+    ``served_model`` columns hold: such a value is cleared (no config is at hand to map it
+    to an id). A row is one of those when its deployment is exactly provider/served_model and
+    has no ``#<n>`` suffix; a configured deployment id (the library path) is kept."""
+    log_ = SPEND_LOG.c
+    await conn.execute(
+        update(SPEND_LOG)
+        .where(log_.deployment == log_.provider + "/" + log_.served_model)
+        .where(~log_.deployment.contains("#", autoescape=True))
+        .values(deployment=None)
+    )
+
+
+async def _console_indexes(conn: AsyncConnection) -> None:
+    for index in SPEND_LOG.indexes:
+        if index.name in CONSOLE_LOG_INDEXES:
+            await conn.run_sync(index.create, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spend log and daily rollup", (SPEND_LOG, SPEND_DAILY)),
     Migration(2, "budget counters and reservations", (BUDGET_COUNTERS, BUDGET_RESERVATIONS)),
@@ -132,6 +170,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         "conversations and tool-call idempotency keys (chatgate.persistence's tables)",
         (CONVERSATIONS, CONVERSATION_MESSAGES, TOOL_CALLS),
         extra=_adopt_conversations,
+    ),
+    Migration(
+        15,
+        "console sessions and daily statistics; spend_log indexes for the console's logs",
+        (CONSOLE_SESSIONS, CONSOLE_DAILY),
+        extra=_console_indexes,
+    ),
+    Migration(16, "spend_log.tier, tier_score, saved_pico; spend_daily.saved_pico", extra=_tiers),
+    Migration(
+        17,
+        "spend_log.deployment: the deployment id; the gateway's old provider/model values cleared",
+        extra=_deployment_ids,
     ),
 )
 

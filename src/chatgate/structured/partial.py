@@ -15,7 +15,8 @@ from typing import Any, Generic, TypeVar
 import orjson
 import pydantic_core
 
-from chatgate.client import MessageLike, acompletion, completion
+from chatgate.chat_request import MessageLike
+from chatgate.client import acompletion, completion
 from chatgate.errors import StructuredOutputError
 from chatgate.structured.modes import choose_mode, request_messages, response_format, validate
 from chatgate.structured.run import StructuredAttempt, _check_params

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from chatgate.accounting import Spend
-from chatgate.client import MessageLike
+from chatgate.chat_request import MessageLike
 from chatgate.errors import InvalidRequestError, StructuredOutputError
 from chatgate.routed import RouterLike, caller, provider_model
 from chatgate.structured.modes import (

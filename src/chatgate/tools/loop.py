@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from chatgate.accounting import Spend
-from chatgate.client import MessageLike
+from chatgate.chat_request import MessageLike
 from chatgate.errors import InvalidRequestError
 from chatgate.routed import RouterLike, caller
 from chatgate.store.defaults import idempotency_store

@@ -29,7 +29,7 @@ from pydantic import (
 
 from chatgate.errors import InvalidRequestError
 
-__all__ = ["validate_count_body", "validate_messages_body"]
+__all__ = ["COUNT_FIELDS", "validate_count_body", "validate_messages_body"]
 
 Number = StrictInt | StrictFloat
 JsonObject = dict[str, Any]
@@ -191,6 +191,10 @@ class _Common(_Open):
 
 class CountBody(_Common):
     pass
+
+
+# What a count takes; the rest of a Messages body (metadata, sampling, stream) changes nothing
+COUNT_FIELDS = frozenset(CountBody.model_fields)
 
 
 class MessagesBody(_Common):

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from chatgate.errors import InvalidRequestError, UnsupportedParamsError
+from chatgate.providers.anthropic.cache_points import OPTION, anthropic_breakpoints
 from chatgate.providers.anthropic.messages import convert_messages
 from chatgate.providers.anthropic.reverse_params import ANTHROPIC_BETA
 from chatgate.providers.base import Deployment, HttpRequest
@@ -75,6 +76,7 @@ _CONSUMED = frozenset(
         "user",
         "stream",
         "stream_options",
+        "prompt_cache_key",  # OpenAI's cache routing hint: Anthropic has none (and refuses it)
     }
 )
 
@@ -202,6 +204,8 @@ def build_body(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:
     for name, value in wire.items():
         if name not in _CONSUMED and name not in _UNSUPPORTED and name != ANTHROPIC_BETA:
             body[name] = value  # vendor fields: thinking, top_k, service_tier, ...
+    if deployment.options.get(OPTION):
+        anthropic_breakpoints(body, deployment.model)
     return body
 
 

@@ -21,6 +21,13 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
 from chatgate.errors import InvalidRequestError, UnsupportedParamsError
+from chatgate.providers.anthropic.cache_points import (
+    OPTION,
+    bedrock_cache_points,
+    caches,
+    drop_cache_points,
+    request_marked,
+)
 from chatgate.providers.base import Deployment, HttpRequest
 from chatgate.providers.bedrock.content import DocumentNames, document_block, image_block
 from chatgate.providers.params import drop_or_reject
@@ -73,6 +80,7 @@ _CONSUMED = frozenset(
         "metadata",
         "n",
         "parallel_tool_calls",
+        "prompt_cache_key",  # OpenAI's cache routing hint: Converse has none
     }
 )
 # Extras with these names are Converse's own top-level fields; other extras are model fields.
@@ -98,10 +106,21 @@ def json_tool_name(request: ChatRequest) -> str | None:
     return str(name) if name else DEFAULT_JSON_TOOL
 
 
+def _point(part: Any) -> list[Json]:
+    """A client's ``cache_control`` on a part or tool: a cachePoint block after it (dropped
+    again for a model that has no prompt cache, by ``converse_body``)."""
+    extra = part.model_extra or {}
+    return [{"cachePoint": {"type": "default"}}] if "cache_control" in extra else []
+
+
 def _text(content: str | list[TextPart], where: str) -> list[Json]:
     if isinstance(content, str):
         return [{"text": content}] if content else []
-    return [{"text": part.text} for part in content if part.text]
+    blocks: list[Json] = []
+    for part in content:
+        blocks += [{"text": part.text}] if part.text else []
+        blocks += _point(part)
+    return blocks
 
 
 def _user_blocks(message: UserMessage, where: str, names: DocumentNames) -> list[Json]:
@@ -122,6 +141,7 @@ def _user_blocks(message: UserMessage, where: str, names: DocumentNames) -> list
                 "or files",
                 param=at,
             )
+        blocks += _point(part)
     return blocks
 
 
@@ -130,7 +150,7 @@ def _assistant_blocks(message: AssistantMessage, where: str) -> list[Json]:
     if isinstance(message.content, str):
         blocks.extend(_text(message.content, where))
     elif message.content:
-        blocks.extend({"text": p.text} for p in message.content if isinstance(p, TextPart))
+        blocks.extend(_text([p for p in message.content if isinstance(p, TextPart)], where))
     for k, call in enumerate(message.tool_calls or ()):
         try:
             args = orjson.loads(call.function.arguments or "{}")
@@ -142,12 +162,15 @@ def _assistant_blocks(message: AssistantMessage, where: str) -> list[Json]:
     return blocks
 
 
-def _tool_result(message: ToolMessage, where: str) -> Json:
+def _tool_result(message: ToolMessage, where: str) -> list[Json]:
     text = message.content
+    points: list[Json] = []
     if not isinstance(text, str):
+        points = [p for part in text for p in _point(part)][:1]
         text = "".join(part.text for part in text)
     # Always a text block: {"json": ...} and "status" are honoured only by some model families.
-    return {"toolResult": {"toolUseId": message.tool_call_id, "content": [{"text": text}]}}
+    result = {"toolResult": {"toolUseId": message.tool_call_id, "content": [{"text": text}]}}
+    return [result, *points]
 
 
 def _check_documents_have_text(turns: list[Json], starts: list[int]) -> None:
@@ -176,7 +199,7 @@ def _messages(request: ChatRequest) -> tuple[list[Json], list[Json]]:
         if isinstance(message, AssistantMessage):
             role, blocks = "assistant", _assistant_blocks(message, where)
         elif isinstance(message, ToolMessage):
-            role, blocks = "user", [_tool_result(message, where)]
+            role, blocks = "user", _tool_result(message, where)
         else:
             role, blocks = "user", _user_blocks(message, where, names)
         if not blocks:
@@ -206,6 +229,7 @@ def _tool_config(request: ChatRequest, turns: list[Json], deployment: Deployment
             spec["description"] = fn.description
         spec["inputSchema"] = {"json": fn.parameters or {"type": "object", "properties": {}}}
         tools.append({"toolSpec": spec})
+        tools += _point(tool)
     choice = request.tool_choice
     json_tool = json_tool_name(request)
     if json_tool is not None:
@@ -297,6 +321,11 @@ def converse_body(request: ChatRequest, deployment: Deployment) -> Json:
             model_fields[key] = value  # e.g. top_k, thinking: the model's own parameters
     if model_fields:
         body["additionalModelRequestFields"] = model_fields
+    if not request_marked(request):
+        if deployment.options.get(OPTION):
+            bedrock_cache_points(body, deployment.model)
+    elif not caches(deployment.model):
+        drop_cache_points(body)  # the client's marks, for a model Bedrock caches nothing for
     return body
 
 

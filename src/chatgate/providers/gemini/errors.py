@@ -20,7 +20,6 @@ from typing import Any
 import orjson
 
 from chatgate.errors import (
-    MAX_RETRY_AFTER_S,
     APIStatusError,
     AuthenticationError,
     ContentPolicyViolationError,
@@ -28,6 +27,7 @@ from chatgate.errors import (
     error_for_status,
 )
 from chatgate.providers.base import Deployment
+from chatgate.retry_after import MAX_RETRY_AFTER_S
 
 __all__ = ["CONTEXT_WINDOW_QUIRK", "blocked_prompt_error", "error_from_body", "retry_delay"]
 

@@ -24,7 +24,11 @@ from sqlalchemy import (
 
 from chatgate.store.schema import METADATA
 
-__all__ = ["SPEND_DAILY", "SPEND_LOG"]
+__all__ = ["CONSOLE_LOG_INDEXES", "SPEND_DAILY", "SPEND_LOG"]
+
+# added by migration 15: the console's log table pages newest first by (ts, record_id),
+# over everything or one model; its minimum-cost filter finds the few costly calls
+CONSOLE_LOG_INDEXES = frozenset({"ix_spend_log_ts", "ix_spend_log_model_ts", "ix_spend_log_cost"})
 
 SPEND_LOG = Table(
     "spend_log",
@@ -59,10 +63,18 @@ SPEND_LOG = Table(
     # the record's unique id (added by migration 13; NULL in older rows): a replay of the
     # write-ahead file skips the ids already here, so no record is written twice
     Column("record_id", String(64)),
+    # a tiered name's tier, the classifier's score and the USD saved against the premium
+    # tier at the same tokens (added by migration 14; NULL for every other call)
+    Column("tier", String(128)),
+    Column("tier_score", Float),
+    Column("saved_pico", BigInteger),
     Index("ix_spend_log_day", "day"),
     Index("ix_spend_log_key_ts", "key_id", "ts"),
     Index("ix_spend_log_team_ts", "team_id", "ts"),
     Index("ix_spend_log_request", "request_id"),
+    Index("ix_spend_log_ts", "ts", "record_id"),
+    Index("ix_spend_log_model_ts", "model", "ts"),
+    Index("ix_spend_log_cost", "cost_pico"),
     # with ``day``: a unique index of a partitioned table must hold the partition key
     Index("ux_spend_log_record", "record_id", "day", unique=True),
     postgresql_partition_by="RANGE (day)",
@@ -89,6 +101,8 @@ SPEND_DAILY = Table(
     ),
     Column("cost_pico", BigInteger, nullable=False, default=0),
     Column("unpriced", BigInteger, nullable=False, default=0),  # calls whose cost was unknown
+    # USD saved by tiered routing against the premium tier (added by migration 14)
+    Column("saved_pico", BigInteger, nullable=False, default=0, server_default=text("0")),
     Index("ix_spend_daily_key_day", "key_id", "day"),
     Index("ix_spend_daily_team_day", "team_id", "day"),
     Index("ix_spend_daily_model_day", "model", "day"),

@@ -30,6 +30,7 @@ HEADERS = (  # (top line, bottom line) of each column after the group's; "total 
     ("completion", "tokens"),
     ("cost", "(USD)"),
 )
+SAVED = ("saved", "(USD)")  # shown when tiered routing saved anything (docs/routing.md)
 DATABASE_ENV = "CHATGATE_DATABASE_URL"
 UNPRICED_NOTE = "(+N): N successful calls had no price and are not in the cost"
 _UNITS = (("k", 10**3), ("M", 10**6), ("B", 10**9))
@@ -52,8 +53,12 @@ def _with_part(total: str, part: int, shown: str) -> str:
     return f"{total} ({shown})" if part else total
 
 
-def _cells(row: SpendRow) -> list[str]:
-    return [
+def _heads(rows: list[SpendRow]) -> tuple[tuple[str, str], ...]:
+    return (*HEADERS, SAVED) if any(r.saved for r in rows) else HEADERS
+
+
+def _cells(row: SpendRow, saved: bool = False) -> list[str]:
+    cells = [
         _with_part(f"{row.requests:,}", row.errors, f"{row.errors:,}"),
         compact(row.prompt_tokens),
         compact(row.cached_tokens),
@@ -65,20 +70,23 @@ def _cells(row: SpendRow) -> list[str]:
         compact(row.completion_tokens),
         _with_part(f"{row.cost:.6f}", row.unpriced, f"+{row.unpriced}"),
     ]
+    return [*cells, f"{row.saved:.6f}"] if saved else cells
 
 
 def _total(rows: list[SpendRow]) -> SpendRow:
     counts = {
         f.name: sum(getattr(r, f.name) for r in rows)
         for f in fields(SpendRow)
-        if f.name not in ("group", "cost")
+        if f.name not in ("group", "cost", "saved")
     }
-    return SpendRow("TOTAL", cost=sum((r.cost for r in rows), Decimal(0)), **counts)
+    cost = sum((r.cost for r in rows), Decimal(0))
+    return SpendRow("TOTAL", cost=cost, saved=sum((r.saved for r in rows), Decimal(0)), **counts)
 
 
 def format_plain(by: str, rows: list[SpendRow]) -> str:
-    heads = [("", by), *HEADERS]
-    body = [[r.group, *_cells(r)] for r in [*rows, _total(rows)]]
+    heads = [("", by), *_heads(rows)]
+    saved = len(heads) > len(HEADERS) + 1
+    body = [[r.group, *_cells(r, saved)] for r in [*rows, _total(rows)]]
     widths = [
         max(len(h[1]), len(h[0]), *(len(line[i]) for line in body)) for i, h in enumerate(heads)
     ]
@@ -111,12 +119,14 @@ def _print_rich(by: str, since: str, rows: list[SpendRow]) -> bool:
         collapse_padding=True,
     )
     table.add_column(by, overflow="fold")  # a long name wraps rather than losing its end
-    for top, bottom in HEADERS:
+    heads = _heads(rows)
+    saved = len(heads) > len(HEADERS)
+    for top, bottom in heads:
         table.add_column(f"{top}\n{bottom}".strip(), justify="right", overflow="fold")
     for row in rows:
-        table.add_row(row.group, *_cells(row))
+        table.add_row(row.group, *_cells(row, saved))
     table.add_section()
-    table.add_row(*[f"[bold]{c}[/bold]" for c in ["TOTAL", *_cells(_total(rows))]])
+    table.add_row(*[f"[bold]{c}[/bold]" for c in ["TOTAL", *_cells(_total(rows), saved)]])
     console = Console()
     console.print(table)
     if any(r.unpriced for r in rows):

@@ -1,0 +1,26 @@
+"""What a group's runner needs of the Router that owns it, and nothing more: the shared state,
+the settings and health policy, and the injected clock, sleep and random source."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from chatgate.config import RouterSettings
+from chatgate.router.state import Health, RouterState
+
+__all__ = ["Runtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: RouterSettings
+    state: RouterState
+    health: Health
+    clock: Callable[[], float]
+    sleep: Callable[[float], Awaitable[None]]
+    rng: random.Random
+
+    def now(self) -> float:
+        return self.clock()

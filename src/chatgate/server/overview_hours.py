@@ -1,0 +1,134 @@
+"""The Overview's hour buckets, read live from the spend log (a window of at most a few
+days, bounded by ``day`` so PostgreSQL reads only those partitions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, case, cast, desc, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chatgate.cost.budgets import from_pico
+from chatgate.server.log_filters import Window
+from chatgate.store.schema.spend import SPEND_LOG
+
+__all__ = ["BY", "OTHER", "TOP", "hour_label", "hour_saved", "hour_spend", "hour_traffic"]
+
+BY = {"model": "model", "key": "key_id", "team": "team_id", "user": "user_id"}
+TOP = 8
+OTHER = "(other)"
+_COUNTS = ("requests", "errors", "cache_hits", "retried")
+_PCTS = ("latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "ttft_p95_ms")
+c = SPEND_LOG.c
+
+
+def _hour(dialect: str) -> ColumnElement[Any]:
+    hours = c.ts / 3600
+    return func.floor(hours) if dialect == "postgresql" else cast(hours, Integer)
+
+
+def hour_label(value: Any) -> str:
+    return dt.datetime.fromtimestamp(int(value) * 3600, dt.UTC).strftime("%Y-%m-%d %H:00")
+
+
+def _where(span: Window) -> list[ColumnElement[bool]]:
+    first, last = span.days
+    return [c.day >= first, c.day <= last, c.ts >= span.since, c.ts < span.until]
+
+
+async def hour_spend(
+    conn: AsyncConnection, by: str, span: Window, labels: Sequence[str]
+) -> list[dict[str, Any]]:
+    group = func.coalesce(c[BY[by]], "")
+    cost = func.sum(func.coalesce(c.cost_pico, 0))
+    where = _where(span)
+    top_q = select(group, cost).where(*where).group_by(group).order_by(desc(cost)).limit(TOP)
+    top = [row[0] for row in await conn.execute(top_q)]
+    name = case({g: g for g in top}, value=group, else_=OTHER) if top else group
+    hour = _hour(conn.dialect.name)
+    series: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(labels))
+    index = {label: i for i, label in enumerate(labels)}
+    for at, who, pico in await conn.execute(
+        select(hour, name, cost).where(*where).group_by(hour, name)
+    ):
+        i = index.get(hour_label(at))
+        if i is not None:
+            series[who or "(none)"][i] += float(from_pico(int(pico or 0)))
+    order = [*(g or "(none)" for g in top), OTHER]
+    return [{"name": n, "values": series[n]} for n in order if n in series]
+
+
+def _p50_p95(values: Sequence[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    if len(values) == 1:
+        return values[0], values[0]
+    cuts = statistics.quantiles(values, n=20, method="inclusive")
+    return statistics.median(values), cuts[18]
+
+
+async def hour_traffic(
+    conn: AsyncConnection, span: Window, labels: Sequence[str]
+) -> dict[str, list[Any]]:
+    hour = _hour(conn.dialect.name)
+    counts = [
+        func.count(),
+        func.count(c.error),
+        func.sum(case((c.cache_hit, 1), else_=0)),
+        func.sum(case((c.attempts > 1, 1), else_=0)),
+    ]
+    n = len(labels)
+    out: dict[str, list[Any]] = {k: [0] * n for k in _COUNTS} | {k: [None] * n for k in _PCTS}
+    index = {label: i for i, label in enumerate(labels)}
+    pg = conn.dialect.name == "postgresql"
+    pct = [
+        func.percentile_cont(q).within_group(col)
+        for col in (c.latency_ms, c.ttft_ms)
+        for q in (0.5, 0.95)
+    ]
+    query = select(hour, *counts, *(pct if pg else ())).where(*_where(span)).group_by(hour)
+    for at, *values in await conn.execute(query):
+        i = index.get(hour_label(at))
+        if i is not None:
+            for k, v in zip((*_COUNTS, *(_PCTS if pg else ())), values, strict=True):
+                out[k][i] = v if k in _PCTS else int(v or 0)
+    if pg:
+        return out
+    # SQLite (one machine's traffic): the window's values sorted here
+    samples: dict[tuple[int, str], list[float]] = defaultdict(list)
+    rows = select(hour, c.latency_ms, c.ttft_ms).where(*_where(span))
+    for at, latency, ttft in await conn.execute(rows):
+        i = index.get(hour_label(at))
+        for name, v in (("latency", latency), ("ttft", ttft)):
+            if i is not None and v is not None:
+                samples[(i, name)].append(float(v))
+    for (i, name), values in samples.items():
+        out[f"{name}_p50_ms"][i], out[f"{name}_p95_ms"][i] = _p50_p95(sorted(values))
+    return out
+
+
+async def hour_saved(conn: AsyncConnection, span: Window) -> float:
+    """Picodollars the cache saved in the window (estimated: see admin_overview)."""
+    tokens = func.sum(c.prompt_tokens + c.completion_tokens)
+    query = (
+        select(c.model, c.cache_hit, tokens, func.sum(func.coalesce(c.cost_pico, 0)))
+        .where(*_where(span))
+        .group_by(c.model, c.cache_hit)
+    )
+    paid: dict[str, tuple[int, int]] = {}
+    hit: dict[str, int] = {}
+    for model, was_hit, n, pico in await conn.execute(query):
+        if was_hit:
+            hit[model] = int(n or 0)
+        else:
+            paid[model] = (int(n or 0), int(pico or 0))
+    saved = 0.0
+    for model, n in hit.items():
+        paid_tokens, paid_pico = paid.get(model, (0, 0))
+        if paid_tokens:
+            saved += n * paid_pico / paid_tokens
+    return saved

@@ -1,0 +1,135 @@
+"""One trace per gateway request: a pure ASGI middleware that opens the SERVER span (HTTP
+semantic conventions), continuing the caller's trace when the request carries a W3C
+``traceparent``; the steps inside (authentication, budget hold, cache, the routed call and its
+attempts) are its children, and the spend-log write, done later off the request path, is
+parented to it through the span context kept on the request's context.
+
+The app is wrapped only when the gateway exports telemetry: with it off, requests do not pass
+through here at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
+
+from chatgate.server.asgi import Receive, Scope, Send
+from chatgate.server.context import RequestContext
+from chatgate.telemetry import metrics, semconv, spans
+
+__all__ = ["TracingMiddleware", "annotate", "spend_span"]
+
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_PROPAGATED = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+
+def _carrier(scope: Scope) -> dict[str, str]:
+    return {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in _PROPAGATED}
+
+
+class TracingMiddleware:
+    """``route_of(path)``: the route template for ``http.route`` and the span name (None for
+    paths the gateway does not serve, so a scan of random URLs does not make random names).
+    ``untraced``: paths left out (health probes and metric scrapes, every few seconds)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        route_of: Callable[[str], str | None],
+        untraced: frozenset[str] = frozenset(),
+    ) -> None:
+        self._app = app
+        self._route_of = route_of
+        self._untraced = untraced
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._untraced:
+            await self._app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        route = self._route_of(path)
+        parent = propagate.extract(_carrier(scope))
+        attrs: dict[str, Any] = {
+            "http.request.method": method,
+            "url.path": path,
+            "url.scheme": scope.get("scheme", "http"),
+        }
+        if route is not None:
+            attrs["http.route"] = route
+        span = spans.tracer().start_span(
+            f"{method} {route}" if route else method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attrs,
+        )
+        status = 0
+
+        async def sending(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with spans.current(span):
+            try:
+                await self._app(scope, receive, sending)
+            except BaseException as exc:
+                span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise
+            finally:
+                if status:
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:  # a server span's 4xx is the client's error, not ours
+                        span.set_attribute(semconv.ERROR_TYPE, str(status))
+                        span.set_status(Status(StatusCode.ERROR))
+                span.end()
+
+
+def annotate(ctx: RequestContext) -> None:
+    """Our attributes on the request's span, once the request is over; keep its context on
+    ``ctx`` for the spend write."""
+    if ctx.cache_status is not None and ctx.requested_model is not None:
+        metrics.record_cache(ctx.cache_status, ctx.requested_model)
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    ctx.span_context = span.get_span_context()
+    attrs: dict[str, Any] = {"chatgate.request_id": ctx.request_id}
+    optional = {
+        "chatgate.key.id": ctx.key_id,  # the id, never the secret
+        "chatgate.user.id": ctx.user_id,
+        "chatgate.team.id": ctx.team_id,
+        "chatgate.model": ctx.requested_model,
+        "chatgate.deployment": ctx.deployment,
+        semconv.CACHE_STATUS: ctx.cache_status,
+        "chatgate.error": ctx.error_class,
+    }
+    attrs.update({k: v for k, v in optional.items() if v is not None})
+    if ctx.tags:
+        attrs["chatgate.tags"] = list(ctx.tags)
+    if ctx.cost is not None:
+        attrs[semconv.COST_USD] = float(ctx.cost)
+    if ctx.attempts:
+        attrs["chatgate.attempts"] = ctx.attempts
+    if ctx.fallback is not None:
+        attrs[semconv.FALLBACK_TAKEN] = ctx.fallback
+    span.set_attributes(attrs)
+
+
+@contextlib.contextmanager
+def spend_span(ctx: RequestContext) -> Iterator[None]:
+    """The spend-log write of a finished request, as a child of its span (the request is
+    over by now: the write runs off its path)."""
+    parent = ctx.span_context
+    if not isinstance(parent, SpanContext):
+        yield
+        return
+    context = trace.set_span_in_context(NonRecordingSpan(parent))
+    with spans.tracer().start_as_current_span("chatgate.spend.write", context=context):
+        yield

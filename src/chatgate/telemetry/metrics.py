@@ -1,0 +1,155 @@
+"""GenAI client metrics by the conventions, plus ours, through the OpenTelemetry API.
+
+``gen_ai.client.operation.duration`` (s) and ``gen_ai.client.token.usage`` ({token}) with the
+conventions' explicit bucket boundaries; ``chatgate.cost`` (USD), ``chatgate.cache.requests``
+(by ``chatgate.cache.status``) and ``chatgate.budget.utilization`` (spent / limit, per
+budget). Recorded only when a meter provider from an SDK is in place: the API's own no-op and
+proxy providers mean nobody collects, and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import metrics as otel_metrics
+from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider
+from opentelemetry.metrics import _Gauge as Gauge  # the synchronous gauge, exported underscored
+from opentelemetry.metrics import _internal as otel_metrics_internal
+
+from chatgate.telemetry import semconv
+
+if TYPE_CHECKING:
+    from chatgate.providers.base import Deployment
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "TOKEN_BUCKETS",
+    "enabled",
+    "record_attempt",
+    "record_budget",
+    "record_cache",
+    "set_meter_provider",
+]
+
+DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+TOKEN_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Instruments:
+    duration: Histogram
+    tokens: Histogram
+    cost: Counter
+    cache: Counter
+    budget: Gauge
+
+    @classmethod
+    def of(cls, meter: Meter) -> _Instruments:
+        return cls(
+            duration=meter.create_histogram(
+                "gen_ai.client.operation.duration",
+                unit="s",
+                description="GenAI operation duration",
+                explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+            ),
+            tokens=meter.create_histogram(
+                "gen_ai.client.token.usage",
+                unit="{token}",
+                description="Number of input and output tokens used",
+                explicit_bucket_boundaries_advisory=[float(b) for b in TOKEN_BUCKETS],
+            ),
+            cost=meter.create_counter("chatgate.cost", unit="USD", description="Spend in USD"),
+            cache=meter.create_counter(
+                "chatgate.cache.requests", unit="{request}", description="Response cache lookups"
+            ),
+            budget=meter.create_gauge(
+                "chatgate.budget.utilization", unit="1", description="Budget spent / limit"
+            ),
+        )
+
+
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_METER_PROVIDER" in os.environ
+_provider: MeterProvider | None = None
+_instruments: _Instruments | None = None
+
+
+def set_meter_provider(provider: MeterProvider | None) -> None:
+    """Use ``provider`` for chatgate's metrics (None: the application's global one)."""
+    global _provider, _instruments
+    _provider, _instruments = provider, None
+
+
+def enabled() -> bool:
+    if _provider is not None:
+        return True
+    # As spans._off: the module global first (get_meter_provider reads os.environ each call).
+    if otel_metrics_internal._METER_PROVIDER is None and not _PROVIDER_FROM_ENV:
+        return False
+    # The API's own providers (the default proxy, the no-op one) mean no SDK is set up.
+    return not type(otel_metrics.get_meter_provider()).__module__.startswith(
+        "opentelemetry.metrics"
+    )
+
+
+def _get() -> _Instruments | None:
+    global _instruments
+    if not enabled():
+        return None
+    if _instruments is None:
+        source = _provider or otel_metrics.get_meter_provider()
+        _instruments = _Instruments.of(source.get_meter("chatgate"))
+    return _instruments
+
+
+def record_attempt(
+    deployment: Deployment,
+    operation: str,
+    started: float,
+    response: Any = None,
+    error: BaseException | None = None,
+) -> None:
+    instruments = _get()
+    if instruments is None:
+        return
+    attrs: dict[str, str] = {
+        semconv.OPERATION: operation,
+        semconv.PROVIDER: semconv.provider_name(deployment.provider),
+        semconv.REQUEST_MODEL: deployment.model,
+    }
+    if error is not None:
+        attrs[semconv.ERROR_TYPE] = type(error).__name__
+    elif response is not None and response.model:
+        attrs[semconv.RESPONSE_MODEL] = response.model
+    instruments.duration.record(time.perf_counter() - started, attrs)
+    usage = getattr(response, "usage", None)
+    if usage is not None:
+        instruments.tokens.record(usage.prompt_tokens, {**attrs, "gen_ai.token.type": "input"})
+        completion = getattr(usage, "completion_tokens", None)
+        if completion is not None:
+            instruments.tokens.record(completion, {**attrs, "gen_ai.token.type": "output"})
+    cost = response.meta.cost if response is not None else None
+    if cost:
+        instruments.cost.add(float(cost), attrs)
+
+
+def record_cache(status: str, model: str) -> None:
+    instruments = _get()
+    if instruments is not None:
+        instruments.cache.add(1, {semconv.CACHE_STATUS: status, "chatgate.model": model})
+
+
+def record_budget(budget_id: str, period: str, spent: Decimal, limit: Decimal) -> None:
+    instruments = _get()
+    if instruments is not None and limit > 0:
+        instruments.budget.set(
+            float(spent / limit),
+            {"chatgate.budget.id": budget_id, "chatgate.budget.period": period},
+        )

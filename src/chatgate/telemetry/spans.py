@@ -1,0 +1,277 @@
+"""The spans chatgate emits, through the OpenTelemetry API only.
+
+With no SDK configured the API hands out non-recording spans: every attribute below is built
+only behind ``span.is_recording()``, so a call pays for one no-op span and nothing else. The
+application's SDK (``trace.set_tracer_provider``) is used, unless a provider was given to
+``set_tracer_provider`` here (the gateway does, so that its exporter serves only its spans).
+
+An attempt is a CLIENT span ``chat {model}`` (or ``embeddings {model}``); a routed call is an
+INTERNAL span ``chatgate.route {model_name}`` holding its attempts; the router says which
+attempt of which deployment is running through a context variable (``attempt``), read when the
+attempt span starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+
+from chatgate.telemetry import content, metrics, semconv
+from chatgate.types import ChatResponse
+
+if TYPE_CHECKING:
+    from chatgate.embedding_types import EmbeddingRequest, EmbeddingResponse
+    from chatgate.providers.base import Deployment
+    from chatgate.types import ChatRequest
+
+__all__ = [
+    "attempt",
+    "capture_content",
+    "current",
+    "end",
+    "end_attempt",
+    "inject",
+    "on_stream_end",
+    "served_by",
+    "set_tracer_provider",
+    "start_chat",
+    "start_embeddings",
+    "start_route",
+    "step",
+    "tracer",
+]
+
+_SCOPE = "chatgate"
+_provider: TracerProvider | None = None
+_tracer: Tracer | None = None
+# The variable the OpenTelemetry GenAI instrumentations read for the same switch.
+_capture = (
+    os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").lower() == "true"
+)
+# (deployment id, model group, attempt number) of the attempt the router is running.
+_attempt: contextvars.ContextVar[tuple[str, str, int] | None] = contextvars.ContextVar(
+    "chatgate_attempt", default=None
+)
+_NULL = contextlib.nullcontext()
+
+FinishCallback = Callable[[Any, BaseException | None], None]
+
+
+def set_tracer_provider(provider: TracerProvider | None) -> None:
+    """Use ``provider`` for chatgate's spans (None: the application's global one)."""
+    global _provider, _tracer
+    _provider, _tracer = provider, None
+
+
+def capture_content(on: bool) -> None:
+    """Record prompts and answers (scrubbed) on attempt spans: off by default."""
+    global _capture
+    _capture = on
+
+
+# The API's own providers: no SDK is set up, nothing would be recorded.
+_API_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+
+
+def _off() -> bool:
+    """Nobody collects spans: skip even the no-op span objects and context switches. Each
+    call re-checks, so an SDK set up later is picked up. ``get_tracer_provider()`` looks in
+    os.environ on every call until a provider is set (1 us, several times a request): the
+    module global it guards answers the common case first."""
+    if _provider is not None:
+        return False
+    if trace._TRACER_PROVIDER is None and not _PROVIDER_FROM_ENV:
+        return True
+    return type(trace.get_tracer_provider()) in _API_PROVIDERS
+
+
+def tracer() -> Tracer:
+    global _tracer
+    if _tracer is None:
+        source = _provider or trace.get_tracer_provider()
+        from chatgate import __version__  # the package root imports the client, which imports us
+
+        _tracer = source.get_tracer(_SCOPE, __version__)
+    return _tracer
+
+
+# --- attempts ---------------------------------------------------------------------------------
+
+
+def attempt(deployment_id: str, group: str, number: int) -> contextlib.AbstractContextManager[Any]:
+    return _NULL if _off() else _marked(deployment_id, group, number)
+
+
+@contextlib.contextmanager
+def _marked(deployment_id: str, group: str, number: int) -> Iterator[None]:
+    token = _attempt.set((deployment_id, group, number))
+    try:
+        yield
+    finally:
+        _attempt.reset(token)
+
+
+def _start(name: str, attrs: Callable[[], semconv.Attributes]) -> Span:
+    if _off():
+        return trace.INVALID_SPAN
+    span = tracer().start_span(name, kind=SpanKind.CLIENT)
+    if span.is_recording():
+        span.set_attributes(attrs())
+        routed = _attempt.get()
+        if routed is not None:
+            span.set_attributes(
+                {
+                    semconv.DEPLOYMENT_ID: routed[0],
+                    semconv.MODEL_GROUP: routed[1],
+                    semconv.ATTEMPT: routed[2],
+                }
+            )
+    return span
+
+
+def start_chat(request: ChatRequest, deployment: Deployment) -> Span:
+    span = _start(
+        f"chat {request.model}", lambda: semconv.chat_request_attributes(request, deployment)
+    )
+    if _capture and span.is_recording():
+        span.set_attribute(
+            semconv.INPUT_MESSAGES, content.input_messages(request.messages, deployment)
+        )
+    return span
+
+
+def start_embeddings(request: EmbeddingRequest, deployment: Deployment) -> Span:
+    return _start(
+        f"embeddings {request.model}",
+        lambda: semconv.embedding_request_attributes(request, deployment),
+    )
+
+
+def inject(span: Span, headers: MutableMapping[str, str]) -> None:
+    """Put ``traceparent`` (and the propagators' other headers) on an upstream request. With
+    no SDK, the caller's own context (if it has one) is passed on, as the API would."""
+    if span is trace.INVALID_SPAN:
+        if trace.get_current_span().get_span_context().is_valid:
+            propagate.inject(headers)
+    elif span.get_span_context().is_valid:
+        propagate.inject(headers, context=trace.set_span_in_context(span))
+
+
+def end_attempt(
+    span: Span,
+    deployment: Deployment,
+    started: float,
+    response: ChatResponse | EmbeddingResponse | None = None,
+    error: BaseException | None = None,
+    *,
+    operation: str = "chat",
+    cancelled: bool = False,
+) -> None:
+    """End an attempt span with what came back, and record the GenAI client metrics."""
+    if span.is_recording():
+        if isinstance(response, ChatResponse):
+            span.set_attributes(semconv.chat_response_attributes(response))
+            if _capture:
+                span.set_attribute(
+                    semconv.OUTPUT_MESSAGES, content.output_messages(response, deployment)
+                )
+        elif response is not None:
+            span.set_attributes(semconv.embedding_response_attributes(response))
+        if cancelled:
+            span.set_attribute("chatgate.stream.cancelled", True)
+        _fail(span, error)
+    metrics.record_attempt(deployment, operation, started, response, error)
+    span.end()
+
+
+def on_stream_end(
+    span: Span, deployment: Deployment, started: float, then: FinishCallback | None
+) -> FinishCallback | None:
+    """The stream's ``on_finish``: end the attempt span when the stream ends (completed,
+    cancelled or failed), then call the owner's callback."""
+    if not span.is_recording() and not metrics.enabled():
+        span.end()  # a no-op span: nothing to wait for
+        return then
+
+    def finished(response: Any, error: BaseException | None) -> None:
+        cancelled = response is None and error is None
+        end_attempt(span, deployment, started, response, error, cancelled=cancelled)
+        if then is not None:
+            then(response, error)
+
+    return finished
+
+
+def _fail(span: Span, error: BaseException | None) -> None:
+    if error is None:
+        return
+    kind = type(error).__name__
+    span.set_attribute(semconv.ERROR_TYPE, kind)
+    # Only the class: an upstream's message is scrubbed of credentials, but it may quote the
+    # prompt, which belongs in a span only when content capture is on.
+    span.set_status(Status(StatusCode.ERROR, kind))
+
+
+# --- routed calls and gateway steps -------------------------------------------------------------
+
+
+def start_route(model_name: str) -> Span:
+    if _off():
+        return trace.INVALID_SPAN
+    span = tracer().start_span(f"chatgate.route {model_name}", kind=SpanKind.INTERNAL)
+    if span.is_recording():
+        span.set_attribute(semconv.MODEL_GROUP, model_name)
+    return span
+
+
+def current(span: Span) -> contextlib.AbstractContextManager[Any]:
+    """Make ``span`` the parent of what starts inside; ending it stays the caller's."""
+    if span is trace.INVALID_SPAN:
+        return _NULL
+    return trace.use_span(
+        span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+    )
+
+
+def end(span: Span, error: BaseException | None = None) -> None:
+    if error is not None and span.is_recording():
+        _fail(span, error)
+    span.end()
+
+
+def served_by(group: str, requested: str) -> None:
+    """The routed call was answered by ``group``: a fallback when it is not ``requested``."""
+    if _off():
+        return
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(
+            {semconv.FALLBACK_TAKEN: group != requested, "chatgate.served_group": group}
+        )
+
+
+def step(name: str, **attrs: str | int | float | bool) -> contextlib.AbstractContextManager[Any]:
+    """A gateway step (authentication, budget hold, cache lookup) as a child of the request's
+    span; nothing at all when the request is not traced."""
+    if _off() or not trace.get_current_span().is_recording():
+        return _NULL
+    return _step(tracer().start_span(name, attributes=attrs))
+
+
+@contextlib.contextmanager
+def _step(span: Span) -> Iterator[Span]:
+    with current(span):
+        try:
+            yield span
+        except BaseException as exc:
+            _fail(span, exc)
+            raise
+        finally:
+            span.end()

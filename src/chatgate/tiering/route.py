@@ -1,0 +1,169 @@
+"""A call to a tiered name: pick the tier (an explicit override, else the classifier, never
+below the session's floor), send the request to that tier's group, escalate a whole answer to
+the next tier when configured, and stamp the answer with its tier, score and saving.
+
+``send`` is the router's own routing of a request to a model_list group (retries, fallbacks,
+limits), so this module knows nothing of deployments and sits below the router.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import orjson
+
+from chatgate.cost.calc import cost_of
+from chatgate.cost.prices import ModelPrice
+from chatgate.errors import InvalidRequestError, TruncatedResponseError
+from chatgate.stream import ChatStream
+from chatgate.tiering.classifier import TierClassifier
+from chatgate.tiering.features import prompt_of
+from chatgate.tiering.session import SessionTiers
+from chatgate.tiering.settings import TieredModelSettings
+from chatgate.types import ChatRequest, ChatResponse, Usage
+
+__all__ = ["Send", "TierChoice", "TierHints", "TieredModel"]
+
+Result = ChatResponse | ChatStream
+Send = Callable[[ChatRequest], Awaitable[Result]]
+
+
+@dataclass(frozen=True, slots=True)
+class TierChoice:
+    """Which tier served a call and why (``reason``: classifier, session, header, escalated)."""
+
+    tier: str
+    index: int
+    score: float | None  # the classifier's; None: a header chose, or the session is at the top
+    reason: str
+    baseline: ModelPrice | None  # the premium tier's price, for the saving
+
+    def saving(self, usage: Usage | None, cost: Decimal | None) -> Decimal | None:
+        """What the premium tier would have cost at these tokens, minus what this cost."""
+        if self.baseline is None or usage is None or cost is None:
+            return None
+        return cost_of(usage, self.baseline) - cost
+
+
+@dataclass(slots=True)
+class TierHints:
+    """What the caller says about a tiered call: ``tier`` forces one (x-chatgate-tier),
+    ``session`` keys the conversation (x-chatgate-session; else the request's ``user``),
+    ``on_choice`` hears the tier before the answer (a stream's headers need it)."""
+
+    tier: str | None = None
+    session: str | None = None
+    on_choice: Callable[[TierChoice], None] | None = None
+
+
+class TieredModel:
+    def __init__(
+        self,
+        settings: TieredModelSettings,
+        baseline: ModelPrice | None,
+        *,
+        classifier: TierClassifier | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.model_name
+        self.tiers = list(settings.tiers)
+        self.classifier = classifier or TierClassifier(self.tiers, settings.classifier)
+        self.sessions = SessionTiers(settings.session_ttl_s, settings.max_sessions, clock)
+        self._baseline = baseline
+
+    async def choose(self, request: ChatRequest, hints: TierHints) -> TierChoice:
+        if hints.tier is not None:
+            if hints.tier not in self.tiers:
+                raise InvalidRequestError(
+                    f"x-chatgate-tier {hints.tier!r} is not a tier of {self.name!r}; "
+                    f"use one of: {', '.join(self.tiers)}",
+                    param="x-chatgate-tier",
+                )
+            return self._choice(self.tiers.index(hints.tier), None, "header")
+        floor = self.sessions.floor(_session(request, hints))
+        if floor == len(self.tiers) - 1:  # nothing to decide: skip the classifier
+            return self._choice(floor, None, "session")
+        prompt = prompt_of(request)
+        classifier = self.classifier
+        if classifier.needs_embedding(prompt):  # milliseconds of MiniLM: off the event loop
+            found = await asyncio.to_thread(classifier.classify, prompt)
+        else:
+            found = classifier.classify(prompt)
+        if floor > found.tier:
+            return self._choice(floor, found.score, "session")
+        return self._choice(found.tier, found.score, "classifier")
+
+    async def route(self, request: ChatRequest, hints: TierHints, send: Send) -> Result:
+        choice = await self.choose(request, hints)
+        spent = Decimal(0)  # what answers replaced by an escalation cost
+        while True:
+            tier_request = request.model_copy(update={"model": choice.tier})
+            try:
+                result = await send(tier_request)
+            except TruncatedResponseError:
+                if not self._escalates_length(choice):
+                    raise
+                choice = self._choice(choice.index + 1, choice.score, "escalated")
+                continue
+            if isinstance(result, ChatResponse) and self._escalates(choice, request, result):
+                spent += result.meta.cost or 0
+                choice = self._choice(choice.index + 1, choice.score, "escalated")
+                continue
+            break
+        self.sessions.reached(_session(request, hints), choice.index)
+        if isinstance(result, ChatResponse):
+            _stamp(result, choice, spent)
+        if hints.on_choice is not None:
+            hints.on_choice(choice)
+        return result
+
+    def _choice(self, index: int, score: float | None, reason: str) -> TierChoice:
+        return TierChoice(self.tiers[index], index, score, reason, self._baseline)
+
+    def _escalates_length(self, choice: TierChoice) -> bool:
+        return "length" in self.settings.escalate_on and choice.index < len(self.tiers) - 1
+
+    def _escalates(self, choice: TierChoice, request: ChatRequest, answer: ChatResponse) -> bool:
+        if choice.index >= len(self.tiers) - 1:
+            return False
+        on = self.settings.escalate_on
+        if "length" in on and answer.truncated:
+            return True
+        return "invalid_json" in on and not _valid_structured(request, answer)
+
+
+def _session(request: ChatRequest, hints: TierHints) -> str | None:
+    return hints.session or request.user or None
+
+
+def _stamp(answer: ChatResponse, choice: TierChoice, spent: Decimal) -> None:
+    meta = answer.meta
+    if spent and meta.cost is not None:
+        meta.cost += spent
+    meta.tier = choice.tier
+    meta.tier_score = choice.score
+    meta.tier_saved_cost = choice.saving(answer.usage, meta.cost)
+
+
+def _valid_structured(request: ChatRequest, answer: ChatResponse) -> bool:
+    """For a JSON response format: the answer parses, and for a schema is an object with the
+    schema's top-level ``required`` keys (a full JSON Schema check is chatgate.structured's)."""
+    fmt = request.response_format
+    if fmt is None or fmt.type == "text":
+        return True
+    try:
+        value = orjson.loads(answer.content or "")
+    except orjson.JSONDecodeError:
+        return False
+    schema = (fmt.json_schema or {}).get("schema")
+    if fmt.type != "json_schema" or not isinstance(schema, dict):
+        return True
+    if schema.get("type") == "object" and not isinstance(value, dict):
+        return False
+    required = schema.get("required") or []
+    return not isinstance(value, dict) or all(key in value for key in required)

@@ -1,0 +1,290 @@
+"""The gateway's traces and metrics, exported over OTLP to a real receiver on loopback
+(tests/fakes/otlp_receiver.py decodes them with opentelemetry-proto): one trace per request,
+its parent/child structure, the GenAI attributes, trace continuation both ways, content
+capture, a collector that is down."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from chatgate.config import parse
+from chatgate.server.app import create_app
+from tests.fakes.gateway import free_port
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.otlp_receiver import OtlpReceiver, Span
+from tests.telemetry.asgi_client import Lifespan, call
+
+MASTER = "sk-master-0123456789abcdef"
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+CHAT = "/v1/chat/completions"
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as server:
+        yield server
+
+
+def config(fake: FakeOpenAI, otel: dict[str, Any], **general: Any) -> Any:
+    params = {"model": "openai/gpt-4o-mini", "api_base": fake.base_url, "api_key": "sk-up-0000"}
+    return parse(
+        {
+            "model_list": [{"model_name": "smart", "params": params}],
+            "general_settings": {"master_key": MASTER, "otel": otel, **general},
+        }
+    )
+
+
+def chat(content: str = "hello", **extra: Any) -> dict[str, Any]:
+    return {"model": "smart", "messages": [{"role": "user", "content": content}], **extra}
+
+
+AUTH = {"authorization": f"Bearer {MASTER}"}
+
+
+def by_name(spans: list[Span], name: str) -> Span:
+    found = [s for s in spans if s.name == name]
+    assert len(found) == 1, [s.name for s in spans]
+    return found[0]
+
+
+def ancestors(span: Span, spans: list[Span]) -> list[str]:
+    index = {s.span_id: s for s in spans}
+    names = []
+    while span.parent_span_id in index:
+        span = index[span.parent_span_id]
+        names.append(span.name)
+    return names
+
+
+async def test_one_trace_per_request_continuing_the_callers_and_reaching_the_upstream(
+    fake: FakeOpenAI, receiver: OtlpReceiver
+) -> None:
+    general = {
+        "budgets": [{"scope": "global", "limit": "100"}],
+        "cache": {"backend": "memory", "mode": "always"},
+    }
+    app = create_app(config(fake, {"endpoint": receiver.http_endpoint}, **general))
+    traceparent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+    async with Lifespan(app):
+        status, _, made = await call(app, "POST", "/admin/keys", {"team": "ml"}, AUTH)
+        assert status == 200
+        key = orjson.loads(made)
+        headers = {
+            "authorization": f"Bearer {key['key']}",
+            "traceparent": traceparent,
+            "x-chatgate-tags": "feature-a",
+        }
+        status, _, _ = await call(app, "POST", CHAT, chat(), headers)
+        assert status == 200
+    spans = receiver.wait_for_spans(lambda s: any(x.name == "chatgate.spend.write" for x in s))
+    spans = [s for s in spans if s.trace_id == CALLER_TRACE]  # not the key creation's
+
+    server = by_name(spans, f"POST {CHAT}")
+    assert server.kind == "SERVER"
+    assert server.parent_span_id == CALLER_SPAN
+    assert server.attributes["http.request.method"] == "POST"
+    assert server.attributes["url.path"] == CHAT
+    assert server.attributes["http.route"] == CHAT
+    assert server.attributes["http.response.status_code"] == 200
+    assert server.attributes["chatgate.model"] == "smart"
+    assert server.attributes["chatgate.cache.status"] == "miss"
+    assert server.attributes["chatgate.cost_usd"] > 0
+    assert server.attributes["chatgate.fallback_taken"] is False
+    assert server.attributes["chatgate.key.id"] == key["key_id"]
+    assert server.attributes["chatgate.team.id"] == "ml"
+    assert server.attributes["chatgate.tags"] == ["feature-a"]
+    for span in spans:  # the secret itself never
+        assert key["key"] not in orjson.dumps(span.attributes).decode()
+    assert server.resource["service.name"] == "chatgate"
+
+    for step in ("chatgate.auth", "chatgate.budget.hold", "chatgate.cache", "chatgate.spend.write"):
+        assert by_name(spans, step).parent_span_id == server.span_id, step
+    route = by_name(spans, "chatgate.route smart")
+    assert f"POST {CHAT}" in ancestors(route, spans)
+    attempt = by_name(spans, "chat gpt-4o-mini")
+    assert attempt.kind == "CLIENT"
+    assert attempt.parent_span_id == route.span_id
+    a = attempt.attributes
+    assert a["gen_ai.operation.name"] == "chat"
+    assert a["gen_ai.provider.name"] == "openai"
+    assert a["gen_ai.request.model"] == "gpt-4o-mini"
+    assert a["gen_ai.response.model"] == "gpt-4o-mini"
+    assert a["gen_ai.usage.input_tokens"] > 0
+    assert a["gen_ai.usage.output_tokens"] > 0
+    assert a["chatgate.deployment.id"]
+    assert a["chatgate.attempt"] == 1
+    assert "gen_ai.input.messages" not in a  # content capture is off by default
+
+    # The upstream got our attempt's context, in the caller's trace.
+    upstream = fake.last.headers["traceparent"].split("-")
+    assert upstream[1:3] == [CALLER_TRACE, attempt.span_id]
+
+
+async def test_a_request_without_traceparent_starts_a_trace_of_its_own(
+    fake: FakeOpenAI, receiver: OtlpReceiver
+) -> None:
+    app = create_app(config(fake, {"endpoint": receiver.http_endpoint}))
+    async with Lifespan(app):
+        assert (await call(app, "POST", CHAT, chat(), AUTH))[0] == 200
+        assert (await call(app, "POST", CHAT, chat(), AUTH))[0] == 200
+    spans = receiver.wait_for_spans(lambda s: len([x for x in s if x.kind == "SERVER"]) >= 2)
+    servers = [s for s in spans if s.kind == "SERVER"]
+    assert [s.parent_span_id for s in servers] == ["", ""]
+    assert len({s.trace_id for s in servers}) == 2
+
+
+async def test_probes_and_scrapes_are_not_traced(fake: FakeOpenAI, receiver: OtlpReceiver) -> None:
+    app = create_app(config(fake, {"endpoint": receiver.http_endpoint}))
+    async with Lifespan(app):
+        assert (await call(app, "GET", "/health/liveness"))[0] == 200
+        assert (await call(app, "GET", "/metrics"))[0] == 200
+        assert (await call(app, "GET", "/v1/models", None, AUTH))[0] == 200
+    spans = receiver.wait_for_spans(lambda s: any(x.kind == "SERVER" for x in s))
+    assert [s.name for s in spans if s.kind == "SERVER"] == ["GET /v1/models"]
+
+
+async def test_an_upstream_error_marks_the_attempt_and_a_5xx_the_server_span(
+    fake: FakeOpenAI, receiver: OtlpReceiver
+) -> None:
+    from tests.fakes.openai_server import Reply, error_json
+
+    fake.script(*[Reply(status=500, json=error_json("boom", "server_error"))] * 5)
+    app = create_app(config(fake, {"endpoint": receiver.http_endpoint}))
+    async with Lifespan(app):
+        status, _, _ = await call(app, "POST", CHAT, chat(), AUTH)
+    assert status >= 500
+    spans = receiver.wait_for_spans(lambda s: any(x.kind == "SERVER" for x in s))
+    attempts = [s for s in spans if s.name == "chat gpt-4o-mini"]
+    assert attempts
+    assert all(s.attributes["error.type"] == "InternalServerError" for s in attempts)
+    assert all(s.status == "ERROR" for s in attempts)
+    server = next(s for s in spans if s.kind == "SERVER")
+    assert server.status == "ERROR"
+    assert server.attributes["error.type"] == str(status)
+
+
+async def test_content_capture_scrubs_secrets(fake: FakeOpenAI, receiver: OtlpReceiver) -> None:
+    key = "sk-proj-" + "Zz9Yy8Xx" * 4
+    otel = {"endpoint": receiver.http_endpoint, "capture_content": True}
+    app = create_app(config(fake, otel))
+    async with Lifespan(app):
+        assert (await call(app, "POST", CHAT, chat(f"use {key} please"), AUTH))[0] == 200
+    spans = receiver.wait_for_spans(lambda s: any(x.name.startswith("chat ") for x in s))
+    attempt = next(s for s in spans if s.name.startswith("chat "))
+    inputs = orjson.loads(attempt.attributes["gen_ai.input.messages"])
+    assert inputs == [{"role": "user", "parts": [{"type": "text", "content": "use *** please"}]}]
+    outputs = orjson.loads(attempt.attributes["gen_ai.output.messages"])
+    assert outputs[0]["role"] == "assistant"
+    for span in spans:
+        assert key not in orjson.dumps(span.attributes).decode()
+
+
+async def test_a_stream_is_traced_to_its_end(fake: FakeOpenAI, receiver: OtlpReceiver) -> None:
+    app = create_app(config(fake, {"endpoint": receiver.http_endpoint}))
+    async with Lifespan(app):
+        status, _, body = await call(app, "POST", CHAT, chat(stream=True), AUTH)
+        assert status == 200
+        assert b"[DONE]" in body
+    spans = receiver.wait_for_spans(lambda s: any(x.kind == "SERVER" for x in s))
+    attempt = next(s for s in spans if s.name.startswith("chat "))
+    server = next(s for s in spans if s.kind == "SERVER")
+    assert attempt.attributes["gen_ai.request.stream"] is True
+    assert attempt.attributes["gen_ai.response.time_to_first_chunk"] > 0
+    assert attempt.end_ns <= server.end_ns  # the server span covers the whole stream
+
+
+async def test_grpc_export(fake: FakeOpenAI, receiver: OtlpReceiver) -> None:
+    otel = {"endpoint": receiver.grpc_endpoint, "protocol": "grpc", "headers": {"x-team": "ops"}}
+    app = create_app(config(fake, otel))
+    async with Lifespan(app):
+        assert (await call(app, "POST", CHAT, chat(), AUTH))[0] == 200
+    spans = receiver.wait_for_spans(lambda s: any(x.kind == "SERVER" for x in s))
+    assert any(s.name == "chat gpt-4o-mini" for s in spans)
+    assert any(h.get("x-team") == "ops" for h in receiver.headers)
+
+
+async def test_genai_metrics_with_the_conventions_buckets(
+    fake: FakeOpenAI, receiver: OtlpReceiver
+) -> None:
+    general = {
+        "budgets": [{"scope": "global", "limit": "10"}],
+        "cache": {"backend": "memory", "mode": "always"},
+    }
+    app = create_app(config(fake, {"endpoint": receiver.http_endpoint}, **general))
+    async with Lifespan(app):  # the metrics are exported at shutdown
+        assert (await call(app, "POST", CHAT, chat(), AUTH))[0] == 200
+        assert (await call(app, "POST", CHAT, chat(), AUTH))[0] == 200  # a cache hit
+    tokens = receiver.metric("gen_ai.client.token.usage")
+    duration = receiver.metric("gen_ai.client.operation.duration")
+    cost = receiver.metric("chatgate.cost")
+    assert tokens
+    assert duration
+    assert cost
+    kinds = {p["attributes"]["gen_ai.token.type"] for m in tokens for p in m.points}
+    assert kinds == {"input", "output"}
+    assert tokens[0].points[0]["bounds"][:4] == [1, 4, 16, 64]
+    assert duration[0].unit == "s"
+    assert duration[0].points[0]["bounds"][:3] == [0.01, 0.02, 0.04]
+    assert duration[0].points[0]["attributes"]["gen_ai.provider.name"] == "openai"
+    assert cost[0].unit == "USD"
+    assert cost[0].points[0]["value"] > 0
+    cache = receiver.metric("chatgate.cache.requests")
+    statuses = {p["attributes"]["chatgate.cache.status"]: p["value"] for p in cache[0].points}
+    assert statuses == {"miss": 1, "hit": 1}
+    [budget] = receiver.metric("chatgate.budget.utilization")
+    used = budget.points[0]["value"]
+    assert 0 < used < 0.01  # a fraction of a cent of $10
+    assert budget.points[0]["attributes"]["chatgate.budget.id"].startswith("global")
+
+
+async def test_a_collector_that_is_down_slows_and_fails_nothing_and_drops_are_counted(
+    fake: FakeOpenAI,
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    otel = {"endpoint": down, "max_queue_size": 2, "export_timeout_s": 0.5}
+    app = create_app(config(fake, otel))
+    async with Lifespan(app):
+        for _ in range(5):
+            began = time.perf_counter()
+            assert (await call(app, "POST", CHAT, chat(), AUTH))[0] == 200
+            assert time.perf_counter() - began < 1.0
+        status, _, body = await call(app, "GET", "/metrics", None, AUTH)
+    assert status == 200
+    [line] = [
+        x for x in body.decode().splitlines() if x.startswith("chatgate_otel_spans_dropped_total")
+    ]
+    assert float(line.split()[-1]) > 0
+
+
+async def test_tracing_off_leaves_the_app_unwrapped_and_sends_no_traceparent(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    params = {"model": "openai/gpt-4o-mini", "api_base": fake.base_url, "api_key": "k"}
+    app = create_app(parse({"model_list": [{"model_name": "smart", "params": params}]}))
+    traceparent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+    async with Lifespan(app):
+        assert (await call(app, "POST", CHAT, chat(), {"traceparent": traceparent}))[0] == 200
+    assert type(app).__name__ == "function"
+    assert "traceparent" not in fake.last.headers
+
+
+async def test_the_standard_variable_turns_export_on(
+    fake: FakeOpenAI, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_endpoint)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "edge-gateway")
+    params = {"model": "openai/gpt-4o-mini", "api_base": fake.base_url, "api_key": "k"}
+    app = create_app(parse({"model_list": [{"model_name": "smart", "params": params}]}))
+    async with Lifespan(app):
+        assert (await call(app, "POST", CHAT, chat()))[0] == 200
+    spans = receiver.wait_for_spans(lambda s: any(x.kind == "SERVER" for x in s))
+    assert {s.resource["service.name"] for s in spans} == {"edge-gateway"}
