@@ -89,26 +89,17 @@ def build_router(s: Settings) -> chatgate.Router:
             deployment(PREMIUM_BACKUP, s.premium_backup_model, s.backup_base),
         ],
         fallbacks=[{CHEAP: [CHEAP_BACKUP]}, {PREMIUM: [PREMIUM_BACKUP]}],
+        tiers=[{"model_name": AUTO, "tiers": [CHEAP, PREMIUM]}],
         **s.router_settings,
     )
 
 
 async def route(router: chatgate.Router, request: ChatRequest) -> ChatResponse | ChatStream:
-    """The routing, in one place: ``auto`` goes to the cheap or the premium group, each falling
-    back to its backup provider.
-
-    STAND-IN until chatgate's tiered routing (issue 17 A) is on main: then ``auto`` becomes a
-    tiered name in build_router and this is ``router.aroute(request)``. Meanwhile a crude rule
-    (code, several lines or a long text is premium) and a per-user floor stand for it."""
-    text = str(request.messages[-1].content or "")
-    complex_ = "```" in text or text.count("\n") > 2 or len(text.split()) > 60
-    user = request.user or ""
-    _premium_users[user] = premium = _premium_users.get(user, False) or complex_
-    tier = PREMIUM if premium else CHEAP
-    return await router.aroute(request.model_copy(update={"model": tier}))
-
-
-_premium_users: dict[str, bool] = {}  # the stand-in's session floor (process-wide)
+    """The routing, in one place: ``auto`` is a tiered name, so chatgate's classifier sends the
+    request to the cheap or the premium group, and a user (``request.user``) who reached the
+    premium tier stays there for the session (docs/routing.md, *Tiered routing*). Each group
+    falls back to its backup provider."""
+    return await router.aroute(request)
 
 
 class CachedRouter:
@@ -178,8 +169,7 @@ class SupportBot:
         s = self.settings
         answer = max(
             upper_bound(price, s.max_input_tokens, s.max_tokens)
-            for tier in (CHEAP, PREMIUM)
-            for group in self.router.reachable(tier)
+            for group in self.router.reachable(AUTO)
             for routed in self.router.groups[group]
             if (price := price_of(routed.deployment)) is not None
         )
