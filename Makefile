@@ -31,8 +31,8 @@ serve: local-model
 	$(VENV)/bin/chatgate serve --host $(HOST) --port $(PORT)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench e2e
-	$(VENV)/bin/ruff format --check src tests bench e2e
+	$(VENV)/bin/ruff check src tests bench e2e examples
+	$(VENV)/bin/ruff format --check src tests bench e2e examples
 	$(VENV)/bin/mypy
 
 test: system-deps lint local-model
