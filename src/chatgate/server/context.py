@@ -57,7 +57,7 @@ OWNERS: dict[str, str] = {
     **dict.fromkeys(("usage", "cost", "ttft_ms", "finish_reason", "cache_hit"), _SERVING),
     "content_out": _SERVING,
     "fallback": _SERVING,
-    "tier": _SERVING,  # through the tiered router's listener (serving.tier_hints)
+    "tier": "chatgate.server.tier_hints",  # the tiered router's listener
     "tier_saved": _SERVING,
     "span_context": "chatgate.server.tracing",  # the request's span, for the spend write
     **dict.fromkeys(("status", "error_class", "refused", "overhead_ms", "content_in"), _REQUEST),

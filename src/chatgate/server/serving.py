@@ -24,15 +24,15 @@ from chatgate.router.budgeting import routed_worst_case
 from chatgate.router.call import estimate_tokens, prompt_bytes
 from chatgate.router.fallbacks import Allowed
 from chatgate.router.state import Limits
-from chatgate.server.asgi import ClientDisconnected, Scope, big_body
+from chatgate.server.asgi import ClientDisconnected, big_body
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.relay import ClientWatch, Frames, Relayed, relay
 from chatgate.server.request import GatewayRequest, failed
 from chatgate.server.state import GatewayState
+from chatgate.server.tier_hints import tier_hints
 from chatgate.stream import ChatStream
 from chatgate.telemetry import spans
-from chatgate.tiering.route import TierChoice, TierHints
 from chatgate.transport.offload import OFFLOAD_MIN_BYTES
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
@@ -137,25 +137,6 @@ def _relayed(ctx: RequestContext, stream: ChatStream, relayed: Relayed) -> None:
         take_response(ctx, stream.final())
     else:
         ctx.usage = stream.usage  # what was produced before the failure, if the upstream said
-
-
-_MAX_SESSION_CHARS = 128
-
-
-def tier_hints(scope: Scope, ctx: RequestContext) -> TierHints:
-    """A tiered call's override (x-chatgate-tier) and session (x-chatgate-session) headers;
-    the choice is kept on ``ctx`` for the response headers and the spend log."""
-    tier = session = None
-    for key, value in scope["headers"]:
-        if key == b"x-chatgate-tier":
-            tier = value.decode("latin-1").strip()
-        elif key == b"x-chatgate-session":
-            session = value.decode("latin-1")[:_MAX_SESSION_CHARS]
-
-    def heard(choice: TierChoice) -> None:
-        ctx.tier = choice
-
-    return TierHints(tier=tier, session=session, on_choice=heard)
 
 
 def take_response(ctx: RequestContext, response: ChatResponse) -> None:
