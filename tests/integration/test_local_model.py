@@ -203,7 +203,7 @@ async def test_a_request_the_server_refuses_is_tried_once_and_cools_nothing() ->
         [{"model_name": "m", "params": {"model": MODEL}}], allowed_fails=1, num_retries=2
     )
     with pytest.raises(BadRequestError) as info:
-        await router.acompletion("m", HI, max_tokens=8, min_p=5)  # llama.cpp's own, sent as is
+        await router.acompletion("m", HI, max_tokens=8, extra_body={"min_p": 5})  # llama.cpp's own
     assert [a.status_code for a in info.value.attempt_log] == [400]
     assert "min_p: Input should be less than or equal to 1" in info.value.message
     [stats] = await router.state.view(["m#0"], router.now())
