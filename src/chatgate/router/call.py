@@ -4,7 +4,7 @@ deployment's state reads in an error message."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,31 @@ class CallContext:
     log: list[Attempt] = field(default_factory=list)
     stream_ended: bool = False
     _on_stream_end: list[Callable[[], None]] = field(default_factory=list)
+
+    @classmethod
+    def begin(
+        cls,
+        runtime: Runtime,
+        timeout: float | None,
+        num_retries: int | None,
+        tags: Sequence[str] | None,
+        *,
+        sync: bool = False,
+        raise_on_truncation: bool = False,
+        download_images: bool = False,
+    ) -> CallContext:
+        """A call starting now, with the router's settings where the caller gave none."""
+        settings = runtime.settings
+        timeout = timeout or settings.timeout
+        return cls(
+            deadline=runtime.now() + timeout,
+            timeout=timeout,
+            num_retries=settings.num_retries if num_retries is None else num_retries,
+            tags=frozenset(tags or ()),
+            sync=sync,
+            raise_on_truncation=raise_on_truncation,
+            download_images=download_images,
+        )
 
     def time_left(self, runtime: Runtime) -> float:
         return self.deadline - runtime.now()

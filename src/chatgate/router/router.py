@@ -33,7 +33,7 @@ from chatgate.router.embed import EmbeddingJob
 from chatgate.router.fallbacks import Allowed, FallbackTables, everything, next_allowed
 from chatgate.router.options import ROUTE_ARGS, RouteArgs, RoutedCompletionArgs
 from chatgate.router.policy import Fault, classify
-from chatgate.router.runtime import Runtime
+from chatgate.router.runtime import Runtime, state_for
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
 from chatgate.router.tiered import build_tiered, tier_sender
@@ -101,7 +101,7 @@ class Router:
         s = self.settings
         self.fallbacks = FallbackTables(s, self.groups)
         self._owns_state = state is None
-        self.state: RouterState = state or _state_for(s, clock)
+        self.state: RouterState = state or state_for(s, clock)
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -327,12 +327,11 @@ class Router:
                 f"known names: {', '.join(self.groups) or 'none'}",
                 param="model",
             )
-        timeout = timeout or self.settings.timeout
-        return CallContext(
-            deadline=self._clock() + timeout,
-            timeout=timeout,
-            num_retries=self.settings.num_retries if num_retries is None else num_retries,
-            tags=frozenset(tags or ()),
+        return CallContext.begin(
+            self._runtime,
+            timeout,
+            num_retries,
+            tags,
             sync=sync,
             raise_on_truncation=raise_on_truncation,
             download_images=download_images,
@@ -403,17 +402,3 @@ class Router:
     def now(self) -> float:
         """The router's clock (the injected one in tests)."""
         return self._clock()
-
-
-def _state_for(settings: RouterSettings, clock: Callable[[], float]) -> RouterState:
-    url = settings.shared_state_url()
-    if url is None:
-        return MemoryState()
-    from chatgate.router.redis_state import RedisState
-
-    return RedisState(
-        url,
-        namespace=settings.redis_namespace,
-        clock=clock,
-        failure=settings.shared_state_failure,
-    )

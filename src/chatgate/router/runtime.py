@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from chatgate.config import RouterSettings
-from chatgate.router.state import Health, RouterState
+from chatgate.router.state import Health, MemoryState, RouterState
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "state_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +24,18 @@ class Runtime:
 
     def now(self) -> float:
         return self.clock()
+
+
+def state_for(settings: RouterSettings, clock: Callable[[], float]) -> RouterState:
+    """The state a Router with these settings keeps: in memory, or shared through Redis."""
+    url = settings.shared_state_url()
+    if url is None:
+        return MemoryState()
+    from chatgate.router.redis_state import RedisState
+
+    return RedisState(
+        url,
+        namespace=settings.redis_namespace,
+        clock=clock,
+        failure=settings.shared_state_failure,
+    )
