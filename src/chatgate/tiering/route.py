@@ -8,7 +8,6 @@ limits), so this module knows nothing of deployments and sits below the router.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -88,12 +87,7 @@ class TieredModel:
         floor = self.sessions.floor(_session(request, hints))
         if floor == len(self.tiers) - 1:  # nothing to decide: skip the classifier
             return self._choice(floor, None, "session")
-        prompt = prompt_of(request)
-        classifier = self.classifier
-        if classifier.needs_embedding(prompt):  # milliseconds of MiniLM: off the event loop
-            found = await asyncio.to_thread(classifier.classify, prompt)
-        else:
-            found = classifier.classify(prompt)
+        found = self.classifier.classify(prompt_of(request))  # microseconds: no thread hop
         if floor > found.tier:
             return self._choice(floor, found.score, "session")
         return self._choice(found.tier, found.score, "classifier")
