@@ -100,6 +100,18 @@ def ask(gw: Gateway, messages: list[dict[str, str]], key: str = MASTER, **header
         )
 
 
+def ask_stream(gw: Gateway) -> tuple[Any, list[Any]]:
+    """The response headers (sent before the answer) and every chunk of a streamed answer."""
+    sdk = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER, max_retries=0)
+    with (
+        sdk,
+        sdk.chat.completions.with_streaming_response.create(
+            model="auto", messages=SIMPLE, stream=True, stream_options={"include_usage": True}
+        ) as raw,
+    ):
+        return raw.headers, list(raw.parse())
+
+
 def spend_row(gw: Gateway, request_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
     """The spend_log row of ``request_id`` once it is written (off the request path)."""
     db: Path = gw.db  # type: ignore[attr-defined]
@@ -204,16 +216,9 @@ def test_a_length_finish_on_the_cheap_tier_escalates_to_the_next(
 def test_a_stream_carries_its_tier_and_its_saving_reaches_the_spend_log(
     gateway: Gateway, cheap: FakeOpenAI
 ) -> None:
-    sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0)
-    with (
-        sdk,
-        sdk.chat.completions.with_streaming_response.create(
-            model="auto", messages=SIMPLE, stream=True, stream_options={"include_usage": True}
-        ) as raw,
-    ):
-        assert raw.headers["x-chatgate-tier"] == "small"
-        chunks = list(raw.parse())
-        request_id = raw.headers["x-chatgate-request-id"]
+    headers, chunks = ask_stream(gateway)
+    assert headers["x-chatgate-tier"] == "small"
+    request_id = headers["x-chatgate-request-id"]
     usage = chunks[-1].usage
     assert usage is not None
     row = spend_row(gateway, request_id)
@@ -238,18 +243,10 @@ def test_an_empty_stream_escalates_before_the_headers_and_the_log_keeps_both_cos
         )
     )
     premium.script(Reply(chunks=text_stream(["rescued"], model="gpt-4o", usage=(10, 1))))
-    sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0)
-    with (
-        sdk,
-        sdk.chat.completions.with_streaming_response.create(
-            model="auto", messages=SIMPLE, stream=True, stream_options={"include_usage": True}
-        ) as raw,
-    ):
-        assert raw.headers["x-chatgate-tier"] == "large"
-        text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
-        request_id = raw.headers["x-chatgate-request-id"]
-    assert text == "rescued"
-    row = spend_row(gateway, request_id)
+    headers, chunks = ask_stream(gateway)
+    assert headers["x-chatgate-tier"] == "large"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "rescued"
+    row = spend_row(gateway, headers["x-chatgate-request-id"])
     replaced = MINI_IN * 10
     assert row["tier"] == "large"
     assert row["saved_pico"] == -int(replaced * 10**12)
