@@ -20,7 +20,7 @@ from chatgate.stream import ChatStream
 from chatgate.tiering.classifier import TierClassifier
 from chatgate.tiering.escalation import answer_escalates, error_escalates, shows_answer
 from chatgate.tiering.features import prompt_of
-from chatgate.tiering.session import SessionTiers
+from chatgate.tiering.session import SessionFloors, SessionTiers
 from chatgate.tiering.settings import TieredModelSettings
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
@@ -65,14 +65,24 @@ class TieredModel:
         baseline: ModelPrice | None,
         *,
         classifier: TierClassifier | None = None,
+        sessions: SessionFloors | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``sessions``: where conversations' floors are kept (default: this process)."""
         self.settings = settings
         self.name = settings.model_name
         self.tiers = list(settings.tiers)
         self.classifier = classifier or TierClassifier(self.tiers, settings.classifier)
-        self.sessions = SessionTiers(settings.session_ttl_s, settings.max_sessions, clock)
+        self.sessions: SessionFloors = sessions or SessionTiers(
+            settings.session_ttl_s, settings.max_sessions, clock
+        )
         self._baseline = baseline
+
+    async def aclose(self) -> None:
+        """Close the sessions' shared store's connection on this loop, if it has one."""
+        close = getattr(self.sessions, "aclose", None)
+        if close is not None:
+            await close()
 
     async def choose(self, request: ChatRequest, hints: TierHints) -> TierChoice:
         if hints.tier is not None:
@@ -83,7 +93,7 @@ class TieredModel:
                     param="x-chatgate-tier",
                 )
             return self._choice(self.tiers.index(hints.tier), None, "header")
-        floor = self.sessions.floor(_session(request, hints))
+        floor = await self.sessions.afloor(_session(request, hints))
         if floor == len(self.tiers) - 1:  # nothing to decide: skip the classifier
             return self._choice(floor, None, "session")
         found = self.classifier.classify(prompt_of(request))  # microseconds: no thread hop
@@ -113,7 +123,7 @@ class TieredModel:
                 choice = self._choice(choice.index + 1, choice.score, "escalated")
                 continue
             break
-        self.sessions.reached(_session(request, hints), choice.index)
+        await self.sessions.areached(_session(request, hints), choice.index)
         if isinstance(result, ChatResponse):
             _stamp(result, choice, spent)
         else:  # priced at its end: the spend log and ``final().meta`` get the saving
