@@ -152,3 +152,20 @@ def test_static_embeddings_are_unit_rows_and_fast_on_long_text(embed: object) ->
     assert np.allclose(np.linalg.norm(rows[:2], axis=1), 1.0, atol=1e-5)
     assert not rows[2].any()
     assert elapsed < 0.05  # ~100 µs measured; MiniLM's forward pass took ~10 ms per prompt
+
+
+def test_warming_loads_once_and_never_for_features_only(embed: object) -> None:
+    calls: list[list[str]] = []
+
+    def counting(texts: list[str]) -> object:
+        calls.append(texts)
+        return embed(texts)  # type: ignore[operator]
+
+    classifier = TierClassifier(["cheap", "premium"], embed=counting)  # type: ignore[arg-type]
+    assert classifier.warm_needed
+    classifier.warm()
+    classifier.warm()
+    assert not classifier.warm_needed
+    assert len(calls) == 1  # the examples, embedded once
+    never = TierClassifier(["cheap", "premium"], TierClassifierSettings(embeddings="never"))
+    assert not never.warm_needed

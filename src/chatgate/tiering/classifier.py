@@ -11,6 +11,7 @@ or below it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -139,10 +140,21 @@ class TierClassifier:
                 return None
             return knn.vote(self._cache.embed(text))
 
+    @property
+    def warm_needed(self) -> bool:
+        """Whether ``warm`` has work left (loading the embeddings: ~0.2 s, once a process)."""
+        s = self.settings
+        return (
+            self._knn is None
+            and not self._no_model
+            and bool(self.examples)
+            and (s.embeddings != "never")
+        )
+
     def warm(self) -> None:
         """Load the model and embed the examples now rather than on the first unsure call."""
         with self._lock:
-            if self._knn is None and self.examples and self.settings.embeddings != "never":
+            if self.warm_needed:
                 self._build()
 
     def _build(self) -> KnnVote | None:
@@ -158,7 +170,9 @@ class TierClassifier:
         return self._knn
 
 
+@functools.cache
 def _minilm() -> Embed:
+    """One table per process (47 MB), whatever the number of tiered models."""
     from chatgate.tiering.static_minilm import StaticMiniLM
 
     return StaticMiniLM().embed

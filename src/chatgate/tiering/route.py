@@ -8,6 +8,7 @@ limits), so this module knows nothing of deployments and sits below the router.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -96,7 +97,10 @@ class TieredModel:
         floor = await self.sessions.afloor(_session(request, hints))
         if floor == len(self.tiers) - 1:  # nothing to decide: skip the classifier
             return self._choice(floor, None, "session")
-        found = self.classifier.classify(prompt_of(request))  # microseconds: no thread hop
+        classifier = self.classifier
+        if classifier.warm_needed:  # the first call reads the embeddings: off the event loop
+            await asyncio.to_thread(classifier.warm)
+        found = classifier.classify(prompt_of(request))  # microseconds: no thread hop
         if floor > found.tier:
             return self._choice(floor, found.score, "session")
         return self._choice(found.tier, found.score, "classifier")
