@@ -5,7 +5,7 @@ router_settings:
     - model_name: auto                     # the name clients ask for
       tiers: [cheap, standard, premium]    # model_list names, cheapest first
       classifier: {thresholds: [0.35, 0.7], examples_file: my-traffic.jsonl}
-      escalate_on: [length, invalid_json]
+      escalate_on: [length, invalid_json, empty, error]
 """
 
 from __future__ import annotations
