@@ -142,3 +142,22 @@ async def test_redis_killed_mid_way_degrades_to_memory_without_failing_requests(
         finally:
             await one.aclose()
             await two.aclose()
+
+
+async def test_a_redis_error_on_a_session_key_serves_from_memory(
+    pair: tuple[Router, Router], redis_server: RedisServer
+) -> None:
+    """Someone overwrote a session's key with a list: the floor comes from this process's
+    memory, counted, and the request is answered."""
+    one, _ = pair
+    sessions = one.tiered["auto"].sessions
+    assert isinstance(sessions, SharedSessionTiers)
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        await client.rpush(sessions.key("u9"), "not a tier")
+        assert (await one.acompletion("auto", ask(HARD), user="u9")).meta.tier == "full"
+        assert (await one.acompletion("auto", ask("thanks"), user="u9")).meta.tier == "full"
+        assert sessions.fallbacks >= 2
+        assert not sessions.degraded  # Redis itself answers: no outage
+    finally:
+        await client.aclose()

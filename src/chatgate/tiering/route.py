@@ -127,7 +127,12 @@ class TieredModel:
                 choice = self._choice(choice.index + 1, choice.score, "escalated")
                 continue
             break
-        await self.sessions.areached(_session(request, hints), choice.index)
+        try:
+            await self.sessions.areached(_session(request, hints), choice.index)
+        except BaseException:  # cancelled (the client went): the stream is nobody's now
+            if isinstance(result, ChatStream):
+                result.close()
+            raise
         if isinstance(result, ChatResponse):
             _stamp(result, choice, spent)
         else:  # priced at its end: the spend log and ``final().meta`` get the saving

@@ -8,7 +8,9 @@ highest tier reached, expiring ``ttl_s`` after the last answer. Raising it is on
 
 Redis down. The floor fails open to this process's memory (``SessionTiers``), which also
 records every tier served here, so a conversation that stays on this process keeps its floor
-through the outage. Each call answered from memory is counted (``fallbacks``, and the
+through the outage. Any other Redis error (a key someone overwrote with another type) is
+logged and answered from memory too: a floor is a cost preference, never a reason to fail a
+request. Each call answered from memory is counted (``fallbacks``, and the
 ``on_fallback`` listener: the gateway's ``chatgate_shared_state_fallbacks``); the outage is
 logged when it begins and ends; Redis is tried again every ``retry_s``, the calls between
 do not wait on it.
@@ -63,7 +65,7 @@ class SharedSessionTiers:
     ) -> None:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
-        from redis.exceptions import ConnectionError, ReadOnlyError, TimeoutError
+        from redis.exceptions import ConnectionError, ReadOnlyError, RedisError, TimeoutError
 
         self.url = url
         self.local = local
@@ -75,6 +77,7 @@ class SharedSessionTiers:
         self._clock = clock
         self._down_until: float | None = None
         self._unavailable = (ConnectionError, TimeoutError, ReadOnlyError, OSError)
+        self._redis_error = RedisError
         self._options = {  # RedisState's: never hold a request for seconds on a dead Redis
             "socket_timeout": 1.0,
             "socket_connect_timeout": 1.0,
@@ -138,6 +141,10 @@ class SharedSessionTiers:
                     type(exc).__name__,
                 )
             self._down_until = now + self._retry_s
+            self._fell_back()
+            return None
+        except self._redis_error as exc:  # Redis answered with an error (a key of another type)
+            log.warning("tier session floor in Redis failed (%s); this process's used", exc)
             self._fell_back()
             return None
         if self._down_until is not None:
