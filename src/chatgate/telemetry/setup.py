@@ -1,10 +1,13 @@
-"""The OpenTelemetry SDK for the gateway: OTLP export of its spans and metrics (the ``server``
-extra installs the SDK and exporters; the library never imports this module).
+"""OTLP export of the gateway's spans and metrics (the ``server`` extra installs the SDK and
+exporters; the library never imports this module).
 
-Spans leave through a BatchSpanProcessor: the request path appends to a bounded queue and a
-background thread exports. A collector that is down or slow costs that thread its export
-timeout and nothing else; spans that find the queue full, or whose export failed, are dropped
-and counted (``on_drop``), never waited for.
+Spans over OTLP/HTTP (the default) are recorded by chatgate's lean recorder
+(telemetry/recorder.py, export.py, otlp.py: a tenth of the SDK's CPU per span); over gRPC by
+the SDK, with its BatchSpanProcessor and gRPC exporter (the lean exporter speaks HTTP only).
+Either way the request path appends to a bounded queue and a background thread exports. A
+collector that is down or slow costs that thread its export timeout and nothing else; spans
+that find the queue full, or whose export failed, are dropped and counted (``on_drop``),
+never waited for. Metrics are the SDK's in both cases.
 
 Settings come from ``general_settings.otel``; what it leaves out, the exporters read from the
 standard ``OTEL_EXPORTER_OTLP_*`` variables, and the resource from ``OTEL_SERVICE_NAME`` /
@@ -17,15 +20,18 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
 from chatgate.config import OtelSettings
-from chatgate.telemetry import metrics, spans
+from chatgate.telemetry import metrics, sampling, spans
+from chatgate.telemetry.export import Exporter, HttpTarget
+from chatgate.telemetry.recorder import LeanTracerProvider, SpanQueue
 
 __all__ = ["Telemetry", "start", "wanted"]
 
@@ -33,6 +39,7 @@ log = logging.getLogger("chatgate.telemetry")
 
 _ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 _SHUTDOWN_MS = 2000  # a collector that is down must not hold up the gateway's exit
+_BATCH = 512  # spans per export: the SDK's default
 
 
 def wanted(settings: OtelSettings | None, env: Mapping[str, str]) -> bool:
@@ -89,8 +96,9 @@ class _CountingProcessor(BatchSpanProcessor):
 
 @dataclass
 class Telemetry:
-    tracer_provider: TracerProvider
+    tracer_provider: trace.TracerProvider
     meter_provider: MeterProvider | None
+    exporter: Exporter | None = None  # the lean recorder's; None when the SDK records
 
     def shutdown(self) -> None:
         """Flush what is queued (bounded in time) and stop; chatgate's spans go back to the
@@ -98,8 +106,11 @@ class Telemetry:
         spans.set_tracer_provider(None)
         spans.capture_content(False)
         metrics.set_meter_provider(None)
-        self.tracer_provider.force_flush(_SHUTDOWN_MS)
-        self.tracer_provider.shutdown()
+        if self.exporter is not None:
+            self.exporter.shutdown(_SHUTDOWN_MS)
+        elif isinstance(self.tracer_provider, TracerProvider):
+            self.tracer_provider.force_flush(_SHUTDOWN_MS)
+            self.tracer_provider.shutdown()
         if self.meter_provider is not None:
             self.meter_provider.shutdown(timeout_millis=_SHUTDOWN_MS)
 
@@ -113,39 +124,40 @@ def _protocol(settings: OtelSettings, env: Mapping[str, str]) -> str:
     )
 
 
-def _exporters(settings: OtelSettings, protocol: str) -> tuple[SpanExporter, MetricExporter]:
+def _grpc_exporters(settings: OtelSettings) -> tuple[SpanExporter, MetricExporter]:
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+        OTLPMetricExporter as GrpcMetrics,
+    )
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+        OTLPSpanExporter as GrpcSpans,
+    )
+
     headers = settings.headers or None
     timeout = settings.export_timeout_s
     endpoint = settings.endpoint
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcMetrics,
-        )
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcSpans,
-        )
+    insecure = endpoint.startswith("http://") if endpoint else None
+    return (
+        GrpcSpans(endpoint=endpoint, insecure=insecure, headers=headers, timeout=timeout),
+        GrpcMetrics(endpoint=endpoint, insecure=insecure, headers=headers, timeout=timeout),
+    )
 
-        insecure = endpoint.startswith("http://") if endpoint else None
-        return (
-            GrpcSpans(endpoint=endpoint, insecure=insecure, headers=headers, timeout=timeout),
-            GrpcMetrics(endpoint=endpoint, insecure=insecure, headers=headers, timeout=timeout),
-        )
-    if protocol != "http/protobuf":
-        raise ValueError(f"OTLP protocol {protocol!r}: use 'http/protobuf' or 'grpc'")
+
+def _http_metrics(settings: OtelSettings) -> MetricExporter:
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter as HttpMetrics,
     )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpSpans,
+
+    base = settings.endpoint.rstrip("/") if settings.endpoint else None
+    return HttpMetrics(
+        endpoint=f"{base}/v1/metrics" if base else None,
+        headers=settings.headers or None,
+        timeout=settings.export_timeout_s,
     )
 
-    base = endpoint.rstrip("/") if endpoint else None
-    return (
-        HttpSpans(endpoint=f"{base}/v1/traces" if base else None, headers=headers, timeout=timeout),
-        HttpMetrics(
-            endpoint=f"{base}/v1/metrics" if base else None, headers=headers, timeout=timeout
-        ),
-    )
+
+def _sdk_sampler(chosen: sampling.Sampler) -> Sampler:
+    ratio = TraceIdRatioBased(chosen.rate)
+    return ParentBased(ratio) if chosen.parent_based else ratio
 
 
 def start(
@@ -156,19 +168,31 @@ def start(
     """Build the providers and exporters and make chatgate's spans and metrics use them (the
     application's global providers are left alone)."""
     settings = settings or OtelSettings()
-    # Only the grpc/http choice is read here; the rest the exporters take from the variables.
     protocol = _protocol(settings, env)
+    if protocol not in ("http/protobuf", "grpc"):
+        raise ValueError(f"OTLP protocol {protocol!r}: use 'http/protobuf' or 'grpc'")
     named = settings.service_name or env.get("OTEL_SERVICE_NAME") or "chatgate"
     resource = Resource.create({"service.name": named})
-    tracer_provider = TracerProvider(
-        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sample_rate))
-    )
-    span_exporter, metric_exporter = _exporters(settings, protocol)
-    tracer_provider.add_span_processor(
-        _CountingProcessor(
-            _CountingExporter(span_exporter, on_drop), settings.max_queue_size, on_drop
+    configured = "sample_rate" in settings.model_fields_set
+    sampler = sampling.from_settings(settings.sample_rate if configured else None, env)
+    exporter = None
+    tracer_provider: trace.TracerProvider
+    if protocol == "grpc":
+        span_exporter, metric_exporter = _grpc_exporters(settings)
+        tracer_provider = TracerProvider(resource=resource, sampler=_sdk_sampler(sampler))
+        tracer_provider.add_span_processor(
+            _CountingProcessor(
+                _CountingExporter(span_exporter, on_drop), settings.max_queue_size, on_drop
+            )
         )
-    )
+    else:
+        metric_exporter = _http_metrics(settings)
+        queue = SpanQueue(settings.max_queue_size, min(_BATCH, settings.max_queue_size), on_drop)
+        target = HttpTarget.resolve(
+            settings.endpoint, settings.headers, settings.export_timeout_s, env
+        )
+        exporter = Exporter(queue, target, dict(resource.attributes), on_drop, batch_size=_BATCH)
+        tracer_provider = LeanTracerProvider(sampler, queue)
     meter_provider = None
     if settings.metrics:
         reader = PeriodicExportingMetricReader(
@@ -183,4 +207,4 @@ def start(
         metrics.set_meter_provider(meter_provider)
     spans.set_tracer_provider(tracer_provider)
     spans.capture_content(settings.capture_content)
-    return Telemetry(tracer_provider, meter_provider)
+    return Telemetry(tracer_provider, meter_provider, exporter)
