@@ -92,40 +92,43 @@ def _any_value(value: Any) -> bytes | None:
 
 
 _keys: dict[str, bytes] = {}
-_pairs: dict[tuple[str, str], bytes] = {}
+# Whole KeyValue fields by tag, keyed by the (key, value) pair, for string values only: a
+# pair's tuple would confuse True with 1.
+_fields: dict[int, dict[tuple[str, Any], bytes]] = {}
 
 
-def _key_value(key: str, value: Any) -> bytes | None:
-    """A KeyValue message's body."""
-    cacheable = type(value) is str and len(value) <= _CACHEABLE_LEN
-    if cacheable:
-        done = _pairs.get((key, value))
-        if done is not None:
-            return done
+def _key_value(head: bytes, key: str, value: Any) -> bytes:
+    """A KeyValue field (``head``: its tag), or b"" for a value OTLP has no type for."""
     encoded = _any_value(value)
     if encoded is None:
-        return None
+        return b""
     prefix = _keys.get(key)
     if prefix is None:
         if len(_keys) >= _MAX_CACHED:
             _keys.clear()
         prefix = _keys[key] = _string(0x0A, key)
     body = prefix + b"\x12" + _varint(len(encoded)) + encoded
-    if cacheable:
-        if len(_pairs) >= _MAX_CACHED:
-            _pairs.clear()
-        _pairs[(key, value)] = body
-    return body
+    return head + _varint(len(body)) + body
 
 
 def encode_attributes(attributes: Mapping[str, Any], tag: int) -> bytes:
     """Each pair as a KeyValue in field ``tag`` (its tag byte, wire type 2)."""
     head = _VARINTS[tag]
+    cache = _fields.get(tag)
+    if cache is None:
+        cache = _fields[tag] = {}
     out = []
-    for key, value in attributes.items():
-        body = _key_value(key, value)
-        if body is not None:
-            out.append(head + _varint(len(body)) + body)
+    for item in attributes.items():
+        value = item[1]
+        if type(value) is str and len(value) <= _CACHEABLE_LEN:
+            done = cache.get(item)
+            if done is None:
+                if len(cache) >= _MAX_CACHED:
+                    cache.clear()
+                done = cache[item] = _key_value(head, item[0], value)
+            out.append(done)
+        else:
+            out.append(_key_value(head, item[0], value))
     return b"".join(out)
 
 
