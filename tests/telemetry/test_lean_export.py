@@ -162,6 +162,6 @@ def test_the_grpc_protocol_keeps_the_sdk() -> None:
     telemetry = setup.start(OtelSettings(endpoint=endpoint, protocol="grpc", metrics=False), {})
     try:
         assert isinstance(telemetry.tracer_provider, TracerProvider)
-        assert telemetry.exporter is None
+        assert telemetry.exporters == []
     finally:
         telemetry.shutdown()

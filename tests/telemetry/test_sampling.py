@@ -130,7 +130,7 @@ def test_a_sampled_caller_is_followed_at_rate_zero_and_its_trace_continued() -> 
 
 
 def test_the_sdk_sampler_for_grpc_is_the_same_choice() -> None:
-    from chatgate.telemetry.setup import _sdk_sampler
+    from chatgate.telemetry.sdk_export import sdk_sampler as _sdk_sampler
 
     assert isinstance(_sdk_sampler(Sampler(0.5)), ParentBased)
     assert isinstance(_sdk_sampler(Sampler(0.5, parent_based=False)), TraceIdRatioBased)
