@@ -92,9 +92,10 @@ def _any_value(value: Any) -> bytes | None:
 
 
 _keys: dict[str, bytes] = {}
-# Whole KeyValue fields by tag, keyed by the (key, value) pair, for string values only: a
-# pair's tuple would confuse True with 1.
-_fields: dict[int, dict[tuple[str, Any], bytes]] = {}
+# Whole KeyValue fields by tag, keyed by ((key, value), type): the type keeps True apart from
+# 1. Strings, ints and bools only, the values that repeat (models, ports, token counts).
+_fields: dict[int, dict[tuple[tuple[str, Any], type], bytes]] = {}
+_CACHED_TYPES = frozenset({str, int, bool})
 
 
 def _key_value(head: bytes, key: str, value: Any) -> bytes:
@@ -120,12 +121,13 @@ def encode_attributes(attributes: Mapping[str, Any], tag: int) -> bytes:
     out = []
     for item in attributes.items():
         value = item[1]
-        if type(value) is str and len(value) <= _CACHEABLE_LEN:
-            done = cache.get(item)
+        kind = type(value)
+        if kind in _CACHED_TYPES and (kind is not str or len(value) <= _CACHEABLE_LEN):
+            done = cache.get((item, kind))
             if done is None:
                 if len(cache) >= _MAX_CACHED:
                     cache.clear()
-                done = cache[item] = _key_value(head, item[0], value)
+                done = cache[(item, kind)] = _key_value(head, item[0], value)
             out.append(done)
         else:
             out.append(_key_value(head, item[0], value))
