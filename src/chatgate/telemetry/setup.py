@@ -16,6 +16,7 @@ Settings come from ``general_settings.otel``; what it leaves out is read from th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -57,8 +58,9 @@ class Telemetry:
         spans.set_tracer_provider(None)
         spans.capture_content(False)
         metrics.set_meter_provider(None)
+        deadline = time.monotonic() + _SHUTDOWN_MS / 1000  # for all of them together
         for exporter in self.exporters:
-            exporter.shutdown(_SHUTDOWN_MS)
+            exporter.shutdown(max(0, int((deadline - time.monotonic()) * 1000)))
         if isinstance(self.tracer_provider, TracerProvider):
             self.tracer_provider.force_flush(_SHUTDOWN_MS)
             self.tracer_provider.shutdown()
