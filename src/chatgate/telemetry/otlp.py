@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import SpanContext, SpanKind
 
 from chatgate.telemetry.recorder import LeanSpan, Scope
 
@@ -145,25 +145,30 @@ def _scope(scope: Scope) -> bytes:
     return _field(0x0A, body)  # ScopeSpans.scope
 
 
+_heads: dict[tuple[str, SpanKind], bytes] = {}  # a span's name and kind fields: they repeat
+
+
+def _head(name: str, kind: SpanKind) -> bytes:
+    if len(_heads) >= _MAX_CACHED:
+        _heads.clear()
+    head = _heads[(name, kind)] = _string(_SPAN_NAME, name) + bytes((_SPAN_KIND, kind.value + 1))
+    return head
+
+
 def _span(span: LeanSpan) -> bytes:
     context = span.context
-    parts = [
-        _SPAN_TRACE_ID,
-        context.trace_id.to_bytes(16, "big"),
-        _SPAN_SPAN_ID,
-        context.span_id.to_bytes(8, "big"),
-    ]
-    flags = int(context.trace_flags) | _FLAG_HAS_IS_REMOTE
+    trace_id = context.trace_id.to_bytes(16, "big")
+    parts = [_SPAN_TRACE_ID + trace_id + _SPAN_SPAN_ID + context.span_id.to_bytes(8, "big")]
+    flags = context.trace_flags | _FLAG_HAS_IS_REMOTE
     if context.trace_state:
         parts.append(_string(_SPAN_TRACE_STATE, context.trace_state.to_header()))
     parent = span.parent
     if parent is not None:
-        parts += (_SPAN_PARENT, parent.span_id.to_bytes(8, "big"))
+        parts.append(_SPAN_PARENT + parent.span_id.to_bytes(8, "big"))
         if parent.is_remote:
             flags |= _FLAG_IS_REMOTE
     parts += (
-        _string(_SPAN_NAME, span.name),
-        bytes((_SPAN_KIND, span.kind.value + 1)),
+        _heads.get((span.name, span.kind)) or _head(span.name, span.kind),
         _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
         encode_attributes(span.attributes, _SPAN_ATTRIBUTE),
     )

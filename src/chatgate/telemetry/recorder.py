@@ -47,6 +47,7 @@ _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _DEFAULT_STATE = trace.DEFAULT_TRACE_STATE
 _get_current_span = trace.get_current_span
 _time_ns = time.time_ns
+_LOW_64 = (1 << 64) - 1
 
 Scope = tuple[str, str]  # instrumentation scope: (name, version)
 
@@ -220,9 +221,11 @@ class LeanTracer(trace.Tracer):
         parent: SpanContext | None = _get_current_span(context).get_span_context()
         if parent is not None and parent.is_valid:
             trace_id, state = parent.trace_id, parent.trace_state
+            sampled = self._sampler.sampled(trace_id, parent, self._bound)
         else:
             parent, trace_id, state = None, _new_trace_id(), _DEFAULT_STATE
-        if not self._sampler.sampled(trace_id, parent, self._bound):
+            sampled = (trace_id & _LOW_64) < self._bound  # Sampler.sampled's root rule, inline
+        if not sampled:
             return NonRecordingSpan(
                 SpanContext(trace_id, _new_span_id(), False, _NOT_SAMPLED, state)
             )
