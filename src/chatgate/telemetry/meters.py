@@ -145,51 +145,51 @@ class Instrument:
         return out
 
 
-class _Counter(metrics.Counter):
+class _Bound:
+    """An API instrument object over one of ours: a measurement is one call."""
+
     def __init__(self, instrument: Instrument) -> None:
-        self._add = instrument.add
-
-    def add(
-        self, amount: float, attributes: Attributes = None, context: Context | None = None
-    ) -> None:
-        self._add(amount, attributes)
+        self.instrument = instrument
 
 
-class _UpDownCounter(metrics.UpDownCounter):
-    def __init__(self, instrument: Instrument) -> None:
-        self._add = instrument.add
-
-    def add(
-        self, amount: float, attributes: Attributes = None, context: Context | None = None
-    ) -> None:
-        self._add(amount, attributes)
+def _add(
+    self: _Bound, amount: float, attributes: Attributes = None, context: Context | None = None
+) -> None:
+    self.instrument.add(amount, attributes)
 
 
-class _Histogram(metrics.Histogram):
-    def __init__(self, instrument: Instrument) -> None:
-        self._record = instrument.record
-
-    def record(
-        self, amount: float, attributes: Attributes = None, context: Context | None = None
-    ) -> None:
-        self._record(amount, attributes)
+def _record(
+    self: _Bound, amount: float, attributes: Attributes = None, context: Context | None = None
+) -> None:
+    self.instrument.record(amount, attributes)
 
 
-class _Gauge(metrics._Gauge):
-    def __init__(self, instrument: Instrument) -> None:
-        self._set = instrument.set
+def _set(
+    self: _Bound, amount: float, attributes: Attributes = None, context: Context | None = None
+) -> None:
+    self.instrument.set(amount, attributes)
 
-    def set(
-        self, amount: float, attributes: Attributes = None, context: Context | None = None
-    ) -> None:
-        self._set(amount, attributes)
+
+class _Counter(_Bound, metrics.Counter):
+    add = _add
+
+
+class _UpDownCounter(_Bound, metrics.UpDownCounter):
+    add = _add
+
+
+class _Histogram(_Bound, metrics.Histogram):
+    record = _record
+
+
+class _Gauge(_Bound, metrics._Gauge):
+    set = _set
 
 
 class _Observable(
-    metrics.ObservableGauge, metrics.ObservableCounter, metrics.ObservableUpDownCounter
+    _Bound, metrics.ObservableGauge, metrics.ObservableCounter, metrics.ObservableUpDownCounter
 ):
-    def __init__(self, instrument: Instrument) -> None:
-        self.instrument = instrument
+    pass
 
 
 class LeanMeter(metrics.Meter):
