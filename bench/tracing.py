@@ -8,7 +8,8 @@ it (sample_rate 1, the export thread included in the measured CPU); each gateway
 process pinned to CPU 0 (taskset); the fast fake upstream (bench/upstream.py), the OTLP
 receiver (tests/fakes/otlp_receiver.py, which decodes every export) and this load generator
 share CPU 1. Off and on alternate for ``--rounds`` rounds so that drift on a shared machine
-hits both; the report gives the median per mode and the difference. Targets: off adds nothing
+hits both; the report gives the median per mode and the difference, and how much of that the
+event loop's thread spent (the rest: the export threads). Targets: off adds nothing
 measurable; on adds at most 40 us CPU per request.
 """
 
@@ -33,10 +34,18 @@ import upstream as fake_upstream
 from gateway import CLIENT_CPU, MASTER_KEY, cpu_s, free_port, model_list, run_cell, server
 
 
+def loop_cpu_s(pid: int) -> float:
+    """CPU seconds of the process's main thread: the event loop, where requests run (the
+    rest is its threads: the span export, the access log, the spend writer)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     config: dict[str, object], tmp: Path, name: str, args: argparse.Namespace, stream: bool
-) -> tuple[float, float]:
-    """(CPU us per request, p50 ms) of one gateway process over one cell."""
+) -> tuple[float, float, float]:
+    """(CPU us per request, p50 ms, of the CPU the event loop's us) of one gateway process
+    over one cell."""
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
@@ -46,12 +55,13 @@ def measure(
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     with server(cmd, health, tmp / f"{name}.log", env) as pid:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        before = cpu_s(pid)
+        before, loop_before = cpu_s(pid), loop_cpu_s(pid)
         cell = asyncio.run(run_cell(url, stream, args.concurrency, args.requests, args.max_seconds))
-        used = cpu_s(pid) - before
+        used, loop = cpu_s(pid) - before, loop_cpu_s(pid) - loop_before
         if cell.errors:
             raise RuntimeError(f"{name}: {cell.errors} errors")
-    return used / (len(cell.latencies) + cell.warmup) * 1e6, cell.pct(0.5)
+    count = len(cell.latencies) + cell.warmup
+    return used / count * 1e6, cell.pct(0.5), loop / count * 1e6
 
 
 def noop_path_us(n: int = 20000) -> float:
@@ -111,7 +121,7 @@ def main() -> None:
     upstream_proc, fast = fake_upstream.start(chunks=20)
     os.sched_setaffinity(upstream_proc.pid, {CLIENT_CPU})
     tmp = Path(tempfile.mkdtemp(prefix="chatgate-bench-tracing-"))
-    results: dict[tuple[str, bool], list[tuple[float, float]]] = {}
+    results: dict[tuple[str, bool], list[tuple[float, float, float]]] = {}
     try:
         with OtlpReceiver() as receiver:
             general = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{tmp / 'spend.db'}"}
@@ -137,7 +147,8 @@ def main() -> None:
                         kind = "stream" if stream else "json"
                         print(
                             f"round {round_ + 1} {kind:6} tracing {mode:3}: "
-                            f"{got[0]:6.0f} us CPU/req  p50 {got[1]:6.2f} ms",
+                            f"{got[0]:6.0f} us CPU/req (event loop {got[2]:4.0f})  "
+                            f"p50 {got[1]:6.2f} ms",
                             flush=True,
                         )
             spans = len(receiver.spans)
@@ -149,7 +160,7 @@ def main() -> None:
 
 
 def report(
-    results: dict[tuple[str, bool], list[tuple[float, float]]],
+    results: dict[tuple[str, bool], list[tuple[float, float, float]]],
     args: argparse.Namespace,
     spans: int,
 ) -> None:
@@ -157,13 +168,17 @@ def report(
         f"\nmedians over {args.rounds} rounds, c={args.concurrency}, "
         f"{args.requests} requests per cell; the receiver took {spans} spans"
     )
-    print("| mode | tracing off (us CPU/req) | tracing on | added by tracing |")
-    print("|---|---|---|---|")
+    print("| mode | tracing off (us CPU/req) | tracing on | added by tracing | of it, event loop |")
+    print("|---|---|---|---|---|")
     for stream in sorted({stream for _, stream in results}):
-        off = statistics.median(cpu for cpu, _ in results[("off", stream)])
-        on = statistics.median(cpu for cpu, _ in results[("on", stream)])
+        off, on = results[("off", stream)], results[("on", stream)]
+        added = statistics.median(x[0] for x in on) - statistics.median(x[0] for x in off)
+        loop = statistics.median(x[2] for x in on) - statistics.median(x[2] for x in off)
         kind = "stream" if stream else "json"
-        print(f"| {kind} | {off:.0f} | {on:.0f} | {on - off:+.0f} |")
+        print(
+            f"| {kind} | {statistics.median(x[0] for x in off):.0f} | "
+            f"{statistics.median(x[0] for x in on):.0f} | {added:+.0f} | {loop:+.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ with the ``opentelemetry-proto`` messages a collector uses, and keeping it for t
 from __future__ import annotations
 
 import asyncio
-import gzip
 import threading
 import time
 from collections.abc import Callable
@@ -152,8 +151,8 @@ class OtlpReceiver:
     # -- OTLP/HTTP ---------------------------------------------------------------------------
 
     async def _body(self, request: web.Request) -> bytes:
-        body = await request.read()
-        return gzip.decompress(body) if request.headers.get("Content-Encoding") == "gzip" else body
+        # aiohttp has already undone a Content-Encoding: gzip (a body that is not gzip is its 400)
+        return await request.read()
 
     async def _traces(self, request: web.Request) -> web.Response:
         message = trace_service_pb2.ExportTraceServiceRequest.FromString(await self._body(request))

@@ -1,0 +1,121 @@
+"""The export threads of the lean recorder and meters.
+
+Spans: the thread takes ended spans off the SpanQueue in batches, encodes them
+(telemetry/otlp.py) and POSTs them (telemetry/otlp_http.py). It wakes on its schedule, or as
+soon as a whole batch is waiting. A batch the collector refused, or could not take within the
+timeout, is dropped and counted (``on_drop``); the next batch tries again. Metrics: every
+interval, and once more at shutdown, the meters' series are encoded and POSTed. The request
+path never waits on any of it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from chatgate.telemetry import otlp, otlp_metrics
+from chatgate.telemetry.meters import LeanMeterProvider
+from chatgate.telemetry.otlp_http import HttpTarget, Poster
+from chatgate.telemetry.recorder import SpanQueue
+
+__all__ = ["Exporter", "HttpTarget", "MetricExporter"]
+
+
+class Exporter:
+    """Drains ``queue`` on a thread of its own until ``shutdown``."""
+
+    def __init__(
+        self,
+        queue: SpanQueue,
+        target: HttpTarget,
+        resource: Mapping[str, Any],
+        on_drop: Callable[[int], None],
+        *,
+        schedule_s: float = 1.0,
+        batch_size: int = 512,
+    ) -> None:
+        self._queue = queue
+        self._poster = Poster(target)
+        self._resource = otlp.encode_resource(resource)
+        self._on_drop = on_drop
+        self._schedule_s = schedule_s
+        self._batch_size = batch_size
+        self._stopping = False
+        self._drains = 0  # whole drains done: force_flush waits for one begun after its call
+        self._flushed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="chatgate-otlp-spans", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._queue.wake.wait(self._schedule_s)
+            self._queue.wake.clear()
+            self._drain()
+        self._drain()
+        self._poster.close()
+
+    def _drain(self) -> None:
+        while len(self._queue):
+            spans = self._queue.take(self._batch_size)
+            if not self._poster.post(otlp.encode_request(self._resource, spans)):
+                self._on_drop(len(spans))
+        with self._flushed:
+            self._drains += 1
+            self._flushed.notify_all()
+
+    def force_flush(self, timeout_ms: int) -> bool:
+        """Wait (at most ``timeout_ms``) until what is queued now has been sent or dropped."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        with self._flushed:
+            # The drain under way may have taken its batch before our call: wait for the next.
+            wanted = self._drains + 2
+            while self._drains < wanted and self._thread.is_alive():
+                self._queue.wake.set()
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._flushed.wait(left):
+                    return False
+        return True
+
+    def shutdown(self, timeout_ms: int) -> None:
+        """Send what is queued (bounded in time) and stop the thread."""
+        self._stopping = True
+        self._queue.wake.set()
+        self._thread.join(timeout_ms / 1000)
+
+
+class MetricExporter:
+    """Sends the meters' series every ``interval_s`` and at ``shutdown``."""
+
+    def __init__(
+        self,
+        provider: LeanMeterProvider,
+        target: HttpTarget,
+        resource: Mapping[str, Any],
+        interval_s: float,
+    ) -> None:
+        self._provider = provider
+        self._poster = Poster(target)
+        self._resource = otlp.encode_resource(resource)
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chatgate-otlp-metrics", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.export()
+        self.export()
+        self._poster.close()
+
+    def export(self) -> bool:
+        snapshot = self._provider.snapshot()
+        body = otlp_metrics.encode_metrics(
+            self._resource, snapshot, self._provider.start_ns, time.time_ns()
+        )
+        return body is None or self._poster.post(body)
+
+    def shutdown(self, timeout_ms: int) -> None:
+        self._stop.set()
+        self._thread.join(timeout_ms / 1000)

@@ -1,0 +1,219 @@
+"""OTLP protobuf encoding of LeanSpans: an ``ExportTraceServiceRequest``, written by hand.
+
+Why not opentelemetry-proto's generated messages: building one message object per span, per
+attribute and per value, then serializing them, cost more CPU per span than recording it
+(measured with bench/tracing.py; docs/observability.md). The wire format of the few messages a
+span export needs is small and frozen (opentelemetry-proto 1.x, field numbers below), and a
+test decodes what this writes with opentelemetry-proto and compares it field by field.
+
+Attribute values the protocol cannot carry (None, objects) are left out, as the SDK drops
+them; a key=value pair that repeats across spans (``gen_ai.operation.name=chat``) is encoded
+once and reused.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opentelemetry.trace import SpanContext, SpanKind
+
+from chatgate.telemetry.recorder import LeanSpan, Scope
+
+__all__ = ["encode_attributes", "encode_request", "encode_resource"]
+
+# Tags: (field number << 3) | wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32).
+_SPAN_TRACE_ID = b"\x0a\x10"  # 1: bytes, always 16 long
+_SPAN_SPAN_ID = b"\x12\x08"  # 2: bytes, 8
+_SPAN_TRACE_STATE = 0x1A  # 3: string
+_SPAN_PARENT = b"\x22\x08"  # 4: bytes, 8
+_SPAN_NAME = 0x2A  # 5: string
+_SPAN_KIND = 0x30  # 6: enum; the API's SpanKind + 1
+_SPAN_ATTRIBUTE = 0x4A  # 9: KeyValue
+_SPAN_EVENT = 0x5A  # 11: Span.Event
+_SPAN_LINK = 0x6A  # 13: Span.Link
+_SPAN_STATUS = 0x7A  # 15: Status
+_TIMES = struct.Struct("<BQBQ")  # 7 and 8: fixed64 start and end, unix ns
+_FLAGS = struct.Struct("<BBI")  # 16: fixed32 (a two-byte tag)
+_FLAG_HAS_IS_REMOTE = 0x100
+_FLAG_IS_REMOTE = 0x200
+_DOUBLE = struct.Struct("<d")
+_FIXED64 = struct.Struct("<Q")
+_FIXED32 = struct.Struct("<I")
+
+_VARINTS = [bytes((n,)) if n < 0x80 else bytes((n & 0x7F | 0x80, n >> 7)) for n in range(1 << 14)]
+_MAX_CACHED = 8192  # key=value encodings kept; past it the cache starts over
+_CACHEABLE_LEN = 256  # longer string values (prompts, ids) are not worth keeping
+
+
+def _varint(n: int) -> bytes:
+    if n < 16384:
+        return _VARINTS[n]
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    return _VARINTS[tag] + _varint(len(payload)) + payload
+
+
+def _string(tag: int, text: str) -> bytes:
+    return _field(tag, text.encode("utf-8", "surrogatepass"))
+
+
+def _any_value(value: Any) -> bytes | None:
+    """An AnyValue message's body, or None for a value OTLP has no type for."""
+    kind = type(value)
+    if kind is str:
+        return _string(0x0A, value)  # 1: string_value
+    if kind is bool:
+        return b"\x10\x01" if value else b"\x10\x00"  # 2: bool_value
+    if kind is int:
+        return b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)  # 3: int_value, two's complement
+    if kind is float:
+        return b"\x21" + _DOUBLE.pack(value)  # 4: double_value
+    if isinstance(value, (list, tuple)):
+        items = [_any_value(item) for item in value]
+        body = b"".join(_field(0x0A, item) for item in items if item is not None)
+        return _field(0x2A, body)  # 5: array_value (ArrayValue.values = 1)
+    if isinstance(value, Mapping):
+        return _field(0x32, encode_attributes(value, 0x0A))  # 6: kvlist_value
+    if isinstance(value, bytes):
+        return _field(0x3A, value)  # 7: bytes_value
+    for base in (bool, str, int, float):  # a subclass (an enum of str, say) as its base
+        if isinstance(value, base):
+            return _any_value(base(value))
+    return None
+
+
+_keys: dict[str, bytes] = {}
+# Whole KeyValue fields by tag, keyed by ((key, value), type): the type keeps True apart from
+# 1. Strings, ints and bools only, the values that repeat (models, ports, token counts).
+_fields: dict[int, dict[tuple[tuple[str, Any], type], bytes]] = {}
+_CACHED_TYPES = frozenset({str, int, bool})
+
+
+def _key_value(head: bytes, key: str, value: Any) -> bytes:
+    """A KeyValue field (``head``: its tag), or b"" for a value OTLP has no type for."""
+    encoded = _any_value(value)
+    if encoded is None:
+        return b""
+    prefix = _keys.get(key)
+    if prefix is None:
+        if len(_keys) >= _MAX_CACHED:
+            _keys.clear()
+        prefix = _keys[key] = _string(0x0A, key)
+    body = prefix + b"\x12" + _varint(len(encoded)) + encoded
+    return head + _varint(len(body)) + body
+
+
+def encode_attributes(attributes: Mapping[str, Any], tag: int) -> bytes:
+    """Each pair as a KeyValue in field ``tag`` (its tag byte, wire type 2)."""
+    head = _VARINTS[tag]
+    cache = _fields.get(tag)
+    if cache is None:
+        cache = _fields[tag] = {}
+    out = []
+    for item in attributes.items():
+        value = item[1]
+        kind = type(value)
+        if kind in _CACHED_TYPES and (kind is not str or len(value) <= _CACHEABLE_LEN):
+            done = cache.get((item, kind))
+            if done is None:
+                if len(cache) >= _MAX_CACHED:
+                    cache.clear()
+                done = cache[(item, kind)] = _key_value(head, item[0], value)
+            out.append(done)
+        else:
+            out.append(_key_value(head, item[0], value))
+    return b"".join(out)
+
+
+def encode_resource(attributes: Mapping[str, Any]) -> bytes:
+    """ResourceSpans.resource (field 1), encoded once per exporter."""
+    return _field(0x0A, encode_attributes(attributes, 0x0A))
+
+
+def _scope(scope: Scope) -> bytes:
+    name, version = scope
+    body = _string(0x0A, name) + (_string(0x12, version) if version else b"")
+    return _field(0x0A, body)  # ScopeSpans.scope
+
+
+_heads: dict[tuple[str, SpanKind], bytes] = {}  # a span's name and kind fields: they repeat
+
+
+def _head(name: str, kind: SpanKind) -> bytes:
+    if len(_heads) >= _MAX_CACHED:
+        _heads.clear()
+    head = _heads[(name, kind)] = _string(_SPAN_NAME, name) + bytes((_SPAN_KIND, kind.value + 1))
+    return head
+
+
+def _span(span: LeanSpan) -> bytes:
+    context = span.context
+    trace_id = context.trace_id.to_bytes(16, "big")
+    parts = [_SPAN_TRACE_ID + trace_id + _SPAN_SPAN_ID + context.span_id.to_bytes(8, "big")]
+    flags = context.trace_flags | _FLAG_HAS_IS_REMOTE
+    if context.trace_state:
+        parts.append(_string(_SPAN_TRACE_STATE, context.trace_state.to_header()))
+    parent = span.parent
+    if parent is not None:
+        parts.append(_SPAN_PARENT + parent.span_id.to_bytes(8, "big"))
+        if parent.is_remote:
+            flags |= _FLAG_IS_REMOTE
+    parts += (
+        _heads.get((span.name, span.kind)) or _head(span.name, span.kind),
+        _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
+        encode_attributes(span.attributes, _SPAN_ATTRIBUTE),
+    )
+    if span.events:
+        parts += (_field(_SPAN_EVENT, _event(*event)) for event in span.events)
+    if span.links:
+        parts += (_field(_SPAN_LINK, _link(*link)) for link in span.links)
+    status = span.status
+    if status is not None:
+        message = _string(0x12, status.description) if status.description else b""
+        parts.append(_field(_SPAN_STATUS, message + bytes((0x18, status.status_code.value))))
+    parts.append(_FLAGS.pack(0x85, 0x01, flags))
+    return b"".join(parts)
+
+
+def _event(name: str, at_ns: int, attributes: Mapping[str, Any] | None) -> bytes:
+    return (
+        b"\x09"
+        + _FIXED64.pack(at_ns)
+        + _string(0x12, name)
+        + encode_attributes(attributes or {}, 0x1A)
+    )
+
+
+def _link(context: SpanContext, attributes: Mapping[str, Any] | None) -> bytes:
+    body = b"\x0a\x10" + context.trace_id.to_bytes(16, "big")
+    body += b"\x12\x08" + context.span_id.to_bytes(8, "big")
+    if context.trace_state:
+        body += _string(0x1A, context.trace_state.to_header())
+    flags = (
+        int(context.trace_flags)
+        | _FLAG_HAS_IS_REMOTE
+        | (_FLAG_IS_REMOTE if context.is_remote else 0)
+    )
+    return body + encode_attributes(attributes or {}, 0x22) + b"\x35" + _FIXED32.pack(flags)
+
+
+def encode_request(resource: bytes, spans: Iterable[LeanSpan]) -> bytes:
+    """ExportTraceServiceRequest: one ResourceSpans (``resource`` from encode_resource), one
+    ScopeSpans per instrumentation scope."""
+    by_scope: dict[Scope, list[bytes]] = {}
+    for span in spans:
+        encoded = _span(span)
+        by_scope.setdefault(span.scope, []).append(b"\x12" + _varint(len(encoded)) + encoded)
+    scopes = [
+        _field(0x12, _scope(scope) + b"".join(encoded)) for scope, encoded in by_scope.items()
+    ]
+    return _field(0x0A, resource + b"".join(scopes))

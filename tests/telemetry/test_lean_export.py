@@ -1,0 +1,167 @@
+"""The lean recorder's queue and export thread against real sockets: a collector that is down,
+one that accepts and never answers, one that refuses; the queue stays bounded, ending a span
+never waits, and every span lost is counted exactly once."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from chatgate.config import OtelSettings
+from chatgate.telemetry import setup, spans
+from chatgate.telemetry.export import Exporter, HttpTarget
+from chatgate.telemetry.recorder import LeanTracerProvider, SpanQueue
+from chatgate.telemetry.sampling import Sampler
+from tests.fakes.gateway import free_port
+from tests.fakes.otlp_receiver import OtlpReceiver
+
+
+class Drops:
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()  # the request path and the export thread both count
+
+    def __call__(self, n: int) -> None:
+        with self._lock:
+            self.count += n
+
+
+@pytest.fixture
+def silent_collector() -> Iterator[str]:
+    """Accepts connections, reads what comes, never answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def run(endpoint: str, max_queue: int, spans_made: int, timeout_s: float) -> tuple[int, float]:
+    """Record ``spans_made`` spans through a lean provider exporting to ``endpoint``; (spans
+    dropped and counted once the exporter stopped, the slowest ``end()``)."""
+    drops = Drops()
+    queue = SpanQueue(max_queue, min(512, max_queue), drops)
+    target = HttpTarget(f"{endpoint}/v1/traces", timeout_s=timeout_s)
+    exporter = Exporter(queue, target, {"service.name": "t"}, drops, schedule_s=0.05)
+    tracer = LeanTracerProvider(Sampler(), queue).get_tracer("chatgate")
+    slowest = 0.0
+    for i in range(spans_made):
+        span = tracer.start_span(f"s{i}", attributes={"i": i})
+        began = time.perf_counter()
+        span.end()
+        slowest = max(slowest, time.perf_counter() - began)
+        assert len(queue) <= max_queue
+    exporter.shutdown(int(timeout_s * 1000) + 2000)
+    return drops.count, slowest
+
+
+def test_a_collector_that_is_down_loses_every_span_and_counts_each_once() -> None:
+    dropped, slowest = run(f"http://127.0.0.1:{free_port()}", 8, 5000, 0.5)
+    assert dropped == 5000
+    assert slowest < 0.05
+
+
+def test_a_collector_that_never_answers_holds_only_the_export_thread(
+    silent_collector: str,
+) -> None:
+    dropped, slowest = run(silent_collector, 16, 3000, 0.3)
+    assert dropped == 3000
+    assert slowest < 0.05
+
+
+def test_a_collector_that_refuses_each_batch_is_counted_and_still_tried() -> None:
+    with OtlpReceiver() as receiver:
+        target = HttpTarget(f"{receiver.http_endpoint}/v1/nothing-here", timeout_s=2)
+        drops = Drops()
+        queue = SpanQueue(100, 100, drops)
+        exporter = Exporter(queue, target, {}, drops, schedule_s=0.05)
+        tracer = LeanTracerProvider(Sampler(), queue).get_tracer("chatgate")
+        try:
+            for expected in (3, 5):
+                while drops.count + len(queue) < expected:
+                    tracer.start_span("refused").end()
+                assert exporter.force_flush(5000)
+                assert drops.count == expected
+        finally:
+            exporter.shutdown(5000)
+        assert receiver.spans == []
+
+
+def test_spans_reach_a_collector_in_batches_with_the_configured_headers_gzipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with OtlpReceiver() as receiver:
+        env = {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{receiver.http_endpoint}/v1/traces",
+            "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=blue%20team,authorization=Bearer%20t0k",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+        }
+        telemetry = setup.start(OtelSettings(metrics=False), env)
+        try:
+            tracer = spans.tracer()
+            for i in range(1200):  # more than one batch of 512
+                tracer.start_span(f"s{i}").end()
+        finally:
+            telemetry.shutdown()
+        assert len(receiver.spans) == 1200
+        assert len(receiver.headers) >= 3
+        for sent in receiver.headers:
+            headers = {k.lower(): v for k, v in sent.items()}
+            assert headers["x-tenant"] == "blue team"
+            assert headers["authorization"] == "Bearer t0k"
+            assert headers["content-encoding"] == "gzip"
+            assert headers["content-type"] == "application/x-protobuf"
+
+
+def test_the_endpoint_and_headers_come_from_the_config_first() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-from=env",
+    }
+    target = HttpTarget.resolve("https://collector.example:4318/", {"x-from": "config"}, 3, env)
+    assert target.url == "https://collector.example:4318/v1/traces"
+    assert target.headers == {"x-from": "config"}
+    assert HttpTarget.resolve(None, {}, 3, env).url == "http://env:4318/v1/traces"
+    assert HttpTarget.resolve(None, {}, 3, env).headers == {"x-from": "env"}
+    assert HttpTarget.resolve(None, {}, 3, {}).url == "http://localhost:4318/v1/traces"
+    assert "x-from" not in repr(target)  # headers carry a vendor's key: never in a repr
+
+
+@pytest.mark.parametrize("endpoint", ["collector:4318", "ftp://collector:21"])
+def test_an_endpoint_that_is_not_an_http_url_fails_at_start_naming_it(endpoint: str) -> None:
+    with pytest.raises(ValueError, match="OTLP endpoint"):
+        setup.start(OtelSettings(endpoint=endpoint, metrics=False), {})
+    assert spans._provider is None  # nothing half set up is left behind
+
+
+def test_the_grpc_protocol_keeps_the_sdk() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    telemetry = setup.start(OtelSettings(endpoint=endpoint, protocol="grpc", metrics=False), {})
+    try:
+        assert isinstance(telemetry.tracer_provider, TracerProvider)
+        assert telemetry.exporters == []
+    finally:
+        telemetry.shutdown()

@@ -1,0 +1,161 @@
+"""The lean meters through the OpenTelemetry metrics API, encoded by otlp_metrics and read
+back with opentelemetry-proto, compared field by field; and what the SDK would have said."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Generator, Iterable
+from typing import Any
+
+import pytest
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+from chatgate.telemetry import otlp, otlp_metrics
+from chatgate.telemetry.meters import DEFAULT_BOUNDS, LeanMeterProvider
+
+START, NOW = 1_700_000_000_000_000_000, 1_700_000_060_000_000_000
+
+
+def attrs(values: Iterable[KeyValue]) -> dict[str, Any]:
+    return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in values}
+
+
+def export(provider: LeanMeterProvider) -> dict[str, Any]:
+    body = otlp_metrics.encode_metrics(
+        otlp.encode_resource({"service.name": "gw"}), provider.snapshot(), START, NOW
+    )
+    assert body is not None
+    request = ExportMetricsServiceRequest()
+    request.ParseFromString(body)
+    [resource_metrics] = request.resource_metrics
+    assert attrs(resource_metrics.resource.attributes) == {"service.name": "gw"}
+    return {
+        m.name: (scope.scope.name, m)
+        for scope in resource_metrics.scope_metrics
+        for m in scope.metrics
+    }
+
+
+def test_a_histogram_with_its_buckets_sum_count_min_and_max() -> None:
+    provider = LeanMeterProvider()
+    meter = provider.get_meter("chatgate", "1.0")
+    bounds = [0.01, 0.02, 0.04]
+    duration = meter.create_histogram(
+        "op.duration", unit="s", description="how long", explicit_bucket_boundaries_advisory=bounds
+    )
+    for value in (0.005, 0.01, 0.015, 0.5):  # a value on a bound falls in the bucket it closes
+        duration.record(value, {"model": "m1"})
+    duration.record(0.03, {"model": "m2"})
+    scope, metric = export(provider)["op.duration"]
+    assert scope == "chatgate"
+    assert (metric.unit, metric.description) == ("s", "how long")
+    assert metric.histogram.aggregation_temporality == 2  # cumulative
+    points = {attrs(p.attributes)["model"]: p for p in metric.histogram.data_points}
+    m1 = points["m1"]
+    assert list(m1.explicit_bounds) == bounds
+    assert list(m1.bucket_counts) == [2, 1, 0, 1]
+    assert m1.count == 4
+    assert m1.sum == pytest.approx(0.53)
+    assert (m1.min, m1.max) == (0.005, 0.5)
+    assert (m1.start_time_unix_nano, m1.time_unix_nano) == (START, NOW)
+    assert list(points["m2"].bucket_counts) == [0, 0, 1, 0]
+    default = meter.create_histogram("plain")
+    default.record(7)
+    _, plain = export(provider)["plain"]
+    assert tuple(plain.histogram.data_points[0].explicit_bounds) == DEFAULT_BOUNDS
+
+
+def test_sums_int_or_double_monotonic_or_not_and_the_order_of_attributes_ignored() -> None:
+    provider = LeanMeterProvider()
+    meter = provider.get_meter("chatgate")
+    requests = meter.create_counter("requests", unit="{request}")
+    requests.add(1, {"status": "hit", "model": "m"})
+    requests.add(2, {"model": "m", "status": "hit"})  # the same series
+    requests.add(-1, {"status": "hit", "model": "m"})  # a counter never goes down: left out
+    cost = meter.create_counter("cost", unit="USD")
+    cost.add(0.25)
+    cost.add(1)
+    in_flight = meter.create_up_down_counter("in_flight")
+    in_flight.add(3)
+    in_flight.add(-5)
+    got = export(provider)
+    [point] = got["requests"][1].sum.data_points
+    assert point.WhichOneof("value") == "as_int"
+    assert point.as_int == 3
+    assert attrs(point.attributes) == {"status": "hit", "model": "m"}
+    assert got["requests"][1].sum.is_monotonic
+    assert got["cost"][1].sum.data_points[0].as_double == 1.25
+    assert got["in_flight"][1].sum.data_points[0].as_int == -2
+    assert not got["in_flight"][1].sum.is_monotonic
+
+
+def test_a_gauge_keeps_the_last_value_and_when_it_was_set() -> None:
+    provider = LeanMeterProvider()
+    gauge = provider.get_meter("chatgate").create_gauge("utilization", unit="1")
+    gauge.set(0.2, {"budget": "b"})
+    before = time.time_ns()
+    gauge.set(0.4, {"budget": "b"})
+    after = time.time_ns()
+    [point] = export(provider)["utilization"][1].gauge.data_points
+    assert point.as_double == 0.4
+    assert before <= point.time_unix_nano <= after  # the set, not the export (NOW)
+
+
+def test_observable_instruments_are_called_back_at_export_and_a_failing_one_skipped() -> None:
+    provider = LeanMeterProvider()
+    meter = provider.get_meter("third.party")
+
+    def queue_depth(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(4, {"queue": "a"})]
+
+    def broken(options: CallbackOptions) -> Iterable[Observation]:
+        raise RuntimeError("the callback's own bug")
+
+    def generator() -> Generator[Iterable[Observation], CallbackOptions, None]:
+        count = 0
+        while True:
+            count += 1
+            yield [Observation(count)]
+
+    meter.create_observable_gauge("depth", [queue_depth, broken])
+    meter.create_observable_counter("ticks", [generator()])
+    meter.create_observable_up_down_counter("nothing", [broken])
+    got = export(provider)
+    assert got["depth"][0] == "third.party"
+    assert [p.as_int for p in got["depth"][1].gauge.data_points] == [4]
+    # primed to its first yield when registered, then sent the options: as the SDK does
+    assert got["ticks"][1].sum.data_points[0].as_int == 2
+    assert "nothing" not in got  # no points: no metric
+    assert export(provider)["ticks"][1].sum.data_points[0].as_int == 3
+
+
+def test_nothing_recorded_is_no_export() -> None:
+    provider = LeanMeterProvider()
+    provider.get_meter("chatgate").create_counter("unused")
+    assert otlp_metrics.encode_metrics(b"", provider.snapshot(), START, NOW) is None
+
+
+def test_measurements_from_many_threads_are_all_counted() -> None:
+    provider = LeanMeterProvider()
+    meter = provider.get_meter("chatgate")
+    counter = meter.create_counter("n")
+    histogram = meter.create_histogram("h")
+
+    def work(worker: int) -> None:
+        for i in range(2000):
+            counter.add(1, {"series": i % 3})
+            histogram.record(i % 10, {"series": i % 3})
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = export(provider)
+    assert sum(p.as_int for p in got["n"][1].sum.data_points) == 8000
+    assert sum(p.count for p in got["h"][1].histogram.data_points) == 8000
