@@ -53,6 +53,14 @@ def fake() -> Iterator[FakeOpenAI]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeOpenAI]:
+    """One fake OpenAI upstream for a test module (the one its gateway is usually put in front
+    of: tests/gateway_harness.py); tests that script it clear what they leave behind."""
+    with FakeOpenAI() as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One real redis-server for the whole run; tests keep apart by key prefix or flushdb."""
