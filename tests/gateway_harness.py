@@ -43,7 +43,7 @@ __all__ = [
 
 # The upstream key a deployment gets unless the test is about keys: never shown to clients.
 UPSTREAM_KEY = "sk-upstream-never-shown-0"
-# database=SQLITE: a SQLite file of the gateway's own, in its folder.
+# database=SQLITE: a SQLite file of the gateway's own, in its folder (``Gateway.database_path``).
 SQLITE = "sqlite:///<the gateway's folder>/gateway.db"
 
 
@@ -102,16 +102,11 @@ def serve(
     """Run `chatgate serve` with ``config`` in ``folder`` (a fresh one from a
     ``tmp_path_factory``); yield it once it answers, stop it at the end."""
     tmp = folder.mktemp("gateway") if isinstance(folder, pytest.TempPathFactory) else folder
-    with start_gateway(
-        _placed(config, tmp), tmp, env, ready_timeout_s, extra_args=extra_args
-    ) as gateway:
-        yield gateway
-
-
-def _placed(config: Mapping[str, Any] | None, tmp: Path) -> Mapping[str, Any] | None:
-    """``config`` with ``SQLITE`` made the gateway's own file in ``tmp``."""
     general = (config or {}).get("general_settings") or {}
-    if general.get("database_url") != SQLITE:
-        return config
-    url = f"sqlite:///{tmp / 'gateway.db'}"
-    return {**(config or {}), "general_settings": {**general, "database_url": url}}
+    database = tmp / "gateway.db" if general.get("database_url") == SQLITE else None
+    if database is not None:
+        general = {**general, "database_url": f"sqlite:///{database}"}
+        config = {**(config or {}), "general_settings": general}
+    with start_gateway(config, tmp, env, ready_timeout_s, extra_args=extra_args) as gateway:
+        gateway.database_path = database
+        yield gateway

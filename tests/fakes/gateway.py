@@ -60,6 +60,7 @@ class Gateway:
         self.config_path = config
         self.log_path = log
         self.master_key = master_key
+        self.database_path: Path | None = None  # its SQLite file, where the harness chose it
 
     def admin(
         self, method: str, path: str, body: Any = None, key: str | None = None

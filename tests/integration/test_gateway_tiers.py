@@ -4,19 +4,17 @@ escalation on a `length` finish. Two fake upstreams, one per tier, show who was 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
-from tests.fakes.gateway import Gateway, request_json, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-tiers"
 # list prices (USD per token) of the two tiers' models in the bundled price table
@@ -48,43 +46,25 @@ def premium() -> Iterator[FakeOpenAI]:
 def gateway(
     cheap: FakeOpenAI, premium: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("tiers")
-    config = {
-        "model_list": [
-            {
-                "model_name": "small",
-                "params": {
-                    "model": "openai/gpt-4o-mini",
-                    "api_base": cheap.base_url,
-                    "api_key": "k",
-                },
-            },
-            {
-                "model_name": "large",
-                "params": {"model": "openai/gpt-4o", "api_base": premium.base_url, "api_key": "k"},
-            },
-        ],
-        "router_settings": {
-            "num_retries": 0,
-            "tiers": [
-                {
-                    "model_name": "auto",
-                    "tiers": ["small", "large"],
-                    # features only: this test is about the gateway, not MiniLM
-                    "classifier": {"embeddings": "never"},
-                    "escalate_on": ["length"],
-                }
-            ],
-        },
-        "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{tmp / 'g.db'}"},
+    auto = {
+        "model_name": "auto",
+        "tiers": ["small", "large"],
+        "classifier": {"embeddings": "never"},  # features only: this is about the gateway
+        "escalate_on": ["length"],
     }
-    with start_gateway(config, tmp) as gw:
-        gw.db = tmp / "g.db"  # type: ignore[attr-defined]  # the test's own note on the handle
+    config = gateway_config(
+        deployment("small", cheap),
+        deployment("large", premium, "openai/gpt-4o"),
+        master_key=MASTER,
+        database=SQLITE,
+        router={"num_retries": 0, "tiers": [auto]},
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 
 def ask(gw: Gateway, messages: list[dict[str, str]], key: str = MASTER, **headers: str) -> Any:
-    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0) as sdk:
+    with gw.openai_client(key) as sdk:
         return sdk.chat.completions.with_raw_response.create(
             model="auto",
             messages=messages,
@@ -94,7 +74,8 @@ def ask(gw: Gateway, messages: list[dict[str, str]], key: str = MASTER, **header
 
 def spend_row(gw: Gateway, request_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
     """The spend_log row of ``request_id`` once it is written (off the request path)."""
-    db: Path = gw.db  # type: ignore[attr-defined]
+    db = gw.database_path
+    assert db is not None
     deadline = time.monotonic() + timeout_s
     while True:
         if db.exists():
@@ -196,7 +177,7 @@ def test_a_length_finish_on_the_cheap_tier_escalates_to_the_next(
 def test_a_stream_carries_its_tier_and_its_saving_reaches_the_spend_log(
     gateway: Gateway, cheap: FakeOpenAI
 ) -> None:
-    sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0)
+    sdk = gateway.openai_client()
     with (
         sdk,
         sdk.chat.completions.with_streaming_response.create(
@@ -219,7 +200,7 @@ def test_the_other_routes_know_a_tiered_name(gateway: Gateway, cheap: FakeOpenAI
     """/v1/models lists it, /v1/messages (Anthropic's format) routes it, count_tokens counts
     it as its cheapest tier, and /v1/embeddings refuses it with a 400 naming the model, never
     a 500."""
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as sdk:
+    with gateway.openai_client() as sdk:
         assert "auto" in [m.id for m in sdk.models.list()]
         with pytest.raises(openai.BadRequestError) as refused:
             sdk.embeddings.create(model="auto", input="x")
@@ -239,14 +220,12 @@ def test_the_other_routes_know_a_tiered_name(gateway: Gateway, cheap: FakeOpenAI
 
 
 def test_a_key_allowed_the_tiered_name_is_served_by_its_tiers(gateway: Gateway) -> None:
-    body = json.dumps({"models": ["auto"]}).encode()
-    status, made = request_json(f"{gateway.url}/admin/keys", body=body, key=MASTER)
-    assert status == 200, made
-    assert ask(gateway, HARD, key=made["key"]).headers["x-chatgate-tier"] == "large"
+    key = gateway.new_key(models=["auto"])
+    assert ask(gateway, HARD, key=key).headers["x-chatgate-tier"] == "large"
     with pytest.raises(openai.PermissionDeniedError):  # the tiers themselves are not its
-        ask_model(gateway, made["key"], "large")
+        ask_model(gateway, key, "large")
 
 
 def ask_model(gw: Gateway, key: str, model: str) -> None:
-    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0) as sdk:
+    with gw.openai_client(key) as sdk:
         sdk.chat.completions.create(model=model, messages=SIMPLE)  # type: ignore[arg-type]
