@@ -11,6 +11,7 @@ from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.base import LoopbackServer
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI
+from tests.gateway_harness import deployment
 
 __all__ = ["BACKENDS", "model_list", "upstreams_of_every_kind"]
 
@@ -32,8 +33,4 @@ def upstreams_of_every_kind() -> Iterator[dict[str, Upstream]]:
 
 def model_list(upstreams: dict[str, Upstream]) -> list[dict[str, Any]]:
     """A model_list entry per kind, named by the kind ("openai", "anthropic", "gemini")."""
-    return [
-        {"model_name": kind, "params": {
-            "model": _MODELS[kind], "api_base": upstreams[kind].base_url, "api_key": "up-1"}}
-        for kind in BACKENDS
-    ]  # fmt: skip
+    return [deployment(kind, upstreams[kind], _MODELS[kind]) for kind in BACKENDS]
