@@ -14,7 +14,7 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
-from tests.clients.backends import BACKENDS, model_list, upstreams_of_every_kind
+from tests.clients.backends import BACKENDS, model_list, upstreams
 from tests.fakes import anthropic_server as anth
 from tests.fakes import gemini_server as gem
 from tests.fakes.openai_server import (
@@ -27,6 +27,8 @@ from tests.fakes.openai_server import (
     usage_json,
 )
 from tests.gateway_harness import Gateway, deployment, gateway_config, serve
+
+__all__ = ["upstreams"]  # the fixture, used by name
 
 MASTER = "sk-master-openai-sdk-7"
 WEATHER_PARAMS = {
@@ -92,12 +94,6 @@ def json_reply(backend: str, value: dict[str, Any], schema_name: str, *, stream:
     if backend == "anthropic":
         return call_reply(backend, schema_name, value, stream=stream)
     return text_reply(backend, orjson.dumps(value).decode(), stream=stream)
-
-
-@pytest.fixture(scope="module")
-def upstreams() -> Iterator[dict[str, FakeOpenAI]]:
-    with upstreams_of_every_kind() as fakes:
-        yield fakes
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import pytest
 
 from chatgate.server.store_outage import StoreOutage
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.postgres import PostgresServer, require_bin_dir
+from tests.fakes.postgres import PostgresServer, running_postgres
 from tests.gateway_harness import Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-store-down-5"
@@ -31,12 +31,8 @@ CHAT = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer(require_bin_dir()).init()
-    server.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 def call(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.postgres import PostgresServer, require_bin_dir
+from tests.fakes.postgres import PostgresServer, running_postgres
 from tests.faults.spend_load import Load, gateway_config, metric, rows, wait_until_written
 from tests.faults.test_spend_crash import WINDOW_S
 from tests.gateway_harness import serve
@@ -21,12 +21,8 @@ from tests.gateway_harness import serve
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer(require_bin_dir()).init()
-    server.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 def test_a_postgres_outage_loses_no_answered_request(

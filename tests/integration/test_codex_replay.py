@@ -20,20 +20,16 @@ import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from tests.clients.backends import BACKENDS, model_list, upstreams_of_every_kind
+from tests.clients.backends import BACKENDS, model_list, upstreams
 from tests.fakes.openai_server import FakeOpenAI
 from tests.gateway_harness import Gateway, gateway_config, serve
+
+__all__ = ["upstreams"]  # the fixture, used by name
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "clients"
 CAPTURED = sorted(FIXTURES.glob("codex-*/*.json"))
 MASTER = "sk-e2e-codex-master-1"  # the key the sealed-thinking fixture was captured with
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
-
-
-@pytest.fixture(scope="module")
-def upstreams() -> Iterator[dict[str, FakeOpenAI]]:
-    with upstreams_of_every_kind() as fakes:
-        yield fakes
 
 
 @pytest.fixture(scope="module")
