@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.gateway import Gateway
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.redis_server import RedisServer
 
@@ -59,6 +60,13 @@ def upstream() -> Iterator[FakeOpenAI]:
     of: tests/gateway_harness.py); tests that script it clear what they leave behind."""
     with FakeOpenAI() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def database(gateway: Gateway) -> Path:
+    """The SQLite file of the module's ``gateway`` (one started with ``database=SQLITE``)."""
+    assert gateway.database_path is not None, "the gateway has no SQLite file of its own"
+    return gateway.database_path
 
 
 @pytest.fixture(scope="session")

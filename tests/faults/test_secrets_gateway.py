@@ -21,7 +21,7 @@ import pytest
 from tests.fakes import anthropic_server as anth
 from tests.fakes.openai_server import FakeOpenAI
 from tests.faults.secret_echo import KEYS, broken_stream, leaks, refused
-from tests.gateway_harness import Gateway, deployment, gateway_config, serve
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 from tests.integration.test_gateway_anthropic_cache import spend_row
 
 MASTER = "master-key-for-the-secrets-test"
@@ -38,20 +38,15 @@ def upstreams() -> Iterator[dict[str, FakeOpenAI]]:
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("secrets-db") / "gateway.db"
-
-
-@pytest.fixture(scope="module")
 def gateway(
-    upstreams: dict[str, FakeOpenAI], tmp_path_factory: pytest.TempPathFactory, database: Path
+    upstreams: dict[str, FakeOpenAI], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
     models = {"openai": "openai/gpt-4o-mini", "anthropic": "anthropic/claude-sonnet-4-5"}
     keys = {name: f"os.environ/SECRETS_TEST_{name.upper()}_KEY" for name in models}
     config = gateway_config(
         *[deployment(n, fake, models[n], api_key=keys[n]) for n, fake in upstreams.items()],
         master_key=MASTER,
-        database=f"sqlite:///{database}",
+        database=SQLITE,
         # one try, no cooldown: each request meets exactly the failure scripted for it
         router={"num_retries": 0, "cooldown_time": 0},
     )

@@ -26,7 +26,7 @@ from chatgate.spend_cli import compact
 from tests.fakes import anthropic_server as anth
 from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import Reply
-from tests.gateway_harness import Gateway, deployment, gateway_config, serve
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-cache-ttl-7"
 HI = [{"role": "user", "content": "hi"}]
@@ -42,18 +42,13 @@ def upstream() -> Iterator[anth.FakeAnthropic]:
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("gwc-db") / "gateway.db"
-
-
-@pytest.fixture(scope="module")
 def gateway(
-    upstream: anth.FakeAnthropic, tmp_path_factory: pytest.TempPathFactory, database: Path
+    upstream: anth.FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
     config = gateway_config(
         deployment("sonnet", upstream, "anthropic/claude-sonnet-4-5"),
         master_key=MASTER,
-        database=f"sqlite:///{database}",
+        database=SQLITE,
     )
     with serve(config, tmp_path_factory) as gateway:
         yield gateway

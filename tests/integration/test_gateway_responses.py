@@ -23,7 +23,7 @@ from tests.fakes.openai_server import (
     text_stream,
     usage_json,
 )
-from tests.gateway_harness import Gateway, deployment, gateway_config, serve
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 from tests.integration.test_gateway_anthropic_cache import spend_row
 
 MASTER = "sk-master-responses-test-9"
@@ -48,22 +48,16 @@ def claude() -> Iterator[anth.FakeAnthropic]:
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("gwr-db") / "gateway.db"
-
-
-@pytest.fixture(scope="module")
 def gateway(
     upstream: FakeOpenAI,
     claude: anth.FakeAnthropic,
-    database: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
     config = gateway_config(
         deployment("fast", upstream),
         deployment("sonnet", claude, "anthropic/claude-sonnet-4-5"),
         master_key=MASTER,
-        database=f"sqlite:///{database}",
+        database=SQLITE,
         router={"timeout": 10, "cooldown_time": 0},
         key_cache_ttl_s=0,
         budgets=[{"scope": "team", "subject": "capped", "limit": "0.000002"}],
