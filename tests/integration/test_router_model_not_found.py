@@ -5,7 +5,7 @@ only to be told the same again. A 404 that does not say so keeps the ordinary co
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +13,7 @@ from chatgate import Router
 from chatgate.errors import DeploymentDisabledError, NoDeploymentAvailableError, NotFoundError
 from tests.fakes.anthropic_server import FakeAnthropic, error_body
 from tests.fakes.openai_server import FakeOpenAI, Reply, error_json
+from tests.gateway_harness import deployment, gateway_config, serve
 
 HI = [{"role": "user", "content": "hi"}]
 UNKNOWN_MODEL = Reply(
@@ -25,16 +26,9 @@ UNKNOWN_MODEL = Reply(
 )
 
 
-def deployment(fake: FakeOpenAI | FakeAnthropic, model: str) -> dict[str, Any]:
-    return {
-        "model_name": "solo",
-        "params": {"model": model, "api_key": "sk-test", "api_base": fake.base_url},
-    }
-
-
 async def test_an_unknown_model_disables_the_deployment(fake: FakeOpenAI) -> None:
     fake.script(UNKNOWN_MODEL)
-    router = Router([deployment(fake, "openai/gpt-4o-mini")], cooldown_time=60, timeout=30)
+    router = Router([deployment("solo", fake)], cooldown_time=60, timeout=30)
     with pytest.raises(NotFoundError):
         await router.acompletion("solo", HI)
     for stream in (False, True):
@@ -54,7 +48,9 @@ async def test_an_unknown_model_disables_the_deployment(fake: FakeOpenAI) -> Non
 async def test_anthropic_says_it_with_not_found_error() -> None:
     with FakeAnthropic() as fake:
         fake.script(Reply(status=404, json=error_body("not_found_error", "model: claude-9")))
-        router = Router([deployment(fake, "anthropic/claude-9")], cooldown_time=60, timeout=30)
+        router = Router(
+            [deployment("solo", fake, "anthropic/claude-9")], cooldown_time=60, timeout=30
+        )
         with pytest.raises(NotFoundError):
             await router.acompletion("solo", HI)
         with pytest.raises(DeploymentDisabledError, match=r"does not know its model \(404\)"):
@@ -65,7 +61,7 @@ async def test_anthropic_says_it_with_not_found_error() -> None:
 async def test_a_404_that_names_no_model_only_cools(fake: FakeOpenAI) -> None:
     """A proxy's page, say: it may pass, so the deployment cools and is not disabled."""
     fake.script(Reply(status=404, raw=b"<html>Not Found</html>"))
-    router = Router([deployment(fake, "openai/gpt-4o-mini")], cooldown_time=60, timeout=0.5)
+    router = Router([deployment("solo", fake)], cooldown_time=60, timeout=0.5)
     with pytest.raises(NotFoundError):
         await router.acompletion("solo", HI)
     with pytest.raises(NoDeploymentAvailableError) as info:
@@ -73,3 +69,20 @@ async def test_a_404_that_names_no_model_only_cools(fake: FakeOpenAI) -> None:
     assert not isinstance(info.value, DeploymentDisabledError)
     assert "cooling down" in info.value.message
     assert len(fake.requests) == 1
+
+
+def test_through_the_gateway_the_404_then_the_disabled_state(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    upstream.script(UNKNOWN_MODEL)
+    config = gateway_config(
+        deployment("solo", upstream, "openai/gpt-4o-mini"), router={"cooldown_time": 60}
+    )
+    with serve(config, tmp_path) as gateway:
+        body = {"model": "solo", "messages": HI}
+        status, first = gateway.admin("POST", "/v1/chat/completions", body)
+        assert (status, first["error"]["code"]) == (404, "model_not_found")
+        status, second = gateway.admin("POST", "/v1/chat/completions", body)
+    assert status == 502
+    assert "is disabled: the upstream does not know its model (404)" in second["error"]["message"]
+    assert len(upstream.requests) == 1
