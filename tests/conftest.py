@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.gateway import Gateway
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.redis_server import RedisServer
 
@@ -51,6 +52,21 @@ def _database_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def fake() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeOpenAI]:
+    """One fake OpenAI upstream for a test module (the one its gateway is usually put in front
+    of: tests/gateway_harness.py); tests that script it clear what they leave behind."""
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def database(gateway: Gateway) -> Path:
+    """The SQLite file of the module's ``gateway`` (one started with ``database=SQLITE``)."""
+    assert gateway.database_path is not None, "the gateway has no SQLite file of its own"
+    return gateway.database_path
 
 
 @pytest.fixture(scope="session")

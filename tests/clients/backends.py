@@ -7,12 +7,15 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.base import LoopbackServer
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI
+from tests.gateway_harness import deployment
 
-__all__ = ["BACKENDS", "model_list", "upstreams_of_every_kind"]
+__all__ = ["BACKENDS", "model_list", "upstreams", "upstreams_of_every_kind"]
 
 Upstream = LoopbackServer[Any, Any]
 
@@ -30,10 +33,13 @@ def upstreams_of_every_kind() -> Iterator[dict[str, Upstream]]:
         yield {"openai": openai_fake, "anthropic": claude, "gemini": gemini}
 
 
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[dict[str, Upstream]]:
+    """The fixture: one fake of each kind for a test module (import it by name)."""
+    with upstreams_of_every_kind() as fakes:
+        yield fakes
+
+
 def model_list(upstreams: dict[str, Upstream]) -> list[dict[str, Any]]:
     """A model_list entry per kind, named by the kind ("openai", "anthropic", "gemini")."""
-    return [
-        {"model_name": kind, "params": {
-            "model": _MODELS[kind], "api_base": upstreams[kind].base_url, "api_key": "up-1"}}
-        for kind in BACKENDS
-    ]  # fmt: skip
+    return [deployment(kind, upstreams[kind], _MODELS[kind]) for kind in BACKENDS]

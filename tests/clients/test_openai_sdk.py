@@ -14,10 +14,9 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
-from tests.clients.backends import BACKENDS, model_list, upstreams_of_every_kind
+from tests.clients.backends import BACKENDS, model_list, upstreams
 from tests.fakes import anthropic_server as anth
 from tests.fakes import gemini_server as gem
-from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import (
     FakeOpenAI,
     Reply,
@@ -27,6 +26,9 @@ from tests.fakes.openai_server import (
     text_stream,
     usage_json,
 )
+from tests.gateway_harness import Gateway, deployment, gateway_config, serve
+
+__all__ = ["upstreams"]  # the fixture, used by name
 
 MASTER = "sk-master-openai-sdk-7"
 WEATHER_PARAMS = {
@@ -95,27 +97,17 @@ def json_reply(backend: str, value: dict[str, Any], schema_name: str, *, stream:
 
 
 @pytest.fixture(scope="module")
-def upstreams() -> Iterator[dict[str, FakeOpenAI]]:
-    with upstreams_of_every_kind() as fakes:
-        yield fakes
-
-
-@pytest.fixture(scope="module")
 def gateway(
     upstreams: dict[str, FakeOpenAI], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    entries = model_list(upstreams)
-    entries.append(
-        {"model_name": "embed", "params": {
-            "model": "openai/text-embedding-3-small", "api_base": upstreams["openai"].base_url,
-            "api_key": "up-1"}}
-    )  # fmt: skip
-    config = {
-        "model_list": entries,
-        "router_settings": {"num_retries": 0, "timeout": 10, "cooldown_time": 0},
-        "general_settings": {"master_key": MASTER},
-    }
-    with start_gateway(config, tmp_path_factory.mktemp("openai-sdk")) as gw:
+    embed = deployment("embed", upstreams["openai"], "openai/text-embedding-3-small")
+    config = gateway_config(
+        *model_list(upstreams),
+        embed,
+        master_key=MASTER,
+        router={"num_retries": 0, "timeout": 10, "cooldown_time": 0},
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 
@@ -123,7 +115,7 @@ def gateway(
 def client(gateway: Gateway, upstreams: dict[str, FakeOpenAI]) -> Iterator[openai.OpenAI]:
     for fake in upstreams.values():
         fake.replies.clear()
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as sdk:
+    with gateway.openai_client() as sdk:
         yield sdk
 
 
@@ -310,7 +302,7 @@ def test_errors_are_the_sdks_exception_classes(
     with pytest.raises(openai.BadRequestError) as stored:
         client.responses.create(model="openai", input="hi", previous_response_id="resp_1")
     assert stored.value.param == "previous_response_id"
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-wrong", max_retries=0) as other:
+    with gateway.openai_client("sk-wrong") as other:
         with pytest.raises(openai.AuthenticationError):
             other.chat.completions.create(model="openai", messages=user)  # type: ignore[arg-type]
         with pytest.raises(openai.AuthenticationError):

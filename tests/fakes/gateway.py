@@ -13,9 +13,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    import openai
 
 
 def free_port() -> int:
@@ -41,13 +44,54 @@ def request_json(
 
 
 class Gateway:
-    """A running `chatgate serve`: its URL, process, config file and log file."""
+    """A running `chatgate serve`: its URL, process, config file, log file and master key
+    (None without one, or when the config reads it from the environment)."""
 
-    def __init__(self, url: str, proc: subprocess.Popen[bytes], config: Path, log: Path) -> None:
+    def __init__(
+        self,
+        url: str,
+        proc: subprocess.Popen[bytes],
+        config: Path,
+        log: Path,
+        master_key: str | None = None,
+    ) -> None:
         self.url = url
         self.proc = proc
         self.config_path = config
         self.log_path = log
+        self.master_key = master_key
+        self.database_path: Path | None = None  # its SQLite file, where the harness chose it
+
+    def admin(
+        self, method: str, path: str, body: Any = None, key: str | None = None
+    ) -> tuple[int, Any]:
+        """One JSON call to the gateway (the admin API, with the master key unless ``key``):
+        (status, parsed body)."""
+        data = b"" if body is None else json.dumps(body).encode()
+        return request_json(
+            f"{self.url}{path}", method=method, body=data, key=key or self.master_key
+        )
+
+    def openai_client(self, key: str | None = None, **options: Any) -> openai.OpenAI:
+        """The official openai SDK on this gateway: the master key unless ``key``, and no
+        retries unless ``options`` say otherwise. Close it (``with``) when done."""
+        import openai  # only the tests that use the SDK pay for importing it
+
+        api_key = key or self.master_key or "unused"
+        options = {"max_retries": 0, **options}
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=api_key, **options)
+
+    def create_key(self, **fields: Any) -> dict[str, Any]:
+        """POST /admin/keys with ``fields``: the answer, the new key in ``key``."""
+        status, body = self.admin("POST", "/admin/keys", fields)
+        assert status == 200, body
+        created: dict[str, Any] = body
+        return created
+
+    def new_key(self, **fields: Any) -> str:
+        """A new virtual key with ``fields`` (models, budgets, limits, metadata, ...)."""
+        key: str = self.create_key(**fields)["key"]
+        return key
 
     def log_text(self) -> str:
         return self.log_path.read_text()
@@ -68,6 +112,11 @@ class Gateway:
                     return line
             time.sleep(0.02)
         raise AssertionError(f"no access-log line for {request_id}:\n{self.log_text()}")
+
+
+def _master_key(config: Mapping[str, Any] | None) -> str | None:
+    key = ((config or {}).get("general_settings") or {}).get("master_key")
+    return key if isinstance(key, str) and not key.startswith("os.environ/") else None
 
 
 @contextlib.contextmanager
@@ -120,7 +169,7 @@ def start_gateway(
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        yield Gateway(url, proc, path, log_path)
+        yield Gateway(url, proc, path, log_path, _master_key(config))
     finally:
         proc.terminate()
         try:

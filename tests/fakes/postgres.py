@@ -16,9 +16,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["PostgresServer", "find_bin_dir", "require_bin_dir"]
+__all__ = ["PostgresServer", "find_bin_dir", "require_bin_dir", "running_postgres"]
 
 
 def find_bin_dir() -> Path | None:
@@ -90,3 +91,15 @@ class PostgresServer:
         with contextlib.suppress(RuntimeError):  # already stopped
             self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A server of its own, started (the tests skip where PostgreSQL is not installed);
+    destroyed with its data at the end."""
+    server = PostgresServer(require_bin_dir()).init()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()

@@ -13,8 +13,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.fakes.gateway import Gateway, start_gateway
+from tests import gateway_harness as harness
 from tests.fakes.openai_server import FakeOpenAI
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config
 
 MASTER = "sk-master-malformed-7"
 TIMEOUT_S = 10.0
@@ -180,19 +181,11 @@ def serve(tmp: Path) -> Iterator[Gateway]:
     """`chatgate serve` with a chat model (fast) and an embedding model (emb) on a fake
     OpenAI upstream, a master key and a SQLite database in ``tmp``."""
     with FakeOpenAI() as upstream:
-        params = {"api_base": upstream.base_url, "api_key": "sk-upstream-never-shown-2"}
-        config = {
-            "model_list": [
-                {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **params}},
-                {
-                    "model_name": "emb",
-                    "params": {"model": "openai/text-embedding-3-small", **params},
-                },
-            ],
-            "general_settings": {
-                "master_key": MASTER,
-                "database_url": f"sqlite:///{tmp / 'gateway.db'}",
-            },
-        }
-        with start_gateway(config, tmp) as gw:
+        config = gateway_config(
+            deployment("fast", upstream),
+            deployment("emb", upstream, "openai/text-embedding-3-small"),
+            master_key=MASTER,
+            database=SQLITE,
+        )
+        with harness.serve(config, tmp) as gw:
             yield gw

@@ -6,7 +6,6 @@ concurrent requests, and the key's budget counters read straight from the databa
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -16,7 +15,8 @@ import pytest
 from sqlalchemy import text
 
 from chatgate.store.engine import create_engine
-from tests.fakes.gateway import Gateway, request_json
+from tests import gateway_harness as harness
+from tests.fakes.gateway import Gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, error_json
 from tests.store.conftest import db_url, pg_url, postgres
 
@@ -51,45 +51,34 @@ def script_full_answers(fake: FakeOpenAI, count: int, *, n: int = 1) -> None:
     fake.script(*[Reply(json=completion_json("ok", model="dear-model", **usage))] * count)
 
 
-def priced(model: str, fake: FakeOpenAI, price: str) -> dict[str, Any]:
-    return {
-        "model": f"openai/{model}",
-        "api_base": fake.base_url,
-        "api_key": "sk-upstream-budget-faults",
-        "input_cost_per_token": price,
-        "output_cost_per_token": price,
-    }
+def priced(name: str, model: str, fake: FakeOpenAI, price: str) -> dict[str, Any]:
+    prices = {"input_cost_per_token": price, "output_cost_per_token": price}
+    return harness.deployment(name, fake, f"openai/{model}", **prices)
 
 
 def gateway_config(
     db_url: str, flaky: FakeOpenAI, dear: FakeOpenAI, **general: Any
 ) -> dict[str, Any]:
-    return {
-        "model_list": [
-            {"model_name": "flaky", "params": priced("flaky-model", flaky, CHEAP)},
-            {"model_name": "dear", "params": priced("dear-model", dear, DEAR)},
-        ],
-        "router_settings": {
+    return harness.gateway_config(
+        priced("flaky", "flaky-model", flaky, CHEAP),
+        priced("dear", "dear-model", dear, DEAR),
+        master_key=MASTER,
+        database=db_url,
+        router={
             "num_retries": 0,
             "cooldown_time": 0,
             "allowed_fails": 100000,
             "fallbacks": [{"flaky": ["dear"]}],
             "timeout": 30,
         },
-        "general_settings": {
-            "master_key": MASTER,
-            "database_url": db_url,
-            "key_cache_ttl_s": 0,
-            **general,
-        },
-    }
+        key_cache_ttl_s=0,
+        **general,
+    )
 
 
 def new_key(gw: Gateway, **fields: Any) -> tuple[str, str]:
     """A virtual key with a lifetime budget of LIMIT: (secret, key id)."""
-    body = {"budget": str(LIMIT), "budget_period": "lifetime", **fields}
-    status, made = request_json(f"{gw.url}/admin/keys", body=json.dumps(body).encode(), key=MASTER)
-    assert status == 200, made
+    made = gw.create_key(**{"budget": str(LIMIT), "budget_period": "lifetime", **fields})
     return made["key"], made["key_id"]
 
 

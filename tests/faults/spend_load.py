@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from chatgate.store.engine import create_engine
 from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+from tests import gateway_harness as harness
 from tests.fakes.openai_server import FakeOpenAI
 
 MASTER = "sk-master-spend-faults"
@@ -31,11 +32,8 @@ MAX_REQUESTS = 40_000  # a bound on any one load, whatever the clock says
 
 
 def gateway_config(upstream: FakeOpenAI, database_url: str, **general: Any) -> dict[str, Any]:
-    params = {"model": "openai/gpt-4o-mini", "api_base": upstream.base_url, "api_key": "k"}
-    return {
-        "model_list": [{"model_name": "m", "params": params}],
-        "general_settings": {"master_key": MASTER, "database_url": database_url, **general},
-    }
+    deployment = harness.deployment("m", upstream)
+    return harness.gateway_config(deployment, master_key=MASTER, database=database_url, **general)
 
 
 @dataclass

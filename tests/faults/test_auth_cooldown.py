@@ -18,8 +18,8 @@ import openai
 import orjson
 import pytest
 
-from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, error_json
+from tests.gateway_harness import Gateway, deployment, gateway_config, serve
 
 HI = [{"role": "user", "content": "hi"}]
 ROUTES: dict[str, Any] = {
@@ -57,18 +57,12 @@ def gateway(
 ) -> Iterator[Gateway]:
     for name, fake in upstreams.items():
         fake.script(*[REFUSALS[name]] * 20)
-    config = {
-        "model_list": [
-            {
-                "model_name": name,
-                "params": {"model": "openai/gpt-4o", "api_key": "sk-x", "api_base": f.base_url},
-            }
-            for name, f in upstreams.items()
-        ],
+    config = gateway_config(
+        *[deployment(name, f, "openai/gpt-4o") for name, f in upstreams.items()],
         # the defaults but for a longer cooldown: no recovery probe during the test
-        "router_settings": {"cooldown_time": 120, "timeout": 600},
-    }
-    with start_gateway(config, tmp_path_factory.mktemp("auth")) as gw:
+        router={"cooldown_time": 120, "timeout": 600},
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 

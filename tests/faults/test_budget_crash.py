@@ -16,7 +16,6 @@ from sqlalchemy import text
 
 from chatgate.cost.budgets import HOLD_TTL_MARGIN_S
 from chatgate.store.engine import create_engine
-from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
 from tests.fakes.postgres import PostgresServer
 from tests.faults.budget_support import (
@@ -31,6 +30,7 @@ from tests.faults.budget_support import (
     post_many,
     postgres,
 )
+from tests.gateway_harness import Gateway, serve
 
 __all__ = ["db_url", "dear", "flaky", "pg_url", "postgres"]  # fixtures, used by name
 
@@ -79,7 +79,7 @@ def test_holds_of_a_killed_gateway_come_back_within_the_ttl(
     config = gateway_config(db_url, flaky, dear, budget_hold_ttl_s=TTL_S)
     held = lambda: asyncio.run(counters(db_url, key_id))[1]  # noqa: E731
     dear.script(*[Reply(json=completion_json("late"), delay_s=20)] * IN_FLIGHT)
-    with start_gateway(config, tmp_path) as first:
+    with serve(config, tmp_path) as first:
         secret, key_id = new_key(first, models=["dear"])
         fire(first.url, secret, IN_FLIGHT)
         wait_for(lambda: len(dear.requests) == IN_FLIGHT, 10, "every call reached the upstream")
@@ -93,7 +93,7 @@ def test_holds_of_a_killed_gateway_come_back_within_the_ttl(
     assert held() == holding  # nothing released them: the process is gone
     dear.replies.clear()
     dear.script(Reply(json=completion_json("ok", model="dear-model", prompt_tokens=8)))
-    with start_gateway(config, tmp_path, extra_args=("--workers", "2")) as second:
+    with serve(config, tmp_path, extra_args=("--workers", "2")) as second:
         # both workers sweep; at most the TTL and one period after start (less: the TTL ran
         # from the kill on); 1 s more for the sweep's own transaction and this poll
         wait_for(lambda: held() == 0, TTL_S + EVERY_S + 1, "the dead gateway's holds released")
@@ -106,7 +106,7 @@ def test_the_default_ttl_is_the_router_timeout_plus_a_margin(
     url = f"sqlite:///{tmp_path / 'gateway.db'}"
     config = gateway_config(url, flaky, dear)  # router_settings.timeout: 30
     dear.script(Reply(json=completion_json("late"), delay_s=3))
-    with start_gateway(config, tmp_path) as gw:
+    with serve(config, tmp_path) as gw:
         secret, _ = new_key(gw, models=["dear"])
         fire(gw.url, secret, 1)
         wait_for(lambda: len(dear.requests) == 1, 10, "the call reached the upstream")
@@ -128,7 +128,7 @@ def test_the_keeper_survives_a_database_outage_and_logs_it_once(
     pg_url: str, postgres: PostgresServer, flaky: FakeOpenAI, dear: FakeOpenAI, tmp_path: Path
 ) -> None:
     config = gateway_config(pg_url, flaky, dear, budget_hold_ttl_s=TTL_S)
-    with start_gateway(config, tmp_path) as gw:
+    with serve(config, tmp_path) as gw:
         postgres.stop()
         try:
             time.sleep(EVERY_S * 6)

@@ -20,7 +20,6 @@ from chatgate.router import Router
 from chatgate.router.budgeting import routed_worst_case
 from chatgate.router.fallbacks import NOT_ALLOWED
 from chatgate.types import ChatRequest
-from tests.fakes.gateway import start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, error_json
 from tests.faults.budget_support import (
     CHEAP,
@@ -39,6 +38,7 @@ from tests.faults.budget_support import (
     priced,
     script_full_answers,
 )
+from tests.gateway_harness import serve
 
 __all__ = ["db_url", "dear", "flaky", "pg_url", "postgres"]  # fixtures, used by name
 
@@ -56,8 +56,8 @@ def body(model: str = "flaky") -> dict[str, object]:
 def router_for(flaky: FakeOpenAI, dear: FakeOpenAI, **settings: object) -> Router:
     return Router(
         [
-            {"model_name": "flaky", "params": priced("flaky-model", flaky, CHEAP)},
-            {"model_name": "dear", "params": priced("dear-model", dear, DEAR)},
+            priced("flaky", "flaky-model", flaky, CHEAP),
+            priced("dear", "dear-model", dear, DEAR),
         ],
         num_retries=0,
         cooldown_time=0,
@@ -126,9 +126,9 @@ async def test_a_skipped_fallback_is_not_counted_as_an_attempt(
     with FakeOpenAI() as third:
         router = Router(
             [
-                {"model_name": "flaky", "params": priced("flaky-model", flaky, CHEAP)},
-                {"model_name": "dear", "params": priced("dear-model", dear, DEAR)},
-                {"model_name": "spare", "params": priced("spare-model", third, CHEAP)},
+                priced("flaky", "flaky-model", flaky, CHEAP),
+                priced("dear", "dear-model", dear, DEAR),
+                priced("spare", "spare-model", third, CHEAP),
             ],
             num_retries=0,
             cooldown_time=0,
@@ -197,7 +197,7 @@ def test_gateway_a_key_never_reaches_a_fallback_it_may_not_use(
     db_url: str, flaky: FakeOpenAI, dear: FakeOpenAI, tmp_path: Path
 ) -> None:
     script_full_answers(dear, CALLS)
-    with start_gateway(gateway_config(db_url, flaky, dear), tmp_path) as gw:
+    with serve(gateway_config(db_url, flaky, dear), tmp_path) as gw:
         secret, key_id = new_key(gw, models=["flaky"])
         statuses = asyncio.run(post_many(gw.url, secret, [body()] * CALLS))
         embedding = {"model": "flaky", "input": "hi"}
@@ -212,7 +212,7 @@ def test_gateway_holds_the_dearest_group_the_key_may_reach(
     db_url: str, flaky: FakeOpenAI, dear: FakeOpenAI, tmp_path: Path
 ) -> None:
     script_full_answers(dear, CALLS)
-    with start_gateway(gateway_config(db_url, flaky, dear), tmp_path) as gw:
+    with serve(gateway_config(db_url, flaky, dear), tmp_path) as gw:
         secret, key_id = new_key(gw, models=["flaky", "dear"])
         statuses = asyncio.run(post_many(gw.url, secret, [body()] * CALLS))
         spent, reserved = asyncio.run(counters(db_url, key_id))

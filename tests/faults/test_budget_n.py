@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.gateway import Gateway, request_json, start_gateway
+from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import FakeOpenAI
 from tests.faults.budget_support import (
     DEAR,
@@ -28,6 +28,7 @@ from tests.faults.budget_support import (
     post_many,
     script_full_answers,
 )
+from tests.gateway_harness import Gateway, serve
 
 __all__ = ["dear", "flaky"]  # fixtures, used by name
 
@@ -41,7 +42,7 @@ def db(tmp_path: Path) -> str:
 
 @pytest.fixture
 def gateway(db: str, flaky: FakeOpenAI, dear: FakeOpenAI, tmp_path: Path) -> Iterator[Gateway]:
-    with start_gateway(gateway_config(db, flaky, dear), tmp_path) as gw:
+    with serve(gateway_config(db, flaky, dear), tmp_path) as gw:
         yield gw
 
 
@@ -52,7 +53,7 @@ def post(gw: Gateway, path: str, body: dict[str, Any], key: str) -> tuple[int, A
 def test_n_above_max_n_is_a_400_naming_n_on_every_route(
     db: str, flaky: FakeOpenAI, dear: FakeOpenAI, tmp_path: Path
 ) -> None:
-    with start_gateway(gateway_config(db, flaky, dear, max_n=4), tmp_path) as gw:
+    with serve(gateway_config(db, flaky, dear, max_n=4), tmp_path) as gw:
         refused_everywhere(gw, dear)
 
 

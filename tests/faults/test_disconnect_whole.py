@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from chatgate.cost.budgets import Budgets
-from tests.fakes.gateway import Gateway, request_json, start_gateway
+from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, embeddings_reply
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-disconnect-7"
 MAX_TOKENS = 1000
@@ -24,44 +25,23 @@ ASK = [{"role": "user", "content": "tell me a long story"}]
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("disconnect")
-    params = {"api_base": upstream.base_url, "api_key": "sk-upstream-disconnect-1"}
-    config = {
-        "model_list": [
-            {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **params}},
-            {"model_name": "embed", "params": {"model": "openai/text-embedding-3-small", **params}},
-        ],
-        "router_settings": {"cooldown_time": 0, "num_retries": 0},
-        "general_settings": {
-            "master_key": MASTER,
-            "database_url": f"sqlite:///{tmp / 'gateway.db'}",
-            "key_cache_ttl_s": 0,
-            "cache": {"backend": "memory"},
-        },
-    }
-    with start_gateway(config, tmp) as gw:
+    config = gateway_config(
+        deployment("fast", upstream),
+        deployment("embed", upstream, "openai/text-embedding-3-small"),
+        master_key=MASTER,
+        database=SQLITE,
+        router={"cooldown_time": 0, "num_retries": 0},
+        key_cache_ttl_s=0,
+        cache={"backend": "memory"},
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 
 @pytest.fixture(autouse=True)
 def _fresh_script(upstream: FakeOpenAI) -> None:
     upstream.replies.clear()
-
-
-def new_key(gw: Gateway, **fields: Any) -> str:
-    status, body = request_json(
-        f"{gw.url}/admin/keys", body=json.dumps(fields).encode(), key=MASTER
-    )
-    assert status == 200, body
-    key: str = body["key"]
-    return key
 
 
 def give_up(
@@ -105,7 +85,7 @@ def test_a_client_giving_up_on_a_whole_answer_cancels_the_upstream_and_is_charge
 ) -> None:
     hold = hold_of(ASK, MAX_TOKENS)
     budget = hold * Decimal("1.5")  # room for one call's hold, not two
-    secret = new_key(gateway, budget=str(budget))
+    secret = gateway.new_key(budget=str(budget))
     before = upstream.disconnects
     upstream.script(Reply(json=completion_json("late", prompt_tokens=9, completion_tokens=3),
                           delay_s=2.0))  # fmt: skip
@@ -125,7 +105,7 @@ def test_a_client_giving_up_on_a_whole_answer_cancels_the_upstream_and_is_charge
 
 
 def test_embeddings_give_up_cancels_the_upstream(gateway: Gateway, upstream: FakeOpenAI) -> None:
-    secret = new_key(gateway, budget="1")
+    secret = gateway.new_key(budget="1")
     before = upstream.disconnects
     upstream.script(Reply(json=embeddings_reply({"input": "x"}).json, delay_s=2.0))
     body = {"model": "embed", "input": "some words to embed"}

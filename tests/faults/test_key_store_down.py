@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from chatgate.server.store_outage import StoreOutage
-from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.postgres import PostgresServer, require_bin_dir
+from tests.fakes.postgres import PostgresServer, running_postgres
+from tests.gateway_harness import Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-store-down-5"
 CHAT = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
@@ -31,12 +31,8 @@ CHAT = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer(require_bin_dir()).init()
-    server.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 def call(
@@ -62,18 +58,13 @@ def test_key_store_outage_gives_503_keeps_recent_keys_and_logs_transitions(
     postgres: PostgresServer, tmp_path: Path
 ) -> None:
     with FakeOpenAI() as upstream:
-        params = {"api_base": upstream.base_url, "api_key": "sk-upstream-never-shown-5"}
-        config = {
-            "model_list": [
-                {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **params}}
-            ],
-            "general_settings": {
-                "master_key": MASTER,
-                "database_url": postgres.url,
-                "key_cache_ttl_s": 60,
-            },
-        }
-        with start_gateway(config, tmp_path) as gw:
+        config = gateway_config(
+            deployment("fast", upstream),
+            master_key=MASTER,
+            database=postgres.url,
+            key_cache_ttl_s=60,
+        )
+        with serve(config, tmp_path) as gw:
             keys = []
             for fields in ({}, {}, {"budget": "10"}):
                 status, created, _ = call(gw, "/admin/keys", fields, MASTER)
@@ -158,14 +149,10 @@ def test_a_hung_database_is_a_503_within_the_lookup_timeout(
     """A database that accepts connections but never answers (SIGSTOP): the lookup gives up
     after 5 s instead of holding the request, and later requests are refused at once."""
     with FakeOpenAI() as upstream:
-        params = {"api_base": upstream.base_url, "api_key": "sk-upstream-never-shown-6"}
-        config = {
-            "model_list": [
-                {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **params}}
-            ],
-            "general_settings": {"master_key": MASTER, "database_url": postgres.url},
-        }
-        with start_gateway(config, tmp_path) as gw:
+        config = gateway_config(
+            deployment("fast", upstream), master_key=MASTER, database=postgres.url
+        )
+        with serve(config, tmp_path) as gw:
             status, created, _ = call(gw, "/admin/keys", {}, MASTER)
             assert status == 200, created
             pids = _postgres_pids(postgres)

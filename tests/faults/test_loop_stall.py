@@ -22,8 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatgate.server.json_body import parse_in_pieces
-from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, embeddings_reply
+from tests.gateway_harness import Gateway, deployment, gateway_config, serve
 
 PARALLEL = 8
 BODY_MIB = 15
@@ -52,26 +52,15 @@ print(json.dumps({"worst_ms": times[-1], "probes": len(times), "top": times[-8:]
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    params = {"api_base": upstream.base_url, "api_key": "sk-up-stall-1"}
-    config = {
-        "model_list": [
-            {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **params}},
-            {"model_name": "embed", "params": {"model": "openai/text-embedding-3-small", **params}},
-        ],
-        "general_settings": {
-            "max_request_bytes": 20 * 1024 * 1024,
-            # a key budget and TPM make the gateway count the prompt: the work under test
-            "budgets": [{"scope": "global", "limit": "1000000", "window": "monthly"}],
-        },
-    }
-    with start_gateway(config, tmp_path_factory.mktemp("stall")) as gw:
+    config = gateway_config(
+        deployment("fast", upstream),
+        deployment("embed", upstream, "openai/text-embedding-3-small"),
+        max_request_bytes=20 * 1024 * 1024,
+        # a key budget and TPM make the gateway count the prompt: the work under test
+        budgets=[{"scope": "global", "limit": "1000000", "window": "monthly"}],
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 

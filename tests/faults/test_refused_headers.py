@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, error_json
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-refused-3"
 HI = [{"role": "user", "content": "hi"}]
@@ -21,28 +21,16 @@ DEPLOYMENT_HEADERS = ("x-chatgate-model", "x-chatgate-attempts", "x-chatgate-cac
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("refused")
-    params = {"api_base": upstream.base_url, "api_key": "sk-upstream-never-shown-3"}
-    config = {
-        "model_list": [
-            {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **params}},
-            {"model_name": "secret-model", "params": {"model": "openai/gpt-4o-private", **params}},
-        ],
-        "router_settings": {"num_retries": 0},
-        "general_settings": {
-            "master_key": MASTER,
-            "database_url": f"sqlite:///{tmp / 'gateway.db'}",
-            "cache": {"backend": "memory"},
-        },
-    }
-    with start_gateway(config, tmp) as gw:
+    config = gateway_config(
+        deployment("fast", upstream),
+        deployment("secret-model", upstream, "openai/gpt-4o-private"),
+        master_key=MASTER,
+        database=SQLITE,
+        router={"num_retries": 0},
+        cache={"backend": "memory"},
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 
@@ -63,13 +51,6 @@ def post(gw: Gateway, path: str, body: Any, key: str) -> tuple[int, dict[str, st
     return status, headers
 
 
-def new_key(gw: Gateway, **fields: Any) -> str:
-    status, _, body = call(gw, "/admin/keys", fields, MASTER)
-    assert status == 200, body
-    key: str = json.loads(body)["key"]
-    return key
-
-
 def assert_no_deployment_headers(status: int, headers: dict[str, str], expected: int) -> None:
     assert status == expected
     assert headers["x-chatgate-request-id"]
@@ -80,7 +61,7 @@ def assert_no_deployment_headers(status: int, headers: dict[str, str], expected:
 def test_a_model_the_key_may_not_use_is_refused_without_naming_its_deployment(
     gateway: Gateway,
 ) -> None:
-    key = new_key(gateway, models=["fast"])
+    key = gateway.new_key(models=["fast"])
     body = {"model": "secret-model", "messages": HI}
     status, headers = post(gateway, "/v1/chat/completions", body, key)
     assert_no_deployment_headers(status, headers, 403)
@@ -94,10 +75,10 @@ def test_rate_limit_budget_auth_and_bad_bodies_carry_no_deployment_headers(
     gateway: Gateway,
 ) -> None:
     body = {"model": "fast", "messages": HI, "max_tokens": 5}
-    limited = new_key(gateway, rpm=1)
+    limited = gateway.new_key(rpm=1)
     assert post(gateway, "/v1/chat/completions", body, limited)[0] == 200
     assert_no_deployment_headers(*post(gateway, "/v1/chat/completions", body, limited), 429)
-    broke = new_key(gateway, budget="0")
+    broke = gateway.new_key(budget="0")
     assert_no_deployment_headers(*post(gateway, "/v1/chat/completions", body, broke), 402)
     status, headers = post(gateway, "/v1/chat/completions", body, "sk-cg-not-a-real-key")
     assert_no_deployment_headers(status, headers, 401)

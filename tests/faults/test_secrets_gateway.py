@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.fakes import anthropic_server as anth
-from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI
 from tests.faults.secret_echo import KEYS, broken_stream, leaks, refused
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 from tests.integration.test_gateway_anthropic_cache import spend_row
 
 MASTER = "master-key-for-the-secrets-test"
@@ -38,33 +38,20 @@ def upstreams() -> Iterator[dict[str, FakeOpenAI]]:
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("secrets-db") / "gateway.db"
-
-
-@pytest.fixture(scope="module")
 def gateway(
-    upstreams: dict[str, FakeOpenAI], tmp_path_factory: pytest.TempPathFactory, database: Path
+    upstreams: dict[str, FakeOpenAI], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
     models = {"openai": "openai/gpt-4o-mini", "anthropic": "anthropic/claude-sonnet-4-5"}
-    config = {
-        "model_list": [
-            {
-                "model_name": name,
-                "params": {
-                    "model": models[name],
-                    "api_base": fake.base_url,
-                    "api_key": f"os.environ/SECRETS_TEST_{name.upper()}_KEY",
-                },
-            }
-            for name, fake in upstreams.items()
-        ],
+    keys = {name: f"os.environ/SECRETS_TEST_{name.upper()}_KEY" for name in models}
+    config = gateway_config(
+        *[deployment(n, fake, models[n], api_key=keys[n]) for n, fake in upstreams.items()],
+        master_key=MASTER,
+        database=SQLITE,
         # one try, no cooldown: each request meets exactly the failure scripted for it
-        "router_settings": {"num_retries": 0, "cooldown_time": 0},
-        "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{database}"},
-    }
+        router={"num_retries": 0, "cooldown_time": 0},
+    )
     env = {f"SECRETS_TEST_{name.upper()}_KEY": key for name, key in KEYS.items()}
-    with start_gateway(config, tmp_path_factory.mktemp("secrets-gw"), env) as gateway:
+    with serve(config, tmp_path_factory, env=env) as gateway:
         yield gateway
 
 

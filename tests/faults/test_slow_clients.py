@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.gateway import Gateway, request_json, start_gateway
+from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import FakeOpenAI
+from tests.gateway_harness import Gateway, deployment, gateway_config, serve
 
 HEADER_TIMEOUT_S = 2.0
 BODY_TIMEOUT_S = 2.0
@@ -23,27 +24,14 @@ SLOW_SOCKETS = 300
 NORMAL_REQUESTS = 300
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
 def _config(upstream: FakeOpenAI, **general: Any) -> dict[str, Any]:
-    params = {"model": "openai/gpt-4o-mini", "api_base": upstream.base_url, "api_key": "sk-up-1"}
-    return {
-        "model_list": [{"model_name": "fast", "params": params}],
-        "general_settings": {
-            "header_timeout_s": HEADER_TIMEOUT_S,
-            "body_timeout_s": BODY_TIMEOUT_S,
-            **general,
-        },
-    }
+    timeouts = {"header_timeout_s": HEADER_TIMEOUT_S, "body_timeout_s": BODY_TIMEOUT_S}
+    return gateway_config(deployment("fast", upstream), **(timeouts | general))
 
 
 @pytest.fixture(scope="module")
 def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    with start_gateway(_config(upstream), tmp_path_factory.mktemp("slow")) as gw:
+    with serve(_config(upstream), tmp_path_factory) as gw:
         yield gw
 
 
@@ -164,7 +152,7 @@ def test_beyond_max_connections_a_request_gets_a_clear_503(
     upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
     config = _config(upstream, max_connections=8, header_timeout_s=30)
-    with start_gateway(config, tmp_path) as gw:
+    with serve(config, tmp_path) as gw:
         held = [socket.create_connection(("127.0.0.1", _port(gw))) for _ in range(8)]
         try:
             status, body = request_json(f"{gw.url}/v1/models", method="GET")
@@ -203,7 +191,7 @@ def test_the_cap_is_lowered_to_what_the_open_file_limit_allows(tmp_path: Path) -
 
 def test_worker_processes_get_the_limits_too(upstream: FakeOpenAI, tmp_path: Path) -> None:
     """`serve --workers N` hands the protocol to spawned processes (it must pickle)."""
-    with start_gateway(_config(upstream), tmp_path, extra_args=("--workers", "2")) as gw:
+    with serve(_config(upstream), tmp_path, extra_args=("--workers", "2")) as gw:
         with socket.create_connection(("127.0.0.1", _port(gw)), timeout=10) as sock:
             sock.sendall(b"GET /health/liveness HTTP/1.1\r\nhost: x\r\n")  # never finished
             began = time.monotonic()

@@ -19,9 +19,9 @@ from chatgate.cost.usage_sql import SqlSink
 from chatgate.store.engine import create_engine
 from chatgate.store.migrations import migrate
 from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
-from tests.fakes.gateway import start_gateway
 from tests.fakes.openai_server import FakeOpenAI
 from tests.faults.spend_load import Load, gateway_config, rows, wait_until_written
+from tests.gateway_harness import serve
 
 # From a request's answer to its record on disk: the usage pipeline's 20 ms tick, the WAL's
 # 20 ms group-commit window, the write and fdatasync (measured: at most 45 ms, on a loaded
@@ -38,7 +38,7 @@ def test_sigkill_under_load_loses_only_the_last_window(tmp_path: Path, fake: Fak
     late: set[str] = set()
     in_flight = 0
     for _ in range(ROUNDS):  # each start replays what the previous process left
-        with start_gateway(config, tmp_path) as gateway:
+        with serve(config, tmp_path) as gateway:
             load = Load(gateway.url, threads=4, pause_s=0.01).start()
             load.wait_for(1000)
             killed_at = time.monotonic()
@@ -49,7 +49,7 @@ def test_sigkill_under_load_loses_only_the_last_window(tmp_path: Path, fake: Fak
         answered |= load.answered
         late |= {rid for rid, at in load.answered.items() if at > killed_at - WINDOW_S}
         in_flight += load.threads
-    with start_gateway(config, tmp_path) as gateway:
+    with serve(config, tmp_path) as gateway:
         wait_until_written(gateway.url)
     ids, counted = rows(url)
     assert len(ids) == len(set(ids)) == counted  # no record twice
@@ -125,7 +125,7 @@ def test_a_killed_worker_is_replayed_by_its_replacement(tmp_path: Path, fake: Fa
     replays its WAL, and leaves its live sibling's alone (each holds its own lock)."""
     url = f"sqlite:///{tmp_path / 'chatgate.db'}"
     config = gateway_config(fake, url)
-    with start_gateway(config, tmp_path, extra_args=("--workers", "2")) as gateway:
+    with serve(config, tmp_path, extra_args=("--workers", "2")) as gateway:
         load = Load(gateway.url, threads=4, pause_s=0.01, reconnect=True).start()
         try:
             load.wait_for(1000)

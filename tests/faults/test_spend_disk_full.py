@@ -20,7 +20,6 @@ from chatgate.cost.usage_sql import SqlSink
 from chatgate.store.engine import create_engine
 from chatgate.store.schema.spend import SPEND_LOG
 from tests.clock import wait_until
-from tests.fakes.gateway import start_gateway
 from tests.fakes.openai_server import FakeOpenAI
 from tests.faults.spend_load import (
     Load,
@@ -32,13 +31,14 @@ from tests.faults.spend_load import (
     tmpfs,
     wait_until_written,
 )
+from tests.gateway_harness import serve
 
 
 def test_a_full_disk_loses_no_answered_request(tmp_path: Path, fake: FakeOpenAI) -> None:
     with tmpfs(tmp_path / "disk", "16m") as disk:
         url = f"sqlite:///{disk / 'chatgate.db'}"  # the WAL goes beside it, on the tmpfs too
         # run in the tmpfs: versions before the WAL spilled to the working directory
-        with start_gateway(gateway_config(fake, url), disk) as gateway:
+        with serve(gateway_config(fake, url), disk) as gateway:
             load = Load(gateway.url).start()
             try:
                 load.wait_for(200)

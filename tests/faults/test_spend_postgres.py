@@ -12,27 +12,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.gateway import start_gateway
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.postgres import PostgresServer, require_bin_dir
+from tests.fakes.postgres import PostgresServer, running_postgres
 from tests.faults.spend_load import Load, gateway_config, metric, rows, wait_until_written
 from tests.faults.test_spend_crash import WINDOW_S
+from tests.gateway_harness import serve
 
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer(require_bin_dir()).init()
-    server.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 def test_a_postgres_outage_loses_no_answered_request(
     tmp_path: Path, fake: FakeOpenAI, postgres: PostgresServer
 ) -> None:
-    with start_gateway(gateway_config(fake, postgres.url), tmp_path) as gateway:
+    with serve(gateway_config(fake, postgres.url), tmp_path) as gateway:
         load = Load(gateway.url).start()
         try:
             load.wait_for(300)
@@ -55,7 +51,7 @@ def test_a_gateway_killed_while_postgres_is_down_replays_at_start(
     tmp_path: Path, fake: FakeOpenAI, postgres: PostgresServer
 ) -> None:
     config = gateway_config(fake, postgres.url)
-    with start_gateway(config, tmp_path) as gateway:
+    with serve(config, tmp_path) as gateway:
         load = Load(gateway.url, threads=8).start()
         load.wait_for(300)
         postgres.stop()
@@ -65,7 +61,7 @@ def test_a_gateway_killed_while_postgres_is_down_replays_at_start(
         load.stop()
         gateway.proc.wait(5)
     postgres.start()
-    with start_gateway(config, tmp_path) as gateway:
+    with serve(config, tmp_path) as gateway:
         wait_until_written(gateway.url)
     ids, counted = rows(postgres.url)
     assert len(ids) == len(set(ids)) == counted

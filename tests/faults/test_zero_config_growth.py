@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI
+from tests.gateway_harness import SQLITE, Gateway, gateway_config, serve
 
 MASTER = "sk-master-zero-config-9"
 MAX_OPEN = 50
@@ -25,19 +25,16 @@ MAX_LABELS = 20
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("zero-config")
     with FakeOpenAI() as upstream:
-        config = {  # no model_list: zero-config mode, with these settings
-            "general_settings": {
-                "master_key": MASTER,
-                "database_url": f"sqlite:///{tmp / 'gateway.db'}",
-                "max_open_models": MAX_OPEN,
-                "metrics_max_models": MAX_LABELS,
-                "metrics_require_key": True,
-            }
-        }
+        config = gateway_config(  # no deployments: zero-config mode, with these settings
+            master_key=MASTER,
+            database=SQLITE,
+            max_open_models=MAX_OPEN,
+            metrics_max_models=MAX_LABELS,
+            metrics_require_key=True,
+        )
         env = {"OPENAI_API_KEY": "sk-upstream-zero-9", "OPENAI_BASE_URL": upstream.base_url}
-        with start_gateway(config, tmp, env=env) as gw:
+        with serve(config, tmp_path_factory, env=env) as gw:
             yield gw
 
 

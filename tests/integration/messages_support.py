@@ -21,9 +21,9 @@ import pytest
 
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.bedrock_server import ACCESS_KEY, SECRET_KEY, FakeBedrock
-from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI
+from tests.gateway_harness import Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-messages-test-7"
 UPSTREAM_KEY = "sk-upstream-messages-never-shown"
@@ -84,18 +84,7 @@ class Backends:
         return call("GET", f"{self.url}{path}", None, {"authorization": f"Bearer {key}", **headers})
 
     def new_key(self, **fields: Any) -> str:
-        auth = {"authorization": f"Bearer {MASTER}"}
-        resp = call("POST", f"{self.url}/admin/keys", fields, auth)
-        assert resp.status_code == 200, resp.text
-        key: str = resp.json()["key"]
-        return key
-
-
-def _entry(name: str, model: str, base: str) -> dict[str, Any]:
-    return {
-        "model_name": name,
-        "params": {"model": model, "api_base": base, "api_key": UPSTREAM_KEY},
-    }
+        return self.gateway.new_key(**fields)
 
 
 def _aws_env(tmp: Path, endpoint: str) -> dict[str, str]:
@@ -114,27 +103,26 @@ def _aws_env(tmp: Path, endpoint: str) -> dict[str, str]:
 @contextlib.contextmanager
 def backends_gateway(tmp: Path) -> Iterator[Backends]:
     with FakeOpenAI() as oai, FakeAnthropic() as ant, FakeGemini() as gem, FakeBedrock() as bed:
-        config = {
-            "model_list": [
-                _entry("gpt", "openai/gpt-4o", oai.base_url),
-                _entry("reasoner", "openai/o3-mini", oai.base_url),
-                _entry("claude", "anthropic/claude-sonnet-4-5", ant.base_url),
-                _entry("gem", "gemini/gemini-2.5-flash", gem.base_url),
-                _entry("claude-or-gpt", "anthropic/claude-sonnet-4-5", ant.base_url),
-                {
-                    "model_name": "bedrock",
-                    "params": {"model": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"},
-                },
-            ],
-            "general_settings": {"master_key": MASTER},
-            "router_settings": {
+        key = {"api_key": UPSTREAM_KEY}
+        config = gateway_config(
+            deployment("gpt", oai, "openai/gpt-4o", **key),
+            deployment("reasoner", oai, "openai/o3-mini", **key),
+            deployment("claude", ant, "anthropic/claude-sonnet-4-5", **key),
+            deployment("gem", gem, "gemini/gemini-2.5-flash", **key),
+            deployment("claude-or-gpt", ant, "anthropic/claude-sonnet-4-5", **key),
+            {
+                "model_name": "bedrock",
+                "params": {"model": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"},
+            },
+            master_key=MASTER,
+            router={
                 "timeout": 15,
                 "num_retries": 0,
                 "cooldown_time": 0,
                 "fallbacks": [{"claude-or-gpt": ["gpt"]}],
             },
-        }
-        with start_gateway(config, tmp, env=_aws_env(tmp, bed.url)) as gateway:
+        )
+        with serve(config, tmp, env=_aws_env(tmp, bed.url)) as gateway:
             yield Backends(gateway, oai, ant, gem, bed)
 
 

@@ -6,17 +6,15 @@ OpenAI backend and is not sent to an Anthropic one."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import anthropic
-import openai
 import pytest
 
 from tests.fakes import anthropic_server as anth
-from tests.fakes.gateway import Gateway, request_json, start_gateway
 from tests.fakes.openai_server import FakeOpenAI
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-prompt-cache-3"
 SYSTEM = "You are the support agent of a large online shop. " * 120  # ~1,500 tokens
@@ -45,38 +43,21 @@ def gpt() -> Iterator[FakeOpenAI]:
 def gateway(
     claude: anth.FakeAnthropic, gpt: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("prompt-cache")
-    sonnet = {"model": "anthropic/claude-sonnet-4-5", "api_base": claude.base_url, "api_key": "u"}
-    config = {
-        "model_list": [
-            {"model_name": "plain", "params": sonnet},
-            {"model_name": "auto", "params": {**sonnet, "auto_prompt_cache": True}},
-            {
-                "model_name": "gpt",
-                "params": {"model": "openai/gpt-4o", "api_base": gpt.base_url, "api_key": "u"},
-            },
-        ],
-        "general_settings": {
-            "master_key": MASTER,
-            "database_url": f"sqlite:///{tmp / 'gateway.db'}",
-            "key_cache_ttl_s": 0,
-        },
-    }
-    with start_gateway(config, tmp) as gw:
+    sonnet = "anthropic/claude-sonnet-4-5"
+    config = gateway_config(
+        deployment("plain", claude, sonnet),
+        deployment("auto", claude, sonnet, auto_prompt_cache=True),
+        deployment("gpt", gpt, "openai/gpt-4o"),
+        master_key=MASTER,
+        database=SQLITE,
+        key_cache_ttl_s=0,
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 
-def new_key(gw: Gateway, **fields: Any) -> str:
-    status, body = request_json(
-        f"{gw.url}/admin/keys", body=json.dumps(fields).encode(), key=MASTER
-    )
-    assert status == 200, body
-    secret: str = body["key"]
-    return secret
-
-
 def chat(gw: Gateway, key: str, model: str, **extra: Any) -> None:
-    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0) as client:
+    with gw.openai_client(key) as client:
         client.chat.completions.create(model=model, messages=MESSAGES, **extra)  # type: ignore[arg-type]
 
 
@@ -112,10 +93,10 @@ def test_without_an_opt_in_the_request_goes_as_it_came(
 def test_a_key_that_opted_in_gets_breakpoints_on_any_claude_deployment(
     gateway: Gateway, claude: anth.FakeAnthropic
 ) -> None:
-    opted = new_key(gateway, metadata={"auto_prompt_cache": True})
+    opted = gateway.new_key(metadata={"auto_prompt_cache": True})
     chat(gateway, opted, "plain")
     assert cache_marks(claude.last.body) == ["system", "messages.1", "messages.2"]
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=opted, max_retries=0) as client:
+    with gateway.openai_client(opted) as client:
         stream = client.chat.completions.create(model="plain", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
         assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert cache_marks(claude.last.body) == [
@@ -123,7 +104,7 @@ def test_a_key_that_opted_in_gets_breakpoints_on_any_claude_deployment(
         "messages.1",
         "messages.2",
     ]  # streamed: the same
-    other = new_key(gateway, metadata={"auto_prompt_cache": "yes"})  # only true opts in
+    other = gateway.new_key(metadata={"auto_prompt_cache": "yes"})  # only true opts in
     chat(gateway, other, "plain")
     assert cache_marks(claude.last.body) == []
 

@@ -20,20 +20,16 @@ import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from tests.clients.backends import BACKENDS, model_list, upstreams_of_every_kind
-from tests.fakes.gateway import Gateway, start_gateway
+from tests.clients.backends import BACKENDS, model_list, upstreams
 from tests.fakes.openai_server import FakeOpenAI
+from tests.gateway_harness import Gateway, gateway_config, serve
+
+__all__ = ["upstreams"]  # the fixture, used by name
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "clients"
 CAPTURED = sorted(FIXTURES.glob("codex-*/*.json"))
 MASTER = "sk-e2e-codex-master-1"  # the key the sealed-thinking fixture was captured with
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
-
-
-@pytest.fixture(scope="module")
-def upstreams() -> Iterator[dict[str, FakeOpenAI]]:
-    with upstreams_of_every_kind() as fakes:
-        yield fakes
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +39,10 @@ def gateway(
     openai_entry, anthropic_entry, _ = model_list(upstreams)
     # Anthropic first: its kind must not decide for the OpenAI deployment of the same name
     mixed = [{**entry, "model_name": "mixed"} for entry in (anthropic_entry, openai_entry)]
-    config = {
-        "model_list": [*model_list(upstreams), *mixed],
-        "router_settings": {"num_retries": 0, "timeout": 10},
-        "general_settings": {"master_key": MASTER},
-    }
-    with start_gateway(config, tmp_path_factory.mktemp("codex-replay")) as gw:
+    config = gateway_config(
+        *model_list(upstreams), *mixed, master_key=MASTER, router={"num_retries": 0, "timeout": 10}
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 

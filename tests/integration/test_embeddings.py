@@ -7,16 +7,15 @@ import base64
 import struct
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import openai
 import pytest
 
 import chatgate
 from chatgate.errors import InvalidRequestError, RateLimitError
-from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI, Reply, embedding_vector, error_json
+from tests.gateway_harness import Gateway, deployment, gateway_config, serve
 from tests.integration.test_gateway_keys import MASTER, new_key, spend_rows
 from tests.integration.test_router import dead_base
 
@@ -96,12 +95,6 @@ def test_gemini_embeddings_through_batch_embed_contents() -> None:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def gemini() -> Iterator[FakeGemini]:
     with FakeGemini() as fake:
         yield fake
@@ -123,51 +116,28 @@ def gateway(
     flaky: FakeOpenAI,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    def on(fake: FakeOpenAI | str, model: str, **params: Any) -> dict[str, Any]:
-        base = fake if isinstance(fake, str) else fake.base_url
-        return {"model": f"openai/{model}", "api_base": base, "api_key": KEY, **params}
-
-    config = {
-        "model_list": [
-            {"model_name": "pair", "params": on(flaky, "e-flaky", **PRICE)},
-            {"model_name": "pair", "params": on(upstream, "e-steady", **PRICE)},
-            {"model_name": "lonely", "params": on(dead_base(), "e-dead")},
-            {"model_name": "dead-end", "params": on(dead_base(), "e-dead")},
-            {"model_name": "priced", "params": on(upstream, "e-priced", **PRICE)},
-            {
-                "model_name": "embed",
-                "params": {
-                    "model": "openai/text-embedding-3-small",
-                    "api_base": upstream.base_url,
-                    "api_key": KEY,
-                },
-            },
-            {
-                "model_name": "gecko",
-                "params": {
-                    "model": "gemini/text-embedding-004",
-                    "api_base": gemini.base_url,
-                    "api_key": "gk",
-                },
-            },
-            {
-                "model_name": "claude",
-                "params": {"model": "anthropic/claude-3-5-haiku", "api_key": "k-anthropic"},
-            },
-        ],
-        "router_settings": {
+    config = gateway_config(
+        deployment("pair", flaky, "openai/e-flaky", api_key=KEY, **PRICE),
+        deployment("pair", upstream, "openai/e-steady", api_key=KEY, **PRICE),
+        deployment("lonely", dead_base(), "openai/e-dead", api_key=KEY),
+        deployment("dead-end", dead_base(), "openai/e-dead", api_key=KEY),
+        deployment("priced", upstream, "openai/e-priced", api_key=KEY, **PRICE),
+        deployment("embed", upstream, "openai/text-embedding-3-small", api_key=KEY),
+        deployment("gecko", gemini, "gemini/text-embedding-004", api_key="gk"),
+        {"model_name": "claude", "params": {"model": "anthropic/claude-3-5-haiku", "api_key": "k"}},
+        master_key=MASTER,
+        router={
             "routing_strategy": "round-robin",  # "pair" tries flaky first
             "fallbacks": [{"lonely": ["embed"]}],
             "retry_base_delay": 0.01,
         },
-        "general_settings": {"master_key": MASTER},
-    }
-    with start_gateway(config, tmp_path_factory.mktemp("emb")) as gw:
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 
 def test_gateway_embeddings_with_the_openai_sdk(gateway: Gateway, upstream: FakeOpenAI) -> None:
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as client:
+    with gateway.openai_client() as client:
         check_embeddings(client, gateway, upstream)
 
 
@@ -188,7 +158,7 @@ def check_embeddings(client: openai.OpenAI, gateway: Gateway, upstream: FakeOpen
 
 
 def test_gateway_embeddings_errors(gateway: Gateway) -> None:
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as client:
+    with gateway.openai_client() as client:
         check_embedding_errors(client, gateway)
 
 
@@ -199,7 +169,7 @@ def check_embedding_errors(client: openai.OpenAI, gateway: Gateway) -> None:
     with pytest.raises(openai.NotFoundError, match="embed"):
         client.embeddings.create(model="missing", input="x")
     with (
-        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="bad", max_retries=0) as bad,
+        gateway.openai_client("bad") as bad,
         pytest.raises(openai.AuthenticationError),
     ):
         bad.embeddings.create(model="embed", input="x")
@@ -210,7 +180,7 @@ def test_gateway_embeddings_fail_over_like_chat(
     gateway: Gateway, flaky: FakeOpenAI, upstream: FakeOpenAI
 ) -> None:
     flaky.script(Reply(status=500, json=error_json("boom", "server_error")))
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as client:
+    with gateway.openai_client() as client:
         raw = client.embeddings.with_raw_response.create(model="pair", input=["x y z"])
         out = raw.parse()
         assert out.data[0].embedding == pytest.approx(embedding_vector("x y z"), rel=1e-6)
@@ -239,7 +209,7 @@ def test_gateway_embeddings_settle_the_budget_with_the_actual_cost(gateway: Gate
     # holds $0.000008 and costs $0.000001, so a $0.0000105 budget pays for three calls.
     secret, record = new_key(gateway, budget="0.0000105")
     word = "Pneumonoultramicroscopic"
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=secret, max_retries=0) as client:
+    with gateway.openai_client(secret) as client:
         costs = []
         with pytest.raises(openai.APIStatusError) as refused:
             for _ in range(6):

@@ -8,36 +8,21 @@ from collections.abc import Iterator
 import anthropic
 import pytest
 
-from tests.fakes.gateway import run_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, chunk_json, error_json
+from tests.gateway_harness import deployment, gateway_config, serve
 
 MASTER = "sk-master-anthropic-test-42"
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    config = {
-        "model_list": [
-            {
-                "model_name": "claude-via-openai",
-                "params": {
-                    "model": "openai/gpt-4o-mini",
-                    "api_base": upstream.base_url,
-                    "api_key": "up-key",
-                },
-            }
-        ],
-        "general_settings": {"master_key": MASTER},
-        "router_settings": {"timeout": 10, "cooldown_time": 0},  # a 30 s Retry-After: passed on
-    }
-    with run_gateway(config, tmp_path_factory.mktemp("gwa")) as url:
-        yield url
+    config = gateway_config(
+        deployment("claude-via-openai", upstream),
+        master_key=MASTER,
+        router={"timeout": 10, "cooldown_time": 0},  # a 30 s Retry-After: passed on
+    )
+    with serve(config, tmp_path_factory) as gw:
+        yield gw.url
 
 
 @pytest.fixture

@@ -24,8 +24,9 @@ from chatgate.cost.budgets import to_pico
 from chatgate.cost.prices import ModelPrice, lookup_price
 from chatgate.spend_cli import compact
 from tests.fakes import anthropic_server as anth
-from tests.fakes.gateway import Gateway, request_json, start_gateway
+from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import Reply
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-cache-ttl-7"
 HI = [{"role": "user", "content": "hi"}]
@@ -41,28 +42,15 @@ def upstream() -> Iterator[anth.FakeAnthropic]:
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("gwc-db") / "gateway.db"
-
-
-@pytest.fixture(scope="module")
 def gateway(
-    upstream: anth.FakeAnthropic, tmp_path_factory: pytest.TempPathFactory, database: Path
+    upstream: anth.FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    config = {
-        "model_list": [
-            {
-                "model_name": "sonnet",
-                "params": {
-                    "model": "anthropic/claude-sonnet-4-5",
-                    "api_base": upstream.base_url,
-                    "api_key": "up-key",
-                },
-            }
-        ],
-        "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{database}"},
-    }
-    with start_gateway(config, tmp_path_factory.mktemp("gwc")) as gateway:
+    config = gateway_config(
+        deployment("sonnet", upstream, "anthropic/claude-sonnet-4-5"),
+        master_key=MASTER,
+        database=SQLITE,
+    )
+    with serve(config, tmp_path_factory) as gateway:
         yield gateway
 
 

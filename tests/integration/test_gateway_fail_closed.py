@@ -6,7 +6,6 @@ has one line for the outage; when Redis is back requests are served again, no re
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import urllib.request
@@ -20,28 +19,27 @@ import pytest
 from chatgate.config import parse
 from chatgate.router import RedisState
 from chatgate.server.services import Services
-from tests.fakes.gateway import Gateway, request_json, start_gateway
+from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.redis_server import RedisServer
-from tests.integration.test_router import entry
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-fail-closed-3"
 HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, RedisServer, Any]]:
-    tmp = tmp_path_factory.mktemp("closed")
-    with RedisServer() as redis_server, FakeOpenAI() as upstream:
-        config = {
-            "model_list": [entry("fast", upstream)],
-            "router_settings": {"redis_url": redis_server.url, "shared_state_failure": "closed"},
-            "general_settings": {
-                "master_key": MASTER,
-                "database_url": f"sqlite:///{tmp / 'closed.db'}",
-            },
-        }
-        with start_gateway(config, tmp) as gateway:
+def setup(
+    upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Gateway, RedisServer, Any]]:
+    with RedisServer() as redis_server:
+        config = gateway_config(
+            deployment("fast", upstream),
+            master_key=MASTER,
+            database=SQLITE,
+            router={"redis_url": redis_server.url, "shared_state_failure": "closed"},
+        )
+        with serve(config, tmp_path_factory) as gateway:
             yield gateway, redis_server, upstream
 
 
@@ -58,13 +56,9 @@ def clients(
 ) -> Iterator[tuple[openai.OpenAI, openai.OpenAI, anthropic.Anthropic]]:
     """The master key (no limits of its own), a key with an RPM limit, and Anthropic's SDK."""
     gw = setup[0]
-    status, body = request_json(
-        f"{gw.url}/admin/keys", body=json.dumps({"rpm": 100}).encode(), key=MASTER
-    )
-    assert status == 200, body
     with (
-        openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER, max_retries=0) as master,
-        openai.OpenAI(base_url=f"{gw.url}/v1", api_key=body["key"], max_retries=0) as keyed,
+        gw.openai_client() as master,
+        gw.openai_client(gw.new_key(rpm=100)) as keyed,
         anthropic.Anthropic(base_url=gw.url, api_key=MASTER, max_retries=0) as claude,
     ):
         yield master, keyed, claude

@@ -14,6 +14,7 @@ import pytest
 from chatgate.config import parse
 from chatgate.server.app import ASGIApp, create_app
 from tests.fakes.openai_server import FakeOpenAI, Reply, text_stream
+from tests.gateway_harness import deployment, gateway_config
 
 
 class Lifespan:
@@ -63,17 +64,7 @@ def lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 async def test_log_content_puts_messages_and_answers_in_the_line(
     fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = parse(
-        {
-            "model_list": [
-                {
-                    "model_name": "m",
-                    "params": {"model": "openai/x", "api_base": fake.base_url, "api_key": "k"},
-                }
-            ],
-            "general_settings": {"log_content": True},
-        }
-    )
+    config = parse(gateway_config(deployment("m", fake, "openai/x"), log_content=True))
     app = create_app(config)
     messages = [{"role": "user", "content": "tell me"}]
     caplog.set_level("INFO", logger="chatgate.access")
@@ -94,8 +85,7 @@ async def test_log_content_puts_messages_and_answers_in_the_line(
 async def test_without_log_content_no_content_and_no_line_unless_someone_listens(
     fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    params = {"model": "openai/x", "api_base": fake.base_url, "api_key": "k"}
-    app = create_app(parse({"model_list": [{"model_name": "m", "params": params}]}))
+    app = create_app(parse(gateway_config(deployment("m", fake, "openai/x"))))
     body = {"model": "m", "messages": [{"role": "user", "content": "quiet"}]}
     async with Lifespan(app):
         assert (await post(app, "/v1/chat/completions", body))[0] == 200
@@ -111,16 +101,7 @@ async def test_without_log_content_no_content_and_no_line_unless_someone_listens
 async def test_freeze_heap_hides_the_start_up_heap_from_the_collector(fake: FakeOpenAI) -> None:
     """`chatgate serve` freezes what start-up built (a full collection over it was the p99 at
     64 concurrent requests); an app embedded in someone else's process leaves their GC alone."""
-    config = parse(
-        {
-            "model_list": [
-                {
-                    "model_name": "m",
-                    "params": {"model": "openai/x", "api_base": fake.base_url, "api_key": "k"},
-                }
-            ]
-        }
-    )
+    config = parse(gateway_config(deployment("m", fake, "openai/x")))
     gc.unfreeze()
     thresholds = gc.get_threshold()
     try:
@@ -163,8 +144,7 @@ async def test_a_stream_is_written_as_it_arrives_and_its_end_with_the_last_batch
 ) -> None:
     """Paced chunks go out one write each; when the upstream's last read also ended its body,
     that batch and the end share one write (a syscall and a send saved per stream)."""
-    params = {"model": "openai/x", "api_base": fake.base_url, "api_key": "k"}
-    app = create_app(parse({"model_list": [{"model_name": "m", "params": params}]}))
+    app = create_app(parse(gateway_config(deployment("m", fake, "openai/x"))))
     chunks = text_stream(["a", "b", "c"])
     frames = [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks]
     whole = b"".join(frames) + b"data: [DONE]\n\n"

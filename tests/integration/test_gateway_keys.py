@@ -15,50 +15,33 @@ import openai
 import pytest
 
 from tests.clock import poll_until
-from tests.fakes.gateway import Gateway, request_json, start_gateway
+from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
+from tests.gateway_harness import SQLITE, UPSTREAM_KEY, Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-keys-test-42"
 HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("keys")
-    params = {"api_base": upstream.base_url, "api_key": "sk-upstream-never-shown-1"}
-    config = {
-        "model_list": [
-            {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **params}},
-            {"model_name": "smart", "params": {"model": "openai/gpt-4o", **params}},
-        ],
-        "router_settings": {"cooldown_time": 0},
-        "general_settings": {
-            "master_key": MASTER,
-            "database_url": f"sqlite:///{tmp / 'gateway.db'}",
-            "key_cache_ttl_s": 0,
-            "budgets": [{"scope": "team", "subject": "capped", "limit": "0.000002"}],
-            "cache": {"backend": "memory"},
-        },
-    }
-    with start_gateway(config, tmp) as gw:
+    config = gateway_config(
+        deployment("fast", upstream),
+        deployment("smart", upstream, "openai/gpt-4o"),
+        master_key=MASTER,
+        database=SQLITE,
+        router={"cooldown_time": 0},
+        key_cache_ttl_s=0,
+        budgets=[{"scope": "team", "subject": "capped", "limit": "0.000002"}],
+        cache={"backend": "memory"},
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 
-def admin(gw: Gateway, method: str, path: str, body: Any = None, key: str = MASTER) -> Any:
-    data = b"" if body is None else json.dumps(body).encode()
-    return request_json(f"{gw.url}{path}", method=method, body=data, key=key)
-
-
 def new_key(gw: Gateway, **fields: Any) -> tuple[str, dict[str, Any]]:
-    status, body = admin(gw, "POST", "/admin/keys", fields)
-    assert status == 200, body
-    return body.pop("key"), body
+    record = gw.create_key(**fields)
+    return record.pop("key"), record
 
 
 _OPEN: list[openai.OpenAI | anthropic.Anthropic] = []
@@ -89,13 +72,13 @@ def test_a_virtual_key_works_with_both_sdks_and_is_never_shown_again(
     _OPEN.append(claude)
     message = claude.messages.create(model="fast", max_tokens=16, messages=HI)  # x-api-key
     assert message.content[0].text == "echo: hi"  # type: ignore[union-attr]
-    status, listing = admin(gateway, "GET", "/admin/keys")
+    status, listing = gateway.admin("GET", "/admin/keys")
     assert status == 200
     assert record["key_id"] in {k["key_id"] for k in listing["data"]}
     assert secret not in json.dumps(listing)
     assert secret not in gateway.log_text()
     assert MASTER not in gateway.log_text()
-    assert "sk-upstream-never-shown-1" not in gateway.log_text()
+    assert UPSTREAM_KEY not in gateway.log_text()
 
 
 def test_model_allowlist_expiry_and_revocation(gateway: Gateway) -> None:
@@ -103,7 +86,7 @@ def test_model_allowlist_expiry_and_revocation(gateway: Gateway) -> None:
     with pytest.raises(openai.PermissionDeniedError) as denied:
         client(gateway, secret).chat.completions.create(model="smart", messages=HI)
     assert denied.value.code == "model_not_allowed"
-    assert admin(gateway, "DELETE", f"/admin/keys/{record['key_id']}")[0] == 200
+    assert gateway.admin("DELETE", f"/admin/keys/{record['key_id']}")[0] == 200
     with pytest.raises(openai.AuthenticationError) as revoked:
         client(gateway, secret).chat.completions.create(model="fast", messages=HI)
     assert revoked.value.code == "revoked_api_key"
@@ -126,10 +109,10 @@ def test_model_allowlist_expiry_and_revocation(gateway: Gateway) -> None:
 
 def test_a_virtual_key_cannot_use_the_admin_api(gateway: Gateway) -> None:
     secret, _ = new_key(gateway)
-    status, body = admin(gateway, "GET", "/admin/keys", key=secret)
+    status, body = gateway.admin("GET", "/admin/keys", key=secret)
     assert status == 403
     assert body["error"]["code"] == "admin_only"
-    status, body = admin(gateway, "POST", "/admin/keys", {"colour": "red"})
+    status, body = gateway.admin("POST", "/admin/keys", {"colour": "red"})
     assert status == 400
     assert "colour" in body["error"]["message"]
 
@@ -183,7 +166,7 @@ def spend_rows(
     (records reach the log off the request path, a moment after the answer)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        status, body = admin(gw, "GET", f"/admin/spend?by={by}&since=1d")
+        status, body = gw.admin("GET", f"/admin/spend?by={by}&since=1d")
         assert status == 200, body
         row = {row["group"]: row for row in body["data"]}.get(group)
         if (row is not None and row["requests"] >= requests) or time.monotonic() > deadline:
@@ -281,14 +264,10 @@ def test_the_console_page_is_served_with_a_strict_csp_and_no_secret(gateway: Gat
 def test_readiness_checks_the_database_and_a_redis_cache(
     upstream: FakeOpenAI, redis_server: Any, tmp_path: Path
 ) -> None:
-    config = {
-        "model_list": [
-            {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini",
-                                              "api_base": upstream.base_url, "api_key": "sk-x"}}
-        ],
-        "general_settings": {"cache": {"backend": "redis", "url": redis_server.url}},
-    }  # fmt: skip
-    with start_gateway(config, tmp_path) as gw:
+    config = gateway_config(
+        deployment("fast", upstream), cache={"backend": "redis", "url": redis_server.url}
+    )
+    with serve(config, tmp_path) as gw:
         status, body = request_json(f"{gw.url}/health/readiness", method="GET")
         assert status == 200, body
         assert body["checks"]["database"] == {"ok": True}

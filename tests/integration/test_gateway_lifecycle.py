@@ -13,25 +13,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 import yaml
 
 from chatgate.config import Config, parse
 from chatgate.server.app import create_app
 from tests.clock import poll_until
-from tests.fakes.gateway import Gateway, request_json, start_gateway
+from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import FakeOpenAI, Reply, text_stream
+from tests.gateway_harness import Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-lifecycle-8080"
 
 
 def config_for(upstream: FakeOpenAI, *names: str, **general: Any) -> dict[str, Any]:
-    params = {"model": "openai/gpt-4o-mini", "api_base": upstream.base_url, "api_key": "k"}
-    return {
-        "model_list": [{"model_name": n, "params": params} for n in names],
-        "general_settings": {"master_key": MASTER, **general},
-    }
+    return gateway_config(*[deployment(n, upstream) for n in names], master_key=MASTER, **general)
 
 
 def http(
@@ -93,7 +89,7 @@ def upstream() -> Iterator[FakeOpenAI]:
 def test_admin_reload_swaps_config_without_dropping_a_stream(
     upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
-    with start_gateway(config_for(upstream, "a"), tmp_path) as gw:
+    with serve(config_for(upstream, "a"), tmp_path) as gw:
         upstream.script(slow_stream(20, 0.03))
         reader = StreamReader(gw)
         reader.start()
@@ -119,7 +115,7 @@ def test_admin_reload_swaps_config_without_dropping_a_stream(
 def test_sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad(
     upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
-    with start_gateway(config_for(upstream, "a"), tmp_path) as gw:
+    with serve(config_for(upstream, "a"), tmp_path) as gw:
         gw.config_path.write_text(yaml.safe_dump(config_for(upstream, "a", "c")))
         gw.proc.send_signal(signal.SIGHUP)
         poll_until(lambda: model_ids(gw) == ["a", "c"])
@@ -140,7 +136,7 @@ def refused(url: str) -> bool:
 def test_sigterm_lets_an_in_flight_stream_finish_then_exits(
     upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
-    with start_gateway(config_for(upstream, "a", shutdown_grace_s=10), tmp_path) as gw:
+    with serve(config_for(upstream, "a", shutdown_grace_s=10), tmp_path) as gw:
         upstream.script(slow_stream(60, 0.05))
         reader = StreamReader(gw)
         reader.start()
@@ -156,7 +152,7 @@ def test_sigterm_lets_an_in_flight_stream_finish_then_exits(
 
 
 def test_sigterm_cuts_streams_at_the_grace_deadline(upstream: FakeOpenAI, tmp_path: Path) -> None:
-    with start_gateway(config_for(upstream, "a", shutdown_grace_s=0.5), tmp_path) as gw:
+    with serve(config_for(upstream, "a", shutdown_grace_s=0.5), tmp_path) as gw:
         upstream.script(slow_stream(200, 0.05))
         reader = StreamReader(gw)
         reader.start()
@@ -170,12 +166,12 @@ def test_sigterm_cuts_streams_at_the_grace_deadline(upstream: FakeOpenAI, tmp_pa
 
 
 def test_workers_share_nothing_but_metrics(upstream: FakeOpenAI, tmp_path: Path) -> None:
-    with start_gateway(config_for(upstream, "a"), tmp_path, extra_args=("--workers", "2")) as gw:
+    with serve(config_for(upstream, "a"), tmp_path, extra_args=("--workers", "2")) as gw:
         children = [
             p for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == gw.proc.pid
         ]
         assert len(children) >= 2
-        with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER, max_retries=0) as client:
+        with gw.openai_client() as client:
             for _ in range(12):
                 out = client.chat.completions.create(
                     model="a", messages=[{"role": "user", "content": "hi"}]

@@ -10,7 +10,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.fakes.gateway import run_gateway
+from tests.gateway_harness import serve
 from tests.markers import REAL_MODEL
 
 pytestmark = REAL_MODEL
@@ -18,8 +18,8 @@ pytestmark = REAL_MODEL
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
-    with run_gateway(None, tmp_path_factory.mktemp("zero"), ready_timeout_s=60) as url:
-        yield openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    with serve(None, tmp_path_factory, ready_timeout_s=60) as gateway:
+        yield gateway.openai_client()
 
 
 def test_zero_config_lists_the_local_model(client: openai.OpenAI) -> None:

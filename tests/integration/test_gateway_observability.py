@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.clock import poll_until
-from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, text_stream
+from tests.gateway_harness import Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-observe-5551234"
 UPSTREAM_KEY = "sk-upstream-observe-777999"
@@ -22,29 +22,18 @@ SECRET_TEXT = "the-launch-code-is-swordfish"
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    params = {"api_base": upstream.base_url, "api_key": "os.environ/OBS_UPSTREAM_KEY"}
-    config = {
-        "model_list": [
-            {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **params}},
-        ],
-        "general_settings": {"master_key": MASTER},
-    }
-    env = {"OBS_UPSTREAM_KEY": UPSTREAM_KEY}
-    with start_gateway(config, tmp_path_factory.mktemp("obs"), env) as gw:
+    config = gateway_config(
+        deployment("fast", upstream, api_key="os.environ/OBS_UPSTREAM_KEY"), master_key=MASTER
+    )
+    with serve(config, tmp_path_factory, env={"OBS_UPSTREAM_KEY": UPSTREAM_KEY}) as gw:
         yield gw
 
 
 @pytest.fixture
 def client(gateway: Gateway, upstream: FakeOpenAI) -> Iterator[openai.OpenAI]:
     upstream.replies.clear()
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as sdk:
+    with gateway.openai_client() as sdk:
         yield sdk
 
 
@@ -196,7 +185,7 @@ def test_mid_stream_failure_is_an_openai_error_event(
     # and the SDK turns it into an exception rather than a short answer
     upstream.script(Reply(chunks=text_stream(["a", "b", "c"]), drop_after=2))
     with (
-        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as sdk,
+        gateway.openai_client() as sdk,
         pytest.raises(openai.APIError, match="Response payload is not completed"),
     ):
         list(
@@ -250,7 +239,7 @@ def test_log_never_holds_keys_or_content(client: openai.OpenAI, gateway: Gateway
         model="fast", messages=[{"role": "user", "content": SECRET_TEXT}]
     )
     with (
-        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=f"{MASTER}x", max_retries=0) as bad,
+        gateway.openai_client(f"{MASTER}x") as bad,
         pytest.raises(openai.AuthenticationError),
     ):
         bad.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}])

@@ -10,7 +10,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.fakes.gateway import request_json, run_gateway
+from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import (
     FakeOpenAI,
     Reply,
@@ -19,15 +19,10 @@ from tests.fakes.openai_server import (
     error_json,
     text_stream,
 )
+from tests.gateway_harness import deployment, gateway_config, serve
 
 MASTER = "sk-master-test-0123456789"
 UPSTREAM_KEY = "sk-upstream-secret-987654"
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -40,26 +35,23 @@ def limited() -> Iterator[FakeOpenAI]:
 def gateway(
     upstream: FakeOpenAI, limited: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    config = {
-        "model_list": [
-            {
-                "model_name": name,
-                "litellm_params": {
-                    "model": "openai/gpt-4o-mini",
-                    "api_base": fake.base_url,
-                    "api_key": "os.environ/TEST_UPSTREAM_KEY",
-                },
-            }
-            for name, fake in (("fast", upstream), ("limited", limited))
+    served = (("fast", upstream), ("limited", limited))
+    key = "os.environ/TEST_UPSTREAM_KEY"
+    config = gateway_config(
+        # litellm_params, the alias a LiteLLM config brings, rather than params
+        *[
+            {"model_name": n, "litellm_params": deployment(n, f, api_key=key)["params"]}
+            for n, f in served
         ],
         # a 10 s deadline, so a 30 s Retry-After is passed on, not waited for; no cooldowns,
         # so one test's failures do not cool the deployment the next test uses
-        "router_settings": {"timeout": 10, "cooldown_time": 0, "retry_base_delay": 0.01},
-        "general_settings": {"master_key": "os.environ/TEST_MASTER_KEY", "max_request_bytes": 4096},
-    }
+        router={"timeout": 10, "cooldown_time": 0, "retry_base_delay": 0.01},
+        master_key="os.environ/TEST_MASTER_KEY",
+        max_request_bytes=4096,
+    )
     env = {"TEST_UPSTREAM_KEY": UPSTREAM_KEY, "TEST_MASTER_KEY": MASTER}
-    with run_gateway(config, tmp_path_factory.mktemp("gw"), env) as url:
-        yield url
+    with serve(config, tmp_path_factory, env=env) as gw:
+        yield gw.url
 
 
 @pytest.fixture

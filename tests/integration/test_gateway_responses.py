@@ -4,7 +4,6 @@ and keys, limits, budgets, cost and the spend log work as for /v1/chat/completio
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +15,6 @@ from pydantic import BaseModel
 
 from chatgate.cost.budgets import to_pico
 from tests.fakes import anthropic_server as anth
-from tests.fakes.gateway import Gateway, request_json, start_gateway
 from tests.fakes.openai_server import (
     FakeOpenAI,
     Reply,
@@ -25,6 +23,7 @@ from tests.fakes.openai_server import (
     text_stream,
     usage_json,
 )
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 from tests.integration.test_gateway_anthropic_cache import spend_row
 
 MASTER = "sk-master-responses-test-9"
@@ -43,58 +42,34 @@ WEATHER = {
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def claude() -> Iterator[anth.FakeAnthropic]:
     with anth.FakeAnthropic() as fake:
         yield fake  # type: ignore[misc]
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("gwr-db") / "gateway.db"
-
-
-@pytest.fixture(scope="module")
 def gateway(
     upstream: FakeOpenAI,
     claude: anth.FakeAnthropic,
-    database: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    openai_params = {"api_base": upstream.base_url, "api_key": "up-key"}
-    config = {
-        "model_list": [
-            {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **openai_params}},
-            {
-                "model_name": "sonnet",
-                "params": {
-                    "model": "anthropic/claude-sonnet-4-5",
-                    "api_base": claude.base_url,
-                    "api_key": "up-key",
-                },
-            },
-        ],
-        "router_settings": {"timeout": 10, "cooldown_time": 0},
-        "general_settings": {
-            "master_key": MASTER,
-            "database_url": f"sqlite:///{database}",
-            "key_cache_ttl_s": 0,
-            "budgets": [{"scope": "team", "subject": "capped", "limit": "0.000002"}],
-        },
-    }
-    with start_gateway(config, tmp_path_factory.mktemp("gwr")) as gw:
+    config = gateway_config(
+        deployment("fast", upstream),
+        deployment("sonnet", claude, "anthropic/claude-sonnet-4-5"),
+        master_key=MASTER,
+        database=SQLITE,
+        router={"timeout": 10, "cooldown_time": 0},
+        key_cache_ttl_s=0,
+        budgets=[{"scope": "team", "subject": "capped", "limit": "0.000002"}],
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 
 @pytest.fixture
 def client(gateway: Gateway, upstream: FakeOpenAI) -> Iterator[openai.OpenAI]:
     upstream.replies.clear()
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as sdk:
+    with gateway.openai_client() as sdk:
         yield sdk
 
 
@@ -302,18 +277,12 @@ def test_unsupported_params_are_a_400_naming_them(
     assert param.split("[")[0] in bad.value.message
 
 
-def admin(gw: Gateway, path: str, body: Any) -> Any:
-    status, answer = request_json(f"{gw.url}{path}", body=json.dumps(body).encode(), key=MASTER)
-    assert status == 200, answer
-    return answer
-
-
 def test_auth_limit_and_budget_errors_are_sdk_exceptions(
     gateway: Gateway, client: openai.OpenAI
 ) -> None:
     url = f"{gateway.url}/v1"
-    limited = admin(gateway, "/admin/keys", {"rpm": 1})["key"]
-    capped = admin(gateway, "/admin/keys", {"team": "capped"})["key"]
+    limited = gateway.new_key(rpm=1)
+    capped = gateway.new_key(team="capped")
     with (
         openai.OpenAI(base_url=url, api_key="wrong", max_retries=0) as bad,
         openai.OpenAI(base_url=url, api_key=limited, max_retries=0) as rpm_one,

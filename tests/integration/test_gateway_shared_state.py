@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.gateway import Gateway, request_json, start_gateway
+from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.redis_server import RedisServer
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-shared-state-7"
 CHAT = json.dumps({"model": "fast", "messages": [{"role": "user", "content": "hi"}]}).encode()
@@ -30,42 +31,19 @@ def redis_for_gateways() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def gateways(
-    redis_for_gateways: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    redis_for_gateways: RedisServer, upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[Gateway]]:
-    tmp = tmp_path_factory.mktemp("shared")
-    with FakeOpenAI() as upstream, contextlib.ExitStack() as stack:
-        config = {
-            "model_list": [
-                {
-                    "model_name": "fast",
-                    "params": {
-                        "model": "openai/gpt-4o-mini",
-                        "api_base": upstream.base_url,
-                        "api_key": "sk-upstream-2",
-                    },
-                }
-            ],
-            "router_settings": {
-                "redis_host": "127.0.0.1",
-                "redis_port": "os.environ/CG_TEST_REDIS_PORT",
-            },
-            "general_settings": {
-                "master_key": MASTER,
-                "database_url": f"sqlite:///{tmp / 'shared.db'}",
-                "key_cache_ttl_s": 0,
-            },
-        }
-        env = {"CG_TEST_REDIS_PORT": str(redis_for_gateways.port)}
-        yield [stack.enter_context(start_gateway(config, tmp, env)) for _ in range(2)]
-
-
-def new_key(gw: Gateway, **fields: Any) -> str:
-    status, body = request_json(
-        f"{gw.url}/admin/keys", body=json.dumps(fields).encode(), key=MASTER
+    config = gateway_config(
+        deployment("fast", upstream),
+        master_key=MASTER,
+        database=SQLITE,  # in one folder: one file for both
+        router={"redis_host": "127.0.0.1", "redis_port": "os.environ/CG_TEST_REDIS_PORT"},
+        key_cache_ttl_s=0,
     )
-    assert status == 200, body
-    secret: str = body["key"]
-    return secret
+    env = {"CG_TEST_REDIS_PORT": str(redis_for_gateways.port)}
+    tmp = tmp_path_factory.mktemp("shared")
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(serve(config, tmp, env=env)) for _ in range(2)]
 
 
 def chat(gw: Gateway, key: str) -> tuple[int, Any]:
@@ -85,7 +63,7 @@ def fallbacks(gw: Gateway) -> float:
 
 
 def test_a_key_rpm_limit_holds_in_total_across_two_instances(gateways: list[Gateway]) -> None:
-    key = new_key(gateways[0], rpm=3)
+    key = gateways[0].new_key(rpm=3)
     statuses = []
     for i in range(6):
         status, body = chat(gateways[i % 2], key)
@@ -102,7 +80,7 @@ def test_redis_down_fails_readiness_but_requests_are_served(
     gateways: list[Gateway], redis_for_gateways: RedisServer
 ) -> None:
     first, _ = gateways
-    key = new_key(first, rpm=2)
+    key = first.new_key(rpm=2)
     before = fallbacks(first)
     redis_for_gateways.stop()  # the real server stops
     try:

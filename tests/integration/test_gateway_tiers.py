@@ -5,18 +5,15 @@ upstreams, one per tier, show who was asked."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
-from tests.fakes.gateway import Gateway, request_json, start_gateway
 from tests.fakes.openai_server import (
     FakeOpenAI,
     Reply,
@@ -25,6 +22,7 @@ from tests.fakes.openai_server import (
     text_stream,
     usage_json,
 )
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 
 MASTER = "sk-master-tiers"
 # list prices (USD per token) of the two tiers' models in the bundled price table
@@ -56,43 +54,25 @@ def premium() -> Iterator[FakeOpenAI]:
 def gateway(
     cheap: FakeOpenAI, premium: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("tiers")
-    config = {
-        "model_list": [
-            {
-                "model_name": "small",
-                "params": {
-                    "model": "openai/gpt-4o-mini",
-                    "api_base": cheap.base_url,
-                    "api_key": "k",
-                },
-            },
-            {
-                "model_name": "large",
-                "params": {"model": "openai/gpt-4o", "api_base": premium.base_url, "api_key": "k"},
-            },
-        ],
-        "router_settings": {
-            "num_retries": 0,
-            "tiers": [
-                {
-                    "model_name": "auto",
-                    "tiers": ["small", "large"],
-                    # features only: this test is about the gateway, not MiniLM
-                    "classifier": {"embeddings": "never"},
-                    "escalate_on": ["length", "empty", "error"],
-                }
-            ],
-        },
-        "general_settings": {"master_key": MASTER, "database_url": f"sqlite:///{tmp / 'g.db'}"},
+    auto = {
+        "model_name": "auto",
+        "tiers": ["small", "large"],
+        "classifier": {"embeddings": "never"},  # features only: this is about the gateway
+        "escalate_on": ["length", "empty", "error"],
     }
-    with start_gateway(config, tmp) as gw:
-        gw.db = tmp / "g.db"  # type: ignore[attr-defined]  # the test's own note on the handle
+    config = gateway_config(
+        deployment("small", cheap),
+        deployment("large", premium, "openai/gpt-4o"),
+        master_key=MASTER,
+        database=SQLITE,
+        router={"num_retries": 0, "tiers": [auto]},
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 
 def ask(gw: Gateway, messages: list[dict[str, str]], key: str = MASTER, **headers: str) -> Any:
-    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0) as sdk:
+    with gw.openai_client(key) as sdk:
         return sdk.chat.completions.with_raw_response.create(
             model="auto",
             messages=messages,
@@ -102,7 +82,7 @@ def ask(gw: Gateway, messages: list[dict[str, str]], key: str = MASTER, **header
 
 def ask_stream(gw: Gateway) -> tuple[Any, list[Any]]:
     """The response headers (sent before the answer) and every chunk of a streamed answer."""
-    sdk = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER, max_retries=0)
+    sdk = gw.openai_client()
     with (
         sdk,
         sdk.chat.completions.with_streaming_response.create(
@@ -114,7 +94,8 @@ def ask_stream(gw: Gateway) -> tuple[Any, list[Any]]:
 
 def spend_row(gw: Gateway, request_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
     """The spend_log row of ``request_id`` once it is written (off the request path)."""
-    db: Path = gw.db  # type: ignore[attr-defined]
+    db = gw.database_path
+    assert db is not None
     deadline = time.monotonic() + timeout_s
     while True:
         if db.exists():
@@ -258,8 +239,7 @@ def test_an_outage_of_the_cheap_tier_escalates_a_stream(
 ) -> None:
     cheap.script(Reply(status=503, json={"error": {"message": "down", "type": "server_error"}}))
     premium.script(Reply(chunks=text_stream(["up"], model="gpt-4o")))
-    sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0)
-    with sdk:
+    with gateway.openai_client() as sdk:
         stream = sdk.chat.completions.create(model="auto", messages=SIMPLE, stream=True)
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "up"
@@ -269,7 +249,7 @@ def test_the_other_routes_know_a_tiered_name(gateway: Gateway, cheap: FakeOpenAI
     """/v1/models lists it, /v1/messages (Anthropic's format) routes it, count_tokens counts
     it as its cheapest tier, and /v1/embeddings refuses it with a 400 naming the model, never
     a 500."""
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0) as sdk:
+    with gateway.openai_client() as sdk:
         assert "auto" in [m.id for m in sdk.models.list()]
         with pytest.raises(openai.BadRequestError) as refused:
             sdk.embeddings.create(model="auto", input="x")
@@ -289,14 +269,12 @@ def test_the_other_routes_know_a_tiered_name(gateway: Gateway, cheap: FakeOpenAI
 
 
 def test_a_key_allowed_the_tiered_name_is_served_by_its_tiers(gateway: Gateway) -> None:
-    body = json.dumps({"models": ["auto"]}).encode()
-    status, made = request_json(f"{gateway.url}/admin/keys", body=body, key=MASTER)
-    assert status == 200, made
-    assert ask(gateway, HARD, key=made["key"]).headers["x-chatgate-tier"] == "large"
+    key = gateway.new_key(models=["auto"])
+    assert ask(gateway, HARD, key=key).headers["x-chatgate-tier"] == "large"
     with pytest.raises(openai.PermissionDeniedError):  # the tiers themselves are not its
-        ask_model(gateway, made["key"], "large")
+        ask_model(gateway, key, "large")
 
 
 def ask_model(gw: Gateway, key: str, model: str) -> None:
-    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0) as sdk:
+    with gw.openai_client(key) as sdk:
         sdk.chat.completions.create(model=model, messages=SIMPLE)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from tests.fakes.gemini_server import (
     stream_reply,
     usage_json,
 )
+from tests.gateway_harness import deployment, gateway_config
 from tests.integration.test_gateway_inprocess import Lifespan, post
 
 MODEL = "gemini/gemini-2.5-flash"
@@ -162,18 +163,8 @@ def test_the_sdk_knows_every_value_the_tests_send() -> None:
 )
 async def test_gateway_statuses(gem: FakeGemini, native: str, status: int, code: str) -> None:
     gem.script(whole(native), streamed(native))
-    config = parse(
-        {
-            "model_list": [
-                {
-                    "model_name": "g",
-                    "params": {"model": MODEL, "api_key": "gk", "api_base": gem.base_url},
-                }
-            ],
-            # PUP_LIMITED_DISABLED (403) disables the deployment: the second call must reach it
-            "router_settings": {"cooldown_time": 0},
-        }
-    )
+    # PUP_LIMITED_DISABLED (403) disables the deployment: the second call must reach it
+    config = parse(gateway_config(deployment("g", gem, MODEL), router={"cooldown_time": 0}))
     body = {"model": "g", "messages": HI}
     async with Lifespan(create_app(config)) as running:
         got, raw = await post(running.app, "/v1/chat/completions", body)

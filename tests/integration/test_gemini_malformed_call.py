@@ -24,6 +24,7 @@ from tests.fakes.gemini_server import (
     stream_reply,
     usage_json,
 )
+from tests.gateway_harness import deployment, gateway_config
 from tests.integration.test_gateway_inprocess import Lifespan, post
 from tests.integration.test_gemini import WEATHER
 
@@ -136,16 +137,7 @@ def test_both_gemini_providers_raise(gem: FakeGemini, provider: str) -> None:
 
 async def test_gateway_answers_502_with_the_code(gem: FakeGemini) -> None:
     gem.script(Reply(json=malformed()), stream_of(malformed()))
-    config = parse(
-        {
-            "model_list": [
-                {
-                    "model_name": "g",
-                    "params": {"model": MODEL, "api_key": "gk", "api_base": gem.base_url},
-                }
-            ]
-        }
-    )
+    config = parse(gateway_config(deployment("g", gem, MODEL)))
     app = create_app(config)
     body = {"model": "g", "messages": HI, "tools": [WEATHER]}
     async with Lifespan(app):

@@ -11,9 +11,9 @@ import openai
 import pytest
 
 from tests.fakes.anthropic_server import count_tokens_of
-from tests.fakes.gateway import start_gateway
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI
+from tests.gateway_harness import deployment, gateway_config, serve
 from tests.integration.messages_support import (
     MASTER,
     UPSTREAM_KEY,
@@ -136,7 +136,7 @@ def test_models_show_only_what_the_key_may_use(fresh: Backends) -> None:
 def test_zero_config_lists_no_name_resolved_on_the_fly(tmp_path: Path) -> None:
     with FakeOpenAI() as upstream:
         env = {"OPENAI_API_KEY": "sk-env", "OPENAI_BASE_URL": upstream.base_url}
-        with start_gateway(None, tmp_path, env=env) as gateway:
+        with serve(None, tmp_path, env=env) as gateway:
             chat = {"model": "openai/invented-1", "messages": [{"role": "user", "content": "x"}]}
             answer = call("POST", f"{gateway.url}/v1/chat/completions", chat)
             assert answer.status_code == 200, answer.text
@@ -149,7 +149,7 @@ def test_master_key_sees_every_model(fresh: Backends) -> None:
 
 
 def test_the_openai_sdk_lists_and_retrieves(fresh: Backends) -> None:
-    client = openai.OpenAI(base_url=f"{fresh.url}/v1", api_key=MASTER, max_retries=0)
+    client = fresh.gateway.openai_client()
     try:
         assert [m.id for m in client.models.list()] == ALL
         assert client.models.retrieve("claude").owned_by == "chatgate"
@@ -162,10 +162,10 @@ def test_the_openai_sdk_lists_and_retrieves(fresh: Backends) -> None:
 
 def test_a_failing_count_endpoint_gives_a_marked_estimate(tmp_path: Path) -> None:
     with FakeGemini() as wrong:  # answers an Anthropic count request with a 404
-        params = {"model": "anthropic/claude-sonnet-4-5", "api_base": wrong.root_url,
-                  "api_key": UPSTREAM_KEY}  # fmt: skip
-        config = {"model_list": [{"model_name": "claude", "params": params}]}
-        with start_gateway(config, tmp_path) as gateway:
+        claude = deployment(
+            "claude", wrong.root_url, "anthropic/claude-sonnet-4-5", api_key=UPSTREAM_KEY
+        )
+        with serve(gateway_config(claude), tmp_path) as gateway:
             answer = call("POST", f"{gateway.url}/v1/messages/count_tokens", count_body("claude"))
             assert answer.status_code == 200, answer.text
             assert answer.headers["x-chatgate-token-count"] == "estimate"

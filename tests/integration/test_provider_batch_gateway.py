@@ -21,10 +21,10 @@ from openai.types.chat import ChatCompletion
 from chatgate.cost.budgets import Budgets
 from chatgate.cost.prices import lookup_price
 from tests.fakes.anthropic_batches import FakeAnthropicBatches
-from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_batches import BatchScript, FakeOpenAIBatches
 from tests.fakes.openai_server import FakeOpenAI
-from tests.integration.test_gateway_keys import MASTER, admin, new_key, spend_rows
+from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
+from tests.integration.test_gateway_keys import MASTER, new_key, spend_rows
 
 
 @pytest.fixture(scope="module")
@@ -44,31 +44,24 @@ def gateway(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
     oai, ant, live = fakes
-    tmp = tmp_path_factory.mktemp("batches")
-    config = {
-        "model_list": [
-            {"model_name": "mini", "params": {"model": "openai/gpt-4o-mini",
-                                              "api_base": oai.base_url, "api_key": "sk-up-1"}},
-            {"model_name": "claude", "params": {"model": "anthropic/claude-sonnet-4-5",
-                                                "api_base": ant.base_url, "api_key": "sk-up-2"}},
-            {"model_name": "live", "params": {"model": "groq/llama-3.1-8b-instant",
-                                              "api_base": live.base_url, "api_key": "sk-up-3",
-                                              "input_cost_per_token": "0.000001",
-                                              "output_cost_per_token": "0.000002"}},
-            {"model_name": "broken", "params": {"model": "groq/llama-3.1-8b-instant",
-                                                "api_base": "http://127.0.0.1:9/v1",
-                                                "api_key": "sk-up-4", "free": True}},
-        ],
-        "router_settings": {"fallbacks": [{"broken": ["live"]}], "num_retries": 0},
-        "general_settings": {"master_key": MASTER, "key_cache_ttl_s": 0,
-                             "database_url": f"sqlite:///{tmp / 'gateway.db'}"},
-    }  # fmt: skip
-    with start_gateway(config, tmp) as gw:
+    llama = "groq/llama-3.1-8b-instant"
+    prices = {"input_cost_per_token": "0.000001", "output_cost_per_token": "0.000002"}
+    config = gateway_config(
+        deployment("mini", oai),
+        deployment("claude", ant, "anthropic/claude-sonnet-4-5"),
+        deployment("live", live, llama, **prices),
+        deployment("broken", "http://127.0.0.1:9/v1", llama, free=True),
+        master_key=MASTER,
+        database=SQLITE,
+        router={"fallbacks": [{"broken": ["live"]}], "num_retries": 0},
+        key_cache_ttl_s=0,
+    )
+    with serve(config, tmp_path_factory) as gw:
         yield gw
 
 
 def sdk(gw: Gateway, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
+    return gw.openai_client(key)
 
 
 def jsonl(lines: list[tuple[str, str, str]]) -> bytes:
@@ -213,7 +206,7 @@ def test_a_finished_batch_is_charged_to_the_key_budget(gateway: Gateway) -> None
 def test_admin_sees_every_batch(gateway: Gateway, tmp_path: Path) -> None:
     secret, _ = new_key(gateway)
     batch = submit(sdk(gateway, secret), jsonl([("a", "live", "x")]))
-    status, body = admin(gateway, "GET", f"/v1/batches/{batch.id}")
+    status, body = gateway.admin("GET", f"/v1/batches/{batch.id}")
     assert status == 200, body
     assert body["id"] == batch.id
 
@@ -223,24 +216,21 @@ def test_a_restarted_gateway_resumes_the_batch_without_submitting_again(
 ) -> None:
     worst, actual = mini_worst_and_actual()
     with FakeOpenAIBatches(BatchScript(polls=10_000)) as oai:
-        params = {"model": "openai/gpt-4o-mini", "api_base": oai.base_url, "api_key": "sk-up"}
-        config = {
-            "model_list": [{"model_name": "mini", "params": params}],
-            "general_settings": {
-                "database_url": f"sqlite:///{tmp_path / 'gateway.db'}",
-                # room for one hold, then (once it is charged) for no other
-                "budgets": [{"scope": "global", "limit": str(worst + actual - Decimal("1e-9"))}],
-                "budget_hold_ttl_s": 1,  # the dead gateway's hold is swept soon after
-            },
-        }
-        with start_gateway(config, tmp_path) as gw:  # an open gateway: no key needed
+        config = gateway_config(
+            deployment("mini", oai),
+            database=SQLITE,
+            # room for one hold, then (once it is charged) for no other
+            budgets=[{"scope": "global", "limit": str(worst + actual - Decimal("1e-9"))}],
+            budget_hold_ttl_s=1,  # the dead gateway's hold is swept soon after
+        )
+        with serve(config, tmp_path) as gw:  # an open gateway: no key needed
             batch = submit(sdk(gw, "anything"), jsonl([("a", "mini", "x")]))
             deadline = time.monotonic() + 10
             while not any(oai.polls.values()) and time.monotonic() < deadline:
                 time.sleep(0.05)  # submitted upstream and polled once
         assert oai.submissions == 1
         oai.batch_script.polls = 0  # the upstream batch ends while the gateway is down
-        with start_gateway(config, tmp_path) as gw:
+        with serve(config, tmp_path) as gw:
             client = sdk(gw, "anything")
             done = wait_done(client, batch.id)
             assert done.status == "completed", done

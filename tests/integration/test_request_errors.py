@@ -5,7 +5,6 @@ Router and through a real `chatgate serve`, whole and streamed, on every chat ro
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,8 +12,9 @@ import pytest
 
 from chatgate import Router
 from chatgate.errors import BadRequestError, UnprocessableEntityError
-from tests.fakes.gateway import request_json, run_gateway
+from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import FakeOpenAI, Reply, error_json
+from tests.gateway_harness import deployment, gateway_config, serve
 
 HI = [{"role": "user", "content": "hi"}]
 MESSAGE = "Invalid value for 'top_p': must be at most 1. [param: top_p]"
@@ -33,11 +33,6 @@ def refusal(status: int) -> Reply:
     )
 
 
-def entry(name: str, fake: FakeOpenAI) -> dict[str, Any]:
-    params = {"model": "openai/gpt-4o-mini", "api_key": "sk-test", "api_base": fake.base_url}
-    return {"model_name": name, "params": params}
-
-
 @pytest.fixture
 def pair() -> Iterator[tuple[FakeOpenAI, FakeOpenAI]]:
     with FakeOpenAI() as a, FakeOpenAI() as b:
@@ -54,7 +49,9 @@ async def test_the_router_asks_once_and_holds_nothing_against_the_deployment(
     a, b = pair
     a.script(refusal(status))
     router = Router(
-        [entry("smart", a), entry("smart", b)], routing_strategy="round-robin", settings=SETTINGS
+        [deployment("smart", a), deployment("smart", b)],
+        routing_strategy="round-robin",
+        settings=SETTINGS,
     )
     with pytest.raises(error) as info:
         await router.acompletion("smart", HI, stream=stream)
@@ -81,16 +78,9 @@ ROUTES: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    config = {"model_list": [entry("m", upstream)], "router_settings": SETTINGS}
-    with run_gateway(config, Path(tmp_path_factory.mktemp("gw"))) as url:
-        yield url
+    with serve(gateway_config(deployment("m", upstream), router=SETTINGS), tmp_path_factory) as gw:
+        yield gw.url
 
 
 def message_of(route: str, body: Any) -> str:

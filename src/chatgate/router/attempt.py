@@ -31,6 +31,7 @@ from chatgate.router.policy import (
     cooldown_for,
     disabled_by,
     disabled_state,
+    failure_reason,
 )
 from chatgate.router.runtime import Runtime
 from chatgate.router.state import MemoryState, Stats
@@ -312,7 +313,8 @@ class GroupRunner:
         if fault in (Fault.RETRYABLE, Fault.DEPLOYMENT):
             health = router.health
             cool = cooldown_for(exc, health.cooldown)
-            await router.state.record_failure(d.id, type(exc).__name__, health, now, cool_for=cool)
+            reason = failure_reason(exc)
+            await router.state.record_failure(d.id, reason, health, now, cool_for=cool)
         if fault is not Fault.RETRYABLE or retries >= call.num_retries:
             raise exc
         tried.add(d.id)

@@ -20,14 +20,37 @@ from chatgate.errors import (
 )
 from chatgate.router.state import Stats
 
-__all__ = ["Fault", "backoff", "classify", "cooldown_for", "disabled_by", "disabled_state"]
+__all__ = [
+    "Fault",
+    "backoff",
+    "classify",
+    "cooldown_for",
+    "disabled_by",
+    "disabled_state",
+    "failure_reason",
+]
 
-# Cooldowns that waiting does not end: the upstream refused the deployment's credentials.
-# Keyed by the error's name, as the state records a cooldown's reason (shared through Redis).
-_CREDENTIAL_FAULTS = {AuthenticationError.__name__: 401, PermissionDeniedError.__name__: 403}
+# The reason a cooldown records for a 404 whose body says the provider has no such model.
+_MODEL_NOT_FOUND = "ModelNotFound"
+# Cooldowns that waiting does not end: the upstream refused the deployment's credentials, or
+# does not know its model. Keyed by the reason the state records (shared through Redis).
+_DISABLING_FAULTS = {
+    AuthenticationError.__name__: 401,
+    PermissionDeniedError.__name__: 403,
+    _MODEL_NOT_FOUND: 404,
+}
 _DISABLED_TEXT = {
     401: ("rejected its credentials", "fix the key"),
     403: ("denied its credentials permission", "fix the key's access"),
+    404: ("does not know its model", "fix the model name"),
+}
+# How each provider's 404 body says "no such model", by field of its ``error``: OpenAI, Azure
+# (whose deployment is the model), Anthropic, Gemini. A 404 without one (an HTML page from a
+# proxy in the way, say) keeps the ordinary cooldown: it may be passing.
+_MODEL_NOT_FOUND_CODES = {
+    "code": frozenset({"model_not_found", "DeploymentNotFound"}),
+    "type": frozenset({"not_found_error"}),
+    "status": frozenset({"NOT_FOUND"}),
 }
 # Router clock (monotonic) -> wall clock, measured once so that one moment always prints the
 # same: a disabled deployment's message is the same on every call.
@@ -77,6 +100,18 @@ def cooldown_for(exc: ChatgateError, cooldown_time: float) -> float | None:
     return None
 
 
+def failure_reason(exc: ChatgateError) -> str:
+    """What a failure is recorded as: the error's class name, or ``ModelNotFound`` for a 404
+    whose body says the provider has no such model."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    if isinstance(exc, NotFoundError) and isinstance(error, dict):
+        for field, codes in _MODEL_NOT_FOUND_CODES.items():
+            value = error.get(field)
+            if isinstance(value, str) and value in codes:
+                return _MODEL_NOT_FOUND
+    return type(exc).__name__
+
+
 def backoff(
     retry: int, retry_after: float | None, base: float, cap: float, rng: random.Random
 ) -> float:
@@ -87,11 +122,12 @@ def backoff(
 
 
 def disabled_by(s: Stats, now: float) -> int | None:
-    """The upstream status (401, 403) that disabled the deployment: it cools down after its
-    credentials were refused, which waiting does not fix. None when it is not disabled."""
+    """The upstream status (401, 403, 404) that disabled the deployment: it cools down after
+    its credentials were refused or its model was unknown, which waiting does not fix. None
+    when it is not disabled."""
     if s.cooldown_until <= now or s.cooldown_reason is None:
         return None
-    return _CREDENTIAL_FAULTS.get(s.cooldown_reason)
+    return _DISABLING_FAULTS.get(s.cooldown_reason)
 
 
 def disabled_state(s: Stats, now: float) -> str | None:
