@@ -28,7 +28,7 @@ ChatgateError
         ├── InternalServerError          >= 500
         └── NoDeploymentAvailableError   503, from the Router: every deployment cooling/full
             ├── SharedStateUnavailableError   shared state (Redis) down, shared_state_failure closed
-            └── DeploymentDisabledError       every deployment's credentials were refused (401/403)
+            └── DeploymentDisabledError       every deployment refused (401/403; 404 model)
 ```
 
 Every error carries ``provider``, ``model``, ``status_code``, ``request_id``, ``body`` (the
@@ -336,8 +336,9 @@ class SharedStateUnavailableError(NoDeploymentAvailableError):
 
 class DeploymentDisabledError(NoDeploymentAvailableError):
     """Every deployment the call may use is disabled: its upstream refused its credentials
-    (401/403). That is not transient, so the call fails at once instead of waiting out the
-    cooldown; it is the operator's to fix (the key, then a reload). The message names each
+    (401/403) or does not know its model (404). That is not transient, so the call fails at
+    once instead of waiting out the cooldown; it is the operator's to fix (the key or the
+    model name, then a reload). The message names each
     deployment, the status and when. No request was sent; not retryable."""
 
     code = "deployment_disabled"
