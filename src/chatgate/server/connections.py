@@ -177,7 +177,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._reading = _HEADERS
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        if self._timer is not None:  # the usual request arrived in one read: no timer
+            self._disarm()
         self._reading = _BODY
         limit = self._limits.max_connections
         if len(self.connections) <= limit:
@@ -194,7 +195,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._disarm()
+        if self._timer is not None:
+            self._disarm()
         self._reading = _IDLE
 
     # --- the deadline ------------------------------------------------------------------------

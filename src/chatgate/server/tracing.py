@@ -11,7 +11,7 @@ through here at all.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -122,14 +122,14 @@ def annotate(ctx: RequestContext) -> None:
     span.set_attributes(attrs)
 
 
-@contextlib.contextmanager
-def spend_span(ctx: RequestContext) -> Iterator[None]:
+def spend_span(ctx: RequestContext) -> contextlib.AbstractContextManager[Any]:
     """The spend-log write of a finished request, as a child of its span (the request is
-    over by now: the write runs off its path)."""
+    over by now: the write runs off its path); nothing when the request was not traced."""
     parent = ctx.span_context
     if not isinstance(parent, SpanContext):
-        yield
-        return
+        return _UNTRACED
     context = trace.set_span_in_context(NonRecordingSpan(parent))
-    with spans.tracer().start_as_current_span("chatgate.spend.write", context=context):
-        yield
+    return spans.tracer().start_as_current_span("chatgate.spend.write", context=context)
+
+
+_UNTRACED = contextlib.nullcontext()
