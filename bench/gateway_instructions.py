@@ -30,21 +30,14 @@ import aiohttp
 import yaml
 
 import upstream as fake_upstream
-from gateway_cpu import BODY, KEY
+from gateway_cpu import BODY, KEY, wait_live
 
 
 async def _load(port: int, requests: int, concurrency: int) -> None:
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {KEY}"}
     async with aiohttp.ClientSession() as session:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(f"{url}/health/liveness") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.5)
+        await wait_live(session, url, 600)  # start-up under valgrind takes a minute or two
         gate = asyncio.Semaphore(concurrency)
 
         async def one() -> None:
