@@ -2,14 +2,15 @@
 other work on a shared machine does not move, where CPU time (bench/gateway_cpu.py) does.
 
     python bench/gateway_instructions.py --ref /tmp/old/src [--new src] [--requests 1000]
+                                         [--stream]
 
 Each tree's ``chatgate serve`` runs under ``valgrind --tool=callgrind`` (about 50x slower);
-after a warm-up the counters are zeroed, REQUESTS whole-answer requests are sent (8 in
-flight), the counters dumped. Prints instructions per request: all threads, and the event
-loop's thread alone. Work done on a timer (the spend log's 20 ms write-ahead window, the usage
-pipeline, database batches) runs as often per second as natively while requests come ~50x
-slower, so the other threads' share is overstated here; the loop's figure is the one to
-compare. Needs valgrind (apt-get install valgrind).
+after a warm-up the counters are zeroed, REQUESTS whole-answer requests are sent (8 in flight;
+``--stream``: streams of 20 chunks plus usage, read to the end), the counters dumped. Prints
+instructions per request: all threads, and the event loop's thread alone. Work done on a timer
+(the spend log's 20 ms write-ahead window, the usage pipeline, database batches) runs as often
+per second as natively while requests come ~50x slower, so the other threads' share is
+overstated here; the loop's figure is the one to compare. Needs valgrind.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import upstream as fake_upstream
 from gateway_cpu import BODY, KEY, wait_live
 
 
-async def _load(port: int, requests: int, concurrency: int) -> None:
+async def _load(port: int, requests: int, concurrency: int, body: dict[str, object]) -> None:
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {KEY}"}
     async with aiohttp.ClientSession() as session:
@@ -66,7 +67,8 @@ def _totals(dump: Path) -> tuple[int, int]:
     return int(total.group(1).replace(",", "")), int(main.group(1).replace(",", ""))
 
 
-def measure(src: str, base_url: str, requests: int) -> tuple[float, float]:
+def measure(src: str, base_url: str, requests: int, stream: bool) -> tuple[float, float]:
+    body = {**BODY, "stream": True, "stream_options": {"include_usage": True}} if stream else BODY
     with tempfile.TemporaryDirectory(prefix="chatgate-ir-") as tmp:
         params = {"model": "openai/gpt-4o-mini", "api_key": "x", "api_base": base_url}
         config = {
@@ -87,10 +89,10 @@ def measure(src: str, base_url: str, requests: int) -> tuple[float, float]:
                 stderr=log,
             )
             try:
-                asyncio.run(_load(port, 300, 8))
+                asyncio.run(_load(port, 300, 8, body))
                 time.sleep(2)
                 subprocess.run(["callgrind_control", "-z", str(gateway.pid)], check=True)
-                asyncio.run(_load(port, requests, 8))
+                asyncio.run(_load(port, requests, 8, body))
                 time.sleep(3)  # what the requests left to the background: part of their cost
                 subprocess.run(["callgrind_control", "-d", str(gateway.pid)], check=True)
             finally:
@@ -105,11 +107,12 @@ def main() -> None:
     parser.add_argument("--ref", required=True, help="the reference tree's src folder")
     parser.add_argument("--new", default=str(Path(__file__).resolve().parents[1] / "src"))
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--stream", action="store_true", help="streamed answers")
     args = parser.parse_args()
     proc, base_url = fake_upstream.start(chunks=20)
     try:
-        ref = measure(args.ref, base_url, args.requests)
-        new = measure(args.new, base_url, args.requests)
+        ref = measure(args.ref, base_url, args.requests, args.stream)
+        new = measure(args.new, base_url, args.requests, args.stream)
     finally:
         proc.terminate()
         proc.wait()
