@@ -44,7 +44,7 @@ async def _load(port: int, requests: int, concurrency: int, body: dict[str, obje
         async def one() -> None:
             async with (
                 gate,
-                session.post(f"{url}/v1/chat/completions", json=BODY, headers=headers) as r,
+                session.post(f"{url}/v1/chat/completions", json=body, headers=headers) as r,
             ):
                 await r.read()
                 assert r.status == 200, r.status
