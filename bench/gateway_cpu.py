@@ -38,18 +38,22 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def wait_live(session: aiohttp.ClientSession, url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(f"{url}/health/liveness") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            await asyncio.sleep(0.1)
+
+
 async def _load(port: int, requests: int, concurrency: int, pid: int) -> tuple[float, float]:
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {KEY}"}
     async with aiohttp.ClientSession() as session:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(f"{url}/health/liveness") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
+        await wait_live(session, url, 30)
 
         async def one() -> None:
             async with session.post(f"{url}/v1/chat/completions", json=BODY, headers=headers) as r:

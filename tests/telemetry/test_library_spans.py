@@ -4,6 +4,8 @@ upstream (a real HTTP server on loopback)."""
 from __future__ import annotations
 
 import pytest
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -209,6 +211,19 @@ async def test_with_no_sdk_configured_no_span_is_recorded_and_no_traceparent_sen
 ) -> None:
     await chatgate.acompletion("openai/gpt-4o-mini", MSGS, api_base=fake.base_url, api_key="k")
     assert "traceparent" not in fake.last.headers
+
+
+async def test_with_no_sdk_the_callers_own_trace_context_is_passed_on(fake: FakeOpenAI) -> None:
+    # No SDK, but the caller carries a trace (extracted from its own incoming request): the
+    # upstream request continues it, as the OpenTelemetry API alone would.
+    trace_id, parent_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    incoming = {"traceparent": f"00-{trace_id}-{parent_id}-01"}
+    token = otel_context.attach(propagate.extract(incoming))
+    try:
+        await chatgate.acompletion("openai/gpt-4o-mini", MSGS, api_base=fake.base_url, api_key="k")
+    finally:
+        otel_context.detach(token)
+    assert fake.last.headers["traceparent"] == f"00-{trace_id}-{parent_id}-01"
 
 
 async def _no_sleep(seconds: float) -> None:

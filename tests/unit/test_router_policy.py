@@ -220,3 +220,16 @@ def test_the_token_estimate_tracks_the_count_and_adds_the_output_limit() -> None
         {"model": "m", "messages": [{"role": "user", "content": [image]}]}
     )
     assert estimate_tokens(with_image) >= 250
+
+
+def test_the_token_estimate_counts_an_assistants_tool_calls() -> None:
+    from chatgate.router.call import prompt_bytes
+    from chatgate.types import ChatRequest
+
+    arguments = '{"city": "' + "x" * 4000 + '"}'
+    call = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": arguments}}
+    asked = {"role": "user", "content": "weather?"}
+    answered = {"role": "assistant", "content": None, "tool_calls": [call]}
+    plain = ChatRequest.model_validate({"model": "m", "messages": [asked]})
+    called = ChatRequest.model_validate({"model": "m", "messages": [asked, answered]})
+    assert prompt_bytes(called) - prompt_bytes(plain) >= len(arguments) + len("weather")

@@ -34,6 +34,22 @@ def test_context_reads_tags_and_trace_id() -> None:
     assert len(RequestContext.from_scope(scope((b"x-chatgate-tags", many)), "/r").tags) == MAX_TAGS
 
 
+def test_context_takes_the_last_of_repeated_headers_and_bounds_the_trace_id() -> None:
+    ctx = RequestContext.from_scope(
+        scope(
+            (b"x-chatgate-trace-id", b"first"),
+            (b"x-chatgate-tags", b"a"),
+            (b"x-chatgate-trace-id", b"x" * 500),
+            (b"x-chatgate-tags", b"b,c"),
+        ),
+        "/r",
+    )
+    assert ctx.trace_id == "x" * 128
+    assert ctx.tags == ("b", "c")
+    bare = RequestContext.from_scope(scope((b"x-chatgate-tags", b" , ")), "/r")
+    assert (bare.trace_id, bare.tags) == (None, ())
+
+
 def test_headers_exclude_upstream_wait() -> None:
     ctx = RequestContext(route="/r")
     ctx.started -= 1.0  # the request began a second ago ...

@@ -61,7 +61,7 @@ def prefix_hashes(request: ChatRequest, min_tokens: int) -> list[str]:
     by its role and text alone (a ``name`` differing is missed: that only costs a cache miss,
     never a wrong answer)."""
     least = min_tokens * _BYTES_PER_TOKEN
-    if not request.tools and _most_bytes(request.messages) < least:
+    if not request.tools and _most_bytes(request.messages, least) < least:
         return []  # the usual short prompt: too short to steer, known without hashing it
     # SHA-1 for speed (~2 GB/s here, blake2b half that): the hash only steers routing, a
     # collision costs one cache miss. Shared through Redis, so not Python's per-process hash().
@@ -85,9 +85,10 @@ def prefix_hashes(request: ChatRequest, min_tokens: int) -> list[str]:
     return out
 
 
-def _most_bytes(messages: Sequence[Message]) -> int:
+def _most_bytes(messages: Sequence[Message], enough: int) -> int:
     """An upper bound of what the messages' identities hold, or a huge number when it is not
-    cheap to know (content parts, tool calls): UTF-8 takes at most 4 bytes a character."""
+    cheap to know (content parts, tool calls): UTF-8 takes at most 4 bytes a character. Stops
+    counting at ``enough``."""
     total = 0
     for message in messages:
         fields = message.__dict__
@@ -95,6 +96,8 @@ def _most_bytes(messages: Sequence[Message]) -> int:
         if not isinstance(content, str) or fields.get("tool_calls"):
             return 1 << 62
         total += 4 * (len(content) + len(fields.get("tool_call_id") or "")) + 64
+        if total >= enough:
+            return total
     return total
 
 
@@ -243,6 +246,8 @@ class Affinity:
     ) -> None:
         """Remember the whole prompt (its last hash) as served by ``id``: at once in memory,
         off the request's path in Redis (a round trip)."""
+        if not hashes:  # a short prompt, or affinity off: nothing to remember
+            return
         store = self.store
         whole = hashes[-1:]
         if isinstance(store, MemoryAffinity):

@@ -101,7 +101,8 @@ def prompt_bytes(request: ChatRequest) -> int:
             for part in content:
                 text = getattr(part, "text", None)
                 size += len(text) if isinstance(text, str) else _IMAGE_BYTES
-        for call in getattr(message, "tool_calls", None) or ():
+        # not getattr: a message type without the field (most) makes pydantic raise, ~2 us
+        for call in message.__dict__.get("tool_calls") or ():
             size += len(call.function.name) + len(call.function.arguments)
     if request.tools:
         size += len(orjson.dumps([t.model_dump(exclude_none=True) for t in request.tools]))

@@ -142,11 +142,13 @@ AUTH_METHODS: tuple[AuthMethod, ...] = (master_key, virtual_key, console_session
 
 def _route_label(path: str) -> str:
     """A bounded label for metrics and the log: never the raw path."""
+    if path in _KNOWN:  # the usual request first
+        return path
     if path.startswith(MODEL_PREFIXES):
         return "/v1/models/{id}"
     if _is_console(path):
         return UI_PATH
-    return path if path in _KNOWN else "admin" if path.startswith(ADMIN_PREFIX) else "other"
+    return "admin" if path.startswith(ADMIN_PREFIX) else "other"
 
 
 def create_app(
@@ -179,16 +181,16 @@ def create_app(
             return
         request = GatewayRequest(scope, receive, send, scope[STATE], ctx)
         method, path = scope["method"], scope["path"]
-        if _is_console(path):
-            await console(request)
-        elif path.startswith(ADMIN_PREFIX):
-            await admin(request)
-        elif method == "POST" and (body_handler := _POST.get(path)) is not None:
+        if method == "POST" and (body_handler := _POST.get(path)) is not None:
             limit = request.state.config.general_settings.max_request_bytes
             body = request.body = await read_body(receive, limit)
             if len(body) >= OFFLOAD_MIN_BYTES:  # ~1.5 ms a MiB: not on the event loop
                 remember_parsed(body, await off_loop(_parse_big, body))
             await body_handler(request)
+        elif _is_console(path):
+            await console(request)
+        elif path.startswith(ADMIN_PREFIX):
+            await admin(request)
         elif method == "GET" and (handler := _GET.get(path)) is not None:
             await handler(request)
         elif method == "GET" and path.startswith(MODEL_PREFIXES):
@@ -234,8 +236,11 @@ def _route_of(path: str) -> str | None:
     return None
 
 
+_UI_PREFIX = UI_PATH + "/"
+
+
 def _is_console(path: str) -> bool:
-    return path == UI_PATH or path.startswith(UI_PATH + "/")
+    return path == UI_PATH or path.startswith(_UI_PREFIX)
 
 
 def _database_down(exc: Exception, state: GatewayState) -> Exception:

@@ -140,6 +140,11 @@ def _too_many(limit: int) -> Any:
     return refuse
 
 
+# The parser's per-request callbacks call the base class by name: a super() object per call
+# is measurable at this rate (several calls a request).
+_Base = HttpToolsProtocol
+
+
 class LimitedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -161,7 +166,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._hook.fire()
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        _Base.data_received(self, data)
         if self._timer is None and self._reading in (_HEADERS, _BODY):
             self._arm()  # the request did not arrive in one read: from now on it is timed
 
@@ -173,28 +178,30 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     # --- the parser's callbacks --------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        _Base.on_message_begin(self)
         self._reading = _HEADERS
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        if self._timer is not None:  # the usual request arrived in one read: no timer
+            self._disarm()
         self._reading = _BODY
         limit = self._limits.max_connections
         if len(self.connections) <= limit:
-            super().on_headers_complete()
+            _Base.on_headers_complete(self)
             # the app's task starts on the next loop turn: the scope may still be given to
             self._hook = self.cycle.scope[DISCONNECT_HOOK] = DisconnectHook()  # type: ignore[literal-required]  # our key
             return
         _refusals.add(limit)
         app, self.app = self.app, _too_many(limit)
         try:
-            super().on_headers_complete()
+            _Base.on_headers_complete(self)
         finally:
             self.app = app
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._disarm()
+        _Base.on_message_complete(self)
+        if self._timer is not None:
+            self._disarm()
         self._reading = _IDLE
 
     # --- the deadline ------------------------------------------------------------------------

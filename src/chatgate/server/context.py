@@ -112,13 +112,15 @@ class RequestContext:
 
     @classmethod
     def from_scope(cls, scope: Scope, route: str, *, log_content: bool = False) -> RequestContext:
-        trace_id = tags = None
-        for key, value in scope["headers"]:
-            if key == b"x-chatgate-trace-id":
-                trace_id = value.decode("latin-1")[:_MAX_TRACE_CHARS]
-            elif key == b"x-chatgate-tags":
-                tags = value.decode("latin-1")
-        return cls(route=route, trace_id=trace_id, tags=_tags(tags), log_content=log_content)
+        headers = dict(scope["headers"])  # at C speed; the last of repeated names counts
+        trace = headers.get(b"x-chatgate-trace-id")
+        tags = headers.get(b"x-chatgate-tags")
+        return cls(
+            route=route,
+            trace_id=None if trace is None else trace.decode("latin-1")[:_MAX_TRACE_CHARS],
+            tags=() if tags is None else _tags(tags.decode("latin-1")),
+            log_content=log_content,
+        )
 
     def header_list(self, overhead_ms: float) -> list[tuple[str, str]]:
         """The x-chatgate-* response headers, as known when the response starts."""

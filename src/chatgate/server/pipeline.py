@@ -42,7 +42,7 @@ class UsagePipeline:
         """``lossless`` sinks get every record, full queue or not (they run after ``sinks``);
         ``after_drain`` runs once after each slice (e.g. to hand a batch of log lines to
         their writer in one piece)."""
-        self._sinks = [*sinks, *lossless]
+        self._sinks = tuple(enumerate([*sinks, *lossless]))
         self._lossless = list(enumerate(lossless, start=len(sinks)))
         self._after_drain = after_drain
         self._queue: deque[RequestContext] = deque()
@@ -92,8 +92,11 @@ class UsagePipeline:
         queue = self._queue
         while queue and (limit is None or done < limit):
             ctx = queue.popleft()
-            for index, sink in enumerate(self._sinks):
-                self._feed(index, sink, ctx)
+            for index, sink in self._sinks:
+                try:  # inline rather than through _feed: this runs for every sink and record
+                    sink(ctx)
+                except Exception:  # a broken sink must not stop the others or the pipeline
+                    self._failed(index, sink)
             done += 1
         if done and self._after_drain is not None:
             self._after_drain()
@@ -103,6 +106,9 @@ class UsagePipeline:
         try:
             sink(ctx)
         except Exception:  # a broken sink must not stop the others or the pipeline
-            if index not in self._failed_sinks:
-                self._failed_sinks.add(index)
-                log.exception("usage sink %r failed (reported once)", sink)
+            self._failed(index, sink)
+
+    def _failed(self, index: int, sink: Sink) -> None:
+        if index not in self._failed_sinks:
+            self._failed_sinks.add(index)
+            log.exception("usage sink %r failed (reported once)", sink)

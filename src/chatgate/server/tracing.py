@@ -127,15 +127,18 @@ def annotate(ctx: RequestContext) -> None:
     span.set_attributes(attrs)
 
 
-@contextlib.contextmanager
-def spend_span(ctx: RequestContext) -> Iterator[None]:
+def spend_span(ctx: RequestContext) -> contextlib.AbstractContextManager[Any]:
     """The spend-log write of a finished request, as a child of its span (the request is
-    over by now: the write runs off its path)."""
+    over by now: the write runs off its path); nothing when the request was not traced."""
     parent = ctx.span_context
     if not isinstance(parent, SpanContext):
-        yield
-        return
+        return _UNTRACED
     context = trace.set_span_in_context(NonRecordingSpan(parent))
+    return _spend_write(context)
+
+
+@contextlib.contextmanager
+def _spend_write(context: Context) -> Iterator[None]:
     # start_span and spans.current rather than start_as_current_span: half the CPU (its
     # generator and exception event), and a failure is marked as every step's is: its class.
     span = spans.tracer().start_span("chatgate.spend.write", context=context)
@@ -148,3 +151,6 @@ def spend_span(ctx: RequestContext) -> Iterator[None]:
             raise
         finally:
             spans.end(span, error)
+
+
+_UNTRACED = contextlib.nullcontext()

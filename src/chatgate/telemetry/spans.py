@@ -138,6 +138,8 @@ def _start(name: str, attrs: Callable[[], semconv.Attributes]) -> Span:
 
 
 def start_chat(request: ChatRequest, deployment: Deployment) -> Span:
+    if _off():  # before the span's name and attributes are built
+        return trace.INVALID_SPAN
     span = _start(
         f"chat {request.model}", lambda: semconv.chat_request_attributes(request, deployment)
     )
@@ -149,6 +151,8 @@ def start_chat(request: ChatRequest, deployment: Deployment) -> Span:
 
 
 def start_embeddings(request: EmbeddingRequest, deployment: Deployment) -> Span:
+    if _off():
+        return trace.INVALID_SPAN
     return _start(
         f"embeddings {request.model}",
         lambda: semconv.embedding_request_attributes(request, deployment),
@@ -159,6 +163,9 @@ def inject(span: Span, headers: MutableMapping[str, str]) -> None:
     """Put ``traceparent`` (and the propagators' other headers) on an upstream request. With
     no SDK, the caller's own context (if it has one) is passed on, as the API would."""
     if span is trace.INVALID_SPAN:
+        # An empty OpenTelemetry context (the usual case without an SDK) has no span to pass.
+        if not otel_context.get_current():
+            return
         if trace.get_current_span().get_span_context().is_valid:
             propagate.inject(headers)
     elif span.get_span_context().is_valid:
@@ -176,6 +183,9 @@ def end_attempt(
     cancelled: bool = False,
 ) -> None:
     """End an attempt span with what came back, and record the GenAI client metrics."""
+    if span is trace.INVALID_SPAN:  # nobody collects spans; metrics may still be recorded
+        metrics.record_attempt(deployment, operation, started, response, error)
+        return
     if span.is_recording():
         if isinstance(response, ChatResponse):
             span.set_attributes(semconv.chat_response_attributes(response))
@@ -197,6 +207,8 @@ def on_stream_end(
 ) -> FinishCallback | None:
     """The stream's ``on_finish``: end the attempt span when the stream ends (completed,
     cancelled or failed), then call the owner's callback."""
+    if span is trace.INVALID_SPAN and not metrics.enabled():
+        return then  # nothing to wait for
     if not span.is_recording() and not metrics.enabled():
         span.end()  # a no-op span: nothing to wait for
         return then
@@ -240,6 +252,8 @@ def current(span: Span) -> contextlib.AbstractContextManager[Any]:
 
 
 def end(span: Span, error: BaseException | None = None) -> None:
+    if span is trace.INVALID_SPAN:
+        return
     if error is not None and span.is_recording():
         _fail(span, error)
     span.end()

@@ -101,24 +101,26 @@ class AiohttpTransport:
             weakref.WeakKeyDictionary()
         )
 
-    async def _session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        state = self._sessions.get(loop)
-        if state is None or state.session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30
-            )
-            # No cookie jar: an API client has no use for cookies, and aiohttp's jar filters
-            # and stores them on every request and response.
-            session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
-            )
-            state = self._sessions[loop] = _LoopState(session)
-            await state.closer.__anext__()
-        return state.session
+    async def _new_session(self, loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30
+        )
+        # No cookie jar: an API client has no use for cookies, and aiohttp's jar filters
+        # and stores them on every request and response.
+        session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
+        )
+        state = self._sessions[loop] = _LoopState(session)
+        await state.closer.__anext__()
+        return session
 
     async def handle(self, request: HttpRequest, timeouts: Timeouts) -> AiohttpResponse:
-        session = await self._session()
+        loop = asyncio.get_running_loop()
+        state = self._sessions.get(loop)
+        if state is not None and not state.session.closed:
+            session = state.session  # no coroutine to await for the usual call
+        else:
+            session = await self._new_session(loop)
         try:  # the whole call's deadline (timeouts.total) is the caller's: transport/http.py
             resp = await session.request(
                 request.method,
