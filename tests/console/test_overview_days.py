@@ -33,7 +33,7 @@ async def engine(database: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database)
     await migrate(engine)
     async with engine.begin() as conn:
-        await ensure_days(conn, [PAST, TODAY, dt.date(2026, 12, 2)])
+        await ensure_days(conn, [PAST, TODAY, dt.date(2026, 12, 2), dt.date(2026, 12, 3)])
     yield engine
     await engine.dispose()
 
@@ -141,3 +141,25 @@ async def test_days_a_view_has_no_time_for_are_computed_in_the_background(
     later, pending = await DayStats(engine, clock=lambda: NOW, budget_s=0).rows(days, ["all"])
     assert pending == []  # stored by the background task, read by another process
     assert sorted(r["day"] for r in later) == days
+
+
+async def test_tags_count_under_each_fallbacks_and_savings_by_lever(engine: AsyncEngine) -> None:
+    day = dt.date(2026, 12, 3)
+    extra = {"tags": None, "fallback": None, "saved_pico": None, "cache_saved_pico": None}
+    extra |= {"prompt_saved_pico": None, "batch_saved_pico": None}
+    rows = [
+        call(day, 1, **extra | {"tags": "a,b", "cost_pico": 100}),
+        call(day, 2, **extra | {"tags": "a", "cost_pico": 10, "fallback": True}),
+        call(day, 3, **extra | {"cost_pico": 1, "fallback": False, "saved_pico": 7}),
+        call(day, 4, **extra | {"cache_hit": True, "cost_pico": 0, "cache_saved_pico": 500}),
+        call(day, 5, **extra | {"prompt_saved_pico": 30, "batch_saved_pico": 4, "tags": "b"}),
+    ]
+    await add(engine, rows)
+    for _ in range(2):  # computed, then read back as stored
+        stats = await days_stats(engine, [day], ["all", "tag"], NOW)
+        tags = {r["name"]: (r["cost_pico"], r["requests"]) for r in stats if r["dim"] == "tag"}
+        (whole,) = [r for r in stats if r["dim"] == "all"]
+        assert tags == {"a": (110, 2), "b": (100 + 1000, 2), "(none)": (1 + 0, 2)}
+        assert whole["fallbacks"] == 1
+        assert (whole["tier_saved_pico"], whole["cache_saved_pico"]) == (7, 500)
+        assert (whole["prompt_saved_pico"], whole["batch_saved_pico"]) == (30, 4)

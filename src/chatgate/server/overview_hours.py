@@ -14,14 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatgate.cost.budgets import from_pico
 from chatgate.server.log_filters import Window
+from chatgate.server.overview_days import OTHER, SAVED, split_tags
 from chatgate.store.schema.spend import SPEND_LOG
 
-__all__ = ["BY", "OTHER", "TOP", "hour_label", "hour_saved", "hour_spend", "hour_traffic"]
+__all__ = ["BY", "TOP", "hour_label", "hour_saved", "hour_spend", "hour_traffic"]
 
-BY = {"model": "model", "key": "key_id", "team": "team_id", "user": "user_id"}
+BY = {"model": "model", "key": "key_id", "team": "team_id", "user": "user_id", "tag": "tags"}
 TOP = 8
-OTHER = "(other)"
-_COUNTS = ("requests", "errors", "cache_hits", "retried")
+_COUNTS = ("requests", "errors", "cache_hits", "retried", "fallbacks")
 _PCTS = ("latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "ttft_p95_ms")
 c = SPEND_LOG.c
 
@@ -40,9 +40,34 @@ def _where(span: Window) -> list[ColumnElement[bool]]:
     return [c.day >= first, c.day <= last, c.ts >= span.since, c.ts < span.until]
 
 
+async def _tag_spend(
+    conn: AsyncConnection, span: Window, labels: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Grouped by the tags' text (a few distinct sets), split here: a call counts under each
+    of its tags."""
+    hour = _hour(conn.dialect.name)
+    cost = func.sum(func.coalesce(c.cost_pico, 0))
+    index = {label: i for i, label in enumerate(labels)}
+    series: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(labels))
+    query = select(hour, c.tags, cost).where(*_where(span)).group_by(hour, c.tags)
+    for at, tags, pico in await conn.execute(query):
+        i = index.get(hour_label(at))
+        if i is not None:
+            for tag in split_tags(tags):
+                series[tag][i] += float(from_pico(int(pico or 0)))
+    ranked = sorted(series, key=lambda t: -sum(series[t]))
+    out = [{"name": t, "values": series[t]} for t in ranked[:TOP]]
+    if len(ranked) > TOP:
+        rest = [sum(v) for v in zip(*(series[t] for t in ranked[TOP:]), strict=True)]
+        out.append({"name": OTHER, "values": rest})
+    return out
+
+
 async def hour_spend(
     conn: AsyncConnection, by: str, span: Window, labels: Sequence[str]
 ) -> list[dict[str, Any]]:
+    if by == "tag":
+        return await _tag_spend(conn, span, labels)
     group = func.coalesce(c[BY[by]], "")
     cost = func.sum(func.coalesce(c.cost_pico, 0))
     where = _where(span)
@@ -80,6 +105,7 @@ async def hour_traffic(
         func.count(c.error),
         func.sum(case((c.cache_hit, 1), else_=0)),
         func.sum(case((c.attempts > 1, 1), else_=0)),
+        func.sum(case((c.fallback, 1), else_=0)),
     ]
     n = len(labels)
     out: dict[str, list[Any]] = {k: [0] * n for k in _COUNTS} | {k: [None] * n for k in _PCTS}
@@ -111,24 +137,17 @@ async def hour_traffic(
     return out
 
 
-async def hour_saved(conn: AsyncConnection, span: Window) -> float:
-    """Picodollars the cache saved in the window (estimated: see admin_overview)."""
-    tokens = func.sum(c.prompt_tokens + c.completion_tokens)
-    query = (
-        select(c.model, c.cache_hit, tokens, func.sum(func.coalesce(c.cost_pico, 0)))
-        .where(*_where(span))
-        .group_by(c.model, c.cache_hit)
-    )
-    paid: dict[str, tuple[int, int]] = {}
-    hit: dict[str, int] = {}
-    for model, was_hit, n, pico in await conn.execute(query):
-        if was_hit:
-            hit[model] = int(n or 0)
-        else:
-            paid[model] = (int(n or 0), int(pico or 0))
-    saved = 0.0
-    for model, n in hit.items():
-        paid_tokens, paid_pico = paid.get(model, (0, 0))
-        if paid_tokens:
-            saved += n * paid_pico / paid_tokens
-    return saved
+async def hour_saved(
+    conn: AsyncConnection, span: Window, labels: Sequence[str]
+) -> dict[str, list[float]]:
+    """USD saved per hour by each lever, as recorded with each call."""
+    hour = _hour(conn.dialect.name)
+    sums = [func.sum(c[logged]) for _, logged in SAVED.values()]
+    out = {lever: [0.0] * len(labels) for lever in SAVED}
+    index = {label: i for i, label in enumerate(labels)}
+    for at, *picos in await conn.execute(select(hour, *sums).where(*_where(span)).group_by(hour)):
+        i = index.get(hour_label(at))
+        if i is not None:
+            for lever, pico in zip(SAVED, picos, strict=True):
+                out[lever][i] = float(from_pico(int(pico or 0)))
+    return out
