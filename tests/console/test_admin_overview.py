@@ -4,6 +4,7 @@ naming the parameter."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 import requests
@@ -34,12 +35,24 @@ def test_a_bad_parameter_is_a_400_naming_it(gateway: Gateway, query: str, param:
     assert resp.json()["error"]["param"] == param
 
 
+def overview_with(gw: Gateway, params: dict[str, str], series: str) -> dict[str, Any]:
+    """The overview once it has ``series``. Today's statistics are remembered for a minute
+    when computing them was slow (a busy machine): the view then shows them as they were,
+    and what was just served comes a little later."""
+    deadline = time.monotonic() + 70
+    with master_client(gw) as http:
+        while True:
+            data: dict[str, Any] = http.get("/admin/overview", params=params).json()
+            if any(s["name"] == series for s in data["spend"]) or time.monotonic() > deadline:
+                return data
+            time.sleep(1)
+
+
 @pytest.mark.parametrize("bucket", ["hour", "day", "month"])
 def test_the_series_hold_what_was_served(gateway: Gateway, bucket: str) -> None:
     secret, _ = new_key(gateway, name=f"overview-{bucket}", team=f"t-{bucket}")
     logged(gateway, chat(gateway, secret), chat(gateway, secret, "smart"))
-    with master_client(gateway) as http:
-        data = http.get("/admin/overview", params={"bucket": bucket, "by": "team"}).json()
+    data = overview_with(gateway, {"bucket": bucket, "by": "team"}, f"t-{bucket}")
     labels = data["buckets"]
     assert len(labels) == len(set(labels))
     assert all(len(s["values"]) == len(labels) for s in data["spend"])
@@ -75,16 +88,9 @@ def test_spend_stacked_by_tag_counts_a_call_under_each_tag(gateway: Gateway, buc
         tagged_chat(gateway, secret, both, "flaky"),
     ]
     logged(gateway, *sent)
-    # today's statistics are remembered for a minute when computing them was slow (a busy
-    # machine): then the view shows them as they were, and the new tags come a little later
-    deadline = time.monotonic() + 70
+    data = overview_with(gateway, {"bucket": bucket, "by": "tag"}, both)
+    series = {s["name"]: sum(s["values"]) for s in data["spend"]}
     with master_client(gateway) as http:
-        while True:
-            data = http.get("/admin/overview", params={"bucket": bucket, "by": "tag"}).json()
-            series = {s["name"]: sum(s["values"]) for s in data["spend"]}
-            if both in series or time.monotonic() > deadline:
-                break
-            time.sleep(1)
         logs = {r["request_id"]: r for r in http.get("/admin/logs").json()["data"]}
     cost = [float(logs[r]["cost"]) for r in sent]
     assert series[both] == pytest.approx(cost[0] + cost[1] + cost[3])

@@ -149,7 +149,7 @@ async def test_tags_count_under_each_fallbacks_and_savings_by_lever(engine: Asyn
     extra |= {"prompt_saved_pico": None, "batch_saved_pico": None}
     rows = [
         call(day, 1, **extra | {"tags": "a,b", "cost_pico": 100}),
-        call(day, 2, **extra | {"tags": "a", "cost_pico": 10, "fallback": True}),
+        call(day, 2, **extra | {"tags": "a,a", "cost_pico": 10, "fallback": True}),  # once
         call(day, 3, **extra | {"cost_pico": 1, "fallback": False, "saved_pico": 7}),
         call(day, 4, **extra | {"cache_hit": True, "cost_pico": 0, "cache_saved_pico": 500}),
         call(day, 5, **extra | {"prompt_saved_pico": 30, "batch_saved_pico": 4, "tags": "b"}),

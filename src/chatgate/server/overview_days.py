@@ -144,7 +144,8 @@ async def _top(conn: AsyncConnection, day: dt.date, dim: str, total: int) -> lis
 
 
 def split_tags(tags: str | None) -> list[str]:
-    return [t for t in (tags or "").split(",") if t] or [NO_TAG]
+    """A call's tags, each once (a client may repeat one), or ``NO_TAG``."""
+    return list(dict.fromkeys(t for t in (tags or "").split(",") if t)) or [NO_TAG]
 
 
 async def _top_tags(conn: AsyncConnection, day: dt.date) -> list[dict[str, Any]]:
