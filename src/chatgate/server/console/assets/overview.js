@@ -21,8 +21,11 @@ export async function overviewPage(root) {
   const body = el("div", { id: "overview" });
   root.append(el("h1", {}, "Overview"), controls, body);
 
+  let latest = 0;  // a slower answer to an earlier choice must not replace a newer one
   async function render() {
+    const asked = ++latest;
     const data = await api("GET", `/admin/overview?bucket=${bucket.value}&by=${by.value}`);
+    if (asked !== latest) return;
     const t = data.traffic, totals = data.totals;
     const errorRate = totals.requests ? `${((100 * totals.errors) / totals.requests).toFixed(1)}%` : "—";
     const hitRate = totals.cache_hit_rate === null ? "—" : `${(100 * totals.cache_hit_rate).toFixed(1)}%`;
