@@ -13,7 +13,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatgate.server.day_stats import DayStats
+from chatgate.server.log_filters import Window
 from chatgate.server.overview_days import TOP_PER_DAY
+from chatgate.server.overview_hours import TOP, hour_label, hour_spend
 from chatgate.store.engine import create_engine
 from chatgate.store.migrations import migrate
 from chatgate.store.partitions import ensure_days
@@ -163,3 +165,28 @@ async def test_tags_count_under_each_fallbacks_and_savings_by_lever(engine: Asyn
         assert whole["fallbacks"] == 1
         assert (whole["tier_saved_pico"], whole["cache_saved_pico"]) == (7, 500)
         assert (whole["prompt_saved_pico"], whole["batch_saved_pico"]) == (30, 4)
+
+
+async def test_hour_buckets_by_tag_keep_the_eight_most_spent_and_the_rest(
+    engine: AsyncEngine,
+) -> None:
+    day = dt.date(2026, 12, 3)
+    noon = dt.datetime.combine(day, dt.time(12), dt.UTC).timestamp()
+    extra = {"tags": None, "fallback": None, "saved_pico": None, "cache_saved_pico": None}
+    extra |= {"prompt_saved_pico": None, "batch_saved_pico": None}
+    # tag-0 .. tag-9 cost 1000 x (n + 1) each, at 14:00; "shared" rides along with tag-0
+    rows = [
+        call(day, 7200 + n, **extra | {"tags": f"tag-{n}", "cost_pico": 1000 * (n + 1)})
+        for n in range(10)
+    ]
+    rows[0]["tags"] = "tag-0,shared"
+    await add(engine, rows)
+    span = Window(noon + 7000, noon + 7400)
+    labels = [hour_label(int((noon + 7200) // 3600))]
+    async with engine.connect() as conn:
+        series = {s["name"]: s["values"] for s in await hour_spend(conn, "tag", span, labels)}
+    assert list(series)[:2] == ["tag-9", "tag-8"]
+    assert len(series) == TOP + 1
+    # the three least spent together: tag-1, and tag-0 and "shared" (one call, under each)
+    assert series["(other)"] == [pytest.approx((2000 + 1000 + 1000) * 1e-12)]
+    assert series["tag-2"] == [pytest.approx(3000e-12)]
