@@ -195,6 +195,7 @@ def queries(url: str, keys: int) -> list[tuple[str, str]]:
         ("Overview: day by tag, 30d", "/admin/overview?bucket=day&by=tag"),
         ("Overview: hour by model, 24h", "/admin/overview?bucket=hour&by=model"),
         ("Overview: hour by tag, 24h", "/admin/overview?bucket=hour&by=tag"),
+        ("Overview: hour by model, 71h", "/admin/overview?bucket=hour&by=model&since=71h"),
         ("Overview: hour by tag, 71h", "/admin/overview?bucket=hour&by=tag&since=71h"),
         ("Overview: month by tag, 365d", "/admin/overview?bucket=month&by=tag"),
         ("Overview: month by model, 365d", "/admin/overview?bucket=month&by=model"),

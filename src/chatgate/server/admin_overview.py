@@ -32,7 +32,6 @@ from chatgate.server.overview_hours import (
     BY,
     TOP,
     hour_label,
-    hour_saved,
     hour_spend,
     hour_traffic,
 )
@@ -142,8 +141,7 @@ async def overview(state: GatewayState, params: Mapping[str, str]) -> dict[str, 
     if bucket == "hour":
         async with engine.connect() as conn:
             spend = await hour_spend(conn, by, span, labels)
-            traffic = await hour_traffic(conn, span, labels)
-            saved = await hour_saved(conn, span, labels)
+            traffic, saved = await hour_traffic(conn, span, labels)
     else:
         rows, pending = await day_stats_for(engine).rows(_days(span), ("all", by))
         spend = _day_spend([r for r in rows if r["dim"] == by], bucket, labels)
