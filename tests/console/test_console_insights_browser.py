@@ -4,27 +4,16 @@ limit's message, in a real headless Chromium against a real gateway and a fake u
 from __future__ import annotations
 
 import pytest
-import requests
 from playwright.sync_api import Page, expect
 
 from tests.console.browser import Shots, browser  # noqa: F401  (a fixture)
 from tests.console.conftest import MASTER, new_key
 from tests.console.test_admin_logs import logged
+from tests.console.test_admin_overview import tagged_chat
 from tests.console.test_console_browser import page  # noqa: F401  (a fixture)
 from tests.fakes.base import Reply
 from tests.fakes.gateway import Gateway
 from tests.fakes.openai_server import FakeOpenAI, completion_json
-
-
-def chat(gw: Gateway, key: str, tags: str | None, model: str = "fast") -> str:
-    resp = requests.post(
-        f"{gw.url}/v1/chat/completions",
-        json={"model": model, "messages": [{"role": "user", "content": "insights"}]},
-        headers={"Authorization": f"Bearer {key}", **({"x-chatgate-tags": tags} if tags else {})},
-        timeout=10,
-    )
-    assert resp.status_code == 200, resp.text
-    return str(resp.headers["x-chatgate-request-id"])
 
 
 def sign_in(page: Page, gw: Gateway) -> None:  # noqa: F811
@@ -46,11 +35,11 @@ def test_tags_fallbacks_and_savings_on_the_overview_and_in_logs(
     cached = completion_json("cached", prompt_tokens=20_000, cached_tokens=18_000)
     upstream.script(Reply(json=cached))  # the next request's answer
     sent = [
-        chat(gateway, secret, "support,eu"),
-        chat(gateway, secret, "support"),
-        chat(gateway, secret, None),
+        tagged_chat(gateway, secret, "support,eu"),
+        tagged_chat(gateway, secret, "support"),
+        tagged_chat(gateway, secret, None),
     ]
-    rescued = chat(gateway, secret, "eu", "flaky")  # its deployment is down: "fast" answers
+    rescued = tagged_chat(gateway, secret, "eu", "flaky")  # its deployment is down: "fast" answers
     logged(gateway, *sent, rescued)
 
     sign_in(page, gateway)
