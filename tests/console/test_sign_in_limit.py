@@ -3,6 +3,7 @@ against a real gateway, and the limiter's clock-driven expiry and backoff on its
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import urllib3
@@ -62,6 +63,15 @@ def test_a_non_admin_key_counts_as_a_failure_and_malformed_bodies_do_not(
     assert sign_in(gateway, source, MASTER).status == 429
 
 
+def test_tries_sent_at_once_cannot_outrun_the_count(gateway: Gateway) -> None:
+    """Twenty virtual-key guesses at once (each waits on the key store): five are judged."""
+    source = "127.0.0.7"
+    guesses = [f"sk-cg-{n:040d}" for n in range(20)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = sorted(pool.map(lambda g: sign_in(gateway, source, g).status, guesses))
+    assert statuses == [401] * 5 + [429] * 15
+
+
 def refused_for(limiter: SignInLimiter, address: str) -> float | None:
     try:
         limiter.check(address)
@@ -83,7 +93,7 @@ def test_a_lockout_expires_and_tries_while_locked_do_not_extend_it() -> None:
     limiter = SignInLimiter(clock=clock)
     for _ in range(5):
         assert refused_for(limiter, "a") is None
-        limiter.failed("a")
+        limiter.attempt("a")
     assert refused_for(limiter, "a") == 60
     for _ in range(100):  # a bot hammering the locked address: refused unread, not counted
         clock.now += 0.5
@@ -98,7 +108,7 @@ def test_repeated_lockouts_back_off_to_a_cap_and_reset_after_quiet() -> None:
     waits = []
     for _ in range(5):
         for _ in range(5):
-            limiter.failed("a")
+            limiter.attempt("a")
         wait = refused_for(limiter, "a")
         assert wait is not None
         waits.append(wait)
@@ -106,16 +116,16 @@ def test_repeated_lockouts_back_off_to_a_cap_and_reset_after_quiet() -> None:
     assert waits == [60, 120, 240, 300, 300]  # doubling, never past the cap
     clock.now += 301  # quiet for longer than the cap: the backoff starts over
     for _ in range(5):
-        limiter.failed("a")
+        limiter.attempt("a")
     assert refused_for(limiter, "a") == 60
 
 
 def test_the_global_lock_spares_addresses_that_signed_in_and_expires() -> None:
     clock = Clock()
     limiter = SignInLimiter(clock=clock, globally=20)
-    limiter.succeeded("operator")
+    limiter.succeeded("operator", limiter.attempt("operator"))
     for n in range(20):  # twenty addresses, one guess each: none is locked on its own
-        limiter.failed(f"bot-{n}")
+        limiter.attempt(f"bot-{n}")
     assert refused_for(limiter, "fresh") == 60
     assert refused_for(limiter, "bot-0") == 60
     assert refused_for(limiter, "operator") is None
@@ -123,11 +133,30 @@ def test_the_global_lock_spares_addresses_that_signed_in_and_expires() -> None:
     assert refused_for(limiter, "fresh") is None
 
 
+def test_a_right_key_starts_the_address_over_and_an_outage_is_no_failure() -> None:
+    clock = Clock()
+    limiter = SignInLimiter(clock=clock)
+    for _ in range(4):
+        limiter.attempt("a")
+        clock.now += 1
+    limiter.succeeded("a", limiter.attempt("a"))  # the fifth try was the right key
+    for _ in range(4):
+        limiter.attempt("a")
+        clock.now += 1
+    assert refused_for(limiter, "a") is None  # four failures since the success
+    for _ in range(3):  # the key store was down: no guess was judged
+        limiter.withdraw("a", limiter.attempt("a"))
+        clock.now += 1
+    assert refused_for(limiter, "a") is None
+    limiter.attempt("a")
+    assert refused_for(limiter, "a") == 60
+
+
 def test_the_addresses_held_are_bounded() -> None:
     addresses = 3
     limiter = SignInLimiter(max_addresses=addresses)
     for n in range(50):
-        limiter.failed(f"10.0.0.{n}")
-        limiter.succeeded(f"10.1.0.{n}")
+        limiter.attempt(f"10.0.0.{n}")
+        limiter.succeeded(f"10.1.0.{n}", limiter.attempt(f"10.1.0.{n}"))
     assert len(limiter._addresses) <= addresses
     assert len(limiter._known) <= addresses

@@ -104,17 +104,17 @@ async def _sign_in(scope: Scope, receive: Receive, send: Send, state: GatewaySta
         )
     address = _address(scope)
     limiter = limiter_for(state.services)
-    limiter.check(address)  # before the key is read: a refusal says nothing about it
+    tried = limiter.attempt(address)  # before the key is read: a refusal says nothing about it
     if hmac.compare_digest(secret.encode(), master.encode()):
         subject, who = master_subject(master), {"kind": "master", "name": "master key"}
     else:
         try:
             subject, who = await _admin_key(state, secret)
         except GatewayError as exc:
-            if exc.status in (401, 403):
-                limiter.failed(address)
+            if exc.status not in (401, 403):  # an outage, not a wrong key
+                limiter.withdraw(address, tried)
             raise
-    limiter.succeeded(address)
+    limiter.succeeded(address, tried)
     session_id, session = await session_store(state).open(subject)
     headers = [_cookie(scope, session_id, SESSION_TTL_S)]
     body_out = {**who, "csrf": csrf_token(session_id), "expires_at": session.expires_at}

@@ -6,6 +6,10 @@ Per client address: ``per_address`` failures within ``window_s`` lock that addre
 within ``window_s`` (many addresses guessing together) lock out every address for
 ``window_s``, except those that signed in successfully within the last ``known_s``.
 
+A try counts as a failure from the moment it is let through until it is known to be right
+(``succeeded``) or no guess at all (``withdraw``: the database was down): tries sent at once
+cannot outrun the count while their keys are being looked up.
+
 Why it cannot lock the operator out for good: every lock expires (tries made while locked
 are refused unread and not counted, so they do not extend it), and the global lock spares
 the addresses the operator signed in from, which an attacker cannot add to without a key.
@@ -33,6 +37,7 @@ __all__ = ["SignInLimiter", "limiter_for"]
 class _Address:
     failures: deque[float] = field(default_factory=deque)
     locked_until: float = 0.0
+    locked_by: float | None = None  # the try that locked it (a withdrawn one unlocks)
     lockouts: int = 0  # in a row, for the backoff
     last_failure: float = 0.0
 
@@ -60,9 +65,16 @@ class SignInLimiter:
         self._known: OrderedDict[str, float] = OrderedDict()  # address -> last sign-in
         self._global: deque[float] = deque()
         self._global_until = 0.0
+        self._global_by: float | None = None
+
+    def attempt(self, address: str) -> float:
+        """Raise the 429 when ``address`` may not try a key now; else count the try as a
+        failure and return its time (for ``succeeded`` or ``withdraw``)."""
+        self.check(address)
+        return self._failed(address)
 
     def check(self, address: str) -> None:
-        """Raise the 429 when ``address`` may not try a key now."""
+        """Raise the 429 when ``address`` may not try a key now (counts nothing)."""
         now = self._clock()
         wait = 0.0
         entry = self._addresses.get(address)
@@ -80,24 +92,40 @@ class SignInLimiter:
                 headers={"retry-after": str(seconds)},
             )
 
-    def failed(self, address: str) -> None:
+    def _failed(self, address: str) -> float:
         now = self._clock()
         entry = self._entry(address)
         if now - entry.last_failure > self._max_lockout_s:
             entry.lockouts = 0  # quiet long enough: the backoff starts over
         entry.last_failure = now
         _trim(entry.failures, now - self._window_s).append(now)
+        # the failures stay: a lock outlasts the window, so they have aged out when it ends
         if len(entry.failures) >= self._per_address:
-            entry.failures.clear()
             lockout = min(self._window_s * 2**entry.lockouts, self._max_lockout_s)
-            entry.locked_until = now + lockout
+            entry.locked_until, entry.locked_by = now + lockout, now
             entry.lockouts += 1
         _trim(self._global, now - self._window_s).append(now)
         if len(self._global) >= self._globally:
-            self._global.clear()
-            self._global_until = now + self._window_s
+            self._global_until, self._global_by = now + self._window_s, now
+        return now
 
-    def succeeded(self, address: str) -> None:
+    def withdraw(self, address: str, at: float) -> None:
+        """The try at ``at`` was no guess (the key could not be looked up): not a failure."""
+        entry = self._addresses.get(address)
+        if entry is not None:
+            if at in entry.failures:
+                entry.failures.remove(at)
+            if entry.locked_by == at:
+                entry.locked_until, entry.locked_by = 0.0, None
+                entry.lockouts -= 1
+        if at in self._global:
+            self._global.remove(at)
+        if self._global_by == at:
+            self._global_until, self._global_by = 0.0, None
+
+    def succeeded(self, address: str, at: float) -> None:
+        """The try at ``at`` was a right key: the address starts over and is known."""
+        self.withdraw(address, at)
         self._addresses.pop(address, None)
         self._known[address] = self._clock()
         self._known.move_to_end(address)
