@@ -7,7 +7,8 @@
 Starts a throwaway PostgreSQL (Debian's binaries) unless --url is given, creates the schema
 with chatgate's migrations, then fills it with COPY: ``--keys`` virtual keys (a tenth with
 budgets) and ``--rows`` spend rows over ``--days`` days ending now, skewed as real traffic is
-(a few keys and models carry most calls; 3% errors, 10% cache hits, some retries). The daily
+(a few keys and models carry most calls; 3% errors, 10% cache hits, some retries, 1% fallbacks;
+0 to 3 of 40 tags a call, so a day holds thousands of distinct tag sets). The daily
 rollup and the budget counters are filled from the log with one grouped INSERT each, and the
 tables are analyzed. Then a real ``chatgate serve`` on that database answers each console
 query over HTTP with the master key: every page's calls, filters and keyset pages included.
@@ -53,8 +54,10 @@ LOG_COLUMNS = [
     "provider", "served_model", "stream", "prompt_tokens", "completion_tokens",
     "cached_tokens", "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens",
     "cost_pico", "latency_ms", "ttft_ms", "finish_reason", "attempts", "cache_hit", "error",
-    "record_id",
+    "record_id", "fallback", "saved_pico", "cache_saved_pico", "prompt_saved_pico",
+    "batch_saved_pico",
 ]  # fmt: skip
+TAGS = [f"tag-{i}" for i in range(40)]
 
 
 def skewed(rng: random.Random, n: int) -> int:
@@ -87,13 +90,21 @@ def log_rows(n: int, keys: int, days: int, now: float) -> Iterator[tuple[Any, ..
         cost = None if error else (0 if hit else prompt * 150_000 + completion * 600_000)
         latency = rng.lognormvariate(6.5, 0.6)
         stream = rng.random() < 0.5
+        tags = ",".join(sorted({TAGS[skewed(rng, len(TAGS))] for _ in range(rng.randrange(4))}))
+        fallback = error is None and rng.random() < 0.01
+        cached = 0 if hit else prompt // 4
+        tiered = rng.random() < 0.2
+        batch = k % 50 == 0
         yield (
             dt.datetime.fromtimestamp(ts, dt.UTC).date(), ts, f"cg-{i:024x}", f"key_{k:016x}",
-            f"user-{k % 5000}", TEAMS[k % len(TEAMS)], "prod,chat" if k % 3 else "batch",
+            f"user-{k % 5000}", TEAMS[k % len(TEAMS)], tags or None,
             model, f"openai/{model}", "openai", model, stream, prompt, completion,
-            0 if hit else prompt // 4, 0, 0, 0, cost, latency,
+            cached, 0, 0, 0, cost, latency,
             latency * 0.3 if stream else None, None if error else "stop",
-            2 if rng.random() < 0.02 else 1, hit, error, f"bench-{i}",
+            2 if fallback or rng.random() < 0.02 else 1, hit, error, f"bench-{i}",
+            fallback, cost // 3 if tiered and cost else None,
+            prompt * 150_000 + completion * 600_000 if hit else None,
+            cached * 75_000 if cached and not error else None, cost if batch and cost else None,
         )  # fmt: skip
 
 
@@ -111,11 +122,14 @@ def chunks(rows: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[An
 ROLLUP = """
 INSERT INTO spend_daily (day, key_id, team_id, user_id, model, requests, errors,
     prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens,
-    cache_write_1h_tokens, cost_pico, unpriced)
+    cache_write_1h_tokens, cost_pico, unpriced, saved_pico, cache_saved_pico,
+    prompt_saved_pico, batch_saved_pico)
 SELECT day, coalesce(key_id, ''), coalesce(team_id, ''), coalesce(user_id, ''), model,
     count(*), count(error), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),
     sum(cache_write_tokens), sum(cache_write_1h_tokens), sum(coalesce(cost_pico, 0)),
-    count(*) FILTER (WHERE cost_pico IS NULL AND error IS NULL)
+    count(*) FILTER (WHERE cost_pico IS NULL AND error IS NULL),
+    coalesce(sum(saved_pico), 0), coalesce(sum(cache_saved_pico), 0),
+    coalesce(sum(prompt_saved_pico), 0), coalesce(sum(batch_saved_pico), 0)
 FROM spend_log GROUP BY 1, 2, 3, 4, 5
 """
 COUNTERS = """
@@ -172,12 +186,18 @@ def queries(url: str, keys: int) -> list[tuple[str, str]]:
     cursor = get["next_cursor"]
     keys_after = f"key_{keys // 2:016x}"  # halfway through the keys
     q = urllib.parse.quote
+    retried = "/admin/logs?since=30d&retried=true"
     return [
         ("Overview: day by model, 30d", "/admin/overview?bucket=day&by=model"),
         ("Overview: day by key, 30d", "/admin/overview?bucket=day&by=key"),
         ("Overview: day by team, 30d", "/admin/overview?bucket=day&by=team"),
         ("Overview: day by user, 30d", "/admin/overview?bucket=day&by=user"),
+        ("Overview: day by tag, 30d", "/admin/overview?bucket=day&by=tag"),
         ("Overview: hour by model, 24h", "/admin/overview?bucket=hour&by=model"),
+        ("Overview: hour by tag, 24h", "/admin/overview?bucket=hour&by=tag"),
+        ("Overview: hour by model, 71h", "/admin/overview?bucket=hour&by=model&since=71h"),
+        ("Overview: hour by tag, 71h", "/admin/overview?bucket=hour&by=tag&since=71h"),
+        ("Overview: month by tag, 365d", "/admin/overview?bucket=month&by=tag"),
         ("Overview: month by model, 365d", "/admin/overview?bucket=month&by=model"),
         ("Logs: newest 50, 7d", "/admin/logs?since=7d"),
         ("Logs: page 2 (keyset)", f"/admin/logs?since=30d&cursor={q(cursor)}"),
@@ -187,6 +207,9 @@ def queries(url: str, keys: int) -> list[tuple[str, str]]:
         ("Logs: one model, 30d", "/admin/logs?since=30d&model=o3-mini"),
         ("Logs: errors, 30d", "/admin/logs?since=30d&status=error"),
         ("Logs: error class, 30d", "/admin/logs?since=30d&error=APITimeoutError"),
+        ("Logs: fallback taken, 30d", "/admin/logs?since=30d&fallback=true"),
+        ("Logs: retried, 30d", "/admin/logs?since=30d&retried=true"),
+        ("Logs: retried, no fallback, 1 key", f"{retried}&fallback=false&key={first['key_id']}"),
         ("Logs: min cost $0.9, 30d", "/admin/logs?since=30d&min_cost=0.9"),
         ("Logs: request id, 30d", f"/admin/logs?since=30d&request_id={first['request_id']}"),
         ("Logs: one request's detail", f"/admin/logs/{first['request_id']}"),

@@ -2,8 +2,10 @@
 as JSON with ``--json``.
 
 The table explains a cost, so it shows the prompt's cache reads and writes next to the
-tokens: the same prompt token costs 0.1x (read), 1x, 1.25x (5-minute write) or 2x (1-hour
-write) the input price. To fit 100 columns, headers take two lines and token counts from
+tokens, and what was saved (tiered routing, response-cache hits, prompt-cache reads, batch
+discounts: the column is their sum, the line under the table each lever's total). The same
+prompt token costs 0.1x (read), 1x, 1.25x (5-minute write) or 2x (1-hour write) the input
+price. To fit 100 columns, headers take two lines and token counts from
 100,000 up are shortened to three digits (``2.31M``); ``--json`` has every number exact.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import fields
+from dataclasses import astuple
 from decimal import Decimal
 
 import orjson
@@ -30,7 +32,7 @@ HEADERS = (  # (top line, bottom line) of each column after the group's; "total 
     ("completion", "tokens"),
     ("cost", "(USD)"),
 )
-SAVED = ("saved", "(USD)")  # shown when tiered routing saved anything (docs/routing.md)
+SAVED = ("saved", "(USD)")  # shown when any lever saved anything (docs/cost.md)
 DATABASE_ENV = "CHATGATE_DATABASE_URL"
 UNPRICED_NOTE = "(+N): N successful calls had no price and are not in the cost"
 _UNITS = (("k", 10**3), ("M", 10**6), ("B", 10**9))
@@ -53,8 +55,21 @@ def _with_part(total: str, part: int, shown: str) -> str:
     return f"{total} ({shown})" if part else total
 
 
+def _saved(row: SpendRow) -> Decimal:
+    return sum(row.by_lever.values(), Decimal(0))
+
+
 def _heads(rows: list[SpendRow]) -> tuple[tuple[str, str], ...]:
-    return (*HEADERS, SAVED) if any(r.saved for r in rows) else HEADERS
+    return (*HEADERS, SAVED) if any(_saved(r) for r in rows) else HEADERS
+
+
+def lever_line(rows: list[SpendRow]) -> str | None:
+    """Each lever's saving over the rows, next to the spend: None when nothing was saved."""
+    total = _total(rows)
+    levers = [f"{name} {usd:.6f}" for name, usd in total.by_lever.items() if usd]
+    if not levers:
+        return None
+    return f"spent {total.cost:.6f} USD; saved {_saved(total):.6f}: " + ", ".join(levers)
 
 
 def _cells(row: SpendRow, saved: bool = False) -> list[str]:
@@ -70,17 +85,13 @@ def _cells(row: SpendRow, saved: bool = False) -> list[str]:
         compact(row.completion_tokens),
         _with_part(f"{row.cost:.6f}", row.unpriced, f"+{row.unpriced}"),
     ]
-    return [*cells, f"{row.saved:.6f}"] if saved else cells
+    return [*cells, f"{_saved(row):.6f}"] if saved else cells
 
 
 def _total(rows: list[SpendRow]) -> SpendRow:
-    counts = {
-        f.name: sum(getattr(r, f.name) for r in rows)
-        for f in fields(SpendRow)
-        if f.name not in ("group", "cost", "saved")
-    }
-    cost = sum((r.cost for r in rows), Decimal(0))
-    return SpendRow("TOTAL", cost=cost, saved=sum((r.saved for r in rows), Decimal(0)), **counts)
+    zero = SpendRow("TOTAL", 0, 0, 0, 0, Decimal(0), 0)
+    columns = zip(*(astuple(r)[1:] for r in [zero, *rows]), strict=True)
+    return SpendRow("TOTAL", *(sum(values) for values in columns))
 
 
 def format_plain(by: str, rows: list[SpendRow]) -> str:
@@ -102,6 +113,9 @@ def format_plain(by: str, rows: list[SpendRow]) -> str:
     out += [rule, line(body[-1])]
     if any(r.unpriced for r in rows):
         out.append(UNPRICED_NOTE)
+    levers = lever_line(rows)
+    if levers:
+        out.append(levers)
     return "\n".join(out)
 
 
@@ -131,6 +145,9 @@ def _print_rich(by: str, since: str, rows: list[SpendRow]) -> bool:
     console.print(table)
     if any(r.unpriced for r in rows):
         console.print(UNPRICED_NOTE, style="dim")
+    levers = lever_line(rows)
+    if levers:
+        console.print(levers)
     return True
 
 

@@ -14,6 +14,7 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.postgres import PostgresServer, require_bin_dir
 
 MASTER = "sk-master-console-test-7"
+DEAD_UPSTREAM = "http://127.0.0.1:9/v1"  # the discard port: connection refused
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,13 @@ def gateway(
         "model_list": [
             {"model_name": "fast", "params": {"model": "openai/gpt-4o-mini", **params}},
             {"model_name": "smart", "params": {"model": "openai/gpt-4o", **params}},
+            # nothing listens there: every call to it is tried, then answered by "fast"
+            {
+                "model_name": "flaky",
+                "params": {**params, "model": "openai/gpt-4o", "api_base": DEAD_UPSTREAM},
+            },
         ],
+        "router_settings": {"fallbacks": [{"flaky": ["fast"]}], "num_retries": 1},
         "general_settings": {
             "master_key": MASTER,
             "database_url": database,

@@ -120,3 +120,35 @@ def test_the_logs_need_an_admin(gateway: Gateway) -> None:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         resp = requests.get(f"{gateway.url}/admin/logs", headers=headers, timeout=10)
         assert resp.status_code in (401, 403)
+
+
+@pytest.mark.parametrize(("name", "value"), [("fallback", "yes"), ("retried", "1")])
+def test_a_bad_flag_is_a_400_naming_it(gateway: Gateway, name: str, value: str) -> None:
+    with master_client(gateway) as http:
+        resp = http.get("/admin/logs", params={name: value})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["param"] == name
+    assert "true or false" in resp.json()["error"]["message"]
+
+
+def test_fallbacks_and_retries_are_recorded_and_filtered(gateway: Gateway) -> None:
+    secret, record = new_key(gateway, name="fallbacks")
+    direct = chat(gateway, secret)
+    rescued = chat(gateway, secret, "flaky")
+    logged(gateway, direct, rescued)
+    key = {"key": record["key_id"]}
+    with master_client(gateway) as http:
+
+        def found(**flags: str) -> list[str]:
+            rows = http.get("/admin/logs", params={**key, **flags}).json()["data"]
+            return [r["request_id"] for r in rows]
+
+        assert found(fallback="true") == [rescued]
+        assert found(fallback="false") == [direct]
+        assert found(retried="true") == [rescued]  # the dead deployment, then "fast"
+        assert found(retried="false", fallback="false") == [direct]
+        (row,) = http.get(f"/admin/logs/{rescued}").json()["records"]
+    assert row["fallback"] is True
+    assert row["attempts"] >= 2
+    assert row["error"] is None
+    assert row["saved"] == {"tier": None, "cache": None, "prompt": None, "batch": None}

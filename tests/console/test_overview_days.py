@@ -13,7 +13,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatgate.server.day_stats import DayStats
+from chatgate.server.log_filters import Window
 from chatgate.server.overview_days import TOP_PER_DAY
+from chatgate.server.overview_hours import TOP, hour_label, hour_spend
 from chatgate.store.engine import create_engine
 from chatgate.store.migrations import migrate
 from chatgate.store.partitions import ensure_days
@@ -33,7 +35,7 @@ async def engine(database: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database)
     await migrate(engine)
     async with engine.begin() as conn:
-        await ensure_days(conn, [PAST, TODAY, dt.date(2026, 12, 2)])
+        await ensure_days(conn, [PAST, TODAY, dt.date(2026, 12, 2), dt.date(2026, 12, 3)])
     yield engine
     await engine.dispose()
 
@@ -141,3 +143,50 @@ async def test_days_a_view_has_no_time_for_are_computed_in_the_background(
     later, pending = await DayStats(engine, clock=lambda: NOW, budget_s=0).rows(days, ["all"])
     assert pending == []  # stored by the background task, read by another process
     assert sorted(r["day"] for r in later) == days
+
+
+async def test_tags_count_under_each_fallbacks_and_savings_by_lever(engine: AsyncEngine) -> None:
+    day = dt.date(2026, 12, 3)
+    extra = {"tags": None, "fallback": None, "saved_pico": None, "cache_saved_pico": None}
+    extra |= {"prompt_saved_pico": None, "batch_saved_pico": None}
+    rows = [
+        call(day, 1, **extra | {"tags": "a,b", "cost_pico": 100}),
+        call(day, 2, **extra | {"tags": "a,a", "cost_pico": 10, "fallback": True}),  # once
+        call(day, 3, **extra | {"cost_pico": 1, "fallback": False, "saved_pico": 7}),
+        call(day, 4, **extra | {"cache_hit": True, "cost_pico": 0, "cache_saved_pico": 500}),
+        call(day, 5, **extra | {"prompt_saved_pico": 30, "batch_saved_pico": 4, "tags": "b"}),
+    ]
+    await add(engine, rows)
+    for _ in range(2):  # computed, then read back as stored
+        stats = await days_stats(engine, [day], ["all", "tag"], NOW)
+        tags = {r["name"]: (r["cost_pico"], r["requests"]) for r in stats if r["dim"] == "tag"}
+        (whole,) = [r for r in stats if r["dim"] == "all"]
+        assert tags == {"a": (110, 2), "b": (100 + 1000, 2), "(none)": (1 + 0, 2)}
+        assert whole["fallbacks"] == 1
+        assert (whole["tier_saved_pico"], whole["cache_saved_pico"]) == (7, 500)
+        assert (whole["prompt_saved_pico"], whole["batch_saved_pico"]) == (30, 4)
+
+
+async def test_hour_buckets_by_tag_keep_the_eight_most_spent_and_the_rest(
+    engine: AsyncEngine,
+) -> None:
+    day = dt.date(2026, 12, 3)
+    noon = dt.datetime.combine(day, dt.time(12), dt.UTC).timestamp()
+    extra = {"tags": None, "fallback": None, "saved_pico": None, "cache_saved_pico": None}
+    extra |= {"prompt_saved_pico": None, "batch_saved_pico": None}
+    # tag-0 .. tag-9 cost 1000 x (n + 1) each, at 14:00; "shared" rides along with tag-0
+    rows = [
+        call(day, 7200 + n, **extra | {"tags": f"tag-{n}", "cost_pico": 1000 * (n + 1)})
+        for n in range(10)
+    ]
+    rows[0]["tags"] = "tag-0,shared"
+    await add(engine, rows)
+    span = Window(noon + 7000, noon + 7400)
+    labels = [hour_label(int((noon + 7200) // 3600))]
+    async with engine.connect() as conn:
+        series = {s["name"]: s["values"] for s in await hour_spend(conn, "tag", span, labels)}
+    assert list(series)[:2] == ["tag-9", "tag-8"]
+    assert len(series) == TOP + 1
+    # the three least spent together: tag-1, and tag-0 and "shared" (one call, under each)
+    assert series["(other)"] == [pytest.approx((2000 + 1000 + 1000) * 1e-12)]
+    assert series["tag-2"] == [pytest.approx(3000e-12)]

@@ -186,7 +186,14 @@ def test_the_report_cli_admin_api_and_rollup_show_the_cache_tokens_that_explain_
     command += ["--since", "1d"]
     table = subprocess.run(command, capture_output=True, text=True, check=True, timeout=30)
     lines = table.stdout.splitlines()
-    assert lines[1].split() == ["model", "(errors)", "tokens", "read", "(1h)", "tokens", "(USD)"]
+    heads = ["model", "(errors)", "tokens", "read", "(1h)", "tokens", "(USD)", "(USD)"]
+    assert lines[1].split() == heads  # the last: saved, here by the prompt-cache reads
+    price = lookup_price("anthropic/claude-sonnet-4-5")
+    assert price is not None
+    assert price.cached_input is not None
+    saved = 2000 * n * (price.input - price.cached_input)
+    assert Decimal(api["prompt_saved"]) == saved
+    assert lines[-1] == f"spent {COST * n:.6f} USD; saved {saved:.6f}: prompt caching {saved:.6f}"
     assert lines[3].split() == [
         "sonnet",
         str(n),
@@ -196,6 +203,7 @@ def test_the_report_cli_admin_api_and_rollup_show_the_cache_tokens_that_explain_
         f"({compact(1000 * n)})",
         compact(300 * n),
         f"{COST * n:.6f}",
+        f"{saved:.6f}",
     ]
     assert max(map(len, lines)) <= 100
     exact = subprocess.run([*command, "--json"], capture_output=True, check=True, timeout=30)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chatgate.store.engine import create_engine
 from chatgate.store.migrations import MIGRATIONS, current_version, migrate
 from chatgate.store.partitions import drop_days_before, ensure_days, partitions
+from chatgate.store.schema.console import CONSOLE_DAILY
 from chatgate.store.schema.spend import SPEND_LOG
 
 
@@ -74,7 +75,7 @@ async def test_17_clears_the_gateways_provider_model_deployments(db_url: str) ->
                     for name, (d, p, s) in written.items()
                 ],
             )
-        assert await migrate(engine) == [17]
+        assert await migrate(engine, tuple(m for m in MIGRATIONS if m.version <= 17)) == [17]
         async with engine.connect() as conn:
             rows = dict(
                 (await conn.execute(select(SPEND_LOG.c.model, SPEND_LOG.c.deployment))).all()
@@ -88,3 +89,31 @@ async def test_17_clears_the_gateways_provider_model_deployments(db_url: str) ->
         "configured-id": "eu-4o",
         "none": None,
     }
+
+
+async def test_18_adds_fallback_and_savings_and_recomputes_the_consoles_days(db_url: str) -> None:
+    engine = create_engine(db_url)
+    day = dt.date(2026, 11, 1)
+    stats = {"day": day, "dim": "all", "name": "*", "computed_at": 0.0}
+    stats |= dict.fromkeys(("requests", "errors", "cost_pico", "cache_hits", "retried"), 1)
+    stats |= dict.fromkeys(("hit_tokens", "paid_tokens"), 1)
+    try:
+        await migrate(engine, tuple(m for m in MIGRATIONS if m.version < 18))
+        async with engine.begin() as conn:
+            await conn.execute(CONSOLE_DAILY.insert(), [stats])
+        assert await migrate(engine) == [18]
+        async with engine.connect() as conn:
+            stored = await conn.scalar(select(func.count()).select_from(CONSOLE_DAILY))
+            columns = {
+                table: await conn.run_sync(
+                    lambda c, t=table: {col["name"] for col in inspect(c).get_columns(t)}
+                )
+                for table in ("spend_log", "spend_daily", "console_daily")
+            }
+    finally:
+        await engine.dispose()
+    assert stored == 0  # computed again, with the new numbers, when next viewed
+    savings = {"cache_saved_pico", "prompt_saved_pico", "batch_saved_pico"}
+    assert {"fallback", *savings} <= columns["spend_log"]
+    assert savings <= columns["spend_daily"]
+    assert {"fallbacks", "tier_saved_pico", *savings} <= columns["console_daily"]

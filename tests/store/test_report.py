@@ -124,7 +124,7 @@ def test_spend_command(sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFi
         "cost": "0.5",
         "unpriced": 0,
         **CACHED,
-        "saved": "0",
+        **dict.fromkeys(("saved", "cache_saved", "prompt_saved", "batch_saved"), "0"),
     }
     assert main(["spend", "--since", "soon", "--db", sqlite_url]) == 2
     assert "use a span like 7d" in capsys.readouterr().err

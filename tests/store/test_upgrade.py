@@ -39,7 +39,7 @@ def pop_tiers(row: dict[str, object]) -> tuple[object, ...]:
 
 
 async def test_a_v10_database_upgrades_in_place_with_every_row_kept(v10: str) -> None:
-    before, after, columns = await upgrade(v10, 10, [11, 12, 13, 14, 15, 16, 17])
+    before, after, columns = await upgrade(v10, 10, [11, 12, 13, 14, 15, 16, 17, 18])
     assert len(before["spend_log"]) == 9
     assert len(before["spend_daily"]) == 3
     assert after["spend_log"][0].keys() == set(SPEND_LOG.c.keys())
@@ -47,6 +47,11 @@ async def test_a_v10_database_upgrades_in_place_with_every_row_kept(v10: str) ->
     assert [r.pop("record_id") for r in after["spend_log"]] == [None] * 9  # migration 13
     assert [pop_tiers(r) for r in after["spend_log"]] == [(None, None, None)] * 9  # 16
     assert [r.pop("saved_pico") for r in after["spend_daily"]] == [0] * 3
+    levers = ("cache_saved_pico", "prompt_saved_pico", "batch_saved_pico")  # migration 18
+    assert [[r.pop(n) for n in ("fallback", *levers)] for r in after["spend_log"]] == [
+        [None] * 4
+    ] * 9
+    assert [[r.pop(n) for n in levers] for r in after["spend_daily"]] == [[0] * 3] * 3
     # migration 17: the gateway's provider/model deployments cleared, the columns keep them
     old = [(r.pop("deployment"), r["provider"], r["served_model"]) for r in before["spend_log"]]
     assert {d for d, _, _ in old} == {"anthropic/claude-sonnet-4-5", None}

@@ -39,7 +39,7 @@ def writes(rows: list[dict[str, object]]) -> dict[tuple[object, object], tuple[o
 
 
 async def test_a_v11_database_upgrades_with_its_rollup_filled_in_from_the_log(v11: str) -> None:
-    before, after, columns = await upgrade(v11, 11, [12, 13, 14, 15, 16, 17])
+    before, after, columns = await upgrade(v11, 11, [12, 13, 14, 15, 16, 17, 18])
     assert [r.pop("record_id") for r in after["spend_log"]] == [None] * len(before["spend_log"])
     # migration 17: the gateway's provider/model deployments cleared, the columns keep them
     old = [(r.pop("deployment"), r["provider"], r["served_model"]) for r in before["spend_log"]]
@@ -49,6 +49,11 @@ async def test_a_v11_database_upgrades_with_its_rollup_filled_in_from_the_log(v1
     for row in after["spend_log"]:  # migration 16: NULL for calls that were not tiered
         assert [row.pop(n) for n in ("tier", "tier_score", "saved_pico")] == [None] * 3
     assert [r.pop("saved_pico") for r in after["spend_daily"]] == [0] * 3
+    levers = ("cache_saved_pico", "prompt_saved_pico", "batch_saved_pico")
+    for row in after["spend_log"]:  # migration 18: not known for calls before it
+        assert [row.pop(n) for n in ("fallback", *levers)] == [None] * 4
+    for row in after["spend_daily"]:
+        assert [row.pop(n) for n in levers] == [0] * 3
     assert len(before["spend_daily"]) == 3
     report = await aspend_report("day", NOV_20, database_url=v11)
     assert writes(after["spend_daily"]) == FILLED

@@ -47,10 +47,26 @@ class SpendRow:
     cache_write_tokens: int = 0  # cache writes, both TTLs (part of prompt_tokens)
     cache_write_1h_tokens: int = 0  # the 1-hour part of the writes
     saved: Decimal = Decimal(0)  # USD tiered routing saved against the premium tier
+    # USD saved by response-cache hits, prompt-cache reads and batch discounts
+    # (chatgate.cost.savings: recorded with each call since migration 18)
+    cache_saved: Decimal = Decimal(0)
+    prompt_saved: Decimal = Decimal(0)
+    batch_saved: Decimal = Decimal(0)
+
+    @property
+    def by_lever(self) -> dict[str, Decimal]:
+        """USD saved by each lever: tiering, the response cache, prompt caching, batch."""
+        return {
+            "tiering": self.saved,
+            "cache hits": self.cache_saved,
+            "prompt caching": self.prompt_saved,
+            "batch": self.batch_saved,
+        }
 
     def to_json(self) -> dict[str, object]:
         """The row as the admin API and ``chatgate spend --json`` give it (money as strings)."""
-        return {**asdict(self), "cost": str(self.cost), "saved": str(self.saved)}
+        money = ("cost", "saved", "cache_saved", "prompt_saved", "batch_saved")
+        return {**asdict(self), **{name: str(getattr(self, name)) for name in money}}
 
 
 _SUMMED = (
@@ -64,7 +80,13 @@ _SUMMED = (
     "cache_write_tokens",
     "cache_write_1h_tokens",
     "saved_pico",
+    "cache_saved_pico",
+    "prompt_saved_pico",
+    "batch_saved_pico",
 )
+
+
+_MONEY = ("cost_pico", "saved_pico", "cache_saved_pico", "prompt_saved_pico", "batch_saved_pico")
 
 
 def parse_since(since: str | dt.date, today: dt.date | None = None) -> dt.date:
@@ -113,10 +135,10 @@ async def aspend_report(
     report = []
     for group, *values in rows:
         totals = dict(zip(_SUMMED, map(int, values), strict=True))
-        cost = from_pico(totals.pop("cost_pico"))
-        saved = from_pico(totals.pop("saved_pico"))
+        usd = [from_pico(totals.pop(name)) for name in _MONEY]
         name = str(group) if group not in (None, "") else "(none)"
-        report.append(SpendRow(name, cost=cost, saved=saved, **totals))
+        report.append(SpendRow(name, **totals, cost=usd[0], saved=usd[1], cache_saved=usd[2],
+                               prompt_saved=usd[3], batch_saved=usd[4]))  # fmt: skip
     if by == "day":
         return sorted(report, key=lambda row: row.group)
     return sorted(report, key=lambda row: (-row.cost, row.group))

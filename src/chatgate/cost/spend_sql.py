@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from chatgate.cost.budgets import to_pico
 from chatgate.cost.usage import UsageRecord
 from chatgate.store.partitions import ensure_days
-from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+from chatgate.store.schema.spend import LEVERS, SPEND_DAILY, SPEND_LOG
 
 __all__ = ["SpendWriter"]
 
@@ -36,6 +36,7 @@ _ADDED = (
     "cost_pico",
     "unpriced",
     "saved_pico",
+    *(f"{lever}_saved_pico" for lever in LEVERS),
 )
 
 
@@ -70,6 +71,10 @@ def _row(r: UsageRecord) -> dict[str, Any]:
         "tier": r.tier,
         "tier_score": r.tier_score,
         "saved_pico": None if r.saved is None else to_pico(r.saved),
+        "fallback": r.fallback,
+        "cache_saved_pico": None if r.cache_saved is None else to_pico(r.cache_saved),
+        "prompt_saved_pico": None if r.prompt_saved is None else to_pico(r.prompt_saved),
+        "batch_saved_pico": None if r.batch_saved is None else to_pico(r.batch_saved),
     }
 
 
@@ -114,8 +119,14 @@ def _rollup(records: Sequence[UsageRecord]) -> list[dict[str, Any]]:
         acc["cached_tokens"] += r.cached_tokens
         acc["cache_write_tokens"] += r.cache_write_tokens
         acc["cache_write_1h_tokens"] += r.cache_write_1h_tokens
-        if r.saved is not None:
-            acc["saved_pico"] += to_pico(r.saved)
+        for name, value in (
+            ("saved_pico", r.saved),
+            ("cache_saved_pico", r.cache_saved),
+            ("prompt_saved_pico", r.prompt_saved),
+            ("batch_saved_pico", r.batch_saved),
+        ):
+            if value is not None:
+                acc[name] += to_pico(value)
         if r.cost is None:
             acc["unpriced"] += r.error is None
         else:

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypedDict
 import orjson
 
 from chatgate.cost.calc import cache_writes_1h, token_parts
+from chatgate.cost.savings import recorded_savings
 from chatgate.types import ChatResponse, Usage
 
 __all__ = ["JsonlSink", "MemorySink", "UsageRecord", "UsageSink", "token_fields"]
@@ -85,6 +86,12 @@ class UsageRecord:
     tier: str | None = None  # a tiered name's tier that answered (docs/routing.md)
     tier_score: float | None = None  # the classifier's score; None when a header chose
     saved: Decimal | None = None  # USD the premium tier would have cost more at these tokens
+    fallback: bool | None = None  # answered by a fallback group (None: not known)
+    # USD saved by the response cache, prompt-cache reads and a provider batch's discount
+    # (chatgate.cost.savings; None where the lever did not act)
+    cache_saved: Decimal | None = None
+    prompt_saved: Decimal | None = None
+    batch_saved: Decimal | None = None
 
     @classmethod
     def of(
@@ -99,6 +106,14 @@ class UsageRecord:
         stream: bool = False,
     ) -> UsageRecord:
         meta = response.meta
+        served = f"{meta.provider}/{meta.model}" if meta.provider else None
+        saved = recorded_savings(
+            response.usage,
+            served,
+            meta.cost,
+            cache_hit=meta.cache_hit,
+            cache_cost=meta.cache_saved_cost,
+        )
         return cls(
             ts=time.time(),
             model=model or meta.model_name or f"{meta.provider}/{meta.model}",
@@ -121,6 +136,9 @@ class UsageRecord:
             tier=meta.tier,
             tier_score=meta.tier_score,
             saved=meta.tier_saved_cost,
+            cache_saved=saved.cache,
+            prompt_saved=saved.prompt,
+            batch_saved=saved.batch,
         )
 
     @classmethod
@@ -142,10 +160,14 @@ class UsageRecord:
         (a spill file left by an older version replays)."""
         data = orjson.loads(line)
         data["cost"] = None if data["cost"] is None else Decimal(data["cost"])
-        if data.get("saved") is not None:
-            data["saved"] = Decimal(data["saved"])
+        for name in _DECIMALS:
+            if data.get(name) is not None:
+                data[name] = Decimal(data[name])
         data["tags"] = tuple(data["tags"])
         return cls(**data)
+
+
+_DECIMALS = ("saved", "cache_saved", "prompt_saved", "batch_saved")
 
 
 def _decimal(value: object) -> str:

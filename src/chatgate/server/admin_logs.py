@@ -2,7 +2,9 @@
 
 GET /admin/logs                 newest first; filters: since, until (ISO 8601, unix seconds
                                 or 24h / 7d ago), key, team, user, model, status (ok|error),
-                                error (class), min_cost (USD), request_id; limit (1-500,
+                                error (class), min_cost (USD), request_id, fallback and
+                                retried (true|false: answered by a fallback group; more
+                                than one attempt); limit (1-500,
                                 default 50); cursor (the previous page's next_cursor)
 GET /admin/logs/{request_id}    that request's records: tokens by kind, cost and its
                                 breakdown at list prices, latency, TTFT, attempts, cache
@@ -26,7 +28,7 @@ from chatgate.cost.prices import lookup_price
 from chatgate.server.errors import GatewayError
 from chatgate.server.log_filters import LogFilters, encode_cursor, log_filters
 from chatgate.server.state import GatewayState
-from chatgate.store.schema.spend import SPEND_LOG
+from chatgate.store.schema.spend import LEVERS, SPEND_LOG
 
 __all__ = ["log_detail", "log_page"]
 
@@ -55,6 +57,13 @@ def _where(f: LogFilters) -> list[ColumnElement[bool]]:
         out.append(c.error.is_(None))
     elif f.status == "error":
         out.append(c.error.is_not(None))
+    if "fallback" in f.flags:  # NULL (not known: an older row) counts as no fallback
+        taken = c.fallback.is_(True)
+        out.append(
+            taken if f.flags["fallback"] else or_(c.fallback.is_(None), c.fallback.is_(False))
+        )
+    if "retried" in f.flags:
+        out.append(c.attempts > 1 if f.flags["retried"] else c.attempts <= 1)
     if f.min_cost_pico is not None:
         out.append(c.cost_pico >= f.min_cost_pico)
     if f.cursor is not None:
@@ -93,8 +102,13 @@ def _row(m: Mapping[str, Any]) -> dict[str, Any]:
         "ttft_ms": m["ttft_ms"],
         "finish_reason": m["finish_reason"],
         "attempts": m["attempts"],
+        "fallback": m["fallback"],
         "cache_hit": m["cache_hit"],
         "error": m["error"],
+        "saved": {
+            lever: _usd(m[f"{lever}_saved_pico"] if lever != "tier" else m["saved_pico"])
+            for lever in ("tier", *LEVERS)
+        },
     }
 
 

@@ -1,16 +1,18 @@
 """Spend and traffic over time, for the admin API and the console's Overview.
 
 GET /admin/overview   ?bucket=hour|day|month (default day)
-                      &by=model|key|team|user (default model)
+                      &by=model|key|team|user|tag (default model; a call with two tags
+                      counts in both stacks, one with none under "(none)")
                       &since=, &until= (as /admin/logs; default 24h, 30d, 365d by bucket)
 
 Day and month buckets cover whole UTC days and read each day's statistics (``day_stats``:
 a day not computed yet is listed in ``pending_days`` and counts zero until it is); hour
 buckets (at most 3 days) read the spend log. The top 8 groups get a series each, the rest
 one "(other)" series. Traffic: requests, errors, cache
-hits, retried requests, and p50/p95 latency and time to first token (a month's are its
-days' values weighted by their requests). The cache's savings are an estimate: each hit's
-tokens at its model's average paid price per token that day (hour buckets: that window).
+hits, retried requests, requests a fallback group answered, and p50/p95 latency and time to
+first token (a month's are its days' values weighted by their requests). Saved: USD per
+bucket by lever (tier routing, response-cache hits, prompt-cache reads, batch discounts), as
+each call's spend-log row recorded it (migration 18; tiering's since 16).
 """
 
 from __future__ import annotations
@@ -25,12 +27,11 @@ from chatgate.errors import InvalidRequestError
 from chatgate.server.admin_logs import engine_of
 from chatgate.server.day_stats import day_stats_for
 from chatgate.server.log_filters import Window, window
-from chatgate.server.overview_days import OTHER
+from chatgate.server.overview_days import OTHER, SAVED
 from chatgate.server.overview_hours import (
     BY,
     TOP,
     hour_label,
-    hour_saved,
     hour_spend,
     hour_traffic,
 )
@@ -40,7 +41,7 @@ __all__ = ["overview"]
 
 _DEFAULT_SINCE = {"hour": "24h", "day": "30d", "month": "365d"}
 _MAX_HOURS = 72
-_COUNTS = ("requests", "errors", "cache_hits", "retried")
+_COUNTS = ("requests", "errors", "cache_hits", "retried", "fallbacks")
 _PCTS = ("latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "ttft_p95_ms")
 
 
@@ -50,7 +51,7 @@ def _query(params: Mapping[str, str]) -> tuple[str, str, Window]:
         raise InvalidRequestError("bucket: hour, day or month", param="bucket")
     by = params.get("by", "model")
     if by not in BY:
-        raise InvalidRequestError("by: model, key, team or user", param="by")
+        raise InvalidRequestError("by: model, key, team, user or tag", param="by")
     unknown = sorted(set(params) - {"bucket", "by", "since", "until"})
     if unknown:
         raise InvalidRequestError(
@@ -118,10 +119,16 @@ def _day_traffic(
     return out
 
 
-def _day_saved(models: Sequence[dict[str, Any]]) -> float:
-    return float(
-        sum(r["hit_tokens"] * r["cost_pico"] / r["paid_tokens"] for r in models if r["paid_tokens"])
-    )
+def _day_saved(
+    rows: Sequence[dict[str, Any]], bucket: str, labels: Sequence[str]
+) -> dict[str, list[float]]:
+    out = {lever: [0.0] * len(labels) for lever in SAVED}
+    index = {label: i for i, label in enumerate(labels)}
+    for row in rows:
+        i = index[_day_label(bucket, row["day"])]
+        for lever, (column, _) in SAVED.items():
+            out[lever][i] += float(from_pico(row[column]))
+    return out
 
 
 async def overview(state: GatewayState, params: Mapping[str, str]) -> dict[str, Any]:
@@ -134,13 +141,13 @@ async def overview(state: GatewayState, params: Mapping[str, str]) -> dict[str, 
     if bucket == "hour":
         async with engine.connect() as conn:
             spend = await hour_spend(conn, by, span, labels)
-            traffic = await hour_traffic(conn, span, labels)
-            saved = await hour_saved(conn, span)
+            traffic, saved = await hour_traffic(conn, span, labels)
     else:
-        rows, pending = await day_stats_for(engine).rows(_days(span), ("all", "model", by))
+        rows, pending = await day_stats_for(engine).rows(_days(span), ("all", by))
         spend = _day_spend([r for r in rows if r["dim"] == by], bucket, labels)
-        traffic = _day_traffic([r for r in rows if r["dim"] == "all"], bucket, labels)
-        saved = _day_saved([r for r in rows if r["dim"] == "model"])
+        whole = [r for r in rows if r["dim"] == "all"]
+        traffic = _day_traffic(whole, bucket, labels)
+        saved = _day_saved(whole, bucket, labels)
     requests = sum(traffic["requests"])
     budgets = [
         {"scope": b.scope, "subject": b.subject, "limit": str(b.limit), "window": b.window}
@@ -152,6 +159,7 @@ async def overview(state: GatewayState, params: Mapping[str, str]) -> dict[str, 
         "buckets": labels,
         "spend": spend,
         "traffic": traffic,
+        "saved": saved,
         "budgets": budgets,
         # days whose statistics are being computed (zero until then): ask again shortly
         "pending_days": [d.isoformat() for d in pending],
@@ -160,7 +168,8 @@ async def overview(state: GatewayState, params: Mapping[str, str]) -> dict[str, 
             "requests": requests,
             "errors": sum(traffic["errors"]),
             "cache_hit_rate": sum(traffic["cache_hits"]) / requests if requests else None,
-            "cache_saved": str(from_pico(int(saved))),
             "retried": sum(traffic["retried"]),
+            "fallbacks": sum(traffic["fallbacks"]),
+            "saved": {lever: round(sum(values), 10) for lever, values in saved.items()},
         },
     }

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from chatgate.cost.budgets import Reservation
+from chatgate.cost.savings import recorded_savings
 from chatgate.cost.usage import UsageRecord, token_fields
 from chatgate.server.asgi import Scope
 from chatgate.server.keys import KeyRecord
@@ -25,6 +26,7 @@ from chatgate.types import Usage
 __all__ = ["MAX_TAGS", "OWNERS", "RequestContext", "new_request_id", "usage_record"]
 
 MAX_TAGS = 16
+BATCHES = "/v1/batches"  # the route of a batch job's lines (server/batch_runner.py)
 _MAX_TAG_CHARS = 64
 _MAX_TRACE_CHARS = 128
 
@@ -156,6 +158,9 @@ def usage_record(ctx: RequestContext) -> UsageRecord:
     saved = ctx.tier_saved
     if tier is not None and saved is None:  # a stream: priced at its end
         saved = tier.saving(ctx.usage, ctx.cost)
+    levers = recorded_savings(
+        ctx.usage, ctx.deployment, ctx.cost, cache_hit=ctx.cache_hit, batch_job=ctx.route == BATCHES
+    )
     return UsageRecord(
         ts=time.time(),
         model=ctx.requested_model or "",
@@ -179,4 +184,8 @@ def usage_record(ctx: RequestContext) -> UsageRecord:
         tier=None if tier is None else tier.tier,
         tier_score=None if tier is None else tier.score,
         saved=saved,
+        fallback=ctx.fallback,
+        cache_saved=levers.cache,
+        prompt_saved=levers.prompt,
+        batch_saved=levers.batch,
     )

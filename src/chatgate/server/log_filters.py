@@ -20,7 +20,8 @@ from chatgate.server.key_fields import parse_duration
 __all__ = ["LogFilters", "Window", "decode_cursor", "encode_cursor", "log_filters", "window"]
 
 _TEXT = ("key", "team", "user", "model", "error", "request_id")
-_PARAMS = frozenset({*_TEXT, "since", "until", "status", "min_cost", "limit", "cursor"})
+_FLAGS = ("fallback", "retried")  # true | false: answered by a fallback group; tried again
+_PARAMS = frozenset({*_TEXT, *_FLAGS, "since", "until", "status", "min_cost", "limit", "cursor"})
 MAX_LIMIT = 500
 _AGO = re.compile(r"^\d+(\.\d+)?[smhdwy]$")
 
@@ -40,6 +41,7 @@ class LogFilters:
     window: Window
     text: Mapping[str, str]  # key, team, user, model, error, request_id: exact matches
     status: str | None  # ok | error
+    flags: Mapping[str, bool]  # fallback, retried
     min_cost_pico: int | None
     limit: int
     cursor: tuple[float, str] | None
@@ -116,10 +118,17 @@ def log_filters(query: Mapping[str, str], now: float | None = None) -> LogFilter
     status = query.get("status")
     if status not in (None, "ok", "error"):
         raise _bad("status", "ok or error")
+    flags = {}
+    for name in _FLAGS:
+        if name in query:
+            if query[name] not in ("true", "false"):
+                raise _bad(name, "true or false")
+            flags[name] = query[name] == "true"
     return LogFilters(
         window=window(query, now),
         text={name: query[name] for name in _TEXT if name in query},
         status=status,
+        flags=flags,
         min_cost_pico=_min_cost(query["min_cost"]) if "min_cost" in query else None,
         limit=_limit(query.get("limit", "50")),
         cursor=decode_cursor(query["cursor"]) if "cursor" in query else None,

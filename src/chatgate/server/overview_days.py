@@ -3,9 +3,11 @@
 
 A 30-day chart on 10 million calls cannot scan them on every view, and percentiles cannot
 be summed from the rollup. So each day's numbers (requests, errors, cache hits, retries,
-cost, p50/p95 latency and time to first token, and the 100 most spent models, keys, teams
-and users) are computed with a few grouped queries on that day's rows alone (one partition
-on PostgreSQL).
+fallbacks, cost, the savings by lever, p50/p95 latency and time to first token, and the 100
+most spent models, keys, teams, users and tags) are computed with a few grouped queries on
+that day's rows alone (one partition on PostgreSQL). A call's tags are one comma-separated
+column: grouped by that text (a few distinct sets a day), then split here, so a call with
+two tags counts under both.
 """
 
 from __future__ import annotations
@@ -18,15 +20,41 @@ from typing import Any
 from sqlalchemy import case, desc, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+from chatgate.store.schema.spend import LEVERS, SPEND_DAILY, SPEND_LOG
 
-__all__ = ["DIMENSIONS", "OTHER", "SETTLE_S", "TOP_PER_DAY", "day_rows", "settled"]
+__all__ = [
+    "DIMENSIONS",
+    "NO_TAG",
+    "OTHER",
+    "SAVED",
+    "SETTLE_S",
+    "TOP_PER_DAY",
+    "day_rows",
+    "settled",
+    "split_tags",
+]
 
 SETTLE_S = 3600.0
 TOP_PER_DAY = 100
 DIMENSIONS = {"key": "key_id", "team": "team_id", "user": "user_id"}
 OTHER = "(other)"
-_COUNTS = ("requests", "errors", "cost_pico", "cache_hits", "retried", "hit_tokens", "paid_tokens")
+NO_TAG = "(none)"
+# console_daily's column of each lever's saving, and spend_log's it sums
+SAVED = {
+    "tier": ("tier_saved_pico", "saved_pico"),
+    **{lever: (f"{lever}_saved_pico", f"{lever}_saved_pico") for lever in LEVERS},
+}
+_COUNTS = (
+    "requests",
+    "errors",
+    "cost_pico",
+    "cache_hits",
+    "retried",
+    "hit_tokens",
+    "paid_tokens",
+    "fallbacks",
+    *(stored for stored, _ in SAVED.values()),
+)
 _PCTS = ("latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "ttft_p95_ms")
 
 
@@ -82,6 +110,8 @@ async def _by_model(conn: AsyncConnection, day: dt.date) -> list[dict[str, Any]]
             func.sum(case((c.attempts > 1, 1), else_=0)),
             func.sum(case((c.cache_hit, tokens), else_=0)),
             func.sum(case((c.cache_hit, 0), else_=tokens)),
+            func.sum(case((c.fallback, 1), else_=0)),
+            *(func.sum(c[logged]) for _, logged in SAVED.values()),
         )
         .where(c.day == day)
         .group_by(c.model)
@@ -113,6 +143,37 @@ async def _top(conn: AsyncConnection, day: dt.date, dim: str, total: int) -> lis
     return rows
 
 
+def split_tags(tags: str | None) -> list[str]:
+    """A call's tags, each once (a client may repeat one), or ``NO_TAG``."""
+    return list(dict.fromkeys(t for t in (tags or "").split(",") if t)) or [NO_TAG]
+
+
+async def _top_tags(conn: AsyncConnection, day: dt.date) -> list[dict[str, Any]]:
+    """The day's most spent tags; a call counts under each of its tags."""
+    c = SPEND_LOG.c
+    query = (
+        select(c.tags, func.sum(func.coalesce(c.cost_pico, 0)), func.count(), func.count(c.error))
+        .where(c.day == day)
+        .group_by(c.tags)
+    )
+    sums: dict[str, list[int]] = {}
+    for tags, pico, n, errors in await conn.execute(query):
+        for tag in split_tags(tags):
+            acc = sums.setdefault(tag, [0, 0, 0])
+            acc[0] += int(pico or 0)
+            acc[1] += n
+            acc[2] += errors
+    ranked = sorted(sums.items(), key=lambda kv: -kv[1][0])
+    rows = [
+        _row(day, "tag", tag, cost_pico=pico, requests=n, errors=e)
+        for tag, (pico, n, e) in ranked[:TOP_PER_DAY]
+    ]
+    rest = ranked[TOP_PER_DAY:]
+    if rest:
+        rows.append(_row(day, "tag", OTHER, cost_pico=sum(v[0] for _, v in rest)))
+    return rows
+
+
 async def day_rows(conn: AsyncConnection, day: dt.date) -> list[dict[str, Any]]:
     """Every console_daily row of ``day``, computed now."""
     models = await _by_model(conn, day)
@@ -126,7 +187,7 @@ async def day_rows(conn: AsyncConnection, day: dt.date) -> list[dict[str, Any]]:
     out = [whole, *models]
     for dim in DIMENSIONS:
         out += await _top(conn, day, dim, whole["cost_pico"])
-    return out
+    return out + await _top_tags(conn, day)
 
 
 def settled(day: dt.date, now: float) -> bool:

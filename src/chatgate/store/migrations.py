@@ -27,6 +27,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    delete,
     func,
     inspect,
     select,
@@ -46,7 +47,7 @@ from chatgate.store.schema.conversations import (
     TOOL_CALLS,
 )
 from chatgate.store.schema.keys import VIRTUAL_KEYS
-from chatgate.store.schema.spend import CONSOLE_LOG_INDEXES, SPEND_DAILY, SPEND_LOG
+from chatgate.store.schema.spend import CONSOLE_LOG_INDEXES, LEVERS, SPEND_DAILY, SPEND_LOG
 
 __all__ = ["MIGRATIONS", "Migration", "add_columns", "current_version", "migrate"]
 
@@ -144,6 +145,15 @@ async def _deployment_ids(conn: AsyncConnection) -> None:
     )
 
 
+async def _savings(conn: AsyncConnection) -> None:
+    await add_columns(SPEND_LOG, "fallback", *(f"{lever}_saved_pico" for lever in LEVERS))(conn)
+    await add_columns(SPEND_DAILY, *(f"{lever}_saved_pico" for lever in LEVERS))(conn)
+    names = ["fallbacks", *(f"{lever}_saved_pico" for lever in ("tier", *LEVERS))]
+    await add_columns(CONSOLE_DAILY, *names)(conn)
+    # stored days lack the new numbers: computed again from spend_log when next viewed
+    await conn.execute(delete(CONSOLE_DAILY))
+
+
 async def _console_indexes(conn: AsyncConnection) -> None:
     for index in SPEND_LOG.indexes:
         if index.name in CONSOLE_LOG_INDEXES:
@@ -182,6 +192,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         17,
         "spend_log.deployment: the deployment id; the gateway's old provider/model values cleared",
         extra=_deployment_ids,
+    ),
+    Migration(
+        18,
+        "spend_log.fallback and the savings by lever (response cache, prompt cache, batch), "
+        "summed in spend_daily; console_daily's fallbacks and savings (its days recomputed)",
+        extra=_savings,
     ),
 )
 

@@ -2,7 +2,8 @@
 
 GET    /ui                  the page (it signs in, then uses the admin API)
 GET    /ui/assets/<v>/<f>   its scripts and styles (cached for a year; see assets.py)
-POST   /ui/session          sign in: {"key": master key or an admin virtual key}
+POST   /ui/session          sign in: {"key": master key or an admin virtual key}; 5 wrong
+                            keys a minute from one address, then 429 (sign_in_limit.py)
 GET    /ui/session          who is signed in, and the CSRF token for changes
 DELETE /ui/session          sign out (needs the CSRF token)
 """
@@ -22,6 +23,7 @@ from chatgate.server.console.auth import (
     session_store,
 )
 from chatgate.server.console.sessions import SESSION_TTL_S, csrf_token, master_subject
+from chatgate.server.console.sign_in_limit import limiter_for
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.keys import PREFIX, KeyRejected
@@ -100,14 +102,28 @@ async def _sign_in(scope: Scope, receive: Receive, send: Send, state: GatewaySta
             type_="permission_error",
             code="admin_only",
         )
+    address = _address(scope)
+    limiter = limiter_for(state.services)
+    tried = limiter.attempt(address)  # before the key is read: a refusal says nothing about it
     if hmac.compare_digest(secret.encode(), master.encode()):
         subject, who = master_subject(master), {"kind": "master", "name": "master key"}
     else:
-        subject, who = await _admin_key(state, secret)
+        try:
+            subject, who = await _admin_key(state, secret)
+        except GatewayError as exc:
+            if exc.status not in (401, 403):  # an outage, not a wrong key
+                limiter.withdraw(address, tried)
+            raise
+    limiter.succeeded(address, tried)
     session_id, session = await session_store(state).open(subject)
     headers = [_cookie(scope, session_id, SESSION_TTL_S)]
     body_out = {**who, "csrf": csrf_token(session_id), "expires_at": session.expires_at}
     await send_json(send, 200, body_out, headers)
+
+
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 async def _admin_key(state: GatewayState, secret: str) -> tuple[str, dict[str, str]]:

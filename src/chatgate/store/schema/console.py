@@ -3,9 +3,10 @@ itself lives in the browser's HttpOnly cookie, so a copy of this table signs no 
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, Float, Index, String, Table
+from sqlalchemy import BigInteger, Column, Date, Float, Index, String, Table, text
 
 from chatgate.store.schema import METADATA
+from chatgate.store.schema.spend import LEVERS
 
 __all__ = ["CONSOLE_DAILY", "CONSOLE_SESSIONS"]
 
@@ -22,8 +23,9 @@ CONSOLE_SESSIONS = Table(
 
 # The Overview's statistics of one closed day, computed once from spend_log and spend_daily
 # the first time a chart needs that day (chatgate.server.overview_days). ``dim`` is "all"
-# (name "*": the day's traffic and its percentiles), or model | key | team | user (name: the
-# subject; the day's 100 most spent subjects of each, the rest as "(other)").
+# (name "*": the day's traffic and its percentiles), or model | key | team | user | tag (name:
+# the subject; the day's 100 most spent subjects of each, the rest as "(other)"; a call with
+# two tags counts under both, one with none under "(none)").
 CONSOLE_DAILY = Table(
     "console_daily",
     METADATA,
@@ -42,4 +44,10 @@ CONSOLE_DAILY = Table(
     Column("ttft_p50_ms", Float),
     Column("ttft_p95_ms", Float),
     Column("computed_at", Float, nullable=False),
+    # added by migration 18: requests a fallback group answered; USD saved by each lever
+    Column("fallbacks", BigInteger, nullable=False, default=0, server_default=text("0")),
+    *(
+        Column(f"{lever}_saved_pico", BigInteger, nullable=False, server_default=text("0"))
+        for lever in ("tier", *LEVERS)
+    ),
 )

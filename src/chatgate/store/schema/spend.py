@@ -24,7 +24,11 @@ from sqlalchemy import (
 
 from chatgate.store.schema import METADATA
 
-__all__ = ["CONSOLE_LOG_INDEXES", "SPEND_DAILY", "SPEND_LOG"]
+__all__ = ["CONSOLE_LOG_INDEXES", "LEVERS", "SPEND_DAILY", "SPEND_LOG"]
+
+# the savings recorded per call besides tiering's (chatgate.cost.savings), one column each:
+# <lever>_saved_pico (added by migration 18)
+LEVERS = ("cache", "prompt", "batch")
 
 # added by migration 15: the console's log table pages newest first by (ts, record_id),
 # over everything or one model; its minimum-cost filter finds the few costly calls
@@ -68,6 +72,9 @@ SPEND_LOG = Table(
     Column("tier", String(128)),
     Column("tier_score", Float),
     Column("saved_pico", BigInteger),
+    # answered by a fallback group (NULL: not known, e.g. a row older than migration 18)
+    Column("fallback", Boolean),
+    *(Column(f"{lever}_saved_pico", BigInteger) for lever in LEVERS),
     Index("ix_spend_log_day", "day"),
     Index("ix_spend_log_key_ts", "key_id", "ts"),
     Index("ix_spend_log_team_ts", "team_id", "ts"),
@@ -103,6 +110,13 @@ SPEND_DAILY = Table(
     Column("unpriced", BigInteger, nullable=False, default=0),  # calls whose cost was unknown
     # USD saved by tiered routing against the premium tier (added by migration 14)
     Column("saved_pico", BigInteger, nullable=False, default=0, server_default=text("0")),
+    # USD saved by the response cache, prompt-cache reads, batch discounts (migration 18)
+    *(
+        Column(
+            f"{lever}_saved_pico", BigInteger, nullable=False, default=0, server_default=text("0")
+        )
+        for lever in LEVERS
+    ),
     Index("ix_spend_daily_key_day", "key_id", "day"),
     Index("ix_spend_daily_team_day", "team_id", "day"),
     Index("ix_spend_daily_model_day", "model", "day"),

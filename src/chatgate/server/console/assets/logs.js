@@ -9,9 +9,11 @@ const FILTERS = [
 
 function filterForm(onSubmit) {
   const status = el("select", { name: "status" }, ["", "ok", "error"].map((s) => el("option", { value: s }, s || "any")));
+  const yesNo = (name) => el("select", { name }, [["", "any"], ["true", "yes"], ["false", "no"]].map(([v, t]) => el("option", { value: v }, t)));
   const form = el("form", { class: "row", id: "log-filters" },
     FILTERS.map(([name, label, value]) => el("label", {}, label, el("input", { name, value, size: name === "request_id" ? 20 : 9 }))),
-    el("label", {}, "status", status), el("button", {}, "Filter"));
+    el("label", {}, "status", status), el("label", {}, "fallback taken", yesNo("fallback")),
+    el("label", {}, "retried", yesNo("retried")), el("button", {}, "Filter"));
   form.addEventListener("submit", (event) => { event.preventDefault(); onSubmit(form); });
   return form;
 }
@@ -22,6 +24,16 @@ function queryOf(form) {
     if (input.name && input.value.trim()) params.set(input.name, input.value.trim());
   }
   return params;
+}
+
+function savedOf(r) {
+  const parts = Object.entries(r.saved).filter(([, v]) => v !== null && Number(v) !== 0);
+  return parts.length ? parts.map(([k, v]) => `${k} $${v}`).join(", ") : "—";
+}
+
+function routeOf(r) {
+  const tries = r.attempts > 1 ? `${r.attempts} tries` : "";
+  return [r.fallback ? "fallback" : "", tries].filter(Boolean).join(", ");
 }
 
 function tokensOf(r) {
@@ -41,7 +53,9 @@ function detailView(detail) {
       ["cost by kind (list price)", r.cost_breakdown ? Object.entries(r.cost_breakdown).map(([k, v]) => `${k} $${v}`).join(", ") : "—"],
       ["latency", r.latency_ms === null ? "—" : `${r.latency_ms.toFixed(1)} ms`],
       ["time to first token", r.ttft_ms === null ? "—" : `${r.ttft_ms.toFixed(1)} ms`],
-      ["attempts", r.attempts], ["cache", r.cache_hit ? "hit" : "miss"], ["stream", r.stream ? "yes" : "no"],
+      ["attempts", r.attempts],
+      ["fallback", r.fallback === null ? "—" : r.fallback ? "yes: a fallback group answered" : "no"],
+      ["saved", savedOf(r)], ["cache", r.cache_hit ? "hit" : "miss"], ["stream", r.stream ? "yes" : "no"],
     ].map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v))))));
   const content = detail.content_logged
     ? "log_content is on: the messages are in the access log under this request id."
@@ -70,7 +84,7 @@ export async function logsPage(root) {
         el("td", {}, r.error ?? "ok"), el("td", { class: "num" }, tokensOf(r)),
         el("td", { class: "num" }, money(r.cost)),
         el("td", { class: "num" }, r.latency_ms === null ? "—" : r.latency_ms.toFixed(0)),
-        el("td", {}, r.cache_hit ? "hit" : ""));
+        el("td", {}, r.cache_hit ? "hit" : ""), el("td", { class: "route" }, routeOf(r)));
       row.addEventListener("click", async () => {
         if (!r.request_id) return;
         try { detail.replaceChildren(detailView(await api("GET", `/admin/logs/${encodeURIComponent(r.request_id)}`))); }
@@ -79,7 +93,7 @@ export async function logsPage(root) {
       return row;
     });
     const head = ["time (UTC)", "request", "key", "team", "model", "status",
-      { label: "tokens", num: true }, { label: "cost", num: true }, { label: "ms", num: true }, "cache"];
+      { label: "tokens", num: true }, { label: "cost", num: true }, { label: "ms", num: true }, "cache", "routing"];
     if (append && body.querySelector("tbody")) body.querySelector("tbody").append(...rows);
     else body.replaceChildren(rows.length ? table(head, rows) : el("p", { class: "muted" }, "No requests match."));
   }
