@@ -21,6 +21,7 @@ from typing import Any, TypeVar, Unpack, cast
 from chatgate import config as config_module
 from chatgate.chat_request import MessageLike, chat_request
 from chatgate.config import Config, ModelEntry, RouterSettings
+from chatgate.cost.budgets import Budgets
 from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest, EmbeddingResponse
 from chatgate.embeddings import build_embedding
 from chatgate.errors import ChatgateError, InvalidRequestError
@@ -31,7 +32,15 @@ from chatgate.router.chat import ChatJob
 from chatgate.router.deployments import RoutedDeployment, build_groups
 from chatgate.router.embed import EmbeddingJob
 from chatgate.router.fallbacks import Allowed, FallbackTables, everything, next_allowed
-from chatgate.router.options import ROUTE_ARGS, RouteArgs, RoutedCompletionArgs
+from chatgate.router.guarded import (
+    Guard,
+    Payer,
+    RouterBudgetsArg,
+    RouterCacheArg,
+    router_budgets,
+    router_cache,
+)
+from chatgate.router.options import RouteArgs, RoutedCompletionArgs, split_routed_args
 from chatgate.router.policy import Fault, classify
 from chatgate.router.runtime import Runtime, state_for
 from chatgate.router.state import Health, MemoryState, RouterState
@@ -60,6 +69,10 @@ class Router:
     With ``redis_url`` (or ``redis_host``) in the settings its state is shared through Redis
     by every Router on that namespace (``shared_state_failure``: what calls get while Redis is
     unreachable); ``await router.aclose()`` then closes the connection.
+    ``cache``: as ``completion(cache=...)`` takes it, for every call (None: the process default
+    of ``configure_cache``; True: one of its own in memory; cache settings; False: none);
+    ``budgets``: a Budgets, or Budget objects / budget settings, held and settled on every
+    call (docs/routing.md, "Caching and budgets").
     """
 
     def __init__(
@@ -81,6 +94,8 @@ class Router:
         rng: random.Random | None = None,
         env: Mapping[str, str] | None = None,
         tiers: Sequence[TieredModelSettings | Mapping[str, Any]] = (),
+        cache: RouterCacheArg = None,
+        budgets: RouterBudgetsArg = None,
     ) -> None:
         given = {
             "routing_strategy": routing_strategy,
@@ -114,6 +129,12 @@ class Router:
             self._runners[name] = self._runner(name, deployments)
         # names whose tier a local classifier picks (docs/routing.md, "Tiered routing")
         self.tiered: dict[str, TieredModel] = build_tiered([*s.tiers, *tiers], self.groups)
+        self.guard = Guard(router_cache(cache), router_budgets(budgets, s.timeout))
+
+    @property
+    def budgets(self) -> Budgets | None:
+        """The budgets every call of this Router holds and settles (``Router(budgets=...)``)."""
+        return self.guard.budgets
 
     def _runner(self, name: str, deployments: list[RoutedDeployment]) -> GroupRunner:
         s = self.settings
@@ -154,6 +175,7 @@ class Router:
     async def aclose(self) -> None:
         """Close the shared-state connection this Router opened on this loop (a given
         ``state`` is the caller's to close)."""
+        await self.guard.drain()
         close = getattr(self.state, "aclose", None)
         if self._owns_state and close is not None:
             await close()
@@ -200,16 +222,22 @@ class Router:
         *,
         sync: bool,
     ) -> ChatResponse | ChatStream:
-        params: dict[str, Any] = {k: v for k, v in kw.items() if k not in ROUTE_ARGS}
+        params, options, guard = split_routed_args(kw)
         if stream:
             params["stream"] = True
-        options = cast(RouteArgs, {k: v for k, v in kw.items() if k in ROUTE_ARGS})
-        return await self.aroute(
-            chat_request(model, messages, params),
-            sync=sync,
-            tier=TierHints(tier=tier) if tier is not None else None,
-            **options,
-        )
+        request = chat_request(model, messages, params, strict=False)
+        raises = options.get("raise_on_truncation", False)
+        hints = TierHints(tier=tier) if tier is not None else None
+
+        async def route(sync: bool, raise_on_truncation: bool) -> ChatResponse | ChatStream:
+            how = cast(RouteArgs, {**options, "raise_on_truncation": raise_on_truncation})
+            return await self.aroute(request, sync=sync, tier=hints, **how)
+
+        payer = Payer(guard.get("key"), request.user, guard.get("team"))
+        return await self.guard.chat(
+            self, request, route, payer=payer, cache=guard.get("cache"), sync=sync,
+            raise_on_truncation=raises,
+        )  # fmt: skip
 
     async def aroute(
         self,
@@ -263,20 +291,24 @@ class Router:
         timeout: float | None = None,
         num_retries: int | None = None,
         disable_fallbacks: bool = False,
+        key: str | None = None,
+        team: str | None = None,
         **params: Any,
     ) -> EmbeddingResponse:
         """Like ``chatgate.aembedding`` with ``model`` a model_list name, routed as chat is:
-        strategy, limits, retries, cooldowns and fallbacks. ``params``: the OpenAI fields
+        strategy, limits, retries, cooldowns and fallbacks, under the Router's budgets
+        (``key``, ``team``: as for ``acompletion``). ``params``: the OpenAI fields
         (``encoding_format``, ``dimensions``, ``user``, ...)."""
         request = build_embedding(model, {**params, "input": input})
-        return await self.aroute_embedding(
-            request,
-            tags=tags,
-            priority=priority,
-            timeout=timeout,
-            num_retries=num_retries,
-            disable_fallbacks=disable_fallbacks,
-        )
+
+        async def route() -> EmbeddingResponse:
+            return await self.aroute_embedding(
+                request, tags=tags, priority=priority, timeout=timeout,
+                num_retries=num_retries, disable_fallbacks=disable_fallbacks,
+            )  # fmt: skip
+
+        payer = Payer(key, request.user, team)
+        return await self.guard.embedding(self, request, route, payer=payer)
 
     def embedding(self, model: str, input: EmbeddingInput, **kw: Any) -> EmbeddingResponse:
         """The blocking form of ``aembedding``; runs on chatgate's private loop thread."""
