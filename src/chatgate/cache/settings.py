@@ -4,20 +4,36 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+import pydantic
 
 from chatgate.cache.layer import Cache
 from chatgate.cache.policy import CachePolicy
 from chatgate.config import CacheSettings
+from chatgate.errors import InvalidRequestError
 
-__all__ = ["cache_from_settings"]
+__all__ = ["cache_from_settings", "parse_settings"]
+
+S = TypeVar("S", bound=pydantic.BaseModel)
+
+
+def parse_settings(model: type[S], value: Mapping[str, Any], name: str) -> S:
+    """Config settings given in Python (``Router(cache={...})``): an error names the field
+    as ``name.field``."""
+    try:
+        return model.model_validate(dict(value))
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join([name, *(str(p) for p in first["loc"])])
+        raise InvalidRequestError(f"invalid {where}: {first['msg']}", param=where) from None
 
 
 def cache_from_settings(settings: CacheSettings | Mapping[str, Any]) -> Cache:
     """``{"backend": "sqlite", "path": "cache.db", "ttl": 600, "mode": "always"}`` and the
     like; the keys of ``CacheSettings`` (an unknown one is an error naming it)."""
     if not isinstance(settings, CacheSettings):
-        settings = CacheSettings.model_validate(dict(settings))
+        settings = parse_settings(CacheSettings, settings, "cache")
     options: dict[str, Any] = {}
     if settings.backend == "memory" and settings.max_bytes:
         options["max_bytes"] = settings.max_bytes

@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-import pydantic
-
 from chatgate.cache.default import CacheArg, resolve_cache
 from chatgate.cache.layer import Cache
 from chatgate.cache.policy import CacheControl
-from chatgate.cache.settings import cache_from_settings
+from chatgate.cache.settings import cache_from_settings, parse_settings
 from chatgate.cache.sources import raise_if_truncated
 from chatgate.config import BudgetSettings
 from chatgate.cost.budgets import Budget, Budgets, Reservation, hold_ttl_for
@@ -45,6 +43,7 @@ __all__ = [
     "RouterBudgetsArg",
     "RouterCacheArg",
     "answer_cost",
+    "budget_of",
     "hold_amount",
     "hold_chat",
     "router_budgets",
@@ -183,15 +182,13 @@ def _budget(value: object) -> Budget:
             f"like {{'scope': 'user', 'limit': 5}}, not {type(value).__name__}",
             param="budgets",
         )
-    try:
-        b = BudgetSettings.model_validate(dict(value))
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidRequestError(
-            f"invalid budgets.{where}: {first['msg']}", param=f"budgets.{where}"
-        ) from None
-    return Budget(b.scope, b.limit, b.window, b.subject, tuple(b.alerts))
+    return budget_of(parse_settings(BudgetSettings, value, "budgets"))
+
+
+def budget_of(settings: BudgetSettings) -> Budget:
+    """A budget of the config (``general_settings.budgets``) as the Budgets take it."""
+    s = settings
+    return Budget(s.scope, s.limit, s.window, s.subject, tuple(s.alerts))
 
 
 class Guard:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 from chatgate.config import Config, GeneralSettings, RouterSettings
 from chatgate.cost.budgets import Budget, Budgets, hold_ttl_for
+from chatgate.router.guarded import budget_of
 from chatgate.router.redis_state import RedisState
 from chatgate.router.state import MemoryState, RouterState
 
@@ -58,9 +59,7 @@ def spend_wal_dir(url: str) -> Path:
 
 
 def budgets_of(settings: GeneralSettings) -> list[Budget]:
-    return [
-        Budget(b.scope, b.limit, b.window, b.subject, tuple(b.alerts)) for b in settings.budgets
-    ]
+    return [budget_of(b) for b in settings.budgets]
 
 
 class Services:
