@@ -24,14 +24,14 @@ from chatgate.config import Config, ModelEntry, RouterSettings
 from chatgate.cost.budgets import Budgets
 from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest, EmbeddingResponse
 from chatgate.embeddings import build_embedding
-from chatgate.errors import ChatgateError, InvalidRequestError
+from chatgate.errors import InvalidRequestError
 from chatgate.router.admission import Admission
 from chatgate.router.attempt import GroupRunner, Job
 from chatgate.router.call import CallContext
 from chatgate.router.chat import ChatJob
 from chatgate.router.deployments import RoutedDeployment, build_groups
 from chatgate.router.embed import EmbeddingJob
-from chatgate.router.fallbacks import Allowed, FallbackTables, everything, next_allowed
+from chatgate.router.fallbacks import Allowed, FallbackTables, everything
 from chatgate.router.guarded import (
     Guard,
     Payer,
@@ -41,11 +41,11 @@ from chatgate.router.guarded import (
     router_cache,
 )
 from chatgate.router.options import RouteArgs, RoutedCompletionArgs, split_routed_args
-from chatgate.router.policy import Fault, classify
 from chatgate.router.runtime import Runtime, state_for
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
 from chatgate.router.tiered import build_tiered, tier_sender
+from chatgate.router.walk import through_fallbacks
 from chatgate.stream import ChatStream
 from chatgate.telemetry import spans
 from chatgate.tiering.route import TieredModel, TierHints
@@ -55,7 +55,6 @@ from chatgate.types import ChatRequest, ChatResponse
 
 __all__ = ["Router"]
 
-_UNSET: Any = None
 R = TypeVar("R")
 
 
@@ -386,9 +385,10 @@ class Router:
                 admitted = await self._admission.enter(
                     priority, max(0.0, call.time_left(self._runtime))
                 )
-                result = await self._through_fallbacks(
-                    job, call, no_fallbacks, allowed or everything
-                )
+                result = await through_fallbacks(
+                    job, call, no_fallbacks, allowed or everything, self._runners,
+                    self.fallbacks, self._runtime,
+                )  # fmt: skip
         except BaseException as exc:
             if admitted is not None:
                 self._admission.leave(admitted)
@@ -401,35 +401,6 @@ class Router:
             self._admission.leave(admitted)
             route.end()
         return result
-
-    async def _through_fallbacks(
-        self, job: Job[R], call: CallContext, disable: bool, allow: Allowed
-    ) -> R:
-        chain = [job.model]
-        if not disable:
-            chain += self.fallbacks.general.get(job.model, [])
-        visited: set[str] = set()
-        index = 0
-        while True:
-            name = chain[index]
-            visited.add(name)
-            more = any(allow(n) for n in chain[index + 1 :])
-            try:
-                result = await self._runners[name].run(job, call, can_fall_back=more)
-                spans.served_by(name, job.model)
-                return result
-            except ChatgateError as exc:
-                exc.attempt_log = list(call.log)
-                fault = classify(exc)
-                moves_on = fault in (Fault.RETRYABLE, Fault.DEPLOYMENT)
-                extra = None if disable and not moves_on else self.fallbacks.on_fault(name, fault)
-                if extra is None or (moves_on and call.time_left(self._runtime) <= 0):
-                    raise
-                chain[index + 1 : index + 1] = [n for n in extra if n not in visited]
-                index = next_allowed(chain, index, allow, visited, call)
-                exc.attempt_log = list(call.log)
-                if index >= len(chain):
-                    raise
 
     def now(self) -> float:
         """The router's clock (the injected one in tests)."""
