@@ -326,3 +326,52 @@ async def test_unknown_router_call_parameters_get_the_right_hint(fake: FakeOpenA
     with pytest.raises(chatgate.InvalidRequestError, match="acompletion_structured"):
         await r.acompletion("smart", HI, max_retries=2)  # type: ignore[call-arg]
     assert chats(fake) == 0
+
+
+async def test_an_unknown_name_is_refused_before_any_hold_or_lookup(fake: FakeOpenAI) -> None:
+    r = router(fake, cache=True, budgets=[{"scope": "global", "limit": "1"}])
+    with pytest.raises(chatgate.InvalidRequestError, match="known names: smart") as info:
+        await r.acompletion("smrt", HI, max_tokens=10)
+    assert info.value.param == "model"
+    with pytest.raises(chatgate.InvalidRequestError) as info:
+        r.completion("smrt", HI, max_tokens=10)
+    assert info.value.param == "model"
+    with pytest.raises(chatgate.InvalidRequestError) as info:
+        await r.aembedding("smrt", "text")
+    assert info.value.param == "model"
+    assert await spent(r.budgets) == (0, 0)
+    assert fake.requests == []
+
+
+async def test_a_model_without_a_price_under_a_budget_is_refused(fake: FakeOpenAI) -> None:
+    unpriced = {"model": "openai/no-such-model", "api_base": fake.base_url, "api_key": "sk-u"}
+    r = chatgate.Router(
+        [{"model_name": "odd", "params": unpriced}], budgets=[{"scope": "global", "limit": "1"}]
+    )
+    with pytest.raises(chatgate.InvalidRequestError, match="has no price") as info:
+        await r.acompletion("odd", HI, max_tokens=10)
+    assert info.value.param == "model"
+    assert fake.requests == []
+
+
+async def test_two_routers_naming_different_models_alike_never_share_answers(
+    fake: FakeOpenAI, process_cache: Cache
+) -> None:
+    with FakeOpenAI() as other:
+        first = router(fake)
+        second = chatgate.Router([entry("smart", other, model="gpt-4o-mini")], num_retries=0)
+        await first.acompletion("smart", HI, temperature=0)
+        answer = await second.acompletion("smart", HI, temperature=0)
+        again = await second.acompletion("smart", HI, temperature=0)
+    assert not answer.meta.cache_hit
+    assert again.meta.cache_hit
+    assert (chats(fake), chats(other)) == (1, 1)
+
+
+def test_cache_is_a_valid_parameter_of_the_blocking_call(fake: FakeOpenAI) -> None:
+    r = router(fake, cache=True)
+    r.completion("smart", HI, temperature=0.7, cache=True)
+    again = r.completion("smart", HI, temperature=0.7, cache=True)
+    assert isinstance(again, ChatResponse)
+    assert again.meta.cache_hit
+    assert chats(fake) == 1

@@ -16,13 +16,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from chatgate.cache.default import CacheArg, resolve_cache
 from chatgate.cache.layer import Cache
 from chatgate.cache.policy import CacheControl
 from chatgate.cache.settings import cache_from_settings, parse_settings
 from chatgate.cache.sources import raise_if_truncated
+from chatgate.chat_request import MessageLike, chat_request
 from chatgate.config import BudgetSettings
 from chatgate.cost.budgets import Budget, Budgets, Reservation, hold_ttl_for
 from chatgate.cost.calc import cost_of, partial_usage, price_of
@@ -30,8 +31,10 @@ from chatgate.embedding_types import EmbeddingRequest, EmbeddingResponse
 from chatgate.errors import InvalidRequestError
 from chatgate.router.budgeting import embedding_worst_case, routed_worst_case
 from chatgate.router.fallbacks import Allowed
+from chatgate.router.options import RouteArgs, RoutedCompletionArgs, split_routed_args
 from chatgate.stream import ChatStream
 from chatgate.telemetry import spans
+from chatgate.tiering.route import TierHints
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ __all__ = [
     "hold_chat",
     "router_budgets",
     "router_cache",
+    "served_by",
     "through_cache",
 ]
 
@@ -103,8 +107,10 @@ async def through_cache(
     *,
     sync: bool = False,
     raise_on_truncation: bool = False,
+    partition: str = "",
 ) -> Answer:
-    """``call()``, or the cache's answer to ``request`` (keyed by its model_list name)."""
+    """``call()``, or the cache's answer to ``request`` (keyed by its model_list name, and
+    ``partition``: what else keeps answers apart)."""
     if cache is None:
         return await call()
     with spans.step("chatgate.cache"):
@@ -115,7 +121,19 @@ async def through_cache(
             control=control,
             sync=sync,
             raise_on_truncation=raise_on_truncation,
+            partition=partition,
         )
+
+
+def served_by(router: Router, name: str) -> str:
+    """Where a call to ``name`` may be served (every deployment it may reach): a Router's cache
+    partition, so that two Routers giving one name to different models never share answers
+    through the process's cache."""
+    return ",".join(
+        f"{d.deployment.provider}/{d.deployment.model}@{d.deployment.api_base}"
+        for group in router.reachable(name)
+        for d in router.groups[group]
+    )
 
 
 def answer_cost(answer: Answer | None, request: ChatRequest) -> tuple[Decimal | None, Usage | None]:
@@ -200,6 +218,35 @@ class Guard:
         self.budgets = budgets
         self._settling: set[asyncio.Task[None]] = set()
 
+    async def completion(
+        self,
+        router: Router,
+        model: str,
+        messages: Sequence[MessageLike],
+        stream: bool,
+        tier: str | None,
+        kw: RoutedCompletionArgs,
+        *,
+        sync: bool,
+    ) -> Answer:
+        """``Router.acompletion``: the request built from the caller's keywords, routed under
+        the budgets, through the cache."""
+        params, options, guard = split_routed_args(kw)
+        if stream:
+            params["stream"] = True
+        request = chat_request(model, messages, params, strict=False)  # names checked above
+        hints = TierHints(tier=tier) if tier is not None else None
+
+        async def route(sync: bool, raise_on_truncation: bool) -> Answer:
+            how = cast(RouteArgs, {**options, "raise_on_truncation": raise_on_truncation})
+            return await router.aroute(request, sync=sync, tier=hints, **how)
+
+        payer = Payer(guard.get("key"), request.user, guard.get("team"))
+        return await self.chat(
+            router, request, route, payer=payer, cache=guard.get("cache"), sync=sync,
+            raise_on_truncation=options.get("raise_on_truncation", False),
+        )  # fmt: skip
+
     async def chat(
         self,
         router: Router,
@@ -227,6 +274,7 @@ class Guard:
                     lambda: route(False, False),
                     sync=sync,
                     raise_on_truncation=stream_raises,
+                    partition=served_by(router, request.model),
                 )
         except BaseException as exc:
             await self._unwind(hold, exc)

@@ -16,10 +16,10 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, Unpack, cast
+from typing import Any, TypeVar, Unpack
 
 from chatgate import config as config_module
-from chatgate.chat_request import MessageLike, chat_request
+from chatgate.chat_request import MessageLike
 from chatgate.config import Config, ModelEntry, RouterSettings
 from chatgate.cost.budgets import Budgets
 from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest, EmbeddingResponse
@@ -40,7 +40,7 @@ from chatgate.router.guarded import (
     router_budgets,
     router_cache,
 )
-from chatgate.router.options import RouteArgs, RoutedCompletionArgs, split_routed_args
+from chatgate.router.options import RoutedCompletionArgs
 from chatgate.router.runtime import Runtime, state_for
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
@@ -131,8 +131,7 @@ class Router:
         self.guard = Guard(router_cache(cache), router_budgets(budgets, s.timeout))
 
     @property
-    def budgets(self) -> Budgets | None:
-        """The budgets every call of this Router holds and settles (``Router(budgets=...)``)."""
+    def budgets(self) -> Budgets | None:  # what every call of this Router holds and settles
         return self.guard.budgets
 
     def _runner(self, name: str, deployments: list[RoutedDeployment]) -> GroupRunner:
@@ -197,7 +196,9 @@ class Router:
         """Like ``chatgate.acompletion`` with ``model`` a model_list name; the keywords are
         OpenAI's request fields (``ChatParams``) and how to route (``RouteArgs``); ``tier``:
         for a tiered name, the tier to use instead of the classifier's."""
-        return await self._completion(model, messages, stream, tier, kw, sync=False)
+        if model not in self.groups and model not in self.tiered:
+            raise self._unknown(model)
+        return await self.guard.completion(self, model, messages, stream, tier, kw, sync=False)
 
     def completion(
         self,
@@ -209,34 +210,9 @@ class Router:
         **kw: Unpack[RoutedCompletionArgs],
     ) -> ChatResponse | ChatStream:
         """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
-        return run_sync(self._completion(model, messages, stream, tier, kw, sync=True))
-
-    async def _completion(
-        self,
-        model: str,
-        messages: Sequence[MessageLike],
-        stream: bool,
-        tier: str | None,
-        kw: RoutedCompletionArgs,
-        *,
-        sync: bool,
-    ) -> ChatResponse | ChatStream:
-        params, options, guard = split_routed_args(kw)
-        if stream:
-            params["stream"] = True
-        request = chat_request(model, messages, params, strict=False)
-        raises = options.get("raise_on_truncation", False)
-        hints = TierHints(tier=tier) if tier is not None else None
-
-        async def route(sync: bool, raise_on_truncation: bool) -> ChatResponse | ChatStream:
-            how = cast(RouteArgs, {**options, "raise_on_truncation": raise_on_truncation})
-            return await self.aroute(request, sync=sync, tier=hints, **how)
-
-        payer = Payer(guard.get("key"), request.user, guard.get("team"))
-        return await self.guard.chat(
-            self, request, route, payer=payer, cache=guard.get("cache"), sync=sync,
-            raise_on_truncation=raises,
-        )  # fmt: skip
+        if model not in self.groups and model not in self.tiered:
+            raise self._unknown(model)
+        return run_sync(self.guard.completion(self, model, messages, stream, tier, kw, sync=True))
 
     async def aroute(
         self,
@@ -298,6 +274,8 @@ class Router:
         strategy, limits, retries, cooldowns and fallbacks, under the Router's budgets
         (``key``, ``team``: as for ``acompletion``). ``params``: the OpenAI fields
         (``encoding_format``, ``dimensions``, ``user``, ...)."""
+        if model not in self.groups:
+            raise self._unknown(model)
         request = build_embedding(model, {**params, "input": input})
 
         async def route() -> EmbeddingResponse:
@@ -353,11 +331,7 @@ class Router:
         download_images: bool = False,
     ) -> CallContext:
         if model not in self.groups:
-            raise InvalidRequestError(
-                f"model {model!r} is not in the router's model_list; "
-                f"known names: {', '.join(self.groups) or 'none'}",
-                param="model",
-            )
+            raise self._unknown(model)
         return CallContext.begin(
             self._runtime,
             timeout,
@@ -401,6 +375,13 @@ class Router:
             self._admission.leave(admitted)
             route.end()
         return result
+
+    def _unknown(self, model: str) -> InvalidRequestError:
+        return InvalidRequestError(
+            f"model {model!r} is not in the router's model_list; "
+            f"known names: {', '.join(self.model_names) or 'none'}",
+            param="model",
+        )
 
     def now(self) -> float:
         """The router's clock (the injected one in tests)."""
