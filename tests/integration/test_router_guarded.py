@@ -13,7 +13,10 @@ import pytest
 
 import chatgate
 from chatgate.cache import Cache, configure_cache
+from chatgate.cache.keys import embedding_key
 from chatgate.cost.budgets import Budget, Budgets
+from chatgate.embeddings import build_embedding
+from chatgate.router.guarded import served_by
 from chatgate.types import ChatResponse
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, error_json
 
@@ -375,3 +378,47 @@ def test_cache_is_a_valid_parameter_of_the_blocking_call(fake: FakeOpenAI) -> No
     assert isinstance(again, ChatResponse)
     assert again.meta.cache_hit
     assert chats(fake) == 1
+
+
+def embeds(fake: FakeOpenAI) -> int:
+    return sum(r.path.endswith("/embeddings") for r in fake.requests)
+
+
+async def test_embeddings_go_through_the_routers_cache(fake: FakeOpenAI) -> None:
+    r = chatgate.Router(
+        [entry("embed", fake, model="text-embedding-3-small")],
+        cache=True,
+        budgets=[{"scope": "global", "limit": "1"}],
+    )
+    first = await r.aembedding("embed", ["alpha", "beta"])
+    hit = await r.aembedding("embed", ["alpha", "beta"], user="someone")  # user: not in the key
+    assert (first.meta.cache_hit, hit.meta.cache_hit) == (False, True)
+    assert hit.data == first.data
+    assert (hit.meta.cost, hit.meta.cache_saved_cost) == (0, first.meta.cost)
+    assert hit.meta.deployment == first.meta.deployment
+    other = await r.aembedding("embed", ["alpha", "beta"], encoding_format="base64")
+    assert not other.meta.cache_hit  # another answer's shape: another entry
+    unstored = await r.aembedding("embed", "gamma", cache={"no-store": True})
+    bypassed = await r.aembedding("embed", "gamma", cache=False)
+    stored = await r.aembedding("embed", "gamma")
+    assert (bypassed.meta.cache_hit, stored.meta.cache_hit) == (False, False)
+    assert embeds(fake) == 5
+    budgets = r.budgets
+    assert budgets is not None
+    [state] = await budgets.status(model="embed")
+    answers = (first, hit, other, unstored, bypassed, stored)
+    assert state.spent == sum((a.meta.cost or D(0) for a in answers), D(0))
+    assert state.reserved == 0
+
+
+async def test_a_stored_entry_that_is_not_an_embedding_is_a_miss(fake: FakeOpenAI) -> None:
+    cache = Cache("memory")
+    r = chatgate.Router([entry("embed", fake, model="text-embedding-3-small")], cache=cache)
+    await r.aembedding("embed", "alpha")
+    request = build_embedding("embed", {"input": "alpha"})
+    key = embedding_key(request, "embed", partition=served_by(r, "embed"))
+    assert await cache.read(key) is not None
+    await cache.write(key, b"not json", None)
+    again = await r.aembedding("embed", "alpha")
+    assert not again.meta.cache_hit
+    assert embeds(fake) == 2

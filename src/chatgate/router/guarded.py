@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from chatgate.cache.default import CacheArg, resolve_cache
+from chatgate.cache.embeddings import embed_through
 from chatgate.cache.layer import Cache
 from chatgate.cache.policy import CacheControl
 from chatgate.cache.settings import cache_from_settings, parse_settings
@@ -295,14 +296,23 @@ class Guard:
         route: Callable[[], Awaitable[EmbeddingResponse]],
         *,
         payer: Payer,
+        cache: CacheArg = None,
     ) -> EmbeddingResponse:
+        cached = resolve_cache(cache, self.cache)
         hold = None
         if self.budgets is not None:
             amount = embedding_worst_case(router, request)
             if amount is not None:
                 hold = await hold_amount(self.budgets, request.model, amount, payer)
         try:
-            response = await route()
+            if cached is None:
+                response = await route()
+            else:
+                layer, control = cached
+                where = served_by(router, request.model)
+                response = await embed_through(
+                    layer, request, request.model, route, control=control, partition=where
+                )
         except BaseException as exc:
             await self._unwind(hold, exc)
             raise

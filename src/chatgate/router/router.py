@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar, Unpack
 
 from chatgate import config as config_module
+from chatgate.cache.default import CacheArg
 from chatgate.chat_request import MessageLike
 from chatgate.config import Config, ModelEntry, RouterSettings
 from chatgate.cost.budgets import Budgets
@@ -268,12 +269,13 @@ class Router:
         disable_fallbacks: bool = False,
         key: str | None = None,
         team: str | None = None,
+        cache: CacheArg = None,
         **params: Any,
     ) -> EmbeddingResponse:
         """Like ``chatgate.aembedding`` with ``model`` a model_list name, routed as chat is:
         strategy, limits, retries, cooldowns and fallbacks, under the Router's budgets
-        (``key``, ``team``: as for ``acompletion``). ``params``: the OpenAI fields
-        (``encoding_format``, ``dimensions``, ``user``, ...)."""
+        and through its cache (``key``, ``team``, ``cache``: as for ``acompletion``).
+        ``params``: the OpenAI fields (``encoding_format``, ``dimensions``, ``user``, ...)."""
         if model not in self.groups:
             raise self._unknown(model)
         request = build_embedding(model, {**params, "input": input})
@@ -285,7 +287,7 @@ class Router:
             )  # fmt: skip
 
         payer = Payer(key, request.user, team)
-        return await self.guard.embedding(self, request, route, payer=payer)
+        return await self.guard.embedding(self, request, route, payer=payer, cache=cache)
 
     def embedding(self, model: str, input: EmbeddingInput, **kw: Any) -> EmbeddingResponse:
         """The blocking form of ``aembedding``; runs on chatgate's private loop thread."""
