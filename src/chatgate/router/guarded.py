@@ -59,7 +59,7 @@ __all__ = [
 Answer = ChatResponse | ChatStream
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every gateway request, and frozen's init is slower
 class Payer:
     """Who a call is charged to: the subjects its budgets are looked up by, and budgets of
     the caller's own (a gateway key's)."""
@@ -68,6 +68,9 @@ class Payer:
     user: str | None = None
     team: str | None = None
     extra: tuple[Budget, ...] = ()
+
+    def who(self) -> dict[str, str | None]:
+        return {"key": self.key, "user": self.user, "team": self.team}
 
 
 async def hold_chat(
@@ -78,23 +81,21 @@ async def hold_chat(
     allowed: Allowed | None = None,
 ) -> Reservation | None:
     """Hold ``request``'s worst case on every budget that applies (None: none applies)."""
-    model = request.model
-    if not budgets.lines_for(
-        model=model, key=payer.key, user=payer.user, team=payer.team, extra=payer.extra
-    ):
+    model, who = request.model, payer.who()
+    if not budgets.lines_for(model=model, extra=payer.extra, **who):
         return None
     # The router picks after the hold is taken: hold the worst case over every deployment the
     # call may reach, fallbacks the caller may use included, n choices each.
     amount = routed_worst_case(router, budgets, request, allowed)
     with spans.step("chatgate.budget.hold"):
-        return await hold_amount(budgets, model, amount, payer)
+        return await budgets.reserve_amount(amount, model=model, extra=payer.extra, **who)
 
 
 async def hold_amount(
     budgets: Budgets, model: str, amount: Decimal, payer: Payer
 ) -> Reservation | None:
     """Hold a known amount (embeddings) on every budget that applies (None: none applies)."""
-    who = {"key": payer.key, "user": payer.user, "team": payer.team}
+    who = payer.who()
     if not budgets.lines_for(model=model, extra=payer.extra, **who):
         return None
     return await budgets.reserve_amount(amount, model=model, extra=payer.extra, **who)
@@ -329,7 +330,11 @@ class Guard:
 
     def _settle_stream(self, hold: Reservation, stream: ChatStream, request: ChatRequest) -> None:
         cost, _ = answer_cost(stream, request)
-        task = asyncio.get_running_loop().create_task(self.settle(hold, cost))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop to settle on: the hold expires (Budgets.maintain)
+            return
+        task = loop.create_task(self.settle(hold, cost))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
