@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import chatgate
 from chatgate.cache import Cache, configure_cache
 from chatgate.cache.keys import embedding_key
+from chatgate.config import load as load_config
 from chatgate.cost.budgets import Budget, Budgets
 from chatgate.embeddings import build_embedding
 from chatgate.router.guarded import served_by
@@ -422,3 +425,25 @@ async def test_a_stored_entry_that_is_not_an_embedding_is_a_miss(fake: FakeOpenA
     again = await r.aembedding("embed", "alpha")
     assert not again.meta.cache_hit
     assert embeds(fake) == 2
+
+
+async def test_a_gateway_config_gives_a_router_its_cache_and_budgets(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    config = {
+        "model_list": [entry("smart", fake)],
+        "general_settings": {
+            "cache": {"backend": "sqlite", "path": str(tmp_path / "cache.db"), "mode": "always"},
+            "budgets": [{"scope": "user", "limit": "0.00005", "window": "daily"}],
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    parsed = load_config(path)
+    general = parsed.general_settings
+    r = chatgate.Router.from_config(parsed, cache=general.cache, budgets=general.budgets)
+    await r.acompletion("smart", HI, max_tokens=20, user="ann")
+    assert (await r.acompletion("smart", HI, max_tokens=20, user="ann")).meta.cache_hit
+    with pytest.raises(chatgate.BudgetExceededError, match="user:ann:daily"):
+        await r.acompletion("smart", HI, max_tokens=100, user="ann")
+    assert chats(fake) == 1

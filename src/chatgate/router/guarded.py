@@ -25,7 +25,7 @@ from chatgate.cache.policy import CacheControl
 from chatgate.cache.settings import cache_from_settings, parse_settings
 from chatgate.cache.sources import raise_if_truncated
 from chatgate.chat_request import MessageLike, chat_request
-from chatgate.config import BudgetSettings
+from chatgate.config import BudgetSettings, CacheSettings
 from chatgate.cost.budgets import Budget, Budgets, Reservation, hold_ttl_for
 from chatgate.cost.calc import cost_of, partial_usage, price_of
 from chatgate.embedding_types import EmbeddingRequest, EmbeddingResponse
@@ -157,16 +157,16 @@ def answer_cost(answer: Answer | None, request: ChatRequest) -> tuple[Decimal | 
     return (None if price is None else cost_of(usage, price)), usage
 
 
-RouterCacheArg = Cache | Mapping[str, Any] | bool | None
-RouterBudgetsArg = (
-    Budgets | Budget | Mapping[str, Any] | Sequence[Budget | Mapping[str, Any]] | None
-)
+RouterCacheArg = Cache | CacheSettings | Mapping[str, Any] | bool | None
+BudgetLike = Budget | BudgetSettings | Mapping[str, Any]
+RouterBudgetsArg = Budgets | BudgetLike | Sequence[BudgetLike] | None
 
 
 def router_cache(value: RouterCacheArg) -> Cache | Literal["default"] | None:
     """``Router(cache=...)``: None, the process default (``configure_cache``), as for
     ``completion``; True, a cache of the Router's own in memory; a Cache; the config's cache
-    settings (``{"backend": "sqlite", "path": ...}``); False, never."""
+    settings (``{"backend": "sqlite", "path": ...}``, or ``general_settings.cache``); False,
+    never."""
     if value is None:
         return "default"
     if value is False:
@@ -175,7 +175,7 @@ def router_cache(value: RouterCacheArg) -> Cache | Literal["default"] | None:
         return Cache()
     if isinstance(value, Cache):
         return value
-    if isinstance(value, Mapping):
+    if isinstance(value, CacheSettings | Mapping):
         return cache_from_settings(value)
     raise InvalidRequestError(
         "Router(cache=...) takes True, False, a chatgate.Cache or cache settings like "
@@ -186,16 +186,18 @@ def router_cache(value: RouterCacheArg) -> Cache | Literal["default"] | None:
 
 def router_budgets(value: RouterBudgetsArg, longest_call_s: float) -> Budgets | None:
     """``Router(budgets=...)``: a Budgets, or the budgets themselves (Budget objects or the
-    config's budget settings, ``{"scope": "user", "limit": 5, "window": "daily"}``), counted
-    in this process."""
+    config's budget settings, ``{"scope": "user", "limit": 5, "window": "daily"}`` or
+    ``general_settings.budgets``), counted in this process."""
     if value is None or isinstance(value, Budgets):
         return value
-    items = [value] if isinstance(value, Budget | Mapping) else list(value)
+    items = [value] if isinstance(value, Budget | BudgetSettings | Mapping) else list(value)
     budgets = [item if isinstance(item, Budget) else _budget(item) for item in items]
     return Budgets(budgets, reservation_ttl_s=hold_ttl_for(longest_call_s))
 
 
 def _budget(value: object) -> Budget:
+    if isinstance(value, BudgetSettings):
+        return budget_of(value)
     if not isinstance(value, Mapping):
         raise InvalidRequestError(
             "Router(budgets=...) takes a chatgate.Budgets, Budget objects or budget settings "
