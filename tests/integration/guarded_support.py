@@ -3,14 +3,10 @@ one-group Router, and counts of what the upstream received and what the budgets 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 import chatgate
-from chatgate.cache import Cache, configure_cache
 from chatgate.cost.budgets import Budgets
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -46,14 +42,6 @@ async def spent(budgets: Budgets | None, **who: Any) -> tuple[Decimal, Decimal]:
     assert budgets is not None
     states = await budgets.status(model="smart", **who)
     return sum((s.spent for s in states), D(0)), sum((s.reserved for s in states), D(0))
-
-
-@pytest.fixture
-def process_cache() -> Iterator[Cache]:
-    configured = configure_cache(Cache("memory"))
-    assert configured is not None
-    yield configured
-    configure_cache(False)
 
 
 def embeds(fake: FakeOpenAI) -> int:

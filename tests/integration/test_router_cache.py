@@ -24,12 +24,12 @@ from tests.integration.guarded_support import (
     chats,
     embeds,
     entry,
-    process_cache,
     router,
     spent,
 )
+from tests.integration.test_cache_library import cache
 
-__all__ = ["process_cache"]  # a fixture, used by name
+__all__ = ["cache"]  # the process's cache (configure_cache), a fixture used by name
 
 
 async def test_a_router_with_a_cache_answers_a_repeat_from_it(fake: FakeOpenAI) -> None:
@@ -77,7 +77,7 @@ def test_bad_cache_settings_are_refused_naming_the_field(fake: FakeOpenAI) -> No
 
 
 async def test_the_process_cache_serves_a_router_unless_it_says_no(
-    fake: FakeOpenAI, process_cache: Cache
+    fake: FakeOpenAI, cache: Cache
 ) -> None:
     default = router(fake)
     await default.acompletion("smart", HI, temperature=0)
@@ -85,7 +85,7 @@ async def test_the_process_cache_serves_a_router_unless_it_says_no(
     never = router(fake, cache=False)
     assert not (await never.acompletion("smart", HI, temperature=0)).meta.cache_hit
     assert chats(fake) == 2
-    assert process_cache.stats.hits == 1
+    assert cache.stats.hits == 1
 
 
 async def test_asking_a_router_without_a_cache_for_caching_is_an_error(fake: FakeOpenAI) -> None:
@@ -120,7 +120,7 @@ async def test_a_cache_hit_costs_nothing(fake: FakeOpenAI) -> None:
 
 
 async def test_two_routers_naming_different_models_alike_never_share_answers(
-    fake: FakeOpenAI, process_cache: Cache
+    fake: FakeOpenAI, cache: Cache
 ) -> None:
     with FakeOpenAI() as other:
         first = router(fake)

@@ -5,17 +5,14 @@ Routers (as two processes would be) sharing the store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from decimal import Decimal
 
-import pytest
-
 import chatgate
-from chatgate.cost.budget_backends import BudgetBackend, MemoryBudgetBackend
+from chatgate.cost.budget_backends import BudgetBackend
 from chatgate.cost.budgets import Budget, Budgets
-from chatgate.cost.budgets_sql import SqlBudgetBackend
-from chatgate.store.engine import create_engine
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
+from tests.store.test_budgets import backend_factory, store_url
 
 D = Decimal
 HI = [{"role": "user", "content": "hi"}]
@@ -23,35 +20,11 @@ LIMIT = D("0.0003")
 MAX_TOKENS = 50  # at $1/M: an answer using it all costs $0.00005 plus the prompt
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "memory":
-        return None
-    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    return url
-
-
-@pytest.fixture
-async def backends(store_url: str | None) -> AsyncIterator[Callable[[], BudgetBackend]]:
-    """Backends over one store; each SQL one with its own engine, as a process would."""
-    if store_url is None:
-        shared = MemoryBudgetBackend()
-        yield lambda: shared
-        return
-    url = store_url
-    opened = [await SqlBudgetBackend.open(url)]  # creates the schema
-
-    def make() -> BudgetBackend:
-        opened.append(SqlBudgetBackend(create_engine(url)))
-        return opened[-1]
-
-    yield make
-    for backend in opened:
-        await backend.aclose()
+__all__ = ["backend_factory", "store_url"]  # fixtures, used by name
 
 
 async def test_50_concurrent_router_calls_never_overspend(
-    backends: Callable[[], BudgetBackend], fake: FakeOpenAI
+    backend_factory: Callable[[], BudgetBackend], fake: FakeOpenAI
 ) -> None:
     whole = completion_json("ok", model="gpt-4o", prompt_tokens=9, completion_tokens=MAX_TOKENS)
     fake.script(*[Reply(json=whole, delay_s=0.05) for _ in range(50)])
@@ -65,7 +38,7 @@ async def test_50_concurrent_router_calls_never_overspend(
     routers = [
         chatgate.Router(
             [{"model_name": "smart", "params": params}],
-            budgets=Budgets([Budget("user", LIMIT, "daily")], backend=backends()),
+            budgets=Budgets([Budget("user", LIMIT, "daily")], backend=backend_factory()),
         )
         for _ in range(2)
     ]
