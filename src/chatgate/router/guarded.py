@@ -301,6 +301,8 @@ class Guard:
         payer: Payer,
         cache: CacheArg = None,
     ) -> EmbeddingResponse:
+        """``route()`` under the budgets (the input at the dearest price it may reach), through
+        the cache."""
         cached = resolve_cache(cache, self.cache)
         hold = None
         if self.budgets is not None:

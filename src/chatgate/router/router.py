@@ -236,7 +236,8 @@ class Router:
         ``allowed``: the groups the caller may use; a fallback to any other is skipped (and
         logged in the attempt log). The requested group itself is the caller's to check.
         ``auto_prompt_cache``: Claude backends get cache breakpoints (a gateway key's opt-in).
-        ``tier``: for a tiered name, the caller's override, session and listener."""
+        ``tier``: for a tiered name, the caller's override, session and listener. No cache and
+        no budgets here: those are the caller's (``router/guarded.py``)."""
         if request.model in self.tiered:
             send = tier_sender(
                 self, timeout or self.settings.timeout, sync=sync, tags=tags, priority=priority,
