@@ -156,6 +156,39 @@ class ChatStream:
         with contextlib.suppress(StopAsyncIteration):
             self._first = await self._agen.__anext__()
 
+    async def read_ahead(self, enough: Callable[[StreamItem], bool]) -> ChatResponse | None:
+        """After ``prefetch``, before anyone reads: hold chunks until one is ``enough`` or the
+        answer ends (then it is returned), so that its owner can still judge and replace the
+        answer (a tiered call escalating an empty one). A failure raises here."""
+        if self._agen is None or self._resumed:
+            raise RuntimeError("read_ahead() is for a prefetched stream not yet read")
+        held = list(self._first or [])
+        try:
+            batch = held
+            while not any(map(enough, batch)):
+                batch = await self._agen.__anext__()
+                held += batch
+        except StopAsyncIteration:
+            pass
+        finally:
+            self._first = held or None
+        return self._final
+
+    def also_on_complete(self, callback: Callable[[ChatResponse], None]) -> None:
+        """Call ``callback`` with the final answer too, when it completes (now if it has),
+        after the listener given at construction and before the owner's ``on_finish``."""
+        if self._final is not None:
+            callback(self._final)
+            return
+        first = self._on_complete
+
+        def both(response: ChatResponse) -> None:
+            if first is not None:
+                first(response)
+            callback(response)
+
+        self._on_complete = both
+
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
         if self._sync:
             return self._hop_to_sync_loop()

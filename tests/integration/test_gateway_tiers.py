@@ -1,6 +1,7 @@
 """Tiered routing through a real `chatgate serve`: the classifier's tier, the response
 headers, the spend log's tier and saving, the override header, session stickiness and
-escalation on a `length` finish. Two fake upstreams, one per tier, show who was asked."""
+escalation on a `length` finish, on an empty streamed answer and on an outage. Two fake
+upstreams, one per tier, show who was asked."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ import openai
 import pytest
 
 from tests.fakes.gateway import Gateway, request_json, start_gateway
-from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
+from tests.fakes.openai_server import (
+    FakeOpenAI,
+    Reply,
+    chunk_json,
+    completion_json,
+    text_stream,
+    usage_json,
+)
 
 MASTER = "sk-master-tiers"
 # list prices (USD per token) of the two tiers' models in the bundled price table
@@ -72,7 +80,7 @@ def gateway(
                     "tiers": ["small", "large"],
                     # features only: this test is about the gateway, not MiniLM
                     "classifier": {"embeddings": "never"},
-                    "escalate_on": ["length"],
+                    "escalate_on": ["length", "empty", "error"],
                 }
             ],
         },
@@ -90,6 +98,18 @@ def ask(gw: Gateway, messages: list[dict[str, str]], key: str = MASTER, **header
             messages=messages,
             extra_headers=headers,  # type: ignore[arg-type]
         )
+
+
+def ask_stream(gw: Gateway) -> tuple[Any, list[Any]]:
+    """The response headers (sent before the answer) and every chunk of a streamed answer."""
+    sdk = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER, max_retries=0)
+    with (
+        sdk,
+        sdk.chat.completions.with_streaming_response.create(
+            model="auto", messages=SIMPLE, stream=True, stream_options={"include_usage": True}
+        ) as raw,
+    ):
+        return raw.headers, list(raw.parse())
 
 
 def spend_row(gw: Gateway, request_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
@@ -196,16 +216,9 @@ def test_a_length_finish_on_the_cheap_tier_escalates_to_the_next(
 def test_a_stream_carries_its_tier_and_its_saving_reaches_the_spend_log(
     gateway: Gateway, cheap: FakeOpenAI
 ) -> None:
-    sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0)
-    with (
-        sdk,
-        sdk.chat.completions.with_streaming_response.create(
-            model="auto", messages=SIMPLE, stream=True, stream_options={"include_usage": True}
-        ) as raw,
-    ):
-        assert raw.headers["x-chatgate-tier"] == "small"
-        chunks = list(raw.parse())
-        request_id = raw.headers["x-chatgate-request-id"]
+    headers, chunks = ask_stream(gateway)
+    assert headers["x-chatgate-tier"] == "small"
+    request_id = headers["x-chatgate-request-id"]
     usage = chunks[-1].usage
     assert usage is not None
     row = spend_row(gateway, request_id)
@@ -213,6 +226,43 @@ def test_a_stream_carries_its_tier_and_its_saving_reaches_the_spend_log(
         FULL_OUT - MINI_OUT
     ) * usage.completion_tokens
     assert (row["tier"], row["saved_pico"]) == ("small", int(saved * 10**12))
+
+
+def test_an_empty_stream_escalates_before_the_headers_and_the_log_keeps_both_costs(
+    gateway: Gateway, cheap: FakeOpenAI, premium: FakeOpenAI
+) -> None:
+    """The cheap tier's stream ends without a word: nothing was sent, so the client gets the
+    premium tier's answer, its headers name that tier, and the spend log charges both."""
+    cheap.script(
+        Reply(
+            chunks=[
+                chunk_json({"role": "assistant", "content": ""}),
+                chunk_json({}, finish_reason="stop"),
+                chunk_json(usage=usage_json(10, 0), no_choices=True),
+            ]
+        )
+    )
+    premium.script(Reply(chunks=text_stream(["rescued"], model="gpt-4o", usage=(10, 1))))
+    headers, chunks = ask_stream(gateway)
+    assert headers["x-chatgate-tier"] == "large"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "rescued"
+    row = spend_row(gateway, headers["x-chatgate-request-id"])
+    replaced = MINI_IN * 10
+    assert row["tier"] == "large"
+    assert row["saved_pico"] == -int(replaced * 10**12)
+    assert Decimal(row["cost_pico"]) / 10**12 == FULL_IN * 10 + FULL_OUT * 1 + replaced
+
+
+def test_an_outage_of_the_cheap_tier_escalates_a_stream(
+    gateway: Gateway, cheap: FakeOpenAI, premium: FakeOpenAI
+) -> None:
+    cheap.script(Reply(status=503, json={"error": {"message": "down", "type": "server_error"}}))
+    premium.script(Reply(chunks=text_stream(["up"], model="gpt-4o")))
+    sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0)
+    with sdk:
+        stream = sdk.chat.completions.create(model="auto", messages=SIMPLE, stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "up"
 
 
 def test_the_other_routes_know_a_tiered_name(gateway: Gateway, cheap: FakeOpenAI) -> None:

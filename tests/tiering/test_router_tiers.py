@@ -107,3 +107,29 @@ def test_an_escalation_stays_within_the_calls_one_deadline(
     with pytest.raises(APITimeoutError):
         r.completion("auto", [{"role": "user", "content": "hi"}], timeout=1.0)
     premium.replies.clear()
+
+
+async def test_the_first_call_warms_the_classifier_off_the_event_loop(
+    fakes: tuple[FakeOpenAI, FakeOpenAI],
+) -> None:
+    import asyncio
+    import threading
+
+    r = router(*fakes)  # the default classifier: features and the static embeddings' vote
+    classifier = r.tiered["auto"].classifier
+    loop_thread = threading.get_ident()
+    warmed_on: list[int] = []
+    original = classifier.warm
+
+    def warm() -> None:
+        warmed_on.append(threading.get_ident())
+        original()
+
+    classifier.warm = warm  # type: ignore[method-assign]
+    answers = await asyncio.gather(
+        *(r.acompletion("auto", [{"role": "user", "content": "hello"}]) for _ in range(3))
+    )
+    assert [a.meta.tier for a in answers] == ["mini"] * 3
+    assert warmed_on
+    assert loop_thread not in warmed_on
+    assert not classifier.warm_needed

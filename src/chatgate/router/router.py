@@ -128,7 +128,9 @@ class Router:
         for name, deployments in self.groups.items():
             self._runners[name] = self._runner(name, deployments)
         # names whose tier a local classifier picks (docs/routing.md, "Tiered routing")
-        self.tiered: dict[str, TieredModel] = build_tiered([*s.tiers, *tiers], self.groups)
+        self.tiered: dict[str, TieredModel] = build_tiered(
+            [*s.tiers, *tiers], self.groups, self.state
+        )
         self.guard = Guard(router_cache(cache), router_budgets(budgets, s.timeout))
 
     @property
@@ -178,6 +180,8 @@ class Router:
         close = getattr(self.state, "aclose", None)
         if self._owns_state and close is not None:
             await close()
+        for tiered in self.tiered.values():  # their sessions' shared floors
+            await tiered.aclose()
 
     def close(self) -> None:
         """``aclose`` for the blocking API's connection (on chatgate's own loop)."""

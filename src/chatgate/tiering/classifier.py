@@ -1,14 +1,17 @@
 """The tier classifier: features first, the nearest-neighbour vote only when they are unsure.
 
-The feature score (features.py) costs microseconds; embedding a prompt with MiniLM costs
-milliseconds. So by default (``embeddings: auto``) the vote is asked only when the feature
-score lies within ``unsure_margin`` of a threshold, and its embedding is cached per prompt
-text. The blended score is ``(1 - knn_weight) * features + knn_weight * vote``; the tier is the
-number of thresholds at or below it.
+The feature score (features.py) costs microseconds; so does the vote, whose embedding is
+static (MiniLM's wordpiece rows summed, static_minilm.py) — but it is less sure than the
+features away from a threshold (measured in docs/routing.md). So by default (``embeddings:
+auto``) the vote is asked only when the feature score lies within ``unsure_margin`` of a
+threshold, and its embedding is cached per prompt text. The blended score is
+``(1 - knn_weight) * features + knn_weight * vote``; the tier is the number of thresholds at
+or below it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -89,7 +92,8 @@ class TierClassifier:
         *,
         embed: Embed | None = None,
     ) -> None:
-        """``embed``: texts -> unit rows (default: the bundled MiniLM, loaded on first use)."""
+        """``embed``: texts -> unit rows (default: the bundled MiniLM's static embeddings,
+        loaded on first use)."""
         s = settings or TierClassifierSettings()
         self.tiers = list(tiers)
         n = len(self.tiers)
@@ -103,7 +107,7 @@ class TierClassifier:
         self._embed = embed
         self._cache: EmbeddingCache | None = None
         self._knn: KnnVote | None = None
-        self._lock = threading.Lock()  # the vote may run on worker threads
+        self._lock = threading.Lock()  # sync Router calls classify from many threads
         self._no_model = False  # MiniLM is not installed: features alone decide
 
     def unsure(self, score: float) -> bool:
@@ -116,14 +120,6 @@ class TierClassifier:
 
     def feature_score(self, prompt: Prompt) -> float:
         return feature_score(extract(prompt))
-
-    def needs_embedding(self, prompt: Prompt) -> bool:
-        """Whether ``classify`` would run MiniLM (a caller on an event loop then runs it on
-        a worker thread); False when the prompt's embedding is cached."""
-        if not self.unsure(self.feature_score(prompt)):
-            return False
-        cache = self._cache
-        return cache is None or prompt.text not in cache
 
     def classify(self, prompt: Prompt) -> Classification:
         score = self.feature_score(prompt)
@@ -144,10 +140,21 @@ class TierClassifier:
                 return None
             return knn.vote(self._cache.embed(text))
 
+    @property
+    def warm_needed(self) -> bool:
+        """Whether ``warm`` has work left (loading the embeddings: ~0.2 s, once a process)."""
+        s = self.settings
+        return (
+            self._knn is None
+            and not self._no_model
+            and bool(self.examples)
+            and (s.embeddings != "never")
+        )
+
     def warm(self) -> None:
         """Load the model and embed the examples now rather than on the first unsure call."""
         with self._lock:
-            if self._knn is None and self.examples and self.settings.embeddings != "never":
+            if self.warm_needed:
                 self._build()
 
     def _build(self) -> KnnVote | None:
@@ -163,9 +170,9 @@ class TierClassifier:
         return self._knn
 
 
+@functools.cache
 def _minilm() -> Embed:
-    from chatgate.cache.semantic.embedders import LocalEmbedder
-    from chatgate.cache.semantic.minilm import bundled_model_dir
+    """One table per process (47 MB), whatever the number of tiered models."""
+    from chatgate.tiering.static_minilm import StaticMiniLM
 
-    bundled_model_dir()  # ImportError naming the package when it is not installed
-    return LocalEmbedder().embed_now
+    return StaticMiniLM().embed

@@ -14,15 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-import orjson
-
 from chatgate.cost.calc import cost_of
 from chatgate.cost.prices import ModelPrice
-from chatgate.errors import InvalidRequestError, TruncatedResponseError
+from chatgate.errors import ChatgateError, InvalidRequestError
 from chatgate.stream import ChatStream
 from chatgate.tiering.classifier import TierClassifier
+from chatgate.tiering.escalation import answer_escalates, error_escalates, shows_answer
 from chatgate.tiering.features import prompt_of
-from chatgate.tiering.session import SessionTiers
+from chatgate.tiering.session import SessionFloors, SessionTiers
 from chatgate.tiering.settings import TieredModelSettings
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
@@ -67,14 +66,24 @@ class TieredModel:
         baseline: ModelPrice | None,
         *,
         classifier: TierClassifier | None = None,
+        sessions: SessionFloors | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``sessions``: where conversations' floors are kept (default: this process)."""
         self.settings = settings
         self.name = settings.model_name
         self.tiers = list(settings.tiers)
         self.classifier = classifier or TierClassifier(self.tiers, settings.classifier)
-        self.sessions = SessionTiers(settings.session_ttl_s, settings.max_sessions, clock)
+        self.sessions: SessionFloors = sessions or SessionTiers(
+            settings.session_ttl_s, settings.max_sessions, clock
+        )
         self._baseline = baseline
+
+    async def aclose(self) -> None:
+        """Close the sessions' shared store's connection on this loop, if it has one."""
+        close = getattr(self.sessions, "aclose", None)
+        if close is not None:
+            await close()
 
     async def choose(self, request: ChatRequest, hints: TierHints) -> TierChoice:
         if hints.tier is not None:
@@ -85,15 +94,13 @@ class TieredModel:
                     param="x-chatgate-tier",
                 )
             return self._choice(self.tiers.index(hints.tier), None, "header")
-        floor = self.sessions.floor(_session(request, hints))
+        floor = await self.sessions.afloor(_session(request, hints))
         if floor == len(self.tiers) - 1:  # nothing to decide: skip the classifier
             return self._choice(floor, None, "session")
-        prompt = prompt_of(request)
         classifier = self.classifier
-        if classifier.needs_embedding(prompt):  # milliseconds of MiniLM: off the event loop
-            found = await asyncio.to_thread(classifier.classify, prompt)
-        else:
-            found = classifier.classify(prompt)
+        if classifier.warm_needed:  # the first call reads the embeddings: off the event loop
+            await asyncio.to_thread(classifier.warm)
+        found = classifier.classify(prompt_of(request))  # microseconds: no thread hop
         if floor > found.tier:
             return self._choice(floor, found.score, "session")
         return self._choice(found.tier, found.score, "classifier")
@@ -102,39 +109,55 @@ class TieredModel:
         choice = await self.choose(request, hints)
         spent = Decimal(0)  # what answers replaced by an escalation cost
         while True:
-            tier_request = request.model_copy(update={"model": choice.tier})
+            last = choice.index >= len(self.tiers) - 1
             try:
-                result = await send(tier_request)
-            except TruncatedResponseError:
-                if not self._escalates_length(choice):
+                result = await send(request.model_copy(update={"model": choice.tier}))
+                answer = result if isinstance(result, ChatResponse) else None
+                if isinstance(result, ChatStream) and not last:
+                    answer = await self._judge_stream(result)
+            except ChatgateError as exc:
+                if last or not error_escalates(exc, self.settings.escalate_on):
                     raise
                 choice = self._choice(choice.index + 1, choice.score, "escalated")
                 continue
-            if isinstance(result, ChatResponse) and self._escalates(choice, request, result):
-                spent += result.meta.cost or 0
+            if not last and answer is not None and self._escalates(request, answer):
+                spent += answer.meta.cost or 0
+                if isinstance(result, ChatStream):
+                    result.close()
                 choice = self._choice(choice.index + 1, choice.score, "escalated")
                 continue
             break
-        self.sessions.reached(_session(request, hints), choice.index)
+        try:
+            await self.sessions.areached(_session(request, hints), choice.index)
+        except BaseException:  # cancelled (the client went): the stream is nobody's now
+            if isinstance(result, ChatStream):
+                result.close()
+            raise
         if isinstance(result, ChatResponse):
             _stamp(result, choice, spent)
+        else:  # priced at its end: the spend log and ``final().meta`` get the saving
+            result.also_on_complete(lambda final: _stamp(final, choice, spent))
         if hints.on_choice is not None:
             hints.on_choice(choice)
         return result
 
+    async def _judge_stream(self, stream: ChatStream) -> ChatResponse | None:
+        """A stream from a tier that may escalate: with ``empty`` in ``escalate_on``, read on
+        until the answer shows (then it goes to the caller as it is: None) or ends (then it
+        is returned, to be judged as a whole answer is)."""
+        if "empty" not in self.settings.escalate_on:
+            return None
+        try:
+            return await stream.read_ahead(shows_answer)
+        except BaseException:
+            stream.close()
+            raise
+
     def _choice(self, index: int, score: float | None, reason: str) -> TierChoice:
         return TierChoice(self.tiers[index], index, score, reason, self._baseline)
 
-    def _escalates_length(self, choice: TierChoice) -> bool:
-        return "length" in self.settings.escalate_on and choice.index < len(self.tiers) - 1
-
-    def _escalates(self, choice: TierChoice, request: ChatRequest, answer: ChatResponse) -> bool:
-        if choice.index >= len(self.tiers) - 1:
-            return False
-        on = self.settings.escalate_on
-        if "length" in on and answer.truncated:
-            return True
-        return "invalid_json" in on and not _valid_structured(request, answer)
+    def _escalates(self, request: ChatRequest, answer: ChatResponse) -> bool:
+        return answer_escalates(request, answer, self.settings.escalate_on)
 
 
 def _session(request: ChatRequest, hints: TierHints) -> str | None:
@@ -148,22 +171,3 @@ def _stamp(answer: ChatResponse, choice: TierChoice, spent: Decimal) -> None:
     meta.tier = choice.tier
     meta.tier_score = choice.score
     meta.tier_saved_cost = choice.saving(answer.usage, meta.cost)
-
-
-def _valid_structured(request: ChatRequest, answer: ChatResponse) -> bool:
-    """For a JSON response format: the answer parses, and for a schema is an object with the
-    schema's top-level ``required`` keys (a full JSON Schema check is chatgate.structured's)."""
-    fmt = request.response_format
-    if fmt is None or fmt.type == "text":
-        return True
-    try:
-        value = orjson.loads(answer.content or "")
-    except orjson.JSONDecodeError:
-        return False
-    schema = (fmt.json_schema or {}).get("schema")
-    if fmt.type != "json_schema" or not isinstance(schema, dict):
-        return True
-    if schema.get("type") == "object" and not isinstance(value, dict):
-        return False
-    required = schema.get("required") or []
-    return not isinstance(value, dict) or all(key in value for key in required)

@@ -1,13 +1,23 @@
 """A conversation's tier floor: once a session reached a tier it never drops below it, so a
-conversation does not bounce between models mid-way. In-process, bounded and expiring."""
+conversation does not bounce between models mid-way. In-process, bounded and expiring; shared
+through Redis by ``SharedSessionTiers`` (shared_session.py) when the Router's state is."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["SessionTiers"]
+__all__ = ["SessionFloors", "SessionTiers"]
+
+
+class SessionFloors(Protocol):
+    """What a tiered model asks of its sessions' memory, in process or shared."""
+
+    async def afloor(self, key: str | None) -> int: ...
+
+    async def areached(self, key: str | None, tier: int) -> None: ...
 
 
 class SessionTiers:
@@ -45,3 +55,9 @@ class SessionTiers:
         self._seen.move_to_end(key)
         while len(self._seen) > self._max:
             self._seen.popitem(last=False)
+
+    async def afloor(self, key: str | None) -> int:
+        return self.floor(key)
+
+    async def areached(self, key: str | None, tier: int) -> None:
+        self.reached(key, tier)

@@ -5,7 +5,7 @@ router_settings:
     - model_name: auto                     # the name clients ask for
       tiers: [cheap, standard, premium]    # model_list names, cheapest first
       classifier: {thresholds: [0.35, 0.7], examples_file: my-traffic.jsonl}
-      escalate_on: [length, invalid_json]
+      escalate_on: [length, invalid_json, empty, error]
 """
 
 from __future__ import annotations
@@ -45,9 +45,13 @@ class TieredModelSettings(_Strict):
     model_name: str = Field(min_length=1)
     tiers: list[str] = Field(min_length=2)
     classifier: TierClassifierSettings = Field(default_factory=TierClassifierSettings)
-    # retry a whole answer on the next tier when a cheaper one stopped at max tokens
-    # ("length") or its structured output did not parse or match the schema ("invalid_json")
-    escalate_on: list[Literal["length", "invalid_json"]] = Field(default_factory=list)
+    # retry on the next tier when a cheaper one's answer stopped at max tokens ("length"),
+    # its structured output did not parse or match the schema ("invalid_json"), it was empty
+    # or refused ("empty"), or the tier failed: outage, 5xx, rate limit ("error"). A stream
+    # only until the caller has seen any of its answer (docs/routing.md).
+    escalate_on: list[Literal["length", "invalid_json", "empty", "error"]] = Field(
+        default_factory=list
+    )
     session_ttl_s: float = Field(default=3600.0, gt=0)  # a session's tier is kept this long
     max_sessions: int = Field(default=10_000, gt=0)  # least recently seen ones forgotten past it
 
