@@ -332,6 +332,8 @@ def check_n(state: GatewayState, request: ChatRequest) -> None:
 
 async def _hold_budget(state: GatewayState, ctx: RequestContext, request: ChatRequest) -> None:
     router, budgets = state.models.router, state.services.budgets
+    if not budgets.budgets and (ctx.key is None or ctx.key.budget_usd is None):
+        return  # no budget can apply: the caller's subjects need not be gathered
     hold = await guarded.hold_chat(budgets, router, request, payer_of(ctx), allowed_groups(ctx))
     if hold is not None:
         ctx.hold = hold
