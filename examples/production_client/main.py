@@ -7,20 +7,17 @@ $100 budget before it is sent, and a throughput report at the end (see README.md
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import chatgate
 from chatgate.cost.budgets import Reservation
-
-T = TypeVar("T")
 
 QUESTIONS = (
     "Summarise the return policy in one sentence.",
@@ -66,20 +63,14 @@ class Report:
 
 
 class BudgetGuard:
-    """chatgate.Budgets for worker threads: its calls run on one event loop of its own (the
-    loop a SqlBudgetBackend's database engine would be bound to), and a refusal caused only by
-    other calls' holds waits for those calls to end instead of refusing early."""
+    """chatgate.Budgets for worker threads, through its blocking face (``budgets.sync``: the
+    calls run on chatgate's own loop thread), where a refusal caused only by other calls'
+    holds waits for those calls to end instead of refusing early."""
 
     def __init__(self, budgets: chatgate.Budgets) -> None:
-        self.budgets = budgets
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
+        self.budgets = budgets.sync
         self._ended = threading.Condition()
         self._in_flight = 0
-
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def reserve(self, model: str, messages: Sequence[Any], max_tokens: int) -> Reservation:
         """Hold the call's worst case; raise BudgetExceededError when it would cross the
@@ -88,7 +79,7 @@ class BudgetGuard:
         with self._ended:
             while True:
                 try:
-                    hold = self._run(self.budgets.reserve(model, messages, max_tokens=max_tokens))
+                    hold = self.budgets.reserve(model, messages, max_tokens=max_tokens)
                 except chatgate.BudgetExceededError:
                     if self._in_flight == 0 or self.left() < need:
                         raise
@@ -99,24 +90,17 @@ class BudgetGuard:
 
     def settle(self, hold: Reservation, cost: Decimal | None) -> None:
         """``cost`` None (no price) charges the whole hold; Decimal(0) releases it."""
-        self._run(self.budgets.settle(hold, cost))
+        self.budgets.settle(hold, cost)
         with self._ended:
             self._in_flight -= 1
             self._ended.notify_all()
 
     def left(self) -> Decimal:
         """What the tightest budget has left, not counting holds in flight."""
-        return min(
-            (s.limit - s.spent for s in self._run(self.budgets.status())), default=Decimal(0)
-        )
+        return min((s.limit - s.spent for s in self.budgets.status()), default=Decimal(0))
 
     def spent(self) -> Decimal:
-        return max((s.spent for s in self._run(self.budgets.status())), default=Decimal(0))
-
-    def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
+        return max((s.spent for s in self.budgets.status()), default=Decimal(0))
 
 
 @dataclass(frozen=True)
@@ -156,13 +140,10 @@ def run(settings: Settings, prompts: Sequence[str] | None = None) -> Report:
     # Holds count prompts: load the tokenizer (~1 s, once) before the clock starts.
     chatgate.count_tokens(settings.model, [{"role": "user", "content": "warm-up"}])
     started = time.perf_counter()
-    try:
-        with ThreadPoolExecutor(max_workers=settings.threads) as pool:
-            outcomes = list(pool.map(lambda p: call_one(settings, guard, p), prompts))
-        elapsed = time.perf_counter() - started
-        spent = guard.spent()
-    finally:
-        guard.close()
+    with ThreadPoolExecutor(max_workers=settings.threads) as pool:
+        outcomes = list(pool.map(lambda p: call_one(settings, guard, p), prompts))
+    elapsed = time.perf_counter() - started
+    spent = guard.spent()
     answered = [o for o in outcomes if o.status == "answered"]
     latencies_ms = sorted(o.latency_s * 1000 for o in answered)
     # 99 cut points: [49] is the median, [94] the 95th percentile

@@ -22,10 +22,8 @@ from typing import Any, TextIO
 
 import chatgate
 from chatgate.cost.budgets import BudgetAlert
-from chatgate.cost.calc import cost_of, price_of, upper_bound
-from chatgate.cost.prices import lookup_price
-from chatgate.stream import ChatStream
-from chatgate.types import ChatRequest, ChatResponse
+from chatgate.cost.calc import cost_of
+from chatgate.types import ChatResponse
 
 AUTO, CHEAP, PREMIUM = "auto", "cheap", "premium"
 CHEAP_BACKUP, PREMIUM_BACKUP = "cheap-backup", "premium-backup"
@@ -76,7 +74,15 @@ def normalise(text: str) -> str:
     return re.sub(r"\s*([?!.])[?!.\s]*$", r"\1", text)
 
 
-def build_router(s: Settings) -> chatgate.Router:
+def build_router(s: Settings, cache: chatgate.Cache) -> chatgate.Router:
+    """``auto`` is a tiered name: chatgate's classifier sends each request to the cheap or the
+    premium group, and a user (``request.user``) who reached the premium tier stays there for
+    the session (docs/routing.md, *Tiered routing*). Each group falls back to its backup
+    provider. Every call goes through the Redis response cache first: its key is chatgate's
+    normalised request (the messages, normalised by ``normalise`` before they got here, the
+    model name and parameters); ``user`` is not part of it, so two users who open with the same
+    question share one answer."""
+
     def deployment(name: str, model: str, base: str | None) -> dict[str, Any]:
         params = {"model": model, **({"api_base": base} if base else {})}
         return {"model_name": name, "params": params}
@@ -90,37 +96,9 @@ def build_router(s: Settings) -> chatgate.Router:
         ],
         fallbacks=[{CHEAP: [CHEAP_BACKUP]}, {PREMIUM: [PREMIUM_BACKUP]}],
         tiers=[{"model_name": AUTO, "tiers": [CHEAP, PREMIUM]}],
+        cache=cache,
         **s.router_settings,
     )
-
-
-async def route(router: chatgate.Router, request: ChatRequest) -> ChatResponse | ChatStream:
-    """The routing, in one place: ``auto`` is a tiered name, so chatgate's classifier sends the
-    request to the cheap or the premium group, and a user (``request.user``) who reached the
-    premium tier stays there for the session (docs/routing.md, *Tiered routing*). Each group
-    falls back to its backup provider."""
-    return await router.aroute(request)
-
-
-class CachedRouter:
-    """What chatgate.Conversation needs of a router (``chatgate.routed.RouterLike``), with the
-    Redis response cache in front. The cache key is chatgate's normalised request: the
-    messages (normalised by ``normalise`` before they got here), model name and parameters;
-    ``user`` is not part of it, so two users who open with the same question share one answer."""
-
-    def __init__(self, router: chatgate.Router, cache: chatgate.Cache) -> None:
-        self.router = router
-        self.cache = cache
-
-    @property
-    def groups(self) -> Mapping[str, Sequence[Any]]:
-        # Conversation counts tokens with the first deployment of its model's group; the
-        # tiered name has none of its own, so it counts as the premium group does.
-        return {**self.router.groups, AUTO: self.router.groups[PREMIUM]}
-
-    async def acompletion(self, model: str, messages: Any, **params: Any) -> Any:
-        request = ChatRequest.model_validate({"model": model, "messages": messages, **params})
-        return await self.cache.get_or_call(request, model, lambda: route(self.router, request))
 
 
 @dataclass
@@ -145,8 +123,7 @@ class Turn:
 class SupportBot:
     def __init__(self, settings: Settings, cache: chatgate.Cache, out: TextIO) -> None:
         self.settings = settings
-        self.router = build_router(settings)
-        self.models = CachedRouter(self.router, cache)
+        self.router = build_router(settings, cache)
         self.alerts: list[BudgetAlert] = []
         self.budgets = chatgate.Budgets(
             [chatgate.Budget("user", settings.daily_budget, "daily", alerts=(settings.alert_at,))],
@@ -157,8 +134,8 @@ class SupportBot:
         self._conversations: dict[str, chatgate.Conversation] = {}
         # premium-only: what a cheap group's answer would have cost on its provider's premium
         self._premium_for = {
-            CHEAP: lookup_price(settings.premium_model),
-            CHEAP_BACKUP: lookup_price(settings.premium_backup_model),
+            CHEAP: chatgate.lookup_price(settings.premium_model),
+            CHEAP_BACKUP: chatgate.lookup_price(settings.premium_backup_model),
         }
         self._hold = self._worst_case()
 
@@ -168,21 +145,22 @@ class SupportBot:
         at twice the cap)."""
         s = self.settings
         answer = max(
-            upper_bound(price, s.max_input_tokens, s.max_tokens)
+            chatgate.upper_bound(price, s.max_input_tokens, s.max_tokens)
             for group in self.router.reachable(AUTO)
             for routed in self.router.groups[group]
-            if (price := price_of(routed.deployment)) is not None
+            if (price := chatgate.price_of(routed.deployment)) is not None
         )
-        summary_price = lookup_price(s.cheap_model)
+        summary_price = chatgate.lookup_price(s.cheap_model)
         assert summary_price is not None, f"{s.cheap_model} has no price"
-        return answer + upper_bound(summary_price, 2 * s.max_input_tokens, s.summary_tokens)
+        summary = chatgate.upper_bound(summary_price, 2 * s.max_input_tokens, s.summary_tokens)
+        return answer + summary
 
     def conversation(self, user: str) -> chatgate.Conversation:
         if user not in self._conversations:
             s = self.settings
             self._conversations[user] = chatgate.Conversation(
                 model=AUTO,
-                router=self.models,
+                router=self.router,
                 system=SYSTEM,
                 policy=chatgate.Summarize(
                     max_tokens=s.max_input_tokens,

@@ -57,8 +57,8 @@ if TYPE_CHECKING:
         configure_cache,
     )
     from chatgate.cost.budgets import Budget, Budgets
-    from chatgate.cost.calc import completion_cost, estimate_cost
-    from chatgate.cost.prices import ModelPrice, register_price
+    from chatgate.cost.calc import completion_cost, estimate_cost, price_of, upper_bound
+    from chatgate.cost.prices import ModelPrice, lookup_price, register_price
     from chatgate.cost.report import aspend_report, spend_report
     from chatgate.cost.tokens import TokenCount, acount_tokens, count_tokens
     from chatgate.cost.usage import UsageRecord
@@ -124,6 +124,9 @@ _LAZY = {
     "count_tokens": "chatgate.cost.tokens",
     "completion_cost": "chatgate.cost.calc",
     "estimate_cost": "chatgate.cost.calc",
+    "price_of": "chatgate.cost.calc",
+    "upper_bound": "chatgate.cost.calc",
+    "lookup_price": "chatgate.cost.prices",
     "register_price": "chatgate.cost.prices",
     "ModelPrice": "chatgate.cost.prices",
     "Budget": "chatgate.cost.budgets",
@@ -207,11 +210,14 @@ __all__ = [
     "count_tokens",
     "embedding",
     "estimate_cost",
+    "lookup_price",
+    "price_of",
     "register_price",
     "run_tools",
     "spend_report",
     "stream_structured",
     "tool",
+    "upper_bound",
 ]
 
 

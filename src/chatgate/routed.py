@@ -29,6 +29,11 @@ class RouterLike(Protocol):
     @property
     def groups(self) -> Mapping[str, Sequence[_Deployment]]: ...
 
+    @property
+    def model_names(self) -> list[str]: ...  # the groups' names and the tiered ones
+
+    def reachable(self, name: str) -> list[str]: ...  # the groups a call to name may use
+
     async def acompletion(self, model: str, messages: Any, **kw: Any) -> Any: ...
 
 
@@ -49,14 +54,16 @@ def caller(router: RouterLike | None, params: Mapping[str, Any]) -> Call:
 
 def provider_model(router: RouterLike | None, model: str) -> str:
     """The provider/model string that decides provider-specific behaviour: ``model`` itself,
-    or, for a router's model name, its first deployment's."""
+    or, for a router's model name, its first deployment's (a tiered name's: its first tier's)."""
     if router is None:
         return model
     group = router.groups.get(model)
+    if not group and model in router.model_names:  # a tiered name: no group of its own
+        group = router.groups.get(router.reachable(model)[0])
     if not group:
         raise InvalidRequestError(
             f"model {model!r} is not in the router's model_list; known names: "
-            f"{', '.join(router.groups) or 'none'}",
+            f"{', '.join(router.model_names) or 'none'}",
             param="model",
         )
     return str(group[0].model)

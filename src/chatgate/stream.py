@@ -134,6 +134,7 @@ class ChatStream:
         self._raise_on_truncation = raise_on_truncation
         self._on_complete = on_complete
         self._on_finish = on_finish
+        self._finished = False
         self._agen: AsyncGenerator[list[StreamItem], None] | None = None  # started by prefetch
         self._first: list[StreamItem] | None = None
         self._resumed = False
@@ -290,9 +291,29 @@ class ChatStream:
 
     def _notify_finish(self, error: BaseException | None) -> None:
         """Tell the owner (a router's bookkeeping) once that the stream is over, however."""
+        self._finished = True
         on_finish, self._on_finish = self._on_finish, None
         if on_finish is not None:
             on_finish(self._final, error)
+
+    def add_done_callback(
+        self, callback: Callable[[ChatResponse | None, BaseException | None], None]
+    ) -> None:
+        """Also call ``callback(final, error)`` once the stream is over, however it ended (a
+        caller's bookkeeping, such as settling a budget hold); at once if it already is."""
+        if self._finished:
+            callback(self._final, None)
+            return
+        first = self._on_finish
+
+        def both(final: ChatResponse | None, error: BaseException | None) -> None:
+            try:
+                if first is not None:
+                    first(final, error)
+            finally:
+                callback(final, error)
+
+        self._on_finish = both
 
     def _take(self, item: StreamItem) -> bool:
         """Accumulate the chunk; say whether the caller should see it."""

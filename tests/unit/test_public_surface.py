@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+from decimal import Decimal
 from importlib import metadata
 from pathlib import Path
 
@@ -92,7 +93,15 @@ def test_a_router_refuses_a_misspelt_parameter_before_routing() -> None:
 
 def test_route_options_and_request_fields_do_not_share_a_name() -> None:
     from chatgate.chat_request import CALL_ARGS, CHAT_FIELDS
-    from chatgate.router.options import ROUTE_ARGS
+    from chatgate.router.options import GUARD_ARGS, ROUTE_ARGS
 
     assert not (ROUTE_ARGS & CHAT_FIELDS)
+    assert not (GUARD_ARGS & CHAT_FIELDS)
+    assert not (GUARD_ARGS & ROUTE_ARGS)
     assert not (CALL_ARGS & CHAT_FIELDS)
+
+
+def test_the_cost_functions_to_precheck_a_call_are_public() -> None:
+    price = chatgate.lookup_price("openai/gpt-4o")
+    assert price is not None
+    assert chatgate.upper_bound(price, 1000, 100) == Decimal("0.0035")  # $2.50/M in, $10/M out

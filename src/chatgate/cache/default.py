@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from chatgate.cache.layer import Cache
 from chatgate.cache.policy import CacheControl, parse_control
@@ -49,19 +49,25 @@ def default_cache() -> Cache | None:
     return _default
 
 
-def resolve_cache(arg: CacheArg) -> tuple[Cache, CacheControl | None] | None:
-    """Which cache a call uses and with what control; None when it uses none."""
+def resolve_cache(
+    arg: CacheArg, layer: Cache | Literal["default"] | None = "default"
+) -> tuple[Cache, CacheControl | None] | None:
+    """Which cache a call uses and with what control; None when it uses none. ``layer``: the
+    cache the caller's owner set (a Router's), else the process default (``configure_cache``)."""
     if isinstance(arg, Cache):
         return arg, None
     control = parse_control(arg)
     if control is not None and control.enabled is False:
         return None
-    if _default is None:
+    cache = _default if layer == "default" else layer
+    if cache is None:
         if control is not None and control.asks_for_caching:
+            where = "configured" if layer == "default" else "given to this Router"
             raise InvalidRequestError(
-                "this call asks for caching but no cache is configured: call "
-                "chatgate.configure_cache() once, or pass cache=chatgate.Cache(...)",
+                f"this call asks for caching but no cache is {where}: call "
+                "chatgate.configure_cache() once, pass cache=chatgate.Cache(...), or build "
+                "the Router with cache=True",
                 param="cache",
             )
         return None
-    return _default, control
+    return cache, control

@@ -25,9 +25,17 @@ from typing import Any
 
 import orjson
 
+from chatgate.embedding_types import EmbeddingRequest
 from chatgate.types import ChatRequest
 
-__all__ = ["IGNORED_FIELDS", "KEY_VERSION", "cache_key", "normalize", "scope_key"]
+__all__ = [
+    "IGNORED_FIELDS",
+    "KEY_VERSION",
+    "cache_key",
+    "embedding_key",
+    "normalize",
+    "scope_key",
+]
 
 KEY_VERSION = "cg1"
 
@@ -120,6 +128,24 @@ def scope_key(
     material = {
         "v": KEY_VERSION,
         "kind": "semantic-scope",
+        "model": model_name,
+        "ns": namespace,
+        "part": partition,
+        "req": normalize(fields),
+    }
+    return _digest(material)
+
+
+def embedding_key(
+    request: EmbeddingRequest, model_name: str, *, namespace: str = "", partition: str = ""
+) -> str:
+    """An embeddings request's key: its input and every field but ``user`` and ``model``
+    (``model_name`` stands for it), apart from every chat answer's."""
+    fields = _without_nulls(request.wire())
+    fields.pop("model", None)
+    material = {
+        "v": KEY_VERSION,
+        "kind": "embeddings",
         "model": model_name,
         "ns": namespace,
         "part": partition,

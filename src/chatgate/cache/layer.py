@@ -175,15 +175,20 @@ class Cache:
     # --- lookups and stores ----------------------------------------------------------------
 
     async def _get(self, key: str) -> codec.Entry | None:
+        raw = await self.read(key)
+        return None if raw is None else codec.decode(raw)
+
+    async def read(self, key: str) -> bytes | None:
+        """The stored bytes, or None: missing, or the backend failed (counted and logged)."""
         try:
-            raw = await self.backend.get(key)
+            return await self.backend.get(key)
         except CacheBackendError as exc:
             self.stats.backend_errors += 1
             log.warning("cache read failed, answering without the cache: %s", exc)
             return None
-        return None if raw is None else codec.decode(raw)
 
-    async def _put(self, key: str, value: bytes, ttl: float | None) -> bool:
+    async def write(self, key: str, value: bytes, ttl: float | None) -> bool:
+        """Store ``value``; False when the backend failed (counted and logged)."""
         try:
             await self.backend.set(key, value, ttl)
         except CacheBackendError as exc:
@@ -198,7 +203,7 @@ class Cache:
     ) -> None:
         if not (decision.store and storable_answer(response, decision.policy)):
             return
-        if not await self._put(key, codec.encode_response(response), decision.ttl):
+        if not await self.write(key, codec.encode_response(response), decision.ttl):
             return
         probed = await probe()
         if probed is not None and self.semantic is not None:
@@ -244,7 +249,7 @@ class Cache:
             except APIStatusError as exc:
                 if decision.store and storable_error(exc, decision.policy):
                     ttl = min(decision.ttl or decision.policy.error_ttl, decision.policy.error_ttl)
-                    await self._put(key, codec.encode_error(exc), ttl)
+                    await self.write(key, codec.encode_error(exc), ttl)
                 raise
             if isinstance(result, ChatStream):
                 flight.request_id = result.request_id

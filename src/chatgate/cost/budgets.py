@@ -14,6 +14,8 @@ drops it when nothing was spent. Soft alerts fire once per threshold crossing (l
 
 Backends (``budget_backends``): in memory for one process, or SQL (``budgets_sql``;
 SQLite/PostgreSQL, atomic across processes), behind the async ``BudgetBackend`` protocol.
+``budgets.sync`` is the blocking face (``budgets_sync``); ``Router(budgets=...)`` holds and
+settles for every call of a Router, blocking ones included.
 A hold expires ``reservation_ttl_s`` after it was taken or last renewed: ``maintain``, run
 periodically in every process, renews the process's holds still in use and releases the
 expired ones, so the holds of a process that died come back within the TTL plus a period.
@@ -32,6 +34,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal
 
 from chatgate.cost.budget_backends import BudgetBackend, MemoryBudgetBackend
+from chatgate.cost.budgets_sync import SyncBudgets
 from chatgate.cost.calc import upper_bound
 from chatgate.cost.prices import ModelPrice, lookup_price
 from chatgate.errors import BudgetExceededError, InvalidRequestError
@@ -316,6 +319,11 @@ class Budgets:
     async def release(self, reservation: Reservation) -> None:
         """The call spent nothing (failed before the provider billed): drop the hold."""
         await self.settle(reservation, Decimal(0))
+
+    @property
+    def sync(self) -> SyncBudgets:
+        """The blocking face: ``budgets.sync.reserve(...)``, ``budgets.sync.status()``..."""
+        return SyncBudgets(self)
 
     async def sweep_expired(self) -> int:
         """Release the holds whose expiry has passed; returns how many."""

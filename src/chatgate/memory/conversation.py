@@ -172,7 +172,9 @@ class Conversation:
         if until is None:
             return
         turns = self.messages[self.summary_covers : until]
-        response = await summarize(policy, self.summary, turns, self._summarizer)
+        response = await summarize(
+            policy, self.summary, turns, self._summarizer, self._router, self.params.get("user")
+        )
         self.spend.add(response)
         if not response.content:
             raise ChatgateError(f"the summarizer {policy.model} returned no text")

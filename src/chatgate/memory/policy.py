@@ -45,7 +45,9 @@ class TokenBudget(_Policy):
 
 class Summarize(_Policy):
     """A token budget whose older turns are not dropped but folded into one summary block,
-    written by ``model`` (a cheaper one) in at most ``summary_max_tokens``. When the budget
+    written by ``model`` (a cheaper one) in at most ``summary_max_tokens``; with a Conversation
+    on a Router, ``model`` may be one of the Router's names: summaries are then routed too
+    (fallbacks, cache, budgets charged to the conversation's ``user``). When the budget
     overflows, turns are folded until the unsummarized history takes at most ``fold_to`` of
     the budget, so the summary is rewritten every few turns rather than every turn."""
 

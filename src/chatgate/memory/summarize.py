@@ -12,6 +12,7 @@ from typing import Any
 from chatgate.client import acompletion
 from chatgate.memory.policy import Summarize
 from chatgate.memory.trim import message_tokens, turn_starts
+from chatgate.routed import RouterLike
 from chatgate.types import ChatResponse, Message, SystemMessage, UserMessage
 
 __all__ = ["SUMMARY_PREFIX", "fold_point", "summarize", "summary_block", "transcript"]
@@ -85,7 +86,12 @@ async def summarize(
     previous: str | None,
     turns: Sequence[Message],
     credentials: Mapping[str, Any],
+    router: RouterLike | None = None,
+    user: str | None = None,
 ) -> ChatResponse:
+    """The new summary, written by ``policy.model``: through ``router`` when that is one of
+    its model names (its fallbacks, cache and budgets apply, charged to ``user``), else
+    straight to the provider with ``credentials``."""
     body = (f"Previous summary:\n{previous}\n\n" if previous else "") + (
         "New turns:\n" + transcript(turns)
     )
@@ -93,6 +99,11 @@ async def summarize(
         SystemMessage(content=_INSTRUCTIONS.format(limit=policy.summary_max_tokens)),
         UserMessage(content=body),
     ]
+    if router is not None and policy.model in router.model_names:
+        routed: ChatResponse = await router.acompletion(
+            policy.model, messages, max_tokens=policy.summary_max_tokens, user=user
+        )
+        return routed
     response: ChatResponse = await acompletion(
         policy.model, messages, max_tokens=policy.summary_max_tokens, **credentials
     )

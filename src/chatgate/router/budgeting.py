@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from chatgate.cost.calc import price_of
+from chatgate.cost.tokens import count_tokens
+from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest
 from chatgate.router.fallbacks import Allowed
 
 if TYPE_CHECKING:
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     from chatgate.router.router import Router
     from chatgate.types import ChatRequest
 
-__all__ = ["routed_worst_case"]
+__all__ = ["embedding_input_tokens", "embedding_worst_case", "routed_worst_case"]
 
 
 def routed_worst_case(
@@ -37,3 +39,33 @@ def routed_worst_case(
         for group in router.reachable(request.model, allowed)
         for routed in router.groups[group]
     )
+
+
+def embedding_worst_case(
+    router: Router,
+    request: EmbeddingRequest,
+    allowed: Allowed | None = None,
+    tokens: int | None = None,
+) -> Decimal | None:
+    """The most an embeddings call can cost: its input at the dearest input price of the
+    deployments that may serve it, fallbacks included (it picks later); None when none has a
+    price. ``tokens``: the input's count, if the caller has it already."""
+    reachable = [d for g in router.reachable(request.model, allowed) for d in router.groups[g]]
+    prices = [p.input for d in reachable if (p := price_of(d.deployment)) is not None]
+    if not prices:
+        return None
+    if tokens is None:
+        tokens = embedding_input_tokens(router.groups[request.model][0].model, request.input)
+    return max(prices) * tokens
+
+
+def embedding_input_tokens(model: str, given: EmbeddingInput) -> int:
+    """How many tokens an embeddings input is for ``model`` (token ids count as they are)."""
+    items = [given] if isinstance(given, str) else given
+    return sum(_tokens(model, item) for item in items)
+
+
+def _tokens(model: str, item: str | int | list[int]) -> int:
+    if isinstance(item, str):
+        return count_tokens(model, text=item).tokens
+    return len(item) if isinstance(item, list) else 1

@@ -16,27 +16,37 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, Unpack, cast
+from typing import Any, TypeVar, Unpack
 
 from chatgate import config as config_module
-from chatgate.chat_request import MessageLike, chat_request
+from chatgate.cache.default import CacheArg
+from chatgate.chat_request import MessageLike
 from chatgate.config import Config, ModelEntry, RouterSettings
+from chatgate.cost.budgets import Budgets
 from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest, EmbeddingResponse
 from chatgate.embeddings import build_embedding
-from chatgate.errors import ChatgateError, InvalidRequestError
+from chatgate.errors import InvalidRequestError
 from chatgate.router.admission import Admission
 from chatgate.router.attempt import GroupRunner, Job
 from chatgate.router.call import CallContext
 from chatgate.router.chat import ChatJob
 from chatgate.router.deployments import RoutedDeployment, build_groups
 from chatgate.router.embed import EmbeddingJob
-from chatgate.router.fallbacks import Allowed, FallbackTables, everything, next_allowed
-from chatgate.router.options import ROUTE_ARGS, RouteArgs, RoutedCompletionArgs
-from chatgate.router.policy import Fault, classify
+from chatgate.router.fallbacks import Allowed, FallbackTables, everything
+from chatgate.router.guarded import (
+    Guard,
+    Payer,
+    RouterBudgetsArg,
+    RouterCacheArg,
+    router_budgets,
+    router_cache,
+)
+from chatgate.router.options import RoutedCompletionArgs
 from chatgate.router.runtime import Runtime, state_for
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
 from chatgate.router.tiered import build_tiered, tier_sender
+from chatgate.router.walk import through_fallbacks
 from chatgate.stream import ChatStream
 from chatgate.telemetry import spans
 from chatgate.tiering.route import TieredModel, TierHints
@@ -46,7 +56,6 @@ from chatgate.types import ChatRequest, ChatResponse
 
 __all__ = ["Router"]
 
-_UNSET: Any = None
 R = TypeVar("R")
 
 
@@ -60,6 +69,10 @@ class Router:
     With ``redis_url`` (or ``redis_host``) in the settings its state is shared through Redis
     by every Router on that namespace (``shared_state_failure``: what calls get while Redis is
     unreachable); ``await router.aclose()`` then closes the connection.
+    ``cache``: as ``completion(cache=...)`` takes it, for every call (None: the process default
+    of ``configure_cache``; True: one of its own in memory; cache settings; False: none);
+    ``budgets``: a Budgets, or Budget objects / budget settings, held and settled on every
+    call (docs/routing.md, "Caching and budgets").
     """
 
     def __init__(
@@ -81,6 +94,8 @@ class Router:
         rng: random.Random | None = None,
         env: Mapping[str, str] | None = None,
         tiers: Sequence[TieredModelSettings | Mapping[str, Any]] = (),
+        cache: RouterCacheArg = None,
+        budgets: RouterBudgetsArg = None,
     ) -> None:
         given = {
             "routing_strategy": routing_strategy,
@@ -116,6 +131,11 @@ class Router:
         self.tiered: dict[str, TieredModel] = build_tiered(
             [*s.tiers, *tiers], self.groups, self.state
         )
+        self.guard = Guard(router_cache(cache), router_budgets(budgets, s.timeout))
+
+    @property
+    def budgets(self) -> Budgets | None:  # what every call of this Router holds and settles
+        return self.guard.budgets
 
     def _runner(self, name: str, deployments: list[RoutedDeployment]) -> GroupRunner:
         s = self.settings
@@ -156,6 +176,7 @@ class Router:
     async def aclose(self) -> None:
         """Close the shared-state connection this Router opened on this loop (a given
         ``state`` is the caller's to close)."""
+        await self.guard.drain()
         close = getattr(self.state, "aclose", None)
         if self._owns_state and close is not None:
             await close()
@@ -180,7 +201,9 @@ class Router:
         """Like ``chatgate.acompletion`` with ``model`` a model_list name; the keywords are
         OpenAI's request fields (``ChatParams``) and how to route (``RouteArgs``); ``tier``:
         for a tiered name, the tier to use instead of the classifier's."""
-        return await self._completion(model, messages, stream, tier, kw, sync=False)
+        if model not in self.groups and model not in self.tiered:
+            raise self._unknown(model)
+        return await self.guard.completion(self, model, messages, stream, tier, kw, sync=False)
 
     def completion(
         self,
@@ -192,28 +215,9 @@ class Router:
         **kw: Unpack[RoutedCompletionArgs],
     ) -> ChatResponse | ChatStream:
         """The blocking form of ``acompletion``; runs on chatgate's private loop thread."""
-        return run_sync(self._completion(model, messages, stream, tier, kw, sync=True))
-
-    async def _completion(
-        self,
-        model: str,
-        messages: Sequence[MessageLike],
-        stream: bool,
-        tier: str | None,
-        kw: RoutedCompletionArgs,
-        *,
-        sync: bool,
-    ) -> ChatResponse | ChatStream:
-        params: dict[str, Any] = {k: v for k, v in kw.items() if k not in ROUTE_ARGS}
-        if stream:
-            params["stream"] = True
-        options = cast(RouteArgs, {k: v for k, v in kw.items() if k in ROUTE_ARGS})
-        return await self.aroute(
-            chat_request(model, messages, params),
-            sync=sync,
-            tier=TierHints(tier=tier) if tier is not None else None,
-            **options,
-        )
+        if model not in self.groups and model not in self.tiered:
+            raise self._unknown(model)
+        return run_sync(self.guard.completion(self, model, messages, stream, tier, kw, sync=True))
 
     async def aroute(
         self,
@@ -236,7 +240,8 @@ class Router:
         ``allowed``: the groups the caller may use; a fallback to any other is skipped (and
         logged in the attempt log). The requested group itself is the caller's to check.
         ``auto_prompt_cache``: Claude backends get cache breakpoints (a gateway key's opt-in).
-        ``tier``: for a tiered name, the caller's override, session and listener."""
+        ``tier``: for a tiered name, the caller's override, session and listener. No cache and
+        no budgets here: those are the caller's (``router/guarded.py``)."""
         if request.model in self.tiered:
             send = tier_sender(
                 self, timeout or self.settings.timeout, sync=sync, tags=tags, priority=priority,
@@ -267,20 +272,27 @@ class Router:
         timeout: float | None = None,
         num_retries: int | None = None,
         disable_fallbacks: bool = False,
+        key: str | None = None,
+        team: str | None = None,
+        cache: CacheArg = None,
         **params: Any,
     ) -> EmbeddingResponse:
         """Like ``chatgate.aembedding`` with ``model`` a model_list name, routed as chat is:
-        strategy, limits, retries, cooldowns and fallbacks. ``params``: the OpenAI fields
-        (``encoding_format``, ``dimensions``, ``user``, ...)."""
+        strategy, limits, retries, cooldowns and fallbacks, under the Router's budgets
+        and through its cache (``key``, ``team``, ``cache``: as for ``acompletion``).
+        ``params``: the OpenAI fields (``encoding_format``, ``dimensions``, ``user``, ...)."""
+        if model not in self.groups:
+            raise self._unknown(model)
         request = build_embedding(model, {**params, "input": input})
-        return await self.aroute_embedding(
-            request,
-            tags=tags,
-            priority=priority,
-            timeout=timeout,
-            num_retries=num_retries,
-            disable_fallbacks=disable_fallbacks,
-        )
+
+        async def route() -> EmbeddingResponse:
+            return await self.aroute_embedding(
+                request, tags=tags, priority=priority, timeout=timeout,
+                num_retries=num_retries, disable_fallbacks=disable_fallbacks,
+            )  # fmt: skip
+
+        payer = Payer(key, request.user, team)
+        return await self.guard.embedding(self, request, route, payer=payer, cache=cache)
 
     def embedding(self, model: str, input: EmbeddingInput, **kw: Any) -> EmbeddingResponse:
         """The blocking form of ``aembedding``; runs on chatgate's private loop thread."""
@@ -326,11 +338,7 @@ class Router:
         download_images: bool = False,
     ) -> CallContext:
         if model not in self.groups:
-            raise InvalidRequestError(
-                f"model {model!r} is not in the router's model_list; "
-                f"known names: {', '.join(self.groups) or 'none'}",
-                param="model",
-            )
+            raise self._unknown(model)
         return CallContext.begin(
             self._runtime,
             timeout,
@@ -358,9 +366,10 @@ class Router:
                 admitted = await self._admission.enter(
                     priority, max(0.0, call.time_left(self._runtime))
                 )
-                result = await self._through_fallbacks(
-                    job, call, no_fallbacks, allowed or everything
-                )
+                result = await through_fallbacks(
+                    job, call, no_fallbacks, allowed or everything, self._runners,
+                    self.fallbacks, self._runtime,
+                )  # fmt: skip
         except BaseException as exc:
             if admitted is not None:
                 self._admission.leave(admitted)
@@ -374,34 +383,12 @@ class Router:
             route.end()
         return result
 
-    async def _through_fallbacks(
-        self, job: Job[R], call: CallContext, disable: bool, allow: Allowed
-    ) -> R:
-        chain = [job.model]
-        if not disable:
-            chain += self.fallbacks.general.get(job.model, [])
-        visited: set[str] = set()
-        index = 0
-        while True:
-            name = chain[index]
-            visited.add(name)
-            more = any(allow(n) for n in chain[index + 1 :])
-            try:
-                result = await self._runners[name].run(job, call, can_fall_back=more)
-                spans.served_by(name, job.model)
-                return result
-            except ChatgateError as exc:
-                exc.attempt_log = list(call.log)
-                fault = classify(exc)
-                moves_on = fault in (Fault.RETRYABLE, Fault.DEPLOYMENT)
-                extra = None if disable and not moves_on else self.fallbacks.on_fault(name, fault)
-                if extra is None or (moves_on and call.time_left(self._runtime) <= 0):
-                    raise
-                chain[index + 1 : index + 1] = [n for n in extra if n not in visited]
-                index = next_allowed(chain, index, allow, visited, call)
-                exc.attempt_log = list(call.log)
-                if index >= len(chain):
-                    raise
+    def _unknown(self, model: str) -> InvalidRequestError:
+        return InvalidRequestError(
+            f"model {model!r} is not in the router's model_list; "
+            f"known names: {', '.join(self.model_names) or 'none'}",
+            param="model",
+        )
 
     def now(self) -> float:
         """The router's clock (the injected one in tests)."""

@@ -11,10 +11,9 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from chatgate.cost.calc import price_of
-from chatgate.cost.tokens import count_tokens
-from chatgate.embedding_types import EmbeddingInput, EmbeddingResponse
+from chatgate.embedding_types import EmbeddingResponse
 from chatgate.embeddings import build_embedding
+from chatgate.router.budgeting import embedding_input_tokens, embedding_worst_case
 from chatgate.server.asgi import ClientDisconnected
 from chatgate.server.errors import GatewayError
 from chatgate.server.openai_routes import model_name, parse_json_body
@@ -65,15 +64,14 @@ async def _serve(
     request = build_embedding(name, data)
     group = router.groups[name]
     if size < OFFLOAD_MIN_BYTES:
-        tokens = _input_tokens(group[0].model, request.input)
+        tokens = embedding_input_tokens(group[0].model, request.input)
     else:  # seconds of counting for a big input: off the event loop
-        tokens = await off_loop(_input_tokens, group[0].model, request.input)
+        tokens = await off_loop(embedding_input_tokens, group[0].model, request.input)
     await take_key_limits(gateway_request, lambda: tokens)
     allowed = allowed_groups(ctx)
-    reachable = [d for g in router.reachable(name, allowed) for d in router.groups[g]]
-    prices = [p.input for d in reachable if (p := price_of(d.deployment)) is not None]
-    if prices:  # the dearest deployment that may serve, fallbacks included: it picks later
-        await hold_amount(state, ctx, name, max(prices) * tokens)
+    amount = embedding_worst_case(router, request, allowed, tokens)
+    if amount is not None:
+        await hold_amount(state, ctx, name, amount)
     if watch.gone:  # gone before the call: nothing was spent
         await settle_amount(state, ctx, Decimal(0), 0)
         raise ClientDisconnected
@@ -95,14 +93,3 @@ async def _serve(
     await settle_amount(state, ctx, response.meta.cost, used)
     took_embedding(ctx, response)
     return response
-
-
-def _input_tokens(model: str, given: EmbeddingInput) -> int:
-    items = [given] if isinstance(given, str) else given
-    return sum(_tokens(model, item) for item in items)
-
-
-def _tokens(model: str, item: str | int | list[int]) -> int:
-    if isinstance(item, str):
-        return count_tokens(model, text=item).tokens
-    return len(item) if isinstance(item, list) else 1  # token ids count as they are

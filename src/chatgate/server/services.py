@@ -15,10 +15,11 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from chatgate.config import Config, GeneralSettings, RouterSettings
 from chatgate.cost.budgets import Budget, Budgets, hold_ttl_for
+from chatgate.router.guarded import budget_of
 from chatgate.router.redis_state import RedisState
 from chatgate.router.state import MemoryState, RouterState
 
@@ -58,9 +59,7 @@ def spend_wal_dir(url: str) -> Path:
 
 
 def budgets_of(settings: GeneralSettings) -> list[Budget]:
-    return [
-        Budget(b.scope, b.limit, b.window, b.subject, tuple(b.alerts)) for b in settings.budgets
-    ]
+    return [budget_of(b) for b in settings.budgets]
 
 
 class Services:
@@ -169,14 +168,6 @@ def _cache(config: Config) -> Cache | None:
     settings = config.general_settings.cache
     if settings is None:
         return None
-    from chatgate.cache import Cache, CachePolicy
+    from chatgate.cache.settings import cache_from_settings
 
-    options: dict[str, Any] = {}
-    if settings.backend == "memory" and settings.max_bytes:
-        options["max_bytes"] = settings.max_bytes
-    if settings.backend == "sqlite" and settings.path:
-        options["path"] = settings.path
-    if settings.backend == "redis" and settings.url:
-        options["url"] = settings.url
-    policy = CachePolicy(mode=settings.mode, ttl=settings.ttl)
-    return Cache(settings.backend, policy=policy, **options)
+    return cache_from_settings(settings)

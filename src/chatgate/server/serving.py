@@ -15,14 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from chatgate.cost.budgets import Budget
-from chatgate.cost.calc import cost_of, partial_usage, price_of
 from chatgate.cost.tokens import precount
 from chatgate.embedding_types import EmbeddingResponse
 from chatgate.errors import ChatgateError
 from chatgate.meta import tries
-from chatgate.router.budgeting import routed_worst_case
+from chatgate.router import guarded
 from chatgate.router.call import estimate_tokens, prompt_bytes
 from chatgate.router.fallbacks import Allowed
+from chatgate.router.guarded import Payer
 from chatgate.router.state import Limits
 from chatgate.server.asgi import ClientDisconnected, big_body
 from chatgate.server.context import RequestContext
@@ -32,7 +32,6 @@ from chatgate.server.request import GatewayRequest, failed
 from chatgate.server.state import GatewayState
 from chatgate.server.tier_hints import tier_hints
 from chatgate.stream import ChatStream
-from chatgate.telemetry import spans
 from chatgate.transport.offload import OFFLOAD_MIN_BYTES
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
@@ -43,6 +42,7 @@ __all__ = [
     "check_n",
     "free_call",
     "hold_amount",
+    "payer_of",
     "record_tries",
     "respond",
     "serve_chat",
@@ -243,8 +243,7 @@ async def _route(request: GatewayRequest, chat: ChatRequest) -> ChatResponse | C
     from chatgate.cache import control_from_headers
 
     control = control_from_headers(request.scope["headers"])
-    with spans.step("chatgate.cache"):
-        return await cache.get_or_call(chat, chat.model, call, control=control)
+    return await guarded.through_cache(cache, control, chat, call)
 
 
 def admit_model(request: GatewayRequest, name: str, *, stream: bool) -> str:
@@ -297,15 +296,19 @@ def key_budget(ctx: RequestContext) -> tuple[Budget, ...]:
     return (Budget("key", key.budget_usd, key.budget_period or "monthly", subject=key.key_id),)
 
 
+def payer_of(ctx: RequestContext) -> Payer:
+    """Whom the request's budgets are looked up for: its key, user and team, and the key's
+    own budget."""
+    return Payer(ctx.key_id, ctx.user_id, ctx.team_id, key_budget(ctx))
+
+
 async def hold_amount(
     state: GatewayState, ctx: RequestContext, model: str, amount: Decimal
 ) -> None:
     """Hold a known amount (embeddings) on every budget that applies."""
-    extra = key_budget(ctx)
-    who = {"key": ctx.key_id, "user": ctx.user_id, "team": ctx.team_id}
-    budgets = state.services.budgets
-    if budgets.lines_for(model=model, extra=extra, **who):
-        ctx.hold = await budgets.reserve_amount(amount, model=model, extra=extra, **who)
+    hold = await guarded.hold_amount(state.services.budgets, model, amount, payer_of(ctx))
+    if hold is not None:
+        ctx.hold = hold
 
 
 def allowed_groups(ctx: RequestContext) -> Allowed | None:
@@ -328,17 +331,12 @@ def check_n(state: GatewayState, request: ChatRequest) -> None:
 
 
 async def _hold_budget(state: GatewayState, ctx: RequestContext, request: ChatRequest) -> None:
-    budgets = state.services.budgets
-    extra = key_budget(ctx)
-    who = {"key": ctx.key_id, "user": ctx.user_id, "team": ctx.team_id}
-    if not budgets.lines_for(model=request.model, extra=extra, **who):
-        return
-    # The router picks after the hold is taken: hold the worst case over every deployment the
-    # call may reach, fallbacks the key may use included, n choices each.
-    router = state.models.router
-    amount = routed_worst_case(router, budgets, request, allowed_groups(ctx))
-    with spans.step("chatgate.budget.hold"):
-        ctx.hold = await budgets.reserve_amount(amount, model=request.model, extra=extra, **who)
+    router, budgets = state.models.router, state.services.budgets
+    if not budgets.budgets and (ctx.key is None or ctx.key.budget_usd is None):
+        return  # no budget can apply: the caller's subjects need not be gathered
+    hold = await guarded.hold_chat(budgets, router, request, payer_of(ctx), allowed_groups(ctx))
+    if hold is not None:
+        ctx.hold = hold
 
 
 async def settle(
@@ -348,14 +346,9 @@ async def settle(
     request: ChatRequest,
 ) -> None:
     """The answer is over (or never came): charge what it cost, free what was held."""
-    cost: Decimal | None = Decimal(0)
-    usage_total = 0
-    if isinstance(result, ChatResponse):
-        cost = result.meta.cost
-        usage_total = result.usage.total_tokens if result.usage else 0
-    elif isinstance(result, ChatStream):
-        cost, usage = _stream_cost(result, request)
-        usage_total = usage.total_tokens if usage is not None else 0
+    cost, usage = guarded.answer_cost(result, request)
+    usage_total = usage.total_tokens if usage is not None else 0
+    if isinstance(result, ChatStream):
         if ctx.usage is None:  # cut short: what was produced, counted here
             ctx.usage = usage
         ctx.cost = cost if ctx.cost is None else ctx.cost
@@ -384,17 +377,3 @@ async def settle_amount(
         key_limits = state.services.key_limits
         await key_limits.release(key.key_id, limits, correction, time.monotonic())
         ctx.key_tokens = None
-
-
-def _stream_cost(stream: ChatStream, request: ChatRequest) -> tuple[Decimal | None, Usage | None]:
-    """A finished stream's cost, or for one cut short what the tokens produced so far cost
-    (counted here when the provider sent no usage)."""
-    answer = stream.snapshot()
-    if answer.meta.cost is not None or answer.meta.cache_hit:
-        return answer.meta.cost, answer.usage
-    deployment = stream.deployment
-    if deployment is None:
-        return None, answer.usage
-    usage = partial_usage(f"{deployment.provider}/{deployment.model}", request.messages, answer)
-    price = price_of(deployment, answer.model)
-    return (None if price is None else cost_of(usage, price)), usage
