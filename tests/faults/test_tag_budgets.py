@@ -87,6 +87,8 @@ def test_gateway_never_overspends_a_tag_budget(
         spent, reserved = asyncio.run(counter(db_url, BUDGET_ID))
         assert 0 < spent <= LIMIT
         assert reserved == 0
+        # 9 answers of ~$0.001 crossed the default 80% alert, once
+        assert gw.log_text().count(f"budget {BUDGET_ID}: 80% of $0.01 used") == 1
         # the tag among others still holds; other tags alone are not held
         both = {"x-chatgate-tags": "other, feature-x"}
         assert asyncio.run(post_many(gw.url, key, [body()], headers=both)) == [402]

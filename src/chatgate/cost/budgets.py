@@ -2,9 +2,7 @@
 
 A ``Budget`` caps spend for one scope (a key, user, team, model, tag, or everything) over a
 window (daily / monthly, in UTC, or lifetime). ``subject="*"`` gives every key (user, team,
-model) its own budget of that size; a tag budget names its tag (tags are the caller's own
-words, so "each tag its own" would let clients create budgets without end), and a call with
-several budgeted tags is held on each. Before a call, ``Budgets.reserve`` computes the most it
+model) its own budget of that size; a tag budget names its tag (``budget_tags``). Before a call, ``Budgets.reserve`` computes the most it
 can cost (prompt tokens counted x input price + n x max_tokens, or the model's max output, x
 output price: ``n`` choices each up to the cap, the prompt billed once; a prompt count that
 is only an estimate is raised by ``estimate_margin``) and
