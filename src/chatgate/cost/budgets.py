@@ -2,11 +2,11 @@
 
 A ``Budget`` caps spend for one scope (a key, user, team, model, tag, or everything) over a
 window (daily / monthly, in UTC, or lifetime). ``subject="*"`` gives every key (user, team,
-model) its own budget of that size; a tag budget names its tag (``budget_tags``). Before a call, ``Budgets.reserve`` computes the most it
-can cost (prompt tokens counted x input price + n x max_tokens, or the model's max output, x
-output price: ``n`` choices each up to the cap, the prompt billed once; a prompt count that
-is only an estimate is raised by ``estimate_margin``) and
-reserves it atomically against every budget that applies: all of them or none. A budget
+model) its own budget of that size; a tag budget names its tag (``budget_tags``). Before a
+call, ``Budgets.reserve`` computes the most it can cost (prompt tokens counted x input price +
+n x max_tokens, or the model's max output, x output price: ``n`` choices each up to the cap,
+the prompt billed once; a prompt count that is only an estimate is raised by
+``estimate_margin``) and reserves it atomically against every budget that applies: all of them or none. A budget
 that cannot cover it refuses with ``BudgetExceededError`` (HTTP 402, what is left, when it
 resets). After the call, ``settle`` replaces the reservation by the actual cost; ``release``
 drops it when nothing was spent. Soft alerts fire once per threshold crossing (log line
