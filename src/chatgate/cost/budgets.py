@@ -6,11 +6,11 @@ model) its own budget of that size; a tag budget names its tag (``budget_tags``)
 call, ``Budgets.reserve`` computes the most it can cost (prompt tokens counted x input price +
 n x max_tokens, or the model's max output, x output price: ``n`` choices each up to the cap,
 the prompt billed once; a prompt count that is only an estimate is raised by
-``estimate_margin``) and reserves it atomically against every budget that applies: all of them or none. A budget
-that cannot cover it refuses with ``BudgetExceededError`` (HTTP 402, what is left, when it
-resets). After the call, ``settle`` replaces the reservation by the actual cost; ``release``
-drops it when nothing was spent. Soft alerts fire once per threshold crossing (log line
-``chatgate.budget`` + ``on_alert`` callback).
+``estimate_margin``) and reserves it atomically against every budget that applies: all of them
+or none. A budget that cannot cover it refuses with ``BudgetExceededError`` (HTTP 402, what is
+left, when it resets). After the call, ``settle`` replaces the reservation by the actual cost;
+``release`` drops it when nothing was spent. Soft alerts fire once per threshold crossing (log
+line ``chatgate.budget`` + ``on_alert`` callback).
 
 Backends (``budget_backends``): in memory for one process, or SQL (``budgets_sql``;
 SQLite/PostgreSQL, atomic across processes), behind the async ``BudgetBackend`` protocol.
