@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from chatgate.cost.budget_tags import check_tag_subject
 from chatgate.errors import InvalidRequestError
 from chatgate.tiering.settings import TieredModelSettings
 
@@ -212,11 +213,22 @@ class RouterSettings(_Strict):
 class BudgetSettings(_Strict):
     """A budget in force at the gateway (keys carry their own; see docs/cost.md)."""
 
-    scope: Literal["key", "user", "team", "model", "global"]
+    scope: Literal["key", "user", "team", "model", "tag", "global"]
     limit: Decimal = Field(ge=0)  # USD
     window: Literal["daily", "monthly", "lifetime"] = "monthly"
-    subject: str = "*"  # the key id, user, team or model it caps; "*": each its own
+    # the key id, user, team, model or tag it caps; "*": each its own (not for tags)
+    subject: str = Field(default="*", validate_default=True)
     alerts: list[Decimal] = Field(default_factory=lambda: [Decimal("0.8")])
+
+    @pydantic.field_validator("subject")
+    @classmethod
+    def _one_tag(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        if info.data.get("scope") == "tag":
+            try:
+                check_tag_subject(value)
+            except InvalidRequestError as refused:
+                raise ValueError(refused.args[0]) from None
+        return value
 
 
 class CacheSettings(_Strict):

@@ -83,10 +83,14 @@ def new_key(gw: Gateway, **fields: Any) -> tuple[str, str]:
 
 
 async def post_many(
-    url: str, key: str, bodies: list[dict[str, Any]], path: str = "/v1/chat/completions"
+    url: str,
+    key: str,
+    bodies: list[dict[str, Any]],
+    path: str = "/v1/chat/completions",
+    headers: dict[str, str] | None = None,
 ) -> list[int]:
-    """Send every body at once; the statuses, in order."""
-    headers = {"Authorization": f"Bearer {key}"}
+    """Send every body at once (with ``headers`` besides the key); the statuses, in order."""
+    headers = {"Authorization": f"Bearer {key}", **(headers or {})}
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
 
@@ -100,6 +104,11 @@ async def post_many(
 
 async def counters(db_url: str, key_id: str) -> tuple[Decimal, Decimal]:
     """The key's lifetime budget as the database has it: (spent, reserved) in USD."""
+    return await counter(db_url, f"key:{key_id}:lifetime")
+
+
+async def counter(db_url: str, budget_id: str) -> tuple[Decimal, Decimal]:
+    """A budget's counter (any period) as the database has it: (spent, reserved) in USD."""
     engine = create_engine(db_url)
     try:
         async with engine.connect() as conn:
@@ -109,7 +118,7 @@ async def counters(db_url: str, key_id: str) -> tuple[Decimal, Decimal]:
                         "SELECT spent_pico, reserved_pico FROM budget_counters "
                         "WHERE budget_id = :id"
                     ),
-                    {"id": f"key:{key_id}:lifetime"},
+                    {"id": budget_id},
                 )
             ).first()
     finally:

@@ -55,6 +55,7 @@ def gateway(
         database=SQLITE,
         router={"fallbacks": [{"broken": ["live"]}], "num_retries": 0},
         key_cache_ttl_s=0,
+        budgets=[{"scope": "tag", "subject": "tiny", "limit": "0.0000001"}],
     )
     with serve(config, tmp_path_factory) as gw:
         yield gw
@@ -73,11 +74,12 @@ def jsonl(lines: list[tuple[str, str, str]]) -> bytes:
     )  # fmt: skip
 
 
-def submit(client: openai.OpenAI, data: bytes) -> Batch:
+def submit(client: openai.OpenAI, data: bytes, tags: str | None = None) -> Batch:
     uploaded = client.files.create(file=("in.jsonl", io.BytesIO(data)), purpose="batch")
     return client.batches.create(
-        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
-    )
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
+        extra_headers={"x-chatgate-tags": tags} if tags else None,
+    )  # fmt: skip
 
 
 def wait_done(client: openai.OpenAI, batch_id: str, timeout_s: float = 20.0) -> Batch:
@@ -172,6 +174,15 @@ def test_a_key_budget_holds_the_batch(gateway: Gateway) -> None:
     with pytest.raises(openai.APIStatusError) as refused:
         submit(sdk(gateway, secret), jsonl([("a", "mini", "x")]))
     assert refused.value.status_code == 402
+
+
+def test_a_tag_budget_holds_the_batch_created_with_its_tag(gateway: Gateway) -> None:
+    client = sdk(gateway, new_key(gateway)[0])
+    with pytest.raises(openai.APIStatusError) as refused:
+        submit(client, jsonl([("a", "mini", "x")]), tags="other, tiny")
+    assert refused.value.status_code == 402
+    assert "tag:tiny:monthly" in refused.value.message
+    assert submit(client, jsonl([("a", "mini", "x")]), tags="other").id
 
 
 def mini_worst_and_actual() -> tuple[Decimal, Decimal]:

@@ -1,16 +1,16 @@
 """Budgets that cannot be overspent: reserve the worst case before a call, settle after.
 
-A ``Budget`` caps spend for one scope (a key, user, team, model, or everything) over a
+A ``Budget`` caps spend for one scope (a key, user, team, model, tag, or everything) over a
 window (daily / monthly, in UTC, or lifetime). ``subject="*"`` gives every key (user, team,
-model) its own budget of that size. Before a call, ``Budgets.reserve`` computes the most it
-can cost (prompt tokens counted x input price + n x max_tokens, or the model's max output, x
-output price: ``n`` choices each up to the cap, the prompt billed once; a prompt count that
-is only an estimate is raised by ``estimate_margin``) and
-reserves it atomically against every budget that applies: all of them or none. A budget
-that cannot cover it refuses with ``BudgetExceededError`` (HTTP 402, what is left, when it
-resets). After the call, ``settle`` replaces the reservation by the actual cost; ``release``
-drops it when nothing was spent. Soft alerts fire once per threshold crossing (log line
-``chatgate.budget`` + ``on_alert`` callback).
+model) its own budget of that size; a tag budget names its tag (``budget_tags``). Before a
+call, ``Budgets.reserve`` computes the most it can cost (prompt tokens counted x input price +
+n x max_tokens, or the model's max output, x output price: ``n`` choices each up to the cap,
+the prompt billed once; a prompt count that is only an estimate is raised by
+``estimate_margin``) and reserves it atomically against every budget that applies: all of them
+or none. A budget that cannot cover it refuses with ``BudgetExceededError`` (HTTP 402, what is
+left, when it resets). After the call, ``settle`` replaces the reservation by the actual cost;
+``release`` drops it when nothing was spent. Soft alerts fire once per threshold crossing (log
+line ``chatgate.budget`` + ``on_alert`` callback).
 
 Backends (``budget_backends``): in memory for one process, or SQL (``budgets_sql``;
 SQLite/PostgreSQL, atomic across processes), behind the async ``BudgetBackend`` protocol.
@@ -34,6 +34,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal
 
 from chatgate.cost.budget_backends import BudgetBackend, MemoryBudgetBackend
+from chatgate.cost.budget_tags import check_tag_subject
 from chatgate.cost.budgets_sync import SyncBudgets
 from chatgate.cost.calc import upper_bound
 from chatgate.cost.prices import ModelPrice, lookup_price
@@ -55,7 +56,7 @@ __all__ = [
 
 log = logging.getLogger("chatgate.budget")
 
-Scope = Literal["key", "user", "team", "model", "global"]
+Scope = Literal["key", "user", "team", "model", "tag", "global"]
 Window = Literal["daily", "monthly", "lifetime"]
 PICO = Decimal(10**12)
 _MAX_PICO = 2**63 - 1
@@ -98,11 +99,14 @@ class Budget:
         alerts = tuple(Decimal(str(a)) for a in self.alerts)
         if any(not 0 < a <= 1 for a in alerts):
             raise InvalidRequestError("budget alerts are fractions in (0, 1]", param="alerts")
+        if self.scope == "tag":
+            check_tag_subject(self.subject)
         object.__setattr__(self, "limit", limit)
         object.__setattr__(self, "alerts", alerts)
 
     def subject_for(self, who: dict[str, str | None]) -> str | None:
-        """The concrete subject this budget caps for a caller, or None if it does not apply."""
+        """The concrete subject this budget caps for a caller, or None if it does not apply
+        (a tag budget: see ``Budgets.lines_for``)."""
         if self.scope == "global":
             return "*"
         value = who.get(self.scope)
@@ -190,15 +194,19 @@ class Budgets:
         key: str | None = None,
         user: str | None = None,
         team: str | None = None,
+        tags: Sequence[str] = (),
         extra: Sequence[Budget] = (),
     ) -> tuple[Line, ...]:
         """The budgets that apply to a call; ``extra`` adds the caller's own (e.g. the budget
-        stored on a virtual key)."""
+        stored on a virtual key). A tag budget applies when its tag is among ``tags``."""
         who = {"key": key, "user": user, "team": team, "model": model}
         now = self.clock()
         lines = []
         for budget in (*self.budgets, *extra):
-            subject = budget.subject_for(who)
+            if budget.scope == "tag":
+                subject = budget.subject if budget.subject in tags else None
+            else:
+                subject = budget.subject_for(who)
             if subject is None:
                 continue
             period, resets = period_of(budget.window, now)
@@ -257,11 +265,12 @@ class Budgets:
         key: str | None = None,
         user: str | None = None,
         team: str | None = None,
+        tags: Sequence[str] = (),
         extra: Sequence[Budget] = (),
     ) -> Reservation:
         """Hold the call's worst case (``n`` choices) on every budget that applies, or raise
         BudgetExceededError. Always settle() or release() the result."""
-        lines = self.lines_for(model=model, key=key, user=user, team=team, extra=extra)
+        lines = self.lines_for(model=model, key=key, user=user, team=team, tags=tags, extra=extra)
         if not lines:
             return Reservation(uuid.uuid4().hex, (), 0, model)
         amount = self.worst_case(
@@ -277,10 +286,11 @@ class Budgets:
         key: str | None = None,
         user: str | None = None,
         team: str | None = None,
+        tags: Sequence[str] = (),
         extra: Sequence[Budget] = (),
     ) -> Reservation:
         """Hold a given amount (embeddings, batch jobs: anything priced by the caller)."""
-        lines = self.lines_for(model=model, key=key, user=user, team=team, extra=extra)
+        lines = self.lines_for(model=model, key=key, user=user, team=team, tags=tags, extra=extra)
         return await self._hold(model, lines, amount)
 
     async def _hold(self, model: str, lines: tuple[Line, ...], amount: Decimal) -> Reservation:
@@ -351,9 +361,10 @@ class Budgets:
         key: str | None = None,
         user: str | None = None,
         team: str | None = None,
+        tags: Sequence[str] = (),
         extra: Sequence[Budget] = (),
     ) -> list[BudgetState]:
-        lines = self.lines_for(model=model, key=key, user=user, team=team, extra=extra)
+        lines = self.lines_for(model=model, key=key, user=user, team=team, tags=tags, extra=extra)
         values = await self.backend.read(lines)
         return [
             BudgetState(

@@ -26,6 +26,7 @@ from chatgate.cache.settings import cache_from_settings, parse_settings
 from chatgate.cache.sources import raise_if_truncated
 from chatgate.chat_request import MessageLike, chat_request
 from chatgate.config import BudgetSettings, CacheSettings
+from chatgate.cost.budget_tags import spend_tags
 from chatgate.cost.budgets import Budget, Budgets, Reservation, hold_ttl_for
 from chatgate.cost.calc import cost_of, partial_usage, price_of
 from chatgate.embedding_types import EmbeddingRequest, EmbeddingResponse
@@ -68,6 +69,7 @@ class Payer:
     user: str | None = None
     team: str | None = None
     extra: tuple[Budget, ...] = ()
+    tags: tuple[str, ...] = ()  # the spend tags: a tag budget applies when its tag is here
 
     def who(self) -> dict[str, str | None]:
         return {"key": self.key, "user": self.user, "team": self.team}
@@ -82,13 +84,15 @@ async def hold_chat(
 ) -> Reservation | None:
     """Hold ``request``'s worst case on every budget that applies (None: none applies)."""
     model, who = request.model, payer.who()
-    if not budgets.lines_for(model=model, extra=payer.extra, **who):
+    if not budgets.lines_for(model=model, tags=payer.tags, extra=payer.extra, **who):
         return None
     # The router picks after the hold is taken: hold the worst case over every deployment the
     # call may reach, fallbacks the caller may use included, n choices each.
     amount = routed_worst_case(router, budgets, request, allowed)
     with spans.step("chatgate.budget.hold"):
-        return await budgets.reserve_amount(amount, model=model, extra=payer.extra, **who)
+        return await budgets.reserve_amount(
+            amount, model=model, tags=payer.tags, extra=payer.extra, **who
+        )
 
 
 async def hold_amount(
@@ -96,9 +100,11 @@ async def hold_amount(
 ) -> Reservation | None:
     """Hold a known amount (embeddings) on every budget that applies (None: none applies)."""
     who = payer.who()
-    if not budgets.lines_for(model=model, extra=payer.extra, **who):
+    if not budgets.lines_for(model=model, tags=payer.tags, extra=payer.extra, **who):
         return None
-    return await budgets.reserve_amount(amount, model=model, extra=payer.extra, **who)
+    return await budgets.reserve_amount(
+        amount, model=model, tags=payer.tags, extra=payer.extra, **who
+    )
 
 
 async def through_cache(
@@ -245,7 +251,10 @@ class Guard:
             how = cast(RouteArgs, {**options, "raise_on_truncation": raise_on_truncation})
             return await router.aroute(request, sync=sync, tier=hints, **how)
 
-        payer = Payer(guard.get("key"), request.user, guard.get("team"))
+        payer = Payer(
+            guard.get("key"), request.user, guard.get("team"),
+            tags=spend_tags(guard.get("spend_tags")),
+        )  # fmt: skip
         return await self.chat(
             router, request, route, payer=payer, cache=guard.get("cache"), sync=sync,
             raise_on_truncation=options.get("raise_on_truncation", False),

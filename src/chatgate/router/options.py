@@ -43,11 +43,14 @@ class RouteArgs(TypedDict, total=False):
 class GuardArgs(TypedDict, total=False):
     """The Router's cache and budgets, per call: ``cache`` as ``chatgate.completion`` takes it
     (``False``, ``{"no-store": True}``, a Cache...); ``key`` and ``team``: the budget subjects
-    the call is charged to (the user is OpenAI's ``user`` field)."""
+    the call is charged to (the user is OpenAI's ``user`` field); ``spend_tags``: the tags it
+    is charged to (tag budgets, as the gateway's ``x-chatgate-tags``; not ``tags``, which picks
+    deployments)."""
 
     cache: CacheArg
     key: str | None
     team: str | None
+    spend_tags: Sequence[str] | None
 
 
 class RoutedCompletionArgs(ChatParams, RouteArgs, GuardArgs, total=False):

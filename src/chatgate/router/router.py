@@ -22,6 +22,7 @@ from chatgate import config as config_module
 from chatgate.cache.default import CacheArg
 from chatgate.chat_request import MessageLike
 from chatgate.config import Config, ModelEntry, RouterSettings
+from chatgate.cost import budget_tags
 from chatgate.cost.budgets import Budgets
 from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest, EmbeddingResponse
 from chatgate.embeddings import build_embedding
@@ -274,12 +275,14 @@ class Router:
         disable_fallbacks: bool = False,
         key: str | None = None,
         team: str | None = None,
+        spend_tags: Sequence[str] | None = None,
         cache: CacheArg = None,
         **params: Any,
     ) -> EmbeddingResponse:
         """Like ``chatgate.aembedding`` with ``model`` a model_list name, routed as chat is:
         strategy, limits, retries, cooldowns and fallbacks, under the Router's budgets
-        and through its cache (``key``, ``team``, ``cache``: as for ``acompletion``).
+        and through its cache (``key``, ``team``, ``spend_tags``, ``cache``: as for
+        ``acompletion``).
         ``params``: the OpenAI fields (``encoding_format``, ``dimensions``, ``user``, ...)."""
         if model not in self.groups:
             raise self._unknown(model)
@@ -291,7 +294,7 @@ class Router:
                 num_retries=num_retries, disable_fallbacks=disable_fallbacks,
             )  # fmt: skip
 
-        payer = Payer(key, request.user, team)
+        payer = Payer(key, request.user, team, tags=budget_tags.spend_tags(spend_tags))
         return await self.guard.embedding(self, request, route, payer=payer, cache=cache)
 
     def embedding(self, model: str, input: EmbeddingInput, **kw: Any) -> EmbeddingResponse:

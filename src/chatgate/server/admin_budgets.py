@@ -4,7 +4,8 @@ GET /admin/budgets   the configured budgets (general_settings.budgets) and the b
                      virtual keys (the 100 most spent): for each its current period,
                      limit, spent, held (reserved by calls in flight), when it resets, and
                      which alert thresholds it has crossed. A budget whose subject is "*"
-                     (each key, user, team or model its own) lists its 50 most spent.
+                     (each key, user, team or model its own) lists its 50 most spent; a
+                     tag budget always names its tag: one row.
 """
 
 from __future__ import annotations

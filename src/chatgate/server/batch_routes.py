@@ -158,7 +158,7 @@ async def _hold(
     worst: dict[str, Decimal] = {}
     for item in items:
         model = item.request.model
-        if not budgets.lines_for(model=model, extra=extra, **who):
+        if not budgets.lines_for(model=model, tags=ctx.tags, extra=extra, **who):
             continue
         try:
             if batchable(state, model):
@@ -171,7 +171,9 @@ async def _hold(
     holds: dict[str, Reservation] = {}
     try:
         for model, amount in worst.items():
-            holds[model] = await budgets.reserve_amount(amount, model=model, extra=extra, **who)
+            holds[model] = await budgets.reserve_amount(
+                amount, model=model, tags=ctx.tags, extra=extra, **who
+            )
     except ChatgateError:  # a budget that cannot cover it: release the holds taken
         for hold in holds.values():
             await budgets.settle(hold, Decimal(0))

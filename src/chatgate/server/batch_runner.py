@@ -173,7 +173,10 @@ async def _charge(state: GatewayState, spend: _Spend, holds: dict[str, Reservati
             if hold is None:
                 if not cost:
                     continue
-                hold = await budgets.reserve_amount(Decimal(0), model=model, extra=extra, **who)
+                # the submitter's tags are not kept with the batch: its owner's budgets only
+                hold = await budgets.reserve_amount(
+                    Decimal(0), model=model, tags=(), extra=extra, **who
+                )
             await budgets.settle(hold, cost)
         except ChatgateError as exc:
             log.warning("batch cost of %s not charged to its budgets: %s", model, exc)

@@ -297,9 +297,9 @@ def key_budget(ctx: RequestContext) -> tuple[Budget, ...]:
 
 
 def payer_of(ctx: RequestContext) -> Payer:
-    """Whom the request's budgets are looked up for: its key, user and team, and the key's
-    own budget."""
-    return Payer(ctx.key_id, ctx.user_id, ctx.team_id, key_budget(ctx))
+    """Whom the request's budgets are looked up for: its key, user, team and tags, and the
+    key's own budget."""
+    return Payer(ctx.key_id, ctx.user_id, ctx.team_id, key_budget(ctx), ctx.tags)
 
 
 async def hold_amount(
