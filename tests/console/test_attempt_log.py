@@ -67,7 +67,11 @@ def test_a_failover_shows_every_attempt(gateway: Gateway, upstream: FakeOpenAI) 
         (row,) = http.get(f"/admin/logs/{request_id}").json()["records"]
         page = http.get("/admin/logs", params={"request_id": request_id}).text
     first, retry, answered = row["attempt_log"]
-    assert [a["deployment"] for a in row["attempt_log"]] == ["wobbly#0", "wobbly#0", "fast#0"]
+    # the retry goes to "wobbly" again, or to "fast" once "wobbly" cools down (an earlier test's
+    # failures count towards its cooldown): either way the second 500 is the second attempt
+    assert first["deployment"] == "wobbly#0"
+    assert retry["deployment"] in ("wobbly#0", "fast#0")
+    assert answered["deployment"] == "fast#0"
     for failure in (first, retry):
         assert failure["error"] == "InternalServerError"
         assert failure["status_code"] == 500
