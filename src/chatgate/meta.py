@@ -21,6 +21,8 @@ class Attempt(BaseModel):
     status_code: int | None = None
     wait_s: float = 0.0  # backoff slept after this attempt, before the next
     skipped: str | None = None  # set for a fallback group that was not tried: why
+    message: str | None = None  # the error's message (scrubbed where it left the provider)
+    latency_ms: float | None = None  # from sending the attempt to its answer or error
 
 
 def tries(log: list[Attempt]) -> int:

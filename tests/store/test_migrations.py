@@ -101,7 +101,7 @@ async def test_18_adds_fallback_and_savings_and_recomputes_the_consoles_days(db_
         await migrate(engine, tuple(m for m in MIGRATIONS if m.version < 18))
         async with engine.begin() as conn:
             await conn.execute(CONSOLE_DAILY.insert(), [stats])
-        assert await migrate(engine) == [18]
+        assert await migrate(engine, tuple(m for m in MIGRATIONS if m.version <= 18)) == [18]
         async with engine.connect() as conn:
             stored = await conn.scalar(select(func.count()).select_from(CONSOLE_DAILY))
             columns = {
@@ -117,3 +117,24 @@ async def test_18_adds_fallback_and_savings_and_recomputes_the_consoles_days(db_
     assert {"fallback", *savings} <= columns["spend_log"]
     assert savings <= columns["spend_daily"]
     assert {"fallbacks", "tier_saved_pico", *savings} <= columns["console_daily"]
+
+
+async def test_19_adds_the_attempt_log_to_a_spend_log_that_has_rows(db_url: str) -> None:
+    engine = create_engine(db_url)
+    day = dt.date(2026, 11, 1)
+    try:
+        await migrate(engine, tuple(m for m in MIGRATIONS if m.version < 19))
+        async with engine.begin() as conn:
+            present = await conn.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("spend_log")}
+            )
+            if "attempt_log" in present:  # migration 1 made today's table: take it out
+                await conn.exec_driver_sql("ALTER TABLE spend_log DROP COLUMN attempt_log")
+            await ensure_days(conn, [day])
+            await conn.execute(SPEND_LOG.insert().values(row(day)))
+        assert 19 in await migrate(engine)
+        async with engine.connect() as conn:
+            stored = (await conn.execute(select(SPEND_LOG.c.model, SPEND_LOG.c.attempt_log))).all()
+    finally:
+        await engine.dispose()
+    assert [s for _, s in stored] == [None]  # an older row: no attempts recorded

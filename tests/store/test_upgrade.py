@@ -39,7 +39,7 @@ def pop_tiers(row: dict[str, object]) -> tuple[object, ...]:
 
 
 async def test_a_v10_database_upgrades_in_place_with_every_row_kept(v10: str) -> None:
-    before, after, columns = await upgrade(v10, 10, [11, 12, 13, 14, 15, 16, 17, 18])
+    before, after, columns = await upgrade(v10, 10, [11, 12, 13, 14, 15, 16, 17, 18, 19])
     assert len(before["spend_log"]) == 9
     assert len(before["spend_daily"]) == 3
     assert after["spend_log"][0].keys() == set(SPEND_LOG.c.keys())
@@ -52,6 +52,7 @@ async def test_a_v10_database_upgrades_in_place_with_every_row_kept(v10: str) ->
         [None] * 4
     ] * 9
     assert [[r.pop(n) for n in levers] for r in after["spend_daily"]] == [[0] * 3] * 3
+    assert [r.pop("attempt_log") for r in after["spend_log"]] == [None] * 9  # migration 19
     # migration 17: the gateway's provider/model deployments cleared, the columns keep them
     old = [(r.pop("deployment"), r["provider"], r["served_model"]) for r in before["spend_log"]]
     assert {d for d, _, _ in old} == {"anthropic/claude-sonnet-4-5", None}

@@ -39,7 +39,7 @@ def writes(rows: list[dict[str, object]]) -> dict[tuple[object, object], tuple[o
 
 
 async def test_a_v11_database_upgrades_with_its_rollup_filled_in_from_the_log(v11: str) -> None:
-    before, after, columns = await upgrade(v11, 11, [12, 13, 14, 15, 16, 17, 18])
+    before, after, columns = await upgrade(v11, 11, [12, 13, 14, 15, 16, 17, 18, 19])
     assert [r.pop("record_id") for r in after["spend_log"]] == [None] * len(before["spend_log"])
     # migration 17: the gateway's provider/model deployments cleared, the columns keep them
     old = [(r.pop("deployment"), r["provider"], r["served_model"]) for r in before["spend_log"]]
@@ -52,6 +52,7 @@ async def test_a_v11_database_upgrades_with_its_rollup_filled_in_from_the_log(v1
     levers = ("cache_saved_pico", "prompt_saved_pico", "batch_saved_pico")
     for row in after["spend_log"]:  # migration 18: not known for calls before it
         assert [row.pop(n) for n in ("fallback", *levers)] == [None] * 4
+        assert row.pop("attempt_log") is None  # migration 19
     for row in after["spend_daily"]:
         assert [row.pop(n) for n in levers] == [0] * 3
     assert len(before["spend_daily"]) == 3

@@ -75,6 +75,7 @@ def _row(r: UsageRecord) -> dict[str, Any]:
         "cache_saved_pico": None if r.cache_saved is None else to_pico(r.cache_saved),
         "prompt_saved_pico": None if r.prompt_saved is None else to_pico(r.prompt_saved),
         "batch_saved_pico": None if r.batch_saved is None else to_pico(r.batch_saved),
+        "attempt_log": r.attempt_log,
     }
 
 

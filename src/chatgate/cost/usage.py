@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypedDict
 
 import orjson
 
+from chatgate.cost.attempt_log import attempts_json
 from chatgate.cost.calc import cache_writes_1h, token_parts
 from chatgate.cost.savings import recorded_savings
 from chatgate.types import ChatResponse, Usage
@@ -92,6 +93,8 @@ class UsageRecord:
     cache_saved: Decimal | None = None
     prompt_saved: Decimal | None = None
     batch_saved: Decimal | None = None
+    # every attempt (chatgate.cost.attempt_log) when there was more than one, or an error
+    attempt_log: str | None = None
 
     @classmethod
     def of(
@@ -139,12 +142,16 @@ class UsageRecord:
             cache_saved=saved.cache,
             prompt_saved=saved.prompt,
             batch_saved=saved.batch,
+            attempt_log=attempts_json(meta.attempt_log),
         )
 
     @classmethod
     def failed(cls, model: str, error: BaseException, **ids: Any) -> UsageRecord:
         """A call that ended in an error (nothing billed unless ``cost`` is given)."""
-        return cls(ts=time.time(), model=model, error=type(error).__name__, **ids)
+        tried = attempts_json(getattr(error, "attempt_log", None))
+        return cls(
+            ts=time.time(), model=model, error=type(error).__name__, attempt_log=tried, **ids
+        )
 
     @property
     def day(self) -> dt.date:

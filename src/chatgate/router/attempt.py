@@ -131,11 +131,13 @@ class GroupRunner:
             chosen = self._pick(warm_first(fresh, warm), router.rng)[0]
             if await router.state.reserve(chosen.id, chosen.limits, tokens, now) > 0:
                 continue  # another caller took the last slot meanwhile: look again
+            sent = time.perf_counter()
             try:
                 with spans.attempt(chosen.id, self.name, len(call.log) + 1):
                     result = await job.attempt(self, chosen, call, tokens, left)
             except ChatgateError as exc:
-                wait = await self._after_failure(chosen, exc, call, retries, tried, usable)
+                took = (time.perf_counter() - sent) * 1000.0
+                wait = await self._after_failure(chosen, exc, call, retries, tried, usable, took)
                 retries += 1
                 if wait > 0:
                     await router.sleep(wait)
@@ -283,9 +285,10 @@ class GroupRunner:
             await self.release(d, 0)
             raise
         router = self.runtime
-        await router.state.record_success(d.id, time.perf_counter() - started, router.now())
+        took = time.perf_counter() - started
+        await router.state.record_success(d.id, took, router.now())
         await self.release(d, correction(result, tokens))
-        call.log.append(Attempt(deployment=d.id, model=d.model))
+        call.log.append(Attempt(deployment=d.id, model=d.model, latency_ms=took * 1000.0))
         self.stamp(result.meta, d, call)
         return result
 
@@ -301,13 +304,19 @@ class GroupRunner:
         retries: int,
         tried: set[str],
         usable: Sequence[tuple[RoutedDeployment, Stats]],
+        took_ms: float,
     ) -> float:
         """Record the failure; return how long to wait before the next try, or raise."""
         router = self.runtime
         now = router.now()
         fault = classify(exc)
         attempt = Attempt(
-            deployment=d.id, model=d.model, error=type(exc).__name__, status_code=exc.status_code
+            deployment=d.id,
+            model=d.model,
+            error=type(exc).__name__,
+            status_code=exc.status_code,
+            message=exc.message,
+            latency_ms=took_ms,
         )
         call.log.append(attempt)
         if fault in (Fault.RETRYABLE, Fault.DEPLOYMENT):

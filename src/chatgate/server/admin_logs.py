@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chatgate.cost.attempt_log import read_attempts
 from chatgate.cost.budgets import from_pico
 from chatgate.cost.prices import lookup_price
 from chatgate.server.errors import GatewayError
@@ -172,7 +173,10 @@ async def log_detail(state: GatewayState, request_id: str) -> dict[str, Any]:
         raise GatewayError(
             404, f"no spend record for request {request_id!r}", param="request_id", code="not_found"
         )
-    records = [{**_row(r), "cost_breakdown": _breakdown(r)} for r in rows]
+    records = [
+        {**_row(r), "cost_breakdown": _breakdown(r), "attempt_log": read_attempts(r["attempt_log"])}
+        for r in rows
+    ]
     return {
         "request_id": request_id,
         "records": records,

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from chatgate.cost.attempt_log import attempts_json
 from chatgate.cost.budgets import Reservation
 from chatgate.cost.savings import recorded_savings
 from chatgate.cost.usage import UsageRecord, token_fields
+from chatgate.meta import Attempt
 from chatgate.server.asgi import Scope
 from chatgate.server.keys import KeyRecord
 from chatgate.tiering.route import TierChoice
@@ -59,6 +61,8 @@ OWNERS: dict[str, str] = {
     **dict.fromkeys(("usage", "cost", "ttft_ms", "finish_reason", "cache_hit"), _SERVING),
     "content_out": _SERVING,
     "fallback": _SERVING,
+    "tried": _SERVING,
+    "cache_cost": _SERVING,
     "tier": "chatgate.server.tier_hints",  # the tiered router's listener
     "tier_saved": _SERVING,
     "span_context": "chatgate.server.tracing",  # the request's span, for the spend write
@@ -101,6 +105,7 @@ class RequestContext:
     ttft_ms: float | None = None
     finish_reason: str | None = None
     cache_hit: bool = False
+    cache_cost: Decimal | None = None  # on a hit: what the cached answer cost when it was made
     error_class: str | None = None
     refused: bool = False  # answered 4xx before any upstream was tried
     ended: float = 0.0
@@ -108,6 +113,7 @@ class RequestContext:
     content_in: Any = None  # only kept when log_content is true
     content_out: Any = None
     fallback: bool | None = None  # answered by a fallback group, once known
+    tried: list[Attempt] | None = None  # the router's attempts, kept only if more than one
     span_context: Any = None  # the request's OpenTelemetry span context, when traced
     tier: TierChoice | None = None  # a tiered name's choice, heard before the answer
     tier_saved: Decimal | None = None  # USD saved against the premium tier
@@ -159,7 +165,12 @@ def usage_record(ctx: RequestContext) -> UsageRecord:
     if tier is not None and saved is None:  # a stream: priced at its end
         saved = tier.saving(ctx.usage, ctx.cost)
     levers = recorded_savings(
-        ctx.usage, ctx.deployment, ctx.cost, cache_hit=ctx.cache_hit, batch_job=ctx.route == BATCHES
+        ctx.usage,
+        ctx.deployment,
+        ctx.cost,
+        cache_hit=ctx.cache_hit,
+        cache_cost=ctx.cache_cost,
+        batch_job=ctx.route == BATCHES,
     )
     return UsageRecord(
         ts=time.time(),
@@ -188,4 +199,5 @@ def usage_record(ctx: RequestContext) -> UsageRecord:
         cache_saved=levers.cache,
         prompt_saved=levers.prompt,
         batch_saved=levers.batch,
+        attempt_log=None if ctx.tried is None else attempts_json(ctx.tried),
     )

@@ -146,6 +146,10 @@ def take_response(ctx: RequestContext, response: ChatResponse) -> None:
     ctx.cost = meta.cost
     ctx.cache_hit = meta.cache_hit
     ctx.attempts = max(ctx.attempts, meta.attempts)
+    if meta.cache_hit:
+        ctx.cache_cost = meta.cache_saved_cost
+    elif len(meta.attempt_log) > 1:
+        ctx.tried = meta.attempt_log
     if meta.model_name is not None:
         ctx.fallback = meta.model_name != ctx.requested_model
     ctx.finish_reason = response.finish_reason
@@ -171,6 +175,7 @@ def record_tries(ctx: RequestContext, exc: BaseException) -> None:
     """How many upstream attempts a Router made before giving up, and the last one's id."""
     tried = getattr(exc, "attempt_log", None)
     if tried:
+        ctx.tried = tried
         ctx.attempts = max(ctx.attempts, tries(tried))
         last = next((a for a in reversed(tried) if a.skipped is None), None)
         if last is not None and ctx.deployment_id is None:

@@ -199,6 +199,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "summed in spend_daily; console_daily's fallbacks and savings (its days recomputed)",
         extra=_savings,
     ),
+    Migration(
+        19,
+        "spend_log.attempt_log: every attempt of a retried or failed call",
+        extra=add_columns(SPEND_LOG, "attempt_log"),
+    ),
 )
 
 

@@ -23,7 +23,7 @@ from chatgate.server.console.auth import (
     session_store,
 )
 from chatgate.server.console.sessions import SESSION_TTL_S, csrf_token, master_subject
-from chatgate.server.console.sign_in_limit import limiter_for
+from chatgate.server.console.sign_in_shared import sign_ins_for
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.keys import PREFIX, KeyRejected
@@ -103,8 +103,9 @@ async def _sign_in(scope: Scope, receive: Receive, send: Send, state: GatewaySta
             code="admin_only",
         )
     address = _address(scope)
-    limiter = limiter_for(state.services)
-    tried = limiter.attempt(address)  # before the key is read: a refusal says nothing about it
+    limiter = sign_ins_for(state.services)
+    # before the key is read: a refusal says nothing about it
+    tried = await limiter.attempt(address)
     if hmac.compare_digest(secret.encode(), master.encode()):
         subject, who = master_subject(master), {"kind": "master", "name": "master key"}
     else:
@@ -112,9 +113,9 @@ async def _sign_in(scope: Scope, receive: Receive, send: Send, state: GatewaySta
             subject, who = await _admin_key(state, secret)
         except GatewayError as exc:
             if exc.status not in (401, 403):  # an outage, not a wrong key
-                limiter.withdraw(address, tried)
+                await limiter.withdraw(address, tried)
             raise
-    limiter.succeeded(address, tried)
+    await limiter.succeeded(address, tried)
     session_id, session = await session_store(state).open(subject)
     headers = [_cookie(scope, session_id, SESSION_TTL_S)]
     body_out = {**who, "csrf": csrf_token(session_id), "expires_at": session.expires_at}

@@ -14,8 +14,8 @@ Why it cannot lock the operator out for good: every lock expires (tries made whi
 are refused unread and not counted, so they do not extend it), and the global lock spares
 the addresses the operator signed in from, which an attacker cannot add to without a key.
 A refusal is the same whether the key tried is right or wrong, so it tells nothing about
-the key. Counted in this process's memory: with N workers an address gets at most N times
-the tries (docs/console.md).
+the key. Counted in this process's memory; with Redis configured, sign_in_shared.py counts
+each address's failures for every worker and instance too.
 """
 
 from __future__ import annotations
@@ -30,7 +30,23 @@ from dataclasses import dataclass, field
 from chatgate.server.errors import GatewayError
 from chatgate.server.services import Services
 
-__all__ = ["SignInLimiter", "limiter_for"]
+__all__ = ["MAX_LOCKOUT_S", "PER_ADDRESS", "WINDOW_S", "SignInLimiter", "limited", "limiter_for"]
+
+PER_ADDRESS = 5
+WINDOW_S = 60.0
+MAX_LOCKOUT_S = 900.0
+
+
+def limited(wait_s: float) -> GatewayError:
+    """The 429 for an address that may not try a key for another ``wait_s`` seconds."""
+    seconds = max(1, math.ceil(wait_s))
+    return GatewayError(
+        429,
+        f"too many failed sign-ins; try again in {seconds} s",
+        type_="rate_limit_error",
+        code="sign_in_limited",
+        headers={"retry-after": str(seconds)},
+    )
 
 
 @dataclass(slots=True)
@@ -46,10 +62,10 @@ class SignInLimiter:
     def __init__(
         self,
         *,
-        per_address: int = 5,
+        per_address: int = PER_ADDRESS,
         globally: int = 100,
-        window_s: float = 60.0,
-        max_lockout_s: float = 900.0,
+        window_s: float = WINDOW_S,
+        max_lockout_s: float = MAX_LOCKOUT_S,
         known_s: float = 86_400.0,
         max_addresses: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
@@ -67,11 +83,12 @@ class SignInLimiter:
         self._global_until = 0.0
         self._global_by: float | None = None
 
-    def attempt(self, address: str) -> float:
+    def attempt(self, address: str, *, per_address: bool = True) -> float:
         """Raise the 429 when ``address`` may not try a key now; else count the try as a
-        failure and return its time (for ``succeeded`` or ``withdraw``)."""
+        failure and return its time (for ``succeeded`` or ``withdraw``). ``per_address``
+        False: the address's count is kept elsewhere (Redis); only the global one here."""
         self.check(address)
-        return self._failed(address)
+        return self._failed(address, per_address)
 
     def check(self, address: str) -> None:
         """Raise the 429 when ``address`` may not try a key now (counts nothing)."""
@@ -83,18 +100,18 @@ class SignInLimiter:
         if self._global_until > now and not self._is_known(address, now):
             wait = max(wait, self._global_until - now)
         if wait > 0:
-            seconds = math.ceil(wait)
-            raise GatewayError(
-                429,
-                f"too many failed sign-ins; try again in {seconds} s",
-                type_="rate_limit_error",
-                code="sign_in_limited",
-                headers={"retry-after": str(seconds)},
-            )
+            raise limited(wait)
 
-    def _failed(self, address: str) -> float:
+    def _failed(self, address: str, per_address: bool) -> float:
         now = self._clock()
-        entry = self._entry(address)
+        if per_address:
+            self._address_failed(self._entry(address), now)
+        _trim(self._global, now - self._window_s).append(now)
+        if len(self._global) >= self._globally:
+            self._global_until, self._global_by = now + self._window_s, now
+        return now
+
+    def _address_failed(self, entry: _Address, now: float) -> None:
         if now - entry.last_failure > self._max_lockout_s:
             entry.lockouts = 0  # quiet long enough: the backoff starts over
         entry.last_failure = now
@@ -104,10 +121,6 @@ class SignInLimiter:
             lockout = min(self._window_s * 2**entry.lockouts, self._max_lockout_s)
             entry.locked_until, entry.locked_by = now + lockout, now
             entry.lockouts += 1
-        _trim(self._global, now - self._window_s).append(now)
-        if len(self._global) >= self._globally:
-            self._global_until, self._global_by = now + self._window_s, now
-        return now
 
     def withdraw(self, address: str, at: float) -> None:
         """The try at ``at`` was no guess (the key could not be looked up): not a failure."""

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     text,
 )
 
@@ -75,6 +76,9 @@ SPEND_LOG = Table(
     # answered by a fallback group (NULL: not known, e.g. a row older than migration 18)
     Column("fallback", Boolean),
     *(Column(f"{lever}_saved_pico", BigInteger) for lever in LEVERS),
+    # every attempt as compact JSON (chatgate.cost.attempt_log; added by migration 19): only
+    # for a call with more than one attempt or an error, NULL for the rest
+    Column("attempt_log", Text),
     Index("ix_spend_log_day", "day"),
     Index("ix_spend_log_key_ts", "key_id", "ts"),
     Index("ix_spend_log_team_ts", "team_id", "ts"),

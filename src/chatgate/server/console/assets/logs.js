@@ -40,6 +40,20 @@ function tokensOf(r) {
   return `${r.prompt_tokens} in / ${r.completion_tokens} out`;
 }
 
+function fixed(value, digits) {
+  return value === null || value === undefined ? "—" : `${Number(value).toFixed(digits)}`;
+}
+
+// Every attempt of a retried or failed request: where it went, how it ended, the wait after.
+function attemptsView(r) {
+  if (!r.attempt_log.length) return el("p", { class: "muted" }, "Answered at the first attempt.");
+  return el("div", { class: "attempts" }, table(["#", "deployment", "model", "outcome", "message", "latency ms", "wait after s"],
+    r.attempt_log.map((a, i) => el("tr", {},
+      el("td", {}, String(i + 1)), el("td", {}, a.deployment ?? "—"), el("td", {}, a.model ?? "—"),
+      el("td", {}, a.skipped ? `skipped: ${a.skipped}` : a.error ? `${a.error}${a.status_code ? ` (${a.status_code})` : ""}` : "ok"),
+      el("td", {}, a.message ?? ""), el("td", {}, fixed(a.latency_ms, 1)), el("td", {}, fixed(a.wait_s, 3))))));
+}
+
 function detailView(detail) {
   const parts = detail.records.map((r) => el("div", {},
     el("h2", {}, `${r.model} → ${r.deployment ?? "—"} (${r.provider ?? "?"} ${r.served_model ?? ""})`),
@@ -56,7 +70,8 @@ function detailView(detail) {
       ["attempts", r.attempts],
       ["fallback", r.fallback === null ? "—" : r.fallback ? "yes: a fallback group answered" : "no"],
       ["saved", savedOf(r)], ["cache", r.cache_hit ? "hit" : "miss"], ["stream", r.stream ? "yes" : "no"],
-    ].map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v))))));
+    ].map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v)))),
+    el("h3", {}, "Attempts"), attemptsView(r)));
   const content = detail.content_logged
     ? "log_content is on: the messages are in the access log under this request id."
     : "Message content is not logged (general_settings.log_content is off).";
