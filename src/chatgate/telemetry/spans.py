@@ -124,16 +124,13 @@ def _start(name: str, attrs: Callable[[], semconv.Attributes]) -> Span:
         return trace.INVALID_SPAN
     span = tracer().start_span(name, kind=SpanKind.CLIENT)
     if span.is_recording():
-        span.set_attributes(attrs())
+        values = attrs()
         routed = _attempt.get()
         if routed is not None:
-            span.set_attributes(
-                {
-                    semconv.DEPLOYMENT_ID: routed[0],
-                    semconv.MODEL_GROUP: routed[1],
-                    semconv.ATTEMPT: routed[2],
-                }
-            )
+            values[semconv.DEPLOYMENT_ID] = routed[0]
+            values[semconv.MODEL_GROUP] = routed[1]
+            values[semconv.ATTEMPT] = routed[2]
+        span.set_attributes(values)
     return span
 
 
