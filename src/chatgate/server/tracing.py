@@ -21,6 +21,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status,
 from chatgate.server.asgi import Receive, Scope, Send
 from chatgate.server.context import RequestContext
 from chatgate.telemetry import metrics, semconv, spans
+from chatgate.telemetry.recorder import current_span
 
 __all__ = ["TracingMiddleware", "annotate", "spend_span"]
 
@@ -114,7 +115,7 @@ def annotate(ctx: RequestContext) -> None:
     ``ctx`` for the spend write."""
     if ctx.cache_status is not None and ctx.requested_model is not None:
         metrics.record_cache(ctx.cache_status, ctx.requested_model)
-    span = trace.get_current_span()
+    span = current_span()
     if not span.is_recording():
         return
     ctx.span_context = span.get_span_context()

@@ -25,7 +25,7 @@ from random import getrandbits
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context
+from opentelemetry.context import Context, get_current
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -35,12 +35,21 @@ from opentelemetry.trace import (
     StatusCode,
     TraceFlags,
 )
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util._decorator import _agnosticcontextmanager
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from chatgate.telemetry.sampling import Sampler
 
-__all__ = ["LeanSpan", "LeanTracer", "LeanTracerProvider", "Scope", "SpanQueue"]
+__all__ = [
+    "LeanSpan",
+    "LeanTracer",
+    "LeanTracerProvider",
+    "Scope",
+    "SpanQueue",
+    "context_with",
+    "current_span",
+]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
@@ -205,6 +214,7 @@ class LeanTracer(trace.Tracer):
         self._scope = scope
         self._sampler = sampler
         self._bound = sampler.bound
+        self._follows_parent = sampler.parent_based
         self._queue = queue
 
     def start_span(
@@ -218,10 +228,16 @@ class LeanTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace.Span:
-        parent: SpanContext | None = _get_current_span(context).get_span_context()
+        parent_span = current_span(context)
+        parent: SpanContext | None = parent_span.get_span_context()
         if parent is not None and parent.is_valid:
             trace_id, state = parent.trace_id, parent.trace_state
             sampled = self._sampler.sampled(trace_id, parent, self._bound)
+            if not sampled and self._follows_parent and not parent.is_remote:
+                # Inside a trace this process chose not to record: nothing of its spans is
+                # recorded nor told apart, so the parent's own non-recording span stands for
+                # its children (what goes downstream is the same trace, flag off).
+                return parent_span
         else:
             parent, trace_id, state = None, _new_trace_id(), _DEFAULT_STATE
             sampled = (trace_id & _LOW_64) < self._bound  # Sampler.sampled's root rule, inline
@@ -294,6 +310,25 @@ class LeanTracerProvider(trace.TracerProvider):
 
     def shutdown(self) -> None:
         self._on_shutdown()
+
+
+_SPANS = frozenset({LeanSpan, NonRecordingSpan})
+
+
+def current_span(context: Context | None = None) -> trace.Span:
+    """``trace.get_current_span``, without its ABC ``isinstance`` for the spans made here
+    (several look-ups a request)."""
+    span = (context if context is not None else get_current()).get(_SPAN_KEY)
+    if type(span) in _SPANS:
+        return span  # type: ignore[return-value]  # its type was just checked
+    return _get_current_span(context)
+
+
+def context_with(span: trace.Span) -> Context:
+    """``trace.set_span_in_context(span)`` over the current context, in one step."""
+    values = dict(get_current())
+    values[_SPAN_KEY] = span
+    return Context(values)
 
 
 def _new_trace_id() -> int:
