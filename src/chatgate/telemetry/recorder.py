@@ -25,7 +25,7 @@ from random import getrandbits
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context, get_current
+from opentelemetry.context import _RUNTIME_CONTEXT, Context
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -57,6 +57,9 @@ _DEFAULT_STATE = trace.DEFAULT_TRACE_STATE
 _get_current_span = trace.get_current_span
 _time_ns = time.time_ns
 _LOW_64 = (1 << 64) - 1
+# What ``opentelemetry.context.get_current`` calls, without its frame: set once when the API
+# is imported (OTEL_PYTHON_CONTEXT), never replaced.
+_get_context = _RUNTIME_CONTEXT.get_current
 
 Scope = tuple[str, str]  # instrumentation scope: (name, version)
 
@@ -318,7 +321,7 @@ _SPANS = frozenset({LeanSpan, NonRecordingSpan})
 def current_span(context: Context | None = None) -> trace.Span:
     """``trace.get_current_span``, without its ABC ``isinstance`` for the spans made here
     (several look-ups a request)."""
-    span = (context if context is not None else get_current()).get(_SPAN_KEY)
+    span = (context if context is not None else _get_context()).get(_SPAN_KEY)
     if type(span) in _SPANS:
         return span  # type: ignore[return-value]  # its type was just checked
     return _get_current_span(context)
@@ -326,7 +329,7 @@ def current_span(context: Context | None = None) -> trace.Span:
 
 def context_with(span: trace.Span) -> Context:
     """``trace.set_span_in_context(span)`` over the current context, in one step."""
-    values = dict(get_current())
+    values = dict(_get_context())
     values[_SPAN_KEY] = span
     return Context(values)
 
