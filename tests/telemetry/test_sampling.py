@@ -121,6 +121,10 @@ def test_a_sampled_caller_is_followed_at_rate_zero_and_its_trace_continued() -> 
     span = tracer.start_span("server", context=context)
     assert isinstance(span, LeanSpan)
     assert span.context.trace_id == TRACE
+    assert span.context == SpanContext(
+        TRACE, span.context.span_id, False, TraceFlags(TraceFlags.SAMPLED), span.parent.trace_state
+    )  # the fields as the constructor sets them, is_valid among them
+    assert span.context.is_valid
     assert span.parent is not None
     assert span.parent.is_remote
     not_sampled = propagate.extract({"traceparent": f"00-{TRACE:032x}-00f067aa0ba902b7-00"})

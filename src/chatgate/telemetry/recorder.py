@@ -57,6 +57,7 @@ _DEFAULT_STATE = trace.DEFAULT_TRACE_STATE
 _get_current_span = trace.get_current_span
 _time_ns = time.time_ns
 _LOW_64 = (1 << 64) - 1
+_new_tuple = tuple.__new__
 # What ``opentelemetry.context.get_current`` calls, without its frame: set once when the API
 # is imported (OTEL_PYTHON_CONTEXT), never replaced.
 _get_context = _RUNTIME_CONTEXT.get_current
@@ -244,11 +245,14 @@ class LeanTracer(trace.Tracer):
         else:
             parent, trace_id, state = None, _new_trace_id(), _DEFAULT_STATE
             sampled = (trace_id & _LOW_64) < self._bound  # Sampler.sampled's root rule, inline
+        # SpanContext's fields as its constructor would set them, without its range checks:
+        # both ids are valid by construction (a valid parent's trace id, or a new one; never 0).
         if not sampled:
-            return NonRecordingSpan(
-                SpanContext(trace_id, _new_span_id(), False, _NOT_SAMPLED, state)
-            )
-        own = SpanContext(trace_id, _new_span_id(), False, _SAMPLED, state)
+            fields = (trace_id, getrandbits(64) or 1, False, _NOT_SAMPLED, state, True)
+            return NonRecordingSpan(_new_tuple(SpanContext, fields))
+        own = _new_tuple(
+            SpanContext, (trace_id, getrandbits(64) or 1, False, _SAMPLED, state, True)
+        )
         span = LeanSpan(
             name,
             own,
@@ -337,7 +341,3 @@ def context_with(span: trace.Span) -> Context:
 def _new_trace_id() -> int:
     # 0 is the invalid id: the chance is 2**-128, but a span must never carry it.
     return getrandbits(128) or 1
-
-
-def _new_span_id() -> int:
-    return getrandbits(64) or 1
