@@ -11,6 +11,11 @@ share CPU 1. Off and on alternate for ``--rounds`` rounds so that drift on a sha
 hits both; the report gives the median per mode and the difference, and how much of that the
 event loop's thread spent (the rest: the export threads). Targets: off adds nothing
 measurable; on adds at most 40 us CPU per request.
+
+    python bench/tracing.py --instructions [--src src] [--requests 400] [--stream]
+
+counts instructions per request under callgrind instead (bench/gateway_instructions.py: a
+count the other work on a shared machine does not move), off and on, for one source tree.
 """
 
 from __future__ import annotations
@@ -100,8 +105,69 @@ def noop_path_us(n: int = 20000) -> float:
     return (time.process_time() - began) / n * 1e6
 
 
+def instructions(args: argparse.Namespace) -> None:
+    """Off and on under callgrind: instructions per request, all threads and the event loop."""
+    import subprocess
+    import time
+
+    from gateway_cpu import BODY
+    from gateway_instructions import _load, _totals
+
+    body = (
+        {**BODY, "stream": True, "stream_options": {"include_usage": True}} if args.stream else BODY
+    )
+    upstream_proc, fast = fake_upstream.start(chunks=20)
+    counts: dict[str, tuple[float, float]] = {}
+    try:
+        with OtlpReceiver() as receiver, tempfile.TemporaryDirectory() as tmp_name:
+            tmp = Path(tmp_name)
+            general = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{tmp / 's.db'}"}
+            otel = {"endpoint": receiver.http_endpoint, "sample_rate": args.sample_rate}
+            for mode, settings in (("off", general), ("on", {**general, "otel": otel})):
+                config = {"model_list": model_list(fast, fast)[:1], "general_settings": settings}
+                path, out = tmp / f"{mode}.yaml", tmp / f"{mode}.callgrind"
+                path.write_text(yaml.safe_dump(config))
+                port = free_port()
+                cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+                cmd += [sys.executable, "-m", "chatgate.cli", "serve", "--config", str(path)]
+                env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+                env["PYTHONPATH"] = args.src
+                with open(tmp / f"{mode}.log", "w") as log:
+                    proc = subprocess.Popen(
+                        [*cmd, "--port", str(port)], env=env, stdout=log, stderr=log
+                    )
+                    try:
+                        asyncio.run(_load(port, 300, 8, body))
+                        time.sleep(2)
+                        subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True)
+                        asyncio.run(_load(port, args.requests, 8, body))
+                        time.sleep(3)  # the export of the last batch: part of the cost
+                        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True)
+                    finally:
+                        proc.terminate()
+                        proc.wait()
+                total, loop = _totals(Path(f"{out}.1"))
+                counts[mode] = (total / args.requests, loop / args.requests)
+                print(
+                    f"{mode}: {counts[mode][0]:,.0f} instructions/request, "
+                    f"{counts[mode][1]:,.0f} on the event loop",
+                    flush=True,
+                )
+    finally:
+        upstream_proc.terminate()
+        upstream_proc.wait()
+    (off, off_loop), (on, on_loop) = counts["off"], counts["on"]
+    print(
+        f"added by tracing: {on - off:+,.0f} instructions/request, {on_loop - off_loop:+,.0f} "
+        f"on the event loop"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--instructions", action="store_true", help="count under callgrind")
+    parser.add_argument("--src", default=str(Path(__file__).resolve().parents[1] / "src"))
+    parser.add_argument("--stream", action="store_true", help="--instructions: streamed answers")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -116,6 +182,9 @@ def main() -> None:
         "what recording costs without the export thread",
     )
     args = parser.parse_args()
+    if args.instructions:
+        instructions(args)
+        return
     os.sched_setaffinity(0, {CLIENT_CPU})
     print(f"tracing off: the telemetry calls of one request cost {noop_path_us():.2f} us CPU")
     upstream_proc, fast = fake_upstream.start(chunks=20)

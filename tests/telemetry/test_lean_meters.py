@@ -15,8 +15,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from chatgate.telemetry import otlp, otlp_metrics
-from chatgate.telemetry.meters import DEFAULT_BOUNDS, LeanMeterProvider
+from chatgate.providers.base import Deployment
+from chatgate.telemetry import metrics, otlp, otlp_metrics
+from chatgate.telemetry.meters import DEFAULT_BOUNDS, FrozenAttributes, LeanMeterProvider
+from chatgate.types import ChatResponse
 
 START, NOW = 1_700_000_000_000_000_000, 1_700_000_060_000_000_000
 
@@ -159,3 +161,62 @@ def test_measurements_from_many_threads_are_all_counted() -> None:
     got = export(provider)
     assert sum(p.as_int for p in got["n"][1].sum.data_points) == 8000
     assert sum(p.count for p in got["h"][1].histogram.data_points) == 8000
+
+
+def test_a_frozen_attribute_set_is_the_series_of_the_same_plain_attributes() -> None:
+    provider = LeanMeterProvider()
+    requests = provider.get_meter("chatgate").create_counter("requests")
+    frozen = FrozenAttributes({"status": "hit", "model": "m"})
+    requests.add(1, frozen)
+    requests.add(2, {"model": "m", "status": "hit"})
+    requests.add(4, FrozenAttributes({"model": "m", "status": "hit"}))
+    requests.add(8, FrozenAttributes({"model": "m", "status": "miss"}))
+    points = {
+        attrs(p.attributes)["status"]: p.as_int
+        for p in export(provider)["requests"][1].sum.data_points
+    }
+    assert points == {"hit": 7, "miss": 8}
+    assert dict(frozen) == {"status": "hit", "model": "m"}  # any meter reads it as a dict
+
+
+def test_attempt_metrics_keep_outcomes_apart_with_their_attributes() -> None:
+    provider = LeanMeterProvider()
+    metrics.set_meter_provider(provider)
+    try:
+        deployment = Deployment("openai", "gpt-4o-mini", "https://api.openai.com/v1")
+        answer = ChatResponse.model_validate(
+            {
+                "id": "c1",
+                "model": "gpt-4o-mini-2024",
+                "choices": [],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+            }
+        )
+        for _ in range(2):
+            metrics.record_attempt(deployment, "chat", time.perf_counter(), answer)
+        metrics.record_attempt(deployment, "chat", time.perf_counter(), error=TimeoutError())
+        got = export(provider)
+    finally:
+        metrics.set_meter_provider(None)
+    base = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+    }
+    durations = [
+        (attrs(p.attributes), p.count)
+        for p in got["gen_ai.client.operation.duration"][1].histogram.data_points
+    ]
+    assert sorted(durations, key=lambda d: d[1]) == [
+        ({**base, "error.type": "TimeoutError"}, 1),
+        ({**base, "gen_ai.response.model": "gpt-4o-mini-2024"}, 2),
+    ]
+    tokens = {
+        attrs(p.attributes)["gen_ai.token.type"]: (attrs(p.attributes), p.sum)
+        for p in got["gen_ai.client.token.usage"][1].histogram.data_points
+    }
+    answered = {**base, "gen_ai.response.model": "gpt-4o-mini-2024"}
+    assert tokens == {
+        "input": ({**answered, "gen_ai.token.type": "input"}, 6),
+        "output": ({**answered, "gen_ai.token.type": "output"}, 10),
+    }

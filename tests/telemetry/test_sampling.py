@@ -121,6 +121,10 @@ def test_a_sampled_caller_is_followed_at_rate_zero_and_its_trace_continued() -> 
     span = tracer.start_span("server", context=context)
     assert isinstance(span, LeanSpan)
     assert span.context.trace_id == TRACE
+    assert span.context == SpanContext(
+        TRACE, span.context.span_id, False, TraceFlags(TraceFlags.SAMPLED), span.parent.trace_state
+    )  # the fields as the constructor sets them, is_valid among them
+    assert span.context.is_valid
     assert span.parent is not None
     assert span.parent.is_remote
     not_sampled = propagate.extract({"traceparent": f"00-{TRACE:032x}-00f067aa0ba902b7-00"})
@@ -134,3 +138,30 @@ def test_the_sdk_sampler_for_grpc_is_the_same_choice() -> None:
 
     assert isinstance(_sdk_sampler(Sampler(0.5)), ParentBased)
     assert isinstance(_sdk_sampler(Sampler(0.5, parent_based=False)), TraceIdRatioBased)
+
+
+def test_inside_an_unsampled_trace_children_are_the_parents_own_span_not_new_ones() -> None:
+    queue = SpanQueue(10, 10, lambda n: None)
+    tracer = LeanTracerProvider(Sampler(0.0), queue).get_tracer("chatgate")
+    caller = propagate.extract({"traceparent": f"00-{TRACE:032x}-00f067aa0ba902b7-00"})
+    server = tracer.start_span("server", context=caller)
+    # The caller's span is remote: the server span is ours, with an id of its own.
+    assert server.get_span_context().span_id not in (0, 0x00F067AA0BA902B7)
+    assert server.get_span_context().trace_id == TRACE
+    with trace.use_span(server):
+        route = tracer.start_span("route")
+        with trace.use_span(route):
+            attempt = tracer.start_span("attempt")
+    assert route is server
+    assert attempt is server
+    headers: dict[str, str] = {}
+    propagate.inject(headers, context=trace.set_span_in_context(attempt))
+    assert headers["traceparent"] == f"00-{TRACE:032x}-{server.get_span_context().span_id:016x}-00"
+    attempt.end()
+    assert len(queue) == 0
+    # Ratio alone (not parent-based): each span is its own choice, and gets its own id.
+    ratio = LeanTracerProvider(Sampler(0.0, parent_based=False), queue).get_tracer("chatgate")
+    root = ratio.start_span("root")
+    child = ratio.start_span("child", context=trace.set_span_in_context(root))
+    assert child is not root
+    assert child.get_span_context().span_id != root.get_span_context().span_id

@@ -21,6 +21,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status,
 from chatgate.server.asgi import Receive, Scope, Send
 from chatgate.server.context import RequestContext
 from chatgate.telemetry import metrics, semconv, spans
+from chatgate.telemetry.recorder import current_span
 
 __all__ = ["TracingMiddleware", "annotate", "spend_span"]
 
@@ -47,28 +48,20 @@ class TracingMiddleware:
         self._app = app
         self._route_of = route_of
         self._untraced = untraced
+        # (method, path) -> the span's name and its request attributes, for the routes the
+        # gateway serves (a bounded set): built once, not per request.
+        self._named: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self._untraced:
             await self._app(scope, receive, send)
             return
-        method, path = scope["method"], scope["path"]
-        route = self._route_of(path)
         carrier = _carrier(scope)
         # No trace headers: nothing for the propagators to find, and a new trace all the same.
         parent = propagate.extract(carrier) if carrier else Context()
-        attrs: dict[str, Any] = {
-            "http.request.method": method,
-            "url.path": path,
-            "url.scheme": scope.get("scheme", "http"),
-        }
-        if route is not None:
-            attrs["http.route"] = route
+        name, attrs = self._name_of(scope["method"], scope["path"], scope.get("scheme", "http"))
         span = spans.tracer().start_span(
-            f"{method} {route}" if route else method,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=attrs,
+            name, context=parent, kind=SpanKind.SERVER, attributes=attrs
         )
         status = 0
 
@@ -95,27 +88,49 @@ class TracingMiddleware:
                         span.set_status(Status(StatusCode.ERROR))
                 span.end()
 
+    def _name_of(self, method: str, path: str, scheme: str) -> tuple[str, dict[str, Any]]:
+        key = (method, path, scheme)
+        found = self._named.get(key)
+        if found is not None:
+            return found
+        route = self._route_of(path)
+        attrs: dict[str, Any] = {
+            "http.request.method": method,
+            "url.path": path,
+            "url.scheme": scheme,
+        }
+        if route is None:  # a path we do not serve: not kept, there is no end to them
+            return method, attrs
+        attrs["http.route"] = route
+        if len(self._named) < _MAX_NAMED:  # path parameters make routes many paths
+            self._named[key] = (f"{method} {route}", attrs)
+        return f"{method} {route}", attrs
+
+
+_MAX_NAMED = 4096
+
 
 def annotate(ctx: RequestContext) -> None:
     """Our attributes on the request's span, once the request is over; keep its context on
     ``ctx`` for the spend write."""
     if ctx.cache_status is not None and ctx.requested_model is not None:
         metrics.record_cache(ctx.cache_status, ctx.requested_model)
-    span = trace.get_current_span()
+    span = current_span()
     if not span.is_recording():
         return
     ctx.span_context = span.get_span_context()
     attrs: dict[str, Any] = {"chatgate.request_id": ctx.request_id}
-    optional = {
-        "chatgate.key.id": ctx.key_id,  # the id, never the secret
-        "chatgate.user.id": ctx.user_id,
-        "chatgate.team.id": ctx.team_id,
-        "chatgate.model": ctx.requested_model,
-        "chatgate.deployment": ctx.deployment,
-        semconv.CACHE_STATUS: ctx.cache_status,
-        "chatgate.error": ctx.error_class,
-    }
-    attrs.update({k: v for k, v in optional.items() if v is not None})
+    for key, value in (
+        ("chatgate.key.id", ctx.key_id),  # the id, never the secret
+        ("chatgate.user.id", ctx.user_id),
+        ("chatgate.team.id", ctx.team_id),
+        ("chatgate.model", ctx.requested_model),
+        ("chatgate.deployment", ctx.deployment),
+        (semconv.CACHE_STATUS, ctx.cache_status),
+        ("chatgate.error", ctx.error_class),
+    ):
+        if value is not None:
+            attrs[key] = value
     if ctx.tags:
         attrs["chatgate.tags"] = list(ctx.tags)
     if ctx.cost is not None:

@@ -27,7 +27,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, CallbackT, Observation
 from opentelemetry.util.types import Attributes
 
-__all__ = ["Instrument", "LeanMeter", "LeanMeterProvider", "Series"]
+__all__ = ["FrozenAttributes", "Instrument", "LeanMeter", "LeanMeterProvider", "Series"]
 
 log = logging.getLogger("chatgate.telemetry")
 
@@ -44,6 +44,18 @@ def _callable(callback: CallbackT) -> Callback:
         next(callback)
         return callback.send
     return callback
+
+
+class FrozenAttributes(dict[str, Any]):
+    """An attribute set built once and measured many times (never changed after it is
+    made): it carries its series key, so a measurement does not hash its items again. Any
+    meter takes it as the plain dict it is."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, attributes: Mapping[str, Any]) -> None:
+        super().__init__(attributes)
+        self.key = frozenset(self.items())
 
 
 @dataclass(slots=True)
@@ -85,7 +97,10 @@ class Instrument:
         self.lock = threading.Lock()
 
     def _series(self, attributes: Attributes) -> Series:
-        key = frozenset(attributes.items()) if attributes else frozenset()
+        if type(attributes) is FrozenAttributes:
+            key = attributes.key
+        else:
+            key = frozenset(attributes.items()) if attributes else frozenset()
         found = self.series.get(key)
         if found is None:
             found = Series(dict(attributes or {}))

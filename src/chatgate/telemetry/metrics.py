@@ -21,6 +21,7 @@ from opentelemetry.metrics import _Gauge as Gauge  # the synchronous gauge, expo
 from opentelemetry.metrics import _internal as otel_metrics_internal
 
 from chatgate.telemetry import semconv
+from chatgate.telemetry.meters import FrozenAttributes
 
 if TYPE_CHECKING:
     from chatgate.providers.base import Deployment
@@ -109,6 +110,41 @@ def _get() -> _Instruments | None:
     return _instruments
 
 
+# (operation, provider, model, error class, response model) -> the attribute sets of one
+# attempt's measurements: built once per deployment and outcome, not per request. Bounded,
+# since the response model is the upstream's word.
+_AttemptSets = tuple[FrozenAttributes, FrozenAttributes, FrozenAttributes]
+_attempt_sets: dict[tuple[str, str, str, str | None, str | None], _AttemptSets] = {}
+_cache_sets: dict[tuple[str, str], FrozenAttributes] = {}
+_MAX_SETS = 1024
+
+
+def _attempt_attributes(
+    operation: str, provider: str, model: str, error: str | None, response_model: str | None
+) -> _AttemptSets:
+    key = (operation, provider, model, error, response_model)
+    found = _attempt_sets.get(key)
+    if found is None:
+        attrs: dict[str, str] = {
+            semconv.OPERATION: operation,
+            semconv.PROVIDER: semconv.provider_name(provider),
+            semconv.REQUEST_MODEL: model,
+        }
+        if error is not None:
+            attrs[semconv.ERROR_TYPE] = error
+        elif response_model:
+            attrs[semconv.RESPONSE_MODEL] = response_model
+        found = (
+            FrozenAttributes(attrs),
+            FrozenAttributes({**attrs, "gen_ai.token.type": "input"}),
+            FrozenAttributes({**attrs, "gen_ai.token.type": "output"}),
+        )
+        if len(_attempt_sets) >= _MAX_SETS:
+            _attempt_sets.clear()
+        _attempt_sets[key] = found
+    return found
+
+
 def record_attempt(
     deployment: Deployment,
     operation: str,
@@ -119,22 +155,20 @@ def record_attempt(
     instruments = _get()
     if instruments is None:
         return
-    attrs: dict[str, str] = {
-        semconv.OPERATION: operation,
-        semconv.PROVIDER: semconv.provider_name(deployment.provider),
-        semconv.REQUEST_MODEL: deployment.model,
-    }
-    if error is not None:
-        attrs[semconv.ERROR_TYPE] = type(error).__name__
-    elif response is not None and response.model:
-        attrs[semconv.RESPONSE_MODEL] = response.model
+    attrs, input_attrs, output_attrs = _attempt_attributes(
+        operation,
+        deployment.provider,
+        deployment.model,
+        type(error).__name__ if error is not None else None,
+        response.model if error is None and response is not None else None,
+    )
     instruments.duration.record(time.perf_counter() - started, attrs)
     usage = getattr(response, "usage", None)
     if usage is not None:
-        instruments.tokens.record(usage.prompt_tokens, {**attrs, "gen_ai.token.type": "input"})
+        instruments.tokens.record(usage.prompt_tokens, input_attrs)
         completion = getattr(usage, "completion_tokens", None)
         if completion is not None:
-            instruments.tokens.record(completion, {**attrs, "gen_ai.token.type": "output"})
+            instruments.tokens.record(completion, output_attrs)
     cost = response.meta.cost if response is not None else None
     if cost:
         instruments.cost.add(float(cost), attrs)
@@ -142,8 +176,16 @@ def record_attempt(
 
 def record_cache(status: str, model: str) -> None:
     instruments = _get()
-    if instruments is not None:
-        instruments.cache.add(1, {semconv.CACHE_STATUS: status, "chatgate.model": model})
+    if instruments is None:
+        return
+    attrs = _cache_sets.get((status, model))
+    if attrs is None:
+        if len(_cache_sets) >= _MAX_SETS:
+            _cache_sets.clear()
+        attrs = _cache_sets[(status, model)] = FrozenAttributes(
+            {semconv.CACHE_STATUS: status, "chatgate.model": model}
+        )
+    instruments.cache.add(1, attrs)
 
 
 def record_budget(budget_id: str, period: str, spent: Decimal, limit: Decimal) -> None:

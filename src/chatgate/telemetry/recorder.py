@@ -25,7 +25,7 @@ from random import getrandbits
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context
+from opentelemetry.context import _RUNTIME_CONTEXT, Context
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -35,12 +35,21 @@ from opentelemetry.trace import (
     StatusCode,
     TraceFlags,
 )
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util._decorator import _agnosticcontextmanager
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from chatgate.telemetry.sampling import Sampler
 
-__all__ = ["LeanSpan", "LeanTracer", "LeanTracerProvider", "Scope", "SpanQueue"]
+__all__ = [
+    "LeanSpan",
+    "LeanTracer",
+    "LeanTracerProvider",
+    "Scope",
+    "SpanQueue",
+    "context_with",
+    "current_span",
+]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
@@ -48,6 +57,10 @@ _DEFAULT_STATE = trace.DEFAULT_TRACE_STATE
 _get_current_span = trace.get_current_span
 _time_ns = time.time_ns
 _LOW_64 = (1 << 64) - 1
+_new_tuple = tuple.__new__
+# What ``opentelemetry.context.get_current`` calls, without its frame: set once when the API
+# is imported (OTEL_PYTHON_CONTEXT), never replaced.
+_get_context = _RUNTIME_CONTEXT.get_current
 
 Scope = tuple[str, str]  # instrumentation scope: (name, version)
 
@@ -205,6 +218,7 @@ class LeanTracer(trace.Tracer):
         self._scope = scope
         self._sampler = sampler
         self._bound = sampler.bound
+        self._follows_parent = sampler.parent_based
         self._queue = queue
 
     def start_span(
@@ -218,18 +232,27 @@ class LeanTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace.Span:
-        parent: SpanContext | None = _get_current_span(context).get_span_context()
+        parent_span = current_span(context)
+        parent: SpanContext | None = parent_span.get_span_context()
         if parent is not None and parent.is_valid:
             trace_id, state = parent.trace_id, parent.trace_state
             sampled = self._sampler.sampled(trace_id, parent, self._bound)
+            if not sampled and self._follows_parent and not parent.is_remote:
+                # Inside a trace this process chose not to record: nothing of its spans is
+                # recorded nor told apart, so the parent's own non-recording span stands for
+                # its children (what goes downstream is the same trace, flag off).
+                return parent_span
         else:
             parent, trace_id, state = None, _new_trace_id(), _DEFAULT_STATE
             sampled = (trace_id & _LOW_64) < self._bound  # Sampler.sampled's root rule, inline
+        # SpanContext's fields as its constructor would set them, without its range checks:
+        # both ids are valid by construction (a valid parent's trace id, or a new one; never 0).
         if not sampled:
-            return NonRecordingSpan(
-                SpanContext(trace_id, _new_span_id(), False, _NOT_SAMPLED, state)
-            )
-        own = SpanContext(trace_id, _new_span_id(), False, _SAMPLED, state)
+            fields = (trace_id, getrandbits(64) or 1, False, _NOT_SAMPLED, state, True)
+            return NonRecordingSpan(_new_tuple(SpanContext, fields))
+        own = _new_tuple(
+            SpanContext, (trace_id, getrandbits(64) or 1, False, _SAMPLED, state, True)
+        )
         span = LeanSpan(
             name,
             own,
@@ -296,10 +319,25 @@ class LeanTracerProvider(trace.TracerProvider):
         self._on_shutdown()
 
 
+_SPANS = frozenset({LeanSpan, NonRecordingSpan})
+
+
+def current_span(context: Context | None = None) -> trace.Span:
+    """``trace.get_current_span``, without its ABC ``isinstance`` for the spans made here
+    (several look-ups a request)."""
+    span = (context if context is not None else _get_context()).get(_SPAN_KEY)
+    if type(span) in _SPANS:
+        return span  # type: ignore[return-value]  # its type was just checked
+    return _get_current_span(context)
+
+
+def context_with(span: trace.Span) -> Context:
+    """``trace.set_span_in_context(span)`` over the current context, in one step."""
+    values = dict(_get_context())
+    values[_SPAN_KEY] = span
+    return Context(values)
+
+
 def _new_trace_id() -> int:
     # 0 is the invalid id: the chance is 2**-128, but a span must never carry it.
     return getrandbits(128) or 1
-
-
-def _new_span_id() -> int:
-    return getrandbits(64) or 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -95,21 +96,23 @@ def provider_name(provider: str) -> str:
     return _PROVIDER_NAMES.get(provider, provider)
 
 
-def _server(attrs: Attributes, api_base: str) -> None:
+@lru_cache(maxsize=1024)
+def _static(operation: str, provider: str, api_base: str) -> Attributes:
+    """What an attempt's attributes owe to its deployment alone: parsed once per deployment,
+    not per request (urlsplit alone is a few microseconds). Shared: callers copy it."""
+    attrs: Attributes = {OPERATION: operation, PROVIDER: provider_name(provider)}
     parts = urlsplit(api_base)
     if parts.hostname:
         attrs[SERVER_ADDRESS] = parts.hostname
         port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
         if port is not None:
             attrs[SERVER_PORT] = port
+    return attrs
 
 
 def chat_request_attributes(request: ChatRequest, deployment: Deployment) -> Attributes:
-    attrs: Attributes = {
-        OPERATION: "chat",
-        PROVIDER: provider_name(deployment.provider),
-        REQUEST_MODEL: request.model,
-    }
+    attrs = _static("chat", deployment.provider, deployment.api_base).copy()
+    attrs[REQUEST_MODEL] = request.model
     for name, key in _REQUEST_FIELDS:
         value = getattr(request, name)
         if value is not None:
@@ -124,7 +127,6 @@ def chat_request_attributes(request: ChatRequest, deployment: Deployment) -> Att
         )
     if request.stream:
         attrs["gen_ai.request.stream"] = True
-    _server(attrs, deployment.api_base)
     return attrs
 
 
@@ -166,16 +168,12 @@ def chat_response_attributes(response: ChatResponse) -> Attributes:
 
 
 def embedding_request_attributes(request: EmbeddingRequest, deployment: Deployment) -> Attributes:
-    attrs: Attributes = {
-        OPERATION: "embeddings",
-        PROVIDER: provider_name(deployment.provider),
-        REQUEST_MODEL: request.model,
-    }
+    attrs = _static("embeddings", deployment.provider, deployment.api_base).copy()
+    attrs[REQUEST_MODEL] = request.model
     if request.encoding_format is not None:
         attrs["gen_ai.request.encoding_formats"] = [request.encoding_format]
     if request.dimensions is not None:
         attrs["gen_ai.embeddings.dimension.count"] = request.dimensions
-    _server(attrs, deployment.api_base)
     return attrs
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -24,6 +24,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 
 from chatgate.telemetry import content, metrics, semconv
+from chatgate.telemetry.recorder import context_with, current_span
 from chatgate.types import ChatResponse
 
 if TYPE_CHECKING:
@@ -107,16 +108,22 @@ def tracer() -> Tracer:
 
 
 def attempt(deployment_id: str, group: str, number: int) -> contextlib.AbstractContextManager[Any]:
-    return _NULL if _off() else _marked(deployment_id, group, number)
+    return _NULL if _off() else _Marked((deployment_id, group, number))
 
 
-@contextlib.contextmanager
-def _marked(deployment_id: str, group: str, number: int) -> Iterator[None]:
-    token = _attempt.set((deployment_id, group, number))
-    try:
-        yield
-    finally:
-        _attempt.reset(token)
+class _Marked:
+    """The attempt under way, for the attempt span to read (a class: no generator a call)."""
+
+    __slots__ = ("_marked", "_token")
+
+    def __init__(self, marked: tuple[str, str, int]) -> None:
+        self._marked = marked
+
+    def __enter__(self) -> None:
+        self._token = _attempt.set(self._marked)
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        _attempt.reset(self._token)
 
 
 def _start(name: str, attrs: Callable[[], semconv.Attributes]) -> Span:
@@ -124,16 +131,13 @@ def _start(name: str, attrs: Callable[[], semconv.Attributes]) -> Span:
         return trace.INVALID_SPAN
     span = tracer().start_span(name, kind=SpanKind.CLIENT)
     if span.is_recording():
-        span.set_attributes(attrs())
+        values = attrs()
         routed = _attempt.get()
         if routed is not None:
-            span.set_attributes(
-                {
-                    semconv.DEPLOYMENT_ID: routed[0],
-                    semconv.MODEL_GROUP: routed[1],
-                    semconv.ATTEMPT: routed[2],
-                }
-            )
+            values[semconv.DEPLOYMENT_ID] = routed[0]
+            values[semconv.MODEL_GROUP] = routed[1]
+            values[semconv.ATTEMPT] = routed[2]
+        span.set_attributes(values)
     return span
 
 
@@ -166,10 +170,10 @@ def inject(span: Span, headers: MutableMapping[str, str]) -> None:
         # An empty OpenTelemetry context (the usual case without an SDK) has no span to pass.
         if not otel_context.get_current():
             return
-        if trace.get_current_span().get_span_context().is_valid:
+        if current_span().get_span_context().is_valid:
             propagate.inject(headers)
     elif span.get_span_context().is_valid:
-        propagate.inject(headers, context=trace.set_span_in_context(span))
+        propagate.inject(headers, context=context_with(span))
 
 
 def end_attempt(
@@ -263,7 +267,7 @@ def served_by(group: str, requested: str) -> None:
     """The routed call was answered by ``group``: a fallback when it is not ``requested``."""
     if _off():
         return
-    span = trace.get_current_span()
+    span = current_span()
     if span.is_recording():
         span.set_attributes(
             {semconv.FALLBACK_TAKEN: group != requested, "chatgate.served_group": group}
@@ -273,7 +277,7 @@ def served_by(group: str, requested: str) -> None:
 def step(name: str, **attrs: str | int | float | bool) -> contextlib.AbstractContextManager[Any]:
     """A gateway step (authentication, budget hold, cache lookup) as a child of the request's
     span; nothing at all when the request is not traced."""
-    if _off() or not trace.get_current_span().is_recording():
+    if _off() or not current_span().is_recording():
         return _NULL
     return _Step(tracer().start_span(name, attributes=attrs))
 
@@ -291,7 +295,7 @@ class _Current:
         self._span = span
 
     def __enter__(self) -> Span:
-        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        self._token = otel_context.attach(context_with(self._span))
         return self._span
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
