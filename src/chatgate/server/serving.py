@@ -24,7 +24,7 @@ from chatgate.router.call import estimate_tokens, prompt_bytes
 from chatgate.router.fallbacks import Allowed
 from chatgate.router.guarded import Payer
 from chatgate.router.state import Limits
-from chatgate.server.asgi import ClientDisconnected, big_body
+from chatgate.server.asgi import ClientDisconnected, _nothing, big_body
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.relay import ClientWatch, Frames, Relayed, relay
@@ -71,16 +71,22 @@ async def serve_chat(
         await settle(state, ctx, None, chat)
         raise ClientDisconnected
     began = time.perf_counter()
+    # Cancelled by the watch directly, not through ClientWatch.cancelling: a coroutine frame
+    # less for every resume of the call (each read of the upstream's answer).
+    task = _cancel_when_gone(watch)
     try:
-        routed = _route(request, chat)
-        result = await (routed if watch is None else watch.cancelling(routed))
-    except (ClientDisconnected, asyncio.CancelledError):
-        await charge_hold(state, ctx)
-        raise
+        result = await _route(request, chat)
     except BaseException as exc:
+        gone = _stop_watching(watch, task, exc)
+        if gone or isinstance(exc, ClientDisconnected | asyncio.CancelledError):
+            await charge_hold(state, ctx)
+            if gone:
+                raise ClientDisconnected from None
+            raise
         record_tries(ctx, exc)
         await settle(state, ctx, None, chat)  # nothing was spent: release the hold
         raise
+    _stop_watching(watch, task, None)
     upstream_answered(ctx, began)
     if isinstance(result, ChatStream):
         if result.deployment is not None:
@@ -92,6 +98,27 @@ async def serve_chat(
 
         ctx.cache_status = cache_status(result)
     return result
+
+
+def _cancel_when_gone(watch: ClientWatch | None) -> asyncio.Task[Any] | None:
+    """The current task, which ``watch`` cancels if the client goes (None: no watch)."""
+    if watch is None:
+        return None
+    task = asyncio.current_task()
+    assert task is not None
+    watch.on_gone = task.cancel
+    return task
+
+
+def _stop_watching(
+    watch: ClientWatch | None, task: asyncio.Task[Any] | None, exc: BaseException | None
+) -> bool:
+    """The call is over; whether ``exc`` is the watch's cancellation (then taken back: the
+    caller raises ClientDisconnected instead). Other cancellations pass through."""
+    if watch is None or task is None:
+        return False
+    watch.on_gone = _nothing
+    return isinstance(exc, asyncio.CancelledError) and watch.gone and task.uncancel() == 0
 
 
 async def respond(
