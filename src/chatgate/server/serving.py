@@ -65,8 +65,10 @@ async def serve_chat(
     name = admit_model(request, chat.model, stream=bool(chat.stream))
     chat.model = name
     check_n(state, chat)
-    await take_key_limits(request, lambda: estimate_tokens(chat))
-    await _hold_budget(state, ctx, chat)
+    if ctx.key is not None:  # (no coroutine for the usual case: nothing to take or hold)
+        await take_key_limits(request, lambda: estimate_tokens(chat))
+    if state.services.budgets.budgets or (ctx.key is not None and ctx.key.budget_usd is not None):
+        await _hold_budget(state, ctx, chat)
     if watch is not None and watch.gone:  # gone before the call: nothing was spent
         await settle(state, ctx, None, chat)
         raise ClientDisconnected
@@ -358,9 +360,9 @@ def check_n(state: GatewayState, request: ChatRequest) -> None:
 
 
 async def _hold_budget(state: GatewayState, ctx: RequestContext, request: ChatRequest) -> None:
+    """Only called when a budget can apply: otherwise the caller's subjects need not be
+    gathered."""
     router, budgets = state.models.router, state.services.budgets
-    if not budgets.budgets and (ctx.key is None or ctx.key.budget_usd is None):
-        return  # no budget can apply: the caller's subjects need not be gathered
     hold = await guarded.hold_chat(budgets, router, request, payer_of(ctx), allowed_groups(ctx))
     if hold is not None:
         ctx.hold = hold
@@ -379,7 +381,8 @@ async def settle(
         if ctx.usage is None:  # cut short: what was produced, counted here
             ctx.usage = usage
         ctx.cost = cost if ctx.cost is None else ctx.cost
-    await settle_amount(state, ctx, cost, usage_total)
+    if ctx.hold is not None or ctx.key_tokens is not None:  # else nothing to settle
+        await settle_amount(state, ctx, cost, usage_total)
 
 
 async def charge_hold(state: GatewayState, ctx: RequestContext) -> None:
