@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +24,8 @@ from chatgate.router.call import estimate_tokens, prompt_bytes
 from chatgate.router.fallbacks import Allowed
 from chatgate.router.guarded import Payer
 from chatgate.router.state import Limits
-from chatgate.server.asgi import ClientDisconnected, _nothing, big_body
+from chatgate.server.asgi import ClientDisconnected, big_body
+from chatgate.server.call_watch import cancel_when_gone, stop_watching
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.relay import ClientWatch, Frames, Relayed, relay
@@ -75,11 +76,11 @@ async def serve_chat(
     began = time.perf_counter()
     # Cancelled by the watch directly, not through ClientWatch.cancelling: a coroutine frame
     # less for every resume of the call (each read of the upstream's answer).
-    task = _cancel_when_gone(watch)
+    task = cancel_when_gone(watch)
     try:
         result = await _route(request, chat)
     except BaseException as exc:
-        gone = _stop_watching(watch, task, exc)
+        gone = stop_watching(watch, task, exc)
         if gone or isinstance(exc, ClientDisconnected | asyncio.CancelledError):
             await charge_hold(state, ctx)
             if gone:
@@ -88,7 +89,7 @@ async def serve_chat(
         record_tries(ctx, exc)
         await settle(state, ctx, None, chat)  # nothing was spent: release the hold
         raise
-    _stop_watching(watch, task, None)
+    stop_watching(watch, task, None)
     upstream_answered(ctx, began)
     if isinstance(result, ChatStream):
         if result.deployment is not None:
@@ -100,27 +101,6 @@ async def serve_chat(
 
         ctx.cache_status = cache_status(result)
     return result
-
-
-def _cancel_when_gone(watch: ClientWatch | None) -> asyncio.Task[Any] | None:
-    """The current task, which ``watch`` cancels if the client goes (None: no watch)."""
-    if watch is None:
-        return None
-    task = asyncio.current_task()
-    assert task is not None
-    watch.on_gone = task.cancel
-    return task
-
-
-def _stop_watching(
-    watch: ClientWatch | None, task: asyncio.Task[Any] | None, exc: BaseException | None
-) -> bool:
-    """The call is over; whether ``exc`` is the watch's cancellation (then taken back: the
-    caller raises ClientDisconnected instead). Other cancellations pass through."""
-    if watch is None or task is None:
-        return False
-    watch.on_gone = _nothing
-    return isinstance(exc, asyncio.CancelledError) and watch.gone and task.uncancel() == 0
 
 
 async def respond(
@@ -251,13 +231,15 @@ async def _count_big_prompt(state: GatewayState, ctx: RequestContext, request: C
     await precount(models, request.messages, request.tools)
 
 
-async def _route(request: GatewayRequest, chat: ChatRequest) -> ChatResponse | ChatStream:
+def _route(request: GatewayRequest, chat: ChatRequest) -> Awaitable[ChatResponse | ChatStream]:
+    """The routed call as an awaitable, not a coroutine around it: without a cache it is the
+    router's own (each resume of the call passes through two frames fewer)."""
     state, ctx = request.state, request.ctx
     router = state.models.router
     tier = tier_hints(request.scope, ctx) if chat.model in router.tiered else None
 
-    async def call() -> ChatResponse | ChatStream:
-        return await router.aroute(
+    def call() -> Awaitable[ChatResponse | ChatStream]:
+        return router.aroute(
             chat,
             tags=ctx.tags,
             allowed=allowed_groups(ctx),
@@ -268,11 +250,11 @@ async def _route(request: GatewayRequest, chat: ChatRequest) -> ChatResponse | C
 
     cache = state.services.cache
     if cache is None:
-        return await call()
+        return call()
     from chatgate.cache import control_from_headers
 
     control = control_from_headers(request.scope["headers"])
-    return await guarded.through_cache(cache, control, chat, call)
+    return guarded.through_cache(cache, control, chat, call)
 
 
 def admit_model(request: GatewayRequest, name: str, *, stream: bool) -> str:
@@ -360,8 +342,6 @@ def check_n(state: GatewayState, request: ChatRequest) -> None:
 
 
 async def _hold_budget(state: GatewayState, ctx: RequestContext, request: ChatRequest) -> None:
-    """Only called when a budget can apply: otherwise the caller's subjects need not be
-    gathered."""
     router, budgets = state.models.router, state.services.budgets
     hold = await guarded.hold_chat(budgets, router, request, payer_of(ctx), allowed_groups(ctx))
     if hold is not None:
