@@ -2,7 +2,7 @@
 other work on a shared machine does not move, where CPU time (bench/gateway_cpu.py) does.
 
     python bench/gateway_instructions.py --ref /tmp/old/src [--new src] [--requests 1000]
-                                         [--stream]
+                                         [--stream] [--keep DIR]
 
 Each tree's ``chatgate serve`` runs under ``valgrind --tool=callgrind`` (about 50x slower);
 after a warm-up the counters are zeroed, REQUESTS whole-answer requests are sent (8 in flight;
@@ -67,7 +67,9 @@ def _totals(dump: Path) -> tuple[int, int]:
     return int(total.group(1).replace(",", "")), int(main.group(1).replace(",", ""))
 
 
-def measure(src: str, base_url: str, requests: int, stream: bool) -> tuple[float, float]:
+def measure(
+    src: str, base_url: str, requests: int, stream: bool, keep: Path | None = None
+) -> tuple[float, float]:
     body = {**BODY, "stream": True, "stream_options": {"include_usage": True}} if stream else BODY
     with tempfile.TemporaryDirectory(prefix="chatgate-ir-") as tmp:
         params = {"model": "openai/gpt-4o-mini", "api_key": "x", "api_base": base_url}
@@ -99,6 +101,8 @@ def measure(src: str, base_url: str, requests: int, stream: bool) -> tuple[float
                 gateway.terminate()
                 gateway.wait()
         total, main = _totals(Path(f"{out}.1"))
+        if keep is not None:  # for `callgrind_annotate` per function
+            keep.write_bytes(Path(f"{out}.1").read_bytes())
         return total / requests, main / requests
 
 
@@ -108,11 +112,14 @@ def main() -> None:
     parser.add_argument("--new", default=str(Path(__file__).resolve().parents[1] / "src"))
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--stream", action="store_true", help="streamed answers")
+    parser.add_argument("--keep", type=Path, help="folder to keep the two callgrind dumps in")
     args = parser.parse_args()
+    keep: Path | None = args.keep
+    dumps = (keep / "ref.callgrind", keep / "new.callgrind") if keep else (None, None)
     proc, base_url = fake_upstream.start(chunks=20)
     try:
-        ref = measure(args.ref, base_url, args.requests, args.stream)
-        new = measure(args.new, base_url, args.requests, args.stream)
+        ref = measure(args.ref, base_url, args.requests, args.stream, dumps[0])
+        new = measure(args.new, base_url, args.requests, args.stream, dumps[1])
     finally:
         proc.terminate()
         proc.wait()

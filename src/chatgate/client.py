@@ -103,7 +103,8 @@ async def send(
 ) -> ChatResponse:
     """One non-streaming attempt against one deployment."""
     adapter = get_adapter(deployment.provider)
-    deployment = await prepare_deployment(deployment)
+    if PROVIDERS[deployment.provider].prepare is not None:  # no coroutine for the usual none
+        deployment = await prepare_deployment(deployment)
     http_request = adapter.build_request(request, deployment)
     span = spans.start_chat(request, deployment)
     spans.inject(span, http_request.headers)
@@ -140,7 +141,8 @@ async def open_stream(
     """One streaming attempt: returns once the upstream accepted (status 2xx), so that an
     error status raises here, before any chunk reached the caller."""
     adapter = get_adapter(deployment.provider)
-    deployment = await prepare_deployment(deployment)
+    if PROVIDERS[deployment.provider].prepare is not None:  # no coroutine for the usual none
+        deployment = await prepare_deployment(deployment)
     http_request = adapter.build_request(request, deployment)
     span = spans.start_chat(request, deployment)
     spans.inject(span, http_request.headers)

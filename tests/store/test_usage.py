@@ -161,3 +161,23 @@ async def test_a_spill_file_left_by_an_earlier_run_is_replayed_at_start(
     await sink.aclose()
     assert sink.written == 4
     assert not spill.exists()
+
+
+async def test_an_idle_write_ahead_loop_wakes_for_the_next_record(tmp_path: Path) -> None:
+    """Idle, the WAL loop waits for a record rather than waking every window: a record that
+    comes after an idle spell still reaches the WAL within the window, long before the
+    database writer's interval."""
+    sink = await SqlSink.open(
+        f"sqlite+aiosqlite:///{tmp_path}/s.db", spill_path=tmp_path / "spill.jsonl", interval_s=60
+    )
+    try:
+        for n in (1, 2):
+            await asyncio.sleep(0.1)  # idle: nothing to write
+            assert sink.unsaved == 0
+            sink.emit(record(n))
+            assert sink.unsaved == 1
+            await wait_until(lambda: sink.unsaved == 0, timeout_s=2, what=f"record {n} in the WAL")
+        assert sink.written == 0  # the database writer has not run: the WAL alone has them
+    finally:
+        await sink.aclose()
+    assert sink.written == 2

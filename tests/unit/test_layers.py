@@ -54,6 +54,7 @@ FORBIDDEN = {
         "chatgate.config",
     ),
     "stream.py": (*_ABOVE_CLIENT, "chatgate.client", "chatgate.cache", "chatgate.config"),
+    "stream_source.py": (*_ABOVE_CLIENT, "chatgate.client", "chatgate.cache", "chatgate.config"),
     "accumulator.py": (*_ABOVE_CLIENT, "chatgate.client", "chatgate.cache", "chatgate.stream"),
     "config.py": (*_ABOVE_CLIENT, "chatgate.client", "chatgate.stream", "chatgate.cache"),
     "types": ("chatgate.",),

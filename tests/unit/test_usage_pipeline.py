@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -157,6 +158,21 @@ async def test_background_task_drains_in_slices_and_stop_flushes() -> None:
     pipeline.submit(finished())
     await pipeline.stop()
     assert len(seen) == 6
+
+
+async def test_an_idle_pipeline_wakes_for_each_record_and_sleeps_again() -> None:
+    """Idle, the task waits for a record instead of a timer; a record after an idle spell, and
+    after another one, is still drained in the background (and nothing spins meanwhile)."""
+    seen: list[RequestContext] = []
+    pipeline = UsagePipeline([seen.append], interval_s=0.001)
+    pipeline.start()
+    for n in (1, 2):
+        await asyncio.sleep(0.05)  # idle: the task is parked on its event
+        assert pipeline._idle
+        pipeline.submit(finished())
+        await wait_until(lambda n=n: len(seen) == n, what=f"record {n} drained after idling")
+    await pipeline.stop()
+    assert len(seen) == 2
 
 
 def test_batching_handler_writes_batches_and_drops_past_its_bound() -> None:

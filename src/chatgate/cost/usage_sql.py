@@ -93,6 +93,8 @@ class SqlSink:
         self._db_failing = False
         self._adopted: dict[Path, int] = {}  # segments of dead processes: their line counts
         self._wake = asyncio.Event()
+        self._log_wake = asyncio.Event()  # set by emit when the WAL loop is idle
+        self._log_idle = False
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -174,6 +176,9 @@ class SqlSink:
         if record.record_id is None:
             record.record_id = f"{self.wal.owner}-{self._emitted:x}"
         self._queue.append(record)
+        if self._log_idle:  # the WAL loop sleeps until there is something to write
+            self._log_idle = False
+            self._log_wake.set()
         if len(self._queue) % self.batch_size == 0:
             self._wake.set()
 
@@ -200,6 +205,13 @@ class SqlSink:
     async def _log_loop(self) -> None:
         backoff, retry_at = 0.1, 0.0
         while True:
+            # Idle, it waits for a record instead of waking every window: a timer firing 50
+            # times a second cost the event loop whether or not requests came.
+            if not retry_at and self._emitted <= max(self._logged, self._head - 1):
+                self._report_pending()
+                self._log_idle = True
+                self._log_wake.clear()
+                await self._log_wake.wait()
             await asyncio.sleep(self.wal_window_s)
             self._report_pending()
             if time.monotonic() < retry_at:
@@ -243,7 +255,8 @@ class SqlSink:
         while not self._closing:
             wait = max(retry_at - time.monotonic(), 0.0) or self.interval_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                async with asyncio.timeout(wait):  # not wait_for: no task per wait
+                    await self._wake.wait()
             self._wake.clear()
             if time.monotonic() < retry_at:  # backing off: only keep memory bounded
                 if not self._lock.locked():
@@ -256,6 +269,7 @@ class SqlSink:
                 ok = False
             backoff = self.interval_s if ok else min(backoff * 2, self.max_backoff_s)
             retry_at = 0.0 if ok else time.monotonic() + backoff
+            self._report_pending()  # (an idle WAL loop does not)
 
     async def flush(self) -> bool:
         """Write what is waiting (replays first); False if the database failed (the records

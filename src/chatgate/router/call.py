@@ -5,7 +5,7 @@ deployment's state reads in an error message."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import orjson
@@ -112,7 +112,8 @@ def prompt_bytes(request: ChatRequest) -> int:
 def bounded(timeouts: Timeouts | None, left: float) -> Timeouts:
     """A deployment's timeouts, cut to what is left of the call's deadline."""
     base = timeouts or DEFAULT_TIMEOUTS
-    return replace(base, connect=min(base.connect, left), total=min(base.total, left))
+    # Not dataclasses.replace: it runs on every attempt and costs ~10x the constructor.
+    return Timeouts(connect=min(base.connect, left), read=base.read, total=min(base.total, left))
 
 
 def describe(d: RoutedDeployment, s: Stats, now: float) -> str:

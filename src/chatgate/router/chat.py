@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from dataclasses import replace
+from typing import Any
 
 from chatgate.client import inline_images_for, open_stream, send
 from chatgate.cost.tokens import count_tokens
@@ -73,12 +75,29 @@ class ChatJob:
         return stream
 
     async def _upstream(self, d: RoutedDeployment, call: CallContext) -> ChatRequest:
-        upstream = self.request.model_copy(update={"model": d.deployment.model})
+        upstream = self._for(d)
         if call.download_images:
             upstream = await inline_images_for(upstream, d.deployment)
         return upstream
 
-    async def _send(
+    def _for(self, d: RoutedDeployment) -> ChatRequest:
+        return self.request.model_copy(update={"model": d.deployment.model})
+
+    def _send(
+        self, d: RoutedDeployment, call: CallContext, timeouts: Timeouts
+    ) -> Coroutine[Any, Any, ChatResponse]:
+        """The attempt's coroutine: ``send`` itself unless images are downloaded first (one
+        coroutine frame less for every resume of the call)."""
+        if call.download_images:
+            return self._send_inlined(d, call, timeouts)
+        return send(
+            self._for(d),
+            _deployment(d, call),
+            timeouts=timeouts,
+            raise_on_truncation=call.raise_on_truncation,
+        )
+
+    async def _send_inlined(
         self, d: RoutedDeployment, call: CallContext, timeouts: Timeouts
     ) -> ChatResponse:
         return await send(

@@ -1,7 +1,7 @@
 """The gateway as one pure ASGI app: create_app(config) -> app.
 
 The app is a stack of pure ASGI middleware, one per file (server/middleware/), around a router
-that is a dict lookup on (method, path):
+that is a dict lookup on (method, path); MiddlewareStack calls the three as one frame:
 
     lifespan and the request's GatewayState (here)
       -> UsageMiddleware   the RequestContext, in-flight count, the usage record at the end
@@ -43,7 +43,13 @@ from chatgate.server.gateway import WORKERS_ENV, Gateway, ReloadError
 from chatgate.server.health import ReadinessCheck, run_checks
 from chatgate.server.json_body import parse_in_pieces
 from chatgate.server.metrics import CONTENT_TYPE_LATEST
-from chatgate.server.middleware import AuthMethod, AuthMiddleware, ErrorMiddleware, UsageMiddleware
+from chatgate.server.middleware import (
+    AuthMethod,
+    AuthMiddleware,
+    ErrorMiddleware,
+    MiddlewareStack,
+    UsageMiddleware,
+)
 from chatgate.server.middleware.auth import master_key, virtual_key
 from chatgate.server.models_route import MODEL_PREFIXES, list_models, retrieve_model
 from chatgate.server.openai_routes import chat_completions, parse_json_body
@@ -202,18 +208,19 @@ def create_app(
         else:
             raise GatewayError(404, f"no route {method} {path}", code="not_found")
 
-    stack: ASGIApp = AuthMiddleware(
+    auth = AuthMiddleware(
         route, methods=AUTH_METHODS, public=_PUBLIC, admin_prefixes=(ADMIN_PREFIX,)
     )
-    stack = ErrorMiddleware(stack, database_down=_database_down)
-    stack = UsageMiddleware(
-        stack,
+    errors = ErrorMiddleware(auth, database_down=_database_down)
+    usage = UsageMiddleware(
+        errors,
         pipeline=gateway.pipeline,
         in_flight=gateway.metrics.in_flight,
         route_of=_route_label,
         untracked=_PLAIN,
         on_end=None if gateway.telemetry is None else tracing.annotate,
     )
+    stack: ASGIApp = MiddlewareStack(usage, errors, auth)  # the three as one frame
     if gateway.telemetry is not None:  # outermost but for the state: the request's span
         stack = tracing.TracingMiddleware(stack, _route_of, untraced=_OPEN)
 

@@ -51,6 +51,8 @@ class UsagePipeline:
         self._slice = slice_size
         self._on_drop = on_drop
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._idle = False
         self._failed_sinks: set[int] = set()
         self.dropped = 0
 
@@ -63,12 +65,16 @@ class UsagePipeline:
                 self._on_drop()
             return
         self._queue.append(ctx)
+        if self._idle:  # the task sleeps until a record comes
+            self._idle = False
+            self._wake.set()
 
     def __len__(self) -> int:
         return len(self._queue)
 
     def start(self) -> None:
         if self._task is None or self._task.done():
+            self._wake, self._idle = asyncio.Event(), False  # this loop's
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -82,7 +88,13 @@ class UsagePipeline:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval_s)
+            # Idle, it waits for a record instead of waking every interval: a timer firing 50
+            # times a second cost the event loop whether or not requests came.
+            if not self._queue:
+                self._idle = True
+                self._wake.clear()
+                await self._wake.wait()
+            await asyncio.sleep(self._interval_s)  # records that come meanwhile go together
             while self._queue:
                 self.drain(self._slice)
                 await asyncio.sleep(0)  # let requests run between slices

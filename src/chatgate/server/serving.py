@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +25,7 @@ from chatgate.router.fallbacks import Allowed
 from chatgate.router.guarded import Payer
 from chatgate.router.state import Limits
 from chatgate.server.asgi import ClientDisconnected, big_body
+from chatgate.server.call_watch import cancel_when_gone, stop_watching
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.relay import ClientWatch, Frames, Relayed, relay
@@ -65,22 +66,30 @@ async def serve_chat(
     name = admit_model(request, chat.model, stream=bool(chat.stream))
     chat.model = name
     check_n(state, chat)
-    await take_key_limits(request, lambda: estimate_tokens(chat))
-    await _hold_budget(state, ctx, chat)
+    if ctx.key is not None:  # (no coroutine for the usual case: nothing to take or hold)
+        await take_key_limits(request, lambda: estimate_tokens(chat))
+    if state.services.budgets.budgets or (ctx.key is not None and ctx.key.budget_usd is not None):
+        await _hold_budget(state, ctx, chat)
     if watch is not None and watch.gone:  # gone before the call: nothing was spent
         await settle(state, ctx, None, chat)
         raise ClientDisconnected
     began = time.perf_counter()
+    # Cancelled by the watch directly, not through ClientWatch.cancelling: a coroutine frame
+    # less for every resume of the call (each read of the upstream's answer).
+    task = cancel_when_gone(watch)
     try:
-        routed = _route(request, chat)
-        result = await (routed if watch is None else watch.cancelling(routed))
-    except (ClientDisconnected, asyncio.CancelledError):
-        await charge_hold(state, ctx)
-        raise
+        result = await _route(request, chat)
     except BaseException as exc:
+        gone = stop_watching(watch, task, exc)
+        if gone or isinstance(exc, ClientDisconnected | asyncio.CancelledError):
+            await charge_hold(state, ctx)
+            if gone:
+                raise ClientDisconnected from None
+            raise
         record_tries(ctx, exc)
         await settle(state, ctx, None, chat)  # nothing was spent: release the hold
         raise
+    stop_watching(watch, task, None)
     upstream_answered(ctx, began)
     if isinstance(result, ChatStream):
         if result.deployment is not None:
@@ -227,13 +236,15 @@ async def _count_big_prompt(state: GatewayState, ctx: RequestContext, request: C
     await precount(models, request.messages, request.tools)
 
 
-async def _route(request: GatewayRequest, chat: ChatRequest) -> ChatResponse | ChatStream:
+def _route(request: GatewayRequest, chat: ChatRequest) -> Awaitable[ChatResponse | ChatStream]:
+    """The routed call as an awaitable, not a coroutine around it: without a cache it is the
+    router's own (each resume of the call passes through two frames fewer)."""
     state, ctx = request.state, request.ctx
     router = state.models.router
     tier = tier_hints(request.scope, ctx) if chat.model in router.tiered else None
 
-    async def call() -> ChatResponse | ChatStream:
-        return await router.aroute(
+    def call() -> Awaitable[ChatResponse | ChatStream]:
+        return router.aroute(
             chat,
             tags=ctx.tags,
             allowed=allowed_groups(ctx),
@@ -244,11 +255,11 @@ async def _route(request: GatewayRequest, chat: ChatRequest) -> ChatResponse | C
 
     cache = state.services.cache
     if cache is None:
-        return await call()
+        return call()
     from chatgate.cache import control_from_headers
 
     control = control_from_headers(request.scope["headers"])
-    return await guarded.through_cache(cache, control, chat, call)
+    return guarded.through_cache(cache, control, chat, call)
 
 
 def admit_model(request: GatewayRequest, name: str, *, stream: bool) -> str:
@@ -337,8 +348,6 @@ def check_n(state: GatewayState, request: ChatRequest) -> None:
 
 async def _hold_budget(state: GatewayState, ctx: RequestContext, request: ChatRequest) -> None:
     router, budgets = state.models.router, state.services.budgets
-    if not budgets.budgets and (ctx.key is None or ctx.key.budget_usd is None):
-        return  # no budget can apply: the caller's subjects need not be gathered
     hold = await guarded.hold_chat(budgets, router, request, payer_of(ctx), allowed_groups(ctx))
     if hold is not None:
         ctx.hold = hold
@@ -357,7 +366,8 @@ async def settle(
         if ctx.usage is None:  # cut short: what was produced, counted here
             ctx.usage = usage
         ctx.cost = cost if ctx.cost is None else ctx.cost
-    await settle_amount(state, ctx, cost, usage_total)
+    if ctx.hold is not None or ctx.key_tokens is not None:  # else nothing to settle
+        await settle_amount(state, ctx, cost, usage_total)
 
 
 async def charge_hold(state: GatewayState, ctx: RequestContext) -> None:

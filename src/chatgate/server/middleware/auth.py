@@ -113,27 +113,31 @@ class AuthMiddleware:
         self._admin_prefixes = admin_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state: GatewayState = scope[STATE]
-        ctx: RequestContext | None = scope.get(CTX)
-        path = scope["path"]
-        if path not in self._public or (
-            path == "/metrics" and state.config.general_settings.metrics_require_key
-        ):
-            presented = presented_key(scope)
-            for method in self._methods:
-                if await method(scope, presented, state, ctx):
-                    break
-            else:
-                _anonymous(state, presented)
-            if ctx is not None and path.startswith(self._admin_prefixes) and not ctx.admin:
-                raise GatewayError(
-                    403 if ctx.key is not None or state.master_key is None else 401,
-                    "the admin API needs the master key (general_settings.master_key) or an "
-                    "admin key",
-                    type_="permission_error",
-                    code="admin_only",
-                )
+        await self.check(scope)
         await self.app(scope, receive, send)
+
+    async def check(self, scope: Scope) -> None:
+        """Who is calling, written into the request's context; GatewayError to refuse."""
+        path = scope["path"]
+        state: GatewayState = scope[STATE]
+        if path in self._public and (
+            path != "/metrics" or not state.config.general_settings.metrics_require_key
+        ):
+            return
+        ctx: RequestContext | None = scope.get(CTX)
+        presented = presented_key(scope)
+        for method in self._methods:
+            if await method(scope, presented, state, ctx):
+                break
+        else:
+            _anonymous(state, presented)
+        if ctx is not None and path.startswith(self._admin_prefixes) and not ctx.admin:
+            raise GatewayError(
+                403 if ctx.key is not None or state.master_key is None else 401,
+                "the admin API needs the master key (general_settings.master_key) or an admin key",
+                type_="permission_error",
+                code="admin_only",
+            )
 
 
 def _anonymous(state: GatewayState, presented: str | None) -> None:

@@ -44,7 +44,12 @@ class ErrorMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await self.app(scope, receive, send)
-        except ClientDisconnected:
+        except Exception as exc:
+            await self.answer(scope, send, exc)
+
+    async def answer(self, scope: Scope, send: Send, exc: Exception) -> None:
+        """What the client gets for ``exc`` (nothing, if it went away: only its record)."""
+        if isinstance(exc, ClientDisconnected):
             ctx: RequestContext | None = scope.get(CTX)
             if ctx is not None:
                 timeout = scope.get(READ_TIMEOUT)  # the server closed it: the client was slow
@@ -52,11 +57,11 @@ class ErrorMiddleware:
                     timed_out(ctx, 408, f"{timeout}_timeout")
                 else:
                     timed_out(ctx, 499, "ClientDisconnected")
-        except BodyTooLarge:
+        elif isinstance(exc, BodyTooLarge):
             limit = scope[STATE].config.general_settings.max_request_bytes
             too_large = GatewayError(413, f"the body is larger than {limit} bytes")
             await answer_error(scope, send, too_large)
-        except Exception as exc:  # the one place every error becomes an HTTP answer
+        else:  # the one place every error becomes an HTTP answer
             if CTX in scope:  # probes and scrapes answer as they always did
                 exc = self._database_down(exc, scope[STATE])
             await answer_error(scope, send, exc)

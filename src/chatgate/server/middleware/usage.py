@@ -42,21 +42,28 @@ class UsageMiddleware:
         self._on_end = on_end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
-        if (scope["method"], path) in self._untracked:
-            await self.app(scope, receive, send)
-            return
-        ctx = RequestContext.from_scope(
-            scope, self._route_of(path), log_content=scope[STATE].log_content
-        )
-        scope[CTX] = ctx
-        in_flight = self._in_flight
-        in_flight.inc()
+        ctx = self.open(scope)
         try:
             await self.app(scope, receive, send)
         finally:
-            in_flight.dec()
-            ctx.ended = time.perf_counter()
-            if self._on_end is not None:
-                self._on_end(ctx)
-            self._pipeline.submit(ctx)
+            if ctx is not None:
+                self.close(ctx)
+
+    def open(self, scope: Scope) -> RequestContext | None:
+        """The request's context, in the scope and counted in flight (None: untracked)."""
+        path = scope["path"]
+        if (scope["method"], path) in self._untracked:
+            return None
+        ctx = scope[CTX] = RequestContext.from_scope(
+            scope, self._route_of(path), log_content=scope[STATE].log_content
+        )
+        self._in_flight.inc()
+        return ctx
+
+    def close(self, ctx: RequestContext) -> None:
+        """The request is over, however it ended: its record goes to the pipeline."""
+        self._in_flight.dec()
+        ctx.ended = time.perf_counter()
+        if self._on_end is not None:
+            self._on_end(ctx)
+        self._pipeline.submit(ctx)
