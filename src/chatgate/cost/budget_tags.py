@@ -13,7 +13,7 @@ from chatgate.errors import InvalidRequestError
 
 __all__ = ["MAX_TAGS", "MAX_TAG_CHARS", "check_tag_subject", "spend_tags"]
 
-MAX_TAGS = 16  # as the gateway keeps of x-chatgate-tags (server/context.py)
+MAX_TAGS = 16  # also what the gateway keeps of x-chatgate-tags (server/context.py)
 MAX_TAG_CHARS = 64
 
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from chatgate.cost.attempt_log import attempts_json
+from chatgate.cost.budget_tags import MAX_TAG_CHARS, MAX_TAGS
 from chatgate.cost.budgets import Reservation
 from chatgate.cost.savings import recorded_savings
 from chatgate.cost.usage import UsageRecord, token_fields
@@ -27,9 +28,7 @@ from chatgate.types import Usage
 
 __all__ = ["MAX_TAGS", "OWNERS", "RequestContext", "new_request_id", "usage_record"]
 
-MAX_TAGS = 16
 BATCHES = "/v1/batches"  # the route of a batch job's lines (server/batch_runner.py)
-_MAX_TAG_CHARS = 64
 _MAX_TRACE_CHARS = 128
 
 
@@ -42,7 +41,7 @@ def new_request_id() -> str:
 def _tags(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
-    tags = (t.strip()[:_MAX_TAG_CHARS] for t in value.split(","))
+    tags = (t.strip()[:MAX_TAG_CHARS] for t in value.split(","))
     return tuple(t for t in tags if t)[:MAX_TAGS]
 
 
