@@ -41,12 +41,25 @@ class ChatJob:
         prompt = count_tokens(model, request.messages, request.tools).tokens
         return prompt + (request.output_limit() or 0)
 
-    async def attempt(
+    def attempt(
         self, runner: GroupRunner, d: RoutedDeployment, call: CallContext, tokens: int, left: float
-    ) -> ChatResponse | ChatStream:
+    ) -> Coroutine[Any, Any, ChatResponse | ChatStream]:
+        """``runner.whole`` itself for a whole answer: one coroutine frame less on every
+        resume of the call."""
         timeouts = bounded(d.timeouts, left)
         if not self.request.stream:
-            return await runner.whole(d, call, tokens, self._send(d, call, timeouts))
+            return runner.whole(d, call, tokens, self._send(d, call, timeouts))
+        return self._stream(runner, d, call, tokens, left, timeouts)
+
+    async def _stream(
+        self,
+        runner: GroupRunner,
+        d: RoutedDeployment,
+        call: CallContext,
+        tokens: int,
+        left: float,
+        timeouts: Timeouts,
+    ) -> ChatStream:
         started = time.perf_counter()
         ticket = _StreamTicket(runner, d, call, tokens)
         stream = await self._open(runner, d, call, timeouts, ticket)
