@@ -102,8 +102,9 @@ def test_stream_usage_split_and_cost(
     assert Decimal(line["cost_usd"]) == COST
 
 
-def spend_row(database: Path, request_id: str, timeout_s: float = 5.0) -> sqlite3.Row:
-    """A request's spend-log row (written off the request path, a moment after the answer)."""
+def spend_row(database: Path, request_id: str, timeout_s: float = 20.0) -> sqlite3.Row:
+    """A request's spend-log row (written off the request path, a moment after the answer;
+    the deadline is generous for a loaded machine, the poll returns as soon as it is there)."""
     deadline = time.monotonic() + timeout_s
     while True:
         with contextlib.closing(sqlite3.connect(database)) as conn:
