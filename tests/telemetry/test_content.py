@@ -10,7 +10,7 @@ from chatgate.telemetry.semconv import provider_name
 from chatgate.types import ChatRequest, ChatResponse
 
 SECRET = "sk-up-secret-0123456789"
-DEPLOYMENT = Deployment("openai", "gpt-4o", "https://api.openai.com/v1", api_key=SECRET)
+DEPLOYMENT = Deployment("openai", "gpt-4o", "http://127.0.0.1:9/v1", api_key=SECRET)
 
 
 def test_tool_calls_results_and_images_take_the_conventions_shapes() -> None:

@@ -183,7 +183,7 @@ def test_attempt_metrics_keep_outcomes_apart_with_their_attributes() -> None:
     provider = LeanMeterProvider()
     metrics.set_meter_provider(provider)
     try:
-        deployment = Deployment("openai", "gpt-4o-mini", "https://api.openai.com/v1")
+        deployment = Deployment("openai", "gpt-4o-mini", "http://127.0.0.1:9/v1")
         answer = ChatResponse.model_validate(
             {
                 "id": "c1",
