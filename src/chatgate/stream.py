@@ -23,7 +23,7 @@ from chatgate.errors import ChatgateError, TruncatedResponseError
 from chatgate.redact import scrub_error
 from chatgate.stream_source import ChunkSource, HttpChunkSource  # re-exported: import paths
 from chatgate.transport.loop_thread import run_sync, sync_loop
-from chatgate.types import ChatChunk, ChatResponse, Usage
+from chatgate.types import Attempt, ChatChunk, ChatResponse, Usage
 from chatgate.wire_chunk import StreamItem, WireChunk
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ class ChatStream:
         self.cache_hit = False
         self.attempts = 1  # a router sets how many tries it took to get this stream going
         self.deployment_id: str | None = None  # and the id of its deployment ("smart#0")
+        self.attempt_log: list[Attempt] = []  # and every try, as ``meta.attempt_log``
         self.request_id = source.request_id
 
     # --- iteration -----------------------------------------------------------------------------

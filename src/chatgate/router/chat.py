@@ -12,6 +12,7 @@ from typing import Any
 from chatgate.client import inline_images_for, open_stream, send
 from chatgate.cost.tokens import count_tokens
 from chatgate.errors import APITimeoutError, ChatgateError
+from chatgate.meta import tries
 from chatgate.providers.anthropic.cache_points import OPTION
 from chatgate.providers.base import Deployment
 from chatgate.router.attempt import GroupRunner, correction
@@ -81,10 +82,13 @@ class ChatJob:
         )
         router = runner.runtime
         await router.state.record_success(d.id, ttft, router.now())
-        call.log.append(Attempt(deployment=d.id, model=d.model))
-        stream.attempts = len(call.log)
+        took = (time.perf_counter() - started) * 1000.0  # to the first chunk
+        attempt = Attempt(deployment=d.id, model=d.model, latency_ms=took)
+        call.log.append(attempt)
+        stream.attempts = tries(call.log)
+        stream.attempt_log = call.log  # the same list: a failure mid-way is marked in it
         stream.deployment_id = d.id
-        ticket.hand_over()
+        ticket.hand_over(attempt)
         return stream
 
     async def _upstream(self, d: RoutedDeployment, call: CallContext) -> ChatRequest:
@@ -150,6 +154,14 @@ def _deployment(d: RoutedDeployment, call: CallContext) -> Deployment:
     return deployment
 
 
+def _broke_off(attempt: Attempt, error: ChatgateError) -> None:
+    """Mark the attempt whose stream failed after its first chunk (its message was scrubbed
+    where the error left the provider: ``ChatStream``)."""
+    attempt.error = type(error).__name__
+    attempt.status_code = error.status_code
+    attempt.message = error.message
+
+
 class _StreamTicket:
     """Bookkeeping for a stream that ends long after the routing call returned: release its
     slot, correct the TPM estimate, record a mid-stream failure, stamp the final meta."""
@@ -160,11 +172,13 @@ class _StreamTicket:
         self._call = call
         self._tokens = tokens
         self._handed_over = False
+        self._attempt: Attempt | None = None  # the attempt whose stream the caller reads
         self._pending: tuple[ChatResponse | None, BaseException | None] | None = None
 
-    def hand_over(self) -> None:
+    def hand_over(self, attempt: Attempt) -> None:
         """The stream now belongs to the caller; settle an end that came during prefetch."""
         self._handed_over = True
+        self._attempt = attempt
         if self._pending is not None:
             self.finished(*self._pending)
 
@@ -175,6 +189,8 @@ class _StreamTicket:
         runner, d, call = self._runner, self._d, self._call
         if response is not None:
             runner.stamp(response.meta, d, call)
+        elif isinstance(error, ChatgateError) and self._attempt is not None:
+            _broke_off(self._attempt, error)  # what the client saw: this attempt failed
         runner.spawn(self._settle(response, error))
         call.end_stream()
 

@@ -96,6 +96,7 @@ async def serve_chat(
             ctx.deployment = f"{result.deployment.provider}/{result.deployment.model}"
         ctx.deployment_id = result.deployment_id
         ctx.attempts = result.attempts
+        ctx.tried = result.attempt_log  # filled in as the stream goes (a failure mid-way)
     if state.services.cache is not None:
         from chatgate.cache import cache_status
 
