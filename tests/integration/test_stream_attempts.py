@@ -39,18 +39,26 @@ def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> I
         yield gw
 
 
-def streamed(gw: Gateway, route: str, model: str, key: str = MASTER) -> tuple[int, str, str]:
+def streamed(
+    gw: Gateway,
+    route: str,
+    model: str,
+    key: str = MASTER,
+    *,
+    stream: bool = True,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, str, str]:
     """(status, request id, the whole body as the client read it)."""
     if route == "/v1/responses":
-        body: dict[str, Any] = {"model": model, "input": "hi", "stream": True}
+        body: dict[str, Any] = {"model": model, "input": "hi", "stream": stream}
     else:
         messages = [{"role": "user", "content": "hi"}]
-        body = {"model": model, "messages": messages, "max_tokens": 16, "stream": True}
+        body = {"model": model, "messages": messages, "max_tokens": 16, "stream": stream}
     where = urlsplit(gw.url)
     conn = http.client.HTTPConnection(where.hostname or "", where.port, timeout=10)
     try:
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        conn.request("POST", route, json.dumps(body).encode(), headers)
+        sent = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        conn.request("POST", route, json.dumps(body).encode(), sent | (headers or {}))
         resp = conn.getresponse()
         return resp.status, resp.headers["x-chatgate-request-id"], resp.read().decode()
     finally:
@@ -161,3 +169,63 @@ def test_a_stream_answered_at_once_stores_no_attempts(
     row = detail(gateway, request_id)
     assert row["attempt_log"] == []
     assert row["attempts"] == 1
+
+
+# -- a tiered name: the attempts of a tier it escalated from come first ---------------------
+
+
+@pytest.fixture(scope="module")
+def tiered(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    auto = {
+        "model_name": "auto",
+        "tiers": ["wobbly", "fast"],
+        "classifier": {"embeddings": "never"},
+        "escalate_on": ["empty", "error"],
+    }
+    config = gateway_config(
+        deployment("wobbly", upstream, "openai/gpt-4o", api_key=KEYS["openai"]),
+        deployment("fast", upstream, api_key=KEYS["openai"]),
+        master_key=MASTER,
+        database=SQLITE,
+        router={"num_retries": 0, "cooldown_time": 0, "tiers": [auto]},
+    )
+    with serve(config, tmp_path_factory) as gw:
+        yield gw
+
+
+def on_tier(gw: Gateway, route: str, stream: bool) -> tuple[int, str, str]:
+    """A request to the tiered name that starts on its cheaper tier (the override header)."""
+    return streamed(gw, route, "auto", stream=stream, headers={"x-chatgate-tier": "wobbly"})
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_escalation_after_a_failed_tier_shows_its_attempts(
+    tiered: Gateway, upstream: FakeOpenAI, route: str, stream: bool
+) -> None:
+    answered_by = [Reply(chunks=text_stream(["Hello"]))] if stream else []  # else: an echo
+    upstream.script(refused("openai"), *answered_by)
+    status, request_id, body = on_tier(tiered, route, stream)
+    assert status == 200, body
+    row = detail(tiered, request_id)
+    failed, answered = row["attempt_log"]
+    assert outcome(failed) == ("wobbly#0", "InternalServerError", 500)
+    assert outcome(answered) == ("fast#0", None, None)
+    assert row["attempts"] == 2
+    assert leaks(stored_row(tiered.database_path, request_id)) == []
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_escalation_after_an_empty_stream_shows_both_attempts(
+    tiered: Gateway, upstream: FakeOpenAI, route: str
+) -> None:
+    upstream.script(Reply(chunks=text_stream([""])), Reply(chunks=text_stream(["Hello"])))
+    status, request_id, body = on_tier(tiered, route, True)
+    assert status == 200, body
+    assert "Hello" in body
+    row = detail(tiered, request_id)
+    empty, answered = row["attempt_log"]
+    assert (empty["deployment"], empty["error"]) == ("wobbly#0", None)
+    assert empty["message"] == "answer escalated to the next tier"
+    assert outcome(answered) == ("fast#0", None, None)
+    assert row["attempts"] == 2

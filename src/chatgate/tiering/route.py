@@ -17,6 +17,7 @@ from decimal import Decimal
 from chatgate.cost.calc import cost_of
 from chatgate.cost.prices import ModelPrice
 from chatgate.errors import ChatgateError, InvalidRequestError
+from chatgate.meta import Attempt, tries
 from chatgate.stream import ChatStream
 from chatgate.tiering.classifier import TierClassifier
 from chatgate.tiering.escalation import answer_escalates, error_escalates, shows_answer
@@ -108,6 +109,7 @@ class TieredModel:
     async def route(self, request: ChatRequest, hints: TierHints, send: Send) -> Result:
         choice = await self.choose(request, hints)
         spent = Decimal(0)  # what answers replaced by an escalation cost
+        earlier: list[Attempt] = []  # the attempts of the tiers escalated from
         while True:
             last = choice.index >= len(self.tiers) - 1
             try:
@@ -116,17 +118,22 @@ class TieredModel:
                 if isinstance(result, ChatStream) and not last:
                     answer = await self._judge_stream(result)
             except ChatgateError as exc:
+                exc.attempt_log[:0] = earlier
                 if last or not error_escalates(exc, self.settings.escalate_on):
                     raise
+                earlier = exc.attempt_log
                 choice = self._choice(choice.index + 1, choice.score, "escalated")
                 continue
             if not last and answer is not None and self._escalates(request, answer):
                 spent += answer.meta.cost or 0
+                earlier = _escalated_from(earlier, result)
                 if isinstance(result, ChatStream):
                     result.close()
                 choice = self._choice(choice.index + 1, choice.score, "escalated")
                 continue
             break
+        if earlier:
+            _attempts_before(result, earlier)
         try:
             await self.sessions.areached(_session(request, hints), choice.index)
         except BaseException:  # cancelled (the client went): the stream is nobody's now
@@ -162,6 +169,27 @@ class TieredModel:
 
 def _session(request: ChatRequest, hints: TierHints) -> str | None:
     return hints.session or request.user or None
+
+
+def _escalated_from(earlier: list[Attempt], result: Result) -> list[Attempt]:
+    """The attempts so far, with those of an answer the next tier replaces (marked so)."""
+    log = result.attempt_log if isinstance(result, ChatStream) else result.meta.attempt_log
+    if not log:
+        return earlier
+    replaced = log[-1].model_copy(update={"message": "answer escalated to the next tier"})
+    return [*earlier, *log[:-1], replaced]
+
+
+def _attempts_before(result: Result, earlier: list[Attempt]) -> None:
+    """Put the escalated tiers' attempts before the answering tier's: the log of a stream
+    is the list its router keeps (``meta.attempt_log`` is copied from it at the end)."""
+    if isinstance(result, ChatStream):
+        result.attempt_log[:0] = earlier
+        result.attempts = tries(result.attempt_log)
+    else:
+        meta = result.meta
+        meta.attempt_log[:0] = earlier
+        meta.attempts = tries(meta.attempt_log)
 
 
 def _stamp(answer: ChatResponse, choice: TierChoice, spent: Decimal) -> None:
