@@ -151,6 +151,42 @@ def embeddings_reply(body: Any) -> Reply:
     return Reply(json={"object": "list", "data": data, "model": model, "usage": usage})
 
 
+def metadata_refusal(body: Any) -> Reply | None:
+    """OpenAI's 400 for a ``metadata`` that is not a map of at most 16 strings (keys of at
+    most 64 characters, values of at most 512), as its API answers it."""
+    if not isinstance(body, dict) or body.get("metadata") is None:
+        return None
+    metadata = body["metadata"]
+
+    def refuse(message: str, param: str, code: str) -> Reply:
+        return Reply(status=400, json=error_json(message, "invalid_request_error", code, param))
+
+    if not isinstance(metadata, dict):
+        return refuse(
+            "Invalid type for 'metadata': expected an object.", "metadata", "invalid_type"
+        )
+    if len(metadata) > 16:
+        return refuse(
+            "Invalid 'metadata': too many properties. Expected an object with at most 16 "
+            f"properties, but got an object with {len(metadata)} properties instead.",
+            "metadata",
+            "object_above_max_properties",
+        )
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            kind = {list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+            return refuse(
+                f"Invalid type for 'metadata.{key}': expected a string, but got {kind} instead.",
+                f"metadata.{key}",
+                "invalid_type",
+            )
+        if len(key) > 64 or len(value) > 512:
+            return refuse(
+                f"Invalid 'metadata.{key}': string too long.", f"metadata.{key}", "string_too_long"
+            )
+    return None
+
+
 class FakeOpenAI(LoopbackServer[Reply, Received]):
     """Start with ``with FakeOpenAI() as fake:``; point clients at ``fake.base_url``."""
 
@@ -182,6 +218,9 @@ class FakeOpenAI(LoopbackServer[Reply, Received]):
                     ],
                 }
             )
+        refused = metadata_refusal(body)
+        if refused is not None:  # OpenAI checks the body before anything is scripted
+            return await self._respond(request, refused, {})
         default = embeddings_reply if request.path.endswith("/embeddings") else echo_reply
         reply = self.replies.popleft() if self.replies else default(body or {})
         return await self._respond(request, reply, self.request_headers(reply))

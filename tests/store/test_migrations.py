@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 
 from sqlalchemy import func, inspect, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from chatgate.server.keys import KeyStore
 from chatgate.store.engine import create_engine
 from chatgate.store.migrations import MIGRATIONS, current_version, migrate
 from chatgate.store.partitions import drop_days_before, ensure_days, partitions
 from chatgate.store.schema.console import CONSOLE_DAILY
+from chatgate.store.schema.keys import VIRTUAL_KEYS
 from chatgate.store.schema.spend import SPEND_LOG
 
 
@@ -119,17 +123,27 @@ async def test_18_adds_fallback_and_savings_and_recomputes_the_consoles_days(db_
     assert {"fallbacks", "tier_saved_pico", *savings} <= columns["console_daily"]
 
 
+@contextlib.asynccontextmanager
+async def before(
+    engine: AsyncEngine, version: int, table: str, column: str
+) -> AsyncIterator[AsyncConnection]:
+    """A database migrated up to ``version`` (which adds ``table.column``), as it was then:
+    the earlier step that created the table made today's, so the column is taken out."""
+    await migrate(engine, tuple(m for m in MIGRATIONS if m.version < version))
+    async with engine.begin() as conn:
+        present = await conn.run_sync(
+            lambda c: {col["name"] for col in inspect(c).get_columns(table)}
+        )
+        if column in present:
+            await conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+        yield conn
+
+
 async def test_19_adds_the_attempt_log_to_a_spend_log_that_has_rows(db_url: str) -> None:
     engine = create_engine(db_url)
     day = dt.date(2026, 11, 1)
     try:
-        await migrate(engine, tuple(m for m in MIGRATIONS if m.version < 19))
-        async with engine.begin() as conn:
-            present = await conn.run_sync(
-                lambda c: {col["name"] for col in inspect(c).get_columns("spend_log")}
-            )
-            if "attempt_log" in present:  # migration 1 made today's table: take it out
-                await conn.exec_driver_sql("ALTER TABLE spend_log DROP COLUMN attempt_log")
+        async with before(engine, 19, "spend_log", "attempt_log") as conn:
             await ensure_days(conn, [day])
             await conn.execute(SPEND_LOG.insert().values(row(day)))
         assert 19 in await migrate(engine)
@@ -138,3 +152,23 @@ async def test_19_adds_the_attempt_log_to_a_spend_log_that_has_rows(db_url: str)
     finally:
         await engine.dispose()
     assert [s for _, s in stored] == [None]  # an older row: no attempts recorded
+
+
+async def test_21_adds_tags_to_the_virtual_keys_that_exist(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        async with before(engine, 21, "virtual_keys", "tags") as conn:
+            old_key = {"key_id": "key_old", "secret_hash": "0" * 64, "display": "sk-cg-…old"}
+            stamps = {"created_at": 1.0, "updated_at": 1.0}
+            await conn.execute(
+                VIRTUAL_KEYS.insert().values(**old_key, **stamps, models=[], metadata={})
+            )
+        assert 21 in await migrate(engine)
+        keys = KeyStore(engine)
+        old = await keys.get("key_old")
+        _, new = await keys.create(name="new", tags=["team-search"])
+    finally:
+        await engine.dispose()
+    assert old is not None
+    assert old.tags == ()  # an older key: no tags
+    assert new.tags == ("team-search",)

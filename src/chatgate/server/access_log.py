@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from chatgate.server.context import RequestContext
+from chatgate.server.context import RequestContext, charged_tags
 
 __all__ = ["ACCESS_LOGGER", "AccessLogWriter", "BatchingHandler", "access_line"]
 
@@ -37,7 +37,7 @@ def access_line(ctx: RequestContext) -> bytes:
         "request_id": ctx.request_id,
         "trace_id": ctx.trace_id,
         "key_id": ctx.key_id,
-        "tags": list(ctx.tags),
+        "tags": list(charged_tags(ctx)),
         "route": ctx.route,
         "model": ctx.requested_model,
         "deployment": ctx.deployment,

@@ -19,6 +19,7 @@ from chatgate.providers.anthropic.reverse import anthropic_message, translate_re
 from chatgate.providers.anthropic.reverse_params import Backend
 from chatgate.providers.anthropic.reverse_stream import ChunksToAnthropicEvents, encode
 from chatgate.server.asgi import Scope
+from chatgate.server.body_tags import take_metadata_tags
 from chatgate.server.errors import openai_error
 from chatgate.server.models_route import anthropic_client
 from chatgate.server.openai_routes import parse_json_body
@@ -108,10 +109,12 @@ async def messages(request: GatewayRequest) -> None:
     name = data["model"]
     state = request.state
     backend = backend_for(state, state.models.resolve(name))  # unknown: a 404 before all else
+    tags = take_metadata_tags(data)
     chat, dropped = translate_request(data, backend, request.header(b"anthropic-beta"))
     if dropped:
         log.debug(
             "request %s: dropped for %s: %s", request.ctx.request_id, name, ", ".join(dropped)
         )
     request.keep_content(data.get("messages"))
-    await respond(request, chat, whole=anthropic_message, frames=AnthropicFrames(name))
+    frames = AnthropicFrames(name)
+    await respond(request, chat, whole=anthropic_message, frames=frames, tags=tags)

@@ -26,7 +26,15 @@ from chatgate.server.keys import KeyRecord
 from chatgate.tiering.route import TierChoice
 from chatgate.types import Usage
 
-__all__ = ["MAX_TAGS", "OWNERS", "RequestContext", "new_request_id", "usage_record"]
+__all__ = [
+    "MAX_TAGS",
+    "OWNERS",
+    "RequestContext",
+    "charged_tags",
+    "merge_tags",
+    "new_request_id",
+    "usage_record",
+]
 
 BATCHES = "/v1/batches"  # the route of a batch job's lines (server/batch_runner.py)
 _MAX_TRACE_CHARS = 128
@@ -45,6 +53,19 @@ def _tags(value: str | None) -> tuple[str, ...]:
     return tuple(t for t in tags if t)[:MAX_TAGS]
 
 
+def merge_tags(*sources: tuple[str, ...]) -> tuple[str, ...]:
+    """Each tag once, in the order of ``sources``; the first MAX_TAGS are kept."""
+    return tuple(dict.fromkeys(t for tags in sources for t in tags))[:MAX_TAGS]
+
+
+def charged_tags(ctx: RequestContext) -> tuple[str, ...]:
+    """What the request is charged to (tag budgets, the spend log): its key's tags first, so
+    that no tags a client sends can push them out, then its own (``ctx.tags``, which also
+    pick deployments: a key's tags do not)."""
+    key = ctx.key
+    return ctx.tags if key is None or not key.tags else merge_tags(key.tags, ctx.tags)
+
+
 # Who writes each field: the one module whose code assigns it (tests/unit/test_context_owners.py
 # fails on an assignment anywhere else). Everything else only reads.
 _USAGE = "chatgate.server.middleware.usage"  # the request's arrival and end
@@ -52,7 +73,8 @@ _AUTH = "chatgate.server.middleware.auth"  # who is calling
 _SERVING = "chatgate.server.serving"  # what served it, what it used and cost
 _REQUEST = "chatgate.server.request"  # how it was answered, what was asked
 OWNERS: dict[str, str] = {
-    **dict.fromkeys(("route", "request_id", "started", "time", "trace_id", "tags"), _USAGE),
+    **dict.fromkeys(("route", "request_id", "started", "time", "trace_id"), _USAGE),
+    "tags": _SERVING,  # the header's at arrival (from_scope); the body's added by serving
     **dict.fromkeys(("log_content", "ended"), _USAGE),
     **dict.fromkeys(("admin", "key", "key_id", "user_id", "team_id"), _AUTH),
     **dict.fromkeys(("hold", "key_tokens", "cache_status", "requested_model"), _SERVING),
@@ -178,7 +200,7 @@ def usage_record(ctx: RequestContext) -> UsageRecord:
         key_id=ctx.key_id,
         user_id=ctx.user_id,
         team_id=ctx.team_id,
-        tags=ctx.tags,
+        tags=charged_tags(ctx),
         deployment=ctx.deployment_id,
         provider=provider or None,
         served_model=served or None,

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,6 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
+from chatgate.cost.budget_tags import MAX_TAG_CHARS, MAX_TAGS
 from chatgate.errors import InvalidRequestError
 
 __all__ = ["FIELDS", "MAX_EXPIRES_S", "KeyFields", "key_fields", "parse_duration"]
@@ -44,6 +46,8 @@ _HINTS = {
     "team": "a string of at most 200 characters",
     "user": "a string of at most 200 characters",
     "metadata": 'a JSON object, e.g. {"env": "prod"}',
+    "tags": f"a list of at most {MAX_TAGS} tags of 1 to {MAX_TAG_CHARS} characters, without "
+    'commas or spaces around them, e.g. ["team-search"]',
 }
 FIELDS = frozenset(_HINTS)
 
@@ -83,6 +87,18 @@ def _seconds(value: Any) -> Any:
 Text = Annotated[str, StringConstraints(max_length=200)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Limit = Annotated[StrictInt, Field(gt=0, le=_MAX_LIMIT)]
+
+
+def _plain_tag(tag: str) -> str:
+    # the spend log joins a request's tags with commas; a request's own tags are stripped
+    if "," in tag or tag != tag.strip():
+        raise ValueError(f"{tag[:80]!r} has a comma or spaces around it")
+    return tag
+
+
+Tag = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_TAG_CHARS), AfterValidator(_plain_tag)
+]
 Budget = Annotated[
     Decimal, BeforeValidator(_not_bool), Field(ge=0, le=_MAX_BUDGET, allow_inf_nan=False)
 ]
@@ -106,6 +122,7 @@ class KeyFields(BaseModel):
     team: Text | None = None
     user: Text | None = None
     metadata: dict[str, JsonValue] | None = None
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] | None = None
 
     def columns(self, now: float) -> dict[str, Any]:
         """The virtual_keys columns for the fields given; a null clears a field."""
@@ -126,6 +143,8 @@ class KeyFields(BaseModel):
             out["models"] = list(self.models or ())
         if "metadata" in given:
             out["metadata"] = dict(self.metadata or {})
+        if "tags" in given:  # in order, once each; NULL for none
+            out["tags"] = list(dict.fromkeys(self.tags or ())) or None
         if "expires" in given:
             out["expires_at"] = None if self.expires is None else now + self.expires
         return out

@@ -1,5 +1,5 @@
 """Virtual keys: ``sk-cg-…`` secrets the gateway hands out, each with a model allowlist, a
-budget, RPM/TPM limits, an expiry and metadata.
+budget, RPM/TPM limits, an expiry, metadata and tags.
 
 Only a SHA-256 of each secret is stored. A slow password hash (bcrypt, argon2) protects
 low-entropy secrets people choose; these are 256 random bits, which no one can guess from a
@@ -91,6 +91,7 @@ class KeyRecord:
     team: str | None = None
     user: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()  # carried by every request made with the key
     created_at: float = 0.0
     updated_at: float = 0.0
     revoked_at: float | None = None
@@ -118,6 +119,7 @@ class KeyRecord:
             "team": self.team,
             "user": self.user,
             "metadata": dict(self.metadata),
+            "tags": list(self.tags),
             "created_at": _iso(self.created_at),
             "revoked": self.revoked_at is not None,
         }
@@ -156,6 +158,7 @@ def _record(row: Row[Any]) -> KeyRecord:
         team=m["team"],
         user=m["user_id"],
         metadata=m["metadata"] or {},
+        tags=tuple(m["tags"] or ()),
         created_at=m["created_at"],
         updated_at=m["updated_at"],
         revoked_at=m["revoked_at"],
@@ -191,13 +194,14 @@ class KeyStore:
         team: str | None = None,
         user: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
     ) -> tuple[str, KeyRecord]:
         """A new key: returns the secret (shown this once) and its record. Every field is
         checked before anything is written; InvalidRequestError names the wrong one."""
         given = {
             "name": name, "models": models or None, "budget": budget,
             "budget_period": budget_period, "rpm": rpm, "tpm": tpm, "expires": expires,
-            "team": team, "user": user, "metadata": metadata,
+            "team": team, "user": user, "metadata": metadata, "tags": tags,
         }  # fmt: skip
         return await self.add(key_fields({k: v for k, v in given.items() if v is not None}))
 
@@ -303,7 +307,7 @@ class KeyStore:
 
     async def update(self, key_id: str, **changes: Any) -> KeyRecord:
         """Change models, budget, budget_period, rpm, tpm, expires, name, team, user,
-        metadata; a null clears the field. Unknown or wrong fields are an error naming them,
+        metadata, tags; a null clears the field. Unknown or wrong fields are an error naming them,
         raised before anything is written."""
         unknown = sorted(set(changes) - FIELDS)
         if unknown:

@@ -39,6 +39,7 @@ def add_parser(sub: Any) -> None:
         cmd.add_argument("--team")
         cmd.add_argument("--user")
         cmd.add_argument("--metadata", help='JSON object, e.g. \'{"env": "prod"}\'')
+        cmd.add_argument("--tags", help="comma-separated tags every request with the key carries")
     listing = keys_sub.add_parser("list", help="the keys (never their secrets)")
     listing.add_argument("--team")
     listing.add_argument("--user")
@@ -58,6 +59,8 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
             changes[field] = value
     if args.models is not None:
         changes["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.tags is not None:
+        changes["tags"] = [t.strip() for t in args.tags.split(",") if t.strip()]
     if args.metadata is not None:
         try:
             changes["metadata"] = orjson.loads(args.metadata)

@@ -9,6 +9,7 @@ import orjson
 
 from chatgate.chat_request import chat_request
 from chatgate.server.asgi import parsed_body
+from chatgate.server.body_tags import take_metadata_tags
 from chatgate.server.errors import GatewayError, openai_error
 from chatgate.server.request import GatewayRequest
 from chatgate.server.serving import respond
@@ -76,10 +77,11 @@ def model_name(data: dict[str, Any]) -> str:
 async def chat_completions(request: GatewayRequest) -> None:
     data = parse_json_body(request.body)
     name = request.state.models.resolve(model_name(data))  # unknown: a 404 before all else
+    tags = take_metadata_tags(data)
     messages = data.pop("messages", None)
     request.keep_content(messages)
     chat = chat_request(name, messages, data, strict=False)
-    await respond(request, chat, whole=_json, frames=OpenAIFrames())
+    await respond(request, chat, whole=_json, frames=OpenAIFrames(), tags=tags)
 
 
 def _json(response: ChatResponse) -> bytes:

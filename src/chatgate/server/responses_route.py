@@ -18,6 +18,7 @@ from chatgate.responses_api.reasoning import Carry, sealer_for
 from chatgate.responses_api.request import Translated, translate
 from chatgate.responses_api.response import Seal, new_id, response_object
 from chatgate.server.asgi import Message, Send
+from chatgate.server.body_tags import take_metadata_tags
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import openai_error
 from chatgate.server.openai_routes import model_name, parse_json_body
@@ -104,6 +105,7 @@ async def responses(request: GatewayRequest) -> None:
     state, ctx = request.state, request.ctx
     name = model_name(data)
     resolved = state.models.resolve(name)  # an unknown model is a 404 before all else
+    tags = take_metadata_tags(data)
     sealer = sealer_for(state.master_key)
     openai_upstream, family = _backends(state, resolved)
     served = translate(
@@ -136,4 +138,4 @@ async def responses(request: GatewayRequest) -> None:
     events = ChunksToResponseEvents(served.echo, model=name, tools=served.tools, seal=seal)
     frames = ResponsesFrames(events)
     request.send = _with_headers(request.send, served)
-    await respond(request, served.request, whole=whole, frames=frames)
+    await respond(request, served.request, whole=whole, frames=frames, tags=tags)

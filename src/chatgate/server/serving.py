@@ -26,7 +26,7 @@ from chatgate.router.guarded import Payer
 from chatgate.router.state import Limits
 from chatgate.server.asgi import ClientDisconnected, big_body
 from chatgate.server.call_watch import cancel_when_gone, stop_watching
-from chatgate.server.context import RequestContext
+from chatgate.server.context import RequestContext, charged_tags, merge_tags
 from chatgate.server.errors import GatewayError
 from chatgate.server.relay import ClientWatch, Frames, Relayed, relay
 from chatgate.server.request import GatewayRequest, failed
@@ -110,11 +110,15 @@ async def respond(
     *,
     whole: Callable[[ChatResponse], Any],
     frames: Frames,
+    tags: tuple[str, ...] = (),
 ) -> None:
     """Serve ``chat`` and answer in the route's wire format: ``whole`` renders a complete
     answer as the JSON body, ``frames`` write a stream. Settled either way; a client that goes
-    away cancels the call, whole or streamed (status 499, settled as docs/cost.md says)."""
+    away cancels the call, whole or streamed (status 499, settled as docs/cost.md says).
+    ``tags``: the body's own (``server.body_tags``), after the header's."""
     state, ctx = request.state, request.ctx
+    if tags:
+        ctx.tags = merge_tags(ctx.tags, tags)
     if big_body():
         await _count_big_prompt(state, ctx, chat)
     watch = ClientWatch(request.scope, request.receive)
@@ -314,9 +318,9 @@ def key_budget(ctx: RequestContext) -> tuple[Budget, ...]:
 
 
 def payer_of(ctx: RequestContext) -> Payer:
-    """Whom the request's budgets are looked up for: its key, user, team and tags, and the
-    key's own budget."""
-    return Payer(ctx.key_id, ctx.user_id, ctx.team_id, key_budget(ctx), ctx.tags)
+    """Whom the request's budgets are looked up for: its key, user, team and tags (its key's
+    included), and the key's own budget."""
+    return Payer(ctx.key_id, ctx.user_id, ctx.team_id, key_budget(ctx), charged_tags(ctx))
 
 
 async def hold_amount(

@@ -204,6 +204,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "spend_log.attempt_log: every attempt of a retried or failed call",
         extra=add_columns(SPEND_LOG, "attempt_log"),
     ),
+    Migration(
+        21,
+        "virtual_keys.tags: the tags every request made with the key carries",
+        extra=add_columns(VIRTUAL_KEYS, "tags"),
+    ),
 )
 
 

@@ -24,6 +24,7 @@ VIRTUAL_KEYS = Table(
     Column("team", String(200)),
     Column("user_id", String(200)),
     Column("metadata", JSON, nullable=False),
+    Column("tags", JSON),  # the tags its requests carry (migration 21); NULL: none
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("revoked_at", Float),
