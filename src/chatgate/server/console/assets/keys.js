@@ -1,8 +1,9 @@
 // Virtual keys, 50 a page: create (the secret shown once), edit, revoke; each key's spend
-// against its budget this period (lifetime spend for a key with no budget).
+// against its budget this period (lifetime spend for a key with no budget), and its tags.
 import { api, el, money, showError, table } from "./api.js";
 
-const FIELDS = ["name", "models", "budget", "budget_period", "rpm", "tpm", "expires"];
+const FIELDS = ["name", "models", "tags", "budget", "budget_period", "rpm", "tpm", "expires"];
+const LISTS = new Set(["models", "tags"]);  // comma-separated in the form, lists in the API
 
 // The form's fields as the admin API takes them; an empty field is left out (or cleared).
 function fieldsOf(form, clearEmpty) {
@@ -12,7 +13,7 @@ function fieldsOf(form, clearEmpty) {
     if (!input) continue;
     const text = input.value.trim();
     if (!text) { if (clearEmpty && name !== "name") out[name] = null; continue; }
-    if (name === "models") out.models = text.split(",").map((m) => m.trim()).filter(Boolean);
+    if (LISTS.has(name)) out[name] = text.split(",").map((m) => m.trim()).filter(Boolean);
     else if (name === "rpm" || name === "tpm") out[name] = Number(text);
     else out[name] = text;
   }
@@ -25,6 +26,7 @@ function inputs(key = {}) {
   return [
     el("label", {}, "name", el("input", { name: "name", value: key.name ?? "", size: 14 })),
     el("label", {}, "models (comma-separated; empty: all)", el("input", { name: "models", value: (key.models ?? []).join(", "), size: 22 })),
+    el("label", {}, "tags (comma-separated)", el("input", { name: "tags", value: (key.tags ?? []).join(", "), size: 18 })),
     el("label", {}, "budget USD", el("input", { name: "budget", value: key.budget ?? "", size: 7 })),
     el("label", {}, "period", period),
     el("label", {}, "rpm", el("input", { name: "rpm", value: key.rpm ?? "", size: 5 })),
@@ -70,7 +72,7 @@ export async function keysPage(root) {
     more.hidden = !after;
     const rows = page.data.map((key) => keyRow(key, render));
     if (append) list.querySelector("tbody").append(...rows);
-    else list.replaceChildren(table(["name", "key", "models", "spend / budget", "rpm", "tpm", "expires", ""], rows));
+    else list.replaceChildren(table(["name", "key", "models", "tags", "spend / budget", "rpm", "tpm", "expires", ""], rows));
   }
   const render = () => load(false);
   more.addEventListener("click", () => load(true).catch(showError));
@@ -87,6 +89,7 @@ function keyRow(key, render) {
   const row = el("tr", { "data-key": key.key_id },
     el("td", {}, key.name ?? ""), el("td", {}, el("code", {}, key.key)),
     el("td", {}, key.models.length ? key.models.join(", ") : el("span", { class: "muted" }, "all")),
+    el("td", { class: "tags" }, (key.tags ?? []).join(", ")),
     budgetCell(key), el("td", { class: "num" }, key.rpm ?? "—"), el("td", { class: "num" }, key.tpm ?? "—"),
     el("td", {}, key.expires_at ? key.expires_at.slice(0, 16).replace("T", " ") : "never"),
     el("td", {}, edit, " ", revoke));
@@ -98,7 +101,7 @@ function keyRow(key, render) {
       if (!form.elements.expires.value.trim()) delete changes.expires;  // keep the expiry
       try { await api("PATCH", `/admin/keys/${key.key_id}`, changes); await render(); } catch (err) { showError(err); }
     });
-    row.after(el("tr", {}, el("td", { colspan: 8 }, form)));
+    row.after(el("tr", {}, el("td", { colspan: 9 }, form)));
     edit.disabled = true;
   });
   return row;
