@@ -4,34 +4,22 @@ carries the tags the page set, and a malformed tag is refused with the admin API
 
 from __future__ import annotations
 
-import time
-
 import pytest
-import requests
 from playwright.sync_api import Browser, expect
 
 from tests.console.browser import Shots, browser  # noqa: F401  (a fixture)
 from tests.console.conftest import MASTER
+from tests.console.test_admin_logs import chat, logged
 from tests.fakes.gateway import Gateway
 
 
 def spend_tags(gw: Gateway, key: str) -> list[str]:
-    resp = requests.post(
-        f"{gw.url}/v1/chat/completions",
-        json={"model": "fast", "messages": [{"role": "user", "content": "tags"}]},
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=10,
-    )
-    assert resp.status_code == 200, resp.text
-    request_id = resp.headers["x-chatgate-request-id"]
-    deadline = time.monotonic() + 10
-    while True:
-        _, body = gw.admin("GET", f"/admin/logs?request_id={request_id}")
-        if body["data"]:
-            tags: list[str] = body["data"][0]["tags"]
-            return tags
-        assert time.monotonic() < deadline, "the request never reached the spend log"
-        time.sleep(0.05)
+    """The tags of a request made with ``key``, as its spend-log row holds them."""
+    request_id = chat(gw, key)
+    logged(gw, request_id)
+    _, body = gw.admin("GET", f"/admin/logs?request_id={request_id}")
+    tags: list[str] = body["data"][0]["tags"]
+    return tags
 
 
 def test_the_keys_page_sets_and_shows_a_keys_tags(
