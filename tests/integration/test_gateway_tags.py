@@ -29,6 +29,7 @@ def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> I
     config = gateway_config(
         deployment("fast", upstream),
         deployment("eu", upstream, tags=["eu"]),  # only requests tagged "eu" (or untagged)
+        deployment("embed", upstream, "openai/text-embedding-3-small"),
         master_key=MASTER,
         database=SQLITE,
         router={"num_retries": 0},
@@ -130,6 +131,16 @@ def test_a_keys_tags_count_on_tag_budgets_whatever_the_client_sends(gateway: Gat
     assert post(gateway, "/v1/chat/completions", body, capped, crowd).status_code == 402
     many = body_for("/v1/chat/completions", metadata={"tags": crowd})
     assert post(gateway, "/v1/chat/completions", many, capped).status_code == 402
+
+
+def test_an_embeddings_request_carries_its_keys_tags(gateway: Gateway) -> None:
+    body = {"model": "embed", "input": "hi"}
+    tagged = gateway.new_key(tags=["team-embed"])
+    resp = post(gateway, "/v1/embeddings", body, tagged, "mine")
+    assert resp.status_code == 200, resp.text
+    assert logged_tags(gateway, resp) == ["team-embed", "mine"]
+    refused = post(gateway, "/v1/embeddings", body, gateway.new_key(tags=["capped"]))
+    assert refused.status_code == 402, refused.text
 
 
 def test_a_keys_tags_do_not_pick_deployments(gateway: Gateway) -> None:
