@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import pydantic
 
+from chatgate.cache.default import CacheArg, resolve_cache
+from chatgate.cache.embeddings import embed_through
 from chatgate.client import attributed, fill_meta, request_id_of
 from chatgate.cost.calc import cost_of, price_of
 from chatgate.embedding_types import EmbeddingInput, EmbeddingRequest, EmbeddingResponse
@@ -98,12 +100,15 @@ async def aembedding(
     extra_headers: Mapping[str, str] | None = None,
     api_version: str | None = None,
     provider_options: Mapping[str, Any] | None = None,
+    cache: CacheArg = None,
     **params: Any,
 ) -> EmbeddingResponse:
     """Embed ``input`` (a string, a list of strings, or token ids) with ``model="provider/model"``.
 
     ``encoding_format="base64"`` returns each vector as the upstream's base64 string, untouched;
-    other OpenAI fields (``user``, ...) go in ``params``."""
+    ``cache``: as for ``completion`` (the process's cache from ``configure_cache`` by default;
+    an embedding is a pure function of model and input, so a cache's ``auto`` mode keeps them
+    all); other OpenAI fields (``user``, ...) go in ``params``."""
     deployment = resolve_deployment(
         model,
         api_key=api_key,
@@ -117,7 +122,19 @@ async def aembedding(
     if dimensions is not None:
         params["dimensions"] = dimensions
     request = build_embedding(deployment.model, {**params, "input": input})
-    return await send_embedding(request, deployment, timeouts=Timeouts.of(timeout))
+    timeouts = Timeouts.of(timeout)
+    cached = resolve_cache(cache)
+    if cached is None:
+        return await send_embedding(request, deployment, timeouts=timeouts)
+    layer, control = cached
+    return await embed_through(
+        layer,
+        request,
+        f"{deployment.provider}/{deployment.model}",
+        lambda: send_embedding(request, deployment, timeouts=timeouts),
+        control=control,
+        partition=deployment.api_base,
+    )
 
 
 def embedding(
@@ -132,6 +149,7 @@ def embedding(
     extra_headers: Mapping[str, str] | None = None,
     api_version: str | None = None,
     provider_options: Mapping[str, Any] | None = None,
+    cache: CacheArg = None,
     **params: Any,
 ) -> EmbeddingResponse:
     """The blocking form of ``aembedding``; runs on chatgate's private loop thread."""
@@ -147,6 +165,7 @@ def embedding(
             extra_headers=extra_headers,
             api_version=api_version,
             provider_options=provider_options,
+            cache=cache,
             **params,
         )
     )

@@ -41,14 +41,26 @@ REFUSALS = {
     "forbidden": Reply(
         status=403, json=error_json("Project lacks access to this model", "permission_denied")
     ),
+    "unknown": Reply(
+        status=404,
+        json=error_json(
+            "The model `gpt-4o` does not exist", "invalid_request_error", "model_not_found"
+        ),
+    ),
 }
-STATUS = {"revoked": 401, "forbidden": 403}
+STATUS = {"revoked": 401, "forbidden": 403, "unknown": 404}
+FIRST = {"revoked": (502, "upstream_auth"), "forbidden": (502, "upstream_auth")}
+STATE = {
+    "revoked": "rejected its credentials",
+    "forbidden": "denied its credentials permission",
+    "unknown": "does not know its model",
+}
 
 
 @pytest.fixture(scope="module")
 def upstreams() -> Iterator[dict[str, FakeOpenAI]]:
-    with FakeOpenAI() as revoked, FakeOpenAI() as forbidden:
-        yield {"revoked": revoked, "forbidden": forbidden}
+    with FakeOpenAI() as revoked, FakeOpenAI() as forbidden, FakeOpenAI() as unknown:
+        yield {"revoked": revoked, "forbidden": forbidden, "unknown": unknown}
 
 
 @pytest.fixture(scope="module")
@@ -86,15 +98,16 @@ def message_of(route: str, body: Any) -> tuple[str, str]:
     return body["error"]["type"], body["error"]["message"]
 
 
-@pytest.mark.parametrize("name", ["revoked", "forbidden"])
+@pytest.mark.parametrize("name", ["revoked", "forbidden", "unknown"])
 def test_every_route_fails_at_once_with_the_same_error(
     gateway: Gateway, upstreams: dict[str, FakeOpenAI], name: str
 ) -> None:
     status, headers, body, _ = post(
         gateway.url + "/v1/chat/completions", ROUTES["/v1/chat/completions"](name, False)
     )
-    assert (status, body["error"]["code"]) == (502, "upstream_auth")
-    assert headers["x-should-retry"] == "false"
+    assert (status, body["error"]["code"]) == FIRST.get(name, (404, "model_not_found"))
+    if status == 502:
+        assert headers["x-should-retry"] == "false"
     assert len(upstreams[name].requests) == 1
 
     messages = set()
@@ -107,13 +120,12 @@ def test_every_route_fails_at_once_with_the_same_error(
             assert "retry-after" not in {k.lower() for k in headers}
             kind, message = message_of(route, body)
             assert kind == ("api_error" if route == "/v1/messages" else "upstream_error")
-            if route != "/v1/messages":
-                assert body["error"]["code"] == "upstream_auth"
+            if route != "/v1/messages":  # the state, whatever refused (401, 403 or a 404 model)
+                assert body["error"]["code"] == "deployment_disabled"
             messages.add(message)
     [message] = messages  # one error, whatever the route and whether streamed
-    what = "rejected its credentials" if name == "revoked" else "denied its credentials permission"
     assert message.startswith(
-        f"deployment {name}#0 (openai/gpt-4o) of '{name}' is disabled: the upstream {what} "
+        f"deployment {name}#0 (openai/gpt-4o) of '{name}' is disabled: the upstream {STATE[name]} "
         f"({STATUS[name]}) at "
     )
     assert " and reload (chatgate tries it again with the first request after " in message

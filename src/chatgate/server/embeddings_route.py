@@ -1,5 +1,7 @@
 """POST /v1/embeddings in OpenAI's wire format, for OpenAI and OpenAI-compatible upstreams,
-routed like chat (strategy, limits, retries, cooldowns, fallbacks, admission control).
+routed like chat (strategy, limits, retries, cooldowns, fallbacks, admission control), and
+through the response cache when one is configured (the same ``x-chatgate-cache-*`` request
+headers as chat; identical requests in flight share one upstream call).
 
 ``encoding_format: "base64"`` (what the openai SDK asks for by default) is passed through:
 the upstream's base64 strings reach the client untouched."""
@@ -8,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Any
 
+from chatgate.cache.embeddings import embed_through
+from chatgate.cache.policy import control_from_headers
 from chatgate.embedding_types import EmbeddingResponse
 from chatgate.embeddings import build_embedding
 from chatgate.router.budgeting import embedding_input_tokens, embedding_worst_case
+from chatgate.router.guarded import served_by
 from chatgate.server.asgi import ClientDisconnected
 from chatgate.server.errors import GatewayError
 from chatgate.server.openai_routes import model_name, parse_json_body
@@ -76,10 +82,20 @@ async def _serve(
         await settle_amount(state, ctx, Decimal(0), 0)
         raise ClientDisconnected
     began = time.perf_counter()
+
+    def route() -> Awaitable[EmbeddingResponse]:
+        return router.aroute_embedding(request, tags=ctx.tags, allowed=allowed)
+
+    cache = state.services.cache
     try:
-        response = await watch.cancelling(
-            router.aroute_embedding(request, tags=ctx.tags, allowed=allowed)
-        )
+        if cache is None:
+            response = await watch.cancelling(route())
+        else:
+            control = control_from_headers(gateway_request.scope["headers"])
+            where = served_by(router, name)
+            response = await watch.cancelling(
+                embed_through(cache, request, name, route, control=control, partition=where)
+            )
     except (ClientDisconnected, asyncio.CancelledError):  # the upstream had the input
         await charge_hold(state, ctx)
         raise
@@ -91,5 +107,5 @@ async def _serve(
         upstream_answered(ctx, began)
     used = response.usage.total_tokens if response.usage else 0
     await settle_amount(state, ctx, response.meta.cost, used)
-    took_embedding(ctx, response)
+    took_embedding(ctx, response, cached=cache is not None)
     return response

@@ -65,11 +65,11 @@ def openai_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str
         return 500, _body(msg, "server_error", None, "upstream_not_configured"), {}
     if isinstance(exc, InvalidRequestError):
         return 400, _body(exc.message, "invalid_request_error", exc.param, None), {}
-    if isinstance(exc, AuthenticationError | PermissionDeniedError | DeploymentDisabledError):
-        msg = exc.message  # DeploymentDisabledError: the deployments' states, said by the router
-        if not isinstance(exc, DeploymentDisabledError):
-            msg = f"the upstream provider rejected the gateway's credentials: {msg}"
-        # the operator's to fix: clients' retry loops (the SDKs retry every 5xx) would not help
+    # the operator's to fix: clients' retry loops (the SDKs retry every 5xx) would not help
+    if isinstance(exc, DeploymentDisabledError):  # its message names each deployment's state
+        return 502, _body(exc.message, "upstream_error", None, exc.code), dict(_NO_RETRY)
+    if isinstance(exc, AuthenticationError | PermissionDeniedError):
+        msg = f"the upstream provider rejected the gateway's credentials: {exc.message}"
         return 502, _body(msg, "upstream_error", None, "upstream_auth"), dict(_NO_RETRY)
     if isinstance(exc, SharedStateUnavailableError):  # fail closed: the gateway's own Redis
         return 503, _body(exc.message, "server_error", None, exc.code), _retry_after(exc)

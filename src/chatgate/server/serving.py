@@ -205,12 +205,19 @@ def free_call(ctx: RequestContext) -> None:
     ctx.cost = Decimal(0)
 
 
-def took_embedding(ctx: RequestContext, response: EmbeddingResponse) -> None:
+def took_embedding(ctx: RequestContext, response: EmbeddingResponse, *, cached: bool) -> None:
+    """What served an embeddings request and what it cost; ``cached``: a cache is configured
+    (the answer says hit or miss)."""
     meta = response.meta
     ctx.deployment = f"{meta.provider}/{meta.model}"
     ctx.deployment_id = meta.deployment
     ctx.cost = meta.cost
     ctx.attempts = meta.attempts
+    ctx.cache_hit = meta.cache_hit
+    if meta.cache_hit:
+        ctx.cache_cost = meta.cache_saved_cost
+    if cached:
+        ctx.cache_status = "hit" if meta.cache_hit else "miss"
     if response.usage is not None:
         tokens = response.usage.prompt_tokens
         ctx.usage = Usage(prompt_tokens=tokens, total_tokens=response.usage.total_tokens)
