@@ -21,7 +21,8 @@ from typing import Any, TextIO
 
 import orjson
 
-from chatgate.server.context import RequestContext, charged_tags
+from chatgate.server.context import RequestContext
+from chatgate.server.request_tags import charged
 
 __all__ = ["ACCESS_LOGGER", "AccessLogWriter", "BatchingHandler", "access_line"]
 
@@ -37,7 +38,7 @@ def access_line(ctx: RequestContext) -> bytes:
         "request_id": ctx.request_id,
         "trace_id": ctx.trace_id,
         "key_id": ctx.key_id,
-        "tags": list(charged_tags(ctx)),
+        "tags": list(charged(ctx.key, ctx.tags)),
         "route": ctx.route,
         "model": ctx.requested_model,
         "deployment": ctx.deployment,

@@ -23,18 +23,11 @@ from chatgate.cost.usage import UsageRecord, token_fields
 from chatgate.meta import Attempt
 from chatgate.server.asgi import Scope
 from chatgate.server.keys import KeyRecord
+from chatgate.server.request_tags import charged, fitting
 from chatgate.tiering.route import TierChoice
 from chatgate.types import Usage
 
-__all__ = [
-    "MAX_TAGS",
-    "OWNERS",
-    "RequestContext",
-    "charged_tags",
-    "merge_tags",
-    "new_request_id",
-    "usage_record",
-]
+__all__ = ["MAX_TAGS", "OWNERS", "RequestContext", "new_request_id", "usage_record"]
 
 BATCHES = "/v1/batches"  # the route of a batch job's lines (server/batch_runner.py)
 _MAX_TRACE_CHARS = 128
@@ -51,19 +44,6 @@ def _tags(value: str | None) -> tuple[str, ...]:
         return ()
     tags = (t.strip()[:MAX_TAG_CHARS] for t in value.split(","))
     return tuple(t for t in tags if t)[:MAX_TAGS]
-
-
-def merge_tags(*sources: tuple[str, ...]) -> tuple[str, ...]:
-    """Each tag once, in the order of ``sources``; the first MAX_TAGS are kept."""
-    return tuple(dict.fromkeys(t for tags in sources for t in tags))[:MAX_TAGS]
-
-
-def charged_tags(ctx: RequestContext) -> tuple[str, ...]:
-    """What the request is charged to (tag budgets, the spend log): its key's tags first, so
-    that no tags a client sends can push them out, then its own (``ctx.tags``, which also
-    pick deployments: a key's tags do not)."""
-    key = ctx.key
-    return ctx.tags if key is None or not key.tags else merge_tags(key.tags, ctx.tags)
 
 
 # Who writes each field: the one module whose code assigns it (tests/unit/test_context_owners.py
@@ -200,7 +180,7 @@ def usage_record(ctx: RequestContext) -> UsageRecord:
         key_id=ctx.key_id,
         user_id=ctx.user_id,
         team_id=ctx.team_id,
-        tags=charged_tags(ctx),
+        tags=fitting(charged(ctx.key, ctx.tags)),  # the key's tags first
         deployment=ctx.deployment_id,
         provider=provider or None,
         served_model=served or None,

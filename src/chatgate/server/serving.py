@@ -26,10 +26,11 @@ from chatgate.router.guarded import Payer
 from chatgate.router.state import Limits
 from chatgate.server.asgi import ClientDisconnected, big_body
 from chatgate.server.call_watch import cancel_when_gone, stop_watching
-from chatgate.server.context import RequestContext, charged_tags, merge_tags
+from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.relay import ClientWatch, Frames, Relayed, relay
 from chatgate.server.request import GatewayRequest, failed
+from chatgate.server.request_tags import charged, merge_tags
 from chatgate.server.state import GatewayState
 from chatgate.server.tier_hints import tier_hints
 from chatgate.stream import ChatStream
@@ -327,7 +328,7 @@ def key_budget(ctx: RequestContext) -> tuple[Budget, ...]:
 def payer_of(ctx: RequestContext) -> Payer:
     """Whom the request's budgets are looked up for: its key, user, team and tags (its key's
     included), and the key's own budget."""
-    return Payer(ctx.key_id, ctx.user_id, ctx.team_id, key_budget(ctx), charged_tags(ctx))
+    return Payer(ctx.key_id, ctx.user_id, ctx.team_id, key_budget(ctx), charged(ctx.key, ctx.tags))
 
 
 async def hold_amount(
