@@ -24,6 +24,13 @@ def test_the_bound_is_the_columns() -> None:
     assert SPEND_LOG.c.tags.type.length == TAGS_COLUMN_CHARS
 
 
+def test_a_requests_own_tags_are_fitted_too() -> None:
+    ctx = RequestContext(route="/v1/chat/completions", tags=LONG, requested_model="m")
+    kept = usage_record(ctx).tags
+    assert kept == fitting(LONG)
+    assert len(",".join(kept)) <= TAGS_COLUMN_CHARS
+
+
 def test_tags_that_fit_are_kept_whole() -> None:
     short = tuple(f"t{n}" for n in range(MAX_TAGS))
     assert fitting(short) == short

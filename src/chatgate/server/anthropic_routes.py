@@ -109,7 +109,7 @@ async def messages(request: GatewayRequest) -> None:
     name = data["model"]
     state = request.state
     backend = backend_for(state, state.models.resolve(name))  # unknown: a 404 before all else
-    tags = take_metadata_tags(data)
+    tags = take_metadata_tags(data) if "metadata" in data else ()
     chat, dropped = translate_request(data, backend, request.header(b"anthropic-beta"))
     if dropped:
         log.debug(

@@ -23,7 +23,7 @@ from chatgate.cost.usage import UsageRecord, token_fields
 from chatgate.meta import Attempt
 from chatgate.server.asgi import Scope
 from chatgate.server.keys import KeyRecord
-from chatgate.server.request_tags import charged, fitting
+from chatgate.server.request_tags import row_tags
 from chatgate.tiering.route import TierChoice
 from chatgate.types import Usage
 
@@ -180,7 +180,7 @@ def usage_record(ctx: RequestContext) -> UsageRecord:
         key_id=ctx.key_id,
         user_id=ctx.user_id,
         team_id=ctx.team_id,
-        tags=fitting(charged(ctx.key, ctx.tags)),  # the key's tags first
+        tags=row_tags(ctx.key, ctx.tags),  # the key's tags first
         deployment=ctx.deployment_id,
         provider=provider or None,
         served_model=served or None,

@@ -77,7 +77,7 @@ def model_name(data: dict[str, Any]) -> str:
 async def chat_completions(request: GatewayRequest) -> None:
     data = parse_json_body(request.body)
     name = request.state.models.resolve(model_name(data))  # unknown: a 404 before all else
-    tags = take_metadata_tags(data)
+    tags = take_metadata_tags(data) if "metadata" in data else ()
     messages = data.pop("messages", None)
     request.keep_content(messages)
     chat = chat_request(name, messages, data, strict=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from chatgate.cost.budget_tags import MAX_TAGS
 from chatgate.server.keys import KeyRecord
 
-__all__ = ["TAGS_COLUMN_CHARS", "charged", "fitting", "merge_tags"]
+__all__ = ["TAGS_COLUMN_CHARS", "charged", "fitting", "merge_tags", "row_tags"]
 
 TAGS_COLUMN_CHARS = 512  # spend_log.tags (store/schema/spend.py)
 
@@ -24,6 +24,14 @@ def merge_tags(*sources: tuple[str, ...]) -> tuple[str, ...]:
 def charged(key: KeyRecord | None, own: tuple[str, ...]) -> tuple[str, ...]:
     """What a request with ``own`` tags, made with ``key``, is charged to."""
     return own if key is None or not key.tags else merge_tags(key.tags, own)
+
+
+def row_tags(key: KeyRecord | None, own: tuple[str, ...]) -> tuple[str, ...]:
+    """``charged`` as the spend-log row keeps them (``fitting``); one call for the usual
+    request, which has none."""
+    if key is None or not key.tags:
+        return own if len(own) < 8 else fitting(own)
+    return fitting(merge_tags(key.tags, own))
 
 
 def fitting(tags: tuple[str, ...]) -> tuple[str, ...]:

@@ -105,7 +105,7 @@ async def responses(request: GatewayRequest) -> None:
     state, ctx = request.state, request.ctx
     name = model_name(data)
     resolved = state.models.resolve(name)  # an unknown model is a 404 before all else
-    tags = take_metadata_tags(data)
+    tags = take_metadata_tags(data) if "metadata" in data else ()
     sealer = sealer_for(state.master_key)
     openai_upstream, family = _backends(state, resolved)
     served = translate(
