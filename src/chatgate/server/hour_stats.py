@@ -61,53 +61,51 @@ class HourStats:
     async def rows(self, span: Window, by: str) -> tuple[list[Row], list[dt.date]]:
         """The rows ("all" and ``by``) of every hour of ``span``, and the days of the closed
         hours still being computed (they have no rows yet)."""
+        deadline = time.monotonic() + self._budget_s
         first = math.ceil(span.since / 3600)  # the first whole hour
         closed_end = int((self._clock() - self._settle_s) // 3600)
         last = min(int(span.until // 3600), closed_end)  # whole closed hours: [first, last)
+        if last <= first:
+            async with self._engine.connect() as conn:
+                return await hour_rows(conn, span.since, span.until, [by], None), []
         dims = ("all", by)
-        live: list[Row] = []
-        stored: list[Row] = []
-        stale: list[int] = []
+        # on two connections: the database reads the log's edges while it counts the rest
+        live, (stored, stale) = await asyncio.gather(
+            self._edges(span, first, last, by), self._stored(first, last, dims)
+        )
         pending: list[dt.date] = []
-        async with self._engine.connect() as conn:
-            if last <= first:
-                live = await hour_rows(conn, span.since, span.until, [by], None)
-            else:
-                live = await self._edges(conn, span, first, last, by)
-                stored, stale = await self._stored(conn, first, last, dims)
         if stale:
-            done, pending = await self._fill(stale)
+            done, pending = await self._fill(stale, deadline)
             stored += [r for r in done if r["dim"] in dims]
         return stored + live, pending
 
-    async def _edges(
-        self, conn: AsyncConnection, span: Window, first: int, last: int, by: str
-    ) -> list[Row]:
+    async def _edges(self, span: Window, first: int, last: int, by: str) -> list[Row]:
         """The window's partial first hour and its hours from ``last`` on, from the log."""
         out = []
-        if span.since < first * 3600:
-            out += await hour_rows(conn, span.since, first * 3600, [by], None)
-        if last * 3600 < span.until:
-            out += await hour_rows(conn, last * 3600, span.until, [by], None)
+        async with self._engine.connect() as conn:
+            if span.since < first * 3600:
+                out += await hour_rows(conn, span.since, first * 3600, [by], None)
+            if last * 3600 < span.until:
+                out += await hour_rows(conn, last * 3600, span.until, [by], None)
         return out
 
     async def _stored(
-        self, conn: AsyncConnection, first: int, last: int, dims: Sequence[str]
+        self, first: int, last: int, dims: Sequence[str]
     ) -> tuple[list[Row], list[int]]:
         """The stored rows of the hours in [first, last) still true of the log, and the
         hours that have none (never computed, or stale)."""
         query = select(CONSOLE_HOURLY).where(T.hour >= first, T.hour < last, T.dim.in_(dims))
-        rows = [dict(r._mapping) for r in await conn.execute(query)]
-        counts = await log_counts(conn, first * 3600.0, last * 3600.0)
+        async with self._engine.connect() as conn:
+            rows = [dict(r._mapping) for r in await conn.execute(query)]
+            counts = await log_counts(conn, first * 3600.0, last * 3600.0)
         computed = {r["hour"]: r["requests"] for r in rows if r["dim"] == "all"}
         good = {h for h, n in computed.items() if counts.get(h, 0) <= n}
         stale = [h for h in range(first, last) if h not in good]
         return [r for r in rows if r["hour"] in good], stale
 
-    async def _fill(self, hours: Sequence[int]) -> tuple[list[Row], list[dt.date]]:
-        """Compute ``hours`` (a range per day, newest first), waiting until the budget is
-        spent; the rows of those done, and the days of the rest."""
-        deadline = time.monotonic() + self._budget_s
+    async def _fill(self, hours: Sequence[int], deadline: float) -> tuple[list[Row], list[dt.date]]:
+        """Compute ``hours`` (a range per day, newest first), waiting until ``deadline``
+        (monotonic) at most; the rows of those done, and the days of the rest."""
         out: list[Row] = []
         pending: list[dt.date] = []
         for span in sorted(_per_day(hours), reverse=True):
