@@ -7,10 +7,10 @@ counted. A view reads a closed hour's stored rows only while the log holds no mo
 that hour than that number (one grouped count on the ``ts`` index; spend rows are only ever
 added, and removed only by retention, a whole day at a time): a late record (a write-ahead
 file replayed after a crash, a batch that records late) makes the hour stale, and it is
-computed again. A stale or missing closed hour is computed in the background, the view
-waiting for it at most ``budget_s``; the hours not ready by then count zero and their days are
-``pending`` (the page asks again). The hours not closed, and the partial hours at the
-window's edges, are computed from the log on each view: at most a few hours of rows.
+computed again. A stale or missing closed hour is computed in the background, a view
+waiting for those at most ``budget_s`` in all; the hours not ready by then count zero and
+their days are ``pending`` (the page asks again). The hours not closed, and the partial
+hours at the window's edges, are computed from the log on each view: a few hours of rows.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from chatgate.server.log_filters import Window
 from chatgate.server.overview_hours import BY, TOP_PER_HOUR, Row, hour_rows, log_counts
 from chatgate.store.schema.console import CONSOLE_HOURLY
 
-__all__ = ["SETTLE_HOUR_S", "HourStats", "hour_stats_for"]
+__all__ = ["SETTLE_HOUR_S", "HourStats", "hour_stats_for", "store"]
 
 SETTLE_HOUR_S = 300.0
-_LOCK = 0x686F7572  # "hour": with the first hour, the advisory lock of one range's write
+_LOCK = 0x686F7572  # "hour": with the day's number, the advisory lock of its hours' writes
 log = logging.getLogger("chatgate.server")
 T = CONSOLE_HOURLY.c
 Range = tuple[int, int]  # [first hour, last hour + 1)
