@@ -158,6 +158,29 @@ async def test_a_late_record_makes_its_closed_hour_computed_again(engine: AsyncE
     assert {s["name"]: s["values"][i] for s in spend}["replayed"] == pytest.approx(0.005)
 
 
+async def test_a_late_record_in_a_closed_day_checked_whole_is_seen(engine: AsyncEngine) -> None:
+    await add(engine, traffic(1500, WINDOW.since - 2 * H, NOW))
+    stats = HourStats(engine, clock=lambda: NOW)
+    await view(stats, WINDOW, "tag")
+    await stats.idle()
+    dec3 = int(dt.datetime(2026, 12, 3, tzinfo=dt.UTC).timestamp()) // H
+    assert set(range(dec3, dec3 + 24)) <= set(await stored_hours(engine))  # the whole day
+    before, pending = await view(HourStats(engine, clock=lambda: NOW, budget_s=0), WINDOW, "tag")
+    assert pending == []  # every stored hour still true: nothing to compute
+    late = dec3 + 10
+    await add(engine, [call(late * H + 59, tags="late", cost_pico=7 * 10**9)])
+    busy = HourStats(engine, clock=lambda: NOW, budget_s=0)
+    (_, counts, _), pending = await view(busy, WINDOW, "tag")
+    i = late - int(WINDOW.since // H)
+    assert pending == [dt.date(2026, 12, 3)]
+    assert counts["requests"][i] == 0  # being computed again: never its old numbers
+    await busy.idle()
+    (spend, counts, _), pending = await view(busy, WINDOW, "tag")
+    assert pending == []
+    assert counts["requests"][i] == before[1]["requests"][i] + 1
+    assert {s["name"]: s["values"][i] for s in spend}["late"] == pytest.approx(0.007)
+
+
 async def test_hours_not_closed_are_read_from_the_log_and_never_stored(
     engine: AsyncEngine,
 ) -> None:

@@ -29,8 +29,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from chatgate.server.hour_checks import still_true
 from chatgate.server.log_filters import Window
-from chatgate.server.overview_hours import BY, TOP_PER_HOUR, Row, hour_rows, log_counts
+from chatgate.server.overview_hours import BY, TOP_PER_HOUR, Row, hour_rows
 from chatgate.store.schema.console import CONSOLE_HOURLY
 
 __all__ = ["SETTLE_HOUR_S", "HourStats", "hour_stats_for", "store"]
@@ -71,11 +72,11 @@ class HourStats:
         dims = ("all", by)
         # on two connections: the database reads the log's edges while it counts the rest
         live, (stored, stale) = await asyncio.gather(
-            self._edges(span, first, last, by), self._stored(first, last, dims)
+            self._edges(span, first, last, by), self._stored(first, last, dims, closed_end)
         )
         pending: list[dt.date] = []
         if stale:
-            done, pending = await self._fill(stale, deadline)
+            done, pending = await self._fill(stale, deadline, set(range(first, last)))
             stored += [r for r in done if r["dim"] in dims]
         return stored + live, pending
 
@@ -90,22 +91,25 @@ class HourStats:
         return out
 
     async def _stored(
-        self, first: int, last: int, dims: Sequence[str]
+        self, first: int, last: int, dims: Sequence[str], closed_end: int
     ) -> tuple[list[Row], list[int]]:
         """The stored rows of the hours in [first, last) still true of the log, and the
-        hours that have none (never computed, or stale)."""
+        hours to compute: those that have none (never computed, or stale), and the hours
+        missing from the closed days of the window."""
         query = select(CONSOLE_HOURLY).where(T.hour >= first, T.hour < last, T.dim.in_(dims))
         async with self._engine.connect() as conn:
             rows = [dict(r._mapping) for r in await conn.execute(query)]
-            counts = await log_counts(conn, first * 3600.0, last * 3600.0)
-        computed = {r["hour"]: r["requests"] for r in rows if r["dim"] == "all"}
-        good = {h for h, n in computed.items() if counts.get(h, 0) <= n}
+            computed = {r["hour"]: r["requests"] for r in rows if r["dim"] == "all"}
+            good, missing = await still_true(conn, computed, first, last, closed_end)
         stale = [h for h in range(first, last) if h not in good]
-        return [r for r in rows if r["hour"] in good], stale
+        return [r for r in rows if r["hour"] in good], stale + missing
 
-    async def _fill(self, hours: Sequence[int], deadline: float) -> tuple[list[Row], list[dt.date]]:
+    async def _fill(
+        self, hours: Sequence[int], deadline: float, window: set[int]
+    ) -> tuple[list[Row], list[dt.date]]:
         """Compute ``hours`` (a range per day, newest first), waiting until ``deadline``
-        (monotonic) at most; the rows of those done, and the days of the rest."""
+        (monotonic) at most for those of the ``window``; the window's rows of those done,
+        and the days of the rest."""
         out: list[Row] = []
         pending: list[dt.date] = []
         for span in sorted(_per_day(hours), reverse=True):
@@ -114,13 +118,14 @@ class HourStats:
                 task = asyncio.get_running_loop().create_task(self._guarded(span))
                 self._tasks[span] = task
                 task.add_done_callback(self._forget(span))
+            if not window.intersection(range(*span)):
+                continue  # hours outside the window: in the background only
             done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
             rows = task.result() if done else None
             if rows is None:
                 pending.append(_day(span[0]))
             else:
-                wanted = set(hours)
-                out += [r for r in rows if r["hour"] in wanted]
+                out += [r for r in rows if r["hour"] in window]
         return out, sorted(set(pending))
 
     def _forget(self, span: Range) -> Callable[[asyncio.Task[list[Row] | None]], None]:
