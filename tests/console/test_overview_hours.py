@@ -144,18 +144,29 @@ async def test_a_late_record_makes_its_closed_hour_computed_again(engine: AsyncE
     before, _ = await view(stats, span, "model")
     hour = int(NOW // H) - 3  # 11:00, closed and stored
     assert hour in await stored_hours(engine)
-    # a record of 11:00 written late (a spend file replayed after a crash)
+    # records of 11:00 and 13:00 written late (a spend file replayed after a crash)
     await add(engine, [call(hour * H + 10, model="replayed", cost_pico=5 * 10**9)])
+    await add(engine, [call(hour * H + 2 * H + 10, model="replayed", cost_pico=1)])
     busy = HourStats(engine, clock=lambda: NOW, budget_s=0)
     (spend, counts, _), pending = await view(busy, span, "model")
     i = hour - int(span.since // H)
     assert pending == [dt.date(2026, 12, 5)]  # being computed: never its stale numbers
     assert counts["requests"][i] == 0
     await busy.idle()
-    (spend, counts, _), pending = await view(HourStats(engine, clock=lambda: NOW), span, "model")
+    after, pending = await view(HourStats(engine, clock=lambda: NOW), span, "model")
     assert pending == []
+    spend, counts, _ = after
     assert counts["requests"][i] == before[1]["requests"][i] + 1
+    assert counts["requests"][i + 1] == before[1]["requests"][i + 1]  # 12:00, stored, once
     assert {s["name"]: s["values"][i] for s in spend}["replayed"] == pytest.approx(0.005)
+    live, _ = await view(HourStats(engine, clock=lambda: NOW, settle_s=NEVER), span, "model")
+    assert after == live
+    # again, this time the view waiting for the computation: 12:00 counted once still
+    await add(engine, [call(hour * H + 20, cost_pico=3), call(hour * H + 2 * H + 20)])
+    again, pending = await view(HourStats(engine, clock=lambda: NOW, budget_s=30), span, "model")
+    assert pending == []
+    live, _ = await view(HourStats(engine, clock=lambda: NOW, settle_s=NEVER), span, "model")
+    assert again == live
 
 
 async def test_a_late_record_in_a_closed_day_checked_whole_is_seen(engine: AsyncEngine) -> None:

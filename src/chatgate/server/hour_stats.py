@@ -76,7 +76,8 @@ class HourStats:
         )
         pending: list[dt.date] = []
         if stale:
-            done, pending = await self._fill(stale, deadline, set(range(first, last)))
+            wanted = set(stale).intersection(range(first, last))
+            done, pending = await self._fill(stale, deadline, wanted)
             stored += [r for r in done if r["dim"] in dims]
         return stored + live, pending
 
@@ -105,11 +106,12 @@ class HourStats:
         return [r for r in rows if r["hour"] in good], stale + missing
 
     async def _fill(
-        self, hours: Sequence[int], deadline: float, window: set[int]
+        self, hours: Sequence[int], deadline: float, wanted: set[int]
     ) -> tuple[list[Row], list[dt.date]]:
         """Compute ``hours`` (a range per day, newest first), waiting until ``deadline``
-        (monotonic) at most for those of the ``window``; the window's rows of those done,
-        and the days of the rest."""
+        (monotonic) at most for the ranges holding ``wanted`` hours; the rows of the wanted
+        hours done (a range also recomputes the stored hours between), and the days of the
+        rest."""
         out: list[Row] = []
         pending: list[dt.date] = []
         for span in sorted(_per_day(hours), reverse=True):
@@ -118,14 +120,14 @@ class HourStats:
                 task = asyncio.get_running_loop().create_task(self._guarded(span))
                 self._tasks[span] = task
                 task.add_done_callback(self._forget(span))
-            if not window.intersection(range(*span)):
+            if not wanted.intersection(range(*span)):
                 continue  # hours outside the window: in the background only
             done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
             rows = task.result() if done else None
             if rows is None:
                 pending.append(_day(span[0]))
             else:
-                out += [r for r in rows if r["hour"] in window]
+                out += [r for r in rows if r["hour"] in wanted]
         return out, sorted(set(pending))
 
     def _forget(self, span: Range) -> Callable[[asyncio.Task[list[Row] | None]], None]:
