@@ -140,12 +140,13 @@ WHERE k.budget_usd IS NOT NULL AND l.cost_pico IS NOT NULL GROUP BY 1, 2
 """
 
 
-async def fill(url: str, rows: int, keys: int, days: int) -> float:
-    """Schema, then the data; returns the time the fill took."""
+async def fill(url: str, rows: int, keys: int, days: int, ahead_h: float = 0.0) -> float:
+    """Schema, then the data (ending ``ahead_h`` hours from now, so that a later measurement
+    still sees a full last day); returns the time the fill took."""
     began = time.perf_counter()
     engine = create_engine(url)
     await migrate(engine)
-    now = time.time()
+    now = time.time() + ahead_h * 3600
     first = dt.datetime.fromtimestamp(now - days * 86400, dt.UTC).date()
     async with engine.begin() as conn:
         await ensure_days(conn, [first + dt.timedelta(days=d) for d in range(days + 2)])
@@ -254,7 +255,7 @@ def measure(url: str, runs: int, keys: int) -> list[tuple[str, float, float, flo
 def run(url: str, args: argparse.Namespace) -> None:
     if not args.measure_only:
         print(f"filling: {args.rows:,} spend rows over {args.days} days, {args.keys:,} keys")
-        took = asyncio.run(fill(url, args.rows, args.keys, args.days))
+        took = asyncio.run(fill(url, args.rows, args.keys, args.days, args.ahead_h))
         print(f"filled in {took:.0f} s")
     never = {"api_base": "http://127.0.0.1:9", "api_key": "x"}  # no request is sent
     config = {
@@ -284,6 +285,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--url", help="an existing, empty PostgreSQL database")
+    parser.add_argument(
+        "--ahead-h",
+        type=float,
+        default=0.0,
+        help="spend rows end this many hours from now (to measure with --measure-only later)",
+    )
     parser.add_argument(
         "--measure-only",
         action="store_true",

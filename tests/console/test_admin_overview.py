@@ -1,16 +1,25 @@
-"""GET /admin/overview over HTTP: its series hold what was served; bad parameters are a 400
-naming the parameter."""
+"""GET /admin/overview over HTTP: its series hold what was served; hour buckets read from
+stored hours are those of the log; bad parameters are a 400 naming the parameter."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import insert
 
+from chatgate.server.hour_stats import HourStats
+from chatgate.server.log_filters import Window
+from chatgate.server.overview_hours import TOP, hour_series
+from chatgate.store.engine import create_engine
+from chatgate.store.partitions import ensure_days
+from chatgate.store.schema.spend import SPEND_LOG
 from tests.console.conftest import master_client, new_key
 from tests.console.test_admin_logs import chat, logged
+from tests.console.test_overview_hours import traffic
 from tests.fakes.gateway import Gateway
 
 pytestmark = pytest.mark.parametrize(
@@ -101,3 +110,44 @@ def test_spend_stacked_by_tag_counts_a_call_under_each_tag(gateway: Gateway, buc
     assert data["traffic"]["retried"][-1] >= 1
     assert set(data["saved"]) == {"tier", "cache", "prompt", "batch"}
     assert all(len(v) == len(data["buckets"]) for v in data["saved"].values())
+
+
+@pytest.mark.parametrize("by", ["tag", "key"])
+def test_hour_buckets_from_stored_hours_are_those_of_the_log(
+    gateway: Gateway, database: str, by: str
+) -> None:
+    now = time.time()
+    since, until = now - 30 * 3600 - 100.5, now - 7.25
+    asyncio.run(add_rows(database, traffic(400, since - 3600, now, seed=len(by))))
+    params = {"bucket": "hour", "by": by, "since": str(since), "until": str(until)}
+    deadline = time.monotonic() + 60
+    with master_client(gateway) as http:
+        while (data := http.get("/admin/overview", params=params).json())["pending_days"]:
+            assert time.monotonic() < deadline, data["pending_days"]
+            time.sleep(0.5)
+        again = http.get("/admin/overview", params=params).json()  # the stored hours, read
+    spend, counts, saved = asyncio.run(from_the_log(database, Window(since, until), by))
+    assert (data["spend"], data["traffic"], data["saved"]) == (spend, counts, saved)
+    assert again == data
+    assert len(spend) == TOP + 1
+
+
+async def add_rows(database: str, rows: list[dict[str, Any]]) -> None:
+    engine = create_engine(database)
+    try:
+        async with engine.begin() as conn:
+            await ensure_days(conn, {r["day"] for r in rows})
+            await conn.execute(insert(SPEND_LOG), rows)
+    finally:
+        await engine.dispose()
+
+
+async def from_the_log(database: str, span: Window, by: str) -> Any:
+    """The hours of ``span`` computed from the spend log alone, nothing stored."""
+    engine = create_engine(database)
+    try:
+        rows, _ = await HourStats(engine, settle_s=1e12).rows(span, by)
+    finally:
+        await engine.dispose()
+    first = int(span.since // 3600)
+    return hour_series(rows, by, first, int((span.until - 1e-6) // 3600) - first + 1)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chatgate.server.day_stats import DayStats
 from chatgate.server.log_filters import Window
 from chatgate.server.overview_days import TOP_PER_DAY
-from chatgate.server.overview_hours import TOP, hour_label, hour_spend
+from chatgate.server.overview_hours import TOP, hour_rows, hour_series
 from chatgate.store.engine import create_engine
 from chatgate.store.migrations import migrate
 from chatgate.store.partitions import ensure_days
@@ -182,11 +182,12 @@ async def test_hour_buckets_by_tag_keep_the_eight_most_spent_and_the_rest(
     rows[0]["tags"] = "tag-0,shared"
     await add(engine, rows)
     span = Window(noon + 7000, noon + 7400)
-    labels = [hour_label(int((noon + 7200) // 3600))]
     async with engine.connect() as conn:
-        series = {s["name"]: s["values"] for s in await hour_spend(conn, "tag", span, labels)}
+        rows = await hour_rows(conn, span.since, span.until, ["tag"], None)
+    spend, _, _ = hour_series(rows, "tag", int(span.since // 3600), 2)  # 13:00 and 14:00
+    series = {s["name"]: s["values"][1] for s in spend if s["values"][0] == 0}
     assert list(series)[:2] == ["tag-9", "tag-8"]
     assert len(series) == TOP + 1
     # the three least spent together: tag-1, and tag-0 and "shared" (one call, under each)
-    assert series["(other)"] == [pytest.approx((2000 + 1000 + 1000) * 1e-12)]
-    assert series["tag-2"] == [pytest.approx(3000e-12)]
+    assert series["(other)"] == pytest.approx((2000 + 1000 + 1000) * 1e-12)
+    assert series["tag-2"] == pytest.approx(3000e-12)

@@ -39,7 +39,7 @@ def pop_tiers(row: dict[str, object]) -> tuple[object, ...]:
 
 
 async def test_a_v10_database_upgrades_in_place_with_every_row_kept(v10: str) -> None:
-    before, after, columns = await upgrade(v10, 10, [11, 12, 13, 14, 15, 16, 17, 18, 19, 21])
+    before, after, columns = await upgrade(v10, 10, [11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21])
     assert len(before["spend_log"]) == 9
     assert len(before["spend_daily"]) == 3
     assert after["spend_log"][0].keys() == set(SPEND_LOG.c.keys())

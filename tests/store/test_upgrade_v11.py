@@ -39,7 +39,7 @@ def writes(rows: list[dict[str, object]]) -> dict[tuple[object, object], tuple[o
 
 
 async def test_a_v11_database_upgrades_with_its_rollup_filled_in_from_the_log(v11: str) -> None:
-    before, after, columns = await upgrade(v11, 11, [12, 13, 14, 15, 16, 17, 18, 19, 21])
+    before, after, columns = await upgrade(v11, 11, [12, 13, 14, 15, 16, 17, 18, 19, 20, 21])
     assert [r.pop("record_id") for r in after["spend_log"]] == [None] * len(before["spend_log"])
     # migration 17: the gateway's provider/model deployments cleared, the columns keep them
     old = [(r.pop("deployment"), r["provider"], r["served_model"]) for r in before["spend_log"]]

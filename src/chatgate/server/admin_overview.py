@@ -7,10 +7,11 @@ GET /admin/overview   ?bucket=hour|day|month (default day)
 
 Day and month buckets cover whole UTC days and read each day's statistics (``day_stats``:
 a day not computed yet is listed in ``pending_days`` and counts zero until it is); hour
-buckets (at most 3 days) read the spend log. The top 8 groups get a series each, the rest
-one "(other)" series. Traffic: requests, errors, cache
-hits, retried requests, requests a fallback group answered, and p50/p95 latency and time to
-first token (a month's are its days' values weighted by their requests). Saved: USD per
+buckets (at most 3 days) read closed hours' statistics (``hour_stats``; the day of an hour
+not computed yet is in ``pending_days``) and the rest from the spend log. The top 8 groups
+get a series each, the rest one "(other)" series. Traffic: requests, errors, cache hits,
+retried requests, requests a fallback group answered, and p50/p95 latency and time to first
+token (a month's are its days' values weighted by their requests). Saved: USD per
 bucket by lever (tier routing, response-cache hits, prompt-cache reads, batch discounts), as
 each call's spend-log row recorded it (migration 18; tiering's since 16).
 """
@@ -26,15 +27,10 @@ from chatgate.cost.budgets import from_pico
 from chatgate.errors import InvalidRequestError
 from chatgate.server.admin_logs import engine_of
 from chatgate.server.day_stats import day_stats_for
+from chatgate.server.hour_stats import hour_stats_for
 from chatgate.server.log_filters import Window, window
 from chatgate.server.overview_days import OTHER, SAVED
-from chatgate.server.overview_hours import (
-    BY,
-    TOP,
-    hour_label,
-    hour_spend,
-    hour_traffic,
-)
+from chatgate.server.overview_hours import BY, TOP, hour_label, hour_series
 from chatgate.server.state import GatewayState
 
 __all__ = ["overview"]
@@ -139,9 +135,8 @@ async def overview(state: GatewayState, params: Mapping[str, str]) -> dict[str, 
     engine = engine_of(state)
     pending: list[dt.date] = []
     if bucket == "hour":
-        async with engine.connect() as conn:
-            spend = await hour_spend(conn, by, span, labels)
-            traffic, saved = await hour_traffic(conn, span, labels)
+        rows, pending = await hour_stats_for(engine).rows(span, by)
+        spend, traffic, saved = hour_series(rows, by, int(span.since // 3600), len(labels))
     else:
         rows, pending = await day_stats_for(engine).rows(_days(span), ("all", by))
         spend = _day_spend([r for r in rows if r["dim"] == by], bucket, labels)

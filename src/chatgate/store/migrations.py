@@ -40,7 +40,7 @@ from sqlalchemy.schema import CreateColumn
 from chatgate.store.rollup import fill_cache_writes
 from chatgate.store.schema import METADATA
 from chatgate.store.schema.budgets import BUDGET_COUNTERS, BUDGET_RESERVATIONS
-from chatgate.store.schema.console import CONSOLE_DAILY, CONSOLE_SESSIONS
+from chatgate.store.schema.console import CONSOLE_DAILY, CONSOLE_HOURLY, CONSOLE_SESSIONS
 from chatgate.store.schema.conversations import (
     CONVERSATION_MESSAGES,
     CONVERSATIONS,
@@ -203,6 +203,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         19,
         "spend_log.attempt_log: every attempt of a retried or failed call",
         extra=add_columns(SPEND_LOG, "attempt_log"),
+    ),
+    Migration(
+        20,
+        "console_hourly: each closed hour's Overview statistics, computed once",
+        (CONSOLE_HOURLY,),
     ),
     Migration(
         21,

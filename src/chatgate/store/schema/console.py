@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, Column, Date, Float, Index, String, Table, te
 from chatgate.store.schema import METADATA
 from chatgate.store.schema.spend import LEVERS
 
-__all__ = ["CONSOLE_DAILY", "CONSOLE_SESSIONS"]
+__all__ = ["CONSOLE_DAILY", "CONSOLE_HOURLY", "CONSOLE_SESSIONS"]
 
 CONSOLE_SESSIONS = Table(
     "console_sessions",
@@ -21,6 +21,15 @@ CONSOLE_SESSIONS = Table(
     Index("ix_console_sessions_expiry", "expires_at"),
 )
 
+
+def _counts(*names: str) -> list[Column[int]]:
+    return [Column(name, BigInteger, nullable=False) for name in names]
+
+
+def _percentiles() -> list[Column[float]]:
+    return [Column(f"{v}_p{q}_ms", Float) for v in ("latency", "ttft") for q in (50, 95)]
+
+
 # The Overview's statistics of one closed day, computed once from spend_log and spend_daily
 # the first time a chart needs that day (chatgate.server.overview_days). ``dim`` is "all"
 # (name "*": the day's traffic and its percentiles), or model | key | team | user | tag (name:
@@ -32,17 +41,10 @@ CONSOLE_DAILY = Table(
     Column("day", Date, primary_key=True),
     Column("dim", String(8), primary_key=True),
     Column("name", String(256), primary_key=True),
-    Column("requests", BigInteger, nullable=False),
-    Column("errors", BigInteger, nullable=False),
-    Column("cost_pico", BigInteger, nullable=False),
-    Column("cache_hits", BigInteger, nullable=False),
-    Column("retried", BigInteger, nullable=False),
+    *_counts("requests", "errors", "cost_pico", "cache_hits", "retried"),
     Column("hit_tokens", BigInteger, nullable=False),  # tokens answered from the cache
     Column("paid_tokens", BigInteger, nullable=False),  # tokens of the calls not from it
-    Column("latency_p50_ms", Float),
-    Column("latency_p95_ms", Float),
-    Column("ttft_p50_ms", Float),
-    Column("ttft_p95_ms", Float),
+    *_percentiles(),
     Column("computed_at", Float, nullable=False),
     # added by migration 18: requests a fallback group answered; USD saved by each lever
     Column("fallbacks", BigInteger, nullable=False, default=0, server_default=text("0")),
@@ -50,4 +52,21 @@ CONSOLE_DAILY = Table(
         Column(f"{lever}_saved_pico", BigInteger, nullable=False, server_default=text("0"))
         for lever in ("tier", *LEVERS)
     ),
+)
+
+# The Overview's statistics of one closed hour (migration 20; chatgate.server.hour_stats).
+# ``hour`` is unix seconds // 3600 (UTC). ``dim`` is "all" (name "*": the hour's traffic, its
+# exact percentiles and savings; ``requests`` is also the number of spend_log rows the hour
+# had when computed, which tells a late record), or model | key | team | user | tag (the
+# hour's 100 most spent subjects of each, the rest as "(other)"; tags split as the day's).
+CONSOLE_HOURLY = Table(
+    "console_hourly",
+    METADATA,
+    Column("hour", BigInteger, primary_key=True, autoincrement=False),
+    Column("dim", String(8), primary_key=True),
+    Column("name", String(256), primary_key=True),
+    *_counts("requests", "errors", "cost_pico", "cache_hits", "retried", "fallbacks"),
+    *_counts(*(f"{lever}_saved_pico" for lever in ("tier", *LEVERS))),
+    *_percentiles(),
+    Column("computed_at", Float, nullable=False),
 )
