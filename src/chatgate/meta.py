@@ -27,7 +27,11 @@ class Attempt(BaseModel):
 
 def tries(log: list[Attempt]) -> int:
     """How many upstream attempts a log holds (skipped fallbacks are not attempts)."""
-    return sum(1 for attempt in log if attempt.skipped is None)
+    count = len(log)
+    for attempt in log:  # a loop, not sum() over a generator: every stream counts its log
+        if attempt.skipped is not None:
+            count -= 1
+    return count
 
 
 class ResponseMeta(BaseModel):
