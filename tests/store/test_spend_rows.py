@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from chatgate.cost.spend_rows import utc_day
+from chatgate.cost.spend_rows import COLUMNS, utc_day
 from chatgate.cost.spend_sql import SpendWriter
 from chatgate.cost.usage import UsageRecord
 from chatgate.store.engine import create_engine
@@ -80,7 +80,7 @@ def _expected(r: UsageRecord) -> dict[str, Any]:
         return None if value is None else int((value * pico).to_integral_value("ROUND_CEILING"))
 
     return {
-        **{c: getattr(r, c) for c in SPEND_LOG.c.keys() if hasattr(r, c)},
+        **{c: getattr(r, c) for c in COLUMNS if hasattr(r, c)},
         "day": r.day,
         "tags": ",".join(r.tags) or None,
         "cost_pico": to_pico(r.cost),
@@ -98,7 +98,8 @@ async def test_every_field_reads_back_as_written(db_url: str) -> None:
     assert await SpendWriter(engine).write(records) == 4
     async with engine.connect() as conn:
         rows = (await conn.execute(select(SPEND_LOG).order_by(SPEND_LOG.c.ts))).mappings().all()
-        daily = (await conn.execute(select(SPEND_DAILY).order_by(SPEND_DAILY.c.day, SPEND_DAILY.c.team_id))).all()
+        by_day = select(SPEND_DAILY).order_by(SPEND_DAILY.c.day, SPEND_DAILY.c.team_id)
+        daily = (await conn.execute(by_day)).all()
     await engine.dispose()
     assert [dict(row) for row in rows] == [_expected(r) for r in records]
     sums = [(d.day, d.team_id, d.requests, d.errors, d.unpriced, d.cost_pico) for d in daily]
@@ -158,6 +159,10 @@ async def test_sqlite_binds_no_null_or_date(sqlite_url: str, adaptations: list[o
         ).first()
     await engine.dispose()
     assert tuple(last or ()) == (dt.date(2027, 1, 1), None)
+
+
+def test_the_rows_columns_are_the_tables() -> None:
+    assert tuple(SPEND_LOG.c.keys()) == COLUMNS
 
 
 def test_utc_day_is_the_records_day() -> None:

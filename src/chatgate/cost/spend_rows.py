@@ -1,8 +1,8 @@
 """A batch of usage records as the spend log's SQL parameters: each record's ``spend_log``
 values (one tuple, in the compiled INSERT's column order) and the batch's ``spend_daily`` sums.
 
-Built once per record with C-level getters: a record's day and its picodollar amounts are
-computed once and shared by its row and the sums. On SQLite two kinds of value cost the
+One pass per record: its day (cached per UTC day) and its picodollar amounts are computed
+once and shared by its row and the sums. On SQLite two kinds of value cost the
 driver far more than the rest, because ``sqlite3`` binds only exact ints, floats and strs
 without adapting them: a ``date`` goes through ``sqlite3``'s Python adapter, and every
 ``None`` through a failed adapter lookup (two attribute lookups, one of them raising and
@@ -19,6 +19,7 @@ import functools
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from itertools import compress
 from typing import Any
 
@@ -26,7 +27,7 @@ from chatgate.cost.budgets import to_pico
 from chatgate.cost.usage import UsageRecord
 from chatgate.store.schema.spend import LEVERS
 
-__all__ = ["ADDED", "Processor", "SpendRows", "utc_day"]
+__all__ = ["ADDED", "COLUMNS", "Processor", "SpendRows", "utc_day"]
 
 # what an upsert adds to spend_daily's row
 ADDED = (
@@ -42,17 +43,44 @@ ADDED = (
     "saved_pico",
     *(f"{lever}_saved_pico" for lever in LEVERS),
 )
-# spend_log columns read from a record field of another name (converted after the read)
-_SOURCE = {
-    "day": "ts",
-    "cost_pico": "cost",
-    "saved_pico": "saved",
-    **{f"{lever}_saved_pico": f"{lever}_saved" for lever in LEVERS},
-}
-_TOKENS = ADDED[2:7]  # summed as they are
-_SAVED = ADDED[9:]  # summed where not NULL
-_IS_NULL = functools.partial(operator.is_, None)
+# spend_log's columns in the order _Batch.add writes them (tests/store/test_spend_rows.py
+# holds it equal to the table's)
+COLUMNS = (
+    "day",
+    "ts",
+    "request_id",
+    "key_id",
+    "user_id",
+    "team_id",
+    "tags",
+    "model",
+    "deployment",
+    "provider",
+    "served_model",
+    "stream",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "cost_pico",
+    "latency_ms",
+    "ttft_ms",
+    "finish_reason",
+    "attempts",
+    "cache_hit",
+    "error",
+    "record_id",
+    "tier",
+    "tier_score",
+    "saved_pico",
+    "fallback",
+    *(f"{lever}_saved_pico" for lever in LEVERS),
+    "attempt_log",
+)
 _MAX_STATEMENTS = 256  # NULL patterns kept; a usual gateway has a handful
+_NONES = (None,) * len(COLUMNS)
 
 Processor = Callable[[Any], Any]
 
@@ -69,10 +97,14 @@ def utc_day(ts: float) -> dt.date:
     return _day_of(int(ts // 86400))
 
 
+def _pico(amount: Decimal | None) -> int | None:
+    return None if amount is None else to_pico(amount)
+
+
 class SpendRows:
-    """``names``: the spend_log INSERT's columns in order; ``processors``: each column's
-    bind processor (or None); ``daily``: the same for the spend_daily upsert;
-    ``sqlite``: days as text, NULLs as literals (see the module's doc)."""
+    """``names``: the spend_log INSERT's columns in order (``COLUMNS``, else ValueError);
+    ``processors``: each column's bind processor (or None); ``daily``: the same for the
+    spend_daily upsert; ``sqlite``: days as text, NULLs as literals (see the module's doc)."""
 
     def __init__(
         self,
@@ -82,25 +114,16 @@ class SpendRows:
         daily: tuple[Sequence[str], Sequence[Processor | None]] = ((), ()),
         sqlite: bool = False,
     ) -> None:
-        self.names = tuple(names)
-        sources = [_SOURCE.get(n, n) for n in self.names]
-        missing = [s for s in sources if not hasattr(UsageRecord, s)]
-        if missing:
-            raise ValueError(f"spend_log columns with no UsageRecord field: {missing}")
-        self._get = operator.attrgetter(*sources)
-        at = {n: i for i, n in enumerate(self.names)}
-        self._day = at["day"]
-        self._tags = at["tags"]
-        self._picos = [i for i, n in enumerate(self.names) if n.endswith("_pico")]
-        self._convert = [(i, f) for i, f in enumerate(processors) if f is not None]
+        if tuple(names) != COLUMNS:
+            raise ValueError(f"spend_log's columns are not the ones known here: {names}")
+        self._sqlite = sqlite
+        # SQLite: REAL columns take ints as they are, a bool is bound as an int (an exact
+        # int, not adapted); elsewhere every column's processor runs
+        self._flag: Callable[[bool], Any] = int if sqlite else bool
+        self._convert = [] if sqlite else [(i, f) for i, f in enumerate(processors) if f]
         self._daily_names = tuple(daily[0])
         self._daily_day = self._daily_names.index("day") if self._daily_names else 0
         self._daily_convert = [(i, f) for i, f in enumerate(daily[1]) if f is not None]
-        self._key = [at[n] for n in ("key_id", "team_id", "user_id", "model")]
-        self._error, self._cost = at["error"], at["cost_pico"]
-        self._tokens = [(n, at[n]) for n in _TOKENS]
-        self._saved = [(n, at[n]) for n in _SAVED]
-        self._sqlite = sqlite
         self._statements: dict[tuple[bool, ...], tuple[str, tuple[bool, ...]]] = {}
 
     def build(
@@ -110,41 +133,79 @@ class SpendRows:
         days: set[dt.date] = set()
         rows = []
         sums: dict[tuple[Any, ...], dict[str, int]] = defaultdict(lambda: dict.fromkeys(ADDED, 0))
+        flag, convert, sqlite = self._flag, self._convert, self._sqlite
         for r in records:
-            values = list(self._get(r))
-            day = values[self._day] = utc_day(r.ts)
+            day = utc_day(r.ts)
             days.add(day)
-            values[self._tags] = ",".join(r.tags) or None
-            for i in self._picos:
-                if values[i] is not None:
-                    values[i] = to_pico(values[i])
-            self._add(sums, day, values)
-            if self._sqlite:
-                values[self._day] = day.isoformat()  # what sqlite3's date adapter writes
-            for i, convert in self._convert:
-                values[i] = convert(values[i])
-            rows.append(tuple(values))
+            cost, saved = _pico(r.cost), _pico(r.saved)
+            cache, prompt, batch = _pico(r.cache_saved), _pico(r.prompt_saved), _pico(r.batch_saved)
+            values: Any = (
+                day.isoformat() if sqlite else day,  # the text sqlite3's date adapter writes
+                r.ts,
+                r.request_id,
+                r.key_id,
+                r.user_id,
+                r.team_id,
+                ",".join(r.tags) or None,
+                r.model,
+                r.deployment,
+                r.provider,
+                r.served_model,
+                flag(r.stream),
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.cached_tokens,
+                r.cache_write_tokens,
+                r.cache_write_1h_tokens,
+                r.reasoning_tokens,
+                cost,
+                r.latency_ms,
+                r.ttft_ms,
+                r.finish_reason,
+                r.attempts,
+                flag(r.cache_hit),
+                r.error,
+                r.record_id,
+                r.tier,
+                r.tier_score,
+                saved,
+                None if r.fallback is None else flag(r.fallback),
+                cache,
+                prompt,
+                batch,
+                r.attempt_log,
+            )
+            if convert:
+                values = list(values)
+                for i, f in convert:
+                    values[i] = f(values[i])
+                values = tuple(values)
+            rows.append(values)
+            acc = sums[(day, r.key_id or "", r.team_id or "", r.user_id or "", r.model)]
+            acc["requests"] += 1
+            acc["errors"] += r.error is not None
+            acc["prompt_tokens"] += r.prompt_tokens
+            acc["completion_tokens"] += r.completion_tokens
+            acc["cached_tokens"] += r.cached_tokens
+            acc["cache_write_tokens"] += r.cache_write_tokens
+            acc["cache_write_1h_tokens"] += r.cache_write_1h_tokens
+            if cost is None:
+                acc["unpriced"] += r.error is None
+            else:
+                acc["cost_pico"] += cost
+            if saved is not None:
+                acc["saved_pico"] += saved
+            if cache is not None:
+                acc["cache_saved_pico"] += cache
+            if prompt is not None:
+                acc["prompt_saved_pico"] += prompt
+            if batch is not None:
+                acc["batch_saved_pico"] += batch
         daily = [
             {"day": k[0], "key_id": k[1], "team_id": k[2], "user_id": k[3], "model": k[4], **v}
             for k, v in sums.items()
         ]
         return days, rows, daily
-
-    def _add(self, sums: dict[tuple[Any, ...], dict[str, int]], day: Any, v: list[Any]) -> None:
-        key_id, team_id, user_id, model = (v[i] for i in self._key)
-        acc = sums[(day, key_id or "", team_id or "", user_id or "", model)]
-        acc["requests"] += 1
-        failed = v[self._error] is not None
-        acc["errors"] += failed
-        for name, i in self._tokens:
-            acc[name] += v[i]
-        for name, i in self._saved:
-            if v[i] is not None:
-                acc[name] += v[i]
-        if v[self._cost] is None:
-            acc["unpriced"] += not failed
-        else:
-            acc["cost_pico"] += v[self._cost]
 
     def daily_rows(self, daily: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
         """``build``'s sums as the upsert's driver values."""
@@ -165,7 +226,7 @@ class SpendRows:
             return [(sql, list(rows))]
         groups: dict[tuple[bool, ...], tuple[str, tuple[bool, ...], list[Any]]] = {}
         for row in rows:
-            nulls = tuple(map(_IS_NULL, row))
+            nulls = tuple(map(operator.is_, row, _NONES))
             group = groups.get(nulls)
             if group is None:
                 statement, keep = self._statement(sql, nulls)

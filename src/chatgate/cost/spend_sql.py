@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 from chatgate.cost.spend_rows import ADDED, SpendRows
 from chatgate.cost.usage import UsageRecord
@@ -36,8 +37,8 @@ class _Compiled:
     Raises ValueError when the dialect's placeholders are not positional (then SQLAlchemy
     does it)."""
 
-    def __init__(self, statement: Executable, table: Table, engine: AsyncEngine) -> None:
-        compiled = statement.compile(dialect=engine.dialect)
+    def __init__(self, statement: ClauseElement, table: Table, engine: AsyncEngine) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=engine.dialect))
         if not compiled.positiontup:
             raise ValueError("not a positional paramstyle")
         self.sql = str(compiled)
@@ -92,7 +93,8 @@ class SpendWriter:
                     await conn.exec_driver_sql(sql, rows)
                 await conn.exec_driver_sql(self._driver[1], daily)
             else:
-                await conn.execute(SPEND_LOG.insert(), [dict(zip(_NAMES, r)) for r in log_rows])
+                named = [dict(zip(_NAMES, r, strict=True)) for r in log_rows]
+                await conn.execute(SPEND_LOG.insert(), named)
                 await conn.execute(self._upsert_daily, daily)
         self._days |= new_days
         return len(batch)
