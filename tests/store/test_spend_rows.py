@@ -5,6 +5,7 @@ adapter call in the driver's thread)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
@@ -20,47 +21,15 @@ from chatgate.cost.usage import UsageRecord
 from chatgate.store.engine import create_engine
 from chatgate.store.migrations import migrate
 from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+from tests.store.spend_records import FULL
 
-DEC_31 = 1798761599.5  # 2026-12-31 23:59:59.5 UTC: the next record is on another day
+DEC_31 = FULL.ts  # 2026-12-31 23:59:59.5 UTC: the next record is on another day
 
 
 def _records() -> list[UsageRecord]:
     return [
         UsageRecord(ts=DEC_31, model="smart", request_id="r1", record_id="id-1"),
-        UsageRecord(
-            ts=DEC_31 + 1,
-            model="smart",
-            request_id="r2",
-            key_id="k1",
-            user_id="u1",
-            team_id="t1",
-            tags=("a", "b"),
-            deployment="smart#0",
-            provider="openai",
-            served_model="gpt-4o",
-            stream=True,
-            prompt_tokens=100,
-            completion_tokens=20,
-            cached_tokens=40,
-            cache_write_tokens=8,
-            cache_write_1h_tokens=2,
-            reasoning_tokens=5,
-            cost=Decimal("0.0000012345"),
-            latency_ms=12.5,
-            ttft_ms=3.25,
-            finish_reason="stop",
-            attempts=2,
-            cache_hit=True,
-            record_id="id-2",
-            tier="cheap",
-            tier_score=0.25,
-            saved=Decimal("0.5"),
-            fallback=True,
-            cache_saved=Decimal("0.000001"),
-            prompt_saved=Decimal("0.000002"),
-            batch_saved=Decimal("0.000003"),
-            attempt_log='[{"d":"smart#0"}]',
-        ),
+        dataclasses.replace(FULL, ts=DEC_31 + 1, error=None, fallback=True),
         UsageRecord(
             ts=DEC_31 + 2,
             model="smart",
@@ -159,10 +128,6 @@ async def test_sqlite_binds_no_null_or_date(sqlite_url: str, adaptations: list[o
         ).first()
     await engine.dispose()
     assert tuple(last or ()) == (dt.date(2027, 1, 1), None)
-
-
-def test_the_rows_columns_are_the_tables() -> None:
-    assert tuple(SPEND_LOG.c.keys()) == COLUMNS
 
 
 def test_utc_day_is_the_records_day() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from chatgate.cost.budgets import to_pico
 from chatgate.cost.usage import UsageRecord
-from chatgate.store.schema.spend import LEVERS
+from chatgate.store.schema.spend import LEVERS, SPEND_LOG
 
 __all__ = ["ADDED", "COLUMNS", "Processor", "SpendRows", "utc_day"]
 
@@ -43,42 +43,9 @@ ADDED = (
     "saved_pico",
     *(f"{lever}_saved_pico" for lever in LEVERS),
 )
-# spend_log's columns in the order _Batch.add writes them (tests/store/test_spend_rows.py
-# holds it equal to the table's)
-COLUMNS = (
-    "day",
-    "ts",
-    "request_id",
-    "key_id",
-    "user_id",
-    "team_id",
-    "tags",
-    "model",
-    "deployment",
-    "provider",
-    "served_model",
-    "stream",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    "cost_pico",
-    "latency_ms",
-    "ttft_ms",
-    "finish_reason",
-    "attempts",
-    "cache_hit",
-    "error",
-    "record_id",
-    "tier",
-    "tier_score",
-    "saved_pico",
-    "fallback",
-    *(f"{lever}_saved_pico" for lever in LEVERS),
-    "attempt_log",
-)
+# spend_log's columns: SpendRows.build writes each row's values in this order (a row read
+# back equal to its record, tests/store/test_spend_rows.py, holds the two together)
+COLUMNS = tuple(SPEND_LOG.c.keys())
 _MAX_STATEMENTS = 256  # NULL patterns kept; a usual gateway has a handful
 _NONES = (None,) * len(COLUMNS)
 
