@@ -7,6 +7,7 @@ from decimal import Decimal
 from chatgate.cost.calc import cost_of
 from chatgate.cost.prices import lookup_price
 from chatgate.cost.savings import NONE, prompt_cache_saving, recorded_savings
+from chatgate.cost.spend_wal import parse_line, wal_line
 from chatgate.cost.usage import UsageRecord
 from chatgate.types import Usage
 
@@ -73,5 +74,6 @@ def test_usage_records_carry_the_savings_through_their_json_line() -> None:
     )
     again = UsageRecord.from_json(record.to_json())
     assert again == record
+    assert parse_line(wal_line(record)) == record
     old = b'{"ts": 1.0, "model": "m", "cost": null, "tags": []}'  # a line from before them
     assert UsageRecord.from_json(old).cache_saved is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 
 from chatgate.cost.attempt_log import MAX_ATTEMPTS, MAX_MESSAGE, attempts_json, read_attempts
+from chatgate.cost.spend_wal import parse_line, wal_line
 from chatgate.cost.usage import UsageRecord
 from chatgate.errors import InternalServerError
 from chatgate.meta import Attempt
@@ -72,4 +73,5 @@ def test_the_library_record_of_a_failed_call_keeps_its_attempts() -> None:
     exc.attempt_log = [failure(0), failure(1)]
     record = UsageRecord.failed("g", exc)
     assert [e["deployment"] for e in read_attempts(record.attempt_log)] == ["g#0", "g#1"]
-    assert UsageRecord.from_json(record.to_json()) == record  # survives the write-ahead file
+    assert parse_line(wal_line(record)) == record  # survives the write-ahead file
+    assert UsageRecord.from_json(record.to_json()) == record  # and a JSONL usage file

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, select, text
 
+from chatgate.cost.spend_wal import parse_line
 from chatgate.cost.usage import UsageRecord
 from chatgate.cost.usage_sql import SqlSink
 from chatgate.store.engine import create_engine
@@ -153,7 +154,7 @@ async def test_a_record_spilled_by_this_version_keeps_its_1h_writes(
     await down.aclose()
     assert (down.written, down.pending, down.dropped) == (0, 1, 0)
     (left,) = sink_wal_files(spill)
-    assert UsageRecord.from_json(left.read_bytes().strip()) == record  # record_id set by emit
+    assert parse_line(left.read_bytes().strip()) == record  # record_id set by emit
     sink = await SqlSink.open(sqlite_url, spill_path=spill)
     await sink.aclose()
     assert sink.written == 1

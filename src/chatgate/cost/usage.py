@@ -26,7 +26,14 @@ from chatgate.cost.calc import cache_writes_1h, token_parts
 from chatgate.cost.savings import recorded_savings
 from chatgate.types import ChatResponse, Usage
 
-__all__ = ["JsonlSink", "MemorySink", "UsageRecord", "UsageSink", "token_fields"]
+__all__ = [
+    "JsonlSink",
+    "MemorySink",
+    "UsageRecord",
+    "UsageSink",
+    "decimal_str",
+    "token_fields",
+]
 
 log = logging.getLogger("chatgate.spend")
 
@@ -159,25 +166,29 @@ class UsageRecord:
 
     def to_json(self) -> bytes:
         # orjson reads the dataclass itself (tags as a list): 10x faster than asdict()
-        return orjson.dumps(self, default=_decimal)
+        return orjson.dumps(self, default=decimal_str)
 
     @classmethod
     def from_json(cls, line: bytes) -> UsageRecord:
         """A line of ``to_json``; a field added since the line was written takes its default
         (a spill file left by an older version replays)."""
-        data = orjson.loads(line)
-        data["cost"] = None if data["cost"] is None else Decimal(data["cost"])
+        return cls.from_fields(orjson.loads(line))
+
+    @classmethod
+    def from_fields(cls, data: dict[str, Any]) -> UsageRecord:
+        """A record from its fields as JSON holds them (Decimals as strings, tags as a list);
+        fields left out take their defaults."""
         for name in _DECIMALS:
             if data.get(name) is not None:
                 data[name] = Decimal(data[name])
-        data["tags"] = tuple(data["tags"])
+        data["tags"] = tuple(data.get("tags", ()))
         return cls(**data)
 
 
-_DECIMALS = ("saved", "cache_saved", "prompt_saved", "batch_saved")
+_DECIMALS = ("cost", "saved", "cache_saved", "prompt_saved", "batch_saved")
 
 
-def _decimal(value: object) -> str:
+def decimal_str(value: object) -> str:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
