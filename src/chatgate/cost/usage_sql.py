@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chatgate.cost.spend_refused import fitted, refused_for_data, set_aside
 from chatgate.cost.spend_sql import SpendWriter
 from chatgate.cost.spend_wal import SpendWal, read_segment
 from chatgate.cost.usage import UsageRecord
@@ -82,6 +83,7 @@ class SqlSink:
         self._on_dropped = on_dropped
         self.written = 0  # rows this sink added to the database
         self.dropped = 0  # records lost past max_unsaved
+        self.refused = 0  # records the database refused, set aside (spend_refused)
         # Records not in the database yet, oldest first; each has a sequence number: the
         # first's is _head, the last's _emitted. Every seq <= _logged is in the WAL, every
         # seq <= _committed in the database.
@@ -304,6 +306,8 @@ class SqlSink:
         try:
             self.written += await self.writer.write(batch, dedupe=dedupe)
         except Exception as exc:  # whatever the driver raises, the batch is kept, never lost
+            if refused_for_data(exc):  # not an outage: find the record, never block the rest
+                return await self._write_apart(batch, exc)
             if not self._db_failing:
                 log.warning(
                     "spend log: database write failed (%s); records kept, retrying",
@@ -314,6 +318,26 @@ class SqlSink:
         if self._db_failing:
             log.warning("spend log: database writes work again")
             self._db_failing = False
+        return True
+
+    async def _write_apart(self, batch: Sequence[UsageRecord], exc: Exception) -> bool:
+        """A batch the database refused for its data: its halves on their own (dedupe: one
+        may land before the other fails), down to the refused record, written cut to fit or
+        else set aside (spend_refused)."""
+        if len(batch) > 1:
+            ok = await self._write(batch[: len(batch) // 2], dedupe=True)
+            return ok and await self._write(batch[len(batch) // 2 :], dedupe=True)
+        if (cut := fitted(batch[0])) is not None:
+            try:
+                self.written += await self.writer.write([cut], dedupe=True)
+                return True
+            except Exception as again:
+                if not refused_for_data(again):
+                    return await self._write([cut], dedupe=True)  # an outage: kept, retried
+                exc = again
+        if not await set_aside(self.wal.directory, self.wal.owner, batch[0], exc):
+            return False
+        self.refused += 1
         return True
 
     def _evict(self) -> None:
