@@ -198,3 +198,39 @@ async def test_only_the_databases_own_errors_count_as_an_outage(tmp_path: Path) 
         socket.create_connection(("127.0.0.1", port), timeout=1)
     assert not is_store_error(elsewhere.value)
     assert not is_store_error(ValueError("no"))
+
+
+async def test_a_burst_holding_every_connection_is_not_an_outage(tmp_path: Path) -> None:
+    """Every pooled connection in use by a burst while the database answers each query: a key
+    lookup waits its turn past lookup_timeout_s and is served, where it was refused as if the
+    database were down (503 key_store_unavailable under a burst of budgeted requests)."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from chatgate.server.keys import KeyStore
+    from chatgate.store.engine import create_engine
+    from chatgate.store.migrations import migrate
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'keys.db'}", pool_size=1, max_overflow=0)
+    await migrate(engine)
+    store = KeyStore(engine, cache_ttl_s=0, lookup_timeout_s=0.5)
+    secret, made = await store.create(name="burst")
+
+    async def hold() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            await asyncio.sleep(0.1)
+
+    holders = [asyncio.ensure_future(hold()) for _ in range(20)]  # ~2 s of queue
+    await asyncio.sleep(0)  # queued ahead of the lookup
+    began = time.monotonic()
+    try:
+        found = await store.authenticate(secret)
+        waited = time.monotonic() - began
+    finally:
+        await asyncio.gather(*holders)
+        await engine.dispose()
+    assert found.key_id == made.key_id
+    assert store.outage.down_since is None
+    assert waited > 1.0  # it did wait behind the burst, for longer than lookup_timeout_s
