@@ -1,14 +1,18 @@
 """Time in tests: a clock the test moves by hand (for code that takes ``clock=`` / ``sleep=``),
-and polling for a condition (for waits on something real: a task reaching a point, another
-process, a server's own clock) instead of sleeping a fixed time and hoping."""
+polling for a condition (for waits on something real: a task reaching a point, another
+process, a server's own clock) instead of sleeping a fixed time and hoping, and how long a
+process waited for a CPU (to take a loaded machine's delays out of a measured time)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
-__all__ = ["ManualClock", "poll_until", "wait_until"]
+__all__ = ["ManualClock", "Stopwatch", "poll_until", "run_queue_wait_s", "wait_until"]
 
 
 class ManualClock:
@@ -59,3 +63,39 @@ def poll_until(
     while not condition():
         assert time.monotonic() < deadline, f"{what}: not within {timeout_s}s"
         time.sleep(every_s)
+
+
+def run_queue_wait_s(task: int | None = None) -> float:
+    """How long one thread has waited, runnable, for a CPU: the scheduler's run delay
+    (/proc/<task>/schedstat); 0.0 once it is gone. ``task`` is a thread id (``native_id``); a
+    process id names its main thread, where an asyncio server runs its loop (this process's
+    by default). Time a loaded machine took from it, which no bound on its own latency
+    should have to absorb."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        return int(Path(f"/proc/{task or os.getpid()}/schedstat").read_text().split()[1]) / 1e9
+    return 0.0
+
+
+class Stopwatch:
+    """Wall time since it was made (or ``restart()``ed), less the time the threads ``tasks``
+    (ids as for ``run_queue_wait_s``; this process's main thread when none are given) waited
+    for a CPU meanwhile: what a bound on a server's latency or deadline can hold on a loaded
+    machine. Exact on a quiet one (nothing waits); on a busy one a little lenient (two of the
+    threads waiting at once are both counted), so name only the threads the time runs on."""
+
+    def __init__(self, *tasks: int) -> None:
+        self.tasks = tasks or (os.getpid(),)
+        self.restart()
+
+    def restart(self) -> None:
+        self._began = time.monotonic()
+        self._waited = self._waiting()
+
+    def _waiting(self) -> float:
+        return sum(run_queue_wait_s(task) for task in self.tasks)
+
+    def wall_s(self) -> float:
+        return time.monotonic() - self._began
+
+    def elapsed_s(self) -> float:
+        return max(0.0, self.wall_s() - (self._waiting() - self._waited))

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from tests.fakes.gateway import Gateway, start_gateway
+from tests.fakes.gateway import READY_TIMEOUT_S, Gateway, start_gateway
 
 __all__ = [
     "SQLITE",
@@ -97,7 +97,7 @@ def serve(
     *,
     env: Mapping[str, str] | None = None,
     extra_args: tuple[str, ...] = (),
-    ready_timeout_s: float = 30.0,
+    ready_timeout_s: float = READY_TIMEOUT_S,
 ) -> Iterator[Gateway]:
     """Run `chatgate serve` with ``config`` in ``folder`` (a fresh one from a
     ``tmp_path_factory``); yield it once it answers, stop it at the end."""

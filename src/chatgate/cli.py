@@ -20,6 +20,11 @@ __all__ = ["app_factory", "main"]
 
 CONFIG_ENV = "CHATGATE_CONFIG"
 ACCESS_LOG_ENV = "CHATGATE_ACCESS_LOG"
+# How long the supervisor waits for a new worker to be ready (a reload replaces each one) and
+# for a live one to answer its health ping. uvicorn's 5 s default is less than a worker's
+# start-up (imports, migrations, the model table) takes on a loaded machine: past it the
+# restart is silently abandoned and every worker keeps the old config.
+WORKER_START_TIMEOUT_S = 60
 
 
 def app_factory() -> object:
@@ -129,7 +134,13 @@ def _run_workers(workers: int, access_log: bool, options: dict[str, Any]) -> Non
     os.environ[WORKERS_ENV] = str(workers)
     os.environ[ACCESS_LOG_ENV] = "1" if access_log else "0"
     try:
-        uvicorn.run("chatgate.cli:app_factory", factory=True, workers=workers, **options)
+        uvicorn.run(
+            "chatgate.cli:app_factory",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_START_TIMEOUT_S,
+            **options,
+        )
     finally:
         if own_dir is not None:
             shutil.rmtree(own_dir, ignore_errors=True)

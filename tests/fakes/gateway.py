@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     import openai
 
 
+# A bound for a gateway to start, not an expectation: the wait ends as soon as it answers, or
+# exits. Two workers starting on a loaded 2-core machine have taken over 30 s.
+READY_TIMEOUT_S = 120.0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -96,6 +101,18 @@ class Gateway:
     def log_text(self) -> str:
         return self.log_path.read_text()
 
+    def worker_pids(self) -> list[int]:
+        """The worker processes of `serve --workers N` (not multiprocessing's resource
+        tracker, which the supervisor also starts)."""
+        pid = self.proc.pid
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        workers = []
+        for child in children:
+            with contextlib.suppress(OSError):
+                if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                    workers.append(child)
+        return workers
+
     def access_lines(self) -> list[dict[str, Any]]:
         """The JSON access-log lines written so far."""
         lines = []
@@ -124,7 +141,7 @@ def run_gateway(
     config: Mapping[str, Any] | None,
     tmp: Path,
     env: Mapping[str, str] | None = None,
-    ready_timeout_s: float = 30.0,
+    ready_timeout_s: float = READY_TIMEOUT_S,
 ) -> Iterator[str]:
     """Yield the gateway's root URL (http://127.0.0.1:PORT) while it runs."""
     with start_gateway(config, tmp, env, ready_timeout_s) as gateway:
@@ -136,7 +153,7 @@ def start_gateway(
     config: Mapping[str, Any] | None,
     tmp: Path,
     env: Mapping[str, str] | None = None,
-    ready_timeout_s: float = 30.0,
+    ready_timeout_s: float = READY_TIMEOUT_S,
     extra_args: tuple[str, ...] = (),
 ) -> Iterator[Gateway]:
     """Run `chatgate serve` on a free loopback port; yield it once /health/liveness answers.

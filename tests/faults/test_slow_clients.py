@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.clock import Stopwatch, poll_until
 from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import FakeOpenAI
 from tests.gateway_harness import Gateway, deployment, gateway_config, serve
@@ -39,13 +41,16 @@ def _port(gw: Gateway) -> int:
     return int(gw.url.rsplit(":", 1)[1])
 
 
-async def _trickle(port: int, first: bytes, closed_at: list[float]) -> None:
+async def _trickle(
+    port: int, first: bytes, closed_at: list[float], clock: Callable[[], float]
+) -> None:
     """Open a connection, send ``first``, then one more header byte every 0.3 s until the
-    gateway closes the connection (or 3 deadlines pass); the time it was closed."""
+    gateway closes the connection (or 30 s pass: long after the deadline, however loaded the
+    machine); the time it was closed (``clock``)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(first)
-        stop = time.monotonic() + 3 * HEADER_TIMEOUT_S
+        stop = time.monotonic() + 15 * HEADER_TIMEOUT_S
         while time.monotonic() < stop:
             try:
                 data = await asyncio.wait_for(reader.read(4096), 0.3)
@@ -53,27 +58,31 @@ async def _trickle(port: int, first: bytes, closed_at: list[float]) -> None:
                 writer.write(b"x")
                 continue
             if not data or b"408" in data:
-                closed_at.append(time.monotonic())
+                closed_at.append(clock())
                 return
     except ConnectionError:
-        closed_at.append(time.monotonic())
+        closed_at.append(clock())
     finally:
         writer.close()
 
 
-async def _normal_requests(port: int, count: int) -> list[float]:
+async def _normal_requests(
+    port: int, count: int, pids: tuple[int, ...]
+) -> tuple[list[float], list[float]]:
     """``count`` chat requests one after another on one kept-alive connection; their
-    latencies in ms."""
+    latencies in ms, less the time the threads ``pids`` waited for a CPU meanwhile (a loaded
+    machine's delays are not the gateway's), and as the wall clock saw them."""
+    watch = Stopwatch(*pids)
     body = json.dumps({"model": "fast", "messages": [{"role": "user", "content": "hi"}]})
     request = (
         f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\n\r\n{body}"
     ).encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    latencies = []
+    latencies, walls = [], []  # less the waits, and as the wall clock saw them
     try:
         for _ in range(count):
-            began = time.perf_counter()
+            watch.restart()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200"), head
@@ -83,39 +92,45 @@ async def _normal_requests(port: int, count: int) -> list[float]:
                 if line.lower().startswith(b"content-length:")
             )
             await reader.readexactly(length)
-            latencies.append((time.perf_counter() - began) * 1000.0)
+            latencies.append(watch.elapsed_s() * 1000.0)
+            walls.append(watch.wall_s() * 1000.0)
     finally:
         writer.close()
-    return latencies
+    return latencies, walls
 
 
 def test_slowloris_sockets_are_closed_at_the_deadline_while_others_are_served(
-    gateway: Gateway,
+    gateway: Gateway, upstream: FakeOpenAI
 ) -> None:
     port = _port(gateway)
+    # the threads a request's time runs on: the gateway's loop, this test's, the upstream's
+    pids = (gateway.proc.pid, os.getpid(), upstream._thread.native_id or 0)
 
-    async def run() -> tuple[list[float], list[float], float]:
-        closed_at: list[float] = []
-        started = time.monotonic()
+    async def run() -> tuple[list[float], list[float], list[float]]:
+        closed_at: list[float] = []  # on the stopwatch: seconds since the first connection
+        watch = Stopwatch(*pids)
         first = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-slow: "
         slow = [
-            asyncio.ensure_future(_trickle(port, first, closed_at)) for _ in range(SLOW_SOCKETS)
+            asyncio.ensure_future(_trickle(port, first, closed_at, watch.elapsed_s))
+            for _ in range(SLOW_SOCKETS)
         ]
         await asyncio.sleep(0.5)  # the slow ones are all connected and trickling
-        latencies = await _normal_requests(port, NORMAL_REQUESTS)
+        latencies, walls = await _normal_requests(port, NORMAL_REQUESTS, pids)
         await asyncio.gather(*slow)
-        return closed_at, latencies, started
+        return closed_at, latencies, walls
 
-    closed_at, latencies, started = asyncio.run(run())
+    closed_at, latencies, walls = asyncio.run(run())
     assert len(closed_at) == SLOW_SOCKETS, (
         f"{SLOW_SOCKETS - len(closed_at)} slow sockets still open"
     )
     # cut off at the deadline, not long after it (the connections opened within ~0.5 s)
-    assert max(closed_at) - started < HEADER_TIMEOUT_S + 1.5
+    assert max(closed_at) < HEADER_TIMEOUT_S + 1.5
     latencies.sort()
+    walls.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(f"normal requests: p50 {latencies[len(latencies) // 2]:.1f} ms, p99 {p99:.1f} ms")
-    assert p99 < 50.0, f"p99 {p99:.1f} ms while {SLOW_SOCKETS} slow clients trickle headers"
+    seen = f"p99 {p99:.1f} ms (wall clock: {walls[int(len(walls) * 0.99) - 1]:.1f} ms)"
+    print(f"normal requests: p50 {latencies[len(latencies) // 2]:.1f} ms, {seen}")
+    assert p99 < 50.0, f"{seen} while {SLOW_SOCKETS} slow clients trickle headers"
 
 
 def test_a_trickled_body_gets_408_at_its_deadline_and_the_log_says_so(gateway: Gateway) -> None:
@@ -124,13 +139,13 @@ def test_a_trickled_body_gets_408_at_its_deadline_and_the_log_says_so(gateway: G
             b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
             b'x-chatgate-trace-id: slow-body\r\ncontent-length: 1000\r\n\r\n{"model": '
         )
-        began = time.monotonic()
+        watch = Stopwatch(gateway.proc.pid, os.getpid())
         answer = sock.recv(4096)
-        waited = time.monotonic() - began
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert b"body_timeout" in answer
-    assert BODY_TIMEOUT_S - 0.5 < waited < BODY_TIMEOUT_S + 1.5
-    deadline = time.monotonic() + 5
+    assert watch.wall_s() > BODY_TIMEOUT_S - 0.5  # not before its deadline
+    assert watch.elapsed_s() < BODY_TIMEOUT_S + 1.5  # nor long after it
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         lines = [line for line in gateway.access_lines() if line["trace_id"] == "slow-body"]
         if lines:
@@ -143,9 +158,9 @@ def test_a_trickled_body_gets_408_at_its_deadline_and_the_log_says_so(gateway: G
 
 def test_a_connection_that_never_sends_a_byte_is_closed(gateway: Gateway) -> None:
     with socket.create_connection(("127.0.0.1", _port(gateway)), timeout=10) as sock:
-        began = time.monotonic()
+        watch = Stopwatch(gateway.proc.pid, os.getpid())
         assert sock.recv(4096) == b""  # closed, with nothing to answer
-        assert time.monotonic() - began < HEADER_TIMEOUT_S + 1.5
+        assert watch.elapsed_s() < HEADER_TIMEOUT_S + 1.5
 
 
 def test_beyond_max_connections_a_request_gets_a_clear_503(
@@ -162,8 +177,8 @@ def test_beyond_max_connections_a_request_gets_a_clear_503(
         finally:
             for sock in held:
                 sock.close()
-        time.sleep(0.2)
-        assert request_json(f"{gw.url}/v1/models", method="GET")[0] == 200
+        # served again once the gateway has seen them go
+        poll_until(lambda: request_json(f"{gw.url}/v1/models", method="GET")[0] == 200, 30)
         assert "over max_connections (8)" in gw.log_text()
 
 
@@ -194,7 +209,7 @@ def test_worker_processes_get_the_limits_too(upstream: FakeOpenAI, tmp_path: Pat
     with serve(_config(upstream), tmp_path, extra_args=("--workers", "2")) as gw:
         with socket.create_connection(("127.0.0.1", _port(gw)), timeout=10) as sock:
             sock.sendall(b"GET /health/liveness HTTP/1.1\r\nhost: x\r\n")  # never finished
-            began = time.monotonic()
+            watch = Stopwatch(gw.proc.pid, *gw.worker_pids(), os.getpid())
             answer = sock.recv(4096)
         assert answer.startswith(b"HTTP/1.1 408"), answer
-        assert time.monotonic() - began < HEADER_TIMEOUT_S + 1.5
+        assert watch.elapsed_s() < HEADER_TIMEOUT_S + 1.5

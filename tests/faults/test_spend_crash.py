@@ -3,7 +3,6 @@ WAL window; a restart replays the rest, and a replay cut short writes no record 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -13,20 +12,27 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chatgate.cli import WORKER_START_TIMEOUT_S
 from chatgate.cost.spend_wal import read_segment
 from chatgate.cost.usage import UsageRecord
 from chatgate.cost.usage_sql import SqlSink
 from chatgate.store.engine import create_engine
 from chatgate.store.migrations import migrate
 from chatgate.store.schema.spend import SPEND_DAILY, SPEND_LOG
+from tests.clock import poll_until
 from tests.fakes.openai_server import FakeOpenAI
-from tests.faults.spend_load import Load, gateway_config, rows, wait_until_written
+from tests.faults.spend_load import DiskProbe, Load, gateway_config, rows, wait_until_written
 from tests.gateway_harness import serve
 
 # From a request's answer to its record on disk: the usage pipeline's 20 ms tick, the WAL's
 # 20 ms group-commit window, the write and fdatasync (measured: at most 45 ms, on a loaded
 # 2-core machine). Before the WAL the unwritten buffer held up to 100 records or 0.5 s.
+# Measured on the gateway's clock (``Load(gateway_pid=...)``): wall time in which it waited
+# for a CPU does not count, or a machine busy elsewhere would stretch any window. Nor does a
+# slow disk: the window grows by the longest fdatasync measured on the WAL's filesystem in the
+# second before the kill (``DiskProbe``), which the next group's write waits for.
 WINDOW_S = 0.075
+LOOKBACK_S = 1.0  # the disk's recent past that can still hold records back at the kill
 ROUNDS = 3  # each kill lands at a random point of the writer's cycle: three make it likely
 # that one of them falls late in it, where the buffer of old would have lost more
 
@@ -37,18 +43,20 @@ def test_sigkill_under_load_loses_only_the_last_window(tmp_path: Path, fake: Fak
     answered: dict[str, float] = {}
     late: set[str] = set()
     in_flight = 0
-    for _ in range(ROUNDS):  # each start replays what the previous process left
-        with serve(config, tmp_path) as gateway:
-            load = Load(gateway.url, threads=4, pause_s=0.01).start()
-            load.wait_for(1000)
-            killed_at = time.monotonic()
-            os.kill(gateway.proc.pid, signal.SIGKILL)
-            load.stop()
-            gateway.proc.wait(5)
-        assert list((tmp_path / "chatgate-spend-wal").glob("*.wal"))  # for the next start
-        answered |= load.answered
-        late |= {rid for rid, at in load.answered.items() if at > killed_at - WINDOW_S}
-        in_flight += load.threads
+    with DiskProbe(tmp_path) as disk:
+        for _ in range(ROUNDS):  # each start replays what the previous process left
+            with serve(config, tmp_path) as gateway:
+                load = Load(gateway.url, threads=4, pause_s=0.01, gateway_pid=gateway.proc.pid)
+                load.start().wait_for(1000)
+                window = WINDOW_S + disk.worst_since(time.monotonic() - LOOKBACK_S)
+                killed_at = load.now()
+                os.kill(gateway.proc.pid, signal.SIGKILL)
+                load.stop()
+                gateway.proc.wait(5)
+            assert list((tmp_path / "chatgate-spend-wal").glob("*.wal"))  # for the next start
+            answered |= load.answered
+            late |= {rid for rid, at in load.answered.items() if at > killed_at - window}
+            in_flight += load.threads
     with serve(config, tmp_path) as gateway:
         wait_until_written(gateway.url)
     ids, counted = rows(url)
@@ -108,37 +116,37 @@ async def test_a_replay_cut_short_writes_no_record_twice(tmp_path: Path) -> None
     await engine.dispose()
 
 
-def worker_pids(pid: int) -> list[int]:
-    """The worker processes of `serve --workers N` (not multiprocessing's resource tracker)."""
-    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    workers = []
-    for child in children:
-        with contextlib.suppress(OSError):
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"resource_tracker" not in cmdline:
-                workers.append(child)
-    return workers
-
-
 def test_a_killed_worker_is_replayed_by_its_replacement(tmp_path: Path, fake: FakeOpenAI) -> None:
     """With --workers 2, one worker is SIGKILLed under load: the worker started in its place
     replays its WAL, and leaves its live sibling's alone (each holds its own lock)."""
     url = f"sqlite:///{tmp_path / 'chatgate.db'}"
     config = gateway_config(fake, url)
     with serve(config, tmp_path, extra_args=("--workers", "2")) as gateway:
-        load = Load(gateway.url, threads=4, pause_s=0.01, reconnect=True).start()
+        poll_until(lambda: len(gateway.worker_pids()) == 2, 30, "two workers")
+        before = gateway.worker_pids()
+        # the victim's clock: the records it loses are its own
+        load = Load(
+            gateway.url,
+            threads=4,
+            pause_s=0.01,
+            reconnect=True,
+            gateway_pid=before[0],
+            max_s=WORKER_START_TIMEOUT_S + 120,  # outlasts the wait for the replacement
+        )
         try:
-            load.wait_for(1000)
-            deadline = time.monotonic() + 10
-            while len(before := worker_pids(gateway.proc.pid)) < 2:
-                assert time.monotonic() < deadline, "the workers never started"
-                time.sleep(0.05)
-            killed_at = time.monotonic()
+            with DiskProbe(tmp_path) as disk:
+                load.start().wait_for(1000)
+                window = WINDOW_S + disk.worst_since(time.monotonic() - LOOKBACK_S)
+            killed_at = load.now()
             os.kill(before[0], signal.SIGKILL)
-            deadline = time.monotonic() + 20
-            while len(set(worker_pids(gateway.proc.pid)) - set(before)) < 1:
-                assert time.monotonic() < deadline, "no worker replaced the killed one"
-                time.sleep(0.05)
+            # the supervisor sees a dead worker at once, or (killed while it awaited the
+            # worker's answer to a health ping) after WORKER_START_TIMEOUT_S
+            poll_until(
+                lambda: len(set(gateway.worker_pids()) - set(before)) >= 1,
+                WORKER_START_TIMEOUT_S + 60,
+                "no worker replaced the killed one",
+                every_s=0.05,
+            )
             load.wait_for(len(load.answered) + 500)
         finally:
             load.stop()
@@ -146,6 +154,6 @@ def test_a_killed_worker_is_replayed_by_its_replacement(tmp_path: Path, fake: Fa
     ids, counted = rows(url)
     assert len(ids) == len(set(ids)) == counted
     answered = load.answered
-    late = {rid for rid, at in answered.items() if at > killed_at - WINDOW_S}
+    late = {rid for rid, at in answered.items() if at > killed_at - window}
     assert set(answered) - set(ids) <= late
     assert not list((tmp_path / "chatgate-spend-wal").glob("*.wal"))  # all replayed, then gone

@@ -14,8 +14,15 @@ import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.postgres import PostgresServer, running_postgres
-from tests.faults.spend_load import Load, gateway_config, metric, rows, wait_until_written
-from tests.faults.test_spend_crash import WINDOW_S
+from tests.faults.spend_load import (
+    DiskProbe,
+    Load,
+    gateway_config,
+    metric,
+    rows,
+    wait_until_written,
+)
+from tests.faults.test_spend_crash import LOOKBACK_S, WINDOW_S
 from tests.gateway_harness import serve
 
 
@@ -51,12 +58,13 @@ def test_a_gateway_killed_while_postgres_is_down_replays_at_start(
     tmp_path: Path, fake: FakeOpenAI, postgres: PostgresServer
 ) -> None:
     config = gateway_config(fake, postgres.url)
-    with serve(config, tmp_path) as gateway:
-        load = Load(gateway.url, threads=8).start()
+    with serve(config, tmp_path) as gateway, DiskProbe(tmp_path) as disk:
+        load = Load(gateway.url, threads=8, gateway_pid=gateway.proc.pid).start()
         load.wait_for(300)
         postgres.stop()
         load.wait_for(len(load.answered) + 1500)
-        killed_at = time.monotonic()
+        window = WINDOW_S + disk.worst_since(time.monotonic() - LOOKBACK_S)
+        killed_at = load.now()
         os.kill(gateway.proc.pid, signal.SIGKILL)
         load.stop()
         gateway.proc.wait(5)
@@ -66,6 +74,6 @@ def test_a_gateway_killed_while_postgres_is_down_replays_at_start(
     ids, counted = rows(postgres.url)
     assert len(ids) == len(set(ids)) == counted
     missing = set(load.answered) - set(ids)
-    late = {rid for rid, at in load.answered.items() if at > killed_at - WINDOW_S}
+    late = {rid for rid, at in load.answered.items() if at > killed_at - window}
     assert missing <= late
     assert len(set(ids) - set(load.answered)) <= load.threads

@@ -7,7 +7,6 @@ has one line for the outage; when Redis is back requests are served again, no re
 from __future__ import annotations
 
 import re
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from chatgate.config import parse
 from chatgate.router import RedisState
 from chatgate.server.services import Services
+from tests.clock import poll_until
 from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.redis_server import RedisServer
@@ -62,6 +62,18 @@ def clients(
         anthropic.Anthropic(base_url=gw.url, api_key=MASTER, max_retries=0) as claude,
     ):
         yield master, keyed, claude
+
+
+def chat_served(client: openai.OpenAI) -> bool:
+    """One chat call: True when answered, False when refused for the shared state."""
+    try:
+        client.chat.completions.create(model="fast", messages=HI)
+    except openai.InternalServerError as refused:
+        failure = (refused.status_code, refused.code)
+    else:
+        return True
+    assert failure == (503, "shared_state_unavailable")
+    return False
 
 
 def test_requests_are_refused_while_redis_is_down_and_served_when_it_is_back(
@@ -108,16 +120,10 @@ def test_requests_are_refused_while_redis_is_down_and_served_when_it_is_back(
         redis_server.start()
 
     # The router's and the keys' shared states each try Redis again on their own schedule
-    # (every second): the master key's call proves the first, the keyed call the second.
-    deadline = time.monotonic() + 5
+    # (every second, on the gateway's clock): the master key's call proves the first, the
+    # keyed call the second. Until then a call is refused as above, never failed otherwise.
     for client in (master, keyed):
-        while True:
-            try:
-                client.chat.completions.create(model="fast", messages=HI)
-                break
-            except openai.InternalServerError:
-                assert time.monotonic() < deadline, "the gateway did not recover"
-                time.sleep(0.05)
+        poll_until(lambda c=client: chat_served(c), 60, "the gateway did not recover", every_s=0.05)
     assert claude.messages.create(model="fast", max_tokens=5, messages=HI).content
     assert request_json(f"{gw.url}/health/readiness", method="GET")[0] == 200
 

@@ -4,6 +4,7 @@ pluggable readiness — against real `chatgate serve` processes and the real ASG
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -165,12 +166,41 @@ def test_sigterm_cuts_streams_at_the_grace_deadline(upstream: FakeOpenAI, tmp_pa
         assert not reader.done
 
 
+# Put first on a gateway's PYTHONPATH: the first Python process to start once the test has
+# created the marker file takes it and sleeps SLOW_START_S before anything else.
+SLOW_START = """\
+import os, pathlib, time
+try:
+    pathlib.Path(os.environ["CHATGATE_TEST_SLOW_START"]).unlink()
+except (KeyError, FileNotFoundError):
+    pass
+else:
+    time.sleep(float(os.environ["CHATGATE_TEST_SLOW_START_S"]))
+"""
+SLOW_START_S = 6  # past uvicorn's own 5 s wait for a new worker (timeout_worker_healthcheck)
+
+
+def slow_start_env(folder: Path) -> tuple[dict[str, str], Path]:
+    """The environment that makes a worker slow to start, and the marker that arms it."""
+    (folder / "slow").mkdir()
+    (folder / "slow" / "sitecustomize.py").write_text(SLOW_START)
+    marker = folder / "slow-start"
+    path = os.pathsep.join(p for p in (str(folder / "slow"), os.environ.get("PYTHONPATH")) if p)
+    env = {
+        "PYTHONPATH": path,
+        "CHATGATE_TEST_SLOW_START": str(marker),
+        "CHATGATE_TEST_SLOW_START_S": str(SLOW_START_S),
+    }
+    return env, marker
+
+
 def test_workers_share_nothing_but_metrics(upstream: FakeOpenAI, tmp_path: Path) -> None:
-    with serve(config_for(upstream, "a"), tmp_path, extra_args=("--workers", "2")) as gw:
-        children = [
-            p for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == gw.proc.pid
-        ]
-        assert len(children) >= 2
+    """Two workers sum their metrics; a reload replaces both, even when a new worker takes
+    longer to start than uvicorn's default wait (a loaded machine): none keeps the old config."""
+    env, marker = slow_start_env(tmp_path)
+    with serve(config_for(upstream, "a"), tmp_path, env=env, extra_args=("--workers", "2")) as gw:
+        poll_until(lambda: len(gw.worker_pids()) == 2, 30, "two workers")
+        old = set(gw.worker_pids())
         with gw.openai_client() as client:
             for _ in range(12):
                 out = client.chat.completions.create(
@@ -187,21 +217,24 @@ def test_workers_share_nothing_but_metrics(upstream: FakeOpenAI, tmp_path: Path)
                 if line.startswith("chatgate_requests_total{")
             )
 
-        poll_until(lambda: counted() == 12)
+        poll_until(lambda: counted() == 12, 30, "12 requests counted")
         # a reload through any worker restarts them all on the new config, one at a time
         gw.config_path.write_text(yaml.safe_dump(config_for(upstream, "z")))
+        marker.touch()  # the first new worker starts slowly
         status, body = http(gw, "POST", "/admin/reload")
         assert (status, body) == (200, {"status": "restarting workers", "models": ["z"]})
-        poll_until(lambda: all(model_ids(gw) == ["z"] for _ in range(4)), 30)
+        poll_until(
+            lambda: not old & set(gw.worker_pids()) and len(gw.worker_pids()) == 2,
+            90,
+            "both workers replaced",
+            every_s=0.1,
+        )
+        assert not marker.exists()  # a worker did start slowly
+        assert "not ready in time" not in gw.log_text()
+        for _ in range(8):  # whichever worker answers
+            assert model_ids(gw) == ["z"]
         gw.proc.send_signal(signal.SIGTERM)
-        assert gw.proc.wait(15) == 0
-
-
-def _ppid(proc_dir: Path) -> int | None:
-    try:
-        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
+        assert gw.proc.wait(60) == 0
 
 
 async def call(app: Any, path: str) -> tuple[int, dict[str, Any]]:

@@ -18,7 +18,7 @@ pytestmark = REAL_MODEL
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
-    with serve(None, tmp_path_factory, ready_timeout_s=60) as gateway:
+    with serve(None, tmp_path_factory) as gateway:
         yield gateway.openai_client()
 
 

@@ -14,7 +14,6 @@ within ``cache_ttl_s`` keep working and the others get KeyStoreUnavailable (a 50
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import secrets
@@ -24,13 +23,14 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Select, and_, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatgate.errors import ChatgateError, InvalidRequestError
 from chatgate.server.key_fields import FIELDS, KeyFields, key_fields, parse_duration
 from chatgate.server.store_outage import STORE_ERRORS, StoreOutage
+from chatgate.server.store_silence import StoreSilence
 from chatgate.store.schema.keys import VIRTUAL_KEYS
 
 __all__ = [
@@ -176,7 +176,7 @@ class KeyStore:
     ) -> None:
         self._engine = engine
         self._cache_ttl_s = cache_ttl_s
-        self._lookup_timeout_s = lookup_timeout_s
+        self._silence = StoreSilence(engine, lookup_timeout_s)
         self.outage = StoreOutage("key store (database)")
         self._clock = clock
         self._cache: dict[str, tuple[float, KeyRecord | None]] = {}  # hash -> (until, record)
@@ -263,14 +263,17 @@ class KeyStore:
             raise KeyStoreUnavailable(outage.refuse())
         query = select(VIRTUAL_KEYS).where(VIRTUAL_KEYS.c.secret_hash == digest)
         try:
-            async with asyncio.timeout(self._lookup_timeout_s):
-                async with self._engine.connect() as conn:
-                    found = (await conn.execute(query)).first()
+            found = await self._silence.wait(self._fetch(query))
         except STORE_ERRORS as exc:
             outage.failed(exc)
             raise KeyStoreUnavailable(outage.refuse()) from None
         outage.recovered()
         return None if found is None else _record(found)
+
+    async def _fetch(self, query: Select[Any]) -> Row[Any] | None:
+        async with self._engine.connect() as conn:
+            found: Row[Any] | None = (await conn.execute(query)).first()
+        return found
 
     async def get(self, key_id: str) -> KeyRecord | None:
         async with self._engine.connect() as conn:
