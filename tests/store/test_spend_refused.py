@@ -77,6 +77,19 @@ async def test_a_refused_record_never_holds_back_its_batch(db_url: str, tmp_path
         assert (nul[0], nul[1]) == ("a\ufffdb", "x\ufffd")
 
 
+async def test_an_int_past_64_bits_reaches_the_wal_and_is_set_aside(
+    db_url: str, tmp_path: Path
+) -> None:
+    # orjson cannot write it: before, the WAL loop died on it and no record reached the WAL again
+    sink = await SqlSink.open(db_url, spill_path=tmp_path / "spill.jsonl", interval_s=0.01)
+    sink.emit(record(1, prompt_tokens=2**70))
+    await wait_until(lambda: sink.refused == 1, timeout_s=20)
+    sink.emit(record(2))
+    await wait_until(lambda: sink.written == 1 and sink.pending == 0, timeout_s=20)
+    await sink.aclose()
+    assert set(await rows(db_url)) == {"req-2"}
+
+
 def test_what_counts_as_a_refusal() -> None:
     # an outage is kept and retried (tests/faults: PostgreSQL stopped, a full disk)
     from sqlalchemy.exc import DataError, OperationalError

@@ -22,6 +22,7 @@ the event loop.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import operator
 import os
@@ -104,7 +105,11 @@ _NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 def wal_line(record: UsageRecord) -> bytes:
     """``[1, [ts, model, ...]]`` and a newline."""
-    return orjson.dumps((_FORMAT, _values(record)), default=decimal_str, option=_NEWLINE)
+    try:
+        return orjson.dumps((_FORMAT, _values(record)), default=decimal_str, option=_NEWLINE)
+    except TypeError:  # an int past 64 bits (a malformed upstream's usage): orjson refuses it
+        line = json.dumps([_FORMAT, list(_values(record))], default=decimal_str)
+        return line.encode() + b"\n"
 
 
 def parse_line(line: bytes) -> UsageRecord:

@@ -218,7 +218,12 @@ class SqlSink:
             self._report_pending()
             if time.monotonic() < retry_at:
                 continue
-            if await self._log_once():
+            try:
+                logged = await self._log_once()
+            except Exception:  # the WAL loop must outlive anything a write throws
+                log.exception("spend log: WAL write failed; records kept in memory")
+                logged = False
+            if logged:
                 backoff, retry_at = 0.1, 0.0
             else:
                 retry_at = time.monotonic() + backoff
