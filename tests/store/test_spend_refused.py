@@ -7,6 +7,7 @@ SQLite the out-of-range integer did the same)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -83,11 +84,27 @@ async def test_an_int_past_64_bits_reaches_the_wal_and_is_set_aside(
     # orjson cannot write it: before, the WAL loop died on it and no record reached the WAL again
     sink = await SqlSink.open(db_url, spill_path=tmp_path / "spill.jsonl", interval_s=0.01)
     sink.emit(record(1, prompt_tokens=2**70))
-    await wait_until(lambda: sink.refused == 1, timeout_s=20)
     sink.emit(record(2))
-    await wait_until(lambda: sink.written == 1 and sink.pending == 0, timeout_s=20)
+    await wait_until(lambda: sink.refused == 1 and sink.written == 1, timeout_s=20)
+    assert sink.pending == 0
     await sink.aclose()
     assert set(await rows(db_url)) == {"req-2"}
+
+
+async def test_a_database_refusing_every_record_is_down_not_offended(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A lone refused record, or a batch refused record by record (a read-only role, an
+    operator's trigger), sets nothing aside: it is kept and retried like an outage."""
+    sink = await SqlSink.open(
+        db_url, spill_path=tmp_path / "spill.jsonl", interval_s=0.01, max_backoff_s=0.05
+    )
+    sink.emit(record(1, cost=Decimal("1e30")))
+    await asyncio.sleep(0.5)  # retried, with backoff, and kept
+    assert (sink.refused, sink.written, sink.pending) == (0, 0, 1)
+    sink.emit(record(2))  # the database takes this one: the first is the record's fault
+    await wait_until(lambda: sink.refused == 1 and sink.written == 1, timeout_s=20)
+    await sink.aclose()
 
 
 def test_what_counts_as_a_refusal() -> None:

@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,11 @@ import orjson
 from sqlalchemy import String
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
+from chatgate.cost.spend_sql import SpendWriter
 from chatgate.cost.usage import UsageRecord
 from chatgate.store.schema.spend import SPEND_LOG
 
-__all__ = ["fitted", "refused_for_data", "set_aside"]
+__all__ = ["Apart", "fitted", "refused_for_data", "set_aside", "write_apart"]
 
 log = logging.getLogger("chatgate.spend")
 
@@ -63,6 +65,59 @@ def refused_for_data(exc: BaseException) -> bool:
             return True
         seen = getattr(seen, "orig", None) or seen.__cause__
     return False
+
+
+@dataclasses.dataclass
+class Apart:
+    """What writing a refused batch apart did: the rows it added, the records refused on
+    their own (each with why), or the outage met on the way (then the caller keeps all)."""
+
+    written: int = 0
+    refused: list[tuple[UsageRecord, Exception]] = dataclasses.field(default_factory=list)
+    outage: Exception | None = None
+
+
+async def write_apart(writer: SpendWriter, batch: Sequence[UsageRecord], exc: Exception) -> Apart:
+    """Write ``batch``, refused for its data with ``exc``, in halves (each its own
+    transaction, deduplicated: one may land before the other fails) down to the records
+    refused alone; each of those is tried once more cut to fit (``fitted``)."""
+    apart = Apart()
+    await _halves(writer, batch, exc, apart)
+    if apart.outage is not None:
+        return apart
+    refused, apart.refused = apart.refused, []
+    for record, why in refused:
+        cut = fitted(record)
+        if cut is None:
+            apart.refused.append((record, why))
+            continue
+        try:
+            apart.written += await writer.write([cut], dedupe=True)
+            log.warning("spend log: record %s cut to fit its columns", record.record_id)
+        except Exception as again:
+            if not refused_for_data(again):
+                apart.outage = again
+                return apart
+            apart.refused.append((record, again))
+    return apart
+
+
+async def _halves(
+    writer: SpendWriter, batch: Sequence[UsageRecord], exc: Exception, apart: Apart
+) -> None:
+    if len(batch) == 1:
+        apart.refused.append((batch[0], exc))
+        return
+    for half in (batch[: len(batch) // 2], batch[len(batch) // 2 :]):
+        try:
+            apart.written += await writer.write(half, dedupe=True)
+        except Exception as again:
+            if not refused_for_data(again):
+                apart.outage = again
+                return
+            await _halves(writer, half, again, apart)
+            if apart.outage is not None:
+                return
 
 
 def fitted(record: UsageRecord) -> UsageRecord | None:

@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatgate.cost.spend_refused import fitted, refused_for_data, set_aside
+from chatgate.cost.spend_refused import refused_for_data, set_aside, write_apart
 from chatgate.cost.spend_sql import SpendWriter
 from chatgate.cost.spend_wal import SpendWal, read_segment
 from chatgate.cost.usage import UsageRecord
@@ -311,39 +311,38 @@ class SqlSink:
         try:
             self.written += await self.writer.write(batch, dedupe=dedupe)
         except Exception as exc:  # whatever the driver raises, the batch is kept, never lost
-            if refused_for_data(exc):  # not an outage: find the record, never block the rest
+            if refused_for_data(exc):  # perhaps one record's data: find it, never block the rest
                 return await self._write_apart(batch, exc)
-            if not self._db_failing:
-                log.warning(
-                    "spend log: database write failed (%s); records kept, retrying",
-                    type(exc).__name__,
-                )
-            self._db_failing = self._uncertain = True
-            return False
+            return self._failed(exc)
         if self._db_failing:
             log.warning("spend log: database writes work again")
             self._db_failing = False
         return True
 
     async def _write_apart(self, batch: Sequence[UsageRecord], exc: Exception) -> bool:
-        """A batch the database refused for its data: its halves on their own (dedupe: one
-        may land before the other fails), down to the refused record, written cut to fit or
-        else set aside (spend_refused)."""
-        if len(batch) > 1:
-            ok = await self._write(batch[: len(batch) // 2], dedupe=True)
-            return ok and await self._write(batch[len(batch) // 2 :], dedupe=True)
-        if (cut := fitted(batch[0])) is not None:
-            try:
-                self.written += await self.writer.write([cut], dedupe=True)
-                return True
-            except Exception as again:
-                if not refused_for_data(again):
-                    return await self._write([cut], dedupe=True)  # an outage: kept, retried
-                exc = again
-        if not await set_aside(self.wal.directory, self.wal.owner, batch[0], exc):
-            return False
-        self.refused += 1
+        """A batch refused for its data (spend_refused): the rest is written, the refused
+        records set aside — once the database took another record of the batch: one that
+        refuses them all (a trigger, a read-only role) is down, not offended by a record."""
+        apart = await write_apart(self.writer, batch, exc)
+        self.written += apart.written
+        if apart.outage is not None or (apart.refused and not apart.written):
+            self._uncertain = True  # parts may have landed
+            return self._failed(apart.outage or apart.refused[0][1])
+        for record, why in apart.refused:
+            if not await set_aside(self.wal.directory, self.wal.owner, record, why):
+                self._uncertain = True
+                return False
+            self.refused += 1
         return True
+
+    def _failed(self, exc: Exception) -> bool:
+        if not self._db_failing:
+            log.warning(
+                "spend log: database write failed (%s); records kept, retrying",
+                type(exc).__name__,
+            )
+        self._db_failing = self._uncertain = True
+        return False
 
     def _evict(self) -> None:
         """Past ``max_buffer``, let go of the records the WAL holds; read back later."""
