@@ -22,7 +22,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from random import getrandbits
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.context import _RUNTIME_CONTEXT, Context
@@ -42,6 +42,7 @@ from opentelemetry.util.types import Attributes, AttributeValue
 from chatgate.telemetry.sampling import Sampler
 
 __all__ = [
+    "Facts",
     "LeanSpan",
     "LeanTracer",
     "LeanTracerProvider",
@@ -63,6 +64,16 @@ _new_tuple = tuple.__new__
 _get_context = _RUNTIME_CONTEXT.get_current
 
 Scope = tuple[str, str]  # instrumentation scope: (name, version)
+
+
+class Facts(Protocol):
+    """What one of our spans knows, as references to objects that no longer change (the
+    deployment, the request, the answer): turned into its attributes by the export thread
+    (telemetry/records.py), not on the request path."""
+
+    def encode(self) -> bytes:
+        """The span's attributes as OTLP ``Span.attributes`` fields."""
+        ...
 
 
 class SpanQueue:
@@ -107,6 +118,7 @@ class LeanSpan(trace.Span):
         "context",
         "end_ns",
         "events",
+        "facts",
         "kind",
         "links",
         "name",
@@ -140,6 +152,7 @@ class LeanSpan(trace.Span):
         # (name, unix ns, attributes); (span context, attributes): rare, so None until used
         self.events: list[tuple[str, int, Attributes]] | None = None
         self.links: list[tuple[SpanContext, Attributes]] | None = None
+        self.facts: Facts | None = None
 
     def end(self, end_time: int | None = None) -> None:
         if self.end_ns:

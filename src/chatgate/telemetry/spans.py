@@ -24,7 +24,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 
 from chatgate.telemetry import content, metrics, semconv
-from chatgate.telemetry.recorder import context_with, current_span
+from chatgate.telemetry.recorder import LeanSpan, context_with, current_span
+from chatgate.telemetry.records import AttemptFacts, RouteFacts
 from chatgate.types import ChatResponse
 
 if TYPE_CHECKING:
@@ -126,27 +127,24 @@ class _Marked:
         _attempt.reset(self._token)
 
 
-def _start(name: str, attrs: Callable[[], semconv.Attributes]) -> Span:
-    if _off():
-        return trace.INVALID_SPAN
-    span = tracer().start_span(name, kind=SpanKind.CLIENT)
-    if span.is_recording():
-        values = attrs()
-        routed = _attempt.get()
-        if routed is not None:
-            values[semconv.DEPLOYMENT_ID] = routed[0]
-            values[semconv.MODEL_GROUP] = routed[1]
-            values[semconv.ATTEMPT] = routed[2]
-        span.set_attributes(values)
-    return span
+def _routed(values: semconv.Attributes) -> semconv.Attributes:
+    """An attempt's attributes, with which attempt of which deployment it is when routed."""
+    routed = _attempt.get()
+    if routed is not None:
+        values[semconv.DEPLOYMENT_ID] = routed[0]
+        values[semconv.MODEL_GROUP] = routed[1]
+        values[semconv.ATTEMPT] = routed[2]
+    return values
 
 
 def start_chat(request: ChatRequest, deployment: Deployment) -> Span:
     if _off():  # before the span's name and attributes are built
         return trace.INVALID_SPAN
-    span = _start(
-        f"chat {request.model}", lambda: semconv.chat_request_attributes(request, deployment)
-    )
+    span = tracer().start_span(f"chat {request.model}", kind=SpanKind.CLIENT)
+    if type(span) is LeanSpan:  # facts only: the export thread makes the attributes
+        span.facts = AttemptFacts(request, deployment, _attempt.get())
+    elif span.is_recording():
+        span.set_attributes(_routed(semconv.chat_request_attributes(request, deployment)))
     if _capture and span.is_recording():
         span.set_attribute(
             semconv.INPUT_MESSAGES, content.input_messages(request.messages, deployment)
@@ -157,10 +155,10 @@ def start_chat(request: ChatRequest, deployment: Deployment) -> Span:
 def start_embeddings(request: EmbeddingRequest, deployment: Deployment) -> Span:
     if _off():
         return trace.INVALID_SPAN
-    return _start(
-        f"embeddings {request.model}",
-        lambda: semconv.embedding_request_attributes(request, deployment),
-    )
+    span = tracer().start_span(f"embeddings {request.model}", kind=SpanKind.CLIENT)
+    if span.is_recording():
+        span.set_attributes(_routed(semconv.embedding_request_attributes(request, deployment)))
+    return span
 
 
 def inject(span: Span, headers: MutableMapping[str, str]) -> None:
@@ -190,7 +188,18 @@ def end_attempt(
     if span is trace.INVALID_SPAN:  # nobody collects spans; metrics may still be recorded
         metrics.record_attempt(deployment, operation, started, response, error)
         return
-    if span.is_recording():
+    facts = span.facts if type(span) is LeanSpan else None
+    if type(facts) is AttemptFacts:
+        if isinstance(response, ChatResponse):
+            facts.answered(response)
+            if _capture:
+                span.set_attribute(
+                    semconv.OUTPUT_MESSAGES, content.output_messages(response, deployment)
+                )
+        if cancelled:
+            span.set_attribute("chatgate.stream.cancelled", True)
+        _fail(span, error)
+    elif span.is_recording():
         if isinstance(response, ChatResponse):
             span.set_attributes(semconv.chat_response_attributes(response))
             if _capture:
@@ -243,7 +252,9 @@ def start_route(model_name: str) -> Span:
     if _off():
         return trace.INVALID_SPAN
     span = tracer().start_span(f"chatgate.route {model_name}", kind=SpanKind.INTERNAL)
-    if span.is_recording():
+    if type(span) is LeanSpan:
+        span.facts = RouteFacts(model_name)
+    elif span.is_recording():
         span.set_attribute(semconv.MODEL_GROUP, model_name)
     return span
 
@@ -268,9 +279,12 @@ def served_by(group: str, requested: str) -> None:
     if _off():
         return
     span = current_span()
-    if span.is_recording():
+    facts = span.facts if type(span) is LeanSpan else None
+    if type(facts) is RouteFacts:
+        facts.served = group
+    elif span.is_recording():
         span.set_attributes(
-            {semconv.FALLBACK_TAKEN: group != requested, "chatgate.served_group": group}
+            {semconv.FALLBACK_TAKEN: group != requested, semconv.SERVED_GROUP: group}
         )
 
 
