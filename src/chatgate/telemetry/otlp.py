@@ -183,16 +183,19 @@ def _head(name: str, kind: SpanKind) -> bytes:
 
 
 def _span(span: LeanSpan) -> bytes:
-    context = span.context
-    trace_id = context.trace_id.to_bytes(16, "big")
-    parts = [_SPAN_TRACE_ID + trace_id + _SPAN_SPAN_ID + context.span_id.to_bytes(8, "big")]
-    flags = context.trace_flags | _FLAG_HAS_IS_REMOTE
-    if context.trace_state:
-        parts.append(_string(_SPAN_TRACE_STATE, context.trace_state.to_header()))
+    # A SpanContext is a tuple (trace id, span id, is remote, flags, trace state, valid):
+    # unpacked, not read through its properties (Python functions).
+    trace_id, span_id, _, trace_flags, state, _ = span.context
+    parts = [
+        _SPAN_TRACE_ID + trace_id.to_bytes(16, "big") + _SPAN_SPAN_ID + span_id.to_bytes(8, "big")
+    ]
+    flags: int = trace_flags | _FLAG_HAS_IS_REMOTE
+    if state:
+        parts.append(_string(_SPAN_TRACE_STATE, state.to_header()))
     parent = span.parent
     if parent is not None:
-        parts.append(_SPAN_PARENT + parent.span_id.to_bytes(8, "big"))
-        if parent.is_remote:
+        parts.append(_SPAN_PARENT + parent[1].to_bytes(8, "big"))
+        if parent[2]:
             flags |= _FLAG_IS_REMOTE
     parts += (
         _heads.get((span.name, span.kind)) or _head(span.name, span.kind),

@@ -21,10 +21,20 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    TracerProvider,
+)
 
 from chatgate.telemetry import content, metrics, semconv
-from chatgate.telemetry.recorder import LeanSpan, context_with, current_span
+from chatgate.telemetry.propagation import inject_span
+from chatgate.telemetry.recorder import LeanSpan, attach, context_with, current_span, detach
 from chatgate.telemetry.records import AttemptFacts, RouteFacts
 from chatgate.types import ChatResponse
 
@@ -47,6 +57,7 @@ __all__ = [
     "start_embeddings",
     "start_route",
     "step",
+    "step_under",
     "tracer",
 ]
 
@@ -171,7 +182,7 @@ def inject(span: Span, headers: MutableMapping[str, str]) -> None:
         if current_span().get_span_context().is_valid:
             propagate.inject(headers)
     elif span.get_span_context().is_valid:
-        propagate.inject(headers, context=context_with(span))
+        inject_span(span, headers)
 
 
 def end_attempt(
@@ -263,6 +274,8 @@ def current(span: Span) -> contextlib.AbstractContextManager[Any]:
     """Make ``span`` the parent of what starts inside; ending it stays the caller's."""
     if span is trace.INVALID_SPAN:
         return _NULL
+    if type(span) is NonRecordingSpan and span is current_span():
+        return _NULL  # a step of a trace not recorded: its span is already current
     return _Current(span)
 
 
@@ -296,6 +309,12 @@ def step(name: str, **attrs: str | int | float | bool) -> contextlib.AbstractCon
     return _Step(tracer().start_span(name, attributes=attrs))
 
 
+def step_under(name: str, parent: SpanContext) -> contextlib.AbstractContextManager[Any]:
+    """A step done after its request is over (the spend-log write), as a child of the
+    request's span, whose context was kept."""
+    return _Step(tracer().start_span(name, context=context_with(NonRecordingSpan(parent))))
+
+
 # --- the sampled path: the context switches of a recorded span ---------------------------------
 # What ``trace.use_span(span, end_on_exit=False, record_exception=False,
 # set_status_on_exception=False)`` does, attach and detach, without its generator and exception
@@ -309,11 +328,11 @@ class _Current:
         self._span = span
 
     def __enter__(self) -> Span:
-        self._token = otel_context.attach(context_with(self._span))
+        self._token = attach(context_with(self._span))
         return self._span
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
-        otel_context.detach(self._token)
+        detach(self._token)
 
 
 class _Step(_Current):
@@ -322,7 +341,7 @@ class _Step(_Current):
     __slots__ = ()
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
-        otel_context.detach(self._token)
+        detach(self._token)
         if error is not None:
             _fail(self._span, error)
         self._span.end()
