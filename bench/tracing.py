@@ -139,7 +139,7 @@ def instructions(args: argparse.Namespace) -> None:
                         [*cmd, "--port", str(port)], env=env, stdout=log, stderr=log
                     )
                     try:
-                        asyncio.run(_load(port, 300, 8, body))
+                        asyncio.run(_load(port, args.warmup, 8, body))
                         time.sleep(2)
                         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True)
                         asyncio.run(_load(port, args.requests, 8, body))
@@ -175,6 +175,7 @@ def main() -> None:
     parser.add_argument(
         "--modes", default="off,on", help="--instructions: which gateways to count (off,on)"
     )
+    parser.add_argument("--warmup", type=int, default=300, help="--instructions: requests first")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)

@@ -4,12 +4,14 @@ The SDK records a span in about 44 us (attribute validation and copies, span lim
 per span, processor fan-out, a ReadableSpan copy at the end); a gateway request makes about
 seven, which is what made tracing cost ~500 us per request. Here a span is one slotted object:
 attributes go into a plain dict (checked when the exporter encodes them, not on the request
-path), and ending it appends it to a bounded queue (``SpanQueue``) that a background thread
+path), and chatgate's own spans carry ``Facts`` instead (telemetry/records.py); ending a
+span appends it to a bounded queue (``SpanQueue``) that a background thread
 drains (telemetry/export.py). A full queue drops the span and counts it; nothing here ever
 waits.
 
 Anything written against the API (our instrumentation, a third-party instrumentation handed
-this provider) works unchanged; W3C ``traceparent`` propagation is the API's own. Sampling is
+this provider) works unchanged; W3C ``traceparent`` propagation is the API's (for its default
+propagators written the same way directly: telemetry/propagation.py). Sampling is
 ``sampling.Sampler``: a span not sampled is the API's ``NonRecordingSpan`` carrying a valid
 context, so the trace id still travels downstream with the sampled flag off.
 """

@@ -1,7 +1,9 @@
 """The spans chatgate emits, through the OpenTelemetry API only.
 
 With no SDK configured the API hands out non-recording spans: every attribute below is built
-only behind ``span.is_recording()``, so a call pays for one no-op span and nothing else. The
+only behind ``span.is_recording()``, so a call pays for one no-op span and nothing else. With
+the gateway's lean recorder, a span of ours gets its facts instead (telemetry/records.py):
+its attributes are written by the export thread. The
 application's SDK (``trace.set_tracer_provider``) is used, unless a provider was given to
 ``set_tracer_provider`` here (the gateway does, so that its exporter serves only its spans).
 
