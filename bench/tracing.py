@@ -123,7 +123,9 @@ def instructions(args: argparse.Namespace) -> None:
             tmp = Path(tmp_name)
             general = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{tmp / 's.db'}"}
             otel = {"endpoint": receiver.http_endpoint, "sample_rate": args.sample_rate}
-            for mode, settings in (("off", general), ("on", {**general, "otel": otel})):
+            wanted = args.modes.split(",")
+            every = (("off", general), ("on", {**general, "otel": otel}))
+            for mode, settings in [(m, s) for m, s in every if m in wanted]:
                 config = {"model_list": model_list(fast, fast)[:1], "general_settings": settings}
                 path, out = tmp / f"{mode}.yaml", tmp / f"{mode}.callgrind"
                 path.write_text(yaml.safe_dump(config))
@@ -137,7 +139,7 @@ def instructions(args: argparse.Namespace) -> None:
                         [*cmd, "--port", str(port)], env=env, stdout=log, stderr=log
                     )
                     try:
-                        asyncio.run(_load(port, 300, 8, body))
+                        asyncio.run(_load(port, args.warmup, 8, body))
                         time.sleep(2)
                         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True)
                         asyncio.run(_load(port, args.requests, 8, body))
@@ -156,6 +158,8 @@ def instructions(args: argparse.Namespace) -> None:
     finally:
         upstream_proc.terminate()
         upstream_proc.wait()
+    if len(counts) < 2:
+        return
     (off, off_loop), (on, on_loop) = counts["off"], counts["on"]
     print(
         f"added by tracing: {on - off:+,.0f} instructions/request, {on_loop - off_loop:+,.0f} "
@@ -168,6 +172,10 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true", help="count under callgrind")
     parser.add_argument("--src", default=str(Path(__file__).resolve().parents[1] / "src"))
     parser.add_argument("--stream", action="store_true", help="--instructions: streamed answers")
+    parser.add_argument(
+        "--modes", default="off,on", help="--instructions: which gateways to count (off,on)"
+    )
+    parser.add_argument("--warmup", type=int, default=300, help="--instructions: requests first")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)

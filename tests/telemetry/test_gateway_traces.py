@@ -288,3 +288,25 @@ async def test_the_standard_variable_turns_export_on(
         assert (await call(app, "POST", CHAT, chat()))[0] == 200
     spans = receiver.wait_for_spans(lambda s: any(x.kind == "SERVER" for x in s))
     assert {s.resource["service.name"] for s in spans} == {"edge-gateway"}
+
+
+async def test_an_unsampled_request_exports_no_span_but_its_metrics_and_passes_the_trace_on(
+    fake: FakeOpenAI, receiver: OtlpReceiver
+) -> None:
+    otel = {"endpoint": receiver.http_endpoint, "sample_rate": 0.0}
+    app = create_app(config(fake, otel, cache={"backend": "memory", "mode": "always"}))
+    async with Lifespan(app):  # the metrics are exported at shutdown
+        for _ in range(3):  # a miss, then two hits
+            assert (await call(app, "POST", CHAT, chat(), AUTH))[0] == 200
+    version, trace_id, span_id, flags = fake.last.headers["traceparent"].split("-")
+    assert (version, flags) == ("00", "00")
+    assert int(trace_id, 16)
+    assert int(span_id, 16)
+    [duration] = receiver.metric("gen_ai.client.operation.duration")
+    assert [p["count"] for p in duration.points] == [1]
+    [cache] = receiver.metric("chatgate.cache.requests")
+    assert {p["attributes"]["chatgate.cache.status"]: p["value"] for p in cache.points} == {
+        "miss": 1,
+        "hit": 2,
+    }
+    assert receiver.spans == []

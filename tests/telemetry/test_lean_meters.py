@@ -220,3 +220,36 @@ def test_attempt_metrics_keep_outcomes_apart_with_their_attributes() -> None:
         "input": ({**answered, "gen_ai.token.type": "input"}, 6),
         "output": ({**answered, "gen_ai.token.type": "output"}, 10),
     }
+
+
+def _measured(provider: LeanMeterProvider) -> int:
+    """Points recorded so far, without applying what waits (what the request path did)."""
+    every = [i for kept in provider.instruments.values() for i in kept]
+    return sum(s.count or int(s.value) for i in every for s in i.series.values())
+
+
+def test_the_request_path_leaves_its_measurements_to_the_export_thread_within_a_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider = LeanMeterProvider()
+    metrics.set_meter_provider(provider)
+    monkeypatch.setattr(metrics, "_MAX_LATER", 3)
+    try:
+        deployment = Deployment("openai", "gpt-4o-mini", "http://127.0.0.1:9/v1")
+        metrics.record_attempt(deployment, "chat", time.perf_counter(), error=TimeoutError())
+        metrics.record_cache("hit", "smart")
+        assert len(provider.later) == 2
+        assert _measured(provider) == 0  # nothing measured on the request path
+        provider.apply_later()
+        assert len(provider.later) == 0
+        assert _measured(provider) == 2
+        for _ in range(5):  # the export thread is held up: past the bound, measured at once
+            metrics.record_cache("hit", "smart")
+        assert len(provider.later) == 3
+        assert _measured(provider) == 4
+        got = export(provider)  # a collection applies what waits first
+    finally:
+        metrics.set_meter_provider(None)
+    [point] = got["chatgate.cache.requests"][1].sum.data_points
+    assert point.as_int == 6
+    assert len(provider.later) == 0

@@ -185,12 +185,11 @@ async def test_a_routed_call_is_a_route_span_over_its_attempts_with_the_retry_vi
     assert route.attributes["chatgate.fallback_taken"] is False
 
 
-async def test_a_fallback_is_visible_on_the_route_span(
-    fake: FakeOpenAI, spans: InMemorySpanExporter
-) -> None:
+def failing_over(fake: FakeOpenAI) -> chatgate.Router:
+    """A router whose group "smart" fails (the fake's next answer is a 500) over to "cheap"."""
     fake.script(Reply(status=500, json=error_json("boom", "server_error")))
     params = {"api_base": fake.base_url, "api_key": "k"}
-    router = chatgate.Router(
+    return chatgate.Router(
         model_list=[
             {"model_name": "smart", "params": {"model": "openai/gpt-4o", **params}},
             {"model_name": "cheap", "params": {"model": "openai/gpt-4o-mini", **params}},
@@ -199,7 +198,12 @@ async def test_a_fallback_is_visible_on_the_route_span(
         fallbacks=[{"smart": ["cheap"]}],
         sleep=_no_sleep,
     )
-    await router.acompletion("smart", MSGS)
+
+
+async def test_a_fallback_is_visible_on_the_route_span(
+    fake: FakeOpenAI, spans: InMemorySpanExporter
+) -> None:
+    await failing_over(fake).acompletion("smart", MSGS)
     route = next(s for s in spans.get_finished_spans() if s.name.startswith("chatgate.route"))
     assert route.attributes is not None
     assert route.attributes["chatgate.fallback_taken"] is True

@@ -11,17 +11,18 @@ through here at all.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import propagate
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 from chatgate.server.asgi import Receive, Scope, Send
 from chatgate.server.context import RequestContext
 from chatgate.telemetry import metrics, semconv, spans
-from chatgate.telemetry.recorder import current_span
+from chatgate.telemetry.recorder import LeanSpan, LeanTracer, current_span
+from chatgate.telemetry.records import ServerFacts, Static, context_attributes
 
 __all__ = ["TracingMiddleware", "annotate", "spend_span"]
 
@@ -49,8 +50,8 @@ class TracingMiddleware:
         self._route_of = route_of
         self._untraced = untraced
         # (method, path) -> the span's name and its request attributes, for the routes the
-        # gateway serves (a bounded set): built once, not per request.
-        self._named: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+        # gateway serves (a bounded set): built once (and encoded once), not per request.
+        self._named: dict[tuple[str, str, str], tuple[str, Static]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self._untraced:
@@ -59,10 +60,18 @@ class TracingMiddleware:
         carrier = _carrier(scope)
         # No trace headers: nothing for the propagators to find, and a new trace all the same.
         parent = propagate.extract(carrier) if carrier else Context()
-        name, attrs = self._name_of(scope["method"], scope["path"], scope.get("scheme", "http"))
-        span = spans.tracer().start_span(
-            name, context=parent, kind=SpanKind.SERVER, attributes=attrs
-        )
+        name, static = self._name_of(scope["method"], scope["path"], scope.get("scheme", "http"))
+        tracer = spans.tracer()
+        if type(tracer) is LeanTracer:  # the span records facts, encoded by the export thread
+            span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
+            facts = None
+            if type(span) is LeanSpan:
+                facts = span.facts = ServerFacts(static)
+        else:  # an SDK's sampler may look at the attributes
+            span = tracer.start_span(
+                name, context=parent, kind=SpanKind.SERVER, attributes=static.attributes
+            )
+            facts = None
         status = 0
 
         # A plain function handing back send's awaitable: no coroutine of its own per message
@@ -82,13 +91,16 @@ class TracingMiddleware:
                 raise
             finally:
                 if status:
-                    span.set_attribute("http.response.status_code", status)
+                    if facts is not None:
+                        facts.status = status
+                    else:
+                        span.set_attribute("http.response.status_code", status)
                     if status >= 500:  # a server span's 4xx is the client's error, not ours
                         span.set_attribute(semconv.ERROR_TYPE, str(status))
                         span.set_status(Status(StatusCode.ERROR))
                 span.end()
 
-    def _name_of(self, method: str, path: str, scheme: str) -> tuple[str, dict[str, Any]]:
+    def _name_of(self, method: str, path: str, scheme: str) -> tuple[str, Static]:
         key = (method, path, scheme)
         found = self._named.get(key)
         if found is not None:
@@ -100,11 +112,12 @@ class TracingMiddleware:
             "url.scheme": scheme,
         }
         if route is None:  # a path we do not serve: not kept, there is no end to them
-            return method, attrs
+            return method, Static(attrs)
         attrs["http.route"] = route
+        named = (f"{method} {route}", Static(attrs))
         if len(self._named) < _MAX_NAMED:  # path parameters make routes many paths
-            self._named[key] = (f"{method} {route}", attrs)
-        return f"{method} {route}", attrs
+            self._named[key] = named
+        return named
 
 
 _MAX_NAMED = 4096
@@ -119,27 +132,25 @@ def annotate(ctx: RequestContext) -> None:
     if not span.is_recording():
         return
     ctx.span_context = span.get_span_context()
-    attrs: dict[str, Any] = {"chatgate.request_id": ctx.request_id}
-    for key, value in (
-        ("chatgate.key.id", ctx.key_id),  # the id, never the secret
-        ("chatgate.user.id", ctx.user_id),
-        ("chatgate.team.id", ctx.team_id),
-        ("chatgate.model", ctx.requested_model),
-        ("chatgate.deployment", ctx.deployment),
-        (semconv.CACHE_STATUS, ctx.cache_status),
-        ("chatgate.error", ctx.error_class),
-    ):
-        if value is not None:
-            attrs[key] = value
-    if ctx.tags:
-        attrs["chatgate.tags"] = list(ctx.tags)
-    if ctx.cost is not None:
-        attrs[semconv.COST_USD] = float(ctx.cost)
-    if ctx.attempts:
-        attrs["chatgate.attempts"] = ctx.attempts
-    if ctx.fallback is not None:
-        attrs[semconv.FALLBACK_TAKEN] = ctx.fallback
-    span.set_attributes(attrs)
+    values = (
+        ctx.request_id,
+        ctx.key_id,
+        ctx.user_id,
+        ctx.team_id,
+        ctx.requested_model,
+        ctx.deployment,
+        ctx.cache_status,
+        ctx.error_class,
+        ctx.tags,
+        ctx.cost,
+        ctx.attempts,
+        ctx.fallback,
+    )
+    facts = span.facts if type(span) is LeanSpan else None
+    if type(facts) is ServerFacts:  # the values as they are now, encoded by the export thread
+        facts.request = values
+    else:
+        span.set_attributes(context_attributes(values))
 
 
 def spend_span(ctx: RequestContext) -> contextlib.AbstractContextManager[Any]:
@@ -148,24 +159,7 @@ def spend_span(ctx: RequestContext) -> contextlib.AbstractContextManager[Any]:
     parent = ctx.span_context
     if not isinstance(parent, SpanContext):
         return _UNTRACED
-    context = trace.set_span_in_context(NonRecordingSpan(parent))
-    return _spend_write(context)
-
-
-@contextlib.contextmanager
-def _spend_write(context: Context) -> Iterator[None]:
-    # start_span and spans.current rather than start_as_current_span: half the CPU (its
-    # generator and exception event), and a failure is marked as every step's is: its class.
-    span = spans.tracer().start_span("chatgate.spend.write", context=context)
-    error: BaseException | None = None
-    with spans.current(span):
-        try:
-            yield
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            spans.end(span, error)
+    return spans.step_under("chatgate.spend.write", parent)
 
 
 _UNTRACED = contextlib.nullcontext()

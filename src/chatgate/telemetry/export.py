@@ -4,7 +4,8 @@ Spans: the thread takes ended spans off the SpanQueue in batches, encodes them
 (telemetry/otlp.py) and POSTs them (telemetry/otlp_http.py). It wakes on its schedule, or as
 soon as a whole batch is waiting. A batch the collector refused, or could not take within the
 timeout, is dropped and counted (``on_drop``); the next batch tries again. Metrics: every
-interval, and once more at shutdown, the meters' series are encoded and POSTed. The request
+interval, and once more at shutdown, the meters' series are encoded and POSTed; every second,
+the measurements the request path left for later are applied (telemetry/metrics.py). The request
 path never waits on any of it.
 """
 
@@ -21,6 +22,8 @@ from chatgate.telemetry.otlp_http import HttpTarget, Poster
 from chatgate.telemetry.recorder import SpanQueue
 
 __all__ = ["Exporter", "HttpTarget", "MetricExporter"]
+
+_APPLY_S = 1.0
 
 
 class Exporter:
@@ -104,8 +107,14 @@ class MetricExporter:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self.export()
+        # The measurements the request path left are applied every second, whatever the
+        # interval: what waits is small (a tuple each), and stays so.
+        due = time.monotonic() + self._interval_s
+        while not self._stop.wait(min(self._interval_s, _APPLY_S)):
+            self._provider.apply_later()
+            if time.monotonic() >= due:
+                due += self._interval_s
+                self.export()
         self.export()
         self._poster.close()
 

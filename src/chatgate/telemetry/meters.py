@@ -18,6 +18,7 @@ import bisect
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, CallbackT, Observation
 from opentelemetry.util.types import Attributes
 
-__all__ = ["FrozenAttributes", "Instrument", "LeanMeter", "LeanMeterProvider", "Series"]
+__all__ = ["FrozenAttributes", "Instrument", "Later", "LeanMeter", "LeanMeterProvider", "Series"]
 
 log = logging.getLogger("chatgate.telemetry")
 
@@ -275,11 +276,20 @@ class LeanMeter(metrics.Meter):
         )
 
 
+Later = deque[tuple[Callable[..., None], tuple[Any, ...]]]
+
+
 class LeanMeterProvider(metrics.MeterProvider):
-    """Its instruments, by meter (instrumentation scope) name, for the exporter to collect."""
+    """Its instruments, by meter (instrumentation scope) name, for the exporter to collect.
+
+    ``later``: measurements the request path left for the export thread, each a function and
+    its arguments (chatgate's own, telemetry/metrics.py: the facts of an attempt, not its
+    attribute sets); applied in order before every collection (``apply_later``)."""
 
     def __init__(self) -> None:
         self.start_ns = time.time_ns()
+        self.later: Later = deque()
+        self._applying = threading.Lock()
         self.instruments: dict[str, list[Instrument]] = {}
         self._meters: dict[tuple[str, str], LeanMeter] = {}
         self._lock = threading.Lock()
@@ -302,7 +312,15 @@ class LeanMeterProvider(metrics.MeterProvider):
         with self._lock:
             self.instruments.setdefault(scope, []).append(instrument)
 
+    def apply_later(self) -> None:
+        with self._applying:
+            take = self.later.popleft
+            for _ in range(len(self.later)):
+                apply, args = take()
+                apply(*args)
+
     def snapshot(self) -> list[tuple[str, Instrument, list[Series]]]:
+        self.apply_later()
         with self._lock:
             every = [(scope, i) for scope, kept in self.instruments.items() for i in kept]
         return [(scope, i, i.collect()) for scope, i in every]

@@ -21,7 +21,7 @@ from opentelemetry.metrics import _Gauge as Gauge  # the synchronous gauge, expo
 from opentelemetry.metrics import _internal as otel_metrics_internal
 
 from chatgate.telemetry import semconv
-from chatgate.telemetry.meters import FrozenAttributes
+from chatgate.telemetry.meters import FrozenAttributes, Later, LeanMeterProvider
 
 if TYPE_CHECKING:
     from chatgate.providers.base import Deployment
@@ -80,12 +80,18 @@ class _Instruments:
 _PROVIDER_FROM_ENV = "OTEL_PYTHON_METER_PROVIDER" in os.environ
 _provider: MeterProvider | None = None
 _instruments: _Instruments | None = None
+# The lean provider's: an attempt's and a cache lookup's measurements are left there for its
+# export thread (a tuple of references on the request path). Past _MAX_LATER waiting (an
+# export thread held up by its collector) they are made on the spot, as with any other SDK.
+_later: Later | None = None
+_MAX_LATER = 8192
 
 
 def set_meter_provider(provider: MeterProvider | None) -> None:
     """Use ``provider`` for chatgate's metrics (None: the application's global one)."""
-    global _provider, _instruments
+    global _provider, _instruments, _later
     _provider, _instruments = provider, None
+    _later = provider.later if isinstance(provider, LeanMeterProvider) else None
 
 
 def enabled() -> bool:
@@ -155,6 +161,24 @@ def record_attempt(
     instruments = _get()
     if instruments is None:
         return
+    seconds = time.perf_counter() - started
+    later = _later
+    if later is not None and len(later) < _MAX_LATER:
+        later.append(
+            (_measure_attempt, (instruments, deployment, operation, seconds, response, error))
+        )
+        return
+    _measure_attempt(instruments, deployment, operation, seconds, response, error)
+
+
+def _measure_attempt(
+    instruments: _Instruments,
+    deployment: Deployment,
+    operation: str,
+    seconds: float,
+    response: Any,
+    error: BaseException | None,
+) -> None:
     attrs, input_attrs, output_attrs = _attempt_attributes(
         operation,
         deployment.provider,
@@ -162,7 +186,7 @@ def record_attempt(
         type(error).__name__ if error is not None else None,
         response.model if error is None and response is not None else None,
     )
-    instruments.duration.record(time.perf_counter() - started, attrs)
+    instruments.duration.record(seconds, attrs)
     usage = getattr(response, "usage", None)
     if usage is not None:
         instruments.tokens.record(usage.prompt_tokens, input_attrs)
@@ -178,6 +202,14 @@ def record_cache(status: str, model: str) -> None:
     instruments = _get()
     if instruments is None:
         return
+    later = _later
+    if later is not None and len(later) < _MAX_LATER:
+        later.append((_count_cache, (instruments, status, model)))
+        return
+    _count_cache(instruments, status, model)
+
+
+def _count_cache(instruments: _Instruments, status: str, model: str) -> None:
     attrs = _cache_sets.get((status, model))
     if attrs is None:
         if len(_cache_sets) >= _MAX_SETS:

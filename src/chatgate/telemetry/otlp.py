@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanContext, SpanKind
 
 from chatgate.telemetry.recorder import LeanSpan, Scope
 
-__all__ = ["encode_attributes", "encode_request", "encode_resource"]
+__all__ = ["attribute", "attribute_once", "encode_attributes", "encode_request", "encode_resource"]
 
 # Tags: (field number << 3) | wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32).
 _SPAN_TRACE_ID = b"\x0a\x10"  # 1: bytes, always 16 long
@@ -134,6 +134,33 @@ def encode_attributes(attributes: Mapping[str, Any], tag: int) -> bytes:
     return b"".join(out)
 
 
+_SPAN_ATTRIBUTE_HEAD = _VARINTS[_SPAN_ATTRIBUTE]
+
+
+def attribute(key: str, value: Any) -> bytes:
+    """One span attribute (a KeyValue in Span field 9), from the same cache as
+    ``encode_attributes``: what a span record's encoder writes pair by pair."""
+    kind = type(value)
+    if kind in _CACHED_TYPES and (kind is not str or len(value) <= _CACHEABLE_LEN):
+        cache = _fields.get(_SPAN_ATTRIBUTE)
+        if cache is None:
+            cache = _fields[_SPAN_ATTRIBUTE] = {}
+        item = ((key, value), kind)
+        done = cache.get(item)
+        if done is None:
+            if len(cache) >= _MAX_CACHED:
+                cache.clear()
+            done = cache[item] = _key_value(_SPAN_ATTRIBUTE_HEAD, key, value)
+        return done
+    return _key_value(_SPAN_ATTRIBUTE_HEAD, key, value)
+
+
+def attribute_once(key: str, value: Any) -> bytes:
+    """``attribute`` for a value that does not repeat (a request's id): not cached, so it
+    does not push out the values that do."""
+    return _key_value(_SPAN_ATTRIBUTE_HEAD, key, value)
+
+
 def encode_resource(attributes: Mapping[str, Any]) -> bytes:
     """ResourceSpans.resource (field 1), encoded once per exporter."""
     return _field(0x0A, encode_attributes(attributes, 0x0A))
@@ -156,22 +183,28 @@ def _head(name: str, kind: SpanKind) -> bytes:
 
 
 def _span(span: LeanSpan) -> bytes:
-    context = span.context
-    trace_id = context.trace_id.to_bytes(16, "big")
-    parts = [_SPAN_TRACE_ID + trace_id + _SPAN_SPAN_ID + context.span_id.to_bytes(8, "big")]
-    flags = context.trace_flags | _FLAG_HAS_IS_REMOTE
-    if context.trace_state:
-        parts.append(_string(_SPAN_TRACE_STATE, context.trace_state.to_header()))
+    # A SpanContext is a tuple (trace id, span id, is remote, flags, trace state, valid):
+    # unpacked, not read through its properties (Python functions).
+    trace_id, span_id, _, trace_flags, state, _ = span.context
+    parts = [
+        _SPAN_TRACE_ID + trace_id.to_bytes(16, "big") + _SPAN_SPAN_ID + span_id.to_bytes(8, "big")
+    ]
+    flags: int = trace_flags | _FLAG_HAS_IS_REMOTE
+    if state:
+        parts.append(_string(_SPAN_TRACE_STATE, state.to_header()))
     parent = span.parent
     if parent is not None:
-        parts.append(_SPAN_PARENT + parent.span_id.to_bytes(8, "big"))
-        if parent.is_remote:
+        parts.append(_SPAN_PARENT + parent[1].to_bytes(8, "big"))
+        if parent[2]:
             flags |= _FLAG_IS_REMOTE
     parts += (
         _heads.get((span.name, span.kind)) or _head(span.name, span.kind),
         _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
-        encode_attributes(span.attributes, _SPAN_ATTRIBUTE),
     )
+    if span.facts is not None:  # first: what was set through the API comes after, and wins
+        parts.append(span.facts.encode())
+    if span.attributes:
+        parts.append(encode_attributes(span.attributes, _SPAN_ATTRIBUTE))
     if span.events:
         parts += (_field(_SPAN_EVENT, _event(*event)) for event in span.events)
     if span.links:

@@ -4,12 +4,14 @@ The SDK records a span in about 44 us (attribute validation and copies, span lim
 per span, processor fan-out, a ReadableSpan copy at the end); a gateway request makes about
 seven, which is what made tracing cost ~500 us per request. Here a span is one slotted object:
 attributes go into a plain dict (checked when the exporter encodes them, not on the request
-path), and ending it appends it to a bounded queue (``SpanQueue``) that a background thread
+path), and chatgate's own spans carry ``Facts`` instead (telemetry/records.py); ending a
+span appends it to a bounded queue (``SpanQueue``) that a background thread
 drains (telemetry/export.py). A full queue drops the span and counts it; nothing here ever
 waits.
 
 Anything written against the API (our instrumentation, a third-party instrumentation handed
-this provider) works unchanged; W3C ``traceparent`` propagation is the API's own. Sampling is
+this provider) works unchanged; W3C ``traceparent`` propagation is the API's (for its default
+propagators written the same way directly: telemetry/propagation.py). Sampling is
 ``sampling.Sampler``: a span not sampled is the API's ``NonRecordingSpan`` carrying a valid
 context, so the trace id still travels downstream with the sampled flag off.
 """
@@ -21,11 +23,14 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import Token
 from random import getrandbits
-from typing import Any
+from typing import Any, Protocol
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import _RUNTIME_CONTEXT, Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -42,13 +47,17 @@ from opentelemetry.util.types import Attributes, AttributeValue
 from chatgate.telemetry.sampling import Sampler
 
 __all__ = [
+    "Facts",
     "LeanSpan",
     "LeanTracer",
     "LeanTracerProvider",
     "Scope",
     "SpanQueue",
+    "attach",
     "context_with",
     "current_span",
+    "detach",
+    "get_context",
 ]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -58,11 +67,40 @@ _get_current_span = trace.get_current_span
 _time_ns = time.time_ns
 _LOW_64 = (1 << 64) - 1
 _new_tuple = tuple.__new__
-# What ``opentelemetry.context.get_current`` calls, without its frame: set once when the API
-# is imported (OTEL_PYTHON_CONTEXT), never replaced.
-_get_context = _RUNTIME_CONTEXT.get_current
+# ``opentelemetry.context.get_current`` / ``attach`` / ``detach``, without their two Python
+# frames each: the runtime context is chosen once when the API is imported
+# (OTEL_PYTHON_CONTEXT), never replaced; the default one is a ContextVar, used here directly.
+if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext:
+    _context_var = _RUNTIME_CONTEXT._current_context
+    get_context: Callable[[], Context] = _context_var.get
+    attach: Callable[[Context], Token[Context]] = _context_var.set
+    _reset: Callable[[Token[Context]], None] = _context_var.reset
+else:
+    get_context, attach, _reset = (
+        _RUNTIME_CONTEXT.get_current,
+        otel_context.attach,
+        otel_context.detach,
+    )
+
+
+def detach(token: Token[Context]) -> None:
+    try:
+        _reset(token)
+    except (ValueError, RuntimeError):  # a token of another context, or used: the API says why
+        otel_context.detach(token)
+
 
 Scope = tuple[str, str]  # instrumentation scope: (name, version)
+
+
+class Facts(Protocol):
+    """What one of our spans knows, as references to objects that no longer change (the
+    deployment, the request, the answer): turned into its attributes by the export thread
+    (telemetry/records.py), not on the request path."""
+
+    def encode(self) -> bytes:
+        """The span's attributes as OTLP ``Span.attributes`` fields."""
+        ...
 
 
 class SpanQueue:
@@ -107,6 +145,7 @@ class LeanSpan(trace.Span):
         "context",
         "end_ns",
         "events",
+        "facts",
         "kind",
         "links",
         "name",
@@ -140,6 +179,7 @@ class LeanSpan(trace.Span):
         # (name, unix ns, attributes); (span context, attributes): rare, so None until used
         self.events: list[tuple[str, int, Attributes]] | None = None
         self.links: list[tuple[SpanContext, Attributes]] | None = None
+        self.facts: Facts | None = None
 
     def end(self, end_time: int | None = None) -> None:
         if self.end_ns:
@@ -216,7 +256,6 @@ class LeanSpan(trace.Span):
 class LeanTracer(trace.Tracer):
     def __init__(self, scope: Scope, sampler: Sampler, queue: SpanQueue) -> None:
         self._scope = scope
-        self._sampler = sampler
         self._bound = sampler.bound
         self._follows_parent = sampler.parent_based
         self._queue = queue
@@ -234,17 +273,23 @@ class LeanTracer(trace.Tracer):
     ) -> trace.Span:
         parent_span = current_span(context)
         parent: SpanContext | None = parent_span.get_span_context()
-        if parent is not None and parent.is_valid:
-            trace_id, state = parent.trace_id, parent.trace_state
-            sampled = self._sampler.sampled(trace_id, parent, self._bound)
-            if not sampled and self._follows_parent and not parent.is_remote:
-                # Inside a trace this process chose not to record: nothing of its spans is
-                # recorded nor told apart, so the parent's own non-recording span stands for
-                # its children (what goes downstream is the same trace, flag off).
-                return parent_span
+        # A SpanContext is a tuple: (trace id, span id, is remote, flags, trace state, valid);
+        # its properties are Python functions, read here several times a span.
+        if parent is not None and parent[5]:
+            trace_id, state = parent[0], parent[4]
+            if self._follows_parent:  # Sampler.sampled's rules, inline
+                sampled = bool(parent[3] & 1)
+                if not sampled and not parent[2]:
+                    # Inside a trace this process chose not to record: nothing of its spans
+                    # is recorded nor told apart, so the parent's own non-recording span
+                    # stands for its children (what goes downstream is the same trace, flag
+                    # off).
+                    return parent_span
+            else:
+                sampled = (trace_id & _LOW_64) < self._bound
         else:
             parent, trace_id, state = None, _new_trace_id(), _DEFAULT_STATE
-            sampled = (trace_id & _LOW_64) < self._bound  # Sampler.sampled's root rule, inline
+            sampled = (trace_id & _LOW_64) < self._bound
         # SpanContext's fields as its constructor would set them, without its range checks:
         # both ids are valid by construction (a valid parent's trace id, or a new one; never 0).
         if not sampled:
@@ -325,15 +370,17 @@ _SPANS = frozenset({LeanSpan, NonRecordingSpan})
 def current_span(context: Context | None = None) -> trace.Span:
     """``trace.get_current_span``, without its ABC ``isinstance`` for the spans made here
     (several look-ups a request)."""
-    span = (context if context is not None else _get_context()).get(_SPAN_KEY)
+    span = (context if context is not None else get_context()).get(_SPAN_KEY)
     if type(span) in _SPANS:
         return span  # type: ignore[return-value]  # its type was just checked
+    if span is None:  # a context without a span: a new trace's (the API's answer, directly)
+        return trace.INVALID_SPAN
     return _get_current_span(context)
 
 
 def context_with(span: trace.Span) -> Context:
     """``trace.set_span_in_context(span)`` over the current context, in one step."""
-    values = dict(_get_context())
+    values = dict(get_context())
     values[_SPAN_KEY] = span
     return Context(values)
 

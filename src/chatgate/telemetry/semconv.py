@@ -31,13 +31,16 @@ __all__ = [
     "PROVIDER",
     "REQUEST_MODEL",
     "RESPONSE_MODEL",
+    "SERVED_GROUP",
     "TIME_TO_FIRST_CHUNK",
     "Attributes",
     "chat_request_attributes",
     "chat_response_attributes",
+    "deployment_attributes",
     "embedding_request_attributes",
     "embedding_response_attributes",
     "provider_name",
+    "request_parameters",
     "usage_attributes",
 ]
 
@@ -69,6 +72,7 @@ DEPLOYMENT_ID = "chatgate.deployment.id"
 ATTEMPT = "chatgate.attempt"
 MODEL_GROUP = "chatgate.model_group"
 FALLBACK_TAKEN = "chatgate.fallback_taken"
+SERVED_GROUP = "chatgate.served_group"
 CACHE_STATUS = "chatgate.cache.status"
 
 # gen_ai.provider.name's well-known values; other registry names are used as they are.
@@ -97,7 +101,7 @@ def provider_name(provider: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _static(operation: str, provider: str, api_base: str) -> Attributes:
+def deployment_attributes(operation: str, provider: str, api_base: str) -> Attributes:
     """What an attempt's attributes owe to its deployment alone: parsed once per deployment,
     not per request (urlsplit alone is a few microseconds). Shared: callers copy it."""
     attrs: Attributes = {OPERATION: operation, PROVIDER: provider_name(provider)}
@@ -111,8 +115,15 @@ def _static(operation: str, provider: str, api_base: str) -> Attributes:
 
 
 def chat_request_attributes(request: ChatRequest, deployment: Deployment) -> Attributes:
-    attrs = _static("chat", deployment.provider, deployment.api_base).copy()
+    attrs = deployment_attributes("chat", deployment.provider, deployment.api_base).copy()
     attrs[REQUEST_MODEL] = request.model
+    attrs.update(request_parameters(request))
+    return attrs
+
+
+def request_parameters(request: ChatRequest) -> Attributes:
+    """The ``gen_ai.request.*`` attributes of the parameters the request gives."""
+    attrs: Attributes = {}
     for name, key in _REQUEST_FIELDS:
         value = getattr(request, name)
         if value is not None:
@@ -168,7 +179,7 @@ def chat_response_attributes(response: ChatResponse) -> Attributes:
 
 
 def embedding_request_attributes(request: EmbeddingRequest, deployment: Deployment) -> Attributes:
-    attrs = _static("embeddings", deployment.provider, deployment.api_base).copy()
+    attrs = deployment_attributes("embeddings", deployment.provider, deployment.api_base).copy()
     attrs[REQUEST_MODEL] = request.model
     if request.encoding_format is not None:
         attrs["gen_ai.request.encoding_formats"] = [request.encoding_format]

@@ -1,7 +1,9 @@
 """The spans chatgate emits, through the OpenTelemetry API only.
 
 With no SDK configured the API hands out non-recording spans: every attribute below is built
-only behind ``span.is_recording()``, so a call pays for one no-op span and nothing else. The
+only behind ``span.is_recording()``, so a call pays for one no-op span and nothing else. With
+the gateway's lean recorder, a span of ours gets its facts instead (telemetry/records.py):
+its attributes are written by the export thread. The
 application's SDK (``trace.set_tracer_provider``) is used, unless a provider was given to
 ``set_tracer_provider`` here (the gateway does, so that its exporter serves only its spans).
 
@@ -21,10 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    TracerProvider,
+)
 
 from chatgate.telemetry import content, metrics, semconv
-from chatgate.telemetry.recorder import context_with, current_span
+from chatgate.telemetry.propagation import inject_span
+from chatgate.telemetry.recorder import LeanSpan, attach, context_with, current_span, detach
+from chatgate.telemetry.records import AttemptFacts, RouteFacts
 from chatgate.types import ChatResponse
 
 if TYPE_CHECKING:
@@ -46,6 +59,7 @@ __all__ = [
     "start_embeddings",
     "start_route",
     "step",
+    "step_under",
     "tracer",
 ]
 
@@ -126,27 +140,24 @@ class _Marked:
         _attempt.reset(self._token)
 
 
-def _start(name: str, attrs: Callable[[], semconv.Attributes]) -> Span:
-    if _off():
-        return trace.INVALID_SPAN
-    span = tracer().start_span(name, kind=SpanKind.CLIENT)
-    if span.is_recording():
-        values = attrs()
-        routed = _attempt.get()
-        if routed is not None:
-            values[semconv.DEPLOYMENT_ID] = routed[0]
-            values[semconv.MODEL_GROUP] = routed[1]
-            values[semconv.ATTEMPT] = routed[2]
-        span.set_attributes(values)
-    return span
+def _routed(values: semconv.Attributes) -> semconv.Attributes:
+    """An attempt's attributes, with which attempt of which deployment it is when routed."""
+    routed = _attempt.get()
+    if routed is not None:
+        values[semconv.DEPLOYMENT_ID] = routed[0]
+        values[semconv.MODEL_GROUP] = routed[1]
+        values[semconv.ATTEMPT] = routed[2]
+    return values
 
 
 def start_chat(request: ChatRequest, deployment: Deployment) -> Span:
     if _off():  # before the span's name and attributes are built
         return trace.INVALID_SPAN
-    span = _start(
-        f"chat {request.model}", lambda: semconv.chat_request_attributes(request, deployment)
-    )
+    span = tracer().start_span(f"chat {request.model}", kind=SpanKind.CLIENT)
+    if type(span) is LeanSpan:  # facts only: the export thread makes the attributes
+        span.facts = AttemptFacts(request, deployment, _attempt.get())
+    elif span.is_recording():
+        span.set_attributes(_routed(semconv.chat_request_attributes(request, deployment)))
     if _capture and span.is_recording():
         span.set_attribute(
             semconv.INPUT_MESSAGES, content.input_messages(request.messages, deployment)
@@ -157,10 +168,10 @@ def start_chat(request: ChatRequest, deployment: Deployment) -> Span:
 def start_embeddings(request: EmbeddingRequest, deployment: Deployment) -> Span:
     if _off():
         return trace.INVALID_SPAN
-    return _start(
-        f"embeddings {request.model}",
-        lambda: semconv.embedding_request_attributes(request, deployment),
-    )
+    span = tracer().start_span(f"embeddings {request.model}", kind=SpanKind.CLIENT)
+    if span.is_recording():
+        span.set_attributes(_routed(semconv.embedding_request_attributes(request, deployment)))
+    return span
 
 
 def inject(span: Span, headers: MutableMapping[str, str]) -> None:
@@ -173,7 +184,7 @@ def inject(span: Span, headers: MutableMapping[str, str]) -> None:
         if current_span().get_span_context().is_valid:
             propagate.inject(headers)
     elif span.get_span_context().is_valid:
-        propagate.inject(headers, context=context_with(span))
+        inject_span(span, headers)
 
 
 def end_attempt(
@@ -190,7 +201,18 @@ def end_attempt(
     if span is trace.INVALID_SPAN:  # nobody collects spans; metrics may still be recorded
         metrics.record_attempt(deployment, operation, started, response, error)
         return
-    if span.is_recording():
+    facts = span.facts if type(span) is LeanSpan else None
+    if type(facts) is AttemptFacts:
+        if isinstance(response, ChatResponse):
+            facts.answered(response)
+            if _capture:
+                span.set_attribute(
+                    semconv.OUTPUT_MESSAGES, content.output_messages(response, deployment)
+                )
+        if cancelled:
+            span.set_attribute("chatgate.stream.cancelled", True)
+        _fail(span, error)
+    elif span.is_recording():
         if isinstance(response, ChatResponse):
             span.set_attributes(semconv.chat_response_attributes(response))
             if _capture:
@@ -243,7 +265,9 @@ def start_route(model_name: str) -> Span:
     if _off():
         return trace.INVALID_SPAN
     span = tracer().start_span(f"chatgate.route {model_name}", kind=SpanKind.INTERNAL)
-    if span.is_recording():
+    if type(span) is LeanSpan:
+        span.facts = RouteFacts(model_name)
+    elif span.is_recording():
         span.set_attribute(semconv.MODEL_GROUP, model_name)
     return span
 
@@ -252,6 +276,8 @@ def current(span: Span) -> contextlib.AbstractContextManager[Any]:
     """Make ``span`` the parent of what starts inside; ending it stays the caller's."""
     if span is trace.INVALID_SPAN:
         return _NULL
+    if type(span) is NonRecordingSpan and span is current_span():
+        return _NULL  # a step of a trace not recorded: its span is already current
     return _Current(span)
 
 
@@ -268,9 +294,12 @@ def served_by(group: str, requested: str) -> None:
     if _off():
         return
     span = current_span()
-    if span.is_recording():
+    facts = span.facts if type(span) is LeanSpan else None
+    if type(facts) is RouteFacts:
+        facts.served = group
+    elif span.is_recording():
         span.set_attributes(
-            {semconv.FALLBACK_TAKEN: group != requested, "chatgate.served_group": group}
+            {semconv.FALLBACK_TAKEN: group != requested, semconv.SERVED_GROUP: group}
         )
 
 
@@ -280,6 +309,12 @@ def step(name: str, **attrs: str | int | float | bool) -> contextlib.AbstractCon
     if _off() or not current_span().is_recording():
         return _NULL
     return _Step(tracer().start_span(name, attributes=attrs))
+
+
+def step_under(name: str, parent: SpanContext) -> contextlib.AbstractContextManager[Any]:
+    """A step done after its request is over (the spend-log write), as a child of the
+    request's span, whose context was kept."""
+    return _Step(tracer().start_span(name, context=context_with(NonRecordingSpan(parent))))
 
 
 # --- the sampled path: the context switches of a recorded span ---------------------------------
@@ -295,11 +330,11 @@ class _Current:
         self._span = span
 
     def __enter__(self) -> Span:
-        self._token = otel_context.attach(context_with(self._span))
+        self._token = attach(context_with(self._span))
         return self._span
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
-        otel_context.detach(self._token)
+        detach(self._token)
 
 
 class _Step(_Current):
@@ -308,7 +343,7 @@ class _Step(_Current):
     __slots__ = ()
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
-        otel_context.detach(self._token)
+        detach(self._token)
         if error is not None:
             _fail(self._span, error)
         self._span.end()
