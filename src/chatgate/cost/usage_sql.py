@@ -305,6 +305,10 @@ class SqlSink:
             self._head += len(batch)
             self._committed = self._head - 1
             self.wal.release(self._committed)
+            if len(queue) > self.max_buffer:  # slower than the traffic, not down: memory
+                self._evict()  # stays bounded all the same; _catch_up reads them back first
+                if self._evicted:
+                    return True
         return True
 
     async def _write(self, batch: Sequence[UsageRecord], *, dedupe: bool) -> bool:
@@ -359,6 +363,7 @@ class SqlSink:
         for at in range(0, len(records), self.batch_size):
             if not await self._write(records[at : at + self.batch_size], dedupe=True):
                 return False
+            self._evict()  # what arrives while a slow database catches up waits in the WAL too
         await asyncio.to_thread(path.unlink, missing_ok=True)
         return True
 
@@ -372,10 +377,14 @@ class SqlSink:
         return True
 
     async def _catch_up(self) -> bool:
-        """Write the records that left memory for the WAL: every closed segment, read back."""
+        """Write the records that left memory for the WAL: every closed segment, read back.
+        Records evicted meanwhile (``_evict`` during the replay) make the next flush do it
+        again."""
+        self._evicted = False
         upto = self._committed
         for segment in await asyncio.to_thread(self.wal.rotate):
             if not await self._replay_file(segment.path):
+                self._evicted = True  # the rest is still only in the WAL
                 return False
             upto = max(upto, segment.last_seq)
         self.wal.release(upto)
@@ -384,7 +393,6 @@ class SqlSink:
             self._head += 1
         self._head = max(self._head, upto + 1)
         self._committed = max(self._committed, upto)
-        self._evicted = False
         return True
 
     async def aclose(self) -> None:
