@@ -114,9 +114,12 @@ class Gateway:
         return workers
 
     def access_lines(self) -> list[dict[str, Any]]:
-        """The JSON access-log lines written so far."""
+        """The JSON access-log lines written so far (whole lines only: the writer may be in
+        the middle of the last one)."""
+        text = self.log_text()
+        whole = text[: text.rfind("\n") + 1]
         lines = []
-        for line in self.log_text().splitlines():
+        for line in whole.splitlines():
             if line.startswith("{") and '"request_id"' in line:
                 lines.append(json.loads(line))
         return lines
