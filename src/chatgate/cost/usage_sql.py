@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chatgate.cost.spend_drops import Drops
 from chatgate.cost.spend_refused import refused_for_data, set_aside, write_apart
 from chatgate.cost.spend_sql import SpendWriter
 from chatgate.cost.spend_wal import SpendWal, read_segment
@@ -78,11 +79,9 @@ class SqlSink:
         self.max_unsaved = max_unsaved
         self.unsaved_ready_limit = unsaved_ready_limit
         self.max_backoff_s = max_backoff_s
-        self.drop_log_interval_s = drop_log_interval_s
         self._on_pending = on_pending
-        self._on_dropped = on_dropped
         self.written = 0  # rows this sink added to the database
-        self.dropped = 0  # records lost past max_unsaved
+        self._drops = Drops(drop_log_interval_s, on_dropped)
         self.refused = 0  # records the database refused, set aside (spend_refused)
         # Records not in the database yet, oldest first; each has a sequence number: the
         # first's is _head, the last's _emitted. Every seq <= _logged is in the WAL, every
@@ -102,8 +101,6 @@ class SqlSink:
         self._closing = False
         self._wal_failing = False
         self._wal_unopened = False
-        self._drops_unlogged = 0
-        self._drop_logged_at = 0.0
         self._last_pending = -1
 
     @classmethod
@@ -150,6 +147,11 @@ class SqlSink:
         return sum(self._adopted.values())
 
     @property
+    def dropped(self) -> int:
+        """Records lost past ``max_unsaved`` (``spend_drops``)."""
+        return self._drops.count
+
+    @property
     def held(self) -> int:
         """Records held in memory (while the database is down: about ``max_buffer`` at most,
         plus the unsaved ones)."""
@@ -172,7 +174,7 @@ class SqlSink:
 
     def emit(self, record: UsageRecord) -> None:
         if self.unsaved >= self.max_unsaved:
-            self._drop()
+            self._drops.add(self.unsaved, self.wal.directory)
             return
         self._emitted += 1
         if record.record_id is None:
@@ -183,24 +185,6 @@ class SqlSink:
             self._log_wake.set()
         if len(self._queue) % self.batch_size == 0:
             self._wake.set()
-
-    def _drop(self) -> None:
-        self.dropped += 1
-        self._drops_unlogged += 1
-        if self._on_dropped is not None:
-            self._on_dropped(1)
-        now = time.monotonic()
-        if now - self._drop_logged_at >= self.drop_log_interval_s:
-            log.error(
-                "spend log: dropped %d records (%d in all): %d held in memory, the cap; "
-                "neither the WAL (%s) nor the database takes writes",
-                self._drops_unlogged,
-                self.dropped,
-                self.unsaved,
-                self.wal.directory,
-            )
-            self._drops_unlogged = 0
-            self._drop_logged_at = now
 
     # -- the WAL loop -----------------------------------------------------------------------
 
@@ -411,7 +395,7 @@ class SqlSink:
             await self._log_once()
             left = self.unsaved
             if left:
-                self.dropped += left
+                self._drops.count += left
                 log.error("spend log: %d records lost at shutdown: the WAL is not writable", left)
         self.wal.close(empty=self.pending == 0)
         self._report_pending()
