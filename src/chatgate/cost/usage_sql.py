@@ -87,6 +87,10 @@ class SqlSink:
         # first's is _head, the last's _emitted. Every seq <= _logged is in the WAL, every
         # seq <= _committed in the database.
         self._queue: deque[UsageRecord] = deque()
+        # The queue's records not yet in the WAL, the first's seq _unlogged_from: a list of
+        # their own, since skipping the logged ones in the deque costs a step per record.
+        self._unlogged: list[UsageRecord] = []
+        self._unlogged_from = 1
         self._head = 1
         self._emitted = self._logged = self._committed = 0
         self._evicted = False  # records left memory for the WAL: read them back first
@@ -180,6 +184,7 @@ class SqlSink:
         if record.record_id is None:
             record.record_id = f"{self.wal.owner}-{self._emitted:x}"
         self._queue.append(record)
+        self._unlogged.append(record)
         if self._log_idle:  # the WAL loop sleeps until there is something to write
             self._log_idle = False
             self._log_wake.set()
@@ -214,14 +219,18 @@ class SqlSink:
                 backoff = min(backoff * 2, self.max_backoff_s)
 
     async def _log_once(self) -> bool:
-        start = max(self._logged, self._head - 1)
-        last = self._emitted
-        if last <= start:
+        batch, first, last = self._unlogged, self._unlogged_from, self._emitted
+        self._unlogged, self._unlogged_from = [], last + 1
+        del batch[: max(self._head - first, 0)]  # in the database already
+        if not batch:
             return True
-        batch = list(itertools.islice(self._queue, start + 1 - self._head, None))
         try:
             await asyncio.to_thread(self.wal.write, batch, last)
-        except OSError as exc:
+        except BaseException as exc:
+            self._unlogged[:0] = batch  # tried again first; what came meanwhile follows
+            self._unlogged_from = last + 1 - len(batch)
+            if not isinstance(exc, OSError):
+                raise
             if not self._wal_failing:
                 log.error("spend log: WAL write failed (%s); records kept in memory", exc)
                 self._wal_failing = True
