@@ -106,6 +106,14 @@ async def test_one_trace_per_request_continuing_the_callers_and_reaching_the_ups
 
     for step in ("chatgate.auth", "chatgate.budget.hold", "chatgate.cache", "chatgate.spend.write"):
         assert by_name(spans, step).parent_span_id == server.span_id, step
+    for step in ("chatgate.auth", "chatgate.budget.hold", "chatgate.cache"):  # inside the request
+        span = by_name(spans, step)
+        assert server.start_ns <= span.start_ns <= span.end_ns <= server.end_ns, step
+        assert span.kind == "INTERNAL", step
+        assert span.status == "UNSET", step
+    assert by_name(spans, "chatgate.auth").end_ns <= by_name(spans, "chatgate.budget.hold").start_ns
+    assert len({s.span_id for s in spans}) == len(spans)  # every id its own
+    assert all(s.trace_id == CALLER_TRACE and int(s.span_id, 16) for s in spans)
     route = by_name(spans, "chatgate.route smart")
     assert f"POST {CHAT}" in ancestors(route, spans)
     attempt = by_name(spans, "chat gpt-4o-mini")
@@ -310,3 +318,26 @@ async def test_an_unsampled_request_exports_no_span_but_its_metrics_and_passes_t
         "hit": 2,
     }
     assert receiver.spans == []
+
+
+async def test_a_refused_budget_hold_is_a_failed_step_of_the_request(
+    fake: FakeOpenAI, receiver: OtlpReceiver
+) -> None:
+    general = {"budgets": [{"scope": "global", "limit": "0.0000001"}]}
+    app = create_app(config(fake, {"endpoint": receiver.http_endpoint}, **general))
+    async with Lifespan(app):
+        status, _, made = await call(app, "POST", "/admin/keys", {}, AUTH)
+        key = orjson.loads(made)["key"]
+        status, _, _ = await call(
+            app, "POST", CHAT, chat(max_tokens=500), {"authorization": f"Bearer {key}"}
+        )
+    assert status == 402  # budget_exceeded
+    spans = receiver.wait_for_spans(lambda s: any(x.name == "chatgate.budget.hold" for x in s))
+    server = by_name([s for s in spans if s.name == f"POST {CHAT}"][-1:], f"POST {CHAT}")
+    hold = by_name(spans, "chatgate.budget.hold")
+    assert hold.parent_span_id == server.span_id
+    assert hold.trace_id == server.trace_id
+    assert hold.status == "ERROR"
+    assert hold.attributes["error.type"] == "BudgetExceededError"
+    assert by_name(spans, "chatgate.auth").status == "UNSET"
+    assert not [s for s in spans if s.name.startswith("chat ")]  # nothing went upstream

@@ -121,7 +121,7 @@ async def through_cache(
     ``partition``: what else keeps answers apart)."""
     if cache is None:
         return await call()
-    with spans.step("chatgate.cache"):
+    with spans.step("chatgate.cache", holds_calls=True):  # the routed call is its child
         return await cache.get_or_call(
             request,
             request.model,

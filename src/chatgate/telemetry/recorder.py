@@ -312,6 +312,16 @@ class LeanTracer(trace.Tracer):
             span.add_link(link.context, link.attributes)
         return span
 
+    def start_child(self, name: str, parent: SpanContext) -> LeanSpan:
+        """An INTERNAL span under ``parent``, a span this process recorded (so sampled), without
+        a Context to look it up in: what ``start_span`` makes of it, in a third of the time."""
+        own = _new_tuple(
+            SpanContext, (parent[0], getrandbits(64) or 1, False, _SAMPLED, parent[4], True)
+        )
+        return LeanSpan(
+            name, own, parent, SpanKind.INTERNAL, {}, self._scope, self._queue, _time_ns()
+        )
+
     @_agnosticcontextmanager  # the API's base declares this decorator's type
     def start_as_current_span(
         self,

@@ -199,15 +199,18 @@ def context_attributes(values: RequestContextValues) -> dict[str, Any]:
 
 
 class ServerFacts:
-    """The gateway's SERVER span: its route's request attributes, the response status, and
-    the request context's values once the request is over."""
+    """The gateway's SERVER span: its route's request attributes, the response status, the
+    request context's values once the request is over, and the steps done under it that hold
+    no span of their own (``spans.step``: name, start, end, error type; each exported as a
+    child span, telemetry/otlp.py)."""
 
-    __slots__ = ("request", "static", "status")
+    __slots__ = ("request", "static", "status", "steps")
 
     def __init__(self, static: Static) -> None:
         self.static = static
         self.status = 0
         self.request: RequestContextValues | None = None
+        self.steps: list[tuple[str, int, int, str | None]] | None = None
 
     def encode(self) -> bytes:
         parts = [self.static.encoded()]

@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import os
 from collections.abc import Callable, MutableMapping
+from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -36,8 +37,15 @@ from opentelemetry.trace import (
 
 from chatgate.telemetry import content, metrics, semconv
 from chatgate.telemetry.propagation import inject_span
-from chatgate.telemetry.recorder import LeanSpan, attach, context_with, current_span, detach
-from chatgate.telemetry.records import AttemptFacts, RouteFacts
+from chatgate.telemetry.recorder import (
+    LeanSpan,
+    LeanTracer,
+    attach,
+    context_with,
+    current_span,
+    detach,
+)
+from chatgate.telemetry.records import AttemptFacts, RouteFacts, ServerFacts
 from chatgate.types import ChatResponse
 
 if TYPE_CHECKING:
@@ -303,18 +311,31 @@ def served_by(group: str, requested: str) -> None:
         )
 
 
-def step(name: str, **attrs: str | int | float | bool) -> contextlib.AbstractContextManager[Any]:
+def step(name: str, *, holds_calls: bool = False) -> contextlib.AbstractContextManager[Any]:
     """A gateway step (authentication, budget hold, cache lookup) as a child of the request's
-    span; nothing at all when the request is not traced."""
-    if _off() or not current_span().is_recording():
+    span; nothing at all when the request is not traced. Under the gateway's own server span
+    a step is only timed, onto the span's facts (exported as a child span): no span object and
+    no context switch on the request path. ``holds_calls``: spans start inside it (the cache
+    lookup holds the routed call), so it is a span of its own, made current."""
+    if _off():
         return _NULL
-    return _Step(tracer().start_span(name, attributes=attrs))
+    span = current_span()
+    if not holds_calls and type(span) is LeanSpan:
+        facts = span.facts
+        if type(facts) is ServerFacts:
+            return _Timed(facts, name)
+    if not span.is_recording():
+        return _NULL
+    return _Step(tracer().start_span(name))
 
 
 def step_under(name: str, parent: SpanContext) -> contextlib.AbstractContextManager[Any]:
     """A step done after its request is over (the spend-log write), as a child of the
-    request's span, whose context was kept."""
-    return _Step(tracer().start_span(name, context=context_with(NonRecordingSpan(parent))))
+    request's span, whose context was kept. Nothing starts inside it: not made current."""
+    source = tracer()
+    if type(source) is LeanTracer:
+        return _Ending(source.start_child(name, parent))
+    return _Step(source.start_span(name, context=context_with(NonRecordingSpan(parent))))
 
 
 # --- the sampled path: the context switches of a recorded span ---------------------------------
@@ -335,6 +356,43 @@ class _Current:
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
         detach(self._token)
+
+
+class _Timed:
+    """A step timed onto its server span's facts (``step``)."""
+
+    __slots__ = ("_facts", "_name", "_start")
+
+    def __init__(self, facts: ServerFacts, name: str) -> None:
+        self._facts, self._name = facts, name
+
+    def __enter__(self) -> None:
+        self._start = time_ns()
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        step = (self._name, self._start, time_ns(), None if error is None else type(error).__name__)
+        steps = self._facts.steps
+        if steps is None:
+            self._facts.steps = [step]
+        else:
+            steps.append(step)
+
+
+class _Ending:
+    """A span ended (and marked failed by what escapes) at the exit; never made current."""
+
+    __slots__ = ("_span",)
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    def __enter__(self) -> Span:
+        return self._span
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if error is not None:
+            _fail(self._span, error)
+        self._span.end()
 
 
 class _Step(_Current):
