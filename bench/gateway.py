@@ -2,6 +2,12 @@
 
     python bench/gateway.py [--quick] [--litellm /work/litellm-venv/bin/litellm]
                             [--concurrency 1,16,64,256] [--rss-requests 20000]
+    python bench/gateway.py --ref /tmp/before/src --rounds 3 --only chatgate
+                            [--concurrency 16,64] [--rss-requests 0]
+
+``--ref``: another source tree of chatgate (``git archive <commit> src | tar -x -C dir``),
+measured in the same run as this one, alternating for ``--rounds`` rounds: a change's cost in
+throughput (the median requests/s of each cell, this tree over the reference).
 
 A fast fake upstream (bench/upstream.py) answers every request; each gateway is one process
 pinned to CPU 0 (taskset), with the same model_list; the upstream and this load generator
@@ -38,6 +44,7 @@ import yaml
 import upstream as fake_upstream
 
 GATEWAY_CPU, CLIENT_CPU = "0", 1
+SRC = Path(__file__).resolve().parents[1] / "src"
 # Both gateways check a master key on every request, as in production (LiteLLM refuses to
 # start without one). A throwaway value for this benchmark only.
 MASTER_KEY = "sk-bench-" + "5f3c9a1e7d2b4c6a8e0f1a2b3c4d5e6f"
@@ -287,6 +294,8 @@ def main() -> None:
     parser.add_argument("--rss-requests", type=int, default=20000)
     parser.add_argument("--litellm", default="/work/litellm-venv/bin/litellm")
     parser.add_argument("--only", default="direct,chatgate,litellm")
+    parser.add_argument("--ref", help="a reference tree's src folder, measured as 'ref'")
+    parser.add_argument("--rounds", type=int, default=1, help="with --ref: chatgate/ref pairs")
     parser.add_argument(
         "--workers",
         type=int,
@@ -312,16 +321,42 @@ def main() -> None:
         if "direct" in only:
             print("direct", flush=True)
             measure(targets[0], args)
-        if "chatgate" in only:
+        if args.ref:
+            for _ in range(args.rounds):  # alternated, so that drift hits both
+                run_gateway("ref", targets, args, tmp, {**env, "PYTHONPATH": args.ref})
+                run_gateway("chatgate", targets, args, tmp, {**env, "PYTHONPATH": str(SRC)})
+            report_against_ref(targets, args)
+        elif "chatgate" in only:
             run_gateway("chatgate", targets, args, tmp, env)
         if "litellm" in only and Path(args.litellm).exists():
             run_gateway("litellm", targets, args, tmp, env)
-        report([t for t in targets if t.results], args)
+        if targets[0].results:  # the table compares with direct
+            report([t for t in targets if t.results], args)
     finally:
         for proc in (fast_proc, paced_proc):
             proc.terminate()
             proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report_against_ref(targets: list[Target], args: argparse.Namespace) -> None:
+    """Each cell's median requests/s and CPU per request over the rounds, this tree / ref."""
+    print(f"\nthis tree / ref ({args.ref}), medians of {args.rounds} rounds:")
+    print("| mode | conc | ref req/s | req/s | ratio | ref CPU us/req | CPU us/req | ratio |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|")
+    for stream in (False, True):
+        for conc in args.concurrency:
+            cells = {
+                name: [t.results[(stream, conc)] for t in targets if t.name == name]
+                for name in ("ref", "chatgate")
+            }
+            rps = {n: statistics.median(c.rps for c in cs) for n, cs in cells.items()}
+            cpu = {n: statistics.median(c.cpu_us for c in cs) for n, cs in cells.items()}
+            print(
+                f"| {'stream' if stream else 'json'} | {conc} | {rps['ref']:.0f} | "
+                f"{rps['chatgate']:.0f} | {rps['chatgate'] / rps['ref']:.3f} | "
+                f"{cpu['ref']:.0f} | {cpu['chatgate']:.0f} | {cpu['chatgate'] / cpu['ref']:.3f} |"
+            )
 
 
 def run_gateway(
@@ -335,10 +370,11 @@ def run_gateway(
         "general_settings": {"master_key": MASTER_KEY},
     }
     port = free_port()
-    if name == "chatgate":
+    if name in ("chatgate", "ref"):
         # the access log stays on (written to the log file), and the spend log writes every
         # request to SQLite, as in production; the database lives in the run's temp dir
-        settings = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{tmp / 'spend.db'}"}
+        database = tmp / f"spend-{name}-{len(targets)}.db"
+        settings = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{database}"}
         data["general_settings"] = settings
         cmd = [sys.executable, "-m", "chatgate.cli", "serve", "--config", str(config)]
         cmd += ["--workers", str(args.workers)]
