@@ -3,8 +3,10 @@ detail, and a 400 naming the parameter for each bad filter."""
 
 from __future__ import annotations
 
+import base64
 import time
 
+import orjson
 import pytest
 import requests
 
@@ -52,6 +54,11 @@ def chat(gw: Gateway, key: str, model: str = "fast") -> str:
         ("cursor=not-a-cursor", "cursor"),
         ("modle=fast", "modle"),
         ("key=" + "k" * 300, "key"),
+        # PostgreSQL refuses a NUL in a query's text: once a 503 naming the key store
+        ("model=a%00b", "model"),
+        ("user=%00", "user"),
+        ("cursor=" + base64.urlsafe_b64encode(orjson.dumps([1.0, "r\x00"])).decode(), "cursor"),
+        ("cursor=" + base64.urlsafe_b64encode(orjson.dumps([1.0, 7])).decode(), "cursor"),
     ],
 )
 def test_a_bad_filter_is_a_400_naming_it(gateway: Gateway, query: str, param: str) -> None:
@@ -112,6 +119,27 @@ def test_the_detail_of_one_request(gateway: Gateway) -> None:
     assert detail["content_logged"] is False
     assert missing.status_code == 404
     assert missing.json()["error"]["param"] == "request_id"
+
+
+def test_a_nul_in_a_path_id_is_the_requests_fault_not_an_outage(gateway: Gateway) -> None:
+    """PostgreSQL refuses a NUL in a query's text: that was a 503 "database unavailable",
+    which also refused every virtual key until the next probe."""
+    secret, record = new_key(gateway, name="after-nul")
+    with master_client(gateway) as http:
+        for method, path in (
+            ("GET", "/admin/logs/r%00x"),
+            ("PATCH", f"/admin/keys/{record['key_id']}%00"),
+            ("DELETE", "/admin/keys/%00"),
+        ):
+            resp = http.request(method, path, json={"name": "x"} if method == "PATCH" else None)
+            assert resp.status_code in (400, 404), (path, resp.text)  # 404: SQLite matches none
+    resp = requests.post(  # the key store is not taken for down
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "fast", "messages": [{"role": "user", "content": "after"}]},
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=10,
+    )
+    assert resp.status_code == 200, resp.text
 
 
 def test_the_logs_need_an_admin(gateway: Gateway) -> None:

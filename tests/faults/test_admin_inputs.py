@@ -55,6 +55,15 @@ ADMIN_CASES = [
     ({"tpm": True}, "tpm"),
     ({"budget_period": "weekly"}, "budget_period"),
     ({"colour": "red"}, "colour"),
+    # PostgreSQL cannot store a NUL (a key's fields are refused alike on SQLite)
+    ({"name": "a\x00b"}, "name"),
+    ({"user": "a\x00b"}, "user"),
+    ({"team": "\x00"}, "team"),
+    ({"models": ["fast\x00"]}, "models"),
+    ({"tags": ["team\x00x"]}, "tags"),
+    ({"metadata": {"env": "a\x00b"}}, "metadata"),
+    ({"metadata": {"e\x00nv": "prod"}}, "metadata"),
+    ({"metadata": {"env": [{"deep": "\x00"}]}}, "metadata"),
 ]
 
 

@@ -56,7 +56,7 @@ from chatgate.server.openai_routes import chat_completions, parse_json_body
 from chatgate.server.request import CTX, STATE, GatewayRequest
 from chatgate.server.responses_route import responses
 from chatgate.server.state import GatewayState
-from chatgate.server.store_outage import is_store_error
+from chatgate.server.store_outage import is_data_refusal, is_store_error
 from chatgate.transport.offload import OFFLOAD_MIN_BYTES, off_loop
 
 __all__ = ["create_app"]
@@ -253,6 +253,15 @@ def _is_console(path: str) -> bool:
 def _database_down(exc: Exception, state: GatewayState) -> Exception:
     """The database failing on a request's path (a budget hold, say) is a 503 naming it,
     counted in the key store's outage (logged per transition), never a 500 and a log line."""
+    if is_data_refusal(exc):
+        # A value the database cannot hold or match (a NUL in an id in the path, say): this
+        # request's, not an outage; the fields we know are checked before (key_fields, ...).
+        return GatewayError(
+            400,
+            "the database refused a value in this request (a NUL character, or a value too "
+            "long or out of range for it); check the path, query and body",
+            code="invalid_value",
+        )
     keys = state.services.keys
     if keys is None or not is_store_error(exc):
         return exc

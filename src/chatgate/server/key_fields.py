@@ -84,8 +84,28 @@ def _seconds(value: Any) -> Any:
         raise ValueError(f"{value[:40]!r} is not a duration") from None
 
 
-Text = Annotated[str, StringConstraints(max_length=200)]
-ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+def _no_nul(text: str) -> str:
+    # PostgreSQL's text and jsonb cannot hold one (SQLite can): refused everywhere alike
+    if "\x00" in text:
+        raise ValueError("a NUL character (\\u0000) cannot be stored")
+    return text
+
+
+def _no_nul_inside(value: JsonValue) -> JsonValue:
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul_inside(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul_inside(item)
+    return value
+
+
+Text = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Limit = Annotated[StrictInt, Field(gt=0, le=_MAX_LIMIT)]
 
 
@@ -93,7 +113,7 @@ def _plain_tag(tag: str) -> str:
     # the spend log joins a request's tags with commas; a request's own tags are stripped
     if "," in tag or tag != tag.strip():
         raise ValueError(f"{tag[:80]!r} has a comma or spaces around it")
-    return tag
+    return _no_nul(tag)
 
 
 Tag = Annotated[
@@ -121,7 +141,7 @@ class KeyFields(BaseModel):
     expires: Seconds | None = None
     team: Text | None = None
     user: Text | None = None
-    metadata: dict[str, JsonValue] | None = None
+    metadata: Annotated[dict[str, JsonValue], AfterValidator(_no_nul_inside)] | None = None
     tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] | None = None
 
     def columns(self, now: float) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -87,7 +88,9 @@ def encode_cursor(ts: float, record_id: str) -> str:
 def decode_cursor(text: str) -> tuple[float, str]:
     try:
         ts, record_id = orjson.loads(base64.urlsafe_b64decode(text.encode()))
-        return float(ts), str(record_id)
+        if not isinstance(record_id, str) or "\x00" in record_id or not math.isfinite(ts):
+            raise ValueError("not a cursor")
+        return float(ts), record_id
     except (ValueError, TypeError, orjson.JSONDecodeError):
         raise _bad("cursor", "not a cursor this API gave (pass next_cursor as it is)") from None
 
@@ -115,6 +118,8 @@ def log_filters(query: Mapping[str, str], now: float | None = None) -> LogFilter
     for name in _TEXT:
         if name in query and not 0 < len(query[name]) <= 256:
             raise _bad(name, "from 1 to 256 characters")
+        if "\x00" in query.get(name, ""):  # no value stored has one (PostgreSQL refuses it)
+            raise _bad(name, "a NUL character (%00) matches nothing stored")
     status = query.get("status")
     if status not in (None, "ok", "error"):
         raise _bad("status", "ok or error")

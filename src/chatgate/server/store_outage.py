@@ -16,7 +16,9 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-__all__ = ["STORE_ERRORS", "StoreOutage", "is_store_error"]
+from chatgate.cost.spend_refused import refused_for_data
+
+__all__ = ["STORE_ERRORS", "StoreOutage", "is_data_refusal", "is_store_error"]
 
 # What the database raises when it is unreachable: SQLAlchemy's errors, and the driver's own
 # connection errors (asyncpg raises OSError subclasses at connect, TimeoutError among them).
@@ -29,13 +31,22 @@ def is_store_error(exc: BaseException) -> bool:
     (judged by where it was raised, so an OSError from anywhere else is not taken for a
     database outage)."""
     if isinstance(exc, SQLAlchemyError):
-        return True
+        # The database refusing a value (a NUL in PostgreSQL's text, a number out of range) is
+        # an answer, not an outage: counting it as one made every request needing the store
+        # a 503 until the next probe, whatever sent the value.
+        return not refused_for_data(exc)
     if not isinstance(exc, OSError):
         return False
     return any(
         str(frame.f_globals.get("__name__", "")).partition(".")[0] in _DRIVERS
         for frame, _ in traceback.walk_tb(exc.__traceback__)
     )
+
+
+def is_data_refusal(exc: BaseException) -> bool:
+    """The database refused a value of the request (cost/spend_refused): the request's
+    fault, answered 400, not an outage."""
+    return isinstance(exc, SQLAlchemyError) and refused_for_data(exc)
 
 
 log = logging.getLogger("chatgate.server")
