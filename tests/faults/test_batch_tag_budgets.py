@@ -214,6 +214,13 @@ def test_batches_and_live_requests_at_once_never_overspend_a_keys_tag_budget(
         assert Decimal("0.009") <= cost <= LIMIT  # the tag was used, never overspent
         assert charged_to_tag(db_url, cost) == (cost, 0)  # every row charged to it
         assert all(r["tags"][0] == TAG for r in rows)
+        # the tag spent: a one-line batch is refused as a live request is
+        last = [
+            ("/v1/chat/completions", chat()),
+            ("/v1/batches", batch_body(upload(gw, key, jsonl("dear")))),
+        ]
+        refused = [refusal(a) for a in asyncio.run(post_all(gw.url, key, last))]
+        assert refused == [(402, "budget_error", "budget_exceeded")] * 2
 
 
 def test_a_batchs_spend_rows_carry_its_keys_tags_first_as_they_were_at_submission(
