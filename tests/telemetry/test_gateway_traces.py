@@ -73,7 +73,9 @@ async def test_one_trace_per_request_continuing_the_callers_and_reaching_the_ups
     app = create_app(config(fake, {"endpoint": receiver.http_endpoint}, **general))
     traceparent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
     async with Lifespan(app):
-        status, _, made = await call(app, "POST", "/admin/keys", {"team": "ml"}, AUTH)
+        status, _, made = await call(
+            app, "POST", "/admin/keys", {"team": "ml", "tags": ["team-ml"]}, AUTH
+        )
         assert status == 200
         key = orjson.loads(made)
         headers = {
@@ -99,7 +101,7 @@ async def test_one_trace_per_request_continuing_the_callers_and_reaching_the_ups
     assert server.attributes["chatgate.fallback_taken"] is False
     assert server.attributes["chatgate.key.id"] == key["key_id"]
     assert server.attributes["chatgate.team.id"] == "ml"
-    assert server.attributes["chatgate.tags"] == ["feature-a"]
+    assert server.attributes["chatgate.tags"] == ["team-ml", "feature-a"]  # the spend row's
     for span in spans:  # the secret itself never
         assert key["key"] not in orjson.dumps(span.attributes).decode()
     assert server.resource["service.name"] == "chatgate"

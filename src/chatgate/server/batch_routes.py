@@ -7,8 +7,10 @@ and ``client.batches.create/retrieve/list`` of the openai SDK work against it:
   ``GET /v1/batches/{id}``, ``GET /v1/batches``.
 
 Every line is checked when the batch is created (a bad line, a model this gateway does not
-serve or the key may not use: 400 listing the lines), and the key's budgets hold the batch's
-worst case (402 when they cannot). The batch then runs in the background (batch_runner):
+serve or the key may not use: 400 listing the lines), and the budgets a live request of the
+key would be held on (its key's, user's, team's, global and tag budgets, the key's tags
+first: serving.payer_of) hold the batch's worst case, refused as a live request is (402
+``budget_exceeded``). The batch then runs in the background (batch_runner):
 on the provider's batch API at the batch price where the model has one, by the gateway at the
 normal price otherwise. Answers go to ``output_file_id``, failed lines to ``error_file_id``.
 """
@@ -26,7 +28,10 @@ from chatgate.batching.input import BatchInputError, BatchItem, read_items
 from chatgate.batching.provider.plan import plan_one
 from chatgate.cost.budgets import Reservation
 from chatgate.errors import ChatgateError, InvalidRequestError
+from chatgate.router import guarded
 from chatgate.router.budgeting import routed_worst_case
+from chatgate.router.fallbacks import Allowed
+from chatgate.router.guarded import Payer
 from chatgate.server.asgi import Scope, Send, header, read_body, send_json
 from chatgate.server.batch_runner import batchable, start_batch
 from chatgate.server.batch_store import (
@@ -43,7 +48,7 @@ from chatgate.server.errors import GatewayError
 from chatgate.server.openai_routes import parse_json_body
 from chatgate.server.request import GatewayRequest
 from chatgate.server.services import database_url
-from chatgate.server.serving import allowed_groups, key_budget
+from chatgate.server.serving import allowed_groups, payer_of
 from chatgate.server.state import GatewayState
 
 __all__ = ["PREFIXES", "batch_route"]
@@ -148,32 +153,32 @@ def _listed(problems: list[str]) -> str:
 
 
 async def _hold(
-    state: GatewayState, ctx: RequestContext, items: list[BatchItem]
+    state: GatewayState, payer: Payer, items: list[BatchItem], allowed: Allowed | None
 ) -> dict[str, Reservation]:
     """Per model: hold the worst case of its lines (at the batch rate where a provider batch
-    API serves it) on every budget that applies; BudgetExceededError (402) when one cannot."""
+    API serves it) on every budget that applies to ``payer``, as a live request is held;
+    BudgetExceededError (402) when one cannot."""
     budgets, router = state.services.budgets, state.models.router
-    extra = key_budget(ctx)
-    who = {"key": ctx.key_id, "user": ctx.user_id, "team": ctx.team_id}
+    who = payer.who()
     worst: dict[str, Decimal] = {}
     for item in items:
         model = item.request.model
-        if not budgets.lines_for(model=model, tags=ctx.tags, extra=extra, **who):
+        if not budgets.lines_for(model=model, tags=payer.tags, extra=payer.extra, **who):
             continue
         try:
             if batchable(state, model):
                 amount = plan_one(item, router, budgets).worst
             else:
-                amount = routed_worst_case(router, budgets, item.request, allowed_groups(ctx))
+                amount = routed_worst_case(router, budgets, item.request, allowed)
         except InvalidRequestError as exc:
             raise GatewayError(400, f"line {item.line}: {exc.message}") from None
         worst[model] = worst.get(model, Decimal(0)) + amount
     holds: dict[str, Reservation] = {}
     try:
         for model, amount in worst.items():
-            holds[model] = await budgets.reserve_amount(
-                amount, model=model, tags=ctx.tags, extra=extra, **who
-            )
+            hold = await guarded.hold_amount(budgets, model, amount, payer)
+            if hold is not None:
+                holds[model] = hold
     except ChatgateError:  # a budget that cannot cover it: release the holds taken
         for hold in holds.values():
             await budgets.settle(hold, Decimal(0))
@@ -181,10 +186,13 @@ async def _hold(
     return holds
 
 
-def _owner(ctx: RequestContext) -> dict[str, Any]:
-    """Who the batch runs for, for its spend rows, budgets and allowlist (ids, no secret)."""
+def _owner(ctx: RequestContext, payer: Payer) -> dict[str, Any]:
+    """Who the batch runs for, for its spend rows, budgets and allowlist (ids, no secret).
+    ``tags``: what it was held on (the key's tags first), kept so that its spend rows and a
+    resumed run's charge name the tags it was submitted with, whatever the key has since."""
     key = ctx.key
     return {
+        "tags": list(payer.tags),
         "key_id": ctx.key_id,
         "user_id": ctx.user_id,
         "team_id": ctx.team_id,
@@ -213,7 +221,8 @@ async def _create(
         )
     source = store.file_path(file_id, ctx)
     items = _check_items(state, ctx, source)
-    holds = await _hold(state, ctx, items)
+    payer = payer_of(ctx)  # the live path's: the key's tags first (request_tags.charged)
+    holds = await _hold(state, payer, items, allowed_groups(ctx))
     batch_id = new_id("batch_")
     folder = store.batch_folder(batch_id)
     folder.mkdir(parents=True)
@@ -229,7 +238,7 @@ async def _create(
         "request_counts": {"total": len(items), "completed": 0, "failed": 0},
         "metadata": data.get("metadata"),
         OWNER_FIELD: owner_of(ctx),
-        KEY_FIELD: _owner(ctx),
+        KEY_FIELD: _owner(ctx, payer),
     }  # fmt: skip
     store.save_batch(record)
     start_batch(state, store, batch_id, holds)

@@ -35,6 +35,7 @@ from chatgate.errors import ChatgateError
 from chatgate.server.batch_store import KEY_FIELD, OWNER_FIELD, BatchStore
 from chatgate.server.context import RequestContext, usage_record
 from chatgate.server.request import failed
+from chatgate.server.request_tags import merge_tags
 from chatgate.server.serving import served_by_failure, take_response
 from chatgate.server.state import GatewayState
 from chatgate.types import ChatResponse
@@ -115,7 +116,7 @@ class _Spend:
             user_id=owner.get("user_id"),
             team_id=owner.get("team_id"),
             requested_model=model,
-            tags=("batch", self.record["id"]),
+            tags=merge_tags(_submitted_tags(owner), ("batch", self.record["id"])),
             status=200,
         )
         if isinstance(outcome, ChatResponse):
@@ -129,6 +130,12 @@ class _Spend:
         spend = self.state.services.spend
         if spend is not None:
             spend.emit(usage_record(ctx))
+
+
+def _submitted_tags(owner: dict[str, Any]) -> tuple[str, ...]:
+    """The tags the batch was held on when it was submitted (its key's first): its lines are
+    charged and logged under them. A batch stored before they were kept has none."""
+    return tuple(owner.get("tags") or ())
 
 
 async def _run(
@@ -173,9 +180,8 @@ async def _charge(state: GatewayState, spend: _Spend, holds: dict[str, Reservati
             if hold is None:
                 if not cost:
                     continue
-                # the submitter's tags are not kept with the batch: its owner's budgets only
                 hold = await budgets.reserve_amount(
-                    Decimal(0), model=model, tags=(), extra=extra, **who
+                    Decimal(0), model=model, tags=_submitted_tags(owner), extra=extra, **who
                 )
             await budgets.settle(hold, cost)
         except ChatgateError as exc:

@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 from chatgate.server.asgi import Receive, Scope, Send
 from chatgate.server.context import RequestContext
+from chatgate.server.request_tags import row_tags
 from chatgate.telemetry import metrics, semconv, spans
 from chatgate.telemetry.recorder import LeanSpan, LeanTracer, current_span
 from chatgate.telemetry.records import ServerFacts, Static, context_attributes
@@ -141,7 +142,7 @@ def annotate(ctx: RequestContext) -> None:
         ctx.deployment,
         ctx.cache_status,
         ctx.error_class,
-        ctx.tags,
+        row_tags(ctx.key, ctx.tags),  # the spend row's: the key's tags first
         ctx.cost,
         ctx.attempts,
         ctx.fallback,
