@@ -106,11 +106,15 @@ def load_existing(path: Path, *, retry_failed: bool) -> Existing:
 def write_atomically(path: Path, content: bytes) -> None:
     """Replace ``path`` with ``content``: a crash leaves the old file or the new, whole."""
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(temp, "wb") as f:
-        f.write(content)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:  # a full disk: what was written of it would only fill it more
+        temp.unlink(missing_ok=True)
+        raise
 
 
 class OutputFile:

@@ -88,7 +88,11 @@ class BatchStore:
             "status": "processed",
             OWNER_FIELD: owner,
         }
-        write_atomically(meta_path, orjson.dumps(record))
+        try:
+            write_atomically(meta_path, orjson.dumps(record))
+        except BaseException:  # no record, no file: an input nobody could name stays no more
+            data_path.unlink(missing_ok=True)
+            raise
         return record
 
     def file(self, file_id: str, ctx: RequestContext) -> dict[str, Any]:

@@ -9,6 +9,7 @@ it (``database_down``), counted in the key store's outage, never a 500.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable
 
@@ -64,7 +65,24 @@ class ErrorMiddleware:
         else:  # the one place every error becomes an HTTP answer
             if CTX in scope:  # probes and scrapes answer as they always did
                 exc = self._database_down(exc, scope[STATE])
-            await answer_error(scope, send, exc)
+            await answer_error(scope, send, _disk_full(exc))
+
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _disk_full(exc: Exception) -> Exception:
+    """A write the gateway's disk had no room for (a batch input, say) is a 507 saying so:
+    nothing the client can fix, and no reason to take it for a bug."""
+    if isinstance(exc, OSError) and exc.errno in _FULL:
+        return GatewayError(
+            507,
+            "the gateway's disk is full: nothing was stored; retry once an operator has freed "
+            "space",
+            type_="server_error",
+            code="insufficient_storage",
+        )
+    return exc
 
 
 async def answer_error(scope: Scope, send: Send, exc: Exception) -> None:
