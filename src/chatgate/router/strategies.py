@@ -30,6 +30,8 @@ def _random_best(
 
 
 def simple_shuffle(candidates: Sequence[Candidate], rng: random.Random) -> Candidate:
+    if len(candidates) == 1:  # a group of one (the usual): no draw, no weights list
+        return candidates[0]
     weights = [c[0].weight for c in candidates]
     return rng.choices(candidates, weights=weights)[0]
 
