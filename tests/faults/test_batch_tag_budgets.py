@@ -273,3 +273,34 @@ def test_a_resumed_batch_is_charged_to_the_tags_it_was_submitted_with(
             assert charged_to_tag(db, cost) == (cost, 0)
             assert row["tags"] == [TAG, "batch", batch["id"]]
         assert provider.submissions == 1
+
+
+def test_a_resumed_batch_is_charged_even_past_a_budget_lowered_meanwhile(
+    dear: FakeOpenAI, tmp_path: Path
+) -> None:
+    """What a batch spent was spent at the provider: its charge is never refused. It once
+    went through a hold of nothing, refused once the budget was spent (an operator lowered
+    it while the gateway was down): the counter then missed the batch's cost."""
+    db = f"sqlite:///{tmp_path / 'chatgate.db'}"
+    with FakeOpenAIBatches(BatchScript(polls=10_000)) as provider:
+        settings = config(db, dear, provider, budget_hold_ttl_s=1)
+        with serve(settings, tmp_path) as gw:
+            made = gw.create_key(tags=[TAG])
+            key = made["key"]
+            file_id = upload(gw, key, jsonl("mini"))
+            status, batch = gw.admin("POST", "/v1/batches", batch_body(file_id), key=key)
+            assert status == 200, batch
+            status, answer = gw.admin("POST", "/v1/chat/completions", chat(max_tokens=5), key=key)
+            assert status == 200, answer  # the tag has spent something live
+            wait_polled(provider)
+        live, _ = asyncio.run(counter(db, BUDGET_ID))  # the batch's hold: swept at the restart
+        assert live > 0
+        provider.batch_script.polls = 0
+        lowered = {"scope": "tag", "subject": TAG, "limit": "0.000000001", "window": "lifetime"}
+        settings["general_settings"]["budgets"] = [lowered]
+        with serve(settings, tmp_path) as gw:
+            wait_done(gw, key, batch["id"])
+            rows = key_rows(gw, made["key_id"], 2)
+            [cost] = [Decimal(r["cost"]) for r in rows if "batch" in r["tags"]]
+            assert cost > 0
+            assert charged_to_tag(db, live + cost) == (live + cost, 0)  # past its limit

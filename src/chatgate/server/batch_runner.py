@@ -19,6 +19,7 @@ import fcntl
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -164,8 +165,8 @@ async def _run(
 
 async def _charge(state: GatewayState, spend: _Spend, holds: dict[str, Reservation]) -> None:
     """What the lines of this run cost, charged to the budgets: through the holds taken at
-    creation, or, for a batch resumed without them, through a hold of nothing settled at
-    once (refused only when the budget is already spent: then it is logged)."""
+    creation, or, for a batch resumed without them, straight to the budgets' counters. What
+    was spent at the provider is never refused, even past a limit lowered meanwhile."""
     budgets = state.services.budgets
     owner = spend.record.get(KEY_FIELD) or {}
     who = {"key": owner.get("key_id"), "user": owner.get("user_id"), "team": owner.get("team_id")}
@@ -180,9 +181,10 @@ async def _charge(state: GatewayState, spend: _Spend, holds: dict[str, Reservati
             if hold is None:
                 if not cost:
                     continue
-                hold = await budgets.reserve_amount(
-                    Decimal(0), model=model, tags=_submitted_tags(owner), extra=extra, **who
+                lines = budgets.lines_for(
+                    model=model, tags=_submitted_tags(owner), extra=extra, **who
                 )
+                hold = Reservation(uuid.uuid4().hex, lines, 0, model)  # nothing held: charged
             await budgets.settle(hold, cost)
         except ChatgateError as exc:
             log.warning("batch cost of %s not charged to its budgets: %s", model, exc)
