@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import signal
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -21,7 +23,7 @@ import orjson
 import pytest
 
 from tests.fakes.openai_batches import BatchScript, FakeOpenAIBatches
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
 from tests.faults.budget_support import (
     DEAR,
     LIMIT,
@@ -304,3 +306,37 @@ def test_a_resumed_batch_is_charged_even_past_a_budget_lowered_meanwhile(
             [cost] = [Decimal(r["cost"]) for r in rows if "batch" in r["tags"]]
             assert cost > 0
             assert charged_to_tag(db, live + cost) == (live + cost, 0)  # past its limit
+
+
+def test_lines_answered_before_a_kill_are_charged_by_the_resume(
+    dear: FakeOpenAI, provider: FakeOpenAIBatches, tmp_path: Path
+) -> None:
+    """A gateway SIGKILLed mid-batch charged nothing of the lines it had answered (its hold
+    expired with it), and the resumed run charged only its own: the tag's counter missed
+    them. Now the batch's ledger carries them over: counter = every answered line's cost."""
+    db = f"sqlite:///{tmp_path / 'chatgate.db'}"
+    settings = config(db, dear, provider, budget_hold_ttl_s=1)
+    lines = 12
+    fast = Reply(json=completion_json("ok", model="dear-model"))
+    stuck = Reply(json=completion_json("ok", model="dear-model"), delay_s=60)
+    dear.script(*[fast] * 4, *[stuck] * 8)  # 4 answered, 8 in flight when the gateway dies
+    with serve(settings, tmp_path) as gw:
+        made = gw.create_key(tags=[TAG])
+        key = made["key"]
+        small = b"".join(
+            orjson.dumps({"custom_id": f"l{i}", "method": "POST", "url": "/v1/chat/completions",
+                          "body": chat(max_tokens=20)}) + b"\n"
+            for i in range(lines)
+        )  # fmt: skip
+        file_id = upload(gw, key, small)
+        status, batch = gw.admin("POST", "/v1/batches", batch_body(file_id), key=key)
+        assert status == 200, batch
+        key_rows(gw, made["key_id"], 4)
+        os.kill(gw.proc.pid, signal.SIGKILL)
+        gw.proc.wait(5)
+    dear.replies.clear()  # the resumed lines: answered at once
+    with serve(settings, tmp_path) as gw:
+        wait_done(gw, key, batch["id"])
+        rows = key_rows(gw, made["key_id"], lines)
+        total = sum(Decimal(r["cost"]) for r in rows)
+        assert charged_to_tag(db, total) == (total, 0)

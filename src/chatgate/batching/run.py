@@ -161,25 +161,30 @@ class BatchRun:
         cost: Decimal | None = Decimal(0)
         outcome: ChatResponse | ChatgateError
         try:
-            result = await self.router.aroute(item.request, allowed=self.allowed)
-        except asyncio.CancelledError:
-            self.summary.unsent += 1  # cancelled in flight: no line, it runs again on resume
-            return
-        except ChatgateError as exc:
-            out.write(failure_line(item.custom_id, exc))
-            self.summary.failed += 1
-            outcome = exc
-        else:
-            assert isinstance(result, ChatResponse)  # stream is refused by read_items
-            cost = result.meta.cost
-            out.write(success_line(item.custom_id, result))
-            self.summary.count(result)
-            outcome = result
+            try:
+                result = await self.router.aroute(item.request, allowed=self.allowed)
+            except asyncio.CancelledError:
+                self.summary.unsent += 1  # cancelled in flight: no line, it runs again on resume
+                return
+            except ChatgateError as exc:
+                line = failure_line(item.custom_id, exc)
+                self.summary.failed += 1
+                outcome = exc
+            else:
+                assert isinstance(result, ChatResponse)  # stream is refused by read_items
+                cost = result.meta.cost
+                line = success_line(item.custom_id, result)
+                self.summary.count(result)
+                outcome = result
+            # The hook first: what was spent is on record (the gateway's spend log and budget
+            # ledger) before the output line marks it done; a kill between the two runs the
+            # line again on resume, billed twice rather than not at all.
+            if self.on_line is not None:
+                self.on_line(item.custom_id, outcome)
+            out.write(line)
         finally:
             if hold is not None and self.cap is not None:
                 await self.cap.settle(hold, cost)
-        if self.on_line is not None:
-            self.on_line(item.custom_id, outcome)
         if self.on_progress is not None:
             self.on_progress(self.summary)
 

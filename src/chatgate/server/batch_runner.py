@@ -100,13 +100,32 @@ def _split(folder: Path, state: GatewayState) -> tuple[Path, Path]:
 
 
 class _Spend:
-    """A spend-log row per result line, and the cost per model for the budget holds."""
+    """A spend-log row per result line, and the cost per model for the budget holds.
+
+    Each billed line's cost is also appended to the batch's ledger (``charges.jsonl``) until
+    the run's costs are charged: a process killed mid-run charges nothing, so the one that
+    resumes the batch charges what the ledger holds with its own lines (a kill between the
+    charge and the ledger's removal charges those lines twice: never too little)."""
 
     def __init__(self, state: GatewayState, record: dict[str, Any], models: dict[str, str]):
         self.state = state
         self.record = record
         self.models = models  # custom_id -> model_list name
         self.cost: dict[str, Decimal | None] = {}
+        self.ledger: Path | None = None
+
+    def resume(self, ledger: Path) -> None:
+        """Start from what an earlier run of the batch left uncharged in ``ledger``."""
+        self.ledger = ledger
+        with contextlib.suppress(FileNotFoundError):
+            for line in ledger.read_bytes().splitlines():
+                with contextlib.suppress(ValueError, TypeError):  # a line cut by the kill
+                    model, cost = orjson.loads(line)
+                    self._add(str(model), None if cost is None else Decimal(cost))
+
+    def _add(self, model: str, cost: Decimal | None) -> None:
+        known = self.cost.get(model, Decimal(0))
+        self.cost[model] = None if known is None or cost is None else known + cost
 
     def __call__(self, custom_id: str, outcome: ChatResponse | ChatgateError) -> None:
         model = self.models[custom_id]
@@ -126,8 +145,11 @@ class _Spend:
             failed(ctx, outcome, outcome.status_code or 502)
             served_by_failure(ctx, outcome)
         if isinstance(outcome, ChatResponse):  # a failed line is not billed
-            known = self.cost.get(model, Decimal(0))
-            self.cost[model] = None if known is None or ctx.cost is None else known + ctx.cost
+            self._add(model, ctx.cost)
+            if self.ledger is not None:
+                cost = None if ctx.cost is None else str(ctx.cost)
+                with self.ledger.open("ab") as out:  # a line at a time: a kill loses none
+                    out.write(orjson.dumps([model, cost]) + b"\n")
         spend = self.state.services.spend
         if spend is not None:
             spend.emit(usage_record(ctx))
@@ -151,6 +173,7 @@ async def _run(
             record = spend.record = store.batch(batch_id, None)
             if record["status"] not in ("validating", "in_progress", "finalizing"):
                 return
+            spend.resume(folder / "charges.jsonl")
             try:
                 await _execute(state, store, folder, record, spend)
             except (ChatgateError, OSError) as exc:
@@ -161,6 +184,8 @@ async def _run(
                 store.save_batch(record)
     finally:  # every hold is settled, whatever happened: the renewal loop never keeps one
         await _charge(state, spend, holds)
+        if spend.ledger is not None:  # charged: not to be charged again by a resume
+            spend.ledger.unlink(missing_ok=True)
 
 
 async def _charge(state: GatewayState, spend: _Spend, holds: dict[str, Reservation]) -> None:

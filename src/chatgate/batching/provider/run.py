@@ -238,15 +238,16 @@ class ProviderBatchRun:
         deployment = self._by_id[custom_id].deployment
         if isinstance(outcome, ChatResponse):
             self._price(outcome, custom_id)
-            out.write(success_line(custom_id, outcome))
+            line = success_line(custom_id, outcome)
             self.summary.count(outcome)
         else:
             if isinstance(outcome, APIError):
                 outcome = attributed(outcome, deployment, outcome.request_id)
-            out.write(failure_line(custom_id, outcome))
+            line = failure_line(custom_id, outcome)
             self.summary.failed += 1
-        if self.on_line is not None:
+        if self.on_line is not None:  # first: on record before the line counts as written
             self.on_line(custom_id, outcome)
+        out.write(line)
         if self.on_progress is not None:
             self.on_progress(self.summary)
 
