@@ -26,7 +26,23 @@ def routed_worst_case(
     """The worst case of ``request`` (its ``model`` a model_list name) over every deployment
     of every group in ``router.reachable(request.model, allowed)``; pass the same ``allowed``
     to ``router.aroute``. Raises as ``Budgets.worst_case`` does for a deployment with no
-    price or no known output limit: a hold that cannot be bounded is not taken."""
+    price or no known output limit: a hold that cannot be bounded is not taken.
+
+    A tiered name whose answers may escalate (``escalate_on``) pays for every tier it goes
+    through, each at most once: the sum of the tiers' worst cases."""
+    tiered = router.tiered.get(request.model)
+    if tiered is None or not tiered.settings.escalate_on:
+        return _dearest(router, budgets, request, router.reachable(request.model, allowed))
+    return sum(
+        (
+            _dearest(router, budgets, request, router.reachable(tier, allowed))
+            for tier in tiered.tiers
+        ),
+        Decimal(0),
+    )
+
+
+def _dearest(router: Router, budgets: Budgets, request: ChatRequest, groups: list[str]) -> Decimal:
     return max(
         budgets.worst_case(
             routed.model,
@@ -36,7 +52,7 @@ def routed_worst_case(
             price=price_of(routed.deployment),
             n=request.n or 1,
         )
-        for group in router.reachable(request.model, allowed)
+        for group in groups
         for routed in router.groups[group]
     )
 
