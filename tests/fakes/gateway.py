@@ -124,14 +124,34 @@ class Gateway:
                 lines.append(json.loads(line))
         return lines
 
-    def wait_for_access_line(self, request_id: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    def wait_for_access_line(
+        self, value: str, timeout_s: float = 5.0, *, field: str = "request_id"
+    ) -> dict[str, Any]:
+        """The access-log line whose ``field`` is ``value``, once written."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for line in self.access_lines():
-                if line["request_id"] == request_id:
+                if line[field] == value:
                     return line
             time.sleep(0.02)
-        raise AssertionError(f"no access-log line for {request_id}:\n{self.log_text()}")
+        raise AssertionError(f"no access-log line with {field} {value}:\n{self.log_text()}")
+
+    def metric_samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """Every sample on /metrics now: (name, labels) -> value."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as resp:
+            assert resp.headers["content-type"].startswith("text/plain")
+            text = resp.read().decode()
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample on /metrics now (0.0 when there is none)."""
+        return self.metric_samples().get((name, frozenset(labels.items())), 0.0)
 
 
 def _master_key(config: Mapping[str, Any] | None) -> str | None:

@@ -18,9 +18,6 @@ from chatgate.store.engine import create_engine
 from tests import gateway_harness as harness
 from tests.fakes.gateway import Gateway
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, error_json
-from tests.store.conftest import db_url, pg_url, postgres
-
-__all__ = ["db_url", "pg_url", "postgres"]  # fixtures, re-exported for the test modules
 
 MASTER = "sk-master-budget-faults"
 LIMIT = Decimal("0.01")
@@ -28,6 +25,8 @@ PICO = Decimal(10**12)
 CHEAP = "0.000000001"  # USD per token: flaky's price
 DEAR = "0.000001"  # USD per token: dear's ($1 per million), in and out
 MAX_TOKENS = 1000  # per choice: one whole dear answer costs ~$0.001
+HI = [{"role": "user", "content": "hi"}]
+CALLS = 100  # concurrent requests raced against a budget of LIMIT
 
 
 @pytest.fixture

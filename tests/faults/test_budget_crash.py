@@ -23,18 +23,11 @@ from tests.fakes.postgres import PostgresServer
 from tests.faults.budget_support import (
     MAX_TOKENS,
     counters,
-    db_url,
-    dear,
-    flaky,
     gateway_config,
     new_key,
-    pg_url,
     post_many,
-    postgres,
 )
 from tests.gateway_harness import Gateway, serve
-
-__all__ = ["db_url", "dear", "flaky", "pg_url", "postgres"]  # fixtures, used by name
 
 TTL_S = 2.0
 EVERY_S = TTL_S / 4  # Budgets.maintain_every_s for this TTL

@@ -22,28 +22,20 @@ from chatgate.router.fallbacks import NOT_ALLOWED
 from chatgate.types import ChatRequest
 from tests.fakes.openai_server import FakeOpenAI, Reply, error_json
 from tests.faults.budget_support import (
+    CALLS,
     CHEAP,
     DEAR,
+    HI,
     LIMIT,
     MAX_TOKENS,
     counters,
-    db_url,
-    dear,
-    flaky,
     gateway_config,
     new_key,
-    pg_url,
     post_many,
-    postgres,
     priced,
     script_full_answers,
 )
 from tests.gateway_harness import serve
-
-__all__ = ["db_url", "dear", "flaky", "pg_url", "postgres"]  # fixtures, used by name
-
-HI = [{"role": "user", "content": "hi"}]
-CALLS = 100
 
 
 def body(model: str = "flaky") -> dict[str, object]:

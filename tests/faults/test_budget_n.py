@@ -18,21 +18,16 @@ from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import FakeOpenAI
 from tests.faults.budget_support import (
     DEAR,
+    HI,
     LIMIT,
     MAX_TOKENS,
     counters,
-    dear,
-    flaky,
     gateway_config,
     new_key,
     post_many,
     script_full_answers,
 )
 from tests.gateway_harness import Gateway, serve
-
-__all__ = ["dear", "flaky"]  # fixtures, used by name
-
-HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture

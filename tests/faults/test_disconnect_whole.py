@@ -8,13 +8,14 @@ import http.client
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from chatgate.cost.budgets import Budgets
+from tests.clock import poll_until
 from tests.fakes.gateway import request_json
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, embeddings_reply
 from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
@@ -45,10 +46,17 @@ def _fresh_script(upstream: FakeOpenAI) -> None:
 
 
 def give_up(
-    gw: Gateway, upstream: FakeOpenAI, path: str, body: dict[str, Any], key: str, trace: str
+    gw: Gateway,
+    upstream: FakeOpenAI,
+    path: str,
+    body: dict[str, Any],
+    key: str,
+    trace: str,
+    until: tuple[Callable[[], bool], str] | None = None,
 ) -> float:
-    """Send a request, close the connection once the upstream is working on it (the client's
-    patience ran out mid-call); the time of the close (monotonic)."""
+    """Send a request, close the connection once the upstream is working on it (and the
+    condition ``until`` names holds): the client's patience ran out mid-call. The time of the
+    close (monotonic)."""
     conn = http.client.HTTPConnection("127.0.0.1", int(gw.url.rsplit(":", 1)[1]), timeout=5)
     headers = {
         "content-type": "application/json",
@@ -57,23 +65,16 @@ def give_up(
     }
     calls = len(upstream.requests)
     conn.request("POST", path, body=json.dumps(body), headers=headers)
-    deadline = time.monotonic() + 5
-    while len(upstream.requests) == calls and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(upstream.requests) > calls, "the request never reached the upstream"
-    time.sleep(0.2)
+    poll_until(lambda: len(upstream.requests) > calls, what="the request reaching the upstream")
+    if until is not None:
+        condition, what = until
+        poll_until(condition, what=what)
     conn.close()
     return time.monotonic()
 
 
-def access_line(gw: Gateway, trace: str, timeout_s: float = 5.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for line in gw.access_lines():
-            if line["trace_id"] == trace:
-                return line
-        time.sleep(0.02)
-    raise AssertionError(f"no access-log line for {trace}:\n{gw.log_text()}")
+def access_line(gw: Gateway, trace: str) -> dict[str, Any]:
+    return gw.wait_for_access_line(trace, field="trace_id")
 
 
 def hold_of(messages: list[dict[str, Any]], max_tokens: int) -> Decimal:
@@ -129,14 +130,18 @@ def test_a_leader_giving_up_does_not_cancel_the_shared_call_of_the_others(
     result: dict[str, Any] = {}
 
     def follower() -> None:
-        time.sleep(0.2)  # joins the leader's flight
+        poll_until(lambda: len(upstream.requests) > calls, what="the leader's call upstream")
         result["answer"] = request_json(
             f"{gateway.url}/v1/chat/completions", body=json.dumps(body).encode(), key=MASTER
         )
 
+    def joined() -> bool:  # the follower in flight too (it joins the flight as it arrives)
+        return gateway.metric("chatgate_in_flight_requests") == 2
+
     thread = threading.Thread(target=follower)
     thread.start()
-    give_up(gateway, upstream, "/v1/chat/completions", body, MASTER, "leader-1")
+    until = (joined, "the follower joining the leader's flight")
+    give_up(gateway, upstream, "/v1/chat/completions", body, MASTER, "leader-1", until)
     thread.join(10)
     status, answer = result["answer"]
     assert status == 200, answer

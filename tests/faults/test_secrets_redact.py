@@ -15,8 +15,8 @@ from chatgate.errors import APIConnectionError, InternalServerError
 from chatgate.providers.base import Deployment
 from chatgate.redact import MASK, RedactingFilter, Redactor, credentials, scrub_error
 from chatgate.server.app import create_app
+from tests.asgi_client import Lifespan
 from tests.faults.secret_echo import FOREIGN, leaks
-from tests.integration.test_gateway_inprocess import Lifespan
 
 SHAPED = [
     "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t",

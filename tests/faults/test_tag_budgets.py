@@ -20,26 +20,19 @@ from chatgate.store.engine import create_engine
 from chatgate.store.schema.budgets import BUDGET_COUNTERS
 from tests.fakes.openai_server import FakeOpenAI
 from tests.faults.budget_support import (
+    CALLS,
     DEAR,
+    HI,
     LIMIT,
     MAX_TOKENS,
     counter,
-    db_url,
-    dear,
-    flaky,
     gateway_config,
-    pg_url,
     post_many,
-    postgres,
     priced,
     script_full_answers,
 )
 from tests.gateway_harness import serve
 
-__all__ = ["db_url", "dear", "flaky", "pg_url", "postgres"]  # fixtures, used by name
-
-HI = [{"role": "user", "content": "hi"}]
-CALLS = 100
 TAG_BUDGET = {"scope": "tag", "subject": "feature-x", "limit": str(LIMIT), "window": "lifetime"}
 BUDGET_ID = "tag:feature-x:lifetime"
 

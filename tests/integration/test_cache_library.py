@@ -3,26 +3,18 @@ counted by the requests the upstream actually received."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 import chatgate
-from chatgate.cache import Cache, CachePolicy, cache_status, configure_cache
+from chatgate.cache import Cache, CachePolicy, cache_status
 from chatgate.types import ChatResponse
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, error_json
+from tests.integration.guarded_support import chats
 
 HI = [{"role": "user", "content": "hello cache"}]
-
-
-@pytest.fixture
-def cache() -> Iterator[Cache]:
-    configured = configure_cache(Cache("memory"))
-    assert configured is not None
-    yield configured
-    configure_cache(False)
 
 
 async def ask(fake: FakeOpenAI, **kw: Any) -> ChatResponse:
@@ -30,10 +22,6 @@ async def ask(fake: FakeOpenAI, **kw: Any) -> ChatResponse:
     return await chatgate.acompletion(
         model="openai/gpt-4o-mini", api_key="sk-test", api_base=fake.base_url, **kw
     )
-
-
-def chats(fake: FakeOpenAI) -> int:
-    return sum(r.path.endswith("/chat/completions") for r in fake.requests)
 
 
 async def test_without_configuration_nothing_is_cached(fake: FakeOpenAI) -> None:

@@ -4,18 +4,18 @@ and single-flight for identical concurrent requests, counted at the fake upstrea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import openai.types.chat as oa
 import pytest
 
 import chatgate
-from chatgate.cache import Cache, configure_cache
+from chatgate.cache import Cache
 from chatgate.stream import ChatStream
 from chatgate.types import ChatChunk, ChatResponse
 from tests.clock import wait_until
 from tests.fakes.openai_server import FakeOpenAI, Reply, error_json, text_stream
+from tests.integration.guarded_support import chats
 
 HI = [{"role": "user", "content": "tell me three words"}]
 TOOL_CALL = {
@@ -25,24 +25,12 @@ TOOL_CALL = {
 }
 
 
-@pytest.fixture
-def cache() -> Iterator[Cache]:
-    configured = configure_cache(Cache("memory"))
-    assert configured is not None
-    yield configured
-    configure_cache(False)
-
-
 async def ask(fake: FakeOpenAI, **kw: Any) -> Any:
     kw.setdefault("messages", HI)
     kw.setdefault("temperature", 0)
     return await chatgate.acompletion(
         model="openai/gpt-4o-mini", api_key="sk-test", api_base=fake.base_url, **kw
     )
-
-
-def chats(fake: FakeOpenAI) -> int:
-    return sum(r.path.endswith("/chat/completions") for r in fake.requests)
 
 
 async def read(stream: ChatStream) -> list[ChatChunk]:

@@ -91,7 +91,7 @@ async def test_the_first_caller_leaving_fails_nobody_who_joined(fake: FakeOpenAI
     leader = embed(fake, "leave", cache)
     await wait_until(lambda: len(fake.requests) == 1)
     joined = embed(fake, "leave", cache)
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: cache.stats.coalesced == 1, what="the second caller joining")
     leader.cancel()
     answer = await joined
     assert answer.vectors == [embedding_vector("leave")]

@@ -13,48 +13,15 @@ import pytest
 
 from chatgate.config import parse
 from chatgate.server.app import ASGIApp, create_app
+from tests.asgi_client import Lifespan, call
 from tests.fakes.openai_server import FakeOpenAI, Reply, text_stream
 from tests.gateway_harness import deployment, gateway_config
 
 
-class Lifespan:
-    """Drive the app's lifespan protocol, as a server would."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def __aenter__(self) -> Lifespan:
-        scope = {"type": "lifespan"}
-        self.task = asyncio.ensure_future(self.app(scope, self.inbox.get, self.outbox.put))
-        await self.inbox.put({"type": "lifespan.startup"})
-        assert (await self.outbox.get())["type"] == "lifespan.startup.complete"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.inbox.put({"type": "lifespan.shutdown"})
-        assert (await self.outbox.get())["type"] == "lifespan.shutdown.complete"
-        await self.task
-
-
 async def post(app: ASGIApp, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
-    sent: list[dict[str, Any]] = []
-    messages = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        if messages:
-            return messages.pop()
-        await asyncio.sleep(3600)  # the client stays connected
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    headers = [(b"content-type", b"application/json"), (b"x-chatgate-tags", b"inproc")]
-    scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
-    await app(scope, receive, send)
-    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+    """POST ``body`` tagged ``inproc``: (status, body)."""
+    status, _, answer = await call(app, "POST", path, body, {"x-chatgate-tags": "inproc"})
+    return status, answer
 
 
 def lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:

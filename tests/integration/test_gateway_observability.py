@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import anthropic
 import openai
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.clock import poll_until
 from tests.fakes.openai_server import FakeOpenAI, Reply, text_stream
@@ -35,21 +34,6 @@ def client(gateway: Gateway, upstream: FakeOpenAI) -> Iterator[openai.OpenAI]:
     upstream.replies.clear()
     with gateway.openai_client() as sdk:
         yield sdk
-
-
-def metric_samples(gateway: Gateway) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    with urllib.request.urlopen(f"{gateway.url}/metrics", timeout=5) as resp:
-        assert resp.headers["content-type"].startswith("text/plain")
-        text = resp.read().decode()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def sample(gateway: Gateway, name: str, **labels: str) -> float:
-    return metric_samples(gateway).get((name, frozenset(labels.items())), 0.0)
 
 
 def raw_sse(gateway: Gateway, path: str, body: dict[str, object]) -> tuple[str, str]:
@@ -124,8 +108,8 @@ def test_metrics_count_requests_tokens_latency_and_errors(
 ) -> None:
     labels = {"model": "fast", "deployment": "openai/gpt-4o-mini"}
     ok = {"route": "/v1/chat/completions", **labels, "status": "200"}
-    before = sample(gateway, "chatgate_requests_total", **ok)
-    out_before = sample(gateway, "chatgate_tokens_total", **labels, direction="output")
+    before = gateway.metric("chatgate_requests_total", **ok)
+    out_before = gateway.metric("chatgate_tokens_total", **labels, direction="output")
     for _ in range(3):
         client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
     list(
@@ -136,14 +120,14 @@ def test_metrics_count_requests_tokens_latency_and_errors(
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="gone", messages=[{"role": "user", "content": "x"}])
     errors = {"route": "/v1/chat/completions", "model": "", "error_class": "model_not_found"}
-    samples = metric_samples(gateway)
+    samples = gateway.metric_samples()
 
     def get(name: str, **extra: str) -> float:
         return samples.get((name, frozenset(extra.items())), 0.0)
 
     def counted() -> bool:
         nonlocal samples
-        samples = metric_samples(gateway)  # the gateway counts off the request path
+        samples = gateway.metric_samples()  # the gateway counts off the request path
         return (
             get("chatgate_requests_total", **ok) >= before + 4
             and get("chatgate_errors_total", **errors) >= 1

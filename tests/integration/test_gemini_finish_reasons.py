@@ -15,6 +15,7 @@ from google.genai import types as genai_types
 import chatgate
 from chatgate.config import parse
 from chatgate.server.app import create_app
+from tests.asgi_client import Lifespan
 from tests.fakes.gemini_server import (
     FakeGemini,
     Reply,
@@ -24,7 +25,7 @@ from tests.fakes.gemini_server import (
     usage_json,
 )
 from tests.gateway_harness import deployment, gateway_config
-from tests.integration.test_gateway_inprocess import Lifespan, post
+from tests.integration.test_gateway_inprocess import post
 
 MODEL = "gemini/gemini-2.5-flash"
 HI = [{"role": "user", "content": "tell me"}]

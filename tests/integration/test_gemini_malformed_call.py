@@ -16,6 +16,7 @@ from google.oauth2.credentials import Credentials
 import chatgate
 from chatgate.config import parse
 from chatgate.server.app import create_app
+from tests.asgi_client import Lifespan
 from tests.fakes.gemini_server import (
     FakeGemini,
     Reply,
@@ -25,7 +26,7 @@ from tests.fakes.gemini_server import (
     usage_json,
 )
 from tests.gateway_harness import deployment, gateway_config
-from tests.integration.test_gateway_inprocess import Lifespan, post
+from tests.integration.test_gateway_inprocess import post
 from tests.integration.test_gemini import WEATHER
 
 MODEL = "gemini/gemini-2.5-flash"

@@ -11,6 +11,7 @@ import pytest
 import chatgate
 from chatgate.cost.budgets import Budget
 from chatgate.types import ChatResponse
+from tests.clock import wait_until
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, error_json
 from tests.integration.guarded_support import (
     DEAR,
@@ -102,8 +103,8 @@ async def test_a_call_cancelled_in_flight_is_charged_its_hold(fake: FakeOpenAI) 
     fake.script(Reply(json=completion_json("late"), delay_s=5))
     r = router(fake, budgets=[{"scope": "global", "limit": "1"}])
     task = asyncio.create_task(r.acompletion("smart", HI, max_tokens=100))
-    await asyncio.sleep(0.5)  # sent, and waiting for the answer the fake holds back 5 s
-    assert chats(fake) == 1
+    # sent, and waiting for the answer the fake holds back 5 s
+    await wait_until(lambda: chats(fake) == 1, what="the call reaching the upstream")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

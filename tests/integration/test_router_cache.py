@@ -27,9 +27,6 @@ from tests.integration.guarded_support import (
     router,
     spent,
 )
-from tests.integration.test_cache_library import cache
-
-__all__ = ["cache"]  # the process's cache (configure_cache), a fixture used by name
 
 
 async def test_a_router_with_a_cache_answers_a_repeat_from_it(fake: FakeOpenAI) -> None:

@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError, ResponseError
 
 from chatgate.router.redis_state import RedisState
 from chatgate.router.state import Health, Limits
-from tests.clock import ManualClock
+from tests.clock import ManualClock, wait_until
 from tests.fakes.redis_server import RedisServer
 
 HEALTH = Health(allowed_fails=3, window=10.0, cooldown=30.0)
@@ -65,37 +65,36 @@ async def test_the_heartbeat_keeps_a_long_request_counted_and_aclose_ends_it(
 ) -> None:
     a, b = states
     assert await a.reserve("d", ONE, 0, now()) == 0.0
-    await asyncio.sleep(1.2)  # more than two leases: only the heartbeat keeps a's alive
+    # More than two leases (the time passing is what is tested): only the heartbeat keeps a's
+    # lease alive.
+    await asyncio.sleep(1.2)
     assert math.isinf(await b.reserve("d", ONE, 0, now()))
     await a.aclose()  # its lease ends at once
     assert await b.reserve("d", ONE, 0, now()) == 0.0
-
-
-# Keeps the (single-threaded) server busy for ARGV[1] ms, so commands sent meanwhile queue.
-BUSY = """
-local t = redis.call('TIME')
-local stop = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 + tonumber(ARGV[1])
-repeat t = redis.call('TIME') until tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 >= stop
-return 1
-"""
 
 
 async def test_a_slot_taken_by_a_cancelled_call_lapses_with_a_lease(
     states: list[RedisState], redis_server: RedisServer
 ) -> None:
     a, b = states
-    await a.reserve("warm", Limits(), 0, now())  # connected, offset measured, script loaded
-    await a.release("warm", Limits(), 0, now())
-    blocker = redis.asyncio.Redis.from_url(redis_server.url)
+    for state in states:  # connected, offset measured, scripts loaded
+        await state.reserve("warm", Limits(), 0, now())
+        await state.release("warm", Limits(), 0, now())  # (no slot held: no heartbeat is sent)
+    control = redis.asyncio.Redis.from_url(redis_server.url)
+
+    async def waiting() -> bool:
+        return (await control.info("clients"))["blocked_clients"] == 1
+
     try:
-        busy = asyncio.create_task(blocker.eval(BUSY, 0, 300))
-        await asyncio.sleep(0.05)
+        # Scripts wait at the server until unpaused (reads such as INFO still answer): a's
+        # script is sent, and the call cancelled before its answer can come.
+        await control.client_pause(30_000, all=False)
         taking = asyncio.create_task(a.reserve("d", ONE, 0, now()))
-        await asyncio.sleep(0.05)  # its script waits behind the busy one
+        await wait_until(waiting, what="a's reserve script waiting at the paused server")
         taking.cancel()
-        await busy
     finally:
-        await blocker.aclose()
+        await control.client_unpause()
+        await control.aclose()
     assert math.isinf(await b.reserve("d", ONE, 0, now()))  # it ran: a slot nobody releases
     cancelled = time.monotonic()
     while math.isinf(await b.reserve("d", ONE, 0, now())):
@@ -150,7 +149,9 @@ async def test_a_dead_process_stops_holding_slots_and_probes_when_its_lease_ends
     proc, ns = holder
     state = RedisState(redis_server.url, namespace=ns)
     try:
-        await asyncio.sleep(0.8)  # alive past its first lease: its heartbeat holds both
+        # Alive past its first lease (the time passing is what is tested): its heartbeat holds
+        # both.
+        await asyncio.sleep(0.8)
         slot, probed = await state.view(["slot", "probed"], now())
         assert (slot.in_flight, probed.probing) == (1, True)
         assert math.isinf(await state.reserve("slot", ONE, 0, now()))

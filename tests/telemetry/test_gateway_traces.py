@@ -14,10 +14,10 @@ import pytest
 
 from chatgate.config import parse
 from chatgate.server.app import create_app
+from tests.asgi_client import Lifespan, call
 from tests.fakes.gateway import free_port
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.otlp_receiver import OtlpReceiver, Span
-from tests.telemetry.asgi_client import Lifespan, call
 
 MASTER = "sk-master-0123456789abcdef"
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -22,6 +22,18 @@ from tests.fakes.openai_server import (
 MSGS = [{"role": "user", "content": "hi"}]
 
 
+async def stream_with_usage(fake: FakeOpenAI) -> chatgate.ChatStream:
+    """A streamed call to ``fake`` (scripted by the caller) that asks for usage at the end."""
+    return await chatgate.acompletion(
+        "openai/gpt-4o-mini",
+        MSGS,
+        api_base=fake.base_url,
+        api_key="k",
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+
+
 async def test_a_call_is_one_client_span_with_the_genai_attributes(
     fake: FakeOpenAI, spans: InMemorySpanExporter
 ) -> None:
@@ -91,14 +103,7 @@ async def test_a_stream_span_ends_when_the_stream_ends_with_usage_and_ttfc(
     fake: FakeOpenAI, spans: InMemorySpanExporter
 ) -> None:
     fake.script(Reply(chunks=text_stream(["Hel", "lo"])))
-    stream = await chatgate.acompletion(
-        "openai/gpt-4o-mini",
-        MSGS,
-        api_base=fake.base_url,
-        api_key="k",
-        stream=True,
-        stream_options={"include_usage": True},
-    )
+    stream = await stream_with_usage(fake)
     assert spans.get_finished_spans() == ()  # open while the answer streams
     async for _ in stream:
         pass

@@ -18,7 +18,7 @@ from chatgate import telemetry
 from chatgate.telemetry.recorder import LeanTracerProvider, SpanQueue
 from chatgate.telemetry.sampling import Sampler
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, text_stream
-from tests.telemetry.test_library_spans import failing_over
+from tests.telemetry.test_library_spans import failing_over, stream_with_usage
 from tests.telemetry.test_otlp_encoder import attrs, decode
 
 MSGS = [{"role": "user", "content": "hi"}]
@@ -51,15 +51,7 @@ async def stream_cancelled(fake: FakeOpenAI) -> None:
 
 async def stream_whole(fake: FakeOpenAI) -> None:
     fake.script(Reply(chunks=text_stream(["a", "b"], usage=(5, 2))))
-    stream = await chatgate.acompletion(
-        "openai/gpt-4o-mini",
-        MSGS,
-        api_base=fake.base_url,
-        api_key="k",
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    async for _ in stream:
+    async for _ in await stream_with_usage(fake):
         pass
 
 

@@ -7,16 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from openai.types.responses import Response, ResponseStreamEvent
-from pydantic import TypeAdapter
+from openai.types.responses import Response
 
 from chatgate.errors import InvalidRequestError
 from chatgate.responses_api import ChunksToResponseEvents, chat_request_from_responses, encode
 from chatgate.responses_api.request import echo_fields
 from chatgate.responses_api.response import response_object
 from chatgate.types import ChatChunk, ChatResponse
-
-EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+from tests.unit.responses_events import EVENTS
 
 
 def wire(body: dict[str, Any]) -> dict[str, Any]:

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from openai.types.responses import Response, ResponseStreamEvent
-from pydantic import TypeAdapter
+from openai.types.responses import Response
 
 from chatgate.responses_api import ChunksToResponseEvents
 from chatgate.responses_api.reasoning import Carry, Sealer, sealer_for
 from chatgate.responses_api.request import echo_fields, translate
 from chatgate.responses_api.response import response_object
-from chatgate.types import ChatChunk, ChatResponse
+from chatgate.types import ChatResponse
+from tests.unit.responses_events import run_stream
 
-EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 SEALER = Sealer(b"master-key-one")
 BLOCK = {"type": "thinking", "thinking": "the user wants ls", "signature": "sig-abc"}
 
@@ -110,12 +109,7 @@ def test_gemini_thought_signatures_stream_out_and_come_back_on_their_calls() -> 
              "function": {"name": "exec_command", "arguments": '{"cmd": "echo hi"}'}}]}}]},
         {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
     ]  # fmt: skip
-    out: list[dict[str, Any]] = []
-    for chunk in chunks:
-        out += events.feed(ChatChunk.model_validate({"id": "x", "model": "m", **chunk}))
-    out += events.finish()
-    for event in out:
-        EVENTS.validate_python(event)
+    out = run_stream(events, chunks)
     done = [e["item"] for e in out if e["type"] == "response.output_item.done"]
     assert [i["type"] for i in done] == ["function_call", "reasoning"]
     history = [
@@ -135,10 +129,7 @@ def test_reasoning_text_of_a_text_turn_comes_back_to_that_turn() -> None:
         {"choices": [{"index": 0, "delta": {"reasoning_content": "think"}}]},
         {"choices": [{"index": 0, "delta": {"content": "hello"}, "finish_reason": "stop"}]},
     ]
-    out: list[dict[str, Any]] = []
-    for chunk in chunks:
-        out += events.feed(ChatChunk.model_validate({"id": "x", "model": "m", **chunk}))
-    out += events.finish()
+    out = run_stream(events, chunks)
     done = [e["item"] for e in out if e["type"] == "response.output_item.done"]
     assert [i["type"] for i in done] == ["reasoning", "message", "reasoning"]
     history = [{"role": "user", "content": "hi"}, *done, {"role": "user", "content": "more"}]

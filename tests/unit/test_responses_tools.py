@@ -9,16 +9,13 @@ from typing import Any
 
 import orjson
 import pytest
-from openai.types.responses import ResponseStreamEvent
-from pydantic import TypeAdapter
 
 from chatgate.errors import InvalidRequestError
 from chatgate.responses_api import ChunksToResponseEvents
 from chatgate.responses_api.request import echo_fields, translate
 from chatgate.responses_api.response import response_object
-from chatgate.types import ChatChunk, ChatResponse
-
-EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+from chatgate.types import ChatResponse
+from tests.unit.responses_events import run_stream
 
 FN = {"type": "function", "name": "exec_command", "parameters": {"type": "object"}}
 NAMESPACE = {
@@ -213,12 +210,7 @@ def test_streamed_calls_come_back_in_their_tools_kinds() -> None:
              "function": {"name": "multi_agent_v1__close_agent", "arguments": "{}"}}]}}]},
         {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
     ]  # fmt: skip
-    out: list[dict[str, Any]] = []
-    for chunk in chunks:
-        out += events.feed(ChatChunk.model_validate({"id": "x", "model": "m", **chunk}))
-    out += events.finish()
-    for event in out:
-        EVENTS.validate_python(event)
+    out = run_stream(events, chunks)
     kinds = [e["type"] for e in out]
     assert "response.function_call_arguments.delta" in kinds  # the namespaced function's
     custom_done = next(e for e in out if e["type"] == "response.custom_tool_call_input.done")

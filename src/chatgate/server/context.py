@@ -52,12 +52,14 @@ _USAGE = "chatgate.server.middleware.usage"  # the request's arrival and end
 _AUTH = "chatgate.server.middleware.auth"  # who is calling
 _SERVING = "chatgate.server.serving"  # what served it, what it used and cost
 _REQUEST = "chatgate.server.request"  # how it was answered, what was asked
+_HOLDS = "chatgate.server.holds"  # what was taken from the key's limits and budgets
 OWNERS: dict[str, str] = {
     **dict.fromkeys(("route", "request_id", "started", "time", "trace_id"), _USAGE),
     "tags": _SERVING,  # the header's at arrival (from_scope); the body's added by serving
     **dict.fromkeys(("log_content", "ended"), _USAGE),
     **dict.fromkeys(("admin", "key", "key_id", "user_id", "team_id"), _AUTH),
-    **dict.fromkeys(("hold", "key_tokens", "cache_status", "requested_model"), _SERVING),
+    **dict.fromkeys(("hold", "key_tokens"), _HOLDS),
+    **dict.fromkeys(("cache_status", "requested_model"), _SERVING),
     **dict.fromkeys(("deployment", "deployment_id", "stream", "attempts", "upstream_s"), _SERVING),
     **dict.fromkeys(("usage", "cost", "ttft_ms", "finish_reason", "cache_hit"), _SERVING),
     "content_out": _SERVING,

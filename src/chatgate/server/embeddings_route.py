@@ -22,17 +22,14 @@ from chatgate.router.budgeting import embedding_input_tokens, embedding_worst_ca
 from chatgate.router.guarded import served_by
 from chatgate.server.asgi import ClientDisconnected
 from chatgate.server.errors import GatewayError
+from chatgate.server.holds import allowed_groups, hold_amount, settle_amount, take_key_limits
 from chatgate.server.openai_routes import model_name, parse_json_body
 from chatgate.server.relay import ClientWatch
 from chatgate.server.request import GatewayRequest, failed
 from chatgate.server.serving import (
     admit_model,
-    allowed_groups,
     charge_hold,
-    hold_amount,
     record_tries,
-    settle_amount,
-    take_key_limits,
     took_embedding,
     upstream_answered,
 )

@@ -14,23 +14,27 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
-from chatgate.cost.budgets import Budget
 from chatgate.cost.tokens import precount
 from chatgate.embedding_types import EmbeddingResponse
 from chatgate.errors import ChatgateError
 from chatgate.meta import tries
 from chatgate.router import guarded
 from chatgate.router.call import estimate_tokens, prompt_bytes
-from chatgate.router.fallbacks import Allowed
-from chatgate.router.guarded import Payer
-from chatgate.router.state import Limits
 from chatgate.server.asgi import ClientDisconnected, big_body
 from chatgate.server.call_watch import cancel_when_gone, stop_watching
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
+from chatgate.server.holds import (  # allowed_groups, key_budget, payer_of: exported here too
+    allowed_groups,
+    hold_budget,
+    key_budget,
+    payer_of,
+    settle_amount,
+    take_key_limits,
+)
 from chatgate.server.relay import ClientWatch, Frames, Relayed, relay
 from chatgate.server.request import GatewayRequest, failed
-from chatgate.server.request_tags import charged, merge_tags
+from chatgate.server.request_tags import merge_tags
 from chatgate.server.state import GatewayState
 from chatgate.server.tier_hints import tier_hints
 from chatgate.stream import ChatStream
@@ -43,15 +47,13 @@ __all__ = [
     "charge_hold",
     "check_n",
     "free_call",
-    "hold_amount",
+    "key_budget",
     "payer_of",
     "record_tries",
     "respond",
     "serve_chat",
     "served_by_failure",
     "settle",
-    "settle_amount",
-    "take_key_limits",
     "take_response",
     "took_embedding",
     "upstream_answered",
@@ -70,7 +72,7 @@ async def serve_chat(
     if ctx.key is not None:  # (no coroutine for the usual case: nothing to take or hold)
         await take_key_limits(request, lambda: estimate_tokens(chat))
     if state.services.budgets.budgets or (ctx.key is not None and ctx.key.budget_usd is not None):
-        await _hold_budget(state, ctx, chat)
+        await hold_budget(state, ctx, chat)
     if watch is not None and watch.gone:  # gone before the call: nothing was spent
         await settle(state, ctx, None, chat)
         raise ClientDisconnected
@@ -295,57 +297,6 @@ def admit_model(request: GatewayRequest, name: str, *, stream: bool) -> str:
     return name
 
 
-async def take_key_limits(request: GatewayRequest, count: Callable[[], int]) -> None:
-    """Take one request (and the estimated tokens) from the key's RPM/TPM buckets, or 429."""
-    state, ctx = request.state, request.ctx
-    key = ctx.key
-    if key is None or not (key.rpm or key.tpm):
-        return
-    tokens = count() if key.tpm else 0
-    limits = Limits(rpm=key.rpm, tpm=key.tpm)
-    key_limits = state.services.key_limits
-    wait = await key_limits.reserve(key.key_id, limits, tokens, time.monotonic())
-    if wait > 0:
-        seconds = max(1, round(wait))
-        which = f"{key.rpm} requests/min" if key.rpm else f"{key.tpm} tokens/min"
-        raise GatewayError(
-            429,
-            f"rate limit of this key reached ({which}); retry in {seconds}s",
-            type_="rate_limit_error",
-            code="rate_limit_exceeded",
-            headers={"retry-after": str(seconds)},
-        )
-    ctx.key_tokens = tokens
-
-
-def key_budget(ctx: RequestContext) -> tuple[Budget, ...]:
-    key = ctx.key
-    if key is None or key.budget_usd is None:
-        return ()
-    return (Budget("key", key.budget_usd, key.budget_period or "monthly", subject=key.key_id),)
-
-
-def payer_of(ctx: RequestContext) -> Payer:
-    """Whom the request's budgets are looked up for: its key, user, team and tags (its key's
-    included), and the key's own budget."""
-    return Payer(ctx.key_id, ctx.user_id, ctx.team_id, key_budget(ctx), charged(ctx.key, ctx.tags))
-
-
-async def hold_amount(
-    state: GatewayState, ctx: RequestContext, model: str, amount: Decimal
-) -> None:
-    """Hold a known amount (embeddings) on every budget that applies."""
-    hold = await guarded.hold_amount(state.services.budgets, model, amount, payer_of(ctx))
-    if hold is not None:
-        ctx.hold = hold
-
-
-def allowed_groups(ctx: RequestContext) -> Allowed | None:
-    """The model groups the caller may be served by, fallbacks included (None: any)."""
-    key = ctx.key
-    return key.allows if key is not None and key.models else None
-
-
 def check_n(state: GatewayState, request: ChatRequest) -> None:
     """Refuse more choices than ``general_settings.max_n`` (each may cost a whole answer)."""
     ceiling = state.config.general_settings.max_n
@@ -357,13 +308,6 @@ def check_n(state: GatewayState, request: ChatRequest) -> None:
             param="n",
             code="n_too_large",
         )
-
-
-async def _hold_budget(state: GatewayState, ctx: RequestContext, request: ChatRequest) -> None:
-    router, budgets = state.models.router, state.services.budgets
-    hold = await guarded.hold_chat(budgets, router, request, payer_of(ctx), allowed_groups(ctx))
-    if hold is not None:
-        ctx.hold = hold
 
 
 async def settle(
@@ -388,20 +332,3 @@ async def charge_hold(state: GatewayState, ctx: RequestContext) -> None:
     the hold and we will never learn what, so the hold is charged (docs/cost.md)."""
     ctx.cost = ctx.hold.amount_usd if ctx.hold is not None else None
     await settle_amount(state, ctx, None, 0)
-
-
-async def settle_amount(
-    state: GatewayState, ctx: RequestContext, cost: Decimal | None, usage_total: int
-) -> None:
-    """Charge ``cost`` against the hold (None: the cost is unknown, the hold is charged) and
-    correct the key's TPM bucket by the tokens actually used."""
-    hold, ctx.hold = ctx.hold, None
-    if hold is not None:
-        await state.services.budgets.settle(hold, cost)
-    key = ctx.key
-    if key is not None and (key.rpm or key.tpm) and ctx.key_tokens is not None:
-        correction = usage_total - ctx.key_tokens if usage_total else 0
-        limits = Limits(rpm=key.rpm, tpm=key.tpm)
-        key_limits = state.services.key_limits
-        await key_limits.release(key.key_id, limits, correction, time.monotonic())
-        ctx.key_tokens = None

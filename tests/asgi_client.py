@@ -1,5 +1,5 @@
-"""Drive the gateway app in this process, as an ASGI server would: the lifespan (the in-process
-gateway tests' driver), and requests with any headers (a caller's ``traceparent``)."""
+"""Drive the gateway app in this process, as an ASGI server would: the lifespan, and requests
+with any headers (a caller's ``traceparent``) and a client that stays connected."""
 
 from __future__ import annotations
 
@@ -9,9 +9,29 @@ from typing import Any
 import orjson
 
 from chatgate.server.app import ASGIApp
-from tests.integration.test_gateway_inprocess import Lifespan
 
 __all__ = ["Lifespan", "call"]
+
+
+class Lifespan:
+    """Drive the app's lifespan protocol, as a server would."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def __aenter__(self) -> Lifespan:
+        scope = {"type": "lifespan"}
+        self.task = asyncio.ensure_future(self.app(scope, self.inbox.get, self.outbox.put))
+        await self.inbox.put({"type": "lifespan.startup"})
+        assert (await self.outbox.get())["type"] == "lifespan.startup.complete"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        assert (await self.outbox.get())["type"] == "lifespan.shutdown.complete"
+        await self.task
 
 
 async def call(
