@@ -26,24 +26,18 @@ from tests.fakes.openai_batches import BatchScript, FakeOpenAIBatches
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
 from tests.faults.budget_support import (
     DEAR,
+    HI,
     LIMIT,
     MAX_TOKENS,
     counter,
-    db_url,
-    dear,
-    pg_url,
-    postgres,
     script_full_answers,
 )
 from tests.gateway_harness import Gateway, deployment, gateway_config, serve
-
-__all__ = ["db_url", "dear", "pg_url", "postgres"]  # fixtures, used by name
 
 MASTER = "sk-master-batch-tags"
 TAG = "team-x"
 BUDGET_ID = f"tag:{TAG}:lifetime"
 PRICES = {"input_cost_per_token": DEAR, "output_cost_per_token": DEAR}
-HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture

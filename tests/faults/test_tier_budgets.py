@@ -13,24 +13,18 @@ from pathlib import Path
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
 from tests.faults.budget_support import (
     DEAR,
+    HI,
     LIMIT,
     MASTER,
     MAX_TOKENS,
     counters,
-    db_url,
-    dear,
     new_key,
-    pg_url,
     post_many,
-    postgres,
     priced,
 )
 from tests.gateway_harness import gateway_config, serve
 
-__all__ = ["db_url", "dear", "pg_url", "postgres"]  # fixtures, used by name
-
 CALLS = 60
-HI = [{"role": "user", "content": "hi"}]
 
 
 def full(model: str, finish: str) -> Reply:
