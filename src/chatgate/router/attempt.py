@@ -132,9 +132,13 @@ class GroupRunner:
             if await router.state.reserve(chosen.id, chosen.limits, tokens, now) > 0:
                 continue  # another caller took the last slot meanwhile: look again
             sent = time.perf_counter()
+            marked = spans.attempt(chosen.id, self.name, len(call.log) + 1)
             try:
-                with spans.attempt(chosen.id, self.name, len(call.log) + 1):
+                if marked is None:  # nobody collects spans
                     result = await job.attempt(self, chosen, call, tokens, left)
+                else:
+                    with marked:
+                        result = await job.attempt(self, chosen, call, tokens, left)
             except ChatgateError as exc:
                 took = (time.perf_counter() - sent) * 1000.0
                 wait = await self._after_failure(chosen, exc, call, retries, tried, usable, took)

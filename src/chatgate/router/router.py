@@ -363,27 +363,37 @@ class Router:
         """Admission, then the job through its group and fallbacks. A stream keeps its
         admission slot until it ends."""
         route = spans.start_route(job.model)  # a stream's ends with the stream
+        traced = route is not spans.NO_SPAN  # else no span call at all below
+        token = spans.enter(route) if traced else None
         admitted: float | None = None
         try:
-            with spans.current(route):
-                admitted = await self._admission.enter(
-                    priority, max(0.0, call.time_left(self._runtime))
-                )
-                result = await through_fallbacks(
-                    job, call, no_fallbacks, allowed or everything, self._runners,
-                    self.fallbacks, self._runtime,
-                )  # fmt: skip
+            admitted = await self._admission.enter(
+                priority, max(0.0, call.time_left(self._runtime))
+            )
+            result = await through_fallbacks(
+                job, call, no_fallbacks, allowed or everything, self._runners,
+                self.fallbacks, self._runtime,
+            )  # fmt: skip
         except BaseException as exc:
             if admitted is not None:
                 self._admission.leave(admitted)
-            spans.end(route, exc)
+            if token is not None:
+                spans.leave(token)
+                token = None
+            if traced:
+                spans.end(route, exc)
             raise
+        finally:
+            if token is not None:
+                spans.leave(token)
         if isinstance(result, ChatStream):
             call.on_stream_end(lambda: self._admission.leave(admitted))
-            call.on_stream_end(route.end)
+            if traced:
+                call.on_stream_end(route.end)
         else:
             self._admission.leave(admitted)
-            route.end()
+            if traced:
+                route.end()
         return result
 
     def _unknown(self, model: str) -> InvalidRequestError:

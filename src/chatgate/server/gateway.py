@@ -104,6 +104,9 @@ class Gateway:
     def _spend_record(self, ctx: RequestContext) -> None:
         spend = self.services.spend
         if spend is not None and ctx.requested_model is not None:
+            if ctx.span_context is None:  # not traced: no span, no ``with``
+                spend.emit(usage_record(ctx))
+                return
             with spend_span(ctx):
                 spend.emit(usage_record(ctx))
 

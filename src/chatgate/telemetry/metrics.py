@@ -158,6 +158,13 @@ def record_attempt(
     response: Any = None,
     error: BaseException | None = None,
 ) -> None:
+    # enabled()'s first answer inline: with no SDK anywhere, no call (once per attempt)
+    if (
+        _provider is None
+        and otel_metrics_internal._METER_PROVIDER is None
+        and not _PROVIDER_FROM_ENV
+    ):
+        return
     instruments = _get()
     if instruments is None:
         return

@@ -19,11 +19,12 @@ import contextlib
 import contextvars
 import os
 from collections.abc import Callable, MutableMapping
+from contextvars import Token
 from time import time_ns
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import (
     NonRecordingSpan,
     Span,
@@ -44,6 +45,7 @@ from chatgate.telemetry.recorder import (
     context_with,
     current_span,
     detach,
+    get_context,
 )
 from chatgate.telemetry.records import AttemptFacts, RouteFacts, ServerFacts
 from chatgate.types import ChatResponse
@@ -54,12 +56,15 @@ if TYPE_CHECKING:
     from chatgate.types import ChatRequest
 
 __all__ = [
+    "NO_SPAN",
     "attempt",
     "capture_content",
     "current",
     "end",
     "end_attempt",
+    "enter",
     "inject",
+    "leave",
     "on_stream_end",
     "served_by",
     "set_tracer_provider",
@@ -72,6 +77,7 @@ __all__ = [
 ]
 
 _SCOPE = "chatgate"
+NO_SPAN = trace.INVALID_SPAN  # what the span functions return when nobody collects spans
 _provider: TracerProvider | None = None
 _tracer: Tracer | None = None
 # The variable the OpenTelemetry GenAI instrumentations read for the same switch.
@@ -129,8 +135,10 @@ def tracer() -> Tracer:
 # --- attempts ---------------------------------------------------------------------------------
 
 
-def attempt(deployment_id: str, group: str, number: int) -> contextlib.AbstractContextManager[Any]:
-    return _NULL if _off() else _Marked((deployment_id, group, number))
+def attempt(deployment_id: str, group: str, number: int) -> _Marked | None:
+    """The marker to enter around the attempt; None when nobody collects spans (the caller
+    then makes no ``with``: two calls saved on every attempt)."""
+    return None if _off() else _Marked((deployment_id, group, number))
 
 
 class _Marked:
@@ -187,7 +195,7 @@ def inject(span: Span, headers: MutableMapping[str, str]) -> None:
     no SDK, the caller's own context (if it has one) is passed on, as the API would."""
     if span is trace.INVALID_SPAN:
         # An empty OpenTelemetry context (the usual case without an SDK) has no span to pass.
-        if not otel_context.get_current():
+        if not get_context():
             return
         if current_span().get_span_context().is_valid:
             propagate.inject(headers)
@@ -278,6 +286,20 @@ def start_route(model_name: str) -> Span:
     elif span.is_recording():
         span.set_attribute(semconv.MODEL_GROUP, model_name)
     return span
+
+
+def enter(span: Span) -> Token[Context] | None:
+    """``current(span)`` without a ``with``: the token for ``leave``, or None when there is
+    nothing to make current (then nothing to leave)."""
+    if span is trace.INVALID_SPAN:
+        return None
+    if type(span) is NonRecordingSpan and span is current_span():
+        return None
+    return attach(context_with(span))
+
+
+def leave(token: Token[Context]) -> None:
+    detach(token)
 
 
 def current(span: Span) -> contextlib.AbstractContextManager[Any]:
