@@ -177,7 +177,7 @@ class SqlSink:
     # -- the request side -------------------------------------------------------------------
 
     def emit(self, record: UsageRecord) -> None:
-        if self.unsaved >= self.max_unsaved:
+        if self._emitted - max(self._logged, self._head - 1) >= self.max_unsaved:  # unsaved
             self._drops.add(self.unsaved, self.wal.directory)
             return
         self._emitted += 1

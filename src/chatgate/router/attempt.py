@@ -128,7 +128,7 @@ class GroupRunner:
                 continue
             waiting_since = None
             fresh = [c for c in ready if c[0].id not in tried] or ready
-            chosen = self._pick(warm_first(fresh, warm), router.rng)[0]
+            chosen = self._pick(warm_first(fresh, warm) if warm else fresh, router.rng)[0]
             if await router.state.reserve(chosen.id, chosen.limits, tokens, now) > 0:
                 continue  # another caller took the last slot meanwhile: look again
             sent = time.perf_counter()

@@ -39,7 +39,7 @@ async def through_fallbacks(
     while True:
         name = chain[index]
         visited.add(name)
-        more = any(allow(n) for n in chain[index + 1 :])
+        more = index + 1 < len(chain) and any(allow(n) for n in chain[index + 1 :])
         try:
             result = await runners[name].run(job, call, can_fall_back=more)
             spans.served_by(name, job.model)

@@ -178,8 +178,9 @@ class Metrics:
         return value
 
     def record(self, ctx: RequestContext) -> None:
-        model = self._label(ctx.requested_model or "")
-        deployment = self._label(ctx.deployment or "")
+        labels = self._labels  # the usual names are known: a lookup, not a call
+        model = labels.get(ctx.requested_model or "") or self._label(ctx.requested_model or "")
+        deployment = labels.get(ctx.deployment or "") or self._label(ctx.deployment or "")
         route = self._route_series(ctx.route, model, deployment, ctx.status)
         route.requests.inc()
         route.overhead.observe(max(ctx.overhead_ms or 0.0, 0.0) / 1000.0)
