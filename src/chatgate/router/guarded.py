@@ -35,7 +35,7 @@ from chatgate.router.budgeting import embedding_worst_case, routed_worst_case
 from chatgate.router.fallbacks import Allowed
 from chatgate.router.options import RouteArgs, RoutedCompletionArgs, split_routed_args
 from chatgate.stream import ChatStream
-from chatgate.telemetry import spans
+from chatgate.telemetry import steps
 from chatgate.tiering.route import TierHints
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
@@ -89,7 +89,7 @@ async def hold_chat(
     # The router picks after the hold is taken: hold the worst case over every deployment the
     # call may reach, fallbacks the caller may use included, n choices each.
     amount = routed_worst_case(router, budgets, request, allowed)
-    with spans.step("chatgate.budget.hold"):
+    with steps.step("chatgate.budget.hold"):
         return await budgets.reserve_amount(
             amount, model=model, tags=payer.tags, extra=payer.extra, **who
         )
@@ -121,7 +121,7 @@ async def through_cache(
     ``partition``: what else keeps answers apart)."""
     if cache is None:
         return await call()
-    with spans.step("chatgate.cache", holds_calls=True):  # the routed call is its child
+    with steps.step("chatgate.cache", holds_calls=True):  # the routed call is its child
         return await cache.get_or_call(
             request,
             request.model,

@@ -377,14 +377,11 @@ class Router:
         except BaseException as exc:
             if admitted is not None:
                 self._admission.leave(admitted)
-            if token is not None:
-                spans.leave(token)
-                token = None
             if traced:
                 spans.end(route, exc)
             raise
         finally:
-            if token is not None:
+            if token is not None:  # after the span's end on a failure: the context only
                 spans.leave(token)
         if isinstance(result, ChatStream):
             call.on_stream_end(lambda: self._admission.leave(admitted))

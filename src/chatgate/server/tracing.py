@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from chatgate.server.asgi import Receive, Scope, Send
 from chatgate.server.context import RequestContext
 from chatgate.server.request_tags import row_tags
-from chatgate.telemetry import metrics, semconv, spans
+from chatgate.telemetry import metrics, semconv, spans, steps
 from chatgate.telemetry.recorder import LeanSpan, LeanTracer, current_span
 from chatgate.telemetry.records import ServerFacts, Static, context_attributes
 
@@ -160,7 +160,7 @@ def spend_span(ctx: RequestContext) -> contextlib.AbstractContextManager[Any]:
     parent = ctx.span_context
     if not isinstance(parent, SpanContext):
         return _UNTRACED
-    return spans.step_under("chatgate.spend.write", parent)
+    return steps.step_under("chatgate.spend.write", parent)
 
 
 _UNTRACED = contextlib.nullcontext()

@@ -97,7 +97,7 @@ def set_meter_provider(provider: MeterProvider | None) -> None:
 def enabled() -> bool:
     if _provider is not None:
         return True
-    # As spans._off: the module global first (get_meter_provider reads os.environ each call).
+    # As spans.off: the module global first (get_meter_provider reads os.environ each call).
     if otel_metrics_internal._METER_PROVIDER is None and not _PROVIDER_FROM_ENV:
         return False
     # The API's own providers (the default proxy, the no-op one) mean no SDK is set up.

@@ -20,7 +20,6 @@ import contextvars
 import os
 from collections.abc import Callable, MutableMapping
 from contextvars import Token
-from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate, trace
@@ -28,7 +27,6 @@ from opentelemetry.context import Context
 from opentelemetry.trace import (
     NonRecordingSpan,
     Span,
-    SpanContext,
     SpanKind,
     Status,
     StatusCode,
@@ -40,14 +38,13 @@ from chatgate.telemetry import content, metrics, semconv
 from chatgate.telemetry.propagation import inject_span
 from chatgate.telemetry.recorder import (
     LeanSpan,
-    LeanTracer,
     attach,
     context_with,
     current_span,
     detach,
     get_context,
 )
-from chatgate.telemetry.records import AttemptFacts, RouteFacts, ServerFacts
+from chatgate.telemetry.records import AttemptFacts, RouteFacts
 from chatgate.types import ChatResponse
 
 if TYPE_CHECKING:
@@ -57,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_SPAN",
+    "Current",
     "attempt",
     "capture_content",
     "current",
@@ -65,14 +63,14 @@ __all__ = [
     "enter",
     "inject",
     "leave",
+    "mark_failed",
+    "off",
     "on_stream_end",
     "served_by",
     "set_tracer_provider",
     "start_chat",
     "start_embeddings",
     "start_route",
-    "step",
-    "step_under",
     "tracer",
 ]
 
@@ -110,7 +108,7 @@ _API_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 _PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 
-def _off() -> bool:
+def off() -> bool:
     """Nobody collects spans: skip even the no-op span objects and context switches. Each
     call re-checks, so an SDK set up later is picked up. ``get_tracer_provider()`` looks in
     os.environ on every call until a provider is set (1 us, several times a request): the
@@ -138,7 +136,7 @@ def tracer() -> Tracer:
 def attempt(deployment_id: str, group: str, number: int) -> _Marked | None:
     """The marker to enter around the attempt; None when nobody collects spans (the caller
     then makes no ``with``: two calls saved on every attempt)."""
-    return None if _off() else _Marked((deployment_id, group, number))
+    return None if off() else _Marked((deployment_id, group, number))
 
 
 class _Marked:
@@ -167,7 +165,7 @@ def _routed(values: semconv.Attributes) -> semconv.Attributes:
 
 
 def start_chat(request: ChatRequest, deployment: Deployment) -> Span:
-    if _off():  # before the span's name and attributes are built
+    if off():  # before the span's name and attributes are built
         return trace.INVALID_SPAN
     span = tracer().start_span(f"chat {request.model}", kind=SpanKind.CLIENT)
     if type(span) is LeanSpan:  # facts only: the export thread makes the attributes
@@ -182,7 +180,7 @@ def start_chat(request: ChatRequest, deployment: Deployment) -> Span:
 
 
 def start_embeddings(request: EmbeddingRequest, deployment: Deployment) -> Span:
-    if _off():
+    if off():
         return trace.INVALID_SPAN
     span = tracer().start_span(f"embeddings {request.model}", kind=SpanKind.CLIENT)
     if span.is_recording():
@@ -227,7 +225,7 @@ def end_attempt(
                 )
         if cancelled:
             span.set_attribute("chatgate.stream.cancelled", True)
-        _fail(span, error)
+        mark_failed(span, error)
     elif span.is_recording():
         if isinstance(response, ChatResponse):
             span.set_attributes(semconv.chat_response_attributes(response))
@@ -239,7 +237,7 @@ def end_attempt(
             span.set_attributes(semconv.embedding_response_attributes(response))
         if cancelled:
             span.set_attribute("chatgate.stream.cancelled", True)
-        _fail(span, error)
+        mark_failed(span, error)
     metrics.record_attempt(deployment, operation, started, response, error)
     span.end()
 
@@ -264,7 +262,7 @@ def on_stream_end(
     return finished
 
 
-def _fail(span: Span, error: BaseException | None) -> None:
+def mark_failed(span: Span, error: BaseException | None) -> None:
     if error is None:
         return
     kind = type(error).__name__
@@ -278,7 +276,7 @@ def _fail(span: Span, error: BaseException | None) -> None:
 
 
 def start_route(model_name: str) -> Span:
-    if _off():
+    if off():
         return trace.INVALID_SPAN
     span = tracer().start_span(f"chatgate.route {model_name}", kind=SpanKind.INTERNAL)
     if type(span) is LeanSpan:
@@ -308,20 +306,20 @@ def current(span: Span) -> contextlib.AbstractContextManager[Any]:
         return _NULL
     if type(span) is NonRecordingSpan and span is current_span():
         return _NULL  # a step of a trace not recorded: its span is already current
-    return _Current(span)
+    return Current(span)
 
 
 def end(span: Span, error: BaseException | None = None) -> None:
     if span is trace.INVALID_SPAN:
         return
     if error is not None and span.is_recording():
-        _fail(span, error)
+        mark_failed(span, error)
     span.end()
 
 
 def served_by(group: str, requested: str) -> None:
     """The routed call was answered by ``group``: a fallback when it is not ``requested``."""
-    if _off():
+    if off():
         return
     span = current_span()
     facts = span.facts if type(span) is LeanSpan else None
@@ -333,40 +331,15 @@ def served_by(group: str, requested: str) -> None:
         )
 
 
-def step(name: str, *, holds_calls: bool = False) -> contextlib.AbstractContextManager[Any]:
-    """A gateway step (authentication, budget hold, cache lookup) as a child of the request's
-    span; nothing at all when the request is not traced. Under the gateway's own server span
-    a step is only timed, onto the span's facts (exported as a child span): no span object and
-    no context switch on the request path. ``holds_calls``: spans start inside it (the cache
-    lookup holds the routed call), so it is a span of its own, made current."""
-    if _off():
-        return _NULL
-    span = current_span()
-    if not holds_calls and type(span) is LeanSpan:
-        facts = span.facts
-        if type(facts) is ServerFacts:
-            return _Timed(facts, name)
-    if not span.is_recording():
-        return _NULL
-    return _Step(tracer().start_span(name))
-
-
-def step_under(name: str, parent: SpanContext) -> contextlib.AbstractContextManager[Any]:
-    """A step done after its request is over (the spend-log write), as a child of the
-    request's span, whose context was kept. Nothing starts inside it: not made current."""
-    source = tracer()
-    if type(source) is LeanTracer:
-        return _Ending(source.start_child(name, parent))
-    return _Step(source.start_span(name, context=context_with(NonRecordingSpan(parent))))
-
-
 # --- the sampled path: the context switches of a recorded span ---------------------------------
 # What ``trace.use_span(span, end_on_exit=False, record_exception=False,
 # set_status_on_exception=False)`` does, attach and detach, without its generator and exception
 # handling (nothing to do with both off): a third of its CPU, paid several times a request.
 
 
-class _Current:
+class Current:
+    """``span`` made current inside the ``with``; ending it stays the caller's."""
+
     __slots__ = ("_span", "_token")
 
     def __init__(self, span: Span) -> None:
@@ -378,52 +351,3 @@ class _Current:
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
         detach(self._token)
-
-
-class _Timed:
-    """A step timed onto its server span's facts (``step``)."""
-
-    __slots__ = ("_facts", "_name", "_start")
-
-    def __init__(self, facts: ServerFacts, name: str) -> None:
-        self._facts, self._name = facts, name
-
-    def __enter__(self) -> None:
-        self._start = time_ns()
-
-    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
-        step = (self._name, self._start, time_ns(), None if error is None else type(error).__name__)
-        steps = self._facts.steps
-        if steps is None:
-            self._facts.steps = [step]
-        else:
-            steps.append(step)
-
-
-class _Ending:
-    """A span ended (and marked failed by what escapes) at the exit; never made current."""
-
-    __slots__ = ("_span",)
-
-    def __init__(self, span: Span) -> None:
-        self._span = span
-
-    def __enter__(self) -> Span:
-        return self._span
-
-    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
-        if error is not None:
-            _fail(self._span, error)
-        self._span.end()
-
-
-class _Step(_Current):
-    """A step's span is current inside, marked failed by what escapes, and ended at the exit."""
-
-    __slots__ = ()
-
-    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
-        detach(self._token)
-        if error is not None:
-            _fail(self._span, error)
-        self._span.end()

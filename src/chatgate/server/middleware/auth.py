@@ -26,7 +26,7 @@ from chatgate.server.errors import GatewayError
 from chatgate.server.keys import PREFIX, KeyRecord, KeyRejected, KeyStoreUnavailable
 from chatgate.server.request import CTX, STATE
 from chatgate.server.state import GatewayState
-from chatgate.telemetry import spans
+from chatgate.telemetry import steps
 
 __all__ = [
     "AuthMethod",
@@ -79,7 +79,7 @@ async def virtual_key(
     if not presented or not presented.startswith(PREFIX) or keys is None:
         return False
     try:
-        with spans.step("chatgate.auth"):  # the key lookup: a master key costs nothing
+        with steps.step("chatgate.auth"):  # the key lookup: a master key costs nothing
             record = await keys.authenticate(presented)
     except KeyRejected as exc:
         raise GatewayError(

@@ -1,0 +1,102 @@
+"""The gateway's steps as spans: authentication, the budget hold and the cache lookup under
+the request's span, and the spend-log write after it (telemetry/spans.py makes the rest).
+
+Under the gateway's own server span (the lean recorder) a step is only timed onto the span's
+facts, two clock reads, and exported as its child span (telemetry/otlp.py); with an SDK each
+step is a span of its own, made current. Nothing at all when the request is not traced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from time import time_ns
+from typing import Any
+
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext
+
+from chatgate.telemetry import spans
+from chatgate.telemetry.recorder import (
+    LeanSpan,
+    LeanTracer,
+    context_with,
+    current_span,
+    detach,
+)
+from chatgate.telemetry.records import ServerFacts
+
+__all__ = ["step", "step_under"]
+
+_NULL = contextlib.nullcontext()
+
+
+def step(name: str, *, holds_calls: bool = False) -> contextlib.AbstractContextManager[Any]:
+    """A gateway step as a child of the request's span. ``holds_calls``: spans start inside
+    it (the cache lookup holds the routed call), so it is a span of its own, made current."""
+    if spans.off():
+        return _NULL
+    span = current_span()
+    if not holds_calls and type(span) is LeanSpan:
+        facts = span.facts
+        if type(facts) is ServerFacts:
+            return _Timed(facts, name)
+    if not span.is_recording():
+        return _NULL
+    return _Step(spans.tracer().start_span(name))
+
+
+def step_under(name: str, parent: SpanContext) -> contextlib.AbstractContextManager[Any]:
+    """A step done after its request is over (the spend-log write), as a child of the
+    request's span, whose context was kept. Nothing starts inside it: not made current."""
+    source = spans.tracer()
+    if type(source) is LeanTracer:
+        return _Ending(source.start_child(name, parent))
+    return _Step(source.start_span(name, context=context_with(NonRecordingSpan(parent))))
+
+
+class _Timed:
+    """A step timed onto its server span's facts."""
+
+    __slots__ = ("_facts", "_name", "_start")
+
+    def __init__(self, facts: ServerFacts, name: str) -> None:
+        self._facts, self._name = facts, name
+
+    def __enter__(self) -> None:
+        self._start = time_ns()
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        step = (self._name, self._start, time_ns(), None if error is None else type(error).__name__)
+        steps = self._facts.steps
+        if steps is None:
+            self._facts.steps = [step]
+        else:
+            steps.append(step)
+
+
+class _Ending:
+    """A span ended (and marked failed by what escapes) at the exit; never made current."""
+
+    __slots__ = ("_span",)
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    def __enter__(self) -> Span:
+        return self._span
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if error is not None:
+            spans.mark_failed(self._span, error)
+        self._span.end()
+
+
+class _Step(spans.Current):
+    """A step's span is current inside, marked failed by what escapes, and ended at the exit."""
+
+    __slots__ = ()
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        detach(self._token)
+        if error is not None:
+            spans.mark_failed(self._span, error)
+        self._span.end()
