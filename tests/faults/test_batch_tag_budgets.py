@@ -246,6 +246,17 @@ def test_a_batchs_spend_rows_carry_its_keys_tags_first_as_they_were_at_submissio
         assert charged_to_tag(db_url, cost) == (cost, 0)
 
 
+def submit_tagged(gw: Gateway) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """A key tagged TAG and a one-line batch for the provider's batch API submitted with it:
+    (the key as made, its secret, the batch)."""
+    made = gw.create_key(tags=[TAG])
+    key = made["key"]
+    file_id = upload(gw, key, jsonl("mini"))
+    status, batch = gw.admin("POST", "/v1/batches", batch_body(file_id), key=key)
+    assert status == 200, batch
+    return made, key, batch
+
+
 def test_a_resumed_batch_is_charged_to_the_tags_it_was_submitted_with(
     dear: FakeOpenAI, tmp_path: Path
 ) -> None:
@@ -253,11 +264,7 @@ def test_a_resumed_batch_is_charged_to_the_tags_it_was_submitted_with(
     with FakeOpenAIBatches(BatchScript(polls=10_000)) as provider:
         settings = config(db, dear, provider, budget_hold_ttl_s=1)  # the dead one's hold: swept
         with serve(settings, tmp_path) as gw:
-            made = gw.create_key(tags=[TAG])
-            key = made["key"]
-            file_id = upload(gw, key, jsonl("mini"))
-            status, batch = gw.admin("POST", "/v1/batches", batch_body(file_id), key=key)
-            assert status == 200, batch
+            made, key, batch = submit_tagged(gw)
             wait_polled(provider)
         provider.batch_script.polls = 0  # it ends while the gateway is down
         with serve(settings, tmp_path) as gw:
@@ -281,11 +288,7 @@ def test_a_resumed_batch_is_charged_even_past_a_budget_lowered_meanwhile(
     with FakeOpenAIBatches(BatchScript(polls=10_000)) as provider:
         settings = config(db, dear, provider, budget_hold_ttl_s=1)
         with serve(settings, tmp_path) as gw:
-            made = gw.create_key(tags=[TAG])
-            key = made["key"]
-            file_id = upload(gw, key, jsonl("mini"))
-            status, batch = gw.admin("POST", "/v1/batches", batch_body(file_id), key=key)
-            assert status == 200, batch
+            made, key, batch = submit_tagged(gw)
             status, answer = gw.admin("POST", "/v1/chat/completions", chat(max_tokens=5), key=key)
             assert status == 200, answer  # the tag has spent something live
             wait_polled(provider)
