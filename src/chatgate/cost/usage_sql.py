@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chatgate.cost.spend_drops import Drops
 from chatgate.cost.spend_refused import refused_for_data, set_aside, write_apart
 from chatgate.cost.spend_sql import SpendWriter
+from chatgate.cost.spend_unlogged import Unlogged
 from chatgate.cost.spend_wal import SpendWal, read_segment
 from chatgate.cost.usage import UsageRecord
 from chatgate.store.engine import create_engine
@@ -87,10 +88,7 @@ class SqlSink:
         # first's is _head, the last's _emitted. Every seq <= _logged is in the WAL, every
         # seq <= _committed in the database.
         self._queue: deque[UsageRecord] = deque()
-        # The queue's records not yet in the WAL, the first's seq _unlogged_from: a list of
-        # their own, since skipping the logged ones in the deque costs a step per record.
-        self._unlogged: list[UsageRecord] = []
-        self._unlogged_from = 1
+        self._unlogged = Unlogged()  # those not in the WAL yet (spend_unlogged)
         self._head = 1
         self._emitted = self._logged = self._committed = 0
         self._evicted = False  # records left memory for the WAL: read them back first
@@ -103,7 +101,6 @@ class SqlSink:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        self._wal_failing = False
         self._wal_unopened = False
         self._last_pending = -1
 
@@ -184,7 +181,7 @@ class SqlSink:
         if record.record_id is None:
             record.record_id = f"{self.wal.owner}-{self._emitted:x}"
         self._queue.append(record)
-        self._unlogged.append(record)
+        self._unlogged.records.append(record)
         if self._log_idle:  # the WAL loop sleeps until there is something to write
             self._log_idle = False
             self._log_wake.set()
@@ -219,25 +216,9 @@ class SqlSink:
                 backoff = min(backoff * 2, self.max_backoff_s)
 
     async def _log_once(self) -> bool:
-        batch, first, last = self._unlogged, self._unlogged_from, self._emitted
-        self._unlogged, self._unlogged_from = [], last + 1
-        del batch[: max(self._head - first, 0)]  # in the database already
-        if not batch:
-            return True
-        try:
-            await asyncio.to_thread(self.wal.write, batch, last)
-        except BaseException as exc:
-            self._unlogged[:0] = batch  # tried again first; what came meanwhile follows
-            self._unlogged_from = last + 1 - len(batch)
-            if not isinstance(exc, OSError):
-                raise
-            if not self._wal_failing:
-                log.error("spend log: WAL write failed (%s); records kept in memory", exc)
-                self._wal_failing = True
+        last = self._emitted
+        if not await self._unlogged.write(self.wal, last, self._head):
             return False
-        if self._wal_failing:
-            log.warning("spend log: WAL writes work again")
-            self._wal_failing = False
         self._logged = max(self._logged, last)
         return True
 
