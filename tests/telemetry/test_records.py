@@ -5,6 +5,8 @@ give the same spans with the same attributes."""
 
 from __future__ import annotations
 
+import gc
+import types
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,9 +14,12 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import BaseModel
 
 import chatgate
 from chatgate import telemetry
+from chatgate.providers.base import Deployment
+from chatgate.telemetry.meters import LeanMeterProvider
 from chatgate.telemetry.recorder import LeanTracerProvider, SpanQueue
 from chatgate.telemetry.sampling import Sampler
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json, text_stream
@@ -110,3 +115,46 @@ async def test_the_lean_recorders_spans_carry_exactly_the_sdk_paths_attributes(
     lean = await traced_lean(calls, fake)
     assert _comparable(lean) == _comparable(by_sdk)
     assert len(by_sdk) >= 1
+
+
+def _reachable_from(roots: list[Any]) -> list[Any]:
+    """Everything ``roots`` keep alive, but shared, long-lived things (deployments, classes,
+    modules, functions): what a queued span or a deferred measurement holds on to."""
+    seen: set[int] = set()
+    todo, found = list(roots), []
+    while todo:
+        item = todo.pop()
+        if id(item) in seen or isinstance(item, (type, types.ModuleType, Deployment)):
+            continue
+        if isinstance(item, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+            continue
+        seen.add(id(item))
+        found.append(item)
+        todo.extend(gc.get_referents(item))
+    return found
+
+
+@pytest.mark.parametrize(
+    "calls", [direct_call, routed_fallback, stream_whole], ids=lambda c: c.__name__
+)
+async def test_what_waits_for_export_keeps_no_request_answer_or_error_alive(
+    fake: FakeOpenAI, calls: Calls
+) -> None:
+    """Spans and measurements wait up to a second for the export thread; keeping each
+    request's objects alive that long made every request slower (~60 us CPU a request,
+    docs/observability.md "What held objects cost"). They keep numbers and strings only."""
+    queue = SpanQueue(1000, 1000, lambda n: None)
+    meters = LeanMeterProvider()
+    telemetry.set_tracer_provider(LeanTracerProvider(Sampler(), queue))
+    telemetry.set_meter_provider(meters)
+    try:
+        await calls(fake)
+    finally:
+        telemetry.set_tracer_provider(None)
+        telemetry.set_meter_provider(None)
+    waiting = [*queue.take(1000), *meters.later]
+    assert waiting
+    held = _reachable_from(waiting)
+    kept = [type(x).__name__ for x in held if isinstance(x, (BaseModel, BaseException))]
+    assert kept == []
+    assert any(type(x).__name__ == "AttemptFacts" for x in held)

@@ -169,38 +169,44 @@ def record_attempt(
     if instruments is None:
         return
     seconds = time.perf_counter() - started
-    later = _later
-    if later is not None and len(later) < _MAX_LATER:
-        later.append(
-            (_measure_attempt, (instruments, deployment, operation, seconds, response, error))
-        )
-        return
-    _measure_attempt(instruments, deployment, operation, seconds, response, error)
-
-
-def _measure_attempt(
-    instruments: _Instruments,
-    deployment: Deployment,
-    operation: str,
-    seconds: float,
-    response: Any,
-    error: BaseException | None,
-) -> None:
-    attrs, input_attrs, output_attrs = _attempt_attributes(
+    # What the measurements need, read now: neither the answer nor the error (its traceback
+    # holds the request's frames) is kept for the export thread. Keeping the objects of the
+    # last second's requests alive made every request slower (~60 us CPU each, measured:
+    # docs/observability.md "What held objects cost").
+    key = (
         operation,
         deployment.provider,
         deployment.model,
         type(error).__name__ if error is not None else None,
         response.model if error is None and response is not None else None,
     )
-    instruments.duration.record(seconds, attrs)
     usage = getattr(response, "usage", None)
+    prompt = completion = None
     if usage is not None:
-        instruments.tokens.record(usage.prompt_tokens, input_attrs)
-        completion = getattr(usage, "completion_tokens", None)
-        if completion is not None:
-            instruments.tokens.record(completion, output_attrs)
+        prompt, completion = usage.prompt_tokens, getattr(usage, "completion_tokens", None)
     cost = response.meta.cost if response is not None else None
+    measured = (instruments, key, seconds, prompt, completion, cost)
+    later = _later
+    if later is not None and len(later) < _MAX_LATER:
+        later.append((_measure_attempt, measured))
+        return
+    _measure_attempt(*measured)
+
+
+def _measure_attempt(
+    instruments: _Instruments,
+    key: tuple[str, str, str, str | None, str | None],
+    seconds: float,
+    prompt: int | None,
+    completion: int | None,
+    cost: Decimal | None,
+) -> None:
+    attrs, input_attrs, output_attrs = _attempt_attributes(*key)
+    instruments.duration.record(seconds, attrs)
+    if prompt is not None:
+        instruments.tokens.record(prompt, input_attrs)
+    if completion is not None:
+        instruments.tokens.record(completion, output_attrs)
     if cost:
         instruments.cost.add(float(cost), attrs)
 

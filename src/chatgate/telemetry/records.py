@@ -1,14 +1,14 @@
 """The facts the gateway's own spans record on the request path, and their OTLP encoding.
 
 A span made by the lean recorder (telemetry/recorder.py) for the gateway's request, its routed
-call or an attempt holds a ``Facts`` object: references to what already exists and no longer
-changes (the Deployment, the attempt's ChatRequest, the ChatResponse, the request context's
-final values). No attribute dict is built and no semantic convention is applied on the
-request path; the export thread writes the attributes straight to protobuf. What a route or
-a deployment always contributes (the server span's method, path and route; an attempt's
-operation, provider, server address and port, model, deployment and group) is encoded once
-and reused; per span only what changes is encoded: token counts, the answer's id and model,
-finish reasons, cost, status.
+call or an attempt holds a ``Facts`` object: references to what no longer changes (the
+Deployment, the request context's final values) and, for an attempt, the request's parameters
+and the answer's numbers, read when it ends (the request and the answer themselves are not
+kept). No semantic convention is applied on the request path; the export thread writes the
+attributes straight to protobuf. What a route or a deployment always contributes (the server
+span's method, path and route; an attempt's operation, provider, server address and port,
+model, deployment and group) is encoded once and reused; per span only what changes is
+encoded: token counts, the answer's id and model, finish reasons, cost, status.
 
 Each record writes exactly the attributes that ``semconv``'s builders (the SDK path's, and
 the library's) would set on the same span: the two are tested against each other.
@@ -56,10 +56,12 @@ _attempt_static: dict[tuple[str, str, str, str | None, str | None], bytes] = {}
 
 class AttemptFacts:
     """A chat attempt (``chat {model}``): ``routed`` is the router's (deployment id, group,
-    attempt number), None for a direct call. ``cost`` and ``ttft_ms`` are read off the
-    answer's meta when the attempt ends (the rest of the answer is read when exported)."""
+    attempt number), None for a direct call. The request is kept while the attempt runs;
+    when it ends (``ended``) its parameters and the answer's numbers are read off, and
+    neither object is kept: a queued span must not keep a request's objects alive (that made
+    every request slower, docs/observability.md "What held objects cost")."""
 
-    __slots__ = ("cost", "deployment", "request", "response", "routed", "ttft_ms")
+    __slots__ = ("answer", "cost", "deployment", "model", "params", "request", "routed", "ttft_ms")
 
     def __init__(
         self,
@@ -67,28 +69,36 @@ class AttemptFacts:
         deployment: Deployment,
         routed: tuple[str, str, int] | None,
     ) -> None:
-        self.request = request
+        self.request: ChatRequest | None = request
+        self.model = request.model
         self.deployment = deployment
         self.routed = routed
-        self.response: ChatResponse | None = None
+        self.params: semconv.Attributes = {}
+        self.answer: _Answer | None = None
         self.cost: Decimal | None = None
         self.ttft_ms: float | None = None
 
-    def answered(self, response: ChatResponse) -> None:
-        self.response = response
-        meta = response.meta
-        self.cost, self.ttft_ms = meta.cost, meta.ttft_ms
+    def ended(self, response: ChatResponse | None) -> None:
+        """The attempt is over: keep what its span reports, let go of the request."""
+        request = self.request
+        if request is not None:
+            self.params = semconv.request_parameters(request)
+            self.request = None
+        if response is not None:
+            self.answer = _read_answer(response)
+            meta = response.meta
+            self.cost, self.ttft_ms = meta.cost, meta.ttft_ms
 
     def encode(self) -> bytes:
         parts = [self._static()]
         if self.routed is not None:
             parts.append(attribute(semconv.ATTEMPT, self.routed[2]))
-        given = semconv.request_parameters(self.request)
-        if given:
-            parts.append(encode_attributes(given, _SPAN_ATTRIBUTE))
-        response = self.response
-        if response is not None:
-            parts += _answer(response)
+        if self.request is not None:  # ended without ``ended`` (not by spans.end_attempt)
+            self.ended(None)
+        if self.params:
+            parts.append(encode_attributes(self.params, _SPAN_ATTRIBUTE))
+        if self.answer is not None:
+            parts += _answer(self.answer)
         if self.cost is not None:
             parts.append(attribute(semconv.COST_USD, float(self.cost)))
         if self.ttft_ms is not None:
@@ -97,7 +107,7 @@ class AttemptFacts:
 
     def _static(self) -> bytes:
         deployment, routed = self.deployment, self.routed
-        model = self.request.model
+        model = self.model
         key = (
             deployment.provider,
             deployment.api_base,
@@ -118,26 +128,42 @@ class AttemptFacts:
         return found
 
 
-def _answer(response: ChatResponse) -> list[bytes]:
-    """``semconv.chat_response_attributes`` but cost and time to first chunk, encoded."""
-    parts = []
+# An answer's numbers for its span: input, output, cache read, cache creation and reasoning
+# tokens (None: not reported), the answering model, the answer's id, its finish reasons.
+_Answer = tuple[int | None, int | None, int | None, int | None, int | None, str, str, list[str]]
+
+
+def _read_answer(response: ChatResponse) -> _Answer:
     usage = response.usage
+    prompt = completion = cached = created = reasoning = None
     if usage is not None:
-        parts.append(attribute(semconv.INPUT_TOKENS, usage.prompt_tokens))
-        parts.append(attribute(semconv.OUTPUT_TOKENS, usage.completion_tokens))
-        prompt, completion = usage.prompt_tokens_details, usage.completion_tokens_details
-        if prompt is not None:
-            if prompt.cached_tokens is not None:
-                parts.append(attribute(semconv.CACHE_READ_TOKENS, prompt.cached_tokens))
-            if prompt.cache_creation_tokens is not None:
-                parts.append(attribute(semconv.CACHE_CREATION_TOKENS, prompt.cache_creation_tokens))
-        if completion is not None and completion.reasoning_tokens is not None:
-            parts.append(attribute(semconv.REASONING_TOKENS, completion.reasoning_tokens))
-    if response.model:
-        parts.append(attribute(semconv.RESPONSE_MODEL, response.model))
-    if response.id:
-        parts.append(attribute_once(semconv.RESPONSE_ID, response.id))
+        prompt, completion = usage.prompt_tokens, usage.completion_tokens
+        details = usage.prompt_tokens_details
+        if details is not None:
+            cached, created = details.cached_tokens, details.cache_creation_tokens
+        if usage.completion_tokens_details is not None:
+            reasoning = usage.completion_tokens_details.reasoning_tokens
     reasons = [c.finish_reason for c in response.choices if c.finish_reason]
+    return (prompt, completion, cached, created, reasoning, response.model, response.id, reasons)
+
+
+def _answer(answer: _Answer) -> list[bytes]:
+    """``semconv.chat_response_attributes`` but cost and time to first chunk, encoded."""
+    prompt, completion, cached, created, reasoning, model, answer_id, reasons = answer
+    parts = []
+    if prompt is not None:
+        parts.append(attribute(semconv.INPUT_TOKENS, prompt))
+        parts.append(attribute(semconv.OUTPUT_TOKENS, completion))
+    if cached is not None:
+        parts.append(attribute(semconv.CACHE_READ_TOKENS, cached))
+    if created is not None:
+        parts.append(attribute(semconv.CACHE_CREATION_TOKENS, created))
+    if reasoning is not None:
+        parts.append(attribute(semconv.REASONING_TOKENS, reasoning))
+    if model:
+        parts.append(attribute(semconv.RESPONSE_MODEL, model))
+    if answer_id:
+        parts.append(attribute_once(semconv.RESPONSE_ID, answer_id))
     if reasons:
         parts.append(attribute_once(semconv.FINISH_REASONS, reasons))
     return parts

@@ -217,12 +217,10 @@ def end_attempt(
         return
     facts = span.facts if type(span) is LeanSpan else None
     if type(facts) is AttemptFacts:
-        if isinstance(response, ChatResponse):
-            facts.answered(response)
-            if _capture:
-                span.set_attribute(
-                    semconv.OUTPUT_MESSAGES, content.output_messages(response, deployment)
-                )
+        answer = response if isinstance(response, ChatResponse) else None
+        facts.ended(answer)
+        if answer is not None and _capture:
+            span.set_attribute(semconv.OUTPUT_MESSAGES, content.output_messages(answer, deployment))
         if cancelled:
             span.set_attribute("chatgate.stream.cancelled", True)
         mark_failed(span, error)
