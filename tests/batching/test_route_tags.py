@@ -5,7 +5,6 @@ batch-capable deployment that carries them (two fake upstreams each, the second 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,9 @@ from chatgate.batching import BatchInputError, BatchRun, ProviderBatchRun, abatc
 from chatgate.batching.provider.poll import PollPolicy
 from chatgate.errors import InvalidRequestError
 from chatgate.router import Router
-from tests.fakes.openai_batches import BatchScript, FakeOpenAIBatches
+from tests.batching.support import LLAMA, MINI, Fakes, chats
 from tests.fakes.openai_server import FakeOpenAI
 from tests.integration.test_batch import line, read_output
-
-LLAMA = "groq/llama-3.1-8b-instant"  # no batch API: a live line
-MINI = "openai/gpt-4o-mini"  # OpenAI's batch API
-
-
-Fakes = tuple[FakeOpenAI, FakeOpenAI, FakeOpenAIBatches, FakeOpenAIBatches]  # us, eu, us, eu
 
 
 async def no_wait(seconds: float) -> None:
@@ -33,21 +26,6 @@ async def no_wait(seconds: float) -> None:
 def entry(name: str, upstream: FakeOpenAI, model: str, **params: Any) -> dict[str, Any]:
     base = {"model": model, "api_key": "sk-upstream", "api_base": upstream.base_url, "free": True}
     return {"model_name": name, "params": {**base, **params}}
-
-
-def chats(upstream: FakeOpenAI) -> int:
-    return sum(r.path.endswith("/chat/completions") for r in upstream.requests)
-
-
-@pytest.fixture
-def fakes() -> Iterator[Fakes]:
-    with (
-        FakeOpenAI() as us,
-        FakeOpenAI() as eu,
-        FakeOpenAIBatches(BatchScript(polls=0)) as us_batch,
-        FakeOpenAIBatches(BatchScript(polls=0)) as eu_batch,
-    ):
-        yield us, eu, us_batch, eu_batch
 
 
 @pytest.fixture

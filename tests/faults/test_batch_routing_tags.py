@@ -11,17 +11,15 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
-from tests.batching.test_route_tags import chats
+from tests.batching.support import LLAMA, MINI, Fakes, chats, fake_set
 from tests.clock import poll_until
-from tests.fakes.openai_batches import BatchScript, FakeOpenAIBatches
-from tests.fakes.openai_server import FakeOpenAI, Reply, completion_json
+from tests.fakes.openai_server import Reply, completion_json
 from tests.gateway_harness import SQLITE, Gateway, deployment, gateway_config, serve
 from tests.integration.test_provider_batch_gateway import (
     global_reserved,
@@ -32,12 +30,8 @@ from tests.integration.test_provider_batch_gateway import (
 )
 
 MASTER = "sk-master-batch-routing"
-LLAMA = "groq/llama-3.1-8b-instant"  # no batch API: the gateway runs its lines
-MINI = "openai/gpt-4o-mini"  # OpenAI's batch API
 CHEAP = {"input_cost_per_token": "0.000001", "output_cost_per_token": "0.000002"}
 DEAR = {"input_cost_per_token": "0.00001", "output_cost_per_token": "0.00002"}  # 10 x CHEAP
-
-Fakes = tuple[FakeOpenAI, FakeOpenAI, FakeOpenAIBatches, FakeOpenAIBatches]  # us, eu, us, eu
 
 
 def config(fakes: Fakes, database: str = SQLITE) -> dict[str, Any]:
@@ -55,17 +49,6 @@ def config(fakes: Fakes, database: str = SQLITE) -> dict[str, Any]:
         router={"num_retries": 0},
         budgets=[{"scope": "global", "limit": "100"}],  # holds to see: /admin/budgets
     )
-
-
-@contextmanager
-def fake_set(polls: int) -> Iterator[Fakes]:
-    with (
-        FakeOpenAI() as us,
-        FakeOpenAI() as eu,
-        FakeOpenAIBatches(BatchScript(polls=polls)) as us_batch,
-        FakeOpenAIBatches(BatchScript(polls=polls)) as eu_batch,
-    ):
-        yield us, eu, us_batch, eu_batch
 
 
 @pytest.fixture(scope="module")
