@@ -137,3 +137,27 @@ def test_malformed_tags_are_refused_naming_tags(
         with pytest.raises(InvalidRequestError, match=said) as refused:
             run_type([line("a", "chat")], tmp_path / "o.jsonl", router=router, tags=tags)
         assert refused.value.param == "tags"
+
+
+async def test_a_rerun_collects_by_the_tags_it_submitted_with(
+    fakes: Fakes, router: Router, tmp_path: Path
+) -> None:
+    """A rerun with other tags would poll a deployment that never saw the batch: refused,
+    naming the tags to give; with the same tags it collects from the eu batch API."""
+    _, _, us_batch, eu_batch = fakes
+    eu_batch.batch_script.polls = 10_000
+    lines, out = [line("m0", "mini"), line("m1", "mini")], tmp_path / "out.jsonl"
+    leave = PollPolicy(sleep=no_wait, max_wait_s=0)
+    first = await abatch(lines, out, router=router, provider_batch=True, poll=leave, tags=["eu"])
+    assert (first.waiting, eu_batch.submissions) == (2, 1)
+    for tags in (None, ["eu", "gold"]):
+        run = ProviderBatchRun(lines, out, router=router, tags=tags)
+        with pytest.raises(BatchInputError, match=r"submitted with routing tags \(eu\): rerun"):
+            run.prepare()
+    eu_batch.batch_script.polls = 0
+    done = await abatch(
+        lines, out, router=router, provider_batch=True, poll=PollPolicy(sleep=no_wait),
+        tags=["eu"],
+    )  # fmt: skip
+    assert (done.done, done.failed, eu_batch.submissions) == (2, 0, 1)
+    assert us_batch.requests == []

@@ -94,6 +94,12 @@ class ProviderBatchRun:
                     f"{self.state.path}: batch {job.batch_id} holds custom_id {lost[0]!r}, "
                     "which this input does not have: pass the input it was submitted from"
                 )
+            elif frozenset(job.tags) != self.tags and not problems:
+                problems.append(  # other tags could pick a deployment that never saw it
+                    f"{self.state.path}: batch {job.batch_id} was submitted with routing tags "
+                    f"({', '.join(job.tags) or 'none'}): rerun with the same tags "
+                    f"(given: {', '.join(sorted(self.tags)) or 'none'})"
+                )
         if problems:
             raise BatchInputError(problems, where_of(self.source))
         existing = load_existing(self.output, retry_failed=self.retry_failed)
@@ -185,6 +191,7 @@ class ProviderBatchRun:
                     batch_id=batch_id,
                     ids={p.wire_id: p.item.custom_id for p in chunk},
                     worst_case=str(sum((p.worst for p in chunk), Decimal(0))),
+                    tags=sorted(self.tags),
                 )
             )
             self.summary.batches.append(batch_id)
