@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import orjson
 import pytest
 
 from tests.batching.support import LLAMA, MINI, Fakes, chats, fake_set
@@ -172,3 +173,27 @@ def test_a_resumed_batch_keeps_routing_by_the_tags_it_was_submitted_with(
             assert done.request_counts.completed == 4
         assert counts(fakes) == (0, 6, 0, 1)  # the three lines again, then one batch
         assert us_batch.requests == []
+
+
+def test_a_batch_stored_before_route_tags_were_kept_resumes_as_before(tmp_path: Path) -> None:
+    """Its record has no ``route_tags`` and its provider jobs no ``tags``: it runs untagged."""
+    with fake_set(polls=10_000) as fakes:
+        settings = config(fakes, f"sqlite:///{tmp_path / 'chatgate.db'}")
+        with serve(settings, tmp_path) as gw:
+            batch = submit(gw.openai_client(MASTER), lines("chat", "mini"))
+            poll_until(lambda: any(fakes[2].polls.values()), 15, "the batch submitted")
+        folder = tmp_path / "chatgate-batches" / "batches" / batch.id
+        record = orjson.loads((folder / "batch.json").read_bytes())
+        del record["chatgate_key"]["route_tags"]
+        (folder / "batch.json").write_bytes(orjson.dumps(record))
+        state = orjson.loads((folder / "output.jsonl.batches.json").read_bytes())
+        for job in state["jobs"]:
+            del job["tags"]
+        (folder / "output.jsonl.batches.json").write_bytes(orjson.dumps(state))
+        fakes[2].batch_script.polls = 0
+        with serve(settings, tmp_path) as gw:
+            done = wait_done(gw.openai_client(MASTER), batch.id)
+            assert done.status == "completed", done
+            assert done.request_counts is not None
+            assert done.request_counts.completed == 2
+        assert [f.submissions for f in fakes[2:]] == [1, 0]
