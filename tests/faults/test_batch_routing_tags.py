@@ -8,6 +8,7 @@ a batch resumed by a restarted gateway keeps routing by the tags it was submitte
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 from collections.abc import Iterator
@@ -122,6 +123,34 @@ def test_a_tag_no_deployment_carries_is_refused_at_submission(
     assert [b.id for b in client.batches.list()] == listed
     assert counts(fakes) == before  # nothing sent
     assert run(gateway, lines("plain"), tags="nowhere").request_counts is not None
+
+
+def test_the_bodys_metadata_tags_route_as_the_header_does(gateway: Gateway, fakes: Fakes) -> None:
+    """LiteLLM-style ``metadata.tags`` on the batch, as on a chat request: they route its
+    lines, and are taken out of the metadata the batch keeps; malformed ones are a 400."""
+    client = gateway.openai_client(MASTER)
+    uploaded = client.files.create(file=("in.jsonl", io.BytesIO(lines("chat", "chat", "mini"))),
+                                   purpose="batch")  # fmt: skip
+    before = counts(fakes)
+    made = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
+        metadata={"tags": "eu", "run": "7"},
+    )  # fmt: skip
+    assert made.metadata == {"run": "7"}
+    done = wait_done(client, made.id)
+    assert done.status == "completed", done
+    assert tuple(a - b for a, b in zip(counts(fakes), before, strict=True)) == (0, 2, 0, 1)
+    for tags, said, param in (
+        ([1], "metadata.tags: item 0 is int, not a string", "metadata.tags"),
+        ("eu, nowhere", "carries every requested tag (eu, nowhere)", "input_file_id"),
+    ):
+        body = {"input_file_id": uploaded.id, "endpoint": "/v1/chat/completions",
+                "completion_window": "24h", "metadata": {"tags": tags}}  # fmt: skip
+        status, answer = gateway.admin("POST", "/v1/batches", body)
+        assert status == 400, answer
+        assert said in answer["error"]["message"]
+        assert answer["error"]["param"] == param
+    assert global_reserved(gateway) == 0
 
 
 def test_the_hold_is_taken_on_the_deployment_the_lines_go_to(

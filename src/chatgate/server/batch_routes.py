@@ -44,10 +44,12 @@ from chatgate.server.batch_store import (
     owner_of,
     public,
 )
+from chatgate.server.body_tags import take_metadata_tags
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.openai_routes import parse_json_body
 from chatgate.server.request import GatewayRequest
+from chatgate.server.request_tags import charged, merge_tags
 from chatgate.server.services import database_url
 from chatgate.server.serving import allowed_groups, payer_of
 from chatgate.server.state import GatewayState
@@ -196,15 +198,16 @@ async def _hold(
     return holds
 
 
-def _owner(ctx: RequestContext, payer: Payer) -> dict[str, Any]:
+def _owner(ctx: RequestContext, payer: Payer, own: tuple[str, ...]) -> dict[str, Any]:
     """Who the batch runs for, for its spend rows, budgets and allowlist (ids, no secret).
     ``tags``: what it was held on (the key's tags first), kept so that its spend rows and a
     resumed run's charge name the tags it was submitted with, whatever the key has since.
-    ROUTE_TAGS: the submission's own tags, which pick deployments (the key's only count)."""
+    ROUTE_TAGS: the submission's ``own`` tags, which pick deployments (the key's only
+    count)."""
     key = ctx.key
     return {
         "tags": list(payer.tags),
-        ROUTE_TAGS: sorted(ctx.tags),
+        ROUTE_TAGS: sorted(own),
         "key_id": ctx.key_id,
         "user_id": ctx.user_id,
         "team_id": ctx.team_id,
@@ -218,6 +221,9 @@ async def _create(
     store: BatchStore, state: GatewayState, ctx: RequestContext, body: bytes
 ) -> dict[str, Any]:
     data = parse_json_body(body)
+    # The submission's own tags, as a chat request's: the header's, then the body's
+    # metadata.tags (taken out of the batch's metadata). They route its lines and count.
+    own = merge_tags(ctx.tags, take_metadata_tags(data)) if "metadata" in data else ctx.tags
     if data.get("endpoint") != "/v1/chat/completions":
         raise GatewayError(400, "endpoint must be '/v1/chat/completions'", param="endpoint")
     if data.get("completion_window") != "24h":
@@ -232,9 +238,10 @@ async def _create(
             400, f"{file_id} is not a batch input file (purpose 'batch')", param="input_file_id"
         )
     source = store.file_path(file_id, ctx)
-    tags = frozenset(ctx.tags)  # the lines are routed by them, as a live request is
+    tags = frozenset(own)  # the lines are routed by them, as a live request is
     items = _check_items(state, ctx, source, tags)
     payer = payer_of(ctx)  # the live path's: the key's tags first (request_tags.charged)
+    payer.tags = charged(ctx.key, own)
     holds = await _hold(state, payer, items, allowed_groups(ctx), tags)
     batch_id = new_id("batch_")
     folder = store.batch_folder(batch_id)
@@ -251,7 +258,7 @@ async def _create(
         "request_counts": {"total": len(items), "completed": 0, "failed": 0},
         "metadata": data.get("metadata"),
         OWNER_FIELD: owner_of(ctx),
-        KEY_FIELD: _owner(ctx, payer),
+        KEY_FIELD: _owner(ctx, payer, own),
     }  # fmt: skip
     store.save_batch(record)
     start_batch(state, store, batch_id, holds)
