@@ -39,6 +39,14 @@ def _usd(text: str) -> Decimal:
     return value
 
 
+def _tags(text: str) -> list[str]:
+    """``eu,gold``: the run's routing tags (checked by the run: at most 16 of 64 characters)."""
+    tags = [t.strip() for t in text.split(",") if t.strip()]
+    if not tags:
+        raise argparse.ArgumentTypeError(f"no tag in {text!r}: give them like eu,gold")
+    return tags
+
+
 def add_parser(sub: Any) -> None:
     cmd = sub.add_parser("batch", help="run a JSONL file of chat requests (OpenAI Batch format)")
     cmd.add_argument("input", help="JSONL in OpenAI's Batch API input format")
@@ -48,6 +56,12 @@ def add_parser(sub: Any) -> None:
     cmd.add_argument("--max-cost", type=_usd, help="USD this run may spend at most")
     cmd.add_argument(
         "--retry-failed", action="store_true", help="run again the requests that failed before"
+    )
+    cmd.add_argument(
+        "--tags",
+        type=_tags,
+        metavar="TAG,...",
+        help="with --config: only deployments carrying every tag answer (routing tags)",
     )
     cmd.add_argument(
         "--provider-batch",
@@ -109,6 +123,7 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
             "max_cost": args.max_cost,
             "retry_failed": args.retry_failed,
             "on_progress": progress,
+            "tags": args.tags,
         }
         batch_run: BatchRun | ProviderBatchRun = (
             ProviderBatchRun(

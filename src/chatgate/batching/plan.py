@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from chatgate.batching.input import BatchItem
+from chatgate.batching.route_tags import carrying, untagged_problem
 from chatgate.config import ConfigError
 from chatgate.cost.budgets import Budget, Budgets, Reservation
 from chatgate.cost.calc import price_of
@@ -89,9 +90,14 @@ class CostCap:
         await self.budgets.settle(hold, cost)
 
 
-def check_items(router: Router, items: Sequence[BatchItem], cap: CostCap | None) -> list[str]:
-    """Problems with line numbers: models the router does not serve, requests that cannot be
-    priced under a cost cap."""
+def check_items(
+    router: Router,
+    items: Sequence[BatchItem],
+    cap: CostCap | None,
+    tags: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Problems with line numbers: models the router does not serve, or has no deployment
+    carrying every one of ``tags`` for, requests that cannot be priced under a cost cap."""
     problems = []
     names = ", ".join(router.model_names)
     for item in items:
@@ -100,6 +106,8 @@ def check_items(router: Router, items: Sequence[BatchItem], cap: CostCap | None)
             problems.append(
                 f"line {item.line}: body.model {model!r} is not served; serving: {names}"
             )
+        elif not carrying(router.groups[model], tags):
+            problems.append(f"line {item.line}: {untagged_problem(model, tags)}")
         elif cap is not None:
             try:
                 cap.price(router, item)

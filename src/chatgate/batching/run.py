@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from chatgate.batching.output import (
 from chatgate.batching.plan import CostCap, check_items, router_for
 from chatgate.batching.provider.poll import PollPolicy
 from chatgate.batching.provider.run import ProviderBatchRun
+from chatgate.batching.route_tags import route_tags
 from chatgate.batching.summary import BatchSummary
 from chatgate.cost.budgets import Reservation
 from chatgate.errors import ChatgateError, InvalidRequestError
@@ -52,9 +53,13 @@ class BatchRun:
         on_progress: Progress | None = None,
         on_line: LineHook | None = None,
         allowed: Allowed | None = None,
+        tags: Collection[str] | None = None,
     ) -> None:
         """``allowed``: the model groups a caller may be served by, fallbacks included (the
-        gateway's key allowlist); None: any."""
+        gateway's key allowlist); None: any. ``tags``: every line is routed only to
+        deployments carrying all of them (a routed call's ``tags=``)."""
+        self.tags = route_tags(tags)
+        self._route_tags = tuple(sorted(self.tags))
         if concurrency < 1:
             raise InvalidRequestError("concurrency must be at least 1", param="concurrency")
         if max_cost is not None and max_cost < 0:
@@ -80,7 +85,7 @@ class BatchRun:
         if self.router is None:
             self.router = router_for(items, problems)
         if self.router is not None:
-            problems += check_items(self.router, items, self.cap)
+            problems += check_items(self.router, items, self.cap, self.tags)
         if problems:
             raise BatchInputError(problems, where_of(self.source))
         existing = load_existing(self.output, retry_failed=self.retry_failed)
@@ -162,7 +167,9 @@ class BatchRun:
         outcome: ChatResponse | ChatgateError
         try:
             try:
-                result = await self.router.aroute(item.request, allowed=self.allowed)
+                result = await self.router.aroute(
+                    item.request, allowed=self.allowed, tags=self._route_tags
+                )
             except asyncio.CancelledError:
                 self.summary.unsent += 1  # cancelled in flight: no line, it runs again on resume
                 return
@@ -199,6 +206,7 @@ async def abatch(
     retry_failed: bool = False,
     provider_batch: bool = False,
     poll: PollPolicy | None = None,
+    tags: Collection[str] | None = None,
 ) -> BatchSummary:
     """Run every request of ``requests_or_path`` (a JSONL file in OpenAI's Batch input format,
     or the same objects in an iterable) and append the answers to ``output_path`` in OpenAI's
@@ -209,8 +217,14 @@ async def abatch(
     ``provider_batch``: submit to the providers' batch APIs (OpenAI, Anthropic, Gemini) at the
     batch
     price instead, answers within 24 h; ``poll`` sets how often to ask (and for how long at
-    most, ``max_wait_s``). See docs/batch.md."""
-    common: dict[str, Any] = {"router": router, "max_cost": max_cost, "retry_failed": retry_failed}
+    most, ``max_wait_s``).
+
+    ``tags``: every line is answered only by deployments carrying all of them (as a routed
+    call's ``tags=``; only in groups where some deployment has tags); a line no deployment
+    can then serve is refused before anything is sent. See docs/batch.md."""
+    common: dict[str, Any] = {
+        "router": router, "max_cost": max_cost, "retry_failed": retry_failed, "tags": tags,
+    }  # fmt: skip
     run: BatchRun | ProviderBatchRun = (
         ProviderBatchRun(requests_or_path, output_path, poll=poll, **common)
         if provider_batch

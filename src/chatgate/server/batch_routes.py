@@ -26,6 +26,7 @@ from typing import Any
 
 from chatgate.batching.input import BatchInputError, BatchItem, read_items
 from chatgate.batching.provider.plan import plan_one
+from chatgate.batching.route_tags import carrying, untagged_problem
 from chatgate.cost.budgets import Reservation
 from chatgate.errors import ChatgateError, InvalidRequestError
 from chatgate.router import guarded
@@ -33,7 +34,7 @@ from chatgate.router.budgeting import routed_worst_case
 from chatgate.router.fallbacks import Allowed
 from chatgate.router.guarded import Payer
 from chatgate.server.asgi import Scope, Send, header, read_body, send_json
-from chatgate.server.batch_runner import batchable, start_batch
+from chatgate.server.batch_runner import ROUTE_TAGS, batchable, start_batch
 from chatgate.server.batch_store import (
     KEY_FIELD,
     OWNER_FIELD,
@@ -43,10 +44,12 @@ from chatgate.server.batch_store import (
     owner_of,
     public,
 )
+from chatgate.server.body_tags import take_metadata_tags
 from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.openai_routes import parse_json_body
 from chatgate.server.request import GatewayRequest
+from chatgate.server.request_tags import charged, merge_tags
 from chatgate.server.services import database_url
 from chatgate.server.serving import allowed_groups, payer_of
 from chatgate.server.state import GatewayState
@@ -130,7 +133,9 @@ def _upload(store: BatchStore, ctx: RequestContext, scope: Scope, body: bytes) -
     return store.add_file(owner_of(ctx), filename or "batch.jsonl", purpose, data)
 
 
-def _check_items(state: GatewayState, ctx: RequestContext, source: Path) -> list[BatchItem]:
+def _check_items(
+    state: GatewayState, ctx: RequestContext, source: Path, tags: frozenset[str]
+) -> list[BatchItem]:
     try:
         items = read_items(source)
     except BatchInputError as exc:  # its message names the stored file's path: not shown
@@ -142,6 +147,8 @@ def _check_items(state: GatewayState, ctx: RequestContext, source: Path) -> list
             problems.append(f"line {item.line}: model {model!r} is not served here")
         elif ctx.key is not None and not ctx.key.allows(model):
             problems.append(f"line {item.line}: this key may not use model {model!r}")
+        elif not carrying(groups[model], tags):
+            problems.append(f"line {item.line}: {untagged_problem(model, tags)}")
     if problems:
         raise GatewayError(400, _listed(problems), param="input_file_id")
     return items
@@ -153,11 +160,16 @@ def _listed(problems: list[str]) -> str:
 
 
 async def _hold(
-    state: GatewayState, payer: Payer, items: list[BatchItem], allowed: Allowed | None
+    state: GatewayState,
+    payer: Payer,
+    items: list[BatchItem],
+    allowed: Allowed | None,
+    tags: frozenset[str],
 ) -> dict[str, Reservation]:
     """Per model: hold the worst case of its lines (at the batch rate where a provider batch
-    API serves it) on every budget that applies to ``payer``, as a live request is held;
-    BudgetExceededError (402) when one cannot."""
+    API carrying the routing ``tags`` serves it, on that deployment) on every budget that
+    applies to ``payer``, as a live request is held; BudgetExceededError (402) when one
+    cannot."""
     budgets, router = state.services.budgets, state.models.router
     who = payer.who()
     worst: dict[str, Decimal] = {}
@@ -166,8 +178,8 @@ async def _hold(
         if not budgets.lines_for(model=model, tags=payer.tags, extra=payer.extra, **who):
             continue
         try:
-            if batchable(state, model):
-                amount = plan_one(item, router, budgets).worst
+            if batchable(state, model, tags):
+                amount = plan_one(item, router, budgets, tags).worst
             else:
                 amount = routed_worst_case(router, budgets, item.request, allowed)
         except InvalidRequestError as exc:
@@ -186,13 +198,16 @@ async def _hold(
     return holds
 
 
-def _owner(ctx: RequestContext, payer: Payer) -> dict[str, Any]:
+def _owner(ctx: RequestContext, payer: Payer, own: tuple[str, ...]) -> dict[str, Any]:
     """Who the batch runs for, for its spend rows, budgets and allowlist (ids, no secret).
     ``tags``: what it was held on (the key's tags first), kept so that its spend rows and a
-    resumed run's charge name the tags it was submitted with, whatever the key has since."""
+    resumed run's charge name the tags it was submitted with, whatever the key has since.
+    ROUTE_TAGS: the submission's ``own`` tags, which pick deployments (the key's only
+    count)."""
     key = ctx.key
     return {
         "tags": list(payer.tags),
+        ROUTE_TAGS: sorted(own),
         "key_id": ctx.key_id,
         "user_id": ctx.user_id,
         "team_id": ctx.team_id,
@@ -206,6 +221,9 @@ async def _create(
     store: BatchStore, state: GatewayState, ctx: RequestContext, body: bytes
 ) -> dict[str, Any]:
     data = parse_json_body(body)
+    # The submission's own tags, as a chat request's: the header's, then the body's
+    # metadata.tags (taken out of the batch's metadata). They route its lines and count.
+    own = merge_tags(ctx.tags, take_metadata_tags(data)) if "metadata" in data else ctx.tags
     if data.get("endpoint") != "/v1/chat/completions":
         raise GatewayError(400, "endpoint must be '/v1/chat/completions'", param="endpoint")
     if data.get("completion_window") != "24h":
@@ -220,9 +238,11 @@ async def _create(
             400, f"{file_id} is not a batch input file (purpose 'batch')", param="input_file_id"
         )
     source = store.file_path(file_id, ctx)
-    items = _check_items(state, ctx, source)
+    tags = frozenset(own)  # the lines are routed by them, as a live request is
+    items = _check_items(state, ctx, source, tags)
     payer = payer_of(ctx)  # the live path's: the key's tags first (request_tags.charged)
-    holds = await _hold(state, payer, items, allowed_groups(ctx))
+    payer.tags = charged(ctx.key, own)
+    holds = await _hold(state, payer, items, allowed_groups(ctx), tags)
     batch_id = new_id("batch_")
     folder = store.batch_folder(batch_id)
     folder.mkdir(parents=True)
@@ -238,7 +258,7 @@ async def _create(
         "request_counts": {"total": len(items), "completed": 0, "failed": 0},
         "metadata": data.get("metadata"),
         OWNER_FIELD: owner_of(ctx),
-        KEY_FIELD: _owner(ctx, payer),
+        KEY_FIELD: _owner(ctx, payer, own),
     }  # fmt: skip
     store.save_batch(record)
     start_batch(state, store, batch_id, holds)

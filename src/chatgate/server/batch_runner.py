@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from chatgate.batching.input import BatchInputError, read_items
-from chatgate.batching.provider.plan import APIS
+from chatgate.batching.provider.plan import batch_deployment
 from chatgate.batching.provider.run import ProviderBatchRun
 from chatgate.batching.run import BatchRun
 from chatgate.cost.budgets import Budget, Reservation, Window
@@ -41,7 +41,9 @@ from chatgate.server.serving import served_by_failure, take_response
 from chatgate.server.state import GatewayState
 from chatgate.types import ChatResponse
 
-__all__ = ["batchable", "start_batch"]
+__all__ = ["ROUTE_TAGS", "batchable", "start_batch"]
+
+ROUTE_TAGS = "route_tags"  # in the record's KEY_FIELD: the tags its lines are routed by
 
 log = logging.getLogger("chatgate.server")
 
@@ -50,10 +52,18 @@ log = logging.getLogger("chatgate.server")
 _RUNNING: dict[str, asyncio.Task[None]] = {}
 
 
-def batchable(state: GatewayState, model: str) -> bool:
-    """Whether a model_list name has a deployment with a provider batch API."""
+def batchable(state: GatewayState, model: str, tags: frozenset[str] = frozenset()) -> bool:
+    """Whether a model_list name has a deployment with a provider batch API that carries the
+    batch's routing ``tags`` (batching/route_tags.py); a model without one runs live, where
+    the router routes by the tags."""
     group = state.models.router.groups.get(model) or []
-    return any(routed.deployment.provider in APIS for routed in group)
+    return batch_deployment(group, tags) is not None
+
+
+def _route_tags(record: dict[str, Any]) -> frozenset[str]:
+    """The routing tags the batch was submitted with (``x-chatgate-tags``, not its key's,
+    which only count); a batch stored before they were kept has none and runs as it did."""
+    return frozenset((record.get(KEY_FIELD) or {}).get(ROUTE_TAGS) or ())
 
 
 def start_batch(
@@ -84,7 +94,7 @@ def _locked(folder: Path) -> Iterator[bool]:
         os.close(fd)  # releases the lock
 
 
-def _split(folder: Path, state: GatewayState) -> tuple[Path, Path]:
+def _split(folder: Path, state: GatewayState, tags: frozenset[str]) -> tuple[Path, Path]:
     """The input cut in two: lines for provider batch APIs, lines the gateway runs."""
     provider, live = folder / "provider.jsonl", folder / "live.jsonl"
     if not provider.exists():
@@ -93,7 +103,7 @@ def _split(folder: Path, state: GatewayState) -> tuple[Path, Path]:
         for raw in (folder / "input.jsonl").read_bytes().splitlines():
             if raw.strip():
                 model = orjson.loads(raw)["body"]["model"]
-                (to_provider if batchable(state, model) else to_live).append(raw + b"\n")
+                (to_provider if batchable(state, model, tags) else to_live).append(raw + b"\n")
         live.write_bytes(b"".join(to_live))
         provider.write_bytes(b"".join(to_provider))  # written last: the split is complete
     return provider, live
@@ -234,7 +244,8 @@ async def _execute(
     record["status"] = "in_progress"
     record["in_progress_at"] = record.get("in_progress_at") or int(time.time())
     store.save_batch(record)
-    provider, live = _split(folder, state)
+    tags = _route_tags(record)
+    provider, live = _split(folder, state, tags)
     out = folder / "output.jsonl"
     for source in (live, provider):
         if source.stat().st_size:
@@ -242,11 +253,13 @@ async def _execute(
     if live.stat().st_size:
         models = set((record.get(KEY_FIELD) or {}).get("models") or ())
         allowed = models.__contains__ if models else None  # the key's allowlist, fallbacks too
-        run = BatchRun(live, out, router=router, concurrency=8, on_line=spend, allowed=allowed)
+        run = BatchRun(
+            live, out, router=router, concurrency=8, on_line=spend, allowed=allowed, tags=tags
+        )
         run.prepare()
         await run.run()
     if provider.stat().st_size:
-        batch_run = ProviderBatchRun(provider, out, router=router, on_line=spend)
+        batch_run = ProviderBatchRun(provider, out, router=router, on_line=spend, tags=tags)
         batch_run.prepare()
         await batch_run.run()
     _finish(store, record, out)

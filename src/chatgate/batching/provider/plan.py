@@ -13,14 +13,16 @@ from chatgate.batching.provider.anthropic import AnthropicBatches
 from chatgate.batching.provider.api import BatchAPI
 from chatgate.batching.provider.gemini import GeminiBatches
 from chatgate.batching.provider.openai import OpenAIBatches
+from chatgate.batching.route_tags import carrying, untagged_problem
 from chatgate.cost.budgets import Budgets
 from chatgate.cost.calc import price_of
 from chatgate.errors import InvalidRequestError
 from chatgate.providers.base import Deployment
 from chatgate.providers.registry import resolve_deployment
 from chatgate.router import Router
+from chatgate.router.deployments import RoutedDeployment
 
-__all__ = ["APIS", "Planned", "plan_items"]
+__all__ = ["APIS", "Planned", "batch_deployment", "plan_items", "plan_one"]
 
 APIS: dict[str, BatchAPI] = {
     "openai": OpenAIBatches(),
@@ -39,17 +41,34 @@ class Planned:
     worst: Decimal  # the most it can cost at the batch rate (0 without a cap)
 
 
-def _deployment(item: BatchItem, router: Router | None) -> Deployment:
+def batch_deployment(
+    group: Sequence[RoutedDeployment], tags: frozenset[str]
+) -> RoutedDeployment | None:
+    """The deployment of ``group`` a provider batch goes to: the first with a batch API among
+    those carrying every one of ``tags`` (route_tags.carrying); None when there is none."""
+    return next((d for d in carrying(group, tags) if d.deployment.provider in APIS), None)
+
+
+def _deployment(item: BatchItem, router: Router | None, tags: frozenset[str]) -> Deployment:
     model = item.request.model
     if router is None:
-        return resolve_deployment(model)
+        return resolve_deployment(model)  # a group of its own, with no tags: any tags serve
     group = router.groups.get(model)
     if not group:
         names = ", ".join(router.model_names)
         raise InvalidRequestError(f"body.model {model!r} is not served; serving: {names}")
-    for routed in group:
-        if routed.deployment.provider in APIS:
-            return routed.deployment
+    if not carrying(group, tags):
+        raise InvalidRequestError(untagged_problem(model, tags))
+    chosen = batch_deployment(group, tags)
+    if chosen is not None:
+        return chosen.deployment
+    if tags and batch_deployment(group, frozenset()) is not None:
+        names = ", ".join(sorted(tags))
+        raise InvalidRequestError(
+            f"body.model {model!r}: no deployment of it with a batch API carries every "
+            f"requested tag ({names}); run it without --provider-batch, where the tagged "
+            "deployments answer it"
+        )
     providers = ", ".join(sorted({r.deployment.provider for r in group}))
     raise InvalidRequestError(
         f"body.model {model!r} is served by {providers}, which has no batch API here "
@@ -73,8 +92,14 @@ def _worst(item: BatchItem, deployment: Deployment, budgets: Budgets) -> Decimal
     return full if discount is None else full * discount
 
 
-def plan_one(item: BatchItem, router: Router | None, budgets: Budgets | None) -> Planned:
-    deployment = _deployment(item, router)
+def plan_one(
+    item: BatchItem,
+    router: Router | None,
+    budgets: Budgets | None,
+    tags: frozenset[str] = frozenset(),
+) -> Planned:
+    """``tags``: the batch's routing tags (route_tags)."""
+    deployment = _deployment(item, router, tags)
     api = APIS.get(deployment.provider)
     if api is None:
         raise InvalidRequestError(
@@ -89,14 +114,17 @@ def plan_one(item: BatchItem, router: Router | None, budgets: Budgets | None) ->
 
 
 def plan_items(
-    items: Sequence[BatchItem], router: Router | None, capped: bool
+    items: Sequence[BatchItem],
+    router: Router | None,
+    capped: bool,
+    tags: frozenset[str] = frozenset(),
 ) -> tuple[list[Planned], list[str]]:
     """Every line planned, and the problems found as ``line N: what and the fix``."""
     budgets = Budgets([]) if capped else None
     planned, problems = [], []
     for item in items:
         try:
-            planned.append(plan_one(item, router, budgets))
+            planned.append(plan_one(item, router, budgets, tags))
         except InvalidRequestError as exc:
             problems.append(f"line {item.line}: {exc.message}")
     return planned, problems

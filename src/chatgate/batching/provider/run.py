@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from chatgate.batching.provider.api import BatchLineError, Outcome
 from chatgate.batching.provider.plan import Planned, plan_items
 from chatgate.batching.provider.poll import PollPolicy
 from chatgate.batching.provider.state import Job, StateFile
+from chatgate.batching.route_tags import route_tags
 from chatgate.batching.summary import BatchSummary
 from chatgate.client import attributed
 from chatgate.cost.calc import cost_of, price_of
@@ -56,7 +57,11 @@ class ProviderBatchRun:
         on_progress: Progress | None = None,
         poll: PollPolicy | None = None,
         on_line: LineHook | None = None,
+        tags: Collection[str] | None = None,
     ) -> None:
+        """``tags``: each line goes to a batch-capable deployment carrying all of them, as a
+        routed call's ``tags=`` picks (only in groups where some deployment has tags)."""
+        self.tags = route_tags(tags)
         if max_cost is not None and max_cost < 0:
             raise InvalidRequestError("max_cost must be 0 or more (USD)", param="max_cost")
         self.source = source
@@ -78,7 +83,7 @@ class ProviderBatchRun:
 
     def prepare(self) -> None:
         items, problems = collect_items(self.source)
-        planned, more = plan_items(items, self.router, self.max_cost is not None)
+        planned, more = plan_items(items, self.router, self.max_cost is not None, self.tags)
         problems += more
         self._by_id = {p.item.custom_id: p for p in planned}
         self.state = StateFile.load(self.output)
@@ -88,6 +93,12 @@ class ProviderBatchRun:
                 problems.append(
                     f"{self.state.path}: batch {job.batch_id} holds custom_id {lost[0]!r}, "
                     "which this input does not have: pass the input it was submitted from"
+                )
+            elif frozenset(job.tags) != self.tags and not problems:
+                problems.append(  # other tags could pick a deployment that never saw it
+                    f"{self.state.path}: batch {job.batch_id} was submitted with routing tags "
+                    f"({', '.join(job.tags) or 'none'}): rerun with the same tags "
+                    f"(given: {', '.join(sorted(self.tags)) or 'none'})"
                 )
         if problems:
             raise BatchInputError(problems, where_of(self.source))
@@ -180,6 +191,7 @@ class ProviderBatchRun:
                     batch_id=batch_id,
                     ids={p.wire_id: p.item.custom_id for p in chunk},
                     worst_case=str(sum((p.worst for p in chunk), Decimal(0))),
+                    tags=sorted(self.tags),
                 )
             )
             self.summary.batches.append(batch_id)

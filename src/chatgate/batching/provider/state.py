@@ -2,7 +2,9 @@
 lines, so that Ctrl-C and a rerun keep polling them instead of submitting (and paying) twice.
 
 ``OUTPUT.batches.json`` holds ``{"version": 1, "jobs": [{"provider", "batch_id", "ids":
-{wire id: custom_id}, "worst_case", "submitted_at"}]}``: never a key or a request body. It
+{wire id: custom_id}, "worst_case", "submitted_at", "tags"}]}``: never a key or a request
+body. ``tags``: the run's routing tags, which chose the deployment the job was sent to (a job
+saved before they were kept has none). It
 is replaced atomically (a temporary file, fsync, rename) after every submission and every
 collected job, and removed once no job is left.
 """
@@ -36,6 +38,7 @@ class Job:
     ids: dict[str, str]  # wire id -> custom_id
     worst_case: str = "0"  # USD held for it under a cost cap (a Decimal string)
     submitted_at: float = field(default_factory=time.time)
+    tags: list[str] = field(default_factory=list)  # the run's routing tags, sorted
 
     @property
     def worst(self) -> Decimal:
@@ -49,12 +52,16 @@ def _job(raw: Any, where: Path) -> Job:
             isinstance(k, str) and isinstance(v, str) for k, v in ids.items()
         ):
             raise TypeError("ids")
+        tags = raw.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise TypeError("tags")
         return Job(
             provider=str(raw["provider"]),
             batch_id=str(raw["batch_id"]),
             ids=ids,
             worst_case=str(raw.get("worst_case", "0")),
             submitted_at=float(raw.get("submitted_at", 0.0)),
+            tags=tags,
         )
     except (KeyError, TypeError, ValueError):
         raise InvalidRequestError(
