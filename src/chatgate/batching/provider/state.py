@@ -4,9 +4,8 @@ lines, so that Ctrl-C and a rerun keep polling them instead of submitting (and p
 ``OUTPUT.batches.json`` holds ``{"version": 1, "jobs": [{"provider", "batch_id", "ids":
 {wire id: custom_id}, "worst_case", "submitted_at", "tags"}]}``: never a key or a request
 body. ``tags``: the run's routing tags, which chose the deployment the job was sent to (a job
-saved before they were kept has none). It
-is replaced atomically (a temporary file, fsync, rename) after every submission and every
-collected job, and removed once no job is left.
+saved before they were kept has none). It is replaced atomically (a temporary file, fsync,
+rename) after every submission and every collected job, and removed once no job is left.
 """
 
 from __future__ import annotations
