@@ -205,3 +205,29 @@ def test_a_part_batch_is_sent_on_schedule_without_a_flush() -> None:
             assert len(receiver.wait_for_spans(lambda got: len(got) == 30, 5)) == 30
         finally:
             exporter.shutdown(5000)
+
+
+def test_spans_are_encoded_as_soon_as_a_slice_waits_and_posted_by_the_whole_batch() -> None:
+    """A queued span keeps its request's facts alive, and objects kept past their request slow
+    every later one: the exporter takes each slice off the queue and encodes it at once, while
+    the POST still waits for a whole batch (or the schedule, a flush, the shutdown)."""
+    with OtlpReceiver() as receiver:
+        drops = Drops()
+        queue = SpanQueue(10_000, 10, drops)  # wakes the exporter at each slice of 10
+        target = HttpTarget(f"{receiver.http_endpoint}/v1/traces", timeout_s=5)
+        exporter = Exporter(queue, target, {}, drops, schedule_s=30, batch_size=100, encode_size=10)
+        tracer = LeanTracerProvider(Sampler(), queue).get_tracer("chatgate")
+        try:
+            for i in range(30):
+                tracer.start_span(f"s{i}").end()
+            deadline = time.monotonic() + 5
+            while len(queue) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(queue) == 0  # taken and encoded: no span object waits
+            assert receiver.spans == []  # a part batch: not posted on its own
+            assert exporter.force_flush(5000)
+            assert sorted(s.name for s in receiver.spans) == sorted(f"s{i}" for i in range(30))
+            assert len(receiver.headers) == 1  # the three slices in one POST
+        finally:
+            exporter.shutdown(5000)
+        assert drops.count == 0

@@ -22,7 +22,16 @@ from opentelemetry.trace import SpanContext, SpanKind
 
 from chatgate.telemetry.recorder import LeanSpan, Scope
 
-__all__ = ["attribute", "attribute_once", "encode_attributes", "encode_request", "encode_resource"]
+__all__ = [
+    "EncodedSpans",
+    "attribute",
+    "attribute_once",
+    "encode_attributes",
+    "encode_request",
+    "encode_resource",
+    "encode_spans",
+    "request_of",
+]
 
 # Tags: (field number << 3) | wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32).
 _SPAN_TRACE_ID = b"\x0a\x10"  # 1: bytes, always 16 long
@@ -269,16 +278,29 @@ def _step(span: LeanSpan, step: Step) -> bytes:
 def encode_request(resource: bytes, spans: Iterable[LeanSpan]) -> bytes:
     """ExportTraceServiceRequest: one ResourceSpans (``resource`` from encode_resource), one
     ScopeSpans per instrumentation scope."""
-    by_scope: dict[Scope, list[bytes]] = {}
+    return request_of(resource, encode_spans(spans, {}))
+
+
+EncodedSpans = dict[Scope, list[bytes]]  # each scope's spans, encoded as ScopeSpans.spans
+
+
+def encode_spans(spans: Iterable[LeanSpan], into: EncodedSpans) -> EncodedSpans:
+    """``spans`` (and their steps' child spans) encoded and added to ``into`` by scope: the
+    span objects can go, their bytes wait for ``request_of``."""
     for span in spans:
         encoded = _span(span)
-        scoped = by_scope.setdefault(span.scope, [])
+        scoped = into.get(span.scope)
+        if scoped is None:
+            scoped = into[span.scope] = []
         scoped.append(b"\x12" + _varint(len(encoded)) + encoded)
         steps: list[Step] | None = getattr(span.facts, "steps", None)
         for step in steps or ():
             encoded = _step(span, step)
             scoped.append(b"\x12" + _varint(len(encoded)) + encoded)
-    scopes = [
-        _field(0x12, _scope(scope) + b"".join(encoded)) for scope, encoded in by_scope.items()
-    ]
+    return into
+
+
+def request_of(resource: bytes, encoded: EncodedSpans) -> bytes:
+    """The ExportTraceServiceRequest of spans ``encode_spans`` gathered."""
+    scopes = [_field(0x12, _scope(scope) + b"".join(spans)) for scope, spans in encoded.items()]
     return _field(0x0A, resource + b"".join(scopes))

@@ -105,8 +105,8 @@ class Facts(Protocol):
 
 class SpanQueue:
     """Ended spans waiting for the exporter: at most ``max_size``; past it a span is dropped
-    and counted. ``wake`` is set when a whole batch is waiting, so the exporter does not have
-    to poll faster than its schedule under load."""
+    and counted. ``wake`` is set when ``batch_size`` spans wait (the exporter's slice), so the
+    exporter does not have to poll faster than its schedule under load."""
 
     __slots__ = ("_batch", "_items", "_max", "_on_drop", "wake")
 

@@ -38,6 +38,7 @@ __all__ = ["Telemetry", "start", "wanted"]
 _ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 _SHUTDOWN_MS = 2000  # a collector that is down must not hold up the gateway's exit
 _BATCH = 512  # spans per export: the SDK's default
+_SLICE = 128  # spans encoded at a time, as soon as they wait (export.py)
 
 
 def wanted(settings: OtelSettings | None, env: Mapping[str, str]) -> bool:
@@ -90,9 +91,9 @@ def _lean(
 
     attributes = dict(resource.attributes)
     traces, metrics_to = target("traces"), target("metrics")  # both checked before any starts
-    queue = SpanQueue(settings.max_queue_size, min(_BATCH, settings.max_queue_size), on_drop)
+    queue = SpanQueue(settings.max_queue_size, min(_SLICE, settings.max_queue_size), on_drop)
     exporters: list[Exporter | MetricExporter] = [
-        Exporter(queue, traces, attributes, on_drop, batch_size=_BATCH)
+        Exporter(queue, traces, attributes, on_drop, batch_size=_BATCH, encode_size=_SLICE)
     ]
     meter_provider = None
     if settings.metrics:
