@@ -34,6 +34,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal
 
 from chatgate.cost.budget_backends import BudgetBackend, MemoryBudgetBackend
+from chatgate.cost.budget_periods import BudgetAlert, BudgetState, Window, period_of
 from chatgate.cost.budget_tags import check_tag_subject
 from chatgate.cost.budgets_sync import SyncBudgets
 from chatgate.cost.calc import upper_bound
@@ -49,15 +50,16 @@ __all__ = [
     "Budgets",
     "Line",
     "Reservation",
+    "Window",
     "from_pico",
     "hold_ttl_for",
+    "period_of",
     "to_pico",
 ]
 
 log = logging.getLogger("chatgate.budget")
 
 Scope = Literal["key", "user", "team", "model", "tag", "global"]
-Window = Literal["daily", "monthly", "lifetime"]
 PICO = Decimal(10**12)
 _MAX_PICO = 2**63 - 1
 _MAX_MAINTAIN_EVERY_S = 30.0
@@ -115,18 +117,6 @@ class Budget:
         return value
 
 
-def period_of(window: Window, now: float) -> tuple[str, dt.datetime | None]:
-    """The window's current period key and when it resets (UTC)."""
-    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
-    if window == "daily":
-        nxt = today + dt.timedelta(days=1)
-        return today.isoformat(), dt.datetime.combine(nxt, dt.time(), dt.UTC)
-    if window == "monthly":
-        year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
-        return f"{today:%Y-%m}", dt.datetime(year, month, 1, tzinfo=dt.UTC)
-    return "all", None
-
-
 @dataclass(frozen=True, slots=True)
 class Line:
     """One budget's counter for one period, as a reservation touches it."""
@@ -148,30 +138,6 @@ class Reservation:
     @property
     def amount_usd(self) -> Decimal:
         return from_pico(self.amount)
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetAlert:
-    budget_id: str
-    period: str
-    threshold: Decimal
-    spent: Decimal
-    limit: Decimal
-    resets_at: dt.datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetState:
-    budget_id: str
-    period: str
-    limit: Decimal
-    spent: Decimal
-    reserved: Decimal
-    resets_at: dt.datetime | None
-
-    @property
-    def remaining(self) -> Decimal:
-        return max(self.limit - self.spent - self.reserved, Decimal(0))
 
 
 @dataclass

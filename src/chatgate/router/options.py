@@ -8,8 +8,10 @@ import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict, cast
 
+from chatgate import config as config_module
 from chatgate.cache.default import CacheArg
 from chatgate.chat_request import CHAT_FIELDS, STRUCTURED_ARGS, ChatParams
+from chatgate.config import RouterSettings
 from chatgate.errors import InvalidRequestError
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "GuardArgs",
     "RouteArgs",
     "RoutedCompletionArgs",
+    "router_settings",
     "split_routed_args",
 ]
 
@@ -102,3 +105,14 @@ def _unknown(name: str) -> InvalidRequestError:
         f"extra_body={{{name!r}: ...}}",
         param=name,
     )
+
+
+def router_settings(
+    settings: RouterSettings | Mapping[str, Any] | None, given: Mapping[str, Any]
+) -> RouterSettings:
+    """A Router's settings: ``settings`` (RouterSettings' defaults for what it leaves out) with
+    the keywords given to the Router that are not None over them, checked as a config file's
+    ``router_settings`` are."""
+    base = settings.model_dump() if isinstance(settings, RouterSettings) else dict(settings or {})
+    base.update({k: v for k, v in given.items() if v is not None})
+    return config_module.parse({"router_settings": base}, env={}).router_settings

@@ -42,7 +42,7 @@ from chatgate.router.guarded import (
     router_budgets,
     router_cache,
 )
-from chatgate.router.options import RoutedCompletionArgs
+from chatgate.router.options import RoutedCompletionArgs, router_settings
 from chatgate.router.runtime import Runtime, state_for
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
@@ -108,11 +108,7 @@ class Router:
             "cooldown_time": cooldown_time,
             "allowed_fails": allowed_fails,
         }
-        base = (
-            settings.model_dump() if isinstance(settings, RouterSettings) else dict(settings or {})
-        )
-        base.update({k: v for k, v in given.items() if v is not None})
-        self.settings = config_module.parse({"router_settings": base}, env={}).router_settings
+        self.settings = router_settings(settings, given)
         self.groups: dict[str, list[RoutedDeployment]] = build_groups(model_list, env)
         s = self.settings
         self.fallbacks = FallbackTables(s, self.groups)
