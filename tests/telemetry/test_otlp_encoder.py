@@ -204,3 +204,57 @@ def test_many_spans_in_one_request_keep_their_order_and_ids() -> None:
     assert [s.name for s in spans] == [f"s{i}" for i in range(600)]
     assert [s.span_id for s in spans] == [s.context.span_id.to_bytes(8, "big") for s in recorded]
     assert all(attrs(s.attributes) == {"i": i, "kind": "same"} for i, s in enumerate(spans))
+
+
+@pytest.mark.parametrize("writer", ["attribute", "attribute_once"])
+def test_the_records_attribute_writers_read_back_as_written_twice(writer: str) -> None:
+    """What span records write pair by pair (telemetry/records.py), from the caches the
+    second time: each value under each key, and one key given values that compare equal
+    (1, True, 1.0) kept apart."""
+    write = getattr(otlp, writer)
+    for _ in range(2):
+        fields = b"".join(write(key, v) for key, v in ATTRIBUTES.items() if key != "raw")
+        assert attrs(SpanPb.FromString(fields).attributes) == {
+            key: list(v) if isinstance(v, tuple) else v
+            for key, v in ATTRIBUTES.items()
+            if key != "raw"
+        }
+        for same in (1, True, 1.0, "1", False, 0, 0.0):
+            [kv] = SpanPb.FromString(write("same", same)).attributes
+            assert type(value(kv.value)) is type(same)
+            assert value(kv.value) == same
+
+
+def test_the_double_and_string_writers_match_the_general_encoder() -> None:
+    for key, number in [("chatgate.cost_usd", 0.0000036), ("k", -math.inf), ("k", 1e300)]:
+        assert otlp.double_attribute(key, number) == otlp.attribute_once(key, number)
+        [kv] = SpanPb.FromString(otlp.double_attribute(key, number)).attributes
+        assert (kv.key, kv.value.double_value) == (key, number)
+    for text in ["", "chatcmpl-abc", "héllo \U0001f600", "x" * 20000]:
+        [kv] = SpanPb.FromString(otlp.string_attribute("gen_ai.response.id", text)).attributes
+        assert kv.value.string_value == text
+
+
+def test_a_lone_surrogate_is_replaced_not_written_as_utf8_a_collector_refuses() -> None:
+    """A client's JSON may carry "\\ud800" (a stop sequence, a user id): written as is, it
+    is not UTF-8, and the collector refuses the whole batch of 512 spans it is in."""
+    for write in (otlp.string_attribute, otlp.attribute, otlp.attribute_once):
+        [kv] = SpanPb.FromString(write("stop", "a\ud800b")).attributes
+        assert kv.value.string_value == "a?b"
+
+    def build(provider: LeanTracerProvider) -> None:
+        provider.get_tracer("chatgate").start_span("s\udc80", attributes={"k": ["\ud800"]}).end()
+
+    [pb] = decode(record(build)).resource_spans[0].scope_spans[0].spans
+    assert (pb.name, attrs(pb.attributes)) == ("s?", {"k": ["?"]})
+
+
+def test_one_name_on_spans_of_two_kinds_keeps_each_kind() -> None:
+    def build(provider: LeanTracerProvider) -> None:
+        tracer = provider.get_tracer("chatgate")
+        for kind in (SpanKind.CLIENT, SpanKind.SERVER, SpanKind.CLIENT):
+            tracer.start_span("same name", kind=kind).end()
+
+    spans = decode(record(build)).resource_spans[0].scope_spans[0].spans
+    client, server = SpanPb.SPAN_KIND_CLIENT, SpanPb.SPAN_KIND_SERVER
+    assert [s.kind for s in spans] == [client, server, client]

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from random import getrandbits
 from typing import Any
 
-from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanContext, SpanKind
 
 from chatgate.telemetry.recorder import LeanSpan, Scope
 
@@ -52,6 +52,7 @@ _DOUBLE = struct.Struct("<d")
 _FIXED64 = struct.Struct("<Q")
 _FIXED32 = struct.Struct("<I")
 
+_NO_STATE = DEFAULT_TRACE_STATE
 _VARINTS = [bytes((n,)) if n < 0x80 else bytes((n & 0x7F | 0x80, n >> 7)) for n in range(1 << 14)]
 _MAX_CACHED = 8192  # key=value encodings kept; past it the cache starts over
 _CACHEABLE_LEN = 256  # longer string values (prompts, ids) are not worth keeping
@@ -73,7 +74,7 @@ def _field(tag: int, payload: bytes) -> bytes:
 
 
 def _string(tag: int, text: str) -> bytes:
-    return _field(tag, text.encode("utf-8", "surrogatepass"))
+    return _field(tag, text.encode("utf-8", "replace"))
 
 
 def _any_value(value: Any) -> bytes | None:
@@ -113,12 +114,7 @@ def _key_value(head: bytes, key: str, value: Any) -> bytes:
     encoded = _any_value(value)
     if encoded is None:
         return b""
-    prefix = _keys.get(key)
-    if prefix is None:
-        if len(_keys) >= _MAX_CACHED:
-            _keys.clear()
-        prefix = _keys[key] = _string(0x0A, key)
-    body = prefix + b"\x12" + _varint(len(encoded)) + encoded
+    body = (_keys.get(key) or _key_field(key)) + b"\x12" + _varint(len(encoded)) + encoded
     return head + _varint(len(body)) + body
 
 
@@ -145,30 +141,80 @@ def encode_attributes(attributes: Mapping[str, Any], tag: int) -> bytes:
 
 
 _SPAN_ATTRIBUTE_HEAD = _VARINTS[_SPAN_ATTRIBUTE]
+# A span record's attributes, written pair by pair by the export thread (telemetry/records.py):
+# each kind of value has its writer, so that no pair builds a tuple or a dict to be looked up.
+_by_value: dict[str, dict[str | int, bytes]] = {}  # key -> str or int value -> KeyValue field
+_bools: dict[tuple[str, bool], bytes] = {}
+_double_heads: dict[str, bytes] = {}  # key -> a double KeyValue's bytes before its 8 bytes
 
 
 def attribute(key: str, value: Any) -> bytes:
-    """One span attribute (a KeyValue in Span field 9), from the same cache as
-    ``encode_attributes``: what a span record's encoder writes pair by pair."""
+    """One span attribute (a KeyValue in Span field 9); a str or int value is encoded once
+    per key and value, and reused."""
     kind = type(value)
-    if kind in _CACHED_TYPES and (kind is not str or len(value) <= _CACHEABLE_LEN):
-        cache = _fields.get(_SPAN_ATTRIBUTE)
-        if cache is None:
-            cache = _fields[_SPAN_ATTRIBUTE] = {}
-        item = ((key, value), kind)
-        done = cache.get(item)
+    if kind is int or (kind is str and len(value) <= _CACHEABLE_LEN):
+        values = _by_value.get(key)
+        if values is None:
+            if len(_by_value) >= _MAX_CACHED:
+                _by_value.clear()
+            values = _by_value[key] = {}
+        done = values.get(value)
         if done is None:
-            if len(cache) >= _MAX_CACHED:
-                cache.clear()
-            done = cache[item] = _key_value(_SPAN_ATTRIBUTE_HEAD, key, value)
+            if len(values) >= _MAX_CACHED:
+                values.clear()
+            done = values[value] = _key_value(_SPAN_ATTRIBUTE_HEAD, key, value)
         return done
+    if kind is bool:
+        done = _bools.get((key, value))
+        if done is None:
+            if len(_bools) >= _MAX_CACHED:
+                _bools.clear()
+            done = _bools[(key, value)] = _key_value(_SPAN_ATTRIBUTE_HEAD, key, value)
+        return done
+    if kind is float:
+        return double_attribute(key, value)
     return _key_value(_SPAN_ATTRIBUTE_HEAD, key, value)
 
 
 def attribute_once(key: str, value: Any) -> bytes:
     """``attribute`` for a value that does not repeat (a request's id): not cached, so it
     does not push out the values that do."""
+    if type(value) is str:
+        return string_attribute(key, value)
     return _key_value(_SPAN_ATTRIBUTE_HEAD, key, value)
+
+
+def _key_field(key: str) -> bytes:
+    prefix = _keys.get(key)
+    if prefix is None:
+        if len(_keys) >= _MAX_CACHED:
+            _keys.clear()
+        prefix = _keys[key] = _string(0x0A, key)
+    return prefix
+
+
+def double_attribute(key: str, value: float) -> bytes:
+    """A span attribute with a double value: a KeyValue of fixed length, all of it but the
+    8 bytes of the value encoded once per key."""
+    head = _double_heads.get(key)
+    if head is None:
+        key_field = _key_field(key)
+        # KeyValue: key, then value (field 2) = AnyValue of 9 bytes: double_value (field 4)
+        body_head = key_field + b"\x12\x09\x21"
+        head = _SPAN_ATTRIBUTE_HEAD + _varint(len(body_head) + 8) + body_head
+        if len(_double_heads) >= _MAX_CACHED:
+            _double_heads.clear()
+        _double_heads[key] = head
+    return head + _DOUBLE.pack(value)
+
+
+def string_attribute(key: str, text: str) -> bytes:
+    """A span attribute with a string value that does not repeat, in one call."""
+    data = text.encode("utf-8", "replace")
+    size = len(data)
+    value = b"\x0a" + (_VARINTS[size] if size < 16384 else _varint(size)) + data
+    body = (_keys.get(key) or _key_field(key)) + b"\x12" + _varint(len(value)) + value
+    return _SPAN_ATTRIBUTE_HEAD + _varint(len(body)) + body
 
 
 def encode_resource(attributes: Mapping[str, Any]) -> bytes:
@@ -182,35 +228,51 @@ def _scope(scope: Scope) -> bytes:
     return _field(0x0A, body)  # ScopeSpans.scope
 
 
-_heads: dict[tuple[str, SpanKind], bytes] = {}  # a span's name and kind fields: they repeat
+# A span's name and kind fields, by name (they repeat): the kind is compared, not hashed (an
+# enum's hash is a Python call).
+_heads: dict[str, tuple[SpanKind, bytes]] = {}
 
 
 def _head(name: str, kind: SpanKind) -> bytes:
+    found = _heads.get(name)
+    if found is not None and found[0] is kind:
+        return found[1]
     if len(_heads) >= _MAX_CACHED:
         _heads.clear()
-    head = _heads[(name, kind)] = _string(_SPAN_NAME, name) + bytes((_SPAN_KIND, kind.value + 1))
+    head = _string(_SPAN_NAME, name) + bytes((_SPAN_KIND, kind.value + 1))
+    _heads[name] = (kind, head)
     return head
+
+
+_flag_fields: dict[int, bytes] = {}  # Span.flags (field 16) by value: a handful
+
+
+def _flags(flags: int) -> bytes:
+    field = _flag_fields.get(flags)
+    if field is None:
+        field = _flag_fields[flags] = _FLAGS.pack(0x85, 0x01, flags)
+    return field
 
 
 def _span(span: LeanSpan) -> bytes:
     # A SpanContext is a tuple (trace id, span id, is remote, flags, trace state, valid):
     # unpacked, not read through its properties (Python functions).
     trace_id, span_id, _, trace_flags, state, _ = span.context
+    name, kind = span.name, span.kind
+    head = _heads.get(name)
     parts = [
         _SPAN_TRACE_ID + trace_id.to_bytes(16, "big") + _SPAN_SPAN_ID + span_id.to_bytes(8, "big")
     ]
     flags: int = trace_flags | _FLAG_HAS_IS_REMOTE
-    if state:
+    if state is not _NO_STATE and state:  # a TraceState's truth is a Python call
         parts.append(_string(_SPAN_TRACE_STATE, state.to_header()))
     parent = span.parent
     if parent is not None:
         parts.append(_SPAN_PARENT + parent[1].to_bytes(8, "big"))
         if parent[2]:
             flags |= _FLAG_IS_REMOTE
-    parts += (
-        _heads.get((span.name, span.kind)) or _head(span.name, span.kind),
-        _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
-    )
+    parts.append(head[1] if head is not None and head[0] is kind else _head(name, kind))
+    parts.append(_TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns))
     if span.facts is not None:  # first: what was set through the API comes after, and wins
         parts.append(span.facts.encode())
     if span.attributes:
@@ -223,7 +285,7 @@ def _span(span: LeanSpan) -> bytes:
     if status is not None:
         message = _string(0x12, status.description) if status.description else b""
         parts.append(_field(_SPAN_STATUS, message + bytes((0x18, status.status_code.value))))
-    parts.append(_FLAGS.pack(0x85, 0x01, flags))
+    parts.append(_flag_fields.get(flags) or _flags(flags))
     return b"".join(parts)
 
 
@@ -261,17 +323,17 @@ def _step(span: LeanSpan, step: Step) -> bytes:
         _SPAN_TRACE_ID + trace_id.to_bytes(16, "big") + _SPAN_SPAN_ID,
         (getrandbits(64) or 1).to_bytes(8, "big"),
     ]
-    if state:
+    if state is not _NO_STATE and state:
         parts.append(_string(_SPAN_TRACE_STATE, state.to_header()))
     parts += (
         _SPAN_PARENT + span_id.to_bytes(8, "big"),
-        _heads.get((name, SpanKind.INTERNAL)) or _head(name, SpanKind.INTERNAL),
+        _head(name, SpanKind.INTERNAL),
         _TIMES.pack(0x39, start_ns, 0x41, end_ns),
     )
     if error is not None:  # as spans._fail: the class as error.type and the status message
         parts.append(attribute("error.type", error))
         parts.append(_field(_SPAN_STATUS, _string(0x12, error) + b"\x18\x02"))
-    parts.append(_FLAGS.pack(0x85, 0x01, trace_flags | _FLAG_HAS_IS_REMOTE))
+    parts.append(_flags(trace_flags | _FLAG_HAS_IS_REMOTE))
     return b"".join(parts)
 
 
@@ -287,16 +349,21 @@ EncodedSpans = dict[Scope, list[bytes]]  # each scope's spans, encoded as ScopeS
 def encode_spans(spans: Iterable[LeanSpan], into: EncodedSpans) -> EncodedSpans:
     """``spans`` (and their steps' child spans) encoded and added to ``into`` by scope: the
     span objects can go, their bytes wait for ``request_of``."""
+    scope: Scope | None = None
+    scoped: list[bytes] = []
     for span in spans:
         encoded = _span(span)
-        scoped = into.get(span.scope)
-        if scoped is None:
-            scoped = into[span.scope] = []
-        scoped.append(b"\x12" + _varint(len(encoded)) + encoded)
+        if span.scope is not scope:  # a run of spans of one scope: one look-up
+            scope = span.scope
+            found = into.get(scope)
+            scoped = into[scope] = [] if found is None else found
+        size = len(encoded)
+        scoped.append(b"\x12" + (_VARINTS[size] if size < 16384 else _varint(size)) + encoded)
         steps: list[Step] | None = getattr(span.facts, "steps", None)
-        for step in steps or ():
-            encoded = _step(span, step)
-            scoped.append(b"\x12" + _varint(len(encoded)) + encoded)
+        if steps:
+            for step in steps:
+                encoded = _step(span, step)
+                scoped.append(b"\x12" + _varint(len(encoded)) + encoded)
     return into
 
 

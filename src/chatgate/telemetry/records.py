@@ -21,7 +21,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from chatgate.telemetry import semconv
-from chatgate.telemetry.otlp import attribute, attribute_once, encode_attributes
+from chatgate.telemetry.otlp import (
+    attribute,
+    attribute_once,
+    double_attribute,
+    encode_attributes,
+    string_attribute,
+)
 
 if TYPE_CHECKING:
     from chatgate.providers.base import Deployment
@@ -98,11 +104,11 @@ class AttemptFacts:
         if self.params:
             parts.append(encode_attributes(self.params, _SPAN_ATTRIBUTE))
         if self.answer is not None:
-            parts += _answer(self.answer)
+            _answer(self.answer, parts)
         if self.cost is not None:
-            parts.append(attribute(semconv.COST_USD, float(self.cost)))
+            parts.append(double_attribute(semconv.COST_USD, float(self.cost)))
         if self.ttft_ms is not None:
-            parts.append(attribute(semconv.TIME_TO_FIRST_CHUNK, self.ttft_ms / 1000.0))
+            parts.append(double_attribute(semconv.TIME_TO_FIRST_CHUNK, self.ttft_ms / 1000.0))
         return b"".join(parts)
 
     def _static(self) -> bytes:
@@ -130,7 +136,9 @@ class AttemptFacts:
 
 # An answer's numbers for its span: input, output, cache read, cache creation and reasoning
 # tokens (None: not reported), the answering model, the answer's id, its finish reasons.
-_Answer = tuple[int | None, int | None, int | None, int | None, int | None, str, str, list[str]]
+_Answer = tuple[
+    int | None, int | None, int | None, int | None, int | None, str, str, tuple[str, ...]
+]
 
 
 def _read_answer(response: ChatResponse) -> _Answer:
@@ -143,14 +151,16 @@ def _read_answer(response: ChatResponse) -> _Answer:
             cached, created = details.cached_tokens, details.cache_creation_tokens
         if usage.completion_tokens_details is not None:
             reasoning = usage.completion_tokens_details.reasoning_tokens
-    reasons = [c.finish_reason for c in response.choices if c.finish_reason]
+    reasons = tuple([c.finish_reason for c in response.choices if c.finish_reason])
     return (prompt, completion, cached, created, reasoning, response.model, response.id, reasons)
 
 
-def _answer(answer: _Answer) -> list[bytes]:
+_reason_fields: dict[tuple[str, ...], bytes] = {}  # finish reasons repeat: ("stop",)
+
+
+def _answer(answer: _Answer, parts: list[bytes]) -> None:
     """``semconv.chat_response_attributes`` but cost and time to first chunk, encoded."""
     prompt, completion, cached, created, reasoning, model, answer_id, reasons = answer
-    parts = []
     if prompt is not None:
         parts.append(attribute(semconv.INPUT_TOKENS, prompt))
         parts.append(attribute(semconv.OUTPUT_TOKENS, completion))
@@ -163,10 +173,14 @@ def _answer(answer: _Answer) -> list[bytes]:
     if model:
         parts.append(attribute(semconv.RESPONSE_MODEL, model))
     if answer_id:
-        parts.append(attribute_once(semconv.RESPONSE_ID, answer_id))
+        parts.append(string_attribute(semconv.RESPONSE_ID, answer_id))
     if reasons:
-        parts.append(attribute_once(semconv.FINISH_REASONS, reasons))
-    return parts
+        field = _reason_fields.get(reasons)
+        if field is None:
+            if len(_reason_fields) >= _MAX_STATIC:
+                _reason_fields.clear()
+            field = _reason_fields[reasons] = attribute_once(semconv.FINISH_REASONS, list(reasons))
+        parts.append(field)
 
 
 class RouteFacts:
@@ -202,7 +216,6 @@ _CONTEXT_KEYS = (
     semconv.CACHE_STATUS,
     "chatgate.error",
 )
-_UNIQUE = frozenset({"chatgate.request_id", "chatgate.tags"})  # not worth caching
 RequestContextValues = tuple[Any, ...]
 
 
@@ -239,11 +252,23 @@ class ServerFacts:
         self.steps: list[tuple[str, int, int, str | None]] | None = None
 
     def encode(self) -> bytes:
+        """``context_attributes``' pairs, written directly."""
         parts = [self.static.encoded()]
         if self.status:
             parts.append(attribute("http.response.status_code", self.status))
-        if self.request is not None:
-            for key, value in context_attributes(self.request).items():
-                encode = attribute_once if key in _UNIQUE else attribute
-                parts.append(encode(key, value))
+        values = self.request
+        if values is not None:
+            parts.append(attribute_once("chatgate.request_id", values[0]))
+            for key, value in zip(_CONTEXT_KEYS, values[1:8], strict=True):
+                if value is not None:
+                    parts.append(attribute(key, value))
+            tags, cost, attempts, fallback = values[8:]
+            if tags:
+                parts.append(attribute_once("chatgate.tags", list(tags)))
+            if cost is not None:
+                parts.append(double_attribute(semconv.COST_USD, float(cost)))
+            if attempts:
+                parts.append(attribute("chatgate.attempts", attempts))
+            if fallback is not None:
+                parts.append(attribute(semconv.FALLBACK_TAKEN, fallback))
         return b"".join(parts)
