@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Generator, Iterable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -253,3 +254,93 @@ def test_the_request_path_leaves_its_measurements_to_the_export_thread_within_a_
     [point] = got["chatgate.cache.requests"][1].sum.data_points
     assert point.as_int == 6
     assert len(provider.later) == 0
+
+
+def _attempts_through_spans(queue_size: int, exporter_url: str) -> LeanMeterProvider:
+    """Two answered attempts and a failed one through the lean recorder's attempt spans (as
+    client.send makes them), exported by a real export thread from a queue of
+    ``queue_size`` (past it a span is dropped)."""
+    from chatgate.telemetry import spans
+    from chatgate.telemetry.export import Exporter, HttpTarget
+    from chatgate.telemetry.recorder import LeanTracerProvider, SpanQueue
+    from chatgate.telemetry.sampling import Sampler
+    from chatgate.types import ChatRequest
+
+    provider = LeanMeterProvider()
+    queue = SpanQueue(queue_size, 128, lambda n: None)
+    metrics.set_meter_provider(provider)
+    spans.set_tracer_provider(LeanTracerProvider(Sampler(), queue))
+    exporter = Exporter(queue, HttpTarget(exporter_url), {}, lambda n: None, schedule_s=30)
+    try:
+        request = ChatRequest.model_validate(
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        )
+        for error in (None, None, TimeoutError()):
+            span = spans.start_chat(request, DEPLOYMENT)
+            spans.end_attempt(
+                span, DEPLOYMENT, time.perf_counter(), None if error else ANSWER, error
+            )
+        if queue_size > 3:  # nothing was dropped, and the thread waits for a slice of 128
+            assert _measured(provider) == 0  # nothing measured on the request path
+        assert exporter.force_flush(5000)
+        exporter.shutdown(5000)
+    finally:
+        metrics.set_meter_provider(None)
+        spans.set_tracer_provider(None)
+    return provider
+
+
+DEPLOYMENT = Deployment("openai", "gpt-4o-mini", "http://127.0.0.1:9/v1")
+ANSWER = ChatResponse.model_validate(
+    {
+        "id": "c1",
+        "model": "gpt-4o-mini-2024",
+        "choices": [],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+    }
+)
+ANSWER.meta.cost = Decimal("0.25")
+
+
+def _without_times(got: dict[str, Any]) -> dict[str, Any]:
+    """Each metric's points by attributes: counts, sums of tokens and cost (not durations)."""
+    out = {}
+    for name, (_, metric) in got.items():
+        kind = metric.WhichOneof("data")
+        points = getattr(metric, kind).data_points
+        out[name] = sorted(
+            (
+                sorted(attrs(p.attributes).items()),
+                p.count if kind == "histogram" else (p.as_double or p.as_int),
+                p.sum if kind == "histogram" and "token" in name else None,
+            )
+            for p in points
+        )
+    return out
+
+
+@pytest.mark.parametrize("exported", [True, False], ids=["export-thread", "span-dropped"])
+def test_attempt_spans_carry_their_metrics_to_the_export_thread_or_make_them_when_dropped(
+    exported: bool,
+) -> None:
+    """With the lean recorder and meters, an attempt's metrics are made from its span's facts
+    by the export thread (or at once when the full queue drops the span): the same points as
+    ``record_attempt`` makes, and none lost."""
+    from tests.fakes.otlp_receiver import OtlpReceiver
+
+    expected_provider = LeanMeterProvider()
+    metrics.set_meter_provider(expected_provider)
+    try:
+        for error in (None, None, TimeoutError()):
+            metrics.record_attempt(
+                DEPLOYMENT, "chat", time.perf_counter(), None if error else ANSWER, error
+            )
+    finally:
+        metrics.set_meter_provider(None)
+    with OtlpReceiver() as receiver:
+        url = receiver.http_endpoint + "/v1/traces"
+        got = _attempts_through_spans(1000 if exported else 1, url)
+        assert len(receiver.spans) == (3 if exported else 1)  # flushed before it returned
+    expected = _without_times(export(expected_provider))
+    assert expected["chatgate.cost"]  # the comparison covers cost, tokens and durations
+    assert _without_times(export(got)) == expected

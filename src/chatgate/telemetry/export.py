@@ -76,6 +76,9 @@ class Exporter:
             # its request's facts alive, and objects kept past their request slow every later
             # one (docs/observability.md, "What held objects cost"); bytes do not.
             spans = queue.take(size)
+            for span in spans:
+                if span.facts is not None:
+                    span.facts.measure()
             otlp.encode_spans(spans, self._encoded)
             self._encoded_count += len(spans)
             del spans

@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DURATION_BUCKETS",
     "TOKEN_BUCKETS",
+    "Instruments",
     "enabled",
+    "lean",
+    "measure_attempt",
     "record_attempt",
     "record_budget",
     "record_cache",
@@ -45,7 +48,7 @@ TOKEN_BUCKETS = (
 
 
 @dataclass(frozen=True, slots=True)
-class _Instruments:
+class Instruments:
     duration: Histogram
     tokens: Histogram
     cost: Counter
@@ -53,7 +56,7 @@ class _Instruments:
     budget: Gauge
 
     @classmethod
-    def of(cls, meter: Meter) -> _Instruments:
+    def of(cls, meter: Meter) -> Instruments:
         return cls(
             duration=meter.create_histogram(
                 "gen_ai.client.operation.duration",
@@ -79,7 +82,7 @@ class _Instruments:
 
 _PROVIDER_FROM_ENV = "OTEL_PYTHON_METER_PROVIDER" in os.environ
 _provider: MeterProvider | None = None
-_instruments: _Instruments | None = None
+_instruments: Instruments | None = None
 # The lean provider's: an attempt's and a cache lookup's measurements are left there for its
 # export thread (a tuple of references on the request path). Past _MAX_LATER waiting (an
 # export thread held up by its collector) they are made on the spot, as with any other SDK.
@@ -106,13 +109,13 @@ def enabled() -> bool:
     )
 
 
-def _get() -> _Instruments | None:
+def _get() -> Instruments | None:
     global _instruments
     if not enabled():
         return None
     if _instruments is None:
         source = _provider or otel_metrics.get_meter_provider()
-        _instruments = _Instruments.of(source.get_meter("chatgate"))
+        _instruments = Instruments.of(source.get_meter("chatgate"))
     return _instruments
 
 
@@ -193,8 +196,30 @@ def record_attempt(
     _measure_attempt(*measured)
 
 
+def lean() -> Instruments | None:
+    """The instruments when the lean meters record (the gateway's): an attempt span of the
+    lean recorder then carries its measurements to the export thread, which makes them
+    (``measure_attempt``), and the request path makes none."""
+    return _get() if _later is not None else None
+
+
+def measure_attempt(
+    instruments: Instruments,
+    deployment: Deployment,
+    seconds: float,
+    error: str | None,
+    response_model: str | None,
+    prompt: int | None = None,
+    completion: int | None = None,
+    cost: Decimal | None = None,
+) -> None:
+    """``record_attempt``'s measurements from what an attempt span recorded (export thread)."""
+    key = ("chat", deployment.provider, deployment.model, error, response_model)
+    _measure_attempt(instruments, key, seconds, prompt, completion, cost)
+
+
 def _measure_attempt(
-    instruments: _Instruments,
+    instruments: Instruments,
     key: tuple[str, str, str, str | None, str | None],
     seconds: float,
     prompt: int | None,
@@ -222,7 +247,7 @@ def record_cache(status: str, model: str) -> None:
     _count_cache(instruments, status, model)
 
 
-def _count_cache(instruments: _Instruments, status: str, model: str) -> None:
+def _count_cache(instruments: Instruments, status: str, model: str) -> None:
     attrs = _cache_sets.get((status, model))
     if attrs is None:
         if len(_cache_sets) >= _MAX_SETS:

@@ -102,6 +102,11 @@ class Facts(Protocol):
         """The span's attributes as OTLP ``Span.attributes`` fields."""
         ...
 
+    def measure(self) -> None:
+        """Make the metrics the span's facts carry, once: by the export thread, or where the
+        span is dropped."""
+        ...
+
 
 class SpanQueue:
     """Ended spans waiting for the exporter: at most ``max_size``; past it a span is dropped
@@ -122,6 +127,8 @@ class SpanQueue:
         size = len(items)
         if size >= self._max:
             self._on_drop(1)
+            if span.facts is not None:  # its metrics are still made (on the spot)
+                span.facts.measure()
             return
         items.append(span)  # deque.append is atomic: no lock on the request path
         if size + 1 == self._batch:

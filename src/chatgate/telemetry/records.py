@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from chatgate.telemetry import semconv
+from chatgate.telemetry import metrics, semconv
 from chatgate.telemetry.otlp import (
     attribute,
     attribute_once,
@@ -31,6 +31,7 @@ from chatgate.telemetry.otlp import (
 
 if TYPE_CHECKING:
     from chatgate.providers.base import Deployment
+    from chatgate.telemetry.metrics import Instruments
     from chatgate.types import ChatRequest, ChatResponse
 
 __all__ = ["AttemptFacts", "RouteFacts", "ServerFacts", "Static", "context_attributes"]
@@ -65,9 +66,23 @@ class AttemptFacts:
     attempt number), None for a direct call. The request is kept while the attempt runs;
     when it ends (``ended``) its parameters and the answer's numbers are read off, and
     neither object is kept: a queued span must not keep a request's objects alive (that made
-    every request slower, docs/observability.md "What held objects cost")."""
+    every request slower, docs/observability.md "What held objects cost"). With the lean
+    meters, the attempt's metrics are made from these facts by the export thread
+    (``measure``), not on the request path."""
 
-    __slots__ = ("answer", "cost", "deployment", "model", "params", "request", "routed", "ttft_ms")
+    __slots__ = (
+        "answer",
+        "cost",
+        "deployment",
+        "error",
+        "meter",
+        "model",
+        "params",
+        "request",
+        "routed",
+        "seconds",
+        "ttft_ms",
+    )
 
     def __init__(
         self,
@@ -83,6 +98,31 @@ class AttemptFacts:
         self.answer: _Answer | None = None
         self.cost: Decimal | None = None
         self.ttft_ms: float | None = None
+        self.error: str | None = None  # the class of what failed the attempt
+        self.meter: Instruments | None = None  # set when the metrics wait for ``measure``
+        self.seconds = 0.0
+
+    def measure(self) -> None:
+        """Make the attempt's metrics (once): ``gen_ai.client.operation.duration``, the
+        token usage and the cost, as ``metrics.record_attempt`` would have."""
+        meter = self.meter
+        if meter is None:
+            return
+        self.meter = None
+        answer = self.answer
+        if answer is None:
+            metrics.measure_attempt(meter, self.deployment, self.seconds, self.error, None)
+            return
+        metrics.measure_attempt(
+            meter,
+            self.deployment,
+            self.seconds,
+            self.error,
+            answer[5] if self.error is None else None,
+            answer[0],
+            answer[1],
+            self.cost,
+        )
 
     def ended(self, response: ChatResponse | None) -> None:
         """The attempt is over: keep what its span reports, let go of the request."""
@@ -192,6 +232,9 @@ class RouteFacts:
         self.group = group
         self.served: str | None = None
 
+    def measure(self) -> None:
+        """No metrics of its own."""
+
     def encode(self) -> bytes:
         group, served = self.group, self.served
         head = attribute(semconv.MODEL_GROUP, group)
@@ -250,6 +293,9 @@ class ServerFacts:
         self.status = 0
         self.request: RequestContextValues | None = None
         self.steps: list[tuple[str, int, int, str | None]] | None = None
+
+    def measure(self) -> None:
+        """No metrics of its own."""
 
     def encode(self) -> bytes:
         """``context_attributes``' pairs, written directly."""

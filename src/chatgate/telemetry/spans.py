@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import time
 from collections.abc import Callable, MutableMapping
 from contextvars import Token
 from typing import TYPE_CHECKING, Any
@@ -223,7 +224,14 @@ def end_attempt(
             span.set_attribute(semconv.OUTPUT_MESSAGES, content.output_messages(answer, deployment))
         if cancelled:
             span.set_attribute("chatgate.stream.cancelled", True)
-        mark_failed(span, error)
+        if error is not None:
+            mark_failed(span, error)
+            facts.error = type(error).__name__
+        meter = metrics.lean()
+        if meter is not None:  # the export thread makes the metrics from the facts
+            facts.meter, facts.seconds = meter, time.perf_counter() - started
+            span.end()
+            return
     elif span.is_recording():
         if isinstance(response, ChatResponse):
             span.set_attributes(semconv.chat_response_attributes(response))
