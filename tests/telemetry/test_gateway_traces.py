@@ -114,6 +114,9 @@ async def test_one_trace_per_request_continuing_the_callers_and_reaching_the_ups
         assert span.kind == "INTERNAL", step
         assert span.status == "UNSET", step
     assert by_name(spans, "chatgate.auth").end_ns <= by_name(spans, "chatgate.budget.hold").start_ns
+    spend = by_name(spans, "chatgate.spend.write")  # done after the answer, off its path
+    assert (spend.kind, spend.status) == ("INTERNAL", "UNSET")
+    assert server.start_ns <= spend.start_ns <= spend.end_ns
     assert len({s.span_id for s in spans}) == len(spans)  # every id its own
     assert all(s.trace_id == CALLER_TRACE and int(s.span_id, 16) for s in spans)
     route = by_name(spans, "chatgate.route smart")

@@ -23,7 +23,7 @@ from opentelemetry.trace import (
 )
 
 from chatgate.telemetry import otlp
-from chatgate.telemetry.recorder import LeanSpan, LeanTracerProvider, SpanQueue
+from chatgate.telemetry.recorder import LeanSpan, LeanTracer, LeanTracerProvider, SpanQueue
 from chatgate.telemetry.sampling import Sampler
 
 REMOTE = SpanContext(
@@ -258,3 +258,32 @@ def test_one_name_on_spans_of_two_kinds_keeps_each_kind() -> None:
     spans = decode(record(build)).resource_spans[0].scope_spans[0].spans
     client, server = SpanPb.SPAN_KIND_CLIENT, SpanPb.SPAN_KIND_SERVER
     assert [s.kind for s in spans] == [client, server, client]
+
+
+def test_a_step_done_after_its_span_ended_is_its_child_and_says_what_failed() -> None:
+    """A LateStep (the spend-log write): no span object was made for it; the exporter makes
+    its span, a child of the ended one, with an id of its own."""
+    parents: list[SpanContext] = []
+
+    def build(provider: LeanTracerProvider) -> None:
+        tracer = provider.get_tracer("chatgate")
+        span = tracer.start_span(
+            "POST /v1/chat/completions", context=trace.set_span_in_context(NonRecordingSpan(REMOTE))
+        )
+        span.end()
+        parents.append(span.get_span_context())
+        assert isinstance(tracer, LeanTracer)
+        tracer.put_step(parents[0], ("chatgate.spend.write", 10, 20, None))
+        tracer.put_step(parents[0], ("chatgate.spend.write", 30, 40, "OSError"))
+
+    server, ok, failed = decode(record(build)).resource_spans[0].scope_spans[0].spans
+    for step in (ok, failed):
+        assert step.name == "chatgate.spend.write"
+        assert step.kind == SpanPb.SPAN_KIND_INTERNAL
+        assert (step.trace_id, step.parent_span_id) == (server.trace_id, server.span_id)
+        assert step.trace_state == "vendor=v1"
+    assert len({server.span_id, ok.span_id, failed.span_id}) == 3
+    assert (ok.start_time_unix_nano, ok.end_time_unix_nano) == (10, 20)
+    assert (attrs(ok.attributes), ok.HasField("status")) == ({}, False)
+    assert attrs(failed.attributes) == {"error.type": "OSError"}
+    assert (failed.status.code, failed.status.message) == (StatusPb.STATUS_CODE_ERROR, "OSError")

@@ -77,8 +77,9 @@ class Exporter:
             # one (docs/observability.md, "What held objects cost"); bytes do not.
             spans = queue.take(size)
             for span in spans:
-                if span.facts is not None:
-                    span.facts.measure()
+                facts = getattr(span, "facts", None)  # a LeanSpan's; a LateStep has none
+                if facts is not None:
+                    facts.measure()
             otlp.encode_spans(spans, self._encoded)
             self._encoded_count += len(spans)
             del spans

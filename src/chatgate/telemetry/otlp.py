@@ -20,7 +20,7 @@ from typing import Any
 
 from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanContext, SpanKind
 
-from chatgate.telemetry.recorder import LeanSpan, Scope
+from chatgate.telemetry.recorder import LeanSpan, Queued, Scope, Step
 
 __all__ = [
     "EncodedSpans",
@@ -311,14 +311,12 @@ def _link(context: SpanContext, attributes: Mapping[str, Any] | None) -> bytes:
     return body + encode_attributes(attributes or {}, 0x22) + b"\x35" + _FIXED32.pack(flags)
 
 
-Step = tuple[str, int, int, "str | None"]  # a step's name, start and end (unix ns), error type
-
-
-def _step(span: LeanSpan, step: Step) -> bytes:
-    """A step recorded on ``span`` (spans.step: no span object on the request path) as an
-    INTERNAL child span of its own, with an id made here."""
+def _step(parent: SpanContext, step: Step) -> bytes:
+    """A step recorded under the span of context ``parent`` (spans.step, or a LateStep: no
+    span object on the request path) as an INTERNAL child span of its own, with an id made
+    here."""
     name, start_ns, end_ns, error = step
-    trace_id, span_id, _, trace_flags, state, _ = span.context
+    trace_id, span_id, _, trace_flags, state, _ = parent
     parts = [
         _SPAN_TRACE_ID + trace_id.to_bytes(16, "big") + _SPAN_SPAN_ID,
         (getrandbits(64) or 1).to_bytes(8, "big"),
@@ -337,7 +335,7 @@ def _step(span: LeanSpan, step: Step) -> bytes:
     return b"".join(parts)
 
 
-def encode_request(resource: bytes, spans: Iterable[LeanSpan]) -> bytes:
+def encode_request(resource: bytes, spans: Iterable[Queued]) -> bytes:
     """ExportTraceServiceRequest: one ResourceSpans (``resource`` from encode_resource), one
     ScopeSpans per instrumentation scope."""
     return request_of(resource, encode_spans(spans, {}))
@@ -346,23 +344,29 @@ def encode_request(resource: bytes, spans: Iterable[LeanSpan]) -> bytes:
 EncodedSpans = dict[Scope, list[bytes]]  # each scope's spans, encoded as ScopeSpans.spans
 
 
-def encode_spans(spans: Iterable[LeanSpan], into: EncodedSpans) -> EncodedSpans:
+def encode_spans(spans: Iterable[Queued], into: EncodedSpans) -> EncodedSpans:
     """``spans`` (and their steps' child spans) encoded and added to ``into`` by scope: the
     span objects can go, their bytes wait for ``request_of``."""
     scope: Scope | None = None
     scoped: list[bytes] = []
     for span in spans:
-        encoded = _span(span)
-        if span.scope is not scope:  # a run of spans of one scope: one look-up
-            scope = span.scope
+        steps: list[Step] | None = None
+        if isinstance(span, LeanSpan):
+            span_scope, context = span.scope, span.context
+            encoded = _span(span)
+            steps = getattr(span.facts, "steps", None)
+        else:  # a LateStep
+            span_scope, parent, late = span
+            encoded = _step(parent, late)
+        if span_scope is not scope:  # a run of spans of one scope: one look-up
+            scope = span_scope
             found = into.get(scope)
             scoped = into[scope] = [] if found is None else found
         size = len(encoded)
         scoped.append(b"\x12" + (_VARINTS[size] if size < 16384 else _varint(size)) + encoded)
-        steps: list[Step] | None = getattr(span.facts, "steps", None)
         if steps:
             for step in steps:
-                encoded = _step(span, step)
+                encoded = _step(context, step)
                 scoped.append(b"\x12" + _varint(len(encoded)) + encoded)
     return into
 

@@ -48,11 +48,14 @@ from chatgate.telemetry.sampling import Sampler
 
 __all__ = [
     "Facts",
+    "LateStep",
     "LeanSpan",
     "LeanTracer",
     "LeanTracerProvider",
+    "Queued",
     "Scope",
     "SpanQueue",
+    "Step",
     "attach",
     "context_with",
     "current_span",
@@ -91,6 +94,10 @@ def detach(token: Token[Context]) -> None:
 
 
 Scope = tuple[str, str]  # instrumentation scope: (name, version)
+Step = tuple[str, int, int, "str | None"]  # a step's name, start and end (unix ns), error type
+# A step done after its parent span ended (the spend-log write): exported as an INTERNAL child
+# of that span, with an id made by the exporter; no span object on the request path.
+LateStep = tuple[Scope, SpanContext, Step]
 
 
 class Facts(Protocol):
@@ -116,25 +123,25 @@ class SpanQueue:
     __slots__ = ("_batch", "_items", "_max", "_on_drop", "wake")
 
     def __init__(self, max_size: int, batch_size: int, on_drop: Callable[[int], None]) -> None:
-        self._items: deque[LeanSpan] = deque()
+        self._items: deque[Queued] = deque()
         self._max = max_size
         self._batch = batch_size
         self._on_drop = on_drop
         self.wake = threading.Event()
 
-    def put(self, span: LeanSpan) -> None:
+    def put(self, span: Queued) -> None:
         items = self._items
         size = len(items)
         if size >= self._max:
             self._on_drop(1)
-            if span.facts is not None:  # its metrics are still made (on the spot)
+            if type(span) is LeanSpan and span.facts is not None:  # its metrics still count
                 span.facts.measure()
             return
         items.append(span)  # deque.append is atomic: no lock on the request path
         if size + 1 == self._batch:
             self.wake.set()
 
-    def take(self, limit: int) -> list[LeanSpan]:
+    def take(self, limit: int) -> list[Queued]:
         items = self._items
         popleft = items.popleft
         return [popleft() for _ in range(min(limit, len(items)))]
@@ -279,7 +286,9 @@ class LeanTracer(trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace.Span:
         parent_span = current_span(context)
-        parent: SpanContext | None = parent_span.get_span_context()
+        parent: SpanContext | None = (
+            parent_span.context if type(parent_span) is LeanSpan else parent_span.get_span_context()
+        )
         # A SpanContext is a tuple: (trace id, span id, is remote, flags, trace state, valid);
         # its properties are Python functions, read here several times a span.
         if parent is not None and parent[5]:
@@ -319,15 +328,9 @@ class LeanTracer(trace.Tracer):
             span.add_link(link.context, link.attributes)
         return span
 
-    def start_child(self, name: str, parent: SpanContext) -> LeanSpan:
-        """An INTERNAL span under ``parent``, a span this process recorded (so sampled), without
-        a Context to look it up in: what ``start_span`` makes of it, in a third of the time."""
-        own = _new_tuple(
-            SpanContext, (parent[0], getrandbits(64) or 1, False, _SAMPLED, parent[4], True)
-        )
-        return LeanSpan(
-            name, own, parent, SpanKind.INTERNAL, {}, self._scope, self._queue, _time_ns()
-        )
+    def put_step(self, parent: SpanContext, step: Step) -> None:
+        """A step done under ``parent`` after that span ended (``LateStep``)."""
+        self._queue.put((self._scope, parent, step))
 
     @_agnosticcontextmanager  # the API's base declares this decorator's type
     def start_as_current_span(
@@ -381,6 +384,7 @@ class LeanTracerProvider(trace.TracerProvider):
         self._on_shutdown()
 
 
+Queued = LeanSpan | LateStep  # what waits for the exporter
 _SPANS = frozenset({LeanSpan, NonRecordingSpan})
 
 

@@ -137,7 +137,10 @@ def tracer() -> Tracer:
 def attempt(deployment_id: str, group: str, number: int) -> _Marked | None:
     """The marker to enter around the attempt; None when nobody collects spans (the caller
     then makes no ``with``: two calls saved on every attempt)."""
-    return None if off() else _Marked((deployment_id, group, number))
+    # ``_provider``: the gateway's recorder, so spans are collected, without off()'s call
+    if _provider is None and off():
+        return None
+    return _Marked((deployment_id, group, number))
 
 
 class _Marked:
@@ -166,9 +169,9 @@ def _routed(values: semconv.Attributes) -> semconv.Attributes:
 
 
 def start_chat(request: ChatRequest, deployment: Deployment) -> Span:
-    if off():  # before the span's name and attributes are built
+    if _provider is None and off():  # before the span's name and attributes are built
         return trace.INVALID_SPAN
-    span = tracer().start_span(f"chat {request.model}", kind=SpanKind.CLIENT)
+    span = (_tracer or tracer()).start_span(f"chat {request.model}", kind=SpanKind.CLIENT)
     if type(span) is LeanSpan:  # facts only: the export thread makes the attributes
         span.facts = AttemptFacts(request, deployment, _attempt.get())
     elif span.is_recording():
@@ -282,9 +285,9 @@ def mark_failed(span: Span, error: BaseException | None) -> None:
 
 
 def start_route(model_name: str) -> Span:
-    if off():
+    if _provider is None and off():
         return trace.INVALID_SPAN
-    span = tracer().start_span(f"chatgate.route {model_name}", kind=SpanKind.INTERNAL)
+    span = (_tracer or tracer()).start_span(f"chatgate.route {model_name}", kind=SpanKind.INTERNAL)
     if type(span) is LeanSpan:
         span.facts = RouteFacts(model_name)
     elif span.is_recording():
@@ -325,7 +328,7 @@ def end(span: Span, error: BaseException | None = None) -> None:
 
 def served_by(group: str, requested: str) -> None:
     """The routed call was answered by ``group``: a fallback when it is not ``requested``."""
-    if off():
+    if _provider is None and off():
         return
     span = current_span()
     facts = span.facts if type(span) is LeanSpan else None

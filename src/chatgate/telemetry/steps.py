@@ -12,7 +12,7 @@ import contextlib
 from time import time_ns
 from typing import Any
 
-from opentelemetry.trace import NonRecordingSpan, Span, SpanContext
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from chatgate.telemetry import spans
 from chatgate.telemetry.recorder import (
@@ -49,7 +49,7 @@ def step_under(name: str, parent: SpanContext) -> contextlib.AbstractContextMana
     request's span, whose context was kept. Nothing starts inside it: not made current."""
     source = spans.tracer()
     if type(source) is LeanTracer:
-        return _Ending(source.start_child(name, parent))
+        return _Late(source, name, parent)
     return _Step(source.start_span(name, context=context_with(NonRecordingSpan(parent))))
 
 
@@ -73,21 +73,20 @@ class _Timed:
             steps.append(step)
 
 
-class _Ending:
-    """A span ended (and marked failed by what escapes) at the exit; never made current."""
+class _Late:
+    """A step timed and queued as a ``LateStep`` of ``parent``: no span object."""
 
-    __slots__ = ("_span",)
+    __slots__ = ("_name", "_parent", "_start", "_tracer")
 
-    def __init__(self, span: Span) -> None:
-        self._span = span
+    def __init__(self, tracer: LeanTracer, name: str, parent: SpanContext) -> None:
+        self._tracer, self._name, self._parent = tracer, name, parent
 
-    def __enter__(self) -> Span:
-        return self._span
+    def __enter__(self) -> None:
+        self._start = time_ns()
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
-        if error is not None:
-            spans.mark_failed(self._span, error)
-        self._span.end()
+        failed = None if error is None else type(error).__name__
+        self._tracer.put_step(self._parent, (self._name, self._start, time_ns(), failed))
 
 
 class _Step(spans.Current):
