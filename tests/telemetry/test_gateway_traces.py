@@ -211,6 +211,32 @@ async def test_a_stream_is_traced_to_its_end(fake: FakeOpenAI, receiver: OtlpRec
     assert attempt.attributes["gen_ai.request.stream"] is True
     assert attempt.attributes["gen_ai.response.time_to_first_chunk"] > 0
     assert attempt.end_ns <= server.end_ns  # the server span covers the whole stream
+    assert server.attributes["http.response.status_code"] == 200
+
+
+async def test_a_streams_body_goes_straight_out_once_its_head_has_gone() -> None:
+    """The server span's status is noted by a watch on ``send``; a stream's body messages
+    (hundreds in a long answer) then bypass it."""
+    from chatgate.server.asgi import StatusWatch
+    from chatgate.server.context import RequestContext
+    from chatgate.server.request import GatewayRequest
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    watch = StatusWatch(send)
+    ctx = RequestContext(route=CHAT)
+    request = GatewayRequest({}, receive, watch, None, ctx)  # type: ignore[arg-type]  # no state is read
+    assert StatusWatch.plain(watch) is watch  # nothing sent yet: the status is still to see
+    await request.start_stream()
+    assert watch.status == 200
+    assert request.send is send
+    assert sent[0]["type"] == "http.response.start"
 
 
 async def test_grpc_export(fake: FakeOpenAI, receiver: OtlpReceiver) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "StatusWatch",
     "big_body",
     "parsed_body",
     "read_body",
@@ -32,6 +33,31 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class StatusWatch:
+    """A ``send`` that notes the response's status on its way (the server span's, tracing.py).
+    Once the head has gone, ``plain(send)`` is the server's own ``send``: a stream's many body
+    messages need not pass through a call more each."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 0
+
+    def __call__(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        return self.send(message)
+
+    @staticmethod
+    def plain(send: Send) -> Send:
+        """``send`` without the watch, once the status has been seen."""
+        if type(send) is StatusWatch and send.status:
+            return send.send
+        return send
+
 
 # Set in the scope by the server (server/connections.py) when it gave up waiting for the
 # request's headers or body: the app then sees the client gone and records a 408.

@@ -121,10 +121,11 @@ async def relay(
         chat_stream.close()
     complete = False
     ttft_ms: float | None = None
-    send, started = request.send, request.ctx.started
+    started = request.ctx.started
     held = b""  # the last batch, when the end follows without waiting: one write for both
     try:
         await request.start_stream()
+        send = request.send  # after the head: see GatewayRequest.start_stream
         try:
             async for batch in chat_stream.wire_batches():  # one write per network read
                 if ttft_ms is None and chat_stream.ttft_ms is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatgate.errors import APIError
-from chatgate.server.asgi import Receive, Scope, Send, header, send_json, start_stream
+from chatgate.server.asgi import Receive, Scope, Send, StatusWatch, header, send_json, start_stream
 from chatgate.server.context import RequestContext
 from chatgate.server.state import GatewayState
 
@@ -67,6 +67,7 @@ class GatewayRequest:
         """The head of an SSE answer; the body follows through ``send``."""
         self.ctx.status = 200
         await start_stream(self.send, response_headers(self.ctx))
+        self.send = StatusWatch.plain(self.send)  # the body's messages go straight out
 
     def answered(self, status: int) -> None:
         """The status of an answer sent without the x-chatgate-* headers (the admin API)."""

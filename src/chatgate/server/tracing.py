@@ -11,14 +11,14 @@ through here at all.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from opentelemetry import propagate
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
-from chatgate.server.asgi import Receive, Scope, Send
+from chatgate.server.asgi import Receive, Scope, Send, StatusWatch
 from chatgate.server.context import RequestContext
 from chatgate.server.request_tags import row_tags
 from chatgate.telemetry import metrics, semconv, spans, steps
@@ -73,16 +73,8 @@ class TracingMiddleware:
                 name, context=parent, kind=SpanKind.SERVER, attributes=static.attributes
             )
             facts = None
-        status = 0
-
-        # A plain function handing back send's awaitable: no coroutine of its own per message
-        # (a stream sends one per chunk).
-        def sending(message: MutableMapping[str, Any]) -> Awaitable[None]:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            return send(message)
-
+        # No coroutine of its own per message; a stream's body bypasses it (StatusWatch.plain).
+        sending = StatusWatch(send)
         with spans.current(span):
             try:
                 await self._app(scope, receive, sending)
@@ -91,6 +83,7 @@ class TracingMiddleware:
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 raise
             finally:
+                status = sending.status
                 if status:
                     if facts is not None:
                         facts.status = status
