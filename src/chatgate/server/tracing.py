@@ -123,9 +123,14 @@ def annotate(ctx: RequestContext) -> None:
     if ctx.cache_status is not None and ctx.requested_model is not None:
         metrics.record_cache(ctx.cache_status, ctx.requested_model)
     span = current_span()
-    if not span.is_recording():
+    if type(span) is LeanSpan:
+        if span.end_ns:  # ended: nothing more is recorded (as is_recording says)
+            return
+        ctx.span_context = span.context
+    elif span.is_recording():
+        ctx.span_context = span.get_span_context()
+    else:
         return
-    ctx.span_context = span.get_span_context()
     values = (
         ctx.request_id,
         ctx.key_id,

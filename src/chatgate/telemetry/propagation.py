@@ -21,7 +21,7 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import Span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from chatgate.telemetry.recorder import context_with, get_context
+from chatgate.telemetry.recorder import LeanSpan, context_with, get_context
 
 __all__ = ["inject_span"]
 
@@ -51,7 +51,9 @@ def inject_span(span: Span, headers: MutableMapping[str, str]) -> None:
     whose context is valid."""
     if _plain(propagate.get_global_textmap()) and not get_context().get(_BAGGAGE_KEY):
         # SpanContext is a tuple: (trace id, span id, is remote, flags, trace state, valid)
-        trace_id, span_id, _, flags, state, _ = span.get_span_context()
+        trace_id, span_id, _, flags, state, _ = (
+            span.context if type(span) is LeanSpan else span.get_span_context()
+        )
         headers["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
         if state:
             headers["tracestate"] = state.to_header()

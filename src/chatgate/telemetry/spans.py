@@ -195,7 +195,9 @@ def start_embeddings(request: EmbeddingRequest, deployment: Deployment) -> Span:
 def inject(span: Span, headers: MutableMapping[str, str]) -> None:
     """Put ``traceparent`` (and the propagators' other headers) on an upstream request. With
     no SDK, the caller's own context (if it has one) is passed on, as the API would."""
-    if span is trace.INVALID_SPAN:
+    if type(span) is LeanSpan:  # valid by construction
+        inject_span(span, headers)
+    elif span is trace.INVALID_SPAN:
         # An empty OpenTelemetry context (the usual case without an SDK) has no span to pass.
         if not get_context():
             return
