@@ -287,3 +287,32 @@ def test_a_step_done_after_its_span_ended_is_its_child_and_says_what_failed() ->
     assert (attrs(ok.attributes), ok.HasField("status")) == ({}, False)
     assert attrs(failed.attributes) == {"error.type": "OSError"}
     assert (failed.status.code, failed.status.message) == (StatusPb.STATUS_CODE_ERROR, "OSError")
+
+
+def test_a_server_spans_facts_write_the_sdk_paths_attributes_from_the_cache_too() -> None:
+    """``ServerFacts.encode`` (the repeated values cached as one piece) against
+    ``context_attributes`` (the SDK path's), each twice: built, then from the cache."""
+    from decimal import Decimal
+
+    from chatgate.telemetry.records import ServerFacts, Static, context_attributes
+
+    static = {"http.request.method": "POST", "http.route": "/v1/chat/completions"}
+    rows: list[tuple[int, tuple[Any, ...]]] = [
+        (
+            200,
+            ("r1", "k1", "u", "t", "smart", "openai/gpt-4o", "miss", None, ("a",), "0.5", 1, False),
+        ),
+        (200, ("r2", "k1", "u", "t", "smart", "openai/gpt-4o", "miss", None, (), None, 1, False)),
+        (503, ("r3", None, None, None, "smart", None, None, "APIError", (), None, 3, None)),
+        (200, ("r4", "k1", "u", "t", "smart", "openai/gpt-4o", "hit", None, (), None, 0, True)),
+        (0, ("r5", None, ["not", "hashable"], None, None, None, None, None, (), None, 0, None)),
+    ]
+    for _ in range(2):
+        for status, values in rows:
+            values = (*values[:9], None if values[9] is None else Decimal(values[9]), *values[10:])
+            facts = ServerFacts(Static(static))
+            facts.status, facts.request = status, values
+            want = {**static, **context_attributes(values)}
+            if status:
+                want["http.response.status_code"] = status
+            assert attrs(SpanPb.FromString(facts.encode()).attributes) == want

@@ -22,8 +22,9 @@ from opentelemetry.propagators.textmap import (
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from chatgate.telemetry.current import context_with
 from chatgate.telemetry.propagation import inject_span
-from chatgate.telemetry.recorder import LeanTracerProvider, SpanQueue, context_with
+from chatgate.telemetry.recorder import LeanTracerProvider, SpanQueue
 from chatgate.telemetry.sampling import Sampler
 
 STATE = TraceState([("vendor", "v1"), ("other", "x")])

@@ -21,7 +21,8 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import Span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from chatgate.telemetry.recorder import LeanSpan, context_with, get_context
+from chatgate.telemetry.current import context_with, get_context
+from chatgate.telemetry.recorder import LeanSpan
 
 __all__ = ["inject_span"]
 

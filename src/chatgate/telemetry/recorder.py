@@ -23,14 +23,11 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextvars import Token
 from random import getrandbits
 from typing import Any, Protocol
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import _RUNTIME_CONTEXT, Context
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+from opentelemetry.context import Context
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -44,6 +41,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util._decorator import _agnosticcontextmanager
 from opentelemetry.util.types import Attributes, AttributeValue
 
+from chatgate.telemetry.current import get_context
 from chatgate.telemetry.sampling import Sampler
 
 __all__ = [
@@ -56,11 +54,7 @@ __all__ = [
     "Scope",
     "SpanQueue",
     "Step",
-    "attach",
-    "context_with",
     "current_span",
-    "detach",
-    "get_context",
 ]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -70,29 +64,6 @@ _get_current_span = trace.get_current_span
 _time_ns = time.time_ns
 _LOW_64 = (1 << 64) - 1
 _new_tuple = tuple.__new__
-# ``opentelemetry.context.get_current`` / ``attach`` / ``detach``, without their two Python
-# frames each: the runtime context is chosen once when the API is imported
-# (OTEL_PYTHON_CONTEXT), never replaced; the default one is a ContextVar, used here directly.
-if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext:
-    _context_var = _RUNTIME_CONTEXT._current_context
-    get_context: Callable[[], Context] = _context_var.get
-    attach: Callable[[Context], Token[Context]] = _context_var.set
-    _reset: Callable[[Token[Context]], None] = _context_var.reset
-else:
-    get_context, attach, _reset = (
-        _RUNTIME_CONTEXT.get_current,
-        otel_context.attach,
-        otel_context.detach,
-    )
-
-
-def detach(token: Token[Context]) -> None:
-    try:
-        _reset(token)
-    except (ValueError, RuntimeError):  # a token of another context, or used: the API says why
-        otel_context.detach(token)
-
-
 Scope = tuple[str, str]  # instrumentation scope: (name, version)
 Step = tuple[str, int, int, "str | None"]  # a step's name, start and end (unix ns), error type
 # A step done after its parent span ended (the spend-log write): exported as an INTERNAL child
@@ -397,13 +368,6 @@ def current_span(context: Context | None = None) -> trace.Span:
     if span is None:  # a context without a span: a new trace's (the API's answer, directly)
         return trace.INVALID_SPAN
     return _get_current_span(context)
-
-
-def context_with(span: trace.Span) -> Context:
-    """``trace.set_span_in_context(span)`` over the current context, in one step."""
-    values = dict(get_context())
-    values[_SPAN_KEY] = span
-    return Context(values)
 
 
 def _new_trace_id() -> int:

@@ -298,23 +298,49 @@ class ServerFacts:
         """No metrics of its own."""
 
     def encode(self) -> bytes:
-        """``context_attributes``' pairs, written directly."""
+        """``context_attributes``' pairs, written directly; the values that repeat from
+        request to request (the status, key, user, team, model, deployment, cache status,
+        error, attempts, fallback) as one cached piece."""
         parts = [self.static.encoded()]
-        if self.status:
-            parts.append(attribute("http.response.status_code", self.status))
         values = self.request
-        if values is not None:
-            parts.append(attribute_once("chatgate.request_id", values[0]))
-            for key, value in zip(_CONTEXT_KEYS, values[1:8], strict=True):
-                if value is not None:
-                    parts.append(attribute(key, value))
-            tags, cost, attempts, fallback = values[8:]
-            if tags:
-                parts.append(attribute_once("chatgate.tags", list(tags)))
-            if cost is not None:
-                parts.append(double_attribute(semconv.COST_USD, float(cost)))
-            if attempts:
-                parts.append(attribute("chatgate.attempts", attempts))
-            if fallback is not None:
-                parts.append(attribute(semconv.FALLBACK_TAKEN, fallback))
+        if values is None:
+            if self.status:
+                parts.append(attribute("http.response.status_code", self.status))
+            return b"".join(parts)
+        parts.append(attribute_once("chatgate.request_id", values[0]))
+        repeated = (self.status, *values[1:8], values[10], values[11])
+        try:
+            field = _repeated_fields.get(repeated)
+        except TypeError:  # a value that cannot be a key (not ours: still written, uncached)
+            field = _repeated(repeated, keep=False)
+        if field is None:
+            field = _repeated(repeated)
+        parts.append(field)
+        tags, cost = values[8], values[9]
+        if tags:
+            parts.append(attribute_once("chatgate.tags", list(tags)))
+        if cost is not None:
+            parts.append(double_attribute(semconv.COST_USD, float(cost)))
         return b"".join(parts)
+
+
+# A server span's repeated values (ServerFacts.encode) -> their encoded attributes.
+_repeated_fields: dict[tuple[Any, ...], bytes] = {}
+
+
+def _repeated(values: tuple[Any, ...], *, keep: bool = True) -> bytes:
+    status, attempts, fallback = values[0], values[8], values[9]
+    parts = [attribute("http.response.status_code", status)] if status else []
+    for key, value in zip(_CONTEXT_KEYS, values[1:8], strict=True):
+        if value is not None:
+            parts.append(attribute(key, value))
+    if attempts:
+        parts.append(attribute("chatgate.attempts", attempts))
+    if fallback is not None:
+        parts.append(attribute(semconv.FALLBACK_TAKEN, fallback))
+    field = b"".join(parts)
+    if keep:
+        if len(_repeated_fields) >= _MAX_STATIC:
+            _repeated_fields.clear()
+        _repeated_fields[values] = field
+    return field

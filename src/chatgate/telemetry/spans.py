@@ -36,15 +36,9 @@ from opentelemetry.trace import (
 )
 
 from chatgate.telemetry import content, metrics, semconv
+from chatgate.telemetry.current import attach, context_with, detach, get_context
 from chatgate.telemetry.propagation import inject_span
-from chatgate.telemetry.recorder import (
-    LeanSpan,
-    attach,
-    context_with,
-    current_span,
-    detach,
-    get_context,
-)
+from chatgate.telemetry.recorder import LeanSpan, current_span
 from chatgate.telemetry.records import AttemptFacts, RouteFacts
 from chatgate.types import ChatResponse
 

@@ -15,13 +15,8 @@ from typing import Any
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from chatgate.telemetry import spans
-from chatgate.telemetry.recorder import (
-    LeanSpan,
-    LeanTracer,
-    context_with,
-    current_span,
-    detach,
-)
+from chatgate.telemetry.current import context_with, detach
+from chatgate.telemetry.recorder import LeanSpan, LeanTracer, current_span
 from chatgate.telemetry.records import ServerFacts
 
 __all__ = ["step", "step_under"]
