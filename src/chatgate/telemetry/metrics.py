@@ -200,7 +200,9 @@ def lean() -> Instruments | None:
     """The instruments when the lean meters record (the gateway's): an attempt span of the
     lean recorder then carries its measurements to the export thread, which makes them
     (``measure_attempt``), and the request path makes none."""
-    return _get() if _later is not None else None
+    if _later is None:
+        return None
+    return _instruments or _get()  # made once, at the first measurement
 
 
 def measure_attempt(
