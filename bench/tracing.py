@@ -12,6 +12,12 @@ hits both; the report gives the median per mode and the difference, and how much
 event loop's thread spent (the rest: the export threads). Targets: off adds nothing
 measurable; on adds at most 40 us CPU per request.
 
+    python bench/tracing.py --ref /tmp/before/src [--rounds 5]
+
+``--ref``: another source tree (``git archive <commit> src | tar -x -C /tmp/before``), its off
+and on gateways alternated with this tree's in every round: what a change did to tracing's
+cost, read against the same minutes of a machine whose speed drifts by more than the change.
+
     python bench/tracing.py --instructions [--src src] [--requests 400] [--stream]
 
 counts instructions per request under callgrind instead (bench/gateway_instructions.py: a
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import shutil
 import statistics
@@ -47,7 +54,12 @@ def loop_cpu_s(pid: int) -> float:
 
 
 def measure(
-    config: dict[str, object], tmp: Path, name: str, args: argparse.Namespace, stream: bool
+    config: dict[str, object],
+    tmp: Path,
+    name: str,
+    args: argparse.Namespace,
+    stream: bool,
+    src: str | None = None,
 ) -> tuple[float, float, float]:
     """(CPU us per request, p50 ms, of the CPU the event loop's us) of one gateway process
     over one cell."""
@@ -58,6 +70,8 @@ def measure(
     cmd += ["--port", str(port)]
     health = f"http://127.0.0.1:{port}/health/liveness"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    if src is not None:  # that tree's chatgate, ahead of the installed one
+        env["PYTHONPATH"] = src
     with server(cmd, health, tmp / f"{name}.log", env) as pid:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         before, loop_before = cpu_s(pid), loop_cpu_s(pid)
@@ -182,6 +196,7 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=20.0)
     parser.add_argument("--sample-rate", type=float, default=1.0, help="of the 'on' gateway")
     parser.add_argument("--json-only", action="store_true")
+    parser.add_argument("--ref", help="another src tree, measured alternately with this one")
     parser.add_argument("--no-metrics", action="store_true", help="export spans only")
     parser.add_argument(
         "--record-only",
@@ -216,14 +231,20 @@ def main() -> None:
                     "general_settings": {**general, "otel": otel},
                 },
             }
+            trees: list[tuple[str, str | None]] = [("", None)]
+            if args.ref:
+                trees.append(("ref ", str(Path(args.ref).resolve())))
             for round_ in range(args.rounds):
                 for stream in (False,) if args.json_only else (False, True):
-                    for mode, config in configs.items():
-                        got = measure(config, tmp, f"{mode}-{round_}", args, stream)
+                    for (tree, src), (plain, config) in itertools.product(trees, configs.items()):
+                        mode = tree + plain
+                        got = measure(
+                            config, tmp, f"{tree}{plain}-{round_}".strip(), args, stream, src
+                        )
                         results.setdefault((mode, stream), []).append(got)
                         kind = "stream" if stream else "json"
                         print(
-                            f"round {round_ + 1} {kind:6} tracing {mode:3}: "
+                            f"round {round_ + 1} {kind:6} tracing {mode:7}: "
                             f"{got[0]:6.0f} us CPU/req (event loop {got[2]:4.0f})  "
                             f"p50 {got[1]:6.2f} ms",
                             flush=True,
@@ -247,15 +268,33 @@ def report(
     )
     print("| mode | tracing off (us CPU/req) | tracing on | added by tracing | of it, event loop |")
     print("|---|---|---|---|---|")
-    for stream in sorted({stream for _, stream in results}):
-        off, on = results[("off", stream)], results[("on", stream)]
-        added = statistics.median(x[0] for x in on) - statistics.median(x[0] for x in off)
-        loop = statistics.median(x[2] for x in on) - statistics.median(x[2] for x in off)
-        kind = "stream" if stream else "json"
-        print(
-            f"| {kind} | {statistics.median(x[0] for x in off):.0f} | "
-            f"{statistics.median(x[0] for x in on):.0f} | {added:+.0f} | {loop:+.0f} |"
-        )
+    for tree in sorted({mode.rpartition(" ")[0] for mode, _ in results}):
+        prefix = f"{tree} " if tree else ""
+        for stream in sorted({stream for _, stream in results}):
+            off, on = results[(prefix + "off", stream)], results[(prefix + "on", stream)]
+            added = statistics.median(x[0] for x in on) - statistics.median(x[0] for x in off)
+            loop = statistics.median(x[2] for x in on) - statistics.median(x[2] for x in off)
+            kind = prefix + ("stream" if stream else "json")
+            print(
+                f"| {kind} | {statistics.median(x[0] for x in off):.0f} | "
+                f"{statistics.median(x[0] for x in on):.0f} | {added:+.0f} | {loop:+.0f} |"
+            )
+    if any(mode.startswith("ref ") for mode, _ in results):
+        print("\nadded by tracing, this tree minus the reference, paired by round (median):")
+        for stream in sorted({stream for _, stream in results}):
+            paired = [
+                (on[0] - off[0]) - (ref_on[0] - ref_off[0])
+                for off, on, ref_off, ref_on in zip(
+                    results[("off", stream)],
+                    results[("on", stream)],
+                    results[("ref off", stream)],
+                    results[("ref on", stream)],
+                    strict=True,
+                )
+            ]
+            kind = "stream" if stream else "json"
+            rounds = ", ".join(f"{d:+.0f}" for d in paired)
+            print(f"  {kind}: {statistics.median(paired):+.0f} us ({rounds})")
 
 
 if __name__ == "__main__":
