@@ -134,9 +134,11 @@ def test_the_bodys_metadata_tags_route_as_the_header_does(gateway: Gateway, fake
     before = counts(fakes)
     made = client.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
-        metadata={"tags": "eu", "run": "7"},
+        metadata={"tags": "eu", "run": "7"}, extra_headers={"x-chatgate-trace-id": "tagged-7"},
     )  # fmt: skip
     assert made.metadata == {"run": "7"}
+    # the submission's access-log line names them, as a chat request's does
+    assert gateway.wait_for_access_line("tagged-7", field="trace_id")["tags"] == ["eu"]
     done = wait_done(client, made.id)
     assert done.status == "completed", done
     assert tuple(a - b for a, b in zip(counts(fakes), before, strict=True)) == (0, 2, 0, 1)

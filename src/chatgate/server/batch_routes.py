@@ -49,9 +49,9 @@ from chatgate.server.context import RequestContext
 from chatgate.server.errors import GatewayError
 from chatgate.server.openai_routes import parse_json_body
 from chatgate.server.request import GatewayRequest
-from chatgate.server.request_tags import charged, merge_tags
+from chatgate.server.request_tags import charged
 from chatgate.server.services import database_url
-from chatgate.server.serving import allowed_groups, payer_of
+from chatgate.server.serving import add_body_tags, allowed_groups, payer_of
 from chatgate.server.state import GatewayState
 
 __all__ = ["PREFIXES", "batch_route"]
@@ -222,8 +222,11 @@ async def _create(
 ) -> dict[str, Any]:
     data = parse_json_body(body)
     # The submission's own tags, as a chat request's: the header's, then the body's
-    # metadata.tags (taken out of the batch's metadata). They route its lines and count.
-    own = merge_tags(ctx.tags, take_metadata_tags(data)) if "metadata" in data else ctx.tags
+    # metadata.tags (taken out of the batch's metadata). They route its lines, count, and
+    # are the submission's in the access log.
+    if "metadata" in data:
+        add_body_tags(ctx, take_metadata_tags(data))
+    own = ctx.tags
     if data.get("endpoint") != "/v1/chat/completions":
         raise GatewayError(400, "endpoint must be '/v1/chat/completions'", param="endpoint")
     if data.get("completion_window") != "24h":

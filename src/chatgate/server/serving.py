@@ -42,6 +42,7 @@ from chatgate.transport.offload import OFFLOAD_MIN_BYTES
 from chatgate.types import ChatRequest, ChatResponse, Usage
 
 __all__ = [
+    "add_body_tags",
     "admit_model",
     "allowed_groups",
     "charge_hold",
@@ -107,6 +108,13 @@ async def serve_chat(
     return result
 
 
+def add_body_tags(ctx: RequestContext, tags: tuple[str, ...]) -> None:
+    """The body's own tags (``server.body_tags``), after the header's: the request carries
+    them from now on (its spend row, its access-log line, its tag budgets)."""
+    if tags:
+        ctx.tags = merge_tags(ctx.tags, tags)
+
+
 async def respond(
     request: GatewayRequest,
     chat: ChatRequest,
@@ -120,8 +128,7 @@ async def respond(
     away cancels the call, whole or streamed (status 499, settled as docs/cost.md says).
     ``tags``: the body's own (``server.body_tags``), after the header's."""
     state, ctx = request.state, request.ctx
-    if tags:
-        ctx.tags = merge_tags(ctx.tags, tags)
+    add_body_tags(ctx, tags)
     if big_body():
         await _count_big_prompt(state, ctx, chat)
     watch = ClientWatch(request.scope, request.receive)
