@@ -18,10 +18,12 @@ measurable; on adds at most 40 us CPU per request.
 and on gateways alternated with this tree's in every round: what a change did to tracing's
 cost, read against the same minutes of a machine whose speed drifts by more than the change.
 
-    python bench/tracing.py --instructions [--src src] [--requests 400] [--stream]
+    python bench/tracing.py --instructions [--src src] [--requests 400] [--stream] [--threads]
 
 counts instructions per request under callgrind instead (bench/gateway_instructions.py: a
-count the other work on a shared machine does not move), off and on, for one source tree.
+count the other work on a shared machine does not move), off and on, for one source tree;
+``--threads``: each thread's count too (1 is the event loop; with tracing on, the largest
+other is the span export thread).
 """
 
 from __future__ import annotations
@@ -145,6 +147,8 @@ def instructions(args: argparse.Namespace) -> None:
                 path.write_text(yaml.safe_dump(config))
                 port = free_port()
                 cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+                if args.threads:
+                    cmd.append("--separate-threads=yes")
                 cmd += [sys.executable, "-m", "chatgate.cli", "serve", "--config", str(path)]
                 env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
                 env["PYTHONPATH"] = args.src
@@ -162,8 +166,16 @@ def instructions(args: argparse.Namespace) -> None:
                     finally:
                         proc.terminate()
                         proc.wait()
-                total, loop = _totals(Path(f"{out}.1"))
-                counts[mode] = (total / args.requests, loop / args.requests)
+                if args.threads:
+                    threads = _per_thread(out, args.requests)
+                    total, loop = sum(threads.values()), threads[1]
+                    print(f"{mode}, per thread (1: the event loop): " + ", ".join(
+                        f"{n}: {count:,.0f}" for n, count in sorted(threads.items()) if count >= 1
+                    ))  # fmt: skip
+                    counts[mode] = (total, loop)
+                else:
+                    total, loop = _totals(Path(f"{out}.1"))
+                    counts[mode] = (total / args.requests, loop / args.requests)
                 print(
                     f"{mode}: {counts[mode][0]:,.0f} instructions/request, "
                     f"{counts[mode][1]:,.0f} on the event loop",
@@ -181,11 +193,29 @@ def instructions(args: argparse.Namespace) -> None:
     )
 
 
+def _per_thread(out: Path, requests: int) -> dict[int, float]:
+    """Instructions per request of each thread, from callgrind's ``--separate-threads`` dumps
+    of the measured part (``<out>.1-NN``); thread 1 is the event loop's, the largest of the
+    others with tracing on the span export thread's."""
+    import re
+
+    threads = {}
+    for dump in out.parent.glob(f"{out.name}.1-*"):
+        text = dump.read_text(errors="replace")
+        found = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
+        if found:
+            threads[int(dump.name.rsplit("-", 1)[1])] = int(found.group(1)) / requests
+    return threads
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--instructions", action="store_true", help="count under callgrind")
     parser.add_argument("--src", default=str(Path(__file__).resolve().parents[1] / "src"))
     parser.add_argument("--stream", action="store_true", help="--instructions: streamed answers")
+    parser.add_argument(
+        "--threads", action="store_true", help="--instructions: each thread's count too"
+    )
     parser.add_argument(
         "--modes", default="off,on", help="--instructions: which gateways to count (off,on)"
     )
