@@ -231,3 +231,28 @@ def test_spans_are_encoded_as_soon_as_a_slice_waits_and_posted_by_the_whole_batc
         finally:
             exporter.shutdown(5000)
         assert drops.count == 0
+
+
+def test_a_span_the_encoder_cannot_write_is_dropped_alone_and_the_thread_lives_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An instrumentation can set what OTLP has no form for (the lean recorder does not
+    check attributes on the request path): a dict with int keys. That span is dropped and
+    counted; the rest of its slice, and every later span, still reach the collector."""
+    with OtlpReceiver() as receiver:
+        drops = Drops()
+        queue = SpanQueue(1000, 4, drops)
+        target = HttpTarget(f"{receiver.http_endpoint}/v1/traces")
+        exporter = Exporter(queue, target, {}, drops, schedule_s=30, batch_size=4, encode_size=4)
+        tracer = LeanTracerProvider(Sampler(), queue).get_tracer("chatgate")
+        for i in range(12):
+            span = tracer.start_span(f"s{i}")
+            if i in (1, 6):
+                span.set_attribute("odd", {1: "one"})  # type: ignore[dict-item]  # what a careless instrumentation passes
+            span.end()
+        assert exporter.force_flush(5000)
+        exporter.shutdown(5000)
+    names = sorted(int(s.name[1:]) for s in receiver.spans)
+    assert names == [i for i in range(12) if i not in (1, 6)]
+    assert drops.count == 2
+    assert "could not encode a span" in caplog.text

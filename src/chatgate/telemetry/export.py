@@ -14,6 +14,7 @@ on any of it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,7 +23,9 @@ from typing import Any
 from chatgate.telemetry import otlp, otlp_metrics
 from chatgate.telemetry.meters import LeanMeterProvider
 from chatgate.telemetry.otlp_http import HttpTarget, Poster
-from chatgate.telemetry.recorder import SpanQueue
+from chatgate.telemetry.recorder import Queued, SpanQueue
+
+log = logging.getLogger("chatgate.telemetry")
 
 __all__ = ["Exporter", "HttpTarget", "MetricExporter"]
 
@@ -54,6 +57,7 @@ class Exporter:
         self._encoded_count = 0
         self._stopping = False
         self._sent_all_at = time.monotonic()
+        self._told = False  # a span or measurement that failed was logged
         self._flushers = 0  # force_flush calls waiting: everything is sent, not whole batches
         self._drains = 0  # whole drains done: force_flush waits for one begun after its call
         self._flushed = threading.Condition()
@@ -76,12 +80,8 @@ class Exporter:
             # its request's facts alive, and objects kept past their request slow every later
             # one (docs/observability.md, "What held objects cost"); bytes do not.
             spans = queue.take(size)
-            for span in spans:
-                facts = getattr(span, "facts", None)  # a LeanSpan's; a LateStep has none
-                if facts is not None:
-                    facts.measure()
-            otlp.encode_spans(spans, self._encoded)
-            self._encoded_count += len(spans)
+            self._measure(spans)
+            self._encode(spans)
             del spans
             if self._encoded_count >= self._batch_size:
                 self._post()
@@ -93,6 +93,45 @@ class Exporter:
             if everything:
                 self._drains += 1
             self._flushed.notify_all()
+
+    def _measure(self, spans: list[Queued]) -> None:
+        """The metrics the spans' facts carry (an attempt's)."""
+        for span in spans:
+            facts = getattr(span, "facts", None)  # a LeanSpan's; a LateStep has none
+            if facts is not None:
+                try:
+                    facts.measure()
+                except Exception as exc:  # a measurement lost, never the export thread
+                    self._failed("metrics of a span", exc)
+
+    def _encode(self, spans: list[Queued]) -> None:
+        """``spans`` encoded and added to what waits for the POST. A span the encoder cannot
+        write (an attribute an instrumentation set that OTLP has no form for, say a dict
+        with int keys) is dropped and counted, alone: the rest of its slice is sent, and the
+        thread lives on."""
+        try:
+            encoded = otlp.encode_spans(spans, {})
+            count = len(spans)
+        except Exception as exc:
+            self._failed("a span", exc)
+            encoded, count = {}, 0
+            for span in spans:
+                try:
+                    alone = otlp.encode_spans([span], {})
+                except Exception:
+                    self._on_drop(1)
+                    continue
+                for scope, items in alone.items():
+                    encoded.setdefault(scope, []).extend(items)
+                count += 1
+        for scope, items in encoded.items():
+            self._encoded.setdefault(scope, []).extend(items)
+        self._encoded_count += count
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        if not self._told:  # once per exporter: a broken instrumentation repeats itself
+            self._told = True
+            log.warning("could not encode %s for OTLP export: %s", what, type(exc).__name__)
 
     def _post(self) -> None:
         body = otlp.request_of(self._resource, self._encoded)
