@@ -18,6 +18,7 @@ context, so the trace id still travels downstream with the sampled flag off.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
@@ -106,7 +107,9 @@ class SpanQueue:
         if size >= self._max:
             self._on_drop(1)
             if type(span) is LeanSpan and span.facts is not None:  # its metrics still count
-                span.facts.measure()
+                # telemetry never fails the request it measures
+                with contextlib.suppress(Exception):
+                    span.facts.measure()
             return
         items.append(span)  # deque.append is atomic: no lock on the request path
         if size + 1 == self._batch:
