@@ -14,10 +14,10 @@ SDK's defaults), gauges and the observable instruments (called back at each coll
 
 from __future__ import annotations
 
-from bisect import bisect_left as _bucket
 import logging
 import threading
 import time
+from bisect import bisect_left as _bucket
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass

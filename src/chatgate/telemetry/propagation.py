@@ -18,7 +18,7 @@ from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.trace import Span
+from opentelemetry.trace import DEFAULT_TRACE_STATE, Span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from chatgate.telemetry.current import context_with, get_context
@@ -31,6 +31,7 @@ _W3C = (
     [TraceContextTextMapPropagator],
 )
 _seen: tuple[TextMapPropagator | None, bool] = (None, False)
+_NO_STATE = DEFAULT_TRACE_STATE
 
 
 def _plain(textmap: TextMapPropagator) -> bool:
@@ -56,7 +57,7 @@ def inject_span(span: Span, headers: MutableMapping[str, str]) -> None:
             span.context if type(span) is LeanSpan else span.get_span_context()
         )
         headers["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
-        if state:
+        if state is not _NO_STATE and state:  # a TraceState's truth is a Python call
             headers["tracestate"] = state.to_header()
         return
     propagate.inject(headers, context=context_with(span))
