@@ -128,7 +128,8 @@ async def respond(
     away cancels the call, whole or streamed (status 499, settled as docs/cost.md says).
     ``tags``: the body's own (``server.body_tags``), after the header's."""
     state, ctx = request.state, request.ctx
-    add_body_tags(ctx, tags)
+    if tags:  # most requests have none: no call
+        add_body_tags(ctx, tags)
     if big_body():
         await _count_big_prompt(state, ctx, chat)
     watch = ClientWatch(request.scope, request.receive)
