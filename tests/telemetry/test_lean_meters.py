@@ -23,6 +23,17 @@ from chatgate.types import ChatResponse
 
 START, NOW = 1_700_000_000_000_000_000, 1_700_000_060_000_000_000
 
+DEPLOYMENT = Deployment("openai", "gpt-4o-mini", "http://127.0.0.1:9/v1")
+ANSWER = ChatResponse.model_validate(
+    {
+        "id": "c1",
+        "model": "gpt-4o-mini-2024",
+        "choices": [],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+    }
+)
+ANSWER.meta.cost = Decimal("0.25")
+
 
 def attrs(values: Iterable[KeyValue]) -> dict[str, Any]:
     return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in values}
@@ -184,18 +195,9 @@ def test_attempt_metrics_keep_outcomes_apart_with_their_attributes() -> None:
     provider = LeanMeterProvider()
     metrics.set_meter_provider(provider)
     try:
-        deployment = Deployment("openai", "gpt-4o-mini", "http://127.0.0.1:9/v1")
-        answer = ChatResponse.model_validate(
-            {
-                "id": "c1",
-                "model": "gpt-4o-mini-2024",
-                "choices": [],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
-            }
-        )
         for _ in range(2):
-            metrics.record_attempt(deployment, "chat", time.perf_counter(), answer)
-        metrics.record_attempt(deployment, "chat", time.perf_counter(), error=TimeoutError())
+            metrics.record_attempt(DEPLOYMENT, "chat", time.perf_counter(), ANSWER)
+        metrics.record_attempt(DEPLOYMENT, "chat", time.perf_counter(), error=TimeoutError())
         got = export(provider)
     finally:
         metrics.set_meter_provider(None)
@@ -288,18 +290,6 @@ def _attempts_through_spans(queue_size: int, exporter_url: str) -> LeanMeterProv
         metrics.set_meter_provider(None)
         spans.set_tracer_provider(None)
     return provider
-
-
-DEPLOYMENT = Deployment("openai", "gpt-4o-mini", "http://127.0.0.1:9/v1")
-ANSWER = ChatResponse.model_validate(
-    {
-        "id": "c1",
-        "model": "gpt-4o-mini-2024",
-        "choices": [],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
-    }
-)
-ANSWER.meta.cost = Decimal("0.25")
 
 
 def _without_times(got: dict[str, Any]) -> dict[str, Any]:
