@@ -119,7 +119,10 @@ def _key_value(head: bytes, key: str, value: Any) -> bytes:
 
 
 def encode_attributes(attributes: Mapping[str, Any], tag: int) -> bytes:
-    """Each pair as a KeyValue in field ``tag`` (its tag byte, wire type 2)."""
+    """Each pair as a KeyValue in field ``tag`` (its tag byte, wire type 2); a span's
+    attributes through ``attribute``, the cache the span records write from."""
+    if tag == _SPAN_ATTRIBUTE:
+        return b"".join([attribute(key, value) for key, value in attributes.items()])
     head = _VARINTS[tag]
     cache = _fields.get(tag)
     if cache is None:
