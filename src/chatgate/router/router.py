@@ -47,9 +47,8 @@ from chatgate.router.runtime import Runtime, state_for
 from chatgate.router.state import Health, MemoryState, RouterState
 from chatgate.router.strategies import pick_for
 from chatgate.router.tiered import build_tiered, tier_sender
-from chatgate.router.walk import through_fallbacks
+from chatgate.router.walk import routed
 from chatgate.stream import ChatStream
-from chatgate.telemetry import spans
 from chatgate.tiering.route import TieredModel, TierHints
 from chatgate.tiering.settings import TieredModelSettings
 from chatgate.transport.loop_thread import run_sync
@@ -356,38 +355,10 @@ class Router:
         no_fallbacks: bool,
         allowed: Allowed | None = None,
     ) -> R:
-        """Admission, then the job through its group and fallbacks. A stream keeps its
-        admission slot until it ends."""
-        route = spans.start_route(job.model)  # a stream's ends with the stream
-        traced = route is not spans.NO_SPAN  # else no span call at all below
-        token = spans.enter(route) if traced else None
-        admitted: float | None = None
-        try:
-            admitted = await self._admission.enter(
-                priority, max(0.0, call.time_left(self._runtime))
-            )
-            result = await through_fallbacks(
-                job, call, no_fallbacks, allowed or everything, self._runners,
-                self.fallbacks, self._runtime,
-            )  # fmt: skip
-        except BaseException as exc:
-            if admitted is not None:
-                self._admission.leave(admitted)
-            if traced:
-                spans.end(route, exc)
-            raise
-        finally:
-            if token is not None:  # after the span's end on a failure: the context only
-                spans.leave(token)
-        if isinstance(result, ChatStream):
-            call.on_stream_end(lambda: self._admission.leave(admitted))
-            if traced:
-                call.on_stream_end(route.end)
-        else:
-            self._admission.leave(admitted)
-            if traced:
-                route.end()
-        return result
+        return await routed(
+            job, call, priority, no_fallbacks, allowed or everything,
+            self._admission, self._runners, self.fallbacks, self._runtime,
+        )  # fmt: skip
 
     def _unknown(self, model: str) -> InvalidRequestError:
         return InvalidRequestError(
