@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError, ResponseError
 
 from chatgate.router.redis_state import RedisState
 from chatgate.router.state import Health, Limits
-from tests.clock import ManualClock, wait_until
+from tests.clock import ManualClock
 from tests.fakes.redis_server import RedisServer
 
 HEALTH = Health(allowed_fails=3, window=10.0, cooldown=30.0)
@@ -73,34 +73,85 @@ async def test_the_heartbeat_keeps_a_long_request_counted_and_aclose_ends_it(
     assert await b.reserve("d", ONE, 0, now()) == 0.0
 
 
+class ReplyHolder:
+    """A loopback TCP proxy in front of Redis that, once ``hold`` is set, keeps Redis's replies
+    from the client: a command still runs at the server, and its answer never arrives, as when
+    a call is cancelled with its reply on the wire. (Cancelling a call while the server is
+    paused does not do it: the client's disconnect can reach the server first, and the
+    command is then never run.)"""
+
+    def __init__(self, upstream_port: int) -> None:
+        self._upstream_port = upstream_port
+        self.hold = False
+        self.held = asyncio.Event()  # a reply was kept from the client: its command ran
+        self._server: asyncio.Server | None = None
+        self._pumps: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        redis_r, redis_w = await asyncio.open_connection("127.0.0.1", self._upstream_port)
+        for pump in (self._pump(client_r, redis_w, False), self._pump(redis_r, client_w, True)):
+            task = asyncio.create_task(pump)
+            self._pumps.add(task)
+            task.add_done_callback(self._pumps.discard)
+
+    async def _pump(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, replies: bool
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                if replies and self.hold:
+                    self.held.set()
+                    continue
+                sink.write(data)
+                await sink.drain()
+        except ConnectionError:
+            pass
+        finally:
+            sink.close()
+
+    async def aclose(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._pumps):
+            task.cancel()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+
+
 async def test_a_slot_taken_by_a_cancelled_call_lapses_with_a_lease(
-    states: list[RedisState], redis_server: RedisServer
+    redis_server: RedisServer,
 ) -> None:
-    a, b = states
-    for state in states:  # connected, offset measured, scripts loaded
-        await state.reserve("warm", Limits(), 0, now())
-        await state.release("warm", Limits(), 0, now())  # (no slot held: no heartbeat is sent)
-    control = redis.asyncio.Redis.from_url(redis_server.url)
-
-    async def waiting() -> bool:
-        return (await control.info("clients"))["blocked_clients"] == 1
-
+    proxy = ReplyHolder(redis_server.port)
+    ns = uuid.uuid4().hex
+    lease_s = 1.0
+    a = RedisState(await proxy.start(), namespace=ns, lease_s=lease_s)
+    b = RedisState(redis_server.url, namespace=ns, lease_s=lease_s)
     try:
-        # Scripts wait at the server until unpaused (reads such as INFO still answer): a's
-        # script is sent, and the call cancelled before its answer can come.
-        await control.client_pause(30_000, all=False)
+        for state in (a, b):  # connected, offset measured, scripts loaded
+            await state.reserve("warm", Limits(), 0, now())
+            await state.release("warm", Limits(), 0, now())  # (no slot held: no heartbeat)
+        proxy.hold = True
         taking = asyncio.create_task(a.reserve("d", ONE, 0, now()))
-        await wait_until(waiting, what="a's reserve script waiting at the paused server")
+        await asyncio.wait_for(proxy.held.wait(), 5.0)  # the script ran; its answer is kept
+        ran = time.monotonic()
+        proxy.hold = False  # for the connections a makes from here on
         taking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await taking
+        if time.monotonic() - ran < lease_s * 0.8:  # (a stalled machine may have let it lapse)
+            assert math.isinf(await b.reserve("d", ONE, 0, now()))  # a slot nobody releases
+        while math.isinf(await b.reserve("d", ONE, 0, now())):
+            assert time.monotonic() - ran < lease_s + 2.0, "the cancelled call's slot never lapsed"
+            await a.reserve("busy-elsewhere", Limits(), 0, now())  # a lives on, taking slots
+            await asyncio.sleep(0.05)
     finally:
-        await control.client_unpause()
-        await control.aclose()
-    assert math.isinf(await b.reserve("d", ONE, 0, now()))  # it ran: a slot nobody releases
-    cancelled = time.monotonic()
-    while math.isinf(await b.reserve("d", ONE, 0, now())):
-        assert time.monotonic() - cancelled < 2.0, "the cancelled call's slot never lapsed"
-        await a.reserve("busy-elsewhere", Limits(), 0, now())  # a lives on, taking slots
-        await asyncio.sleep(0.05)
+        for state in (a, b):
+            await state.aclose()
+        await proxy.aclose()
 
 
 HOLDER = """
