@@ -119,11 +119,15 @@ async def test_one_trace_per_request_continuing_the_callers_and_reaching_the_ups
     assert server.start_ns <= spend.start_ns <= spend.end_ns
     assert len({s.span_id for s in spans}) == len(spans)  # every id its own
     assert all(s.trace_id == CALLER_TRACE and int(s.span_id, 16) for s in spans)
-    route = by_name(spans, "chatgate.route smart")
-    assert f"POST {CHAT}" in ancestors(route, spans)
+    # The routed call is no span of its own in a request: its attempts are the cache
+    # lookup's children (the server span's without a cache), and the server span says which
+    # group answered.
+    assert not [s for s in spans if s.name.startswith("chatgate.route")]
+    assert server.attributes["chatgate.served_group"] == "smart"
     attempt = by_name(spans, "chat gpt-4o-mini")
     assert attempt.kind == "CLIENT"
-    assert attempt.parent_span_id == route.span_id
+    assert attempt.parent_span_id == by_name(spans, "chatgate.cache").span_id
+    assert f"POST {CHAT}" in ancestors(attempt, spans)
     a = attempt.attributes
     assert a["gen_ai.operation.name"] == "chat"
     assert a["gen_ai.provider.name"] == "openai"

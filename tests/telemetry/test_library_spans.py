@@ -3,6 +3,8 @@ upstream (a real HTTP server on loopback)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
@@ -11,6 +13,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import chatgate
 from chatgate import telemetry
+from chatgate.errors import RateLimitError
+from tests.clock import wait_until
 from tests.fakes.openai_server import (
     FakeOpenAI,
     Reply,
@@ -248,3 +252,32 @@ def test_the_blocking_api_puts_its_span_under_the_callers_span(
     attempt = next(s for s in spans.get_finished_spans() if s.name.startswith("chat "))
     assert attempt.parent is not None
     assert attempt.parent.span_id == parent.get_span_context().span_id
+
+
+async def test_a_call_queued_for_an_admission_slot_shows_its_wait_under_its_route_span(
+    fake: FakeOpenAI, spans: InMemorySpanExporter
+) -> None:
+    fake.script(Reply(delay_s=0.3, json=completion_json("slow")))
+    params = {"model": "openai/gpt-4o-mini", "api_base": fake.base_url, "api_key": "k"}
+    router = chatgate.Router(
+        model_list=[{"model_name": "smart", "params": params}],
+        settings={"max_parallel_requests": 1, "max_queue": 2},
+    )
+    slow = asyncio.create_task(router.acompletion("smart", MSGS))
+    await wait_until(lambda: len(fake.requests) == 1, what="the slow call upstream")
+    queued = asyncio.create_task(router.acompletion("smart", MSGS))
+    with pytest.raises(RateLimitError, match="deadline passed while queued"):
+        await router.acompletion("smart", MSGS, timeout=0.05)
+    await slow
+    await queued
+    finished = spans.get_finished_spans()
+    routes = {s.context.span_id for s in finished if s.name == "chatgate.route smart"}
+    waits = [s for s in finished if s.name == "chatgate.admission.wait"]
+    assert len(routes) == 3
+    assert len(waits) == 2  # the first call took a free slot
+    for wait in waits:
+        assert wait.parent is not None
+        assert wait.parent.span_id in routes
+    [failed] = [w for w in waits if w.status.status_code is StatusCode.ERROR]
+    assert failed.attributes is not None
+    assert failed.attributes["error.type"] == "RateLimitError"

@@ -300,16 +300,27 @@ def test_a_server_spans_facts_write_the_sdk_paths_attributes_from_the_cache_too(
     rows: list[tuple[int, tuple[Any, ...]]] = [
         (
             200,
-            ("r1", "k1", "u", "t", "smart", "openai/gpt-4o", "miss", None, ("a",), "0.5", 1, False),
+            ("r1", "k1", "u", "t", "smart", "openai/gpt-4o", "smart", "miss", None, ("a",), "0.5",
+             1, False),
         ),
-        (200, ("r2", "k1", "u", "t", "smart", "openai/gpt-4o", "miss", None, (), None, 1, False)),
-        (503, ("r3", None, None, None, "smart", None, None, "APIError", (), None, 3, None)),
-        (200, ("r4", "k1", "u", "t", "smart", "openai/gpt-4o", "hit", None, (), None, 0, True)),
-        (0, ("r5", None, ["not", "hashable"], None, None, None, None, None, (), None, 0, None)),
-    ]
+        (
+            200,
+            ("r2", "k1", "u", "t", "smart", "openai/gpt-4o", "cheap", "miss", None, (), None, 1,
+             True),
+        ),
+        (503, ("r3", None, None, None, "smart", None, None, None, "APIError", (), None, 3, None)),
+        (
+            200,
+            ("r4", "k1", "u", "t", "smart", "openai/gpt-4o", "smart", "hit", None, (), None, 0,
+             False),
+        ),
+        (0, ("r5", None, ["not", "hashable"], None, None, None, None, None, None, (), None, 0,
+             None)),
+    ]  # fmt: skip
     for _ in range(2):
         for status, values in rows:
-            values = (*values[:9], None if values[9] is None else Decimal(values[9]), *values[10:])
+            cost = None if values[10] is None else Decimal(values[10])
+            values = (*values[:10], cost, *values[11:])
             facts = ServerFacts(Static(static))
             facts.status, facts.request = status, values
             want = {**static, **context_attributes(values)}

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from chatgate.errors import RateLimitError
+from chatgate.telemetry import steps
 
 __all__ = ["Admission"]
 
@@ -58,17 +59,18 @@ class Admission:
             raise self._reject("retry later")
         waiter = _Waiter(priority, next(self._seq), asyncio.get_running_loop().create_future())
         heapq.heappush(self._queue, waiter)
-        try:
-            async with asyncio.timeout(timeout):
-                await waiter.future
-        except TimeoutError:
-            if not waiter.future.cancelled() and waiter.future.done():
-                self.leave(time.perf_counter())  # granted as time ran out: pass it on
-            raise self._reject("the call's deadline passed while queued") from None
-        except asyncio.CancelledError:
-            if not waiter.future.cancelled() and waiter.future.done():
-                self.leave(time.perf_counter())
-            raise
+        with steps.step("chatgate.admission.wait"):  # a trace shows the time spent queued
+            try:
+                async with asyncio.timeout(timeout):
+                    await waiter.future
+            except TimeoutError:
+                if not waiter.future.cancelled() and waiter.future.done():
+                    self.leave(time.perf_counter())  # granted as time ran out: pass it on
+                raise self._reject("the call's deadline passed while queued") from None
+            except asyncio.CancelledError:
+                if not waiter.future.cancelled() and waiter.future.done():
+                    self.leave(time.perf_counter())
+                raise
         return time.perf_counter()
 
     def leave(self, started: float) -> None:

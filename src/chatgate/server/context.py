@@ -64,6 +64,7 @@ OWNERS: dict[str, str] = {
     **dict.fromkeys(("usage", "cost", "ttft_ms", "finish_reason", "cache_hit"), _SERVING),
     "content_out": _SERVING,
     "fallback": _SERVING,
+    "served_group": _SERVING,
     "tried": _SERVING,
     "cache_cost": _SERVING,
     "tier": "chatgate.server.tier_hints",  # the tiered router's listener
@@ -116,6 +117,7 @@ class RequestContext:
     content_in: Any = None  # only kept when log_content is true
     content_out: Any = None
     fallback: bool | None = None  # answered by a fallback group, once known
+    served_group: str | None = None  # the model group that answered, once known
     tried: list[Attempt] | None = None  # the router's attempts, kept only if more than one
     span_context: Any = None  # the request's OpenTelemetry span context, when traced
     tier: TierChoice | None = None  # a tiered name's choice, heard before the answer

@@ -177,6 +177,7 @@ def take_response(ctx: RequestContext, response: ChatResponse) -> None:
         ctx.tried = meta.attempt_log
     if meta.model_name is not None:
         ctx.fallback = meta.model_name != ctx.requested_model
+        ctx.served_group = meta.model_name
     ctx.finish_reason = response.finish_reason
     if meta.tier is not None:
         ctx.tier_saved = meta.tier_saved_cost

@@ -75,7 +75,7 @@ class TracingMiddleware:
             facts = None
         # No coroutine of its own per message; a stream's body bypasses it (StatusWatch.plain).
         sending = StatusWatch(send)
-        with spans.current(span):
+        with spans.RequestScope(span):  # a routed call inside is no span of its own
             try:
                 await self._app(scope, receive, sending)
             except BaseException as exc:
@@ -138,6 +138,7 @@ def annotate(ctx: RequestContext) -> None:
         ctx.team_id,
         ctx.requested_model,
         ctx.deployment,
+        ctx.served_group,
         ctx.cache_status,
         ctx.error_class,
         row_tags(ctx.key, ctx.tags),  # the spend row's: the key's tags first

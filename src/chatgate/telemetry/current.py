@@ -16,7 +16,7 @@ from opentelemetry.context import _RUNTIME_CONTEXT, Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace.propagation import _SPAN_KEY
 
-__all__ = ["attach", "context_with", "detach", "get_context"]
+__all__ = ["IN_REQUEST", "attach", "context_with", "detach", "get_context", "request_context"]
 
 if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext:
     _context_var = _RUNTIME_CONTEXT._current_context
@@ -42,4 +42,17 @@ def context_with(span: trace.Span) -> Context:
     """``trace.set_span_in_context(span)`` over the current context, in one step."""
     values = dict(get_context())
     values[_SPAN_KEY] = span
+    return Context(values)
+
+
+# Set in the context of a gateway request (its server span's): a routed call inside it is no
+# span of its own (telemetry/spans.py ``start_route``).
+IN_REQUEST = otel_context.create_key("chatgate-gateway-request")
+
+
+def request_context(span: trace.Span) -> Context:
+    """``context_with(span)``, marked as a gateway request's."""
+    values = dict(get_context())
+    values[_SPAN_KEY] = span
+    values[IN_REQUEST] = True
     return Context(values)

@@ -256,6 +256,7 @@ _CONTEXT_KEYS = (
     "chatgate.team.id",
     "chatgate.model",
     "chatgate.deployment",
+    semconv.SERVED_GROUP,
     semconv.CACHE_STATUS,
     "chatgate.error",
 )
@@ -265,10 +266,10 @@ RequestContextValues = tuple[Any, ...]
 def context_attributes(values: RequestContextValues) -> dict[str, Any]:
     """A server span's attributes from the request context's values."""
     attrs: dict[str, Any] = {"chatgate.request_id": values[0]}
-    for key, value in zip(_CONTEXT_KEYS, values[1:8], strict=True):
+    for key, value in zip(_CONTEXT_KEYS, values[1:9], strict=True):
         if value is not None:
             attrs[key] = value
-    tags, cost, attempts, fallback = values[8:]
+    tags, cost, attempts, fallback = values[9:]
     if tags:
         attrs["chatgate.tags"] = list(tags)
     if cost is not None:
@@ -299,8 +300,8 @@ class ServerFacts:
 
     def encode(self) -> bytes:
         """``context_attributes``' pairs, written directly; the values that repeat from
-        request to request (the status, key, user, team, model, deployment, cache status,
-        error, attempts, fallback) as one cached piece."""
+        request to request (the status, key, user, team, model, deployment, served group,
+        cache status, error, attempts, fallback) as one cached piece."""
         parts = [self.static.encoded()]
         values = self.request
         if values is None:
@@ -308,7 +309,7 @@ class ServerFacts:
                 parts.append(attribute("http.response.status_code", self.status))
             return b"".join(parts)
         parts.append(attribute_once("chatgate.request_id", values[0]))
-        repeated = (self.status, *values[1:8], values[10], values[11])
+        repeated = (self.status, *values[1:9], values[11], values[12])
         try:
             field = _repeated_fields.get(repeated)
         except TypeError:  # a value that cannot be a key (not ours: still written, uncached)
@@ -316,7 +317,7 @@ class ServerFacts:
         if field is None:
             field = _repeated(repeated)
         parts.append(field)
-        tags, cost = values[8], values[9]
+        tags, cost = values[9], values[10]
         if tags:
             parts.append(attribute_once("chatgate.tags", list(tags)))
         if cost is not None:
@@ -329,9 +330,9 @@ _repeated_fields: dict[tuple[Any, ...], bytes] = {}
 
 
 def _repeated(values: tuple[Any, ...], *, keep: bool = True) -> bytes:
-    status, attempts, fallback = values[0], values[8], values[9]
+    status, attempts, fallback = values[0], values[9], values[10]
     parts = [attribute("http.response.status_code", status)] if status else []
-    for key, value in zip(_CONTEXT_KEYS, values[1:8], strict=True):
+    for key, value in zip(_CONTEXT_KEYS, values[1:9], strict=True):
         if value is not None:
             parts.append(attribute(key, value))
     if attempts:

@@ -8,9 +8,10 @@ application's SDK (``trace.set_tracer_provider``) is used, unless a provider was
 ``set_tracer_provider`` here (the gateway does, so that its exporter serves only its spans).
 
 An attempt is a CLIENT span ``chat {model}`` (or ``embeddings {model}``); a routed call is an
-INTERNAL span ``chatgate.route {model_name}`` holding its attempts; the router says which
-attempt of which deployment is running through a context variable (``attempt``), read when the
-attempt span starts.
+INTERNAL span ``chatgate.route {model_name}`` holding its attempts, except inside a gateway
+request (``RequestScope``), whose server span already holds them and reports the group that
+answered; the router says which attempt of which deployment is running through a context
+variable (``attempt``), read when the attempt span starts.
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ from opentelemetry.trace import (
 )
 
 from chatgate.telemetry import content, metrics, semconv
-from chatgate.telemetry.current import attach, context_with, detach, get_context
+from chatgate.telemetry.current import (
+    IN_REQUEST,
+    attach,
+    context_with,
+    detach,
+    get_context,
+    request_context,
+)
 from chatgate.telemetry.propagation import inject_span
 from chatgate.telemetry.recorder import LeanSpan, current_span
 from chatgate.telemetry.records import AttemptFacts, RouteFacts
@@ -50,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NO_SPAN",
     "Current",
+    "RequestScope",
     "attempt",
     "capture_content",
     "current",
@@ -281,7 +290,13 @@ def mark_failed(span: Span, error: BaseException | None) -> None:
 
 
 def start_route(model_name: str) -> Span:
+    """The routed call's span; none inside a gateway request: its attempts are the request
+    span's children (or the cache lookup's), and the request span says which group answered
+    (``chatgate.served_group``), so a route span there would repeat it at the cost of a span
+    a request (docs/observability.md)."""
     if _provider is None and off():
+        return trace.INVALID_SPAN
+    if get_context().get(IN_REQUEST):
         return trace.INVALID_SPAN
     span = (_tracer or tracer()).start_span(f"chatgate.route {model_name}", kind=SpanKind.INTERNAL)
     if type(span) is LeanSpan:
@@ -326,7 +341,10 @@ def served_by(group: str, requested: str) -> None:
     """The routed call was answered by ``group``: a fallback when it is not ``requested``."""
     if _provider is None and off():
         return
-    span = current_span()
+    context = get_context()
+    if context.get(IN_REQUEST):  # no route span (start_route): the request reports it
+        return
+    span = current_span(context)
     facts = span.facts if type(span) is LeanSpan else None
     if type(facts) is RouteFacts:
         facts.served = group
@@ -356,3 +374,14 @@ class Current:
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
         detach(self._token)
+
+
+class RequestScope(Current):
+    """A gateway request's span made current, the context marked as a request's: a routed
+    call inside makes no span of its own (``start_route``)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Span:
+        self._token = attach(request_context(self._span))
+        return self._span
