@@ -248,9 +248,20 @@ async def test_grpc_export(fake: FakeOpenAI, receiver: OtlpReceiver) -> None:
     app = create_app(config(fake, otel))
     async with Lifespan(app):
         assert (await call(app, "POST", CHAT, chat(), AUTH))[0] == 200
-    spans = receiver.wait_for_spans(lambda s: any(x.kind == "SERVER" for x in s))
-    assert any(s.name == "chat gpt-4o-mini" for s in spans)
+    spans = receiver.wait_for_spans(
+        lambda s: any(x.kind == "SERVER" for x in s) and any(x.name.endswith("write") for x in s)
+    )
     assert any(h.get("x-team") == "ops" for h in receiver.headers)
+    # The SDK's trace has the lean recorder's shape: no route span, the spend write a child
+    # of the ended request span, in its own time.
+    server = by_name(spans, f"POST {CHAT}")
+    assert server.attributes["chatgate.served_group"] == "smart"
+    assert not [s for s in spans if s.name.startswith("chatgate.route")]
+    assert by_name(spans, "chat gpt-4o-mini").parent_span_id == server.span_id
+    spend = by_name(spans, "chatgate.spend.write")
+    assert spend.parent_span_id == server.span_id
+    assert server.start_ns <= spend.start_ns <= spend.end_ns
+    assert spend.status == "UNSET"
 
 
 async def test_genai_metrics_with_the_conventions_buckets(

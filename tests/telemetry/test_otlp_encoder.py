@@ -327,3 +327,37 @@ def test_a_server_spans_facts_write_the_sdk_paths_attributes_from_the_cache_too(
             if status:
                 want["http.response.status_code"] = status
             assert attrs(SpanPb.FromString(facts.encode()).attributes) == want
+
+
+def test_an_attempts_parameters_are_written_as_the_sdk_path_writes_them_cached_or_not() -> None:
+    """``AttemptFacts`` keeps the parameters as one tuple and writes them from a cache keyed
+    by value and type: each request's attributes are ``semconv.request_parameters``' (the
+    SDK path's), an int never written for a float that equals it, a list of stop sequences
+    (no cache key) written all the same."""
+    from chatgate.providers.base import Deployment
+    from chatgate.telemetry import semconv
+    from chatgate.telemetry.records import AttemptFacts
+    from chatgate.types import ChatRequest
+
+    deployment = Deployment("openai", "gpt-4o-mini", "https://api.openai.com/v1")
+    base = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    given: list[dict[str, Any]] = [
+        {},
+        {"temperature": 1.0, "max_tokens": 5},
+        {"temperature": 1.0, "max_tokens": 5},
+        {"stop": ["a", "b"], "n": 2, "stream": True, "seed": 7},
+        {"stop": "END", "max_completion_tokens": 9, "max_tokens": 5, "top_p": 0.5},
+    ]
+    requests = [ChatRequest.model_validate({**base, **extra}) for extra in given]
+    assigned = ChatRequest.model_validate({**base, "temperature": 1.0, "max_tokens": 5})
+    assigned.temperature = 1  # type: ignore[assignment]  # an int, set past validation
+    requests.append(assigned)
+    for _ in range(2):
+        for request in requests:
+            facts = AttemptFacts(request, deployment, None)
+            facts.ended(None)
+            written = attrs(SpanPb.FromString(facts.encode()).attributes)
+            want = semconv.chat_request_attributes(request, deployment)
+            assert written == {k: list(v) if isinstance(v, tuple) else v for k, v in want.items()}
+            temperature = written.get("gen_ai.request.temperature")
+            assert type(temperature) is type(request.temperature) or temperature is None

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Mapping
 from types import FrameType
 from typing import Any
@@ -30,7 +31,7 @@ from chatgate.server.metrics import Metrics
 from chatgate.server.pipeline import UsagePipeline
 from chatgate.server.services import Services
 from chatgate.server.state import GatewayState
-from chatgate.server.tracing import spend_span
+from chatgate.server.tracing import spend_written
 from chatgate.telemetry import setup as otel
 from chatgate.transport import http
 
@@ -107,8 +108,13 @@ class Gateway:
             if ctx.span_context is None:  # not traced: no span, no ``with``
                 spend.emit(usage_record(ctx))
                 return
-            with spend_span(ctx):
+            started = time.time_ns()
+            try:
                 spend.emit(usage_record(ctx))
+            except BaseException as exc:
+                spend_written(ctx, started, exc)
+                raise
+            spend_written(ctx, started)
 
     async def _database(self) -> None:
         if self.services.engine is not None:

@@ -10,22 +10,22 @@ through here at all.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from opentelemetry import propagate
 from opentelemetry.context import Context
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chatgate.server.asgi import Receive, Scope, Send, StatusWatch
 from chatgate.server.context import RequestContext
 from chatgate.server.request_tags import row_tags
 from chatgate.telemetry import metrics, semconv, spans, steps
+from chatgate.telemetry.current import attach, detach, request_context
 from chatgate.telemetry.recorder import LeanSpan, LeanTracer, current_span
 from chatgate.telemetry.records import ServerFacts, Static, context_attributes
 
-__all__ = ["TracingMiddleware", "annotate", "spend_span"]
+__all__ = ["TracingMiddleware", "annotate", "spend_written"]
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -75,24 +75,27 @@ class TracingMiddleware:
             facts = None
         # No coroutine of its own per message; a stream's body bypasses it (StatusWatch.plain).
         sending = StatusWatch(send)
-        with spans.RequestScope(span):  # a routed call inside is no span of its own
-            try:
-                await self._app(scope, receive, sending)
-            except BaseException as exc:
-                span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                raise
-            finally:
-                status = sending.status
-                if status:
-                    if facts is not None:
-                        facts.status = status
-                    else:
-                        span.set_attribute("http.response.status_code", status)
-                    if status >= 500:  # a server span's 4xx is the client's error, not ours
-                        span.set_attribute(semconv.ERROR_TYPE, str(status))
-                        span.set_status(Status(StatusCode.ERROR))
-                span.end()
+        # The span made current, the context marked as a request's: a routed call inside is
+        # no span of its own (spans.start_route).
+        token = attach(request_context(span))
+        try:
+            await self._app(scope, receive, sending)
+        except BaseException as exc:
+            span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            status = sending.status
+            if status:
+                if facts is not None:
+                    facts.status = status
+                else:
+                    span.set_attribute("http.response.status_code", status)
+                if status >= 500:  # a server span's 4xx is the client's error, not ours
+                    span.set_attribute(semconv.ERROR_TYPE, str(status))
+                    span.set_status(Status(StatusCode.ERROR))
+            span.end()
+            detach(token)
 
     def _name_of(self, method: str, path: str, scheme: str) -> tuple[str, Static]:
         key = (method, path, scheme)
@@ -153,13 +156,8 @@ def annotate(ctx: RequestContext) -> None:
         span.set_attributes(context_attributes(values))
 
 
-def spend_span(ctx: RequestContext) -> contextlib.AbstractContextManager[Any]:
-    """The spend-log write of a finished request, as a child of its span (the request is
-    over by now: the write runs off its path); nothing when the request was not traced."""
-    parent = ctx.span_context
-    if not isinstance(parent, SpanContext):
-        return _UNTRACED
-    return steps.step_under("chatgate.spend.write", parent)
-
-
-_UNTRACED = contextlib.nullcontext()
+def spend_written(ctx: RequestContext, start_ns: int, error: BaseException | None = None) -> None:
+    """The spend-log write of a finished request, from ``start_ns`` until now, as a child of
+    its span (the request is over by now: the write runs off its path); ``ctx.span_context``
+    is set: the request was traced."""
+    steps.step_done("chatgate.spend.write", ctx.span_context, start_ns, error)

@@ -16,7 +16,14 @@ from opentelemetry.context import _RUNTIME_CONTEXT, Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace.propagation import _SPAN_KEY
 
-__all__ = ["IN_REQUEST", "attach", "context_with", "detach", "get_context", "request_context"]
+__all__ = [
+    "IN_REQUEST",
+    "attach",
+    "context_with",
+    "detach",
+    "get_context",
+    "request_context",
+]
 
 if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext:
     _context_var = _RUNTIME_CONTEXT._current_context

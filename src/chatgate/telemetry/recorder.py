@@ -62,6 +62,7 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _DEFAULT_STATE = trace.DEFAULT_TRACE_STATE
 _get_current_span = trace.get_current_span
+_INVALID_SPAN = trace.INVALID_SPAN
 _time_ns = time.time_ns
 _LOW_64 = (1 << 64) - 1
 _new_tuple = tuple.__new__
@@ -260,9 +261,13 @@ class LeanTracer(trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace.Span:
         parent_span = current_span(context)
-        parent: SpanContext | None = (
-            parent_span.context if type(parent_span) is LeanSpan else parent_span.get_span_context()
-        )
+        parent: SpanContext | None
+        if parent_span is _INVALID_SPAN:  # a new trace (a request without traceparent)
+            parent = None
+        elif type(parent_span) is LeanSpan:
+            parent = parent_span.context
+        else:
+            parent = parent_span.get_span_context()
         # A SpanContext is a tuple: (trace id, span id, is remote, flags, trace state, valid);
         # its properties are Python functions, read here several times a span.
         if parent is not None and parent[5]:

@@ -94,7 +94,7 @@ class AttemptFacts:
         self.model = request.model
         self.deployment = deployment
         self.routed = routed
-        self.params: semconv.Attributes = {}
+        self.params: tuple[Any, ...] | None = None  # semconv.read_parameters'
         self.answer: _Answer | None = None
         self.cost: Decimal | None = None
         self.ttft_ms: float | None = None
@@ -128,7 +128,7 @@ class AttemptFacts:
         """The attempt is over: keep what its span reports, let go of the request."""
         request = self.request
         if request is not None:
-            self.params = semconv.request_parameters(request)
+            self.params = semconv.read_parameters(request)
             self.request = None
         if response is not None:
             self.answer = _read_answer(response)
@@ -141,8 +141,9 @@ class AttemptFacts:
             parts.append(attribute(semconv.ATTEMPT, self.routed[2]))
         if self.request is not None:  # ended without ``ended`` (not by spans.end_attempt)
             self.ended(None)
-        if self.params:
-            parts.append(encode_attributes(self.params, _SPAN_ATTRIBUTE))
+        params = self.params
+        if params is not None and params != _NO_PARAMETERS:
+            parts.append(_parameters(params))
         if self.answer is not None:
             _answer(self.answer, parts)
         if self.cost is not None:
@@ -172,6 +173,26 @@ class AttemptFacts:
                 _attempt_static.clear()
             found = _attempt_static[key] = encode_attributes(attrs, _SPAN_ATTRIBUTE)
         return found
+
+
+# A request's parameter values (semconv.read_parameters) and their types -> their attributes,
+# encoded: most requests give the same few (often none). The types keep 1 apart from 1.0.
+_parameter_fields: dict[tuple[tuple[Any, ...], tuple[type, ...]], bytes] = {}
+_NO_PARAMETERS = (None,) * len(semconv.PARAMETER_NAMES)  # a request that gives none
+
+
+def _parameters(values: tuple[Any, ...]) -> bytes:
+    key = (values, tuple(map(type, values)))
+    try:
+        field = _parameter_fields.get(key)
+    except TypeError:  # a list of stop sequences: not a key
+        return encode_attributes(semconv.parameter_attributes(values), _SPAN_ATTRIBUTE)
+    if field is None:
+        if len(_parameter_fields) >= _MAX_STATIC:
+            _parameter_fields.clear()
+        attrs = semconv.parameter_attributes(values)
+        field = _parameter_fields[key] = encode_attributes(attrs, _SPAN_ATTRIBUTE)
+    return field
 
 
 # An answer's numbers for its span: input, output, cache read, cache creation and reasoning

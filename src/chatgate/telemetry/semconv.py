@@ -8,10 +8,11 @@ that moves between releases, and the library must depend on the API only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ __all__ = [
     "INPUT_MESSAGES",
     "OPERATION",
     "OUTPUT_MESSAGES",
+    "PARAMETER_NAMES",
     "PROVIDER",
     "REQUEST_MODEL",
     "RESPONSE_MODEL",
@@ -39,7 +41,9 @@ __all__ = [
     "deployment_attributes",
     "embedding_request_attributes",
     "embedding_response_attributes",
+    "parameter_attributes",
     "provider_name",
+    "read_parameters",
     "request_parameters",
     "usage_attributes",
 ]
@@ -121,22 +125,37 @@ def chat_request_attributes(request: ChatRequest, deployment: Deployment) -> Att
     return attrs
 
 
+# A request's parameters as one tuple, read in one call (an attempt span's facts keep it).
+PARAMETER_NAMES = (
+    *(name for name, _ in _REQUEST_FIELDS),
+    "max_completion_tokens",
+    "max_tokens",
+    "n",
+    "stop",
+    "stream",
+)
+read_parameters: Callable[[ChatRequest], tuple[Any, ...]] = attrgetter(*PARAMETER_NAMES)
+
+
 def request_parameters(request: ChatRequest) -> Attributes:
     """The ``gen_ai.request.*`` attributes of the parameters the request gives."""
+    return parameter_attributes(read_parameters(request))
+
+
+def parameter_attributes(values: tuple[Any, ...]) -> Attributes:
+    """``request_parameters`` from what ``read_parameters`` read."""
     attrs: Attributes = {}
-    for name, key in _REQUEST_FIELDS:
-        value = getattr(request, name)
+    for (_, key), value in zip(_REQUEST_FIELDS, values, strict=False):
         if value is not None:
             attrs[key] = value
-    if (limit := request.output_limit()) is not None:
+    max_completion_tokens, max_tokens, n, stop, stream = values[len(_REQUEST_FIELDS) :]
+    if (limit := max_completion_tokens or max_tokens) is not None:  # ChatRequest.output_limit
         attrs["gen_ai.request.max_tokens"] = limit
-    if request.n is not None and request.n != 1:
-        attrs["gen_ai.request.choice.count"] = request.n
-    if request.stop is not None:
-        attrs["gen_ai.request.stop_sequences"] = (
-            [request.stop] if isinstance(request.stop, str) else list(request.stop)
-        )
-    if request.stream:
+    if n is not None and n != 1:
+        attrs["gen_ai.request.choice.count"] = n
+    if stop is not None:
+        attrs["gen_ai.request.stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if stream:
         attrs["gen_ai.request.stream"] = True
     return attrs
 

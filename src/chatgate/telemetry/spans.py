@@ -9,9 +9,9 @@ application's SDK (``trace.set_tracer_provider``) is used, unless a provider was
 
 An attempt is a CLIENT span ``chat {model}`` (or ``embeddings {model}``); a routed call is an
 INTERNAL span ``chatgate.route {model_name}`` holding its attempts, except inside a gateway
-request (``RequestScope``), whose server span already holds them and reports the group that
-answered; the router says which attempt of which deployment is running through a context
-variable (``attempt``), read when the attempt span starts.
+request (server/tracing.py marks its context), whose server span already holds them and
+reports the group that answered; the router says which attempt of which deployment is
+running through a context variable (``attempt``), read when the attempt span starts.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from chatgate.telemetry.current import (
     context_with,
     detach,
     get_context,
-    request_context,
 )
 from chatgate.telemetry.propagation import inject_span
 from chatgate.telemetry.recorder import LeanSpan, current_span
@@ -58,7 +57,6 @@ if TYPE_CHECKING:
 __all__ = [
     "NO_SPAN",
     "Current",
-    "RequestScope",
     "attempt",
     "capture_content",
     "current",
@@ -374,14 +372,3 @@ class Current:
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
         detach(self._token)
-
-
-class RequestScope(Current):
-    """A gateway request's span made current, the context marked as a request's: a routed
-    call inside makes no span of its own (``start_route``)."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> Span:
-        self._token = attach(request_context(self._span))
-        return self._span

@@ -19,7 +19,7 @@ from chatgate.telemetry.current import context_with, detach
 from chatgate.telemetry.recorder import LeanSpan, LeanTracer, current_span
 from chatgate.telemetry.records import ServerFacts
 
-__all__ = ["step", "step_under"]
+__all__ = ["step", "step_done"]
 
 _NULL = contextlib.nullcontext()
 
@@ -39,13 +39,23 @@ def step(name: str, *, holds_calls: bool = False) -> contextlib.AbstractContextM
     return _Step(spans.tracer().start_span(name))
 
 
-def step_under(name: str, parent: SpanContext) -> contextlib.AbstractContextManager[Any]:
-    """A step done after its request is over (the spend-log write), as a child of the
-    request's span, whose context was kept. Nothing starts inside it: not made current."""
+def step_done(
+    name: str, parent: SpanContext, start_ns: int, error: BaseException | None = None
+) -> None:
+    """A step done from ``start_ns`` until now after its request was over (the spend-log
+    write), as a child of the request's span, whose context was kept. With the lean recorder
+    it is queued as a ``LateStep``: no span object, id or context on the path."""
+    end_ns = time_ns()
     source = spans.tracer()
     if type(source) is LeanTracer:
-        return _Late(source, name, parent)
-    return _Step(source.start_span(name, context=context_with(NonRecordingSpan(parent))))
+        failed = None if error is None else type(error).__name__
+        source.put_step(parent, (name, start_ns, end_ns, failed))
+        return
+    context = context_with(NonRecordingSpan(parent))
+    span = source.start_span(name, context=context, start_time=start_ns)
+    if error is not None:
+        spans.mark_failed(span, error)
+    span.end(end_ns)
 
 
 class _Timed:
@@ -66,22 +76,6 @@ class _Timed:
             self._facts.steps = [step]
         else:
             steps.append(step)
-
-
-class _Late:
-    """A step timed and queued as a ``LateStep`` of ``parent``: no span object."""
-
-    __slots__ = ("_name", "_parent", "_start", "_tracer")
-
-    def __init__(self, tracer: LeanTracer, name: str, parent: SpanContext) -> None:
-        self._tracer, self._name, self._parent = tracer, name, parent
-
-    def __enter__(self) -> None:
-        self._start = time_ns()
-
-    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
-        failed = None if error is None else type(error).__name__
-        self._tracer.put_step(self._parent, (self._name, self._start, time_ns(), failed))
 
 
 class _Step(spans.Current):
