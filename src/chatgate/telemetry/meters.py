@@ -123,7 +123,7 @@ class Instrument:
 
     def record(self, amount: float, attributes: Attributes) -> None:
         # A known attribute set's series found here, without _series' call: an attempt
-        # makes three of these (docs/observability.md, "Fourth pass").
+        # makes three of these (docs/observability.md, "Cost").
         series = (
             self.series.get(attributes.key) if type(attributes) is FrozenAttributes else None
         ) or self._series(attributes)
