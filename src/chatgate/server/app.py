@@ -35,6 +35,7 @@ from chatgate.server.asgi import (
 )
 from chatgate.server.batch_routes import PREFIXES as BATCH_PREFIXES
 from chatgate.server.batch_routes import batch_route
+from chatgate.server.batch_routes import route_template as batch_route_template
 from chatgate.server.console import UI_PATH, console, console_session
 from chatgate.server.count_tokens_route import count_tokens_route
 from chatgate.server.embeddings_route import embeddings
@@ -152,6 +153,8 @@ def _route_label(path: str) -> str:
         return path
     if path.startswith(MODEL_PREFIXES):
         return "/v1/models/{id}"
+    if path.startswith(BATCH_PREFIXES):
+        return batch_route_template(path) or "other"
     if _is_console(path):
         return UI_PATH
     return "admin" if path.startswith(ADMIN_PREFIX) else "other"
@@ -240,6 +243,8 @@ def _route_of(path: str) -> str | None:
         return path
     if path.startswith(MODEL_PREFIXES):
         return "/v1/models/{id}"
+    if path.startswith(BATCH_PREFIXES):
+        return batch_route_template(path)
     return None
 
 

@@ -57,6 +57,26 @@ from chatgate.server.state import GatewayState
 __all__ = ["PREFIXES", "batch_route"]
 
 PREFIXES = ("/v1/files", "/v1/batches")
+# The routes batch_route serves, by the path's parts after /v1: their templates, for the
+# request span's name and ``http.route`` and the metrics' route label (never the raw path,
+# which carries ids).
+_TEMPLATES = {
+    ("files",): "/v1/files",
+    ("files", "{id}"): "/v1/files/{id}",
+    ("files", "{id}", "content"): "/v1/files/{id}/content",
+    ("batches",): "/v1/batches",
+    ("batches", "{id}"): "/v1/batches/{id}",
+}
+
+
+def route_template(path: str) -> str | None:
+    """The template of a files or batches route this module serves, else None."""
+    parts = path.strip("/").split("/")[1:]
+    if len(parts) >= 2 and parts[1]:
+        parts[1] = "{id}"
+    return _TEMPLATES.get(tuple(parts))
+
+
 _RUNNING = ("validating", "in_progress", "finalizing")
 
 

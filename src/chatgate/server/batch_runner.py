@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from opentelemetry.context import Context
 
 from chatgate.batching.input import BatchInputError, read_items
 from chatgate.batching.provider.plan import batch_deployment
@@ -39,6 +40,7 @@ from chatgate.server.request import failed
 from chatgate.server.request_tags import merge_tags
 from chatgate.server.serving import served_by_failure, take_response
 from chatgate.server.state import GatewayState
+from chatgate.telemetry.current import attach
 from chatgate.types import ChatResponse
 
 __all__ = ["ROUTE_TAGS", "batchable", "start_batch"]
@@ -174,6 +176,9 @@ def _submitted_tags(owner: dict[str, Any]) -> tuple[str, ...]:
 async def _run(
     state: GatewayState, store: BatchStore, batch_id: str, holds: dict[str, Reservation]
 ) -> None:
+    # Not in the trace of the request that started it (this task's copy of its context):
+    # each line a trace of its own, its routed call's span the root.
+    attach(Context())
     folder = store.batch_folder(batch_id)
     spend = _Spend(state, {}, {})
     try:
