@@ -37,6 +37,7 @@ class Span:
     resource: dict[str, Any]
     start_ns: int = 0
     end_ns: int = 0
+    links: list[tuple[str, str]] = field(default_factory=list)  # (trace id, span id), hex
 
 
 @dataclass
@@ -77,6 +78,7 @@ def _spans(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Span]:
                         resource=resource,
                         start_ns=s.start_time_unix_nano,
                         end_ns=s.end_time_unix_nano,
+                        links=[(k.trace_id.hex(), k.span_id.hex()) for k in s.links],
                     )
                 )
     return out

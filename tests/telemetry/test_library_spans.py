@@ -4,6 +4,7 @@ upstream (a real HTTP server on loopback)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from opentelemetry import context as otel_context
@@ -13,7 +14,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import chatgate
 from chatgate import telemetry
+from chatgate.batching import abatch
 from chatgate.errors import RateLimitError
+from chatgate.telemetry import spans as telemetry_spans
 from tests.clock import wait_until
 from tests.fakes.openai_server import (
     FakeOpenAI,
@@ -22,6 +25,7 @@ from tests.fakes.openai_server import (
     error_json,
     text_stream,
 )
+from tests.integration.test_batch import line
 
 MSGS = [{"role": "user", "content": "hi"}]
 
@@ -281,3 +285,36 @@ async def test_a_call_queued_for_an_admission_slot_shows_its_wait_under_its_rout
     [failed] = [w for w in waits if w.status.status_code is StatusCode.ERROR]
     assert failed.attributes is not None
     assert failed.attributes["error.type"] == "RateLimitError"
+
+
+async def test_a_batch_s_lines_are_traces_of_their_own_linked_to_the_span_it_ran_under(
+    fake: FakeOpenAI, spans: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    params = {"model": "openai/gpt-4o-mini", "api_base": fake.base_url, "api_key": "k"}
+    router = chatgate.Router(model_list=[{"model_name": "smart", "params": params}])
+    lines = [line("a", "smart"), line("b", "smart")]
+    with telemetry_spans.tracer().start_as_current_span("nightly job") as job:
+        summary = await abatch(lines, tmp_path / "out.jsonl", router=router)
+    assert summary.done == 2
+    await abatch([line("c", "smart")], tmp_path / "alone.jsonl", router=router)  # no span
+    finished = spans.get_finished_spans()
+    by_id = {
+        str((s.attributes or {})["chatgate.batch.custom_id"]): s
+        for s in finished
+        if s.name == "chatgate.batch.line"
+    }
+    assert sorted(by_id) == ["a", "b", "c"]
+    for custom_id, span in by_id.items():
+        assert span.parent is None  # a trace of its own
+        assert span.attributes is not None
+        assert "chatgate.batch.id" not in span.attributes  # the library's batches have none
+        links = [link.context for link in span.links]
+        assert links == ([job.get_span_context()] if custom_id != "c" else [])
+        [route] = [
+            s
+            for s in finished
+            if s.name == "chatgate.route smart" and s.context.trace_id == span.context.trace_id
+        ]
+        assert route.parent is not None
+        assert route.parent.span_id == span.context.span_id
+    assert len({s.context.trace_id for s in by_id.values()}) == 3

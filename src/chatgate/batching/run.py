@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.trace import SpanContext
+
 from chatgate.batching.input import BatchInputError, BatchItem, Source, collect_items, where_of
 from chatgate.batching.output import (
     LineHook,
@@ -29,6 +31,7 @@ from chatgate.cost.budgets import Reservation
 from chatgate.errors import ChatgateError, InvalidRequestError
 from chatgate.router import Router
 from chatgate.router.fallbacks import Allowed
+from chatgate.telemetry import steps
 from chatgate.transport.loop_thread import run_sync
 from chatgate.types import ChatResponse
 
@@ -54,16 +57,22 @@ class BatchRun:
         on_line: LineHook | None = None,
         allowed: Allowed | None = None,
         tags: Collection[str] | None = None,
+        batch_id: str | None = None,
+        linked_to: SpanContext | None = None,
     ) -> None:
         """``allowed``: the model groups a caller may be served by, fallbacks included (the
         gateway's key allowlist); None: any. ``tags``: every line is routed only to
-        deployments carrying all of them (a routed call's ``tags=``)."""
+        deployments carrying all of them (a routed call's ``tags=``). Traced, each line is a
+        trace of its own (``steps.batch_line``: ``batch_id`` on it), linked to ``linked_to``,
+        by default the span current when the run starts."""
         self.tags = route_tags(tags)
         self._route_tags = tuple(sorted(self.tags))
         if concurrency < 1:
             raise InvalidRequestError("concurrency must be at least 1", param="concurrency")
         if max_cost is not None and max_cost < 0:
             raise InvalidRequestError("max_cost must be 0 or more (USD)", param="max_cost")
+        self.batch_id = batch_id
+        self._link = linked_to
         self.source = source
         self.output = Path(output_path)
         self.router = router
@@ -105,6 +114,8 @@ class BatchRun:
 
     async def run(self) -> BatchSummary:
         started = time.perf_counter()
+        if self._link is None:
+            self._link = steps.current_link()
         try:
             with OutputFile(self.output) as out:
                 await self._start_all(out)
@@ -167,9 +178,10 @@ class BatchRun:
         outcome: ChatResponse | ChatgateError
         try:
             try:
-                result = await self.router.aroute(
-                    item.request, allowed=self.allowed, tags=self._route_tags
-                )
+                with steps.batch_line(item.custom_id, self.batch_id, self._link):
+                    result = await self.router.aroute(
+                        item.request, allowed=self.allowed, tags=self._route_tags
+                    )
             except asyncio.CancelledError:
                 self.summary.unsent += 1  # cancelled in flight: no line, it runs again on resume
                 return

@@ -38,6 +38,7 @@ from chatgate.server.batch_runner import ROUTE_TAGS, batchable, start_batch
 from chatgate.server.batch_store import (
     KEY_FIELD,
     OWNER_FIELD,
+    TRACE_FIELD,
     BatchStore,
     batch_dir,
     new_id,
@@ -53,6 +54,8 @@ from chatgate.server.request_tags import charged
 from chatgate.server.services import database_url
 from chatgate.server.serving import add_body_tags, allowed_groups, payer_of
 from chatgate.server.state import GatewayState
+from chatgate.telemetry import steps
+from chatgate.telemetry.propagation import traceparent_of
 
 __all__ = ["PREFIXES", "batch_route"]
 
@@ -283,6 +286,8 @@ async def _create(
         OWNER_FIELD: owner_of(ctx),
         KEY_FIELD: _owner(ctx, payer, own),
     }  # fmt: skip
+    if (submitted := steps.current_link()) is not None:
+        record[TRACE_FIELD] = traceparent_of(submitted)
     store.save_batch(record)
     start_batch(state, store, batch_id, holds)
     return record

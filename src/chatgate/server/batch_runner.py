@@ -34,13 +34,14 @@ from chatgate.batching.provider.run import ProviderBatchRun
 from chatgate.batching.run import BatchRun
 from chatgate.cost.budgets import Budget, Reservation, Window
 from chatgate.errors import ChatgateError
-from chatgate.server.batch_store import KEY_FIELD, OWNER_FIELD, BatchStore
+from chatgate.server.batch_store import KEY_FIELD, OWNER_FIELD, TRACE_FIELD, BatchStore
 from chatgate.server.context import RequestContext, usage_record
 from chatgate.server.request import failed
 from chatgate.server.request_tags import merge_tags
 from chatgate.server.serving import served_by_failure, take_response
 from chatgate.server.state import GatewayState
 from chatgate.telemetry.current import attach
+from chatgate.telemetry.propagation import span_context_of
 from chatgate.types import ChatResponse
 
 __all__ = ["ROUTE_TAGS", "batchable", "start_batch"]
@@ -259,8 +260,9 @@ async def _execute(
         models = set((record.get(KEY_FIELD) or {}).get("models") or ())
         allowed = models.__contains__ if models else None  # the key's allowlist, fallbacks too
         run = BatchRun(
-            live, out, router=router, concurrency=8, on_line=spend, allowed=allowed, tags=tags
-        )
+            live, out, router=router, concurrency=8, on_line=spend, allowed=allowed, tags=tags,
+            batch_id=record["id"], linked_to=span_context_of(record.get(TRACE_FIELD)),
+        )  # fmt: skip
         run.prepare()
         await run.run()
     if provider.stat().st_size:

@@ -27,6 +27,7 @@ __all__ = [
     "BATCH_DIR_ENV",
     "KEY_FIELD",
     "OWNER_FIELD",
+    "TRACE_FIELD",
     "BatchStore",
     "batch_dir",
     "new_id",
@@ -37,6 +38,7 @@ __all__ = [
 BATCH_DIR_ENV = "CHATGATE_BATCH_DIR"
 OWNER_FIELD = "chatgate_owner"  # stored records only, never in answers: who may see it
 KEY_FIELD = "chatgate_key"  # the key's id, user and team, for the spend rows
+TRACE_FIELD = "chatgate_trace"  # the submitting request's span (traceparent): lines link it
 
 
 def batch_dir(database_url: str) -> Path:

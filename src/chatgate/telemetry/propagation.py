@@ -18,13 +18,13 @@ from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.trace import DEFAULT_TRACE_STATE, Span
+from opentelemetry.trace import DEFAULT_TRACE_STATE, Span, SpanContext, get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from chatgate.telemetry.current import context_with, get_context
 from chatgate.telemetry.recorder import LeanSpan
 
-__all__ = ["inject_span"]
+__all__ = ["inject_span", "span_context_of", "traceparent_of"]
 
 _W3C = (
     [TraceContextTextMapPropagator, W3CBaggagePropagator],
@@ -61,3 +61,21 @@ def inject_span(span: Span, headers: MutableMapping[str, str]) -> None:
             headers["tracestate"] = state.to_header()
         return
     propagate.inject(headers, context=context_with(span))
+
+
+def traceparent_of(context: SpanContext) -> str:
+    """``context`` as a W3C ``traceparent`` value (to be stored, and read back by
+    ``span_context_of``)."""
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def span_context_of(traceparent: object) -> SpanContext | None:
+    """The span context a stored ``traceparent`` names (None: none, or not a valid one)."""
+    if not isinstance(traceparent, str):
+        return None
+    context = _TRACE_CONTEXT.extract({"traceparent": traceparent})
+    found = get_current_span(context).get_span_context()
+    return found if found.is_valid else None
+
+
+_TRACE_CONTEXT = TraceContextTextMapPropagator()

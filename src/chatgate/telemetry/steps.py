@@ -12,14 +12,15 @@ import contextlib
 from time import time_ns
 from typing import Any
 
-from opentelemetry.trace import NonRecordingSpan, SpanContext
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind
 
 from chatgate.telemetry import spans
 from chatgate.telemetry.current import context_with, detach
 from chatgate.telemetry.recorder import LeanSpan, LeanTracer, current_span
 from chatgate.telemetry.records import ServerFacts
 
-__all__ = ["step", "step_done"]
+__all__ = ["batch_line", "current_link", "step", "step_done"]
 
 _NULL = contextlib.nullcontext()
 
@@ -56,6 +57,38 @@ def step_done(
     if error is not None:
         spans.mark_failed(span, error)
     span.end(end_ns)
+
+
+def current_link() -> SpanContext | None:
+    """The current span's context, for a batch's lines to link to (None: nobody collects
+    spans, or there is no current span)."""
+    if spans.off():
+        return None
+    context = current_span().get_span_context()
+    return context if context.is_valid else None
+
+
+def batch_line(
+    custom_id: str, batch_id: str | None, link: SpanContext | None
+) -> contextlib.AbstractContextManager[Any]:
+    """A batch's line as a trace of its own: the root span ``chatgate.batch.line`` (the
+    line's ``custom_id``, the batch's id when it has one), linked to the span the batch was
+    started under (``link``), made current for the line's routed call. A batch of 50,000
+    lines in one trace is no trace anyone reads; the link keeps the way back to the request
+    that submitted it (as OpenTelemetry's messaging conventions do for a batch's messages)."""
+    if spans.off():
+        return _NULL
+    attributes = {"chatgate.batch.custom_id": custom_id}
+    if batch_id is not None:
+        attributes["chatgate.batch.id"] = batch_id
+    span = spans.tracer().start_span(
+        "chatgate.batch.line",
+        context=Context(),  # a root: not the caller's span's child
+        kind=SpanKind.INTERNAL,
+        attributes=attributes,
+        links=[Link(link)] if link is not None else None,
+    )
+    return _Step(span)
 
 
 class _Timed:
