@@ -105,7 +105,7 @@ class Gateway:
     def _spend_record(self, ctx: RequestContext) -> None:
         spend = self.services.spend
         if spend is not None and ctx.requested_model is not None:
-            if ctx.span_context is None:  # not traced: no span, no ``with``
+            if ctx.span_context is None:  # not traced: no step to record
                 spend.emit(usage_record(ctx))
                 return
             started = time.time_ns()

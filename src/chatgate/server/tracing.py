@@ -85,6 +85,7 @@ class TracingMiddleware:
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             raise
         finally:
+            detach(token)
             status = sending.status
             if status:
                 if facts is not None:
@@ -95,7 +96,6 @@ class TracingMiddleware:
                     span.set_attribute(semconv.ERROR_TYPE, str(status))
                     span.set_status(Status(StatusCode.ERROR))
             span.end()
-            detach(token)
 
     def _name_of(self, method: str, path: str, scheme: str) -> tuple[str, Static]:
         key = (method, path, scheme)

@@ -1,5 +1,6 @@
-"""The gateway's steps as spans: authentication, the budget hold and the cache lookup under
-the request's span, and the spend-log write after it (telemetry/spans.py makes the rest).
+"""The steps of a call as spans: authentication, the budget hold, the cache lookup and an
+admission wait under the request's span, the spend-log write after it, and a batch's line
+as the root of a trace of its own (telemetry/spans.py makes the rest).
 
 Under the gateway's own server span (the lean recorder) a step is only timed onto the span's
 facts, two clock reads, and exported as its child span (telemetry/otlp.py); with an SDK each
