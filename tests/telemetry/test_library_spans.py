@@ -261,7 +261,7 @@ def test_the_blocking_api_puts_its_span_under_the_callers_span(
 async def test_a_call_queued_for_an_admission_slot_shows_its_wait_under_its_route_span(
     fake: FakeOpenAI, spans: InMemorySpanExporter
 ) -> None:
-    fake.script(Reply(delay_s=0.3, json=completion_json("slow")))
+    fake.script(Reply(delay_s=1.0, json=completion_json("slow")))
     params = {"model": "openai/gpt-4o-mini", "api_base": fake.base_url, "api_key": "k"}
     router = chatgate.Router(
         model_list=[{"model_name": "smart", "params": params}],
