@@ -72,9 +72,14 @@ _TEMPLATES = {
 }
 
 
+def _parts(path: str) -> list[str]:
+    """A files or batches path's parts after /v1: ["files", id, "content"], ["batches", id]."""
+    return path.strip("/").split("/")[1:]
+
+
 def route_template(path: str) -> str | None:
     """The template of a files or batches route this module serves, else None."""
-    parts = path.strip("/").split("/")[1:]
+    parts = _parts(path)
     if len(parts) >= 2 and parts[1]:
         parts[1] = "{id}"
     return _TEMPLATES.get(tuple(parts))
@@ -91,7 +96,7 @@ async def batch_route(request: GatewayRequest) -> None:
     scope, receive, send = request.scope, request.receive, request.send
     state, ctx = request.state, request.ctx
     method, path = scope["method"], request.path
-    parts = path.strip("/").split("/")[1:]  # ["files", id, "content"] / ["batches", id]
+    parts = _parts(path)
     store = _store(state)
     if method == "POST" and parts in (["files"], ["batches"]):
         body = await read_body(receive, state.config.general_settings.max_request_bytes)

@@ -21,7 +21,7 @@ from chatgate.server.asgi import Receive, Scope, Send, StatusWatch
 from chatgate.server.context import RequestContext
 from chatgate.server.request_tags import row_tags
 from chatgate.telemetry import metrics, semconv, spans, steps
-from chatgate.telemetry.current import attach, detach, request_context
+from chatgate.telemetry.current import attach, context_with, detach
 from chatgate.telemetry.recorder import LeanSpan, LeanTracer, current_span
 from chatgate.telemetry.records import ServerFacts, Static, context_attributes
 
@@ -77,7 +77,7 @@ class TracingMiddleware:
         sending = StatusWatch(send)
         # The span made current, the context marked as a request's: a routed call inside is
         # no span of its own (spans.start_route).
-        token = attach(request_context(span))
+        token = attach(context_with(span, request=True))
         try:
             await self._app(scope, receive, sending)
         except BaseException as exc:

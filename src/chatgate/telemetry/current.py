@@ -22,7 +22,6 @@ __all__ = [
     "context_with",
     "detach",
     "get_context",
-    "request_context",
 ]
 
 if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext:
@@ -45,21 +44,16 @@ def detach(token: Token[Context]) -> None:
         otel_context.detach(token)
 
 
-def context_with(span: trace.Span) -> Context:
-    """``trace.set_span_in_context(span)`` over the current context, in one step."""
-    values = dict(get_context())
-    values[_SPAN_KEY] = span
-    return Context(values)
-
-
 # Set in the context of a gateway request (its server span's): a routed call inside it is no
 # span of its own (telemetry/spans.py ``start_route``).
 IN_REQUEST = otel_context.create_key("chatgate-gateway-request")
 
 
-def request_context(span: trace.Span) -> Context:
-    """``context_with(span)``, marked as a gateway request's."""
+def context_with(span: trace.Span, *, request: bool = False) -> Context:
+    """``trace.set_span_in_context(span)`` over the current context, in one step;
+    ``request``: marked as a gateway request's (``IN_REQUEST``)."""
     values = dict(get_context())
     values[_SPAN_KEY] = span
-    values[IN_REQUEST] = True
+    if request:
+        values[IN_REQUEST] = True
     return Context(values)

@@ -31,6 +31,7 @@ _W3C = (
     [TraceContextTextMapPropagator],
 )
 _seen: tuple[TextMapPropagator | None, bool] = (None, False)
+_TRACEPARENT = "00-{:032x}-{:016x}-{:02x}".format  # trace id, span id, flags
 _NO_STATE = DEFAULT_TRACE_STATE
 
 
@@ -56,7 +57,7 @@ def inject_span(span: Span, headers: MutableMapping[str, str]) -> None:
         trace_id, span_id, _, flags, state, _ = (
             span.context if type(span) is LeanSpan else span.get_span_context()
         )
-        headers["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+        headers["traceparent"] = _TRACEPARENT(trace_id, span_id, flags)
         if state is not _NO_STATE and state:  # a TraceState's truth is a Python call
             headers["tracestate"] = state.to_header()
         return
@@ -66,7 +67,7 @@ def inject_span(span: Span, headers: MutableMapping[str, str]) -> None:
 def traceparent_of(context: SpanContext) -> str:
     """``context`` as a W3C ``traceparent`` value (to be stored, and read back by
     ``span_context_of``)."""
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+    return _TRACEPARENT(context.trace_id, context.span_id, context.trace_flags)
 
 
 def span_context_of(traceparent: object) -> SpanContext | None:
